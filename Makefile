@@ -1,0 +1,107 @@
+# hv: build, run and test. `make` builds build/hv.efi; `make run` boots it under
+# Bochs with the demo payload; `make test` runs everything CI checks.
+# Both install missing Debian packages when run as root (tests/tools/deps.sh).
+
+B        := build
+CC       := gcc
+LD       := ld
+OBJCOPY  := objcopy
+GCCINC   := $(shell $(CC) -print-file-name=include)
+LIBGCC   := $(shell $(CC) -print-libgcc-file-name)
+NEWLIB   := $(B)/newlib/install/x86_64-elf
+BOCHS    := $(B)/bochs/bin/bochs
+OVMF     := /usr/share/ovmf/OVMF.fd
+
+WARN     := -Wall -Wextra -Wno-unused-parameter
+# The core: freestanding, position independent, never touches SSE/x87 state (the guest's).
+CORE_CFLAGS := -std=gnu11 -O2 -g $(WARN) -ffreestanding -fpie -fvisibility=hidden \
+	-mgeneral-regs-only -mno-red-zone -fno-stack-protector -ffunction-sections -fdata-sections \
+	-nostdinc -isystem $(NEWLIB)/include -idirafter $(GCCINC) -I.
+CORE_DIRS := lib vmx regcache nested hv
+CORE_SRC := $(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.c))
+CORE_ASM := $(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.asm))
+CORE_OBJ := $(CORE_SRC:%.c=$(B)/core/%.o) $(CORE_ASM:%.asm=$(B)/core/%.o)
+
+# boot/ and the test payload: GNU-EFI applications.
+EFI_CFLAGS := -std=gnu11 -O2 -g $(WARN) -ffreestanding -fpic -fshort-wchar -mno-red-zone \
+	-fno-stack-protector -DGNU_EFI_USE_MS_ABI -I/usr/include/efi -I/usr/include/efi/x86_64 -I.
+EFI_LDFLAGS := -nostdlib -znocombreloc -z noexecstack -T /usr/lib/elf_x86_64_efi.lds -shared -Bsymbolic -L/usr/lib \
+	/usr/lib/crt0-efi-x86_64.o
+EFI_SECTIONS := -j .text -j .sdata -j .data -j .dynamic -j .dynsym -j .rel -j .rela -j .reloc
+BOOT_SRC := $(wildcard boot/*.c)
+BOOT_SRC := $(filter-out boot/scramble_tool.c,$(BOOT_SRC))
+BOOT_OBJ := $(BOOT_SRC:%.c=$(B)/efi/%.o) $(B)/efi/lib/serial.o
+PAYLOAD_SRC := $(wildcard tests/payload/*.c)
+PAYLOAD_OBJ := $(PAYLOAD_SRC:%.c=$(B)/efi/%.o) $(B)/efi/lib/serial.o
+
+.PHONY: all deps deps-test newlib bochs run test unit boot-tests clean
+all: $(B)/hv.efi $(B)/payload.efi
+
+deps:
+	@tests/tools/deps.sh build
+deps-test:
+	@tests/tools/deps.sh test
+
+# newlib is slow to build: once, behind a stamp keyed on tarball, script and flags.
+newlib $(NEWLIB)/lib/libc.a: | deps
+	@tests/tools/build-newlib.sh $(B)/newlib
+bochs $(BOCHS): | deps-test
+	@tests/tools/build-bochs.sh $(B)/bochs
+
+$(B)/core/%.o: %.c | $(NEWLIB)/lib/libc.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CORE_CFLAGS) -MMD -c $< -o $@
+$(B)/core/%.o: %.asm
+	@mkdir -p $(dir $@)
+	nasm -f elf64 -g -o $@ $<
+
+$(B)/core.elf: $(CORE_OBJ) linker.ld $(NEWLIB)/lib/libc.a
+	$(LD) -pie --no-dynamic-linker -z notext -z norelro -z noexecstack --no-warn-rwx-segments -nostdlib --gc-sections -Bsymbolic \
+		--undefined=hv_cpu_main -T linker.ld -o $@ $(CORE_OBJ) $(NEWLIB)/lib/libc.a $(LIBGCC)
+	@# boot/ applies only R_X86_64_RELATIVE; anything else would be a silent miscompile.
+	@if readelf -rW $@ | awk '/^ *[0-9a-f]+ +[0-9a-f]+ R_X86/ && $$3 != "R_X86_64_RELATIVE"' | grep -q .; then \
+		echo "core.elf: relocations other than R_X86_64_RELATIVE:"; readelf -rW $@ | grep -v RELATIVE; exit 1; fi
+	@# hv never touches SSE state: it belongs to the guest.
+	@if objdump -d $@ | grep -qE '%[xy]mm[0-9]'; then echo "core.elf uses SSE registers:"; \
+		objdump -d $@ | grep -E '%[xy]mm[0-9]' | head; exit 1; fi
+
+$(B)/core.bin: $(B)/core.elf
+	$(OBJCOPY) -O binary $< $@
+
+$(B)/host/scramble: boot/scramble_tool.c boot/scramble.h
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -o $@ $<
+$(B)/core.scr: $(B)/core.bin $(B)/host/scramble
+	$(B)/host/scramble $< $@
+$(B)/efi/core_blob.o: $(B)/core.scr
+	@mkdir -p $(dir $@)
+	cd $(B) && $(OBJCOPY) -I binary -O elf64-x86-64 -B i386:x86-64 \
+		--redefine-sym _binary_core_scr_start=hv_core_blob --redefine-sym _binary_core_scr_end=hv_core_blob_end \
+		--strip-symbol _binary_core_scr_size core.scr efi/core_blob.o
+
+$(B)/efi/%.o: %.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(EFI_CFLAGS) -MMD -c $< -o $@
+
+$(B)/hv.so: $(BOOT_OBJ) $(B)/efi/core_blob.o
+	$(LD) $(EFI_LDFLAGS) -o $@ $^ -lefi -lgnuefi
+$(B)/payload.so: $(PAYLOAD_OBJ)
+	$(LD) $(EFI_LDFLAGS) -o $@ $^ -lefi -lgnuefi
+$(B)/%.efi: $(B)/%.so
+	$(OBJCOPY) $(EFI_SECTIONS) --target efi-app-x86_64 --subsystem=10 $< $@
+	@echo "built $@ ($$(stat -c %s $@) bytes)"
+
+-include $(shell find $(B)/core $(B)/efi -name '*.d' 2>/dev/null)
+
+# ---- tests ----
+run: all $(BOCHS)
+	@tests/boot/run-demo.sh
+
+test: all $(BOCHS) | deps-test
+	@tests/run-tests.sh
+
+unit: | deps
+	@tests/run-tests.sh unit
+
+clean:
+	rm -rf $(B)/core $(B)/efi $(B)/host $(B)/tests $(B)/*.efi $(B)/*.so $(B)/core.*

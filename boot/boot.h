@@ -1,0 +1,32 @@
+/* boot/: the UEFI application. Only code in this folder calls UEFI. */
+#ifndef BOOT_BOOT_H
+#define BOOT_BOOT_H
+#include <efi.h>
+#include <efilib.h>
+#include "../hv/handoff.h"
+#include "log.h"
+
+#define HV_HEAP_SIZE (6ull << 20) /* core allocator: per-CPU VMCS, stacks, EPT tables */
+
+/* fs.c: files on the device hv.efi was loaded from */
+EFI_STATUS fs_read(EFI_HANDLE device, const CHAR16 *path, void **data, UINTN *size, UINTN max);
+void path_dir_of(const EFI_DEVICE_PATH *fp, CHAR16 *dir, UINTN cap);  /* "\EFI\BOOT" */
+void path_join(CHAR16 *out, UINTN cap, const CHAR16 *dir, const char *name);
+void ascii_to_ucs2(CHAR16 *out, UINTN cap, const char *s);
+void ucs2_to_ascii(char *out, UINTN cap, const CHAR16 *s);
+
+/* load.c: the core image in reserved memory, page tables, handoff */
+struct core {
+    struct hv_handoff *handoff;
+    int (*main)(struct hv_handoff *);
+    int (*cpu_main)(struct hv_handoff *, uint32_t);
+};
+EFI_STATUS core_load(struct core *core, const struct hv_config *cfg);
+
+/* mp.c: the firmware's MP services */
+EFI_STATUS mp_cpus(struct hv_handoff *h);
+EFI_STATUS mp_run_aps(struct core *core);
+
+/* next.c: the next stage */
+EFI_STATUS next_start(EFI_HANDLE self, EFI_HANDLE device, const struct hv_config *cfg);
+#endif

@@ -1,0 +1,131 @@
+#include "config.h"
+
+enum { LOG_ERROR_, LOG_WARN_, LOG_INFO_, LOG_DEBUG_ }; /* = enum log_level */
+
+static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+static char lower(char c) { return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c; }
+
+static int word_eq(const char *s, size_t n, const char *w)
+{
+    size_t i = 0;
+    for (; i < n && w[i]; i++)
+        if (lower(s[i]) != w[i])
+            return 0;
+    return i == n && !w[i];
+}
+
+void config_defaults(struct hv_config *cfg)
+{
+    char *p = (char *)cfg;
+    for (size_t i = 0; i < sizeof(*cfg); i++)
+        p[i] = 0;
+    cfg->serial_port = 0x3f8;
+    cfg->log_level = LOG_INFO_;
+    cfg->nested = 1;
+    cfg->vmx = 1;
+}
+
+static int parse_bool(const char *v, size_t n, uint8_t *out)
+{
+    if (word_eq(v, n, "on") || word_eq(v, n, "1") || word_eq(v, n, "yes") || word_eq(v, n, "true"))
+        return *out = 1, 1;
+    if (word_eq(v, n, "off") || word_eq(v, n, "0") || word_eq(v, n, "no") || word_eq(v, n, "false"))
+        return *out = 0, 1;
+    return 0;
+}
+
+static int parse_port(const char *v, size_t n, uint16_t *out)
+{
+    static const uint16_t com[] = {0x3f8, 0x2f8, 0x3e8, 0x2e8};
+    if (word_eq(v, n, "off"))
+        return *out = 0, 1;
+    if (n == 4 && lower(v[0]) == 'c' && lower(v[1]) == 'o' && lower(v[2]) == 'm' && v[3] >= '1' && v[3] <= '4')
+        return *out = com[v[3] - '1'], 1;
+    if (n < 3 || v[0] != '0' || lower(v[1]) != 'x')
+        return 0;
+    uint32_t x = 0;
+    for (size_t i = 2; i < n; i++) {
+        char c = lower(v[i]);
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0 || (x = x * 16 + (uint32_t)d) > 0xfff8)
+            return 0;
+    }
+    if (!x)
+        return 0;
+    *out = (uint16_t)x;
+    return 1;
+}
+
+static int copy_str(char *dst, size_t cap, const char *v, size_t n, int is_path)
+{
+    if (n >= cap)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = v[i];
+        if ((unsigned char)c < 0x20 || (unsigned char)c >= 0x7f)
+            return 0; /* ASCII only: it becomes UCS-2 one byte per char */
+        dst[i] = is_path && c == '/' ? '\\' : c;
+    }
+    dst[n] = 0;
+    return 1;
+}
+
+static unsigned parse_line(struct hv_config *cfg, unsigned no, const char *s, size_t n, config_diag_fn diag, void *ctx)
+{
+#define BAD(msg) (diag ? diag(ctx, no, msg, s, n) : (void)0, 1u)
+    while (n && is_space(*s))
+        s++, n--;
+    while (n && is_space(s[n - 1]))
+        n--;
+    if (!n || *s == '#')
+        return 0;
+    size_t eq = 0;
+    while (eq < n && s[eq] != '=')
+        eq++;
+    if (eq == n)
+        return BAD("not key=value");
+    size_t kn = eq;
+    while (kn && is_space(s[kn - 1]))
+        kn--;
+    const char *v = s + eq + 1;
+    size_t vn = n - eq - 1;
+    while (vn && is_space(*v))
+        v++, vn--;
+    if (word_eq(s, kn, "next"))
+        return copy_str(cfg->next, sizeof(cfg->next), v, vn, 1) ? 0 : BAD("bad path (ASCII, shorter than 256)");
+    if (word_eq(s, kn, "args"))
+        return copy_str(cfg->args, sizeof(cfg->args), v, vn, 0) ? 0 : BAD("bad args (ASCII, shorter than 512)");
+    if (word_eq(s, kn, "serial"))
+        return parse_port(v, vn, &cfg->serial_port) ? 0 : BAD("bad serial port (com1..com4, 0xNNN or off)");
+    if (word_eq(s, kn, "nested"))
+        return parse_bool(v, vn, &cfg->nested) ? 0 : BAD("bad value for nested (on/off)");
+    if (word_eq(s, kn, "vmx"))
+        return parse_bool(v, vn, &cfg->vmx) ? 0 : BAD("bad value for vmx (on/off)");
+    if (word_eq(s, kn, "log")) {
+        static const char *const lv[] = {"error", "warn", "info", "debug"};
+        for (uint8_t i = 0; i < 4; i++)
+            if (word_eq(v, vn, lv[i]))
+                return cfg->log_level = i, 0;
+        return BAD("bad log level (error, warn, info, debug)");
+    }
+    return BAD("unknown key");
+#undef BAD
+}
+
+unsigned config_parse(struct hv_config *cfg, const char *text, size_t len, config_diag_fn diag, void *ctx)
+{
+    unsigned problems = 0, no = 1;
+    size_t start = 0;
+    /* A UTF-8 byte order mark, as Windows editors write it, is not part of the first key. */
+    if (len >= 3 && (unsigned char)text[0] == 0xef && (unsigned char)text[1] == 0xbb && (unsigned char)text[2] == 0xbf)
+        start = 3;
+    for (size_t i = start; i <= len; i++) {
+        if (i == len || text[i] == '\n') {
+            problems += parse_line(cfg, no++, text + start, i - start, diag, ctx);
+            start = i + 1;
+        } else if (text[i] == 0) {
+            return problems + (diag ? diag(ctx, no, "NUL byte: file is not text", "", 0), 1u : 1u);
+        }
+    }
+    return problems;
+}

@@ -1,0 +1,90 @@
+/*
+ * The one interface between boot/ (the UEFI application) and the core.
+ *
+ * boot/ copies the core image into EfiReservedMemoryType pages, applies its
+ * relocations, builds the host page tables, fills a struct hv_handoff (which
+ * lives in that same reserved memory, so it outlives ExitBootServices) and calls
+ * the entry points named in the image header. The core never calls UEFI.
+ * Both sides are compiled from this header; HV_HANDOFF_VERSION changes whenever
+ * the layout does, and the core refuses a handoff of another version.
+ */
+#ifndef HV_HANDOFF_H
+#define HV_HANDOFF_H
+#include <stdint.h>
+
+#define HV_IMAGE_MAGIC 0x45524f4356480a7full /* "\x7f\nHVCORE" */
+#define HV_HANDOFF_MAGIC 0x46464f444e414856ull /* "HVANDOFF" */
+#define HV_HANDOFF_VERSION 1
+
+#define HV_MAX_CPUS 64
+#define HV_MAX_MEM 256
+#define HV_PATH_MAX 256
+#define HV_ARGS_MAX 512
+
+/* At offset 0 of the core image. All offsets are from the image's load address. */
+struct hv_image_header {
+    uint64_t magic;
+    uint32_t version;      /* HV_HANDOFF_VERSION the core was built for */
+    uint32_t header_size;
+    uint64_t file_size;    /* bytes to copy */
+    uint64_t mem_size;     /* bytes the image occupies once .bss is added (zeroed by boot) */
+    uint64_t rela_start;   /* Elf64_Rela[] of R_X86_64_RELATIVE relocations */
+    uint64_t rela_end;
+    uint64_t entry;        /* int hv_main(struct hv_handoff *) on the boot CPU */
+    uint64_t cpu_entry;    /* int hv_cpu_main(struct hv_handoff *, uint32_t cpu) on each AP */
+    uint64_t reserved;
+};
+
+enum hv_mem_type {
+    HV_MEM_RAM = 1,       /* usable by the OS after ExitBootServices */
+    HV_MEM_RESERVED = 2,  /* firmware reserved, ACPI NVS, runtime services */
+    HV_MEM_ACPI = 3,      /* ACPI reclaim */
+    HV_MEM_MMIO = 4,
+    HV_MEM_HV = 5,        /* hv's own region: hidden from every guest */
+};
+
+struct hv_mem_range {
+    uint64_t base;
+    uint64_t size;
+    uint32_t type; /* enum hv_mem_type */
+    uint32_t pad;
+};
+
+struct hv_cpu {
+    uint32_t apic_id;
+    uint32_t flags; /* HV_CPU_BSP */
+};
+#define HV_CPU_BSP 1u
+
+/* Parsed hv.cfg (see docs/config.md). */
+struct hv_config {
+    char next[HV_PATH_MAX];   /* next stage, absolute path on hv's device; "" = return to firmware */
+    char args[HV_ARGS_MAX];   /* its load options */
+    uint16_t serial_port;     /* 0 = no serial log */
+    uint8_t log_level;        /* enum log_level */
+    uint8_t nested;           /* emulate VMX for the guest */
+    uint8_t vmx;              /* 0: never enter VMX operation (debugging aid) */
+    uint8_t pad[3];
+};
+
+struct hv_handoff {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t size;            /* sizeof(struct hv_handoff) */
+    uint64_t hv_base;         /* hv's reserved region: image, handoff, page tables, heap */
+    uint64_t hv_size;
+    uint64_t image_base;
+    uint64_t image_size;      /* mem_size rounded to pages */
+    uint64_t heap_base;       /* free part of the region, for the core's allocator */
+    uint64_t heap_size;
+    uint64_t host_cr3;        /* identity map of all physical memory, built by boot/ */
+    uint64_t host_map_limit;  /* first address the host page tables do not map */
+    uint64_t rsdp;            /* ACPI 2.0+ RSDP, 0 if none */
+    uint32_t ncpus;
+    uint32_t nmem;
+    struct hv_cpu cpus[HV_MAX_CPUS];
+    struct hv_mem_range mem[HV_MAX_MEM];
+    struct hv_config cfg;
+    char boot_path[HV_PATH_MAX]; /* where hv.efi was loaded from, for the log */
+};
+#endif

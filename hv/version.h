@@ -1,0 +1,4 @@
+#ifndef HV_VERSION_H
+#define HV_VERSION_H
+#define HV_VERSION "0.1.0"
+#endif

@@ -1,0 +1,23 @@
+/* The serial log: every line "hv: " + level tag + text. */
+#ifndef LIB_LOG_H
+#define LIB_LOG_H
+#include <stdarg.h>
+#include <stddef.h>
+
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+void log_set_level(enum log_level l);
+enum log_level log_get_level(void);
+/* Where finished lines go (serial_write in hv; a buffer in host tests). */
+void log_set_sink(void (*sink)(const char *s, size_t n));
+void log_printf(enum log_level l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_vprintf(enum log_level l, const char *fmt, va_list ap);
+/* Format one line into buf (no trailing newline is added); returns its length. */
+size_t log_format(char *buf, size_t size, enum log_level l, const char *fmt, va_list ap);
+const char *log_level_name(enum log_level l);
+
+#define log_err(...) log_printf(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) log_printf(LOG_WARN, __VA_ARGS__)
+#define log_info(...) log_printf(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_printf(LOG_DEBUG, __VA_ARGS__)
+#endif

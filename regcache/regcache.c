@@ -1,0 +1,151 @@
+#include "regcache.h"
+#include "lib/log.h"
+#include "vmx/vmcs.h"
+
+/*
+ * One-time warnings, keyed by a string (helper name or condition). A bug in a
+ * hot path would otherwise flood the serial log once per exit. Two CPUs racing
+ * on the same new key can at worst print it twice, which is harmless.
+ */
+#define WARN_KEYS 32
+static const char *warned[WARN_KEYS];
+static bool warned_overflow;
+
+static bool same_str(const char *a, const char *b)
+{
+    while (*a && *a == *b)
+        a++, b++;
+    return *a == *b;
+}
+
+/* True the first time key is seen. */
+static bool first_time(const char *key)
+{
+    for (int i = 0; i < WARN_KEYS; i++) {
+        if (!warned[i]) {
+            warned[i] = key;
+            return true;
+        }
+        if (warned[i] == key || same_str(warned[i], key))
+            return false;
+    }
+    /* Table full: say so once rather than repeat every warning forever. */
+    if (warned_overflow)
+        return false;
+    warned_overflow = true;
+    return true;
+}
+
+void regcache_warn_reset(void)
+{
+    for (int i = 0; i < WARN_KEYS; i++)
+        warned[i] = NULL;
+    warned_overflow = false;
+}
+
+void regcache_warn_bad_index(int idx, const char *fn)
+{
+    if (first_time(fn))
+        log_warn("regcache: bad register index %d in %s", idx, fn);
+}
+
+void regcache_init(struct regcache *rc, bool unrestricted_guest)
+{
+    *rc = (struct regcache){ .unrestricted_guest = unrestricted_guest };
+    rc->avail = HV_REGS_STUB_MASK;
+}
+
+uint32_t regcache_vmcs_field(enum hv_reg reg)
+{
+    switch (reg) {
+    case HV_REG_RSP: return GUEST_RSP;
+    case HV_REG_RIP: return GUEST_RIP;
+    case HV_REG_RFLAGS: return GUEST_RFLAGS;
+    case HV_REG_CR0: return GUEST_CR0;
+    case HV_REG_CR3: return GUEST_CR3;
+    case HV_REG_CR4: return GUEST_CR4;
+    case HV_REG_PDPTR0: return GUEST_PDPTR0;
+    case HV_REG_PDPTR1: return GUEST_PDPTR1;
+    case HV_REG_PDPTR2: return GUEST_PDPTR2;
+    case HV_REG_PDPTR3: return GUEST_PDPTR3;
+    case HV_REG_EXIT_REASON: return VM_EXIT_REASON;
+    case HV_REG_EXIT_QUALIFICATION: return EXIT_QUALIFICATION;
+    case HV_REG_EXIT_INTR_INFO: return VM_EXIT_INTR_INFO;
+    case HV_REG_EXIT_INTR_ERROR_CODE: return VM_EXIT_INTR_ERROR_CODE;
+    case HV_REG_EXIT_INSTR_LEN: return VM_EXIT_INSTRUCTION_LEN;
+    case HV_REG_EXIT_INSTR_INFO: return VMX_INSTRUCTION_INFO;
+    case HV_REG_GUEST_PHYS_ADDR: return GUEST_PHYSICAL_ADDRESS;
+    case HV_REG_GUEST_LINEAR_ADDR: return GUEST_LINEAR_ADDRESS;
+    case HV_REG_IDT_VECTORING_INFO: return IDT_VECTORING_INFO_FIELD;
+    case HV_REG_IDT_VECTORING_ERROR_CODE: return IDT_VECTORING_ERROR_CODE;
+    default: return HV_NO_VMCS_FIELD; /* stub-saved GPRs, bad indexes */
+    }
+}
+
+void regcache_cache_reg(struct regcache *rc, enum hv_reg reg)
+{
+    uint32_t field;
+
+    if (!reg_index_ok(reg, __func__))
+        return;
+    field = regcache_vmcs_field(reg);
+    if (field == HV_NO_VMCS_FIELD) {
+        /* A stub-saved GPR lost its avail bit: regs[] is still the truth. */
+        if (first_time("regcache: stub GPR"))
+            log_warn("regcache: GPR %d was not available", (int)reg);
+    } else {
+        rc->regs[reg] = vmcs_read(field);
+        rc->vmreads++;
+    }
+    rc->avail |= HV_REG_BIT(reg);
+}
+
+void reg_write(struct regcache *rc, enum hv_reg reg, uint64_t val)
+{
+    if (!reg_index_ok(reg, __func__))
+        return;
+    if (reg == HV_REG_CR3) {
+        if (rc->guest_cr3_owned_by_nested) {
+            if (first_time("regcache: nested CR3"))
+                log_warn("regcache: CR3 write while nested owns GUEST_CR3");
+            rc->regs[reg] = val;
+            rc->avail |= HV_REG_BIT(reg);
+            return;
+        }
+        /* Rewriting the value the VMCS already has must not cost a VMWRITE. */
+        if ((rc->avail & HV_REG_BIT(reg)) && rc->regs[reg] == val)
+            return;
+    }
+    rc->regs[reg] = val;
+    reg_mark_dirty(rc, reg);
+}
+
+void regcache_reset(struct regcache *rc)
+{
+    uint64_t lost = rc->dirty & HV_REGS_WRITABLE_MASK;
+
+    if (lost && first_time("regcache: lost dirty"))
+        log_warn("regcache: reset drops unflushed registers %#llx", (unsigned long long)lost);
+    rc->avail = HV_REGS_STUB_MASK;
+    rc->dirty = 0;
+}
+
+void regcache_flush(struct regcache *rc)
+{
+    uint64_t todo = rc->dirty & HV_REGS_VMCS_MASK;
+
+    if ((todo & HV_REGS_EXIT_INFO_MASK) && first_time("regcache: read-only dirty"))
+        log_warn("regcache: read-only exit info marked dirty %#llx, not written",
+                 (unsigned long long)(todo & HV_REGS_EXIT_INFO_MASK));
+    todo &= HV_REGS_WRITABLE_MASK;
+    if (rc->guest_cr3_owned_by_nested)
+        todo &= ~HV_REG_BIT(HV_REG_CR3);
+    while (todo) {
+        enum hv_reg reg = (enum hv_reg)__builtin_ctzll(todo);
+
+        todo &= todo - 1;
+        vmcs_write(regcache_vmcs_field(reg), rc->regs[reg]);
+        rc->vmwrites++;
+    }
+    rc->dirty = 0;
+}

@@ -1,0 +1,244 @@
+/*
+ * Per-vCPU guest register cache (modeled on KVM's kvm_cache_regs.h).
+ *
+ * VMREAD/VMWRITE are slow, and nested guests turn them into exits, so guest
+ * state that lives in the VMCS is read at most once per exit and written at
+ * most once per entry:
+ *
+ *   at VM exit     regcache_reset()   forget everything the VMCS holds
+ *   in handlers    reg_read/reg_write (VMREAD on first read only)
+ *   before entry   regcache_flush()   one VMWRITE per dirty register
+ *
+ * Bitmap meaning, per register:
+ *
+ *   avail dirty
+ *     0     0    value is only in the VMCS; regs[] is stale
+ *     0     1    invalid (reg_mark_dirty always sets avail as well)
+ *     1     0    regs[] holds the current value, the VMCS agrees
+ *     1     1    regs[] holds the current value, the VMCS must be updated
+ *
+ * GPRs other than RSP are not in the VMCS: the exit stub saves them into
+ * regs[] and reloads them from there, so they are always available and their
+ * dirty bits mean nothing.
+ */
+#ifndef REGCACHE_REGCACHE_H
+#define REGCACHE_REGCACHE_H
+
+/*
+ * Byte offsets of the GPRs inside struct regcache for the exit stub, in x86
+ * encoding order. The stub skips the RSP slot (GUEST_RSP is in the VMCS).
+ */
+#define REGCACHE_OFF_RAX 0x00
+#define REGCACHE_OFF_RCX 0x08
+#define REGCACHE_OFF_RDX 0x10
+#define REGCACHE_OFF_RBX 0x18
+#define REGCACHE_OFF_RSP 0x20
+#define REGCACHE_OFF_RBP 0x28
+#define REGCACHE_OFF_RSI 0x30
+#define REGCACHE_OFF_RDI 0x38
+#define REGCACHE_OFF_R8 0x40
+#define REGCACHE_OFF_R9 0x48
+#define REGCACHE_OFF_R10 0x50
+#define REGCACHE_OFF_R11 0x58
+#define REGCACHE_OFF_R12 0x60
+#define REGCACHE_OFF_R13 0x68
+#define REGCACHE_OFF_R14 0x70
+#define REGCACHE_OFF_R15 0x78
+
+#ifndef __ASSEMBLER__
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* GPRs first, in x86 encoding order, so a ModRM/exit-qualification register
+ * number can be used directly as an enum hv_reg. */
+enum hv_reg {
+    HV_REG_RAX, HV_REG_RCX, HV_REG_RDX, HV_REG_RBX,
+    HV_REG_RSP, /* VMCS-backed (GUEST_RSP) */
+    HV_REG_RBP, HV_REG_RSI, HV_REG_RDI,
+    HV_REG_R8, HV_REG_R9, HV_REG_R10, HV_REG_R11,
+    HV_REG_R12, HV_REG_R13, HV_REG_R14, HV_REG_R15,
+    /* guest state: read-write */
+    HV_REG_RIP,
+    HV_REG_RFLAGS,
+    HV_REG_CR0,      /* raw GUEST_CR0, not what the guest sees */
+    HV_REG_CR3,
+    HV_REG_CR4,      /* raw GUEST_CR4 */
+    HV_REG_PDPTR0, HV_REG_PDPTR1, HV_REG_PDPTR2, HV_REG_PDPTR3,
+    /* exit information: read-only */
+    HV_REG_EXIT_REASON,
+    HV_REG_EXIT_QUALIFICATION,
+    HV_REG_EXIT_INTR_INFO,
+    HV_REG_EXIT_INTR_ERROR_CODE,
+    HV_REG_EXIT_INSTR_LEN,
+    HV_REG_EXIT_INSTR_INFO,
+    HV_REG_GUEST_PHYS_ADDR,
+    HV_REG_GUEST_LINEAR_ADDR,
+    HV_REG_IDT_VECTORING_INFO,
+    HV_REG_IDT_VECTORING_ERROR_CODE,
+    HV_NR_REGS
+};
+
+#define HV_REG_BIT(r) (1ull << (r))
+/* Saved and restored by the exit stub, never by VMREAD/VMWRITE. */
+#define HV_REGS_STUB_MASK (((1ull << 16) - 1) & ~HV_REG_BIT(HV_REG_RSP))
+#define HV_REGS_EXIT_INFO_MASK \
+    (((1ull << HV_NR_REGS) - 1) & ~((1ull << HV_REG_EXIT_REASON) - 1))
+#define HV_REGS_VMCS_MASK (((1ull << HV_NR_REGS) - 1) & ~HV_REGS_STUB_MASK)
+#define HV_REGS_WRITABLE_MASK (HV_REGS_VMCS_MASK & ~HV_REGS_EXIT_INFO_MASK)
+
+/* regcache_vmcs_field() for registers the VMCS does not hold. */
+#define HV_NO_VMCS_FIELD 0xffffffffu
+
+#ifndef X86_EFLAGS_IOPL
+#define X86_EFLAGS_IOPL (3ull << 12)
+#endif
+#ifndef X86_EFLAGS_VM
+#define X86_EFLAGS_VM (1ull << 17)
+#endif
+
+struct regcache {
+    uint64_t regs[HV_NR_REGS]; /* must stay first: the exit stub uses it */
+    uint64_t avail;
+    uint64_t dirty;
+    uint64_t vmreads;          /* VMCS accesses made through the cache */
+    uint64_t vmwrites;
+    bool unrestricted_guest;
+    bool vm86_active;          /* real mode emulated with vm86 (never in hv) */
+    /*
+     * Set by nested/ while L2 runs: vmcs02.GUEST_CR3 is then rebuilt by the
+     * nested code at every nested VM-Enter, and a flush from here would clobber
+     * it with a stale L1/L2 value.
+     */
+    bool guest_cr3_owned_by_nested;
+};
+
+_Static_assert(HV_NR_REGS <= 64, "avail/dirty are single 64-bit words");
+_Static_assert(offsetof(struct regcache, regs) == 0, "exit stub addresses regs[] at 0");
+_Static_assert(offsetof(struct regcache, regs[HV_REG_RAX]) == REGCACHE_OFF_RAX, "RAX");
+_Static_assert(offsetof(struct regcache, regs[HV_REG_RCX]) == REGCACHE_OFF_RCX, "RCX");
+_Static_assert(offsetof(struct regcache, regs[HV_REG_RDX]) == REGCACHE_OFF_RDX, "RDX");
+_Static_assert(offsetof(struct regcache, regs[HV_REG_RBX]) == REGCACHE_OFF_RBX, "RBX");
+_Static_assert(offsetof(struct regcache, regs[HV_REG_RSP]) == REGCACHE_OFF_RSP, "RSP");
+_Static_assert(offsetof(struct regcache, regs[HV_REG_RBP]) == REGCACHE_OFF_RBP, "RBP");
+_Static_assert(offsetof(struct regcache, regs[HV_REG_RSI]) == REGCACHE_OFF_RSI, "RSI");
+_Static_assert(offsetof(struct regcache, regs[HV_REG_RDI]) == REGCACHE_OFF_RDI, "RDI");
+_Static_assert(offsetof(struct regcache, regs[HV_REG_R8]) == REGCACHE_OFF_R8, "R8");
+_Static_assert(offsetof(struct regcache, regs[HV_REG_R9]) == REGCACHE_OFF_R9, "R9");
+_Static_assert(offsetof(struct regcache, regs[HV_REG_R10]) == REGCACHE_OFF_R10, "R10");
+_Static_assert(offsetof(struct regcache, regs[HV_REG_R11]) == REGCACHE_OFF_R11, "R11");
+_Static_assert(offsetof(struct regcache, regs[HV_REG_R12]) == REGCACHE_OFF_R12, "R12");
+_Static_assert(offsetof(struct regcache, regs[HV_REG_R13]) == REGCACHE_OFF_R13, "R13");
+_Static_assert(offsetof(struct regcache, regs[HV_REG_R14]) == REGCACHE_OFF_R14, "R14");
+_Static_assert(offsetof(struct regcache, regs[HV_REG_R15]) == REGCACHE_OFF_R15, "R15");
+
+void regcache_init(struct regcache *rc, bool unrestricted_guest);
+void regcache_reset(struct regcache *rc);
+void regcache_flush(struct regcache *rc);
+/* VMREAD reg into regs[] and mark it available. */
+void regcache_cache_reg(struct regcache *rc, enum hv_reg reg);
+uint32_t regcache_vmcs_field(enum hv_reg reg);
+/* Logs once per fn; the bitmap helpers call it instead of indexing out of range. */
+void regcache_warn_bad_index(int idx, const char *fn);
+/* Forget which one-time warnings were already printed (tests). */
+void regcache_warn_reset(void);
+
+static inline bool reg_index_ok(enum hv_reg reg, const char *fn)
+{
+    if ((unsigned int)reg < HV_NR_REGS)
+        return true;
+    regcache_warn_bad_index((int)reg, fn);
+    return false;
+}
+
+static inline bool reg_is_available(const struct regcache *rc, enum hv_reg reg)
+{
+    if (!reg_index_ok(reg, __func__))
+        return false;
+    return rc->avail & HV_REG_BIT(reg);
+}
+
+static inline bool reg_is_dirty(const struct regcache *rc, enum hv_reg reg)
+{
+    if (!reg_index_ok(reg, __func__))
+        return false;
+    return rc->dirty & HV_REG_BIT(reg);
+}
+
+static inline void reg_mark_available(struct regcache *rc, enum hv_reg reg)
+{
+    if (!reg_index_ok(reg, __func__))
+        return;
+    rc->avail |= HV_REG_BIT(reg);
+}
+
+static inline void reg_mark_dirty(struct regcache *rc, enum hv_reg reg)
+{
+    if (!reg_index_ok(reg, __func__))
+        return;
+    rc->avail |= HV_REG_BIT(reg);
+    rc->dirty |= HV_REG_BIT(reg);
+}
+
+static inline uint64_t reg_read(struct regcache *rc, enum hv_reg reg)
+{
+    if (!reg_index_ok(reg, __func__))
+        return 0;
+    if (!(rc->avail & HV_REG_BIT(reg)))
+        regcache_cache_reg(rc, reg);
+    return rc->regs[reg];
+}
+
+/* Out of line: CR3 and read-only registers need special handling. */
+void reg_write(struct regcache *rc, enum hv_reg reg, uint64_t val);
+
+static inline uint64_t reg_rip(struct regcache *rc) { return reg_read(rc, HV_REG_RIP); }
+static inline void reg_set_rip(struct regcache *rc, uint64_t v) { reg_write(rc, HV_REG_RIP, v); }
+static inline uint64_t reg_rsp(struct regcache *rc) { return reg_read(rc, HV_REG_RSP); }
+static inline void reg_set_rsp(struct regcache *rc, uint64_t v) { reg_write(rc, HV_REG_RSP, v); }
+static inline uint64_t reg_cr0(struct regcache *rc) { return reg_read(rc, HV_REG_CR0); }
+static inline uint64_t reg_cr3(struct regcache *rc) { return reg_read(rc, HV_REG_CR3); }
+static inline void reg_set_cr3(struct regcache *rc, uint64_t v) { reg_write(rc, HV_REG_CR3, v); }
+static inline uint64_t reg_cr4(struct regcache *rc) { return reg_read(rc, HV_REG_CR4); }
+static inline uint64_t reg_exit_qual(struct regcache *rc)
+{
+    return reg_read(rc, HV_REG_EXIT_QUALIFICATION);
+}
+
+/* Guest-visible CR0/CR4: host-owned bits (set in mask) come from the read shadow. */
+static inline uint64_t reg_read_cr0_shadowed(struct regcache *rc, uint64_t mask, uint64_t shadow)
+{
+    return (reg_cr0(rc) & ~mask) | (shadow & mask);
+}
+static inline uint64_t reg_read_cr4_shadowed(struct regcache *rc, uint64_t mask, uint64_t shadow)
+{
+    return (reg_cr4(rc) & ~mask) | (shadow & mask);
+}
+
+/*
+ * With unrestricted guest (always the case in hv) GUEST_RFLAGS is exactly the
+ * guest's RFLAGS. Without it, real mode runs as vm86 with VM and IOPL forced on,
+ * which the guest must not see; like KVM's rmode path, hide them.
+ */
+static inline uint64_t reg_rflags(struct regcache *rc)
+{
+    uint64_t v = reg_read(rc, HV_REG_RFLAGS);
+
+    if (!rc->unrestricted_guest && rc->vm86_active)
+        v &= ~(X86_EFLAGS_VM | X86_EFLAGS_IOPL);
+    return v;
+}
+static inline void reg_set_rflags(struct regcache *rc, uint64_t v)
+{
+    if (!rc->unrestricted_guest && rc->vm86_active)
+        v |= X86_EFLAGS_VM | X86_EFLAGS_IOPL;
+    reg_write(rc, HV_REG_RFLAGS, v);
+}
+
+/* Step over the instruction that caused the exit. */
+static inline void reg_skip_instruction(struct regcache *rc)
+{
+    reg_set_rip(rc, reg_rip(rc) + reg_read(rc, HV_REG_EXIT_INSTR_LEN));
+}
+#endif /* __ASSEMBLER__ */
+#endif

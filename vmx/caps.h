@@ -1,0 +1,32 @@
+/* VMX capability decoding: pure logic over CPUID and MSR values, host-tested. */
+#ifndef VMX_CAPS_H
+#define VMX_CAPS_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Raw inputs, read by the caller (only when CPUID says the MSRs exist). */
+struct vmx_msrs {
+    char vendor[13];
+    uint32_t cpuid1_ecx;
+    uint64_t feature_control;
+    uint64_t basic, pinbased, procbased, exit, entry, procbased2, ept_vpid, misc;
+    uint64_t cr0_fixed0, cr0_fixed1, cr4_fixed0, cr4_fixed1;
+};
+
+struct vmx_caps {
+    bool usable;                 /* hv can run its guest under VMX on this CPU */
+    bool feature_control_unlocked; /* hv must set and lock IA32_FEATURE_CONTROL first */
+    uint32_t revision;           /* VMCS revision identifier */
+    uint32_t vmcs_size;
+    bool true_ctls;
+    uint32_t pin_allowed1, proc_allowed1, proc2_allowed1, exit_allowed1, entry_allowed1;
+    bool ept, vpid, unrestricted, ept_wb, ept_4level, ept_2m, ept_1g, ept_ad;
+    bool invept_single, invept_all, invvpid_single, invvpid_all;
+    bool preemption_timer, vmcs_shadowing, msr_bitmaps, io_bitmaps;
+    uint8_t preemption_timer_shift;
+};
+
+/* Fills caps; on "unusable" writes one line saying exactly why into why. */
+bool vmx_caps_decode(const struct vmx_msrs *in, struct vmx_caps *caps, char *why, size_t whylen);
+#endif

@@ -1,0 +1,216 @@
+/* EPT01 identity map (SDM Vol. 3C 29.3). Freestanding: no libc beyond <string.h>. */
+#include "ept.h"
+#include <stddef.h>
+#include <string.h>
+
+/* Host memory is identity-mapped, so a table's physical address is its pointer. */
+static uint64_t *table_of(uint64_t entry) { return (uint64_t *)(uintptr_t)(entry & EPT_ADDR_MASK); }
+
+/* Bytes one entry maps at level 1 (PTE) .. 4 (PML4E). */
+static uint64_t level_size(int level) { return 1ull << (12 + 9 * (level - 1)); }
+
+/* An entry is not present when bits 2:0 are all clear (29.3.2). */
+static bool present(uint64_t entry) { return entry & EPT_RWX; }
+
+/* Leaves: bit 7 set in a PDPTE/PDE, any present PTE (tables 29-2, 29-4, 29-6). */
+static bool is_leaf(uint64_t entry, int level) { return level == 1 || (entry & EPT_LARGE); }
+
+uint64_t ept_identity_limit(const struct hv_mem_range *mem, unsigned nmem, uint64_t min_limit)
+{
+    /* 4 GiB at least: the legacy MMIO below 4 GiB (APIC, IOAPIC, HPET, flash)
+     * is often missing from the firmware's memory map. */
+    uint64_t top = min_limit > (4ull << 30) ? min_limit : 4ull << 30;
+    for (unsigned i = 0; i < nmem; i++) {
+        if (!mem[i].size)
+            continue;
+        uint64_t end = mem[i].size > UINT64_MAX - mem[i].base ? UINT64_MAX : mem[i].base + mem[i].size;
+        if (end > top)
+            top = end;
+    }
+    if (top > UINT64_MAX - (EPT_PAGE_1G - 1))
+        return UINT64_MAX;
+    return (top + EPT_PAGE_1G - 1) & ~(EPT_PAGE_1G - 1);
+}
+
+/* Adds [base, end) to the sorted list of hidden ranges, merging it with every
+ * range it overlaps or touches, so "inside one range" means "fully hidden". */
+static int add_hidden(struct ept *e, uint64_t base, uint64_t end)
+{
+    unsigned n = 0;
+    struct ept_range keep[EPT_MAX_HIDDEN];
+    for (unsigned i = 0; i < e->nhidden; i++) {
+        struct ept_range r = e->hidden[i];
+        if (r.base <= end && base <= r.end) {
+            base = r.base < base ? r.base : base;
+            end = r.end > end ? r.end : end;
+        } else {
+            keep[n++] = r;
+        }
+    }
+    if (n == EPT_MAX_HIDDEN)
+        return -1;
+    unsigned pos = 0;
+    while (pos < n && keep[pos].base < base)
+        pos++;
+    for (unsigned i = 0; i < pos; i++)
+        e->hidden[i] = keep[i];
+    e->hidden[pos] = (struct ept_range){ base, end };
+    for (unsigned i = pos; i < n; i++)
+        e->hidden[i + 1] = keep[i];
+    e->nhidden = n + 1;
+    return 0;
+}
+
+bool ept_is_hidden(const struct ept *e, uint64_t gpa)
+{
+    for (unsigned i = 0; i < e->nhidden; i++)
+        if (gpa >= e->hidden[i].base && gpa < e->hidden[i].end)
+            return true;
+    return false;
+}
+
+enum overlap { NONE, PARTIAL, FULL };
+
+static enum overlap hidden_overlap(const struct ept *e, uint64_t base, uint64_t end)
+{
+    enum overlap o = NONE;
+    for (unsigned i = 0; i < e->nhidden; i++) {
+        const struct ept_range *r = &e->hidden[i];
+        if (r->base <= base && end <= r->end)
+            return FULL;
+        if (r->base < end && base < r->end)
+            o = PARTIAL;
+    }
+    return o;
+}
+
+struct build {
+    struct ept *e;
+    const struct mtrr_state *mtrr;
+    bool use_1g;
+    void *(*alloc_page)(void);
+};
+
+/* Allocates a table and links it into *slot before it is filled, so that the
+ * tree stays walkable (and freeable) whatever happens next. */
+static uint64_t *new_table(struct build *b, uint64_t *slot)
+{
+    uint64_t *t = b->alloc_page();
+    if (!t)
+        return NULL;
+    b->e->pages_used++;
+    if ((uintptr_t)t & (EPT_PAGE_4K - 1))
+        return NULL; /* the allocator broke its contract; the page is lost */
+    if (slot)
+        *slot = (uint64_t)(uintptr_t)t | EPT_RWX; /* bits 7:3 reserved in non-leaves */
+    return t;
+}
+
+/*
+ * Fills the table at `level` that maps [base, base + 512 * level_size(level)).
+ * Each entry becomes: nothing (fully hidden or beyond the limit), a leaf when
+ * its range is one MTRR type and touches no hidden page, else a table.
+ * The leaf type is the MTRR type and ignore-PAT stays clear, so the effective
+ * type is combined with the guest's PAT as on bare metal (29.3.7.2).
+ */
+static int fill(struct build *b, uint64_t *table, int level, uint64_t base)
+{
+    struct ept *e = b->e;
+    uint64_t size = level_size(level);
+    for (unsigned i = 0; i < 512; i++) {
+        uint64_t a = base + i * size;
+        if (a >= e->limit)
+            break;
+        if (level <= 3) {
+            /* limit is 1 GiB aligned, so [a, a + size) is below it. */
+            enum overlap h = hidden_overlap(e, a, a + size);
+            if (h == FULL)
+                continue;
+            if (h == NONE && (level < 3 || b->use_1g)) {
+                int mt = level == 1 ? mtrr_type(b->mtrr, a) : mtrr_range_type(b->mtrr, a, size);
+                if (mt >= 0) {
+                    table[i] = a | EPT_RWX | EPT_MT(mt) | (level > 1 ? EPT_LARGE : 0);
+                    if (level == 3)
+                        e->leaves_1g++;
+                    else if (level == 2)
+                        e->leaves_2m++;
+                    else
+                        e->leaves_4k++;
+                    continue;
+                }
+            }
+            /* Hidden ranges are page aligned, so a PTE is never PARTIAL, and a
+             * single 4 KiB page always has one MTRR type. */
+        }
+        uint64_t *sub = new_table(b, &table[i]);
+        if (!sub || fill(b, sub, level - 1, a) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int ept_build_identity(struct ept *e, const struct hv_mem_range *mem, unsigned nmem,
+                       uint64_t limit, const struct mtrr_state *mtrr, bool use_1g,
+                       void *(*alloc_page)(void))
+{
+    memset(e, 0, sizeof(*e));
+    if (!mtrr || !alloc_page || (nmem && !mem))
+        return -1;
+    e->limit = ept_identity_limit(mem, nmem, limit);
+    unsigned pb = mtrr->phys_bits == 0 ? 36 : mtrr->phys_bits > 52 ? 52 : mtrr->phys_bits;
+    /* Addresses beyond MAXPHYADDR in an entry are an EPT misconfiguration (29.3.3.1). */
+    if (e->limit > EPT_MAX_LIMIT || e->limit > (1ull << pb))
+        return -1;
+
+    for (unsigned i = 0; i < nmem; i++) {
+        if (mem[i].type != HV_MEM_HV || !mem[i].size)
+            continue;
+        /* Round outwards: a page holding any byte of hv is hidden whole. */
+        uint64_t end = mem[i].size > UINT64_MAX - mem[i].base ? UINT64_MAX : mem[i].base + mem[i].size;
+        end = end > UINT64_MAX - (EPT_PAGE_4K - 1) ? UINT64_MAX & ~(EPT_PAGE_4K - 1)
+                                                  : (end + EPT_PAGE_4K - 1) & ~(EPT_PAGE_4K - 1);
+        if (add_hidden(e, mem[i].base & ~(EPT_PAGE_4K - 1), end) < 0)
+            return -1;
+    }
+
+    struct build b = { e, mtrr, use_1g, alloc_page };
+    e->pml4 = new_table(&b, NULL);
+    if (!e->pml4 || fill(&b, e->pml4, 4, 0) < 0)
+        return -1;
+    /* A/D flags are left off; the caller ORs in EPTP_AD if the CPU has them. */
+    e->eptp = ept_make_eptp((uint64_t)(uintptr_t)e->pml4, false);
+    return 0;
+}
+
+uint64_t *ept_walk(const struct ept *e, uint64_t gpa, int *level)
+{
+    if (!e->pml4 || gpa >= EPT_MAX_LIMIT)
+        return NULL;
+    uint64_t *t = e->pml4;
+    for (int l = 4;; l--) {
+        uint64_t *entry = &t[(gpa >> (12 + 9 * (l - 1))) & 511];
+        if (!present(*entry) || is_leaf(*entry, l)) {
+            if (level)
+                *level = l;
+            return entry;
+        }
+        t = table_of(*entry);
+    }
+}
+
+static void free_table(uint64_t *t, int level, void (*free_page)(void *))
+{
+    for (unsigned i = 0; level > 1 && i < 512; i++)
+        if (present(t[i]) && !is_leaf(t[i], level))
+            free_table(table_of(t[i]), level - 1, free_page);
+    free_page(t);
+}
+
+void ept_free(struct ept *e, void (*free_page)(void *))
+{
+    if (e->pml4)
+        free_table(e->pml4, 4, free_page);
+    e->pml4 = NULL;
+    e->eptp = 0;
+    e->pages_used = 0;
+}

@@ -1,0 +1,66 @@
+/* VMX instructions (SDM Vol. 3C, ch. 31). Each returns the VMX status:
+ * 0 = VMsucceed, 1 = VMfailInvalid (CF), 2 = VMfailValid (ZF, error in the VMCS). */
+#ifndef VMX_VMX_H
+#define VMX_VMX_H
+#include <stdint.h>
+
+enum vmx_status { VMX_OK = 0, VMX_FAIL_INVALID = 1, VMX_FAIL_VALID = 2 };
+
+#define VMX_STATUS_ASM "setc %b0; setz %h0"
+static inline enum vmx_status vmx_status(uint16_t cz)
+{
+    return (cz & 0xff) ? VMX_FAIL_INVALID : (cz >> 8) ? VMX_FAIL_VALID : VMX_OK;
+}
+
+static inline enum vmx_status vmxon(uint64_t pa)
+{
+    uint16_t cz;
+    __asm__ volatile("vmxon %1; " VMX_STATUS_ASM : "=Q"(cz) : "m"(pa) : "cc", "memory");
+    return vmx_status(cz);
+}
+static inline enum vmx_status vmxoff(void)
+{
+    uint16_t cz;
+    __asm__ volatile("vmxoff; " VMX_STATUS_ASM : "=Q"(cz) : : "cc", "memory");
+    return vmx_status(cz);
+}
+static inline enum vmx_status vmclear(uint64_t pa)
+{
+    uint16_t cz;
+    __asm__ volatile("vmclear %1; " VMX_STATUS_ASM : "=Q"(cz) : "m"(pa) : "cc", "memory");
+    return vmx_status(cz);
+}
+static inline enum vmx_status vmptrld(uint64_t pa)
+{
+    uint16_t cz;
+    __asm__ volatile("vmptrld %1; " VMX_STATUS_ASM : "=Q"(cz) : "m"(pa) : "cc", "memory");
+    return vmx_status(cz);
+}
+static inline enum vmx_status vmread_checked(uint64_t field, uint64_t *val)
+{
+    uint16_t cz;
+    __asm__ volatile("vmread %2, %1; " VMX_STATUS_ASM : "=Q"(cz), "=rm"(*val) : "r"(field) : "cc");
+    return vmx_status(cz);
+}
+static inline enum vmx_status vmwrite_checked(uint64_t field, uint64_t val)
+{
+    uint16_t cz;
+    __asm__ volatile("vmwrite %2, %1; " VMX_STATUS_ASM : "=Q"(cz) : "r"(field), "rm"(val) : "cc");
+    return vmx_status(cz);
+}
+/* INVEPT / INVVPID descriptors are 128 bits. */
+static inline enum vmx_status invept(uint64_t type, uint64_t eptp)
+{
+    struct { uint64_t eptp, rsvd; } d = {eptp, 0};
+    uint16_t cz;
+    __asm__ volatile("invept %1, %2; " VMX_STATUS_ASM : "=Q"(cz) : "m"(d), "r"(type) : "cc", "memory");
+    return vmx_status(cz);
+}
+static inline enum vmx_status invvpid(uint64_t type, uint16_t vpid, uint64_t gva)
+{
+    struct { uint64_t vpid, gva; } d = {vpid, gva};
+    uint16_t cz;
+    __asm__ volatile("invvpid %1, %2; " VMX_STATUS_ASM : "=Q"(cz) : "m"(d), "r"(type) : "cc", "memory");
+    return vmx_status(cz);
+}
+#endif
