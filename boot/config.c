@@ -60,12 +60,11 @@ static int copy_str(char *dst, size_t cap, const char *v, size_t n, int is_path)
 {
     if (n >= cap)
         return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = v[i];
-        if ((unsigned char)c < 0x20 || (unsigned char)c >= 0x7f)
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] < 0x20 || (unsigned char)v[i] >= 0x7f)
             return 0; /* ASCII only: it becomes UCS-2 one byte per char */
-        dst[i] = is_path && c == '/' ? '\\' : c;
-    }
+    for (size_t i = 0; i < n; i++)
+        dst[i] = is_path && v[i] == '/' ? '\\' : v[i];
     dst[n] = 0;
     return 1;
 }

@@ -5,6 +5,9 @@ static uint16_t com;
 
 void serial_init(uint16_t port)
 {
+    /* Let a previous owner's bytes (boot/ before the core) leave before the FIFO is reset. */
+    for (unsigned i = 0; port && i < 100000 && !(inb(port + 5) & 0x40); i++)
+        cpu_relax();
     com = port;
     if (!com)
         return;

@@ -1,0 +1,71 @@
+#!/bin/bash
+# Everything CI checks: host unit tests (ASan/UBSan), then the boot tests.
+# Usage: run-tests.sh [unit|boot|all]. Ends with one line "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+what=${1:-all}
+B=build
+mkdir -p $B/host $B/tests
+TOTAL_P=0 TOTAL_F=0
+
+# name: sources under test (test_util.c and lib/log.c are always linked)
+UNIT_TESTS=(
+    "test_config: boot/config.c"
+    "test_memmap: boot/memmap.c"
+    "test_caps: vmx/caps.c"
+    "test_lib: lib/pages.c boot/log.c lib/serial.c"
+    "test_regcache: regcache/regcache.c tests/unit/fake_vmcs.c"
+    "test_mtrr: vmx/mtrr.c"
+    "test_ept: vmx/ept.c vmx/mtrr.c"
+)
+UNIT_TESTS+=("${EXTRA_UNIT_TESTS[@]}")
+
+count() { # add the counts of the last "N passed, N failed" line of file $1; 1 failure if none
+    local line
+    line=$(grep -aE '^([A-Za-z-]+: )?[0-9]+ passed, [0-9]+ failed' "$1" | tail -1)
+    if [ -z "$line" ]; then TOTAL_F=$((TOTAL_F + 1)); return 1; fi
+    local p f
+    p=$(sed -E 's/^([A-Za-z-]+: )?([0-9]+) passed.*/\2/' <<<"$line")
+    f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")
+    TOTAL_P=$((TOTAL_P + p)); TOTAL_F=$((TOTAL_F + f))
+}
+
+run_unit() {
+    local t name srcs rc
+    for t in "${UNIT_TESTS[@]}"; do
+        name=${t%%:*} srcs=${t#*:}
+        [ -f tests/unit/$name.c ] || continue
+        if ! gcc -std=gnu11 -g -O1 -DHV_HOST_TEST -Wall -Wextra -Werror -Wno-unused-parameter \
+                -fsanitize=address,undefined -fno-sanitize-recover=all -I. -Itests/unit \
+                -o $B/host/$name tests/unit/$name.c $srcs tests/unit/test_util.c lib/log.c \
+                >$B/host/$name.build.log 2>&1; then
+            echo "unit $name: BUILD FAILED"; cat $B/host/$name.build.log | head -30
+            TOTAL_F=$((TOTAL_F + 1)); continue
+        fi
+        $B/host/$name >$B/host/$name.log 2>&1; rc=$?
+        if count $B/host/$name.log && [ $rc -eq 0 ]; then
+            echo "unit $name: $(tail -1 $B/host/$name.log)"
+        else
+            [ $rc -ne 0 ] && grep -q ' 0 failed' <(tail -1 $B/host/$name.log) && TOTAL_F=$((TOTAL_F + 1))
+            echo "unit $name: FAILED (exit $rc)"; grep -aE 'FAIL|ERROR|runtime error' $B/host/$name.log | head -20
+            tail -5 $B/host/$name.log
+        fi
+    done
+}
+
+run_script() { # a test script that prints its own "N passed, N failed" line
+    local name=$1; shift
+    "$@" 2>&1 | tee $B/tests/$name.out
+    count $B/tests/$name.out || echo "$name: no summary line (crashed?)"
+}
+
+case $what in
+unit) run_unit ;;
+boot) run_script boot tests/boot/test_boot.sh ;;
+all)
+    run_unit
+    run_script boot tests/boot/test_boot.sh
+    ;;
+esac
+echo "$TOTAL_P passed, $TOTAL_F failed"
+[ "$TOTAL_F" -eq 0 ]

@@ -1,0 +1,276 @@
+/* Host tests for vmx/ept.c: identity map, hidden hv ranges, MTRR memory types, page sizes. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "tests/unit/test_util.h"
+#include "vmx/ept.h"
+
+#define GiB (1ull << 30)
+#define MiB (1ull << 20)
+
+/* ---- page allocator: host pages stand in for physical ones ---- */
+#define MAX_PAGES 4096
+static void *live[MAX_PAGES];
+static unsigned nlive, nallocs;
+static long fail_after = -1; /* allocations that succeed before NULL; -1 = never fail */
+
+static void *alloc_page(void)
+{
+    if (fail_after >= 0 && nallocs >= (unsigned long)fail_after)
+        return NULL;
+    void *p = aligned_alloc(4096, 4096);
+    if (!p || nlive == MAX_PAGES)
+        abort();
+    memset(p, 0, 4096);
+    live[nlive++] = p;
+    nallocs++;
+    return p;
+}
+
+static void free_page(void *p)
+{
+    for (unsigned i = 0; i < nlive; i++)
+        if (live[i] == p) {
+            live[i] = live[--nlive];
+            free(p);
+            return;
+        }
+    abort(); /* double free or foreign pointer */
+}
+
+static void alloc_reset(long fail) { nallocs = 0; fail_after = fail; }
+
+/* ---- MTRRs: default WB, PC-like fixed ranges, PCI hole UC, a WC frame buffer ---- */
+static void mtrrs(struct mtrr_state *s, bool enabled)
+{
+    memset(s, 0, sizeof(*s));
+    s->enabled = enabled;
+    s->fixed_enabled = enabled;
+    s->def_type = MT_WB;
+    s->phys_bits = 39;
+    for (unsigned i = 0; i < 88; i++)
+        s->fixed[i] = i < 16 ? MT_WB : MT_UC;                        /* 0-9FFFF WB */
+    for (unsigned i = 24; i < 32; i++)
+        s->fixed[i] = MT_WP;                                          /* C0000-C7FFF */
+    uint64_t pm = (1ull << 39) - 1;
+    s->nvar = 3;
+    s->var[0].base = 0xc0000000 | MT_UC;
+    s->var[0].mask = (~(GiB - 1) & pm) | MTRR_PHYSMASK_VALID;
+    s->var[1].base = 0x80000000 | MT_WC;
+    s->var[1].mask = (~(256 * MiB - 1) & pm) | MTRR_PHYSMASK_VALID;
+    s->var[2].base = 0x140000000 | MT_UC; /* 2M of UC in the middle of high RAM */
+    s->var[2].mask = (~(2 * MiB - 1) & pm) | MTRR_PHYSMASK_VALID;
+}
+
+static const struct hv_mem_range map[] = {
+    { 0, 0x9f000, HV_MEM_RAM, 0 },
+    { 0x9f000, 0x61000, HV_MEM_RESERVED, 0 },
+    { 0x100000, 0x6f00000, HV_MEM_RAM, 0 },
+    { 0x7000000, 8 * MiB, HV_MEM_HV, 0 },          /* hv's region: 4 whole 2M pages */
+    { 0x7800000, 0x1800123, HV_MEM_RAM, 0 },
+    { 0x9000123, 0x2000, HV_MEM_HV, 0 },           /* unaligned: hides 0x9000000-0x9002fff */
+    { 0x9002123, 0x76ffdedd, HV_MEM_RAM, 0 },
+    { 0xe0000000, 256 * MiB, HV_MEM_MMIO, 0 },
+    { 0xfec00000, 0x1000, HV_MEM_MMIO, 0 },
+    { 0x100000000, 2 * GiB - 4096, HV_MEM_RAM, 0 }, /* top 6 GiB - 4K -> limit 6 GiB */
+};
+#define NMAP (sizeof(map) / sizeof(map[0]))
+
+static bool expect_hidden(uint64_t page)
+{
+    for (unsigned i = 0; i < NMAP; i++)
+        if (map[i].type == HV_MEM_HV && page < map[i].base + map[i].size && map[i].base < page + 4096)
+            return true;
+    return false;
+}
+
+/* Walks every 4K page of [0, limit) and checks it against the map and MTRRs. */
+static void check_every_page(const struct ept *e, const struct mtrr_state *s, const char *what)
+{
+    unsigned bad = 0, hidden = 0;
+    uint64_t first_bad = 0;
+    for (uint64_t gpa = 0; gpa < e->limit; gpa += 4096) {
+        int level = 0;
+        uint64_t *p = ept_walk(e, gpa, &level);
+        bool ok;
+        if (expect_hidden(gpa)) {
+            hidden++;
+            ok = p && !(*p & EPT_RWX) && ept_is_hidden(e, gpa) && ept_is_hidden(e, gpa + 4095);
+        } else {
+            uint64_t sz = 1ull << (12 + 9 * (level - 1));
+            ok = p && level >= 1 && level <= 3 && (*p & EPT_RWX) == EPT_RWX &&
+                 (*p & EPT_ADDR_MASK & ~(sz - 1)) + (gpa & (sz - 1)) == gpa &&
+                 (*p & EPT_ADDR_MASK & (sz - 1)) == 0 &&
+                 ((*p & EPT_MT_MASK) >> EPT_MT_SHIFT) == (uint64_t)mtrr_type(s, gpa) &&
+                 !(*p & EPT_IGNORE_PAT) && ((level == 1) == !(*p & EPT_LARGE)) &&
+                 !ept_is_hidden(e, gpa);
+        }
+        if (!ok && !bad++)
+            first_bad = gpa;
+    }
+    CHECK(bad == 0, "%s: %u bad pages, first at %#llx", what, bad, (unsigned long long)first_bad);
+    CHECK(hidden == 2048 + 3, "%s: %u hidden pages", what, hidden);
+    /* Nothing is mapped at or above the limit. */
+    int level;
+    uint64_t *p = ept_walk(e, e->limit, &level);
+    CHECK(p && !(*p & EPT_RWX), "%s: limit %#llx mapped", what, (unsigned long long)e->limit);
+}
+
+static int level_of(const struct ept *e, uint64_t gpa)
+{
+    int level = 0;
+    uint64_t *p = ept_walk(e, gpa, &level);
+    return p && (*p & EPT_RWX) ? level : -level;
+}
+
+static int type_of(const struct ept *e, uint64_t gpa)
+{
+    int level;
+    uint64_t *p = ept_walk(e, gpa, &level);
+    return p ? (int)((*p & EPT_MT_MASK) >> EPT_MT_SHIFT) : -1;
+}
+
+static void test_build_1g(void)
+{
+    struct mtrr_state s;
+    struct ept e;
+    mtrrs(&s, true);
+    alloc_reset(-1);
+    int rc = ept_build_identity(&e, map, NMAP, 0, &s, true, alloc_page);
+    CHECK(rc == 0, "build rc %d", rc);
+    CHECK(e.limit == 6 * GiB, "limit %#llx", (unsigned long long)e.limit);
+    CHECK(e.pages_used == nallocs && nlive == nallocs, "pages_used %llu, allocs %u",
+          (unsigned long long)e.pages_used, nallocs);
+    CHECK(e.pages_used < 20, "%llu table pages", (unsigned long long)e.pages_used);
+    CHECK(e.nhidden == 2, "nhidden %u", e.nhidden);
+    CHECK((e.eptp & 0xfff) == 0x1e && (e.eptp & EPT_ADDR_MASK) == (uintptr_t)e.pml4, "eptp %#llx",
+          (unsigned long long)e.eptp);
+    check_every_page(&e, &s, "1g");
+
+    CHECK(level_of(&e, 0) == 1 && level_of(&e, 0x1ff000) == 1, "first 2M split into 4K (fixed MTRRs)");
+    CHECK(type_of(&e, 0xa0000) == MT_UC && type_of(&e, 0xc0000) == MT_WP && type_of(&e, 0) == MT_WB,
+          "fixed-range types");
+    CHECK(level_of(&e, 0x200000) == 2, "2M page after the first 2M");
+    CHECK(level_of(&e, 0x7000000) == -2 && level_of(&e, 0x77ff000) == -2, "hidden 2M pages not present");
+    CHECK(level_of(&e, 0x7800000) == 2, "RAM right after hv");
+    CHECK(level_of(&e, 0x9000000) == -1 && level_of(&e, 0x9002000) == -1 && level_of(&e, 0x9003000) == 1,
+          "unaligned hidden range rounded outwards to pages");
+    CHECK(level_of(&e, 0x8fff000) == 2 && level_of(&e, 0x91ff000) == 1, "only the 2M holding the unaligned range is split");
+    CHECK(level_of(&e, 1 * GiB) == 3 && type_of(&e, 1 * GiB) == MT_WB, "1G WB page");
+    CHECK(level_of(&e, 3 * GiB) == 3 && type_of(&e, 0xfec00000) == MT_UC, "PCI hole: 1G UC page");
+    CHECK(level_of(&e, 0x80000000) == 2 && type_of(&e, 0x80000000) == MT_WC, "WC 2M");
+    CHECK(level_of(&e, 0x90000000) == 2 && type_of(&e, 0x90000000) == MT_WB, "WB after WC");
+    CHECK(level_of(&e, 4 * GiB) == 3, "high RAM 1G");
+    CHECK(level_of(&e, 5 * GiB) == 2 && type_of(&e, 5 * GiB) == MT_UC && type_of(&e, 5 * GiB + 2 * MiB) == MT_WB,
+          "UC 2M inside high RAM splits its 1G");
+    CHECK(e.leaves_1g == 3, "1G leaves %llu", (unsigned long long)e.leaves_1g);
+
+    uint64_t eptp_ad = ept_make_eptp((uintptr_t)e.pml4, true);
+    CHECK(eptp_ad == (e.eptp | EPTP_AD), "A/D eptp %#llx", (unsigned long long)eptp_ad);
+    CHECK(ept_walk(&e, EPT_MAX_LIMIT, NULL) == NULL, "walk beyond 48 bits");
+    ept_free(&e, free_page);
+    CHECK(nlive == 0 && e.pml4 == NULL, "%u pages leaked by ept_free", nlive);
+}
+
+static void test_build_2m(void)
+{
+    struct mtrr_state s;
+    struct ept e;
+    mtrrs(&s, true);
+    alloc_reset(-1);
+    CHECK(ept_build_identity(&e, map, NMAP, 0, &s, false, alloc_page) == 0, "build 2m");
+    check_every_page(&e, &s, "2m");
+    CHECK(e.leaves_1g == 0 && level_of(&e, 1 * GiB) == 2, "no 1G pages");
+    CHECK(e.pages_used <= 2 + 6 + 4, "%llu table pages", (unsigned long long)e.pages_used);
+    ept_free(&e, free_page);
+    CHECK(nlive == 0, "%u pages leaked", nlive);
+}
+
+static void test_mtrr_disabled(void)
+{
+    struct mtrr_state s;
+    struct ept e;
+    mtrrs(&s, false);
+    alloc_reset(-1);
+    CHECK(ept_build_identity(&e, map, NMAP, 0, &s, true, alloc_page) == 0, "build, MTRRs off");
+    check_every_page(&e, &s, "disabled");
+    CHECK(type_of(&e, 0) == MT_UC && level_of(&e, 0) == 2, "first 2M: one UC page, level %d", level_of(&e, 0));
+    CHECK(level_of(&e, 1 * GiB) == 3 && type_of(&e, 4 * GiB) == MT_UC, "UC 1G pages");
+    ept_free(&e, free_page);
+}
+
+static void test_alloc_failure(void)
+{
+    struct mtrr_state s;
+    struct ept e;
+    mtrrs(&s, true);
+    alloc_reset(-1);
+    CHECK(ept_build_identity(&e, map, NMAP, 0, &s, true, alloc_page) == 0, "reference build");
+    unsigned need = nallocs;
+    ept_free(&e, free_page);
+    unsigned wrong = 0;
+    for (unsigned n = 0; n < need; n++) {
+        alloc_reset(n);
+        int rc = ept_build_identity(&e, map, NMAP, 0, &s, true, alloc_page);
+        if (rc != -1 || e.eptp != 0 || e.pages_used != n)
+            wrong++;
+        ept_free(&e, free_page);
+        if (nlive)
+            wrong++;
+    }
+    CHECK(wrong == 0, "%u of %u failing builds misbehaved", wrong, need);
+    alloc_reset(need);
+    CHECK(ept_build_identity(&e, map, NMAP, 0, &s, true, alloc_page) == 0, "exactly enough pages");
+    ept_free(&e, free_page);
+}
+
+static void test_limits_and_hidden(void)
+{
+    struct mtrr_state s;
+    struct ept e;
+    mtrrs(&s, true);
+    alloc_reset(-1);
+
+    CHECK(ept_identity_limit(NULL, 0, 0) == 4 * GiB, "minimum limit 4G");
+    CHECK(ept_identity_limit(map, NMAP, 9 * GiB + 1) == 10 * GiB, "explicit limit rounds up");
+    CHECK(ept_build_identity(&e, NULL, 0, 0, &s, true, alloc_page) == 0 && e.limit == 4 * GiB, "empty map");
+    CHECK(level_of(&e, 0x7000000) == 2 && !ept_is_hidden(&e, 0x7000000), "nothing hidden");
+    ept_free(&e, free_page);
+
+    /* Beyond MAXPHYADDR (39 bits = 512 GiB) the entries would be misconfigured. */
+    struct hv_mem_range far = { 600 * GiB, 4096, HV_MEM_MMIO, 0 };
+    CHECK(ept_build_identity(&e, &far, 1, 0, &s, true, alloc_page) == -1 && nlive == 0, "limit > MAXPHYADDR");
+    CHECK(ept_build_identity(&e, map, NMAP, 0, NULL, true, alloc_page) == -1, "no MTRR state");
+
+    /* Nine disjoint hidden ranges do not fit; nine touching ones merge into one. */
+    struct hv_mem_range h[10];
+    for (unsigned i = 0; i < 9; i++)
+        h[i] = (struct hv_mem_range){ (i + 1) * 64 * MiB, 4096, HV_MEM_HV, 0 };
+    CHECK(ept_build_identity(&e, h, 9, 0, &s, true, alloc_page) == -1 && nlive == 0, "9 disjoint hidden");
+    for (unsigned i = 0; i < 9; i++)
+        h[i] = (struct hv_mem_range){ 64 * MiB + (8 - i) * 4096, 4096, HV_MEM_HV, 0 };
+    h[9] = (struct hv_mem_range){ 64 * MiB + 2 * 4096, 0x10, HV_MEM_HV, 0 }; /* overlapping */
+    CHECK(ept_build_identity(&e, h, 10, 0, &s, true, alloc_page) == 0, "9 touching hidden");
+    CHECK(e.nhidden == 1 && e.hidden[0].base == 64 * MiB && e.hidden[0].end == 64 * MiB + 9 * 4096,
+          "merged into [%#llx, %#llx)", (unsigned long long)e.hidden[0].base, (unsigned long long)e.hidden[0].end);
+    CHECK(level_of(&e, 64 * MiB + 8 * 4096) == -1 && level_of(&e, 64 * MiB + 9 * 4096) == 1, "merged edges");
+    ept_free(&e, free_page);
+
+    /* A hidden range covering a whole GiB leaves the PDPTE not present. */
+    struct hv_mem_range g = { 1 * GiB, 1 * GiB, HV_MEM_HV, 0 };
+    CHECK(ept_build_identity(&e, &g, 1, 0, &s, true, alloc_page) == 0, "hidden GiB");
+    CHECK(level_of(&e, 1 * GiB) == -3 && level_of(&e, 2 * GiB) == 2, "hidden GiB not present");
+    ept_free(&e, free_page);
+    CHECK(nlive == 0, "%u pages leaked", nlive);
+}
+
+int main(void)
+{
+    test_build_1g();
+    test_build_2m();
+    test_mtrr_disabled();
+    test_alloc_failure();
+    test_limits_and_hidden();
+    return test_summary();
+}
