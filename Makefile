@@ -30,7 +30,7 @@ EFI_LDFLAGS := -nostdlib -znocombreloc -z noexecstack -T /usr/lib/elf_x86_64_efi
 EFI_SECTIONS := -j .text -j .sdata -j .data -j .dynamic -j .dynsym -j .rel -j .rela -j .reloc
 BOOT_SRC := $(wildcard boot/*.c)
 BOOT_SRC := $(filter-out boot/scramble_tool.c,$(BOOT_SRC))
-BOOT_OBJ := $(BOOT_SRC:%.c=$(B)/efi/%.o) $(B)/efi/lib/serial.o
+BOOT_OBJ := $(BOOT_SRC:%.c=$(B)/efi/%.o) $(B)/efi/boot/trampoline.o $(B)/efi/lib/serial.o
 PAYLOAD_SRC := $(wildcard tests/payload/*.c)
 PAYLOAD_OBJ := $(PAYLOAD_SRC:%.c=$(B)/efi/%.o) $(B)/efi/lib/serial.o
 
@@ -79,6 +79,9 @@ $(B)/efi/core_blob.o: $(B)/core.scr
 		--redefine-sym _binary_core_scr_start=hv_core_blob --redefine-sym _binary_core_scr_end=hv_core_blob_end \
 		--strip-symbol _binary_core_scr_size core.scr efi/core_blob.o
 
+$(B)/efi/%.o: %.asm
+	@mkdir -p $(dir $@)
+	nasm -f elf64 -g -o $@ $<
 $(B)/efi/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(EFI_CFLAGS) -MMD -c $< -o $@

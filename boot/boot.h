@@ -18,10 +18,15 @@ void ucs2_to_ascii(char *out, UINTN cap, const CHAR16 *s);
 /* load.c: the core image in reserved memory, page tables, handoff */
 struct core {
     struct hv_handoff *handoff;
-    int (*main)(struct hv_handoff *);
-    int (*cpu_main)(struct hv_handoff *, uint32_t);
+    void *main;     /* int hv_main(handoff, 0, resume) */
+    void *cpu_main; /* int hv_cpu_main(handoff, cpu, resume) */
+    uint64_t base, pages; /* hv's region, for core_unload */
 };
+/* trampoline.asm: fn(arg0, arg1, &resume); if the core virtualizes this CPU, its
+ * guest continues at the return of this call with 0. */
+int boot_call_core(void *fn, void *arg0, uint64_t arg1);
 EFI_STATUS core_load(struct core *core, const struct hv_config *cfg);
+void core_unload(struct core *core); /* only while the core runs on no CPU */
 
 /* mp.c: the firmware's MP services */
 EFI_STATUS mp_cpus(struct hv_handoff *h);

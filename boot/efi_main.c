@@ -79,13 +79,13 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
     if (!EFI_ERROR(s)) {
         ucs2_to_ascii(core.handoff->boot_path, HV_PATH_MAX, dir);
         mp_cpus(core.handoff);
-        int rc = core.main(core.handoff);
-        if (rc == -100)
+        int rc = boot_call_core(core.main, core.handoff, 0);
+        if (rc == HV_BAD_HANDOFF)
             blog(BLOG_ERROR, "core rejected the handoff: hv.efi and its core come from different builds");
-        else if (rc)
-            blog(BLOG_ERROR, "core failed on the boot CPU (%d)", rc);
-        else
+        if (rc == 0)
             mp_run_aps(&core);
+        else
+            core_unload(&core); /* not virtualized: give the memory back, leave nothing behind */
     } else {
         blog(BLOG_ERROR, "core not loaded (0x%llx): continuing without hv", (uint64_t)s);
     }

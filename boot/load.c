@@ -177,9 +177,19 @@ EFI_STATUS core_load(struct core *core, const struct hv_config *cfg)
         blog(BLOG_WARN, "memory map: %u ranges beyond %u not passed to the core", dropped, HV_MAX_MEM);
 
     core->handoff = h;
-    core->main = (int (*)(struct hv_handoff *))(img + hdr.entry);
-    core->cpu_main = (int (*)(struct hv_handoff *, uint32_t))(img + hdr.cpu_entry);
+    core->base = base;
+    core->pages = total;
+    core->main = img + hdr.entry;
+    core->cpu_main = img + hdr.cpu_entry;
     blog(BLOG_INFO, "core loaded at 0x%llx: %llu KiB image, %llu page-table pages (%s pages up to %llu GiB)",
          (uint64_t)base, img_pages << 2, ptp, gbpages ? "1 GiB" : "2 MiB", limit >> 30);
     return EFI_SUCCESS;
+}
+
+void core_unload(struct core *core)
+{
+    SetMem((void *)(uintptr_t)core->base, core->pages << 12, 0);
+    EFI_STATUS s = uefi_call_wrapper(BS->FreePages, 2, core->base, core->pages);
+    blog(BLOG_INFO, "hv not active: its %llu KiB wiped and %s", core->pages << 2,
+         EFI_ERROR(s) ? "kept reserved (FreePages failed)" : "returned to the firmware");
 }

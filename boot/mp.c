@@ -27,6 +27,9 @@ struct _MP_SERVICES {
 static MP_SERVICES *mp;
 static struct core *ap_core;
 static volatile int ap_rc[HV_MAX_CPUS];
+/* boot/'s own copy: once the core runs, the handoff sits in hv's memory, which the
+ * guest (boot/ included) can no longer read. */
+static uint32_t ncpus = 1;
 
 static MP_SERVICES *locate(void)
 {
@@ -52,7 +55,7 @@ EFI_STATUS mp_cpus(struct hv_handoff *h)
         blog(BLOG_WARN, "%llu CPUs: hv supports %u, the rest stay offline to it", (uint64_t)total, HV_MAX_CPUS);
         total = HV_MAX_CPUS;
     }
-    h->ncpus = (uint32_t)total;
+    h->ncpus = ncpus = (uint32_t)total;
     for (UINTN i = 0; i < total; i++) {
         MP_PROCESSOR_INFO info;
         if (EFI_ERROR(uefi_call_wrapper(mp->GetProcessorInfo, 3, mp, i, &info)))
@@ -69,21 +72,23 @@ static VOID EFIAPI ap_proc(VOID *arg)
     UINTN n = 0;
     uefi_call_wrapper(mp->WhoAmI, 2, mp, &n); /* the one MP service an AP may call */
     if (n < HV_MAX_CPUS)
-        ap_rc[n] = ap_core->cpu_main(ap_core->handoff, (uint32_t)n);
+        ap_rc[n] = boot_call_core(ap_core->cpu_main, ap_core->handoff, n);
 }
 
 EFI_STATUS mp_run_aps(struct core *core)
 {
-    if (core->handoff->ncpus < 2 || !locate())
+    if (ncpus < 2 || !locate())
         return EFI_SUCCESS;
     ap_core = core;
     UINTN *failed = NULL;
     /* Bounded: an AP that never comes back is reported, not waited for forever. */
+    blog(BLOG_DEBUG, "starting the core on %u AP(s)", ncpus - 1);
     EFI_STATUS s = uefi_call_wrapper(mp->StartupAllAPs, 7, mp, ap_proc, FALSE, NULL, 30000000, NULL, &failed);
+    blog(BLOG_DEBUG, "StartupAllAPs returned 0x%llx", (uint64_t)s);
     if (EFI_ERROR(s))
         blog(BLOG_ERROR, "StartupAllAPs failed: 0x%llx", (uint64_t)s);
-    for (uint32_t i = 0; i < core->handoff->ncpus; i++)
+    for (uint32_t i = 0; i < ncpus; i++)
         if (ap_rc[i])
-            blog(BLOG_ERROR, "cpu%u: core returned %d", i, ap_rc[i]);
+            blog(BLOG_ERROR, "cpu%u: not under hv (core returned %d; see above)", i, ap_rc[i]);
     return s;
 }

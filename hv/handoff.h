@@ -14,7 +14,7 @@
 
 #define HV_IMAGE_MAGIC 0x45524f4356480a7full /* "\x7f\nHVCORE" */
 #define HV_HANDOFF_MAGIC 0x46464f444e414856ull /* "HVANDOFF" */
-#define HV_HANDOFF_VERSION 1
+#define HV_HANDOFF_VERSION 2
 
 #define HV_MAX_CPUS 64
 #define HV_MAX_MEM 256
@@ -30,10 +30,22 @@ struct hv_image_header {
     uint64_t mem_size;     /* bytes the image occupies once .bss is added (zeroed by boot) */
     uint64_t rela_start;   /* Elf64_Rela[] of R_X86_64_RELATIVE relocations */
     uint64_t rela_end;
-    uint64_t entry;        /* int hv_main(struct hv_handoff *) on the boot CPU */
-    uint64_t cpu_entry;    /* int hv_cpu_main(struct hv_handoff *, uint32_t cpu) on each AP */
+    uint64_t entry;        /* int hv_main(struct hv_handoff *, uint64_t cpu = 0, const struct hv_resume *) on the boot CPU */
+    uint64_t cpu_entry;    /* int hv_cpu_main(struct hv_handoff *, uint32_t cpu, const struct hv_resume *) on each AP */
     uint64_t reserved;
 };
+
+/*
+ * Where the caller continues as hv's guest. boot/'s trampoline (boot/trampoline.asm)
+ * fills it: when the core has put this CPU under VMX, the guest resumes at rip with
+ * rsp and rflags and RAX = 0, exactly as if the call into the core had returned 0.
+ */
+struct hv_resume {
+    uint64_t rip, rsp, rflags;
+};
+/* Entry point results: 0 = this CPU now runs as hv's guest. */
+#define HV_NOT_VIRTUALIZED 1      /* no (usable) VMX, vmx=off, or a failure that was logged */
+#define HV_BAD_HANDOFF (-100)     /* boot/ and core from different builds */
 
 enum hv_mem_type {
     HV_MEM_RAM = 1,       /* usable by the OS after ExitBootServices */

@@ -11,14 +11,18 @@
 #include "../vmx/probe.h"
 #include "cpu.h"
 #include "handoff.h"
+#include "vcpu.h"
 #include "version.h"
+
+int hv_global_init(void);
+int vcpu_start(uint32_t cpu, const struct hv_resume *r, uint64_t fw_cr3);
 
 /* Canary: lives only in hv's memory; no guest may ever read it (docs/architecture.md). */
 __attribute__((aligned(16), used)) const char hv_canary[32] = "HV-CANARY-7f3c9e2a";
 
 static struct hv_handoff *ho;
-static struct vmx_caps caps;
 static bool vmx_ok;
+#define caps hv.caps
 
 struct host_ctx {
     uint64_t cr3, rflags;
@@ -69,10 +73,9 @@ static void log_platform(void)
 
 static void probe_vmx(void)
 {
-    struct vmx_msrs m;
     char why[160];
-    vmx_read_msrs(&m);
-    vmx_ok = vmx_caps_decode(&m, &caps, why, sizeof(why));
+    vmx_read_msrs(&hv.msrs);
+    vmx_ok = vmx_caps_decode(&hv.msrs, &caps, why, sizeof(why));
     if (!vmx_ok) {
         log_warn("VMX unavailable: %s", why);
         log_warn("continuing without virtualization: the next stage runs on bare hardware");
@@ -86,34 +89,12 @@ static void probe_vmx(void)
              caps.vmcs_shadowing ? "yes" : "no");
 }
 
-/* Until hv keeps its guest under VMX, prove VMXON and VMXOFF work on this CPU. */
-static int vmx_cycle(uint32_t cpu)
+int hv_main(struct hv_handoff *h, uint64_t unused, const struct hv_resume *r)
 {
-    struct vmx_root root = {0};
-    const char *why = "";
-    void *page = page_alloc(1);
-    if (!page) {
-        log_err("cpu%u: out of memory for the VMXON region", cpu);
-        return -1;
-    }
-    if (vmx_on(&root, &caps, page, &why)) {
-        log_err("cpu%u: %s", cpu, why);
-        return -1;
-    }
-    log_info("cpu%u: VMXON ok (region at 0x%llx)", cpu, (unsigned long long)root.vmxon_pa);
-    if (vmx_off(&root)) {
-        log_err("cpu%u: VMXOFF failed", cpu);
-        return -1;
-    }
-    log_info("cpu%u: VMXOFF ok", cpu);
-    return 0;
-}
-
-int hv_main(struct hv_handoff *h)
-{
+    (void)unused;
     if (h->magic != HV_HANDOFF_MAGIC || h->version != HV_HANDOFF_VERSION || h->size != sizeof(*h))
-        return -100; /* boot/ and core from different builds: boot/ says so */
-    ho = h;
+        return HV_BAD_HANDOFF; /* boot/ says so */
+    ho = hv.ho = h;
     serial_init(h->cfg.serial_port);
     log_set_sink(serial_write);
     log_set_level((enum log_level)h->cfg.log_level);
@@ -124,22 +105,28 @@ int hv_main(struct hv_handoff *h)
     log_info("core %s running on its own page tables (CR3 0x%llx)", HV_VERSION, (unsigned long long)h->host_cr3);
     log_platform();
     probe_vmx();
-    int rc = 0;
-    if (vmx_ok && !h->cfg.vmx)
+    int rc = HV_NOT_VIRTUALIZED;
+    if (vmx_ok && !h->cfg.vmx) {
         log_warn("vmx=off in hv.cfg: not entering VMX operation");
-    else if (vmx_ok)
-        rc = vmx_cycle(0);
+        vmx_ok = false;
+    } else if (vmx_ok && hv_global_init()) {
+        log_err("cannot set up virtualization: continuing without it");
+        vmx_ok = false;
+    } else if (vmx_ok) {
+        vcpu_start(0, r, ctx.cr3); /* returns only if this CPU could not be virtualized */
+        vmx_ok = false;
+    }
     host_leave(&ctx);
     return rc;
 }
 
-int hv_cpu_main(struct hv_handoff *h, uint32_t cpu)
+int hv_cpu_main(struct hv_handoff *h, uint64_t cpu, const struct hv_resume *r)
 {
-    if (h != ho || !vmx_ok || !h->cfg.vmx)
-        return 0;
+    if (h != ho || !hv.vcpus[0] || cpu >= HV_MAX_CPUS)
+        return HV_NOT_VIRTUALIZED; /* the boot CPU is not virtualized: neither are the APs */
     struct host_ctx ctx;
     host_enter(&ctx);
-    int rc = vmx_cycle(cpu);
+    vcpu_start((uint32_t)cpu, r, ctx.cr3);
     host_leave(&ctx);
-    return rc;
+    return HV_NOT_VIRTUALIZED;
 }

@@ -108,10 +108,12 @@ static uint64_t *new_table(struct build *b, uint64_t *slot)
 
 /*
  * Fills the table at `level` that maps [base, base + 512 * level_size(level)).
- * Each entry becomes: nothing (fully hidden or beyond the limit), a leaf when
- * its range is one MTRR type and touches no hidden page, else a table.
- * The leaf type is the MTRR type and ignore-PAT stays clear, so the effective
- * type is combined with the guest's PAT as on bare metal (29.3.7.2).
+ * Each entry becomes: nothing (beyond the limit, or fully hidden with no
+ * hidden_page), a leaf when its range is one MTRR type and touches no hidden
+ * page, a hidden_page leaf for a hidden PTE, else a table.
+ * An identity leaf's type is the MTRR type and ignore-PAT stays clear, so the
+ * effective type is combined with the guest's PAT as on bare metal (29.3.7.2).
+ * A hidden_page leaf is WB with ignore-PAT: hv's page, seen as hv sees it.
  */
 static int fill(struct build *b, uint64_t *table, int level, uint64_t base)
 {
@@ -124,7 +126,7 @@ static int fill(struct build *b, uint64_t *table, int level, uint64_t base)
         if (level <= 3) {
             /* limit is 1 GiB aligned, so [a, a + size) is below it. */
             enum overlap h = hidden_overlap(e, a, a + size);
-            if (h == FULL)
+            if (h == FULL && !e->hidden_page)
                 continue;
             if (h == NONE && (level < 3 || b->use_1g)) {
                 int mt = level == 1 ? mtrr_type(b->mtrr, a) : mtrr_range_type(b->mtrr, a, size);
@@ -142,8 +144,13 @@ static int fill(struct build *b, uint64_t *table, int level, uint64_t base)
             /* Hidden ranges are page aligned, so a PTE is never PARTIAL, and a
              * single 4 KiB page always has one MTRR type; if that ever broke,
              * not present is the safe answer. */
-            if (level == 1)
+            if (level == 1) {
+                if (h == FULL) {
+                    table[i] = e->hidden_page | EPT_HIDDEN_LEAF;
+                    e->leaves_hidden++;
+                }
                 continue;
+            }
         }
         uint64_t *sub = new_table(b, &table[i]);
         if (!sub || fill(b, sub, level - 1, a) < 0)
@@ -156,13 +163,17 @@ int ept_build_identity(struct ept *e, const struct hv_mem_range *mem, unsigned n
                        uint64_t limit, const struct mtrr_state *mtrr, bool use_1g,
                        void *(*alloc_page)(void))
 {
+    uint64_t hidden_page = e->hidden_page; /* an input: survives the reset */
     memset(e, 0, sizeof(*e));
+    e->hidden_page = hidden_page;
     if (!mtrr || !alloc_page || (nmem && !mem))
         return -1;
     e->limit = ept_identity_limit(mem, nmem, limit);
     unsigned pb = mtrr->phys_bits == 0 ? 36 : mtrr->phys_bits > 52 ? 52 : mtrr->phys_bits;
     /* Addresses beyond MAXPHYADDR in an entry are an EPT misconfiguration (29.3.3.1). */
     if (e->limit > EPT_MAX_LIMIT || e->limit > (1ull << pb))
+        return -1;
+    if ((hidden_page & (EPT_PAGE_4K - 1)) || hidden_page >= (1ull << pb))
         return -1;
 
     for (unsigned i = 0; i < nmem; i++) {
@@ -199,6 +210,15 @@ uint64_t *ept_walk(const struct ept *e, uint64_t gpa, int *level)
         }
         t = table_of(*entry);
     }
+}
+
+uint64_t *ept_hidden_leaf(const struct ept *e, uint64_t gpa)
+{
+    if (!e->hidden_page || !ept_is_hidden(e, gpa))
+        return NULL;
+    int level;
+    uint64_t *p = ept_walk(e, gpa, &level);
+    return p && level == 1 && present(*p) ? p : NULL;
 }
 
 static void free_table(uint64_t *t, int level, void (*free_page)(void *))

@@ -1,9 +1,17 @@
 /* EPT01: the identity map hv gives its guest (SDM Vol. 3C 29.3), host-tested.
  * Every guest-physical address below the limit maps to the same host-physical
  * address with RWX, with the memory type the MTRRs give it on bare metal,
- * except hv's own memory (HV_MEM_HV), which is left not present: every guest
- * access to it exits with an EPT violation that hv/ emulates (reads see zeros,
- * writes are dropped, the first attempt is logged). */
+ * except hv's own memory (HV_MEM_HV, "hidden"), which is handled in one of two
+ * ways, chosen by e->hidden_page before ept_build_identity():
+ *  - hidden_page != 0: every 4 KiB page of a hidden range is a 4 KiB leaf
+ *    mapping that one host-physical page (which hv keeps zeroed) with R|X, no
+ *    W, memory type WB and ignore-PAT (EPT_HIDDEN_LEAF). Guest reads and
+ *    fetches of hv's memory see that page without exiting; only writes cause
+ *    EPT violations, which hv/ drops (it may retarget one leaf to a scratch
+ *    page with ept_hidden_leaf() to single-step the write). Hidden 2 MiB and
+ *    1 GiB regions are built down to 4 KiB leaves: one extra PT per 2 MiB.
+ *  - hidden_page == 0: hidden pages are not present, so every guest access
+ *    exits with an EPT violation that hv/ must emulate. */
 #ifndef VMX_EPT_H
 #define VMX_EPT_H
 #include <stdbool.h>
@@ -30,6 +38,11 @@
 #define EPTP_PWL4         (3ull << 3)   /* page-walk length - 1, bits 5:3 */
 #define EPTP_AD           (1ull << 6)   /* enable accessed/dirty flags */
 
+/* Flags of a hidden 4 KiB leaf (OR in the target page's address): readable
+ * and executable, not writable, WB whatever the guest's PAT says (the page is
+ * hv's, accessed WB by hv, so no aliasing of memory types). */
+#define EPT_HIDDEN_LEAF   (EPT_R | EPT_X | EPT_MT(MT_WB) | EPT_IGNORE_PAT)
+
 #define EPT_MAX_HIDDEN 8
 #define EPT_PAGE_1G (1ull << 30)
 #define EPT_PAGE_2M (1ull << 21)
@@ -44,8 +57,13 @@ struct ept {
     uint64_t *pml4;          /* VA == PA (identity-mapped host) */
     uint64_t eptp;           /* 0 until a build succeeds */
     uint64_t pages_used;     /* table pages taken from alloc_page */
-    uint64_t limit;          /* [0, limit) is mapped (except hidden) */
-    uint64_t leaves_1g, leaves_2m, leaves_4k;
+    uint64_t limit;          /* [0, limit) is mapped (hidden pages specially) */
+    uint64_t leaves_1g, leaves_2m, leaves_4k; /* identity leaves */
+    uint64_t leaves_hidden;  /* 4 KiB leaves pointing at hidden_page */
+    /* Input, set by the caller before ept_build_identity() (which keeps it
+     * across its reset of *e): 0 = hidden pages not present, else the 4 KiB
+     * aligned host-physical page every hidden page maps to, R|X only. */
+    uint64_t hidden_page;
     unsigned nhidden;
     struct ept_range hidden[EPT_MAX_HIDDEN]; /* sorted, merged, page-rounded outwards */
 };
@@ -63,9 +81,12 @@ uint64_t ept_identity_limit(const struct hv_mem_range *mem, unsigned nmem, uint6
  * Pass limit 0 to let the memory map decide. Leaves are 1 GiB (if use_1g),
  * 2 MiB or 4 KiB: the largest page whose range has one MTRR type and does not
  * touch a hidden range. HV_MEM_HV ranges are hidden (rounded outwards to whole
- * pages, so no byte of hv is reachable). alloc_page returns a zeroed 4 KiB page
- * with VA == PA, or NULL. Returns 0, or -1 (allocation failure, more than
- * EPT_MAX_HIDDEN disjoint hidden ranges, limit beyond MAXPHYADDR or 2^48,
+ * pages, so no byte of hv is reachable): not present if e->hidden_page is 0,
+ * else 4 KiB leaves hidden_page | EPT_HIDDEN_LEAF. All other fields of *e are
+ * reset; set e->hidden_page (or zero it) before calling. alloc_page returns a
+ * zeroed 4 KiB page with VA == PA, or NULL. Returns 0, or -1 (allocation
+ * failure, more than EPT_MAX_HIDDEN disjoint hidden ranges, limit beyond
+ * MAXPHYADDR or 2^48, hidden_page not 4 KiB aligned or beyond MAXPHYADDR,
  * mtrr NULL); after a failure the partial tables are still reachable from
  * e->pml4 for ept_free(), and e->eptp is 0.
  */
@@ -73,13 +94,23 @@ int ept_build_identity(struct ept *e, const struct hv_mem_range *mem, unsigned n
                        uint64_t limit, const struct mtrr_state *mtrr, bool use_1g,
                        void *(*alloc_page)(void));
 
-/* Is gpa in a range hidden at build time (i.e. not present in EPT)? */
+/* Is gpa in a range hidden at build time (not present, or mapped to
+ * hidden_page read/execute-only)? */
 bool ept_is_hidden(const struct ept *e, uint64_t gpa);
 
 /* The entry that translates gpa: a leaf (level 3 = 1 GiB, 2 = 2 MiB, 1 = 4 KiB)
  * or the first non-present entry on the walk (*level says where). NULL if gpa
  * is beyond a 4-level walk or there are no tables. */
 uint64_t *ept_walk(const struct ept *e, uint64_t gpa, int *level);
+
+/* The 4 KiB leaf (PTE) that maps hidden gpa to hidden_page, or NULL if gpa is
+ * not hidden, hidden_page was 0 at build time, or there is no such leaf. hv
+ * may point it at a scratch page (e.g. scratch_pa | EPT_HIDDEN_LEAF | EPT_W
+ * while single-stepping a dropped write) and must restore
+ * hidden_page | EPT_HIDDEN_LEAF afterwards; after each change the caller must
+ * INVEPT (single-context, this EPTP) before the guest runs again, on every
+ * CPU using this EPT, or stale translations may survive. */
+uint64_t *ept_hidden_leaf(const struct ept *e, uint64_t gpa);
 
 /* Returns every table page to free_page (tests; hv never frees EPT01). */
 void ept_free(struct ept *e, void (*free_page)(void *));

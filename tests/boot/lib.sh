@@ -62,15 +62,16 @@ EOC
 
 # expect NAME DIR REGEX DESCRIPTION — one assertion on the serial log
 expect() {
-    if grep -qE -- "$3" "$2/serial.log" 2>/dev/null; then
+    if tr -d '\r' <"$2/serial.log" 2>/dev/null | grep -qaE -- "$3"; then
         PASS=$((PASS + 1)); echo "  ok   $1: $4"
     else
         FAIL=$((FAIL + 1)); echo "  FAIL $1: $4 (no line matching /$3/ in $2/serial.log)"; FAILED_DIRS+=("$2")
     fi
 }
 expect_not() {
-    if grep -qE -- "$3" "$2/serial.log" 2>/dev/null; then
-        FAIL=$((FAIL + 1)); echo "  FAIL $1: $4 (found: $(grep -m1 -E -- "$3" "$2/serial.log"))"; FAILED_DIRS+=("$2")
+    if tr -d '\r' <"$2/serial.log" 2>/dev/null | grep -qaE -- "$3"; then
+        FAIL=$((FAIL + 1)); echo "  FAIL $1: $4 (found: $(tr -d '\r' <"$2/serial.log" | grep -a -m1 -E -- "$3"))"
+        FAILED_DIRS+=("$2")
     else
         PASS=$((PASS + 1)); echo "  ok   $1: $4"
     fi

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Boot tests: hv.efi + hv.cfg + the test payload on one ESP image.
-# QEMU (TCG: no VMX) checks the fallback; Bochs 3.0 (VMX) with 1 and 2 CPUs
-# checks VMX operation. Runs boots in parallel; logs stay in build/tests/.
+# QEMU (TCG: no VMX) checks the fallback; Bochs 3.0 (VMX) with 1 and 2 CPUs checks
+# that firmware and payload run as hv's guest on every CPU. Boots run in parallel;
+# logs stay in build/tests/<name>/serial.log.
 source "$(dirname "$0")/lib.sh"
 T=$B/tests
 CFG=$'# boot test config\r\nnext=\\EFI\\hv\\payload.efi\r\nargs=hello from hv.cfg\r\nlog=debug\r\n'
@@ -25,19 +26,38 @@ for m in qemu bochs1 bochs2; do
     expect "$m" "$d" '^hv: starting next stage .*payload.efi' "next stage named"
     expect "$m" "$d" '^payload: started' "payload ran"
     expect "$m" "$d" '^payload: args: hello from hv.cfg' "args= reached the payload"
+    expect "$m" "$d" '^payload: canary scan: [1-9][0-9]* MiB scanned, 0 hits' "canary never found in guest memory"
     expect "$m" "$d" '^payload: done' "payload finished"
     expect_not "$m" "$d" '^hv: ERROR' "no errors logged"
 done
-expect qemu "$T/qemu" '^hv: WARN: VMX unavailable: no VMX' "QEMU/TCG: VMX unavailable and why"
-expect qemu "$T/qemu" 'continuing without virtualization' "QEMU/TCG: boots on without VMX"
+echo "boot test qemu (no VMX):"
+expect qemu "$T/qemu" '^hv: WARN: VMX unavailable: no VMX' "VMX unavailable and why"
+expect qemu "$T/qemu" 'continuing without virtualization' "boots on without VMX"
+expect_not qemu "$T/qemu" 'signature hvhvhvhvhvhv' "payload does not see hv"
 for m in bochs1 bochs2; do
-    expect "$m" "$T/$m" '^hv: vmx: VMCS revision 0x' "VMX capabilities logged"
-    expect "$m" "$T/$m" '^hv: cpu0: VMXON ok' "VMXON on the boot CPU"
-    expect "$m" "$T/$m" '^hv: cpu0: VMXOFF ok' "VMXOFF on the boot CPU"
+    d=$T/$m
+    echo "boot test $m (VMX):"
+    expect "$m" "$d" '^hv: vmx: VMCS revision 0x' "VMX capabilities logged"
+    expect "$m" "$d" '^hv: EPT01: identity map' "EPT01 built"
+    expect "$m" "$d" '^hv: cpu0: VMXON ok, launching the firmware as guest' "boot CPU under hv"
+    expect "$m" "$d" '^payload: cpu0: hypervisor bit set' "CPUID.1:ECX[31] on cpu0"
+    expect "$m" "$d" '^payload: cpu0: signature hvhvhvhvhvhv' "hv's CPUID signature on cpu0"
+    expect "$m" "$d" '^payload: cpu0: vmx bit clear' "VMX hidden (nested off)"
+    expect "$m" "$d" '^payload: cpu0: feature_control 0x1$' "IA32_FEATURE_CONTROL: locked, VMXON disabled"
+    expect "$m" "$d" '^payload: cpu0: hypercall version 0x200' "VMCALL version hypercall"
+    expect "$m" "$d" '^payload: hv memory write: before 0x0 after 0x0 dropped' "write into hv's memory dropped, reads zero"
+    expect "$m" "$d" "^hv: WARN: cpu0: guest wrote to hv's memory" "first write attempt logged"
+    expect "$m" "$d" '^hv: stats: exit statistics \(hypercall\)' "statistics on hypercall"
+    expect "$m" "$d" '^hv: stats: exit statistics \(guest power-off\)' "statistics at power-off"
+    expect "$m" "$d" '^hv: stats: cpu0: [0-9]+ exits, [0-9]+ VMREADs' "per-vCPU counts"
 done
+echo "boot test bochs2 (second CPU):"
 expect bochs2 "$T/bochs2" '^hv: cpu: .*, 2 CPU\(s\)' "both CPUs seen"
-expect bochs2 "$T/bochs2" '^hv: cpu1: VMXON ok' "VMXON on the AP"
-expect bochs2 "$T/bochs2" '^hv: cpu1: VMXOFF ok' "VMXOFF on the AP"
+expect bochs2 "$T/bochs2" '^hv: cpu1: VMXON ok, launching the firmware as guest' "AP under hv"
+expect bochs2 "$T/bochs2" '^hv: cpu1: SIPI vector 0x[0-9a-f]+' "AP woken by INIT-SIPI-SIPI under hv"
+expect bochs2 "$T/bochs2" '^payload: cpu1: signature hvhvhvhvhvhv' "payload on the AP sees hv"
+expect bochs2 "$T/bochs2" '^payload: cpu1: feature_control 0x1$' "IA32_FEATURE_CONTROL on the AP"
+expect bochs2 "$T/bochs2" '^hv: stats: cpu1: [0-9]+ exits' "AP statistics"
 show_failures
 echo "boot: $PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

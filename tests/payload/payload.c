@@ -1,20 +1,11 @@
 /*
  * The test payload: hv's next stage in the boot tests. It reports on the serial
  * log what it observes ("payload: " lines) and powers the machine off.
+ * cpus.c probes every CPU; memscan.c checks that hv's memory stays hidden.
  */
-#include <efi.h>
-#include <efilib.h>
+#include "payload.h"
 #include "../../lib/serial.h"
-
-static void say(const char *s)
-{
-    serial_write("payload: ", 9);
-    UINTN n = 0;
-    while (s[n])
-        n++;
-    serial_write(s, n);
-    serial_write("\n", 1);
-}
+#include "../../hv/hypercall.h"
 
 static void cpuid_(UINT32 leaf, UINT32 r[4])
 {
@@ -25,7 +16,7 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
 {
     InitializeLib(self, systab);
     serial_init(0x3f8);
-    say("started");
+    out("started");
     EFI_LOADED_IMAGE *li;
     if (!EFI_ERROR(uefi_call_wrapper(BS->HandleProtocol, 3, self, &LoadedImageProtocol, (void **)&li)) &&
         li->LoadOptionsSize) {
@@ -35,15 +26,20 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
         for (; i < sizeof(buf) - 1 && i < li->LoadOptionsSize / 2 && o[i]; i++)
             buf[i] = (char)o[i];
         buf[i] = 0;
-        serial_write("payload: args: ", 15);
-        serial_write(buf, i);
-        serial_write("\n", 1);
+        out("args: %s", buf);
     }
     UINT32 r[4];
     cpuid_(1, r);
-    say(r[2] & (1u << 31) ? "cpuid: hypervisor bit set" : "cpuid: hypervisor bit clear");
-    say("done: powering off");
+    out("cpuid: hypervisor bit %s", r[2] & (1u << 31) ? "set" : "clear");
+
+    BOOLEAN hv = check_cpus();
+    check_memory(hv);
+    if (hv) {
+        hv_vmcall(HV_HC_PRINT_STATS);
+        out("asked hv for exit statistics");
+    }
+    out("done: powering off");
     uefi_call_wrapper(RT->ResetSystem, 4, EfiResetShutdown, EFI_SUCCESS, 0, NULL);
-    say("ERROR: ResetSystem returned");
+    out("ERROR: ResetSystem returned");
     return EFI_SUCCESS;
 }

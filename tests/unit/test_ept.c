@@ -1,4 +1,5 @@
-/* Host tests for vmx/ept.c: identity map, hidden hv ranges, MTRR memory types, page sizes. */
+/* Host tests for vmx/ept.c: identity map, hidden hv ranges (not present, or mapped
+ * read/execute-only to one hidden page), MTRR memory types, page sizes. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,7 +97,13 @@ static void check_every_page(const struct ept *e, const struct mtrr_state *s, co
         bool ok;
         if (expect_hidden(gpa)) {
             hidden++;
-            ok = p && !(*p & EPT_RWX) && ept_is_hidden(e, gpa) && ept_is_hidden(e, gpa + 4095);
+            ok = p && ept_is_hidden(e, gpa) && ept_is_hidden(e, gpa + 4095);
+            if (e->hidden_page)
+                /* R|X, no W, WB, ignore PAT, no large bit, the one hidden page. */
+                ok = ok && level == 1 && *p == (e->hidden_page | EPT_R | EPT_X | EPT_MT(MT_WB) | EPT_IGNORE_PAT) &&
+                     ept_hidden_leaf(e, gpa) == p && ept_hidden_leaf(e, gpa + 4095) == p;
+            else
+                ok = ok && !(*p & EPT_RWX) && ept_hidden_leaf(e, gpa) == NULL;
         } else {
             uint64_t sz = 1ull << (12 + 9 * (level - 1));
             ok = p && level >= 1 && level <= 3 && (*p & EPT_RWX) == EPT_RWX &&
@@ -104,13 +111,15 @@ static void check_every_page(const struct ept *e, const struct mtrr_state *s, co
                  (*p & EPT_ADDR_MASK & (sz - 1)) == 0 &&
                  ((*p & EPT_MT_MASK) >> EPT_MT_SHIFT) == (uint64_t)mtrr_type(s, gpa) &&
                  !(*p & EPT_IGNORE_PAT) && ((level == 1) == !(*p & EPT_LARGE)) &&
-                 !ept_is_hidden(e, gpa);
+                 !ept_is_hidden(e, gpa) && ept_hidden_leaf(e, gpa) == NULL;
         }
         if (!ok && !bad++)
             first_bad = gpa;
     }
     CHECK(bad == 0, "%s: %u bad pages, first at %#llx", what, bad, (unsigned long long)first_bad);
     CHECK(hidden == 2048 + 3, "%s: %u hidden pages", what, hidden);
+    CHECK(e->leaves_hidden == (e->hidden_page ? 2048 + 3 : 0), "%s: %llu hidden leaves", what,
+          (unsigned long long)e->leaves_hidden);
     /* Nothing is mapped at or above the limit. */
     int level;
     uint64_t *p = ept_walk(e, e->limit, &level);
@@ -134,7 +143,7 @@ static int type_of(const struct ept *e, uint64_t gpa)
 static void test_build_1g(void)
 {
     struct mtrr_state s;
-    struct ept e;
+    struct ept e = { 0 };
     mtrrs(&s, true);
     alloc_reset(-1);
     int rc = ept_build_identity(&e, map, NMAP, 0, &s, true, alloc_page);
@@ -176,7 +185,7 @@ static void test_build_1g(void)
 static void test_build_2m(void)
 {
     struct mtrr_state s;
-    struct ept e;
+    struct ept e = { 0 };
     mtrrs(&s, true);
     alloc_reset(-1);
     CHECK(ept_build_identity(&e, map, NMAP, 0, &s, false, alloc_page) == 0, "build 2m");
@@ -190,7 +199,7 @@ static void test_build_2m(void)
 static void test_mtrr_disabled(void)
 {
     struct mtrr_state s;
-    struct ept e;
+    struct ept e = { 0 };
     mtrrs(&s, false);
     alloc_reset(-1);
     CHECK(ept_build_identity(&e, map, NMAP, 0, &s, true, alloc_page) == 0, "build, MTRRs off");
@@ -203,7 +212,7 @@ static void test_mtrr_disabled(void)
 static void test_alloc_failure(void)
 {
     struct mtrr_state s;
-    struct ept e;
+    struct ept e = { 0 };
     mtrrs(&s, true);
     alloc_reset(-1);
     CHECK(ept_build_identity(&e, map, NMAP, 0, &s, true, alloc_page) == 0, "reference build");
@@ -228,7 +237,7 @@ static void test_alloc_failure(void)
 static void test_limits_and_hidden(void)
 {
     struct mtrr_state s;
-    struct ept e;
+    struct ept e = { 0 };
     mtrrs(&s, true);
     alloc_reset(-1);
 
@@ -265,6 +274,130 @@ static void test_limits_and_hidden(void)
     CHECK(nlive == 0, "%u pages leaked", nlive);
 }
 
+#define HIDDEN_PAGE 0x7001000ull /* a page of hv's own region, as hv would pick */
+
+/* Non-hidden pages map exactly as in the not-present build: same entry, same level. */
+static void check_same_outside_hidden(const struct ept *a, const struct ept *b, const char *what)
+{
+    unsigned bad = 0;
+    uint64_t first_bad = 0;
+    for (uint64_t gpa = 0; gpa < a->limit; gpa += 4096) {
+        if (expect_hidden(gpa))
+            continue;
+        int la = 0, lb = 0;
+        uint64_t *pa = ept_walk(a, gpa, &la), *pb = ept_walk(b, gpa, &lb);
+        if (!pa || !pb || la != lb || *pa != *pb)
+            if (!bad++)
+                first_bad = gpa;
+    }
+    CHECK(bad == 0, "%s: %u pages differ from the not-present build, first at %#llx", what, bad,
+          (unsigned long long)first_bad);
+}
+
+static void test_hidden_page(void)
+{
+    struct mtrr_state s;
+    for (int mode = 0; mode < 3; mode++) {
+        const char *what = mode == 0 ? "hp 1g" : mode == 1 ? "hp 2m" : "hp disabled";
+        bool use_1g = mode != 1;
+        mtrrs(&s, mode != 2);
+        alloc_reset(-1);
+        struct ept ref = { 0 }, e = { 0 };
+        CHECK(ept_build_identity(&ref, map, NMAP, 0, &s, use_1g, alloc_page) == 0, "%s: reference", what);
+        e.hidden_page = HIDDEN_PAGE;
+        CHECK(ept_build_identity(&e, map, NMAP, 0, &s, use_1g, alloc_page) == 0, "%s: build", what);
+        CHECK(e.hidden_page == HIDDEN_PAGE, "%s: hidden_page kept across the build", what);
+        check_every_page(&e, &s, what);
+        check_same_outside_hidden(&e, &ref, what);
+        /* 8 MiB of hv = four hidden 2M pages, each now one PT; the unaligned
+         * range's 2M was split already. */
+        CHECK(e.pages_used == ref.pages_used + 4, "%s: %llu table pages vs %llu", what,
+              (unsigned long long)e.pages_used, (unsigned long long)ref.pages_used);
+        CHECK(e.leaves_1g == ref.leaves_1g && e.leaves_2m == ref.leaves_2m && e.leaves_4k == ref.leaves_4k,
+              "%s: identity leaf counts changed", what);
+        CHECK(level_of(&e, 0x7000000) == 1 && level_of(&e, 0x77ff000) == 1 && level_of(&e, 0x9002000) == 1,
+              "%s: hidden pages are 4K leaves", what);
+        CHECK(type_of(&e, 0x7000000) == MT_WB, "%s: hidden leaf WB", what);
+        CHECK(e.eptp == ept_make_eptp((uintptr_t)e.pml4, false), "%s: eptp", what);
+        ept_free(&ref, free_page);
+        ept_free(&e, free_page);
+        CHECK(nlive == 0, "%s: %u pages leaked", what, nlive);
+    }
+
+    /* Retargeting one hidden leaf (hv: single-step a dropped write into a scratch page). */
+    struct ept e = { .hidden_page = HIDDEN_PAGE };
+    mtrrs(&s, true);
+    alloc_reset(-1);
+    CHECK(ept_build_identity(&e, map, NMAP, 0, &s, true, alloc_page) == 0, "retarget build");
+    uint64_t *leaf = ept_hidden_leaf(&e, 0x7123456);
+    CHECK(leaf && *leaf == (HIDDEN_PAGE | EPT_HIDDEN_LEAF), "hidden leaf %p", (void *)leaf);
+    CHECK(!(EPT_HIDDEN_LEAF & EPT_W) && (EPT_HIDDEN_LEAF & EPT_R) && (EPT_HIDDEN_LEAF & EPT_X),
+          "EPT_HIDDEN_LEAF is R|X");
+    int level = 0;
+    CHECK(ept_walk(&e, 0x7123000, &level) == leaf && level == 1, "leaf is the walk's PTE");
+    CHECK(ept_hidden_leaf(&e, 0x7124000) != leaf && ept_hidden_leaf(&e, 0x7122fff) != leaf,
+          "one leaf per page");
+    uint64_t scratch = 0x12345000;
+    *leaf = scratch | EPT_HIDDEN_LEAF | EPT_W;
+    CHECK((*ept_walk(&e, 0x7123fff, NULL) & EPT_ADDR_MASK) == scratch, "retargeted");
+    CHECK((*ept_walk(&e, 0x7124000, NULL) & EPT_ADDR_MASK) == HIDDEN_PAGE, "neighbour untouched");
+    CHECK(ept_hidden_leaf(&e, 0x7123000) == leaf, "retargeted leaf still found");
+    *leaf = HIDDEN_PAGE | EPT_HIDDEN_LEAF;
+    CHECK(ept_hidden_leaf(&e, 0x6fff000) == NULL && ept_hidden_leaf(&e, 0x7800000) == NULL &&
+          ept_hidden_leaf(&e, 0x9003000) == NULL && ept_hidden_leaf(&e, EPT_MAX_LIMIT) == NULL,
+          "no hidden leaf outside hidden ranges");
+    ept_free(&e, free_page);
+    CHECK(ept_hidden_leaf(&e, 0x7123000) == NULL, "no hidden leaf without tables");
+
+    /* Not-present mode: no leaf to retarget. */
+    e.hidden_page = 0;
+    CHECK(ept_build_identity(&e, map, NMAP, 0, &s, true, alloc_page) == 0, "np build");
+    CHECK(ept_hidden_leaf(&e, 0x7123000) == NULL && ept_hidden_leaf(&e, 0x9000000) == NULL,
+          "no hidden leaf in not-present mode");
+    ept_free(&e, free_page);
+
+    /* A bad hidden page is refused. */
+    e.hidden_page = HIDDEN_PAGE + 8;
+    CHECK(ept_build_identity(&e, map, NMAP, 0, &s, true, alloc_page) == -1 && e.eptp == 0, "unaligned hidden page");
+    ept_free(&e, free_page);
+    e.hidden_page = 1ull << 39; /* MAXPHYADDR 39 */
+    CHECK(ept_build_identity(&e, map, NMAP, 0, &s, true, alloc_page) == -1, "hidden page beyond MAXPHYADDR");
+    ept_free(&e, free_page);
+    e.hidden_page = (1ull << 39) - 4096;
+    CHECK(ept_build_identity(&e, map, NMAP, 0, &s, true, alloc_page) == 0, "highest hidden page");
+    ept_free(&e, free_page);
+
+    /* A fully hidden GiB is built down to 512 PTs. */
+    struct hv_mem_range g = { 1 * GiB, 1 * GiB, HV_MEM_HV, 0 };
+    e.hidden_page = HIDDEN_PAGE;
+    CHECK(ept_build_identity(&e, &g, 1, 0, &s, true, alloc_page) == 0, "hp hidden GiB");
+    CHECK(e.leaves_hidden == 512 * 512 && level_of(&e, 1 * GiB) == 1 && level_of(&e, 2 * GiB - 4096) == 1 &&
+          (*ept_walk(&e, 1 * GiB + 5 * MiB, NULL) & EPT_ADDR_MASK) == HIDDEN_PAGE && level_of(&e, 2 * GiB) == 2,
+          "hidden GiB as 4K leaves");
+    CHECK(e.pages_used < 1 + 1 + 4 + 2 + 1 + 512 + 4, "%llu table pages", (unsigned long long)e.pages_used);
+    ept_free(&e, free_page);
+
+    /* Allocation failures with hidden_page behave like without. */
+    e.hidden_page = HIDDEN_PAGE;
+    alloc_reset(-1);
+    CHECK(ept_build_identity(&e, map, NMAP, 0, &s, true, alloc_page) == 0, "hp reference build");
+    unsigned need = nallocs, wrong = 0;
+    ept_free(&e, free_page);
+    for (unsigned n = 0; n < need; n++) {
+        alloc_reset(n);
+        e.hidden_page = HIDDEN_PAGE;
+        int rc = ept_build_identity(&e, map, NMAP, 0, &s, true, alloc_page);
+        if (rc != -1 || e.eptp != 0 || e.pages_used != n)
+            wrong++;
+        ept_free(&e, free_page);
+        if (nlive)
+            wrong++;
+    }
+    CHECK(wrong == 0, "hp: %u of %u failing builds misbehaved", wrong, need);
+    alloc_reset(-1);
+    CHECK(nlive == 0, "%u pages leaked", nlive);
+}
+
 int main(void)
 {
     test_build_1g();
@@ -272,5 +405,6 @@ int main(void)
     test_mtrr_disabled();
     test_alloc_failure();
     test_limits_and_hidden();
+    test_hidden_page();
     return test_summary();
 }

@@ -1,0 +1,7 @@
+#ifndef HV_ACPI_H
+#define HV_ACPI_H
+#include <stdint.h>
+/* The ACPI PM1a control port: from the FADT when the RSDP is known, else from the
+ * chipset (PIIX4 PM function, ICH9 LPC PMBASE). 0 if none found. */
+uint16_t acpi_pm1a_cnt(uint64_t rsdp, const char **source);
+#endif

@@ -1,0 +1,186 @@
+; The core's assembly: what C cannot express.
+;  - vmx_exit_stub: HOST_RIP. Saves the guest GPRs into vcpu->rc.regs (offset 0,
+;    x86 encoding order), calls vmexit_handler, restores them and VMRESUMEs.
+;  - vmx_launch: VMLAUNCH with guest RAX = 0 (the guest sees its call return 0).
+;  - host_idt_stubs: host exception/NMI entry points → host_exception(frame).
+;  - safe_rdmsr / safe_wrmsr / safe_xsetbv: may fault; host_exception resumes
+;    them at their fixup (the guest gets #GP instead of hv crashing).
+bits 64
+default rel
+section .text
+
+extern vmexit_handler           ; struct vcpu *vmexit_handler(struct vcpu *)
+extern vmresume_failed          ; noreturn void vmresume_failed(struct vcpu *)
+extern host_exception           ; void host_exception(struct host_frame *)
+
+global vmx_exit_stub
+vmx_exit_stub:
+    push rax
+    mov rax, [rsp + 8]          ; the vcpu pointer stored at HOST_RSP
+    mov [rax + 0x08], rcx
+    mov [rax + 0x10], rdx
+    mov [rax + 0x18], rbx
+    mov [rax + 0x28], rbp
+    mov [rax + 0x30], rsi
+    mov [rax + 0x38], rdi
+    mov [rax + 0x40], r8
+    mov [rax + 0x48], r9
+    mov [rax + 0x50], r10
+    mov [rax + 0x58], r11
+    mov [rax + 0x60], r12
+    mov [rax + 0x68], r13
+    mov [rax + 0x70], r14
+    mov [rax + 0x78], r15
+    pop qword [rax]
+    mov rdi, rax
+    call vmexit_handler         ; rsp == HOST_RSP: 16-byte aligned
+    mov rcx, [rax + 0x08]
+    mov rdx, [rax + 0x10]
+    mov rbx, [rax + 0x18]
+    mov rbp, [rax + 0x28]
+    mov rsi, [rax + 0x30]
+    mov rdi, [rax + 0x38]
+    mov r8,  [rax + 0x40]
+    mov r9,  [rax + 0x48]
+    mov r10, [rax + 0x50]
+    mov r11, [rax + 0x58]
+    mov r12, [rax + 0x60]
+    mov r13, [rax + 0x68]
+    mov r14, [rax + 0x70]
+    mov r15, [rax + 0x78]
+    mov rax, [rax]
+    vmresume
+    mov rdi, [rsp]              ; VMRESUME failed: report with state, never return
+    call vmresume_failed
+    ud2
+
+; int vmx_launch(void): returns only on failure (1 = VMfailInvalid, 2 = VMfailValid)
+global vmx_launch
+vmx_launch:
+    xor eax, eax
+    vmlaunch
+    mov eax, 1
+    jc .out
+    mov eax, 2
+.out:
+    ret
+
+; Host IDT: 32 exception vectors. Each stub pushes an error code (0 when the CPU
+; does not), then the vector; host_common saves the GPRs and calls C.
+%macro EXC 1
+exc_%1:
+%if %1 = 8 || (%1 >= 10 && %1 <= 14) || %1 = 17 || %1 = 21 || %1 = 29 || %1 = 30
+%else
+    push 0
+%endif
+    push %1
+    jmp host_common
+%endmacro
+%assign v 0
+%rep 32
+    EXC v
+%assign v v + 1
+%endrep
+
+host_common:                    ; frame: r15..rax, vector, error, rip, cs, rflags, rsp, ss
+    push rax
+    push rcx
+    push rdx
+    push rbx
+    push rbp
+    push rsi
+    push rdi
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+    mov rdi, rsp
+    mov rbx, rsp
+    and rsp, -16
+    call host_exception         ; may change frame->rip (fixups) or never return
+    mov rsp, rbx
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rdi
+    pop rsi
+    pop rbp
+    pop rbx
+    pop rdx
+    pop rcx
+    pop rax
+    add rsp, 16                 ; vector, error code
+    iretq
+
+; int safe_rdmsr(uint32_t msr, uint64_t *val): 0, or -1 if RDMSR faulted
+global safe_rdmsr
+safe_rdmsr:
+    mov ecx, edi
+.insn:
+    rdmsr
+    shl rdx, 32
+    mov eax, eax
+    or rax, rdx
+    mov [rsi], rax
+    xor eax, eax
+    ret
+.fail:
+    mov eax, -1
+    ret
+
+; int safe_wrmsr(uint32_t msr, uint64_t val)
+global safe_wrmsr
+safe_wrmsr:
+    mov ecx, edi
+    mov eax, esi
+    mov rdx, rsi
+    shr rdx, 32
+.insn:
+    wrmsr
+    xor eax, eax
+    ret
+.fail:
+    mov eax, -1
+    ret
+
+; int safe_xsetbv(uint32_t xcr, uint64_t val)
+global safe_xsetbv
+safe_xsetbv:
+    mov ecx, edi
+    mov eax, esi
+    mov rdx, rsi
+    shr rdx, 32
+.insn:
+    xsetbv
+    xor eax, eax
+    ret
+.fail:
+    mov eax, -1
+    ret
+
+section .data
+align 8
+global host_idt_stub_table
+host_idt_stub_table:
+%assign v 0
+%rep 32
+    dq exc_ %+ v
+%assign v v + 1
+%endrep
+
+; {faulting instruction, where to continue} pairs, ended by zeros
+global host_fixups
+host_fixups:
+    dq safe_rdmsr.insn, safe_rdmsr.fail
+    dq safe_wrmsr.insn, safe_wrmsr.fail
+    dq safe_xsetbv.insn, safe_xsetbv.fail
+    dq 0, 0

@@ -1,0 +1,124 @@
+/* VM-exit entry from the assembly stub, the dispatch table, and fatal exits. */
+#include "exit.h"
+#include "../lib/log.h"
+#include "../vmx/vmx_bits.h"
+#include "host.h"
+#include "vmcs01.h"
+
+static const exit_handler_fn handlers[EXIT_REASON_MAX + 1] = {
+    [EXIT_REASON_TRIPLE_FAULT] = handle_triple_fault,
+    [EXIT_REASON_INIT_SIGNAL] = handle_init,
+    [EXIT_REASON_SIPI_SIGNAL] = handle_sipi,
+    [EXIT_REASON_NMI_WINDOW] = handle_nmi_window,
+    [EXIT_REASON_CPUID] = handle_cpuid,
+    [EXIT_REASON_GETSEC] = handle_ud,
+    [EXIT_REASON_INVD] = handle_invd,
+    [EXIT_REASON_VMCALL] = handle_vmcall,
+    [EXIT_REASON_VMCLEAR] = handle_ud,
+    [EXIT_REASON_VMLAUNCH] = handle_ud,
+    [EXIT_REASON_VMPTRLD] = handle_ud,
+    [EXIT_REASON_VMPTRST] = handle_ud,
+    [EXIT_REASON_VMREAD] = handle_ud,
+    [EXIT_REASON_VMRESUME] = handle_ud,
+    [EXIT_REASON_VMWRITE] = handle_ud,
+    [EXIT_REASON_VMXOFF] = handle_ud,
+    [EXIT_REASON_VMXON] = handle_ud,
+    [EXIT_REASON_INVEPT] = handle_ud,
+    [EXIT_REASON_INVVPID] = handle_ud,
+    [EXIT_REASON_VMFUNC] = handle_ud,
+    [EXIT_REASON_CR_ACCESS] = handle_cr_access,
+    [EXIT_REASON_IO_INSTRUCTION] = handle_io,
+    [EXIT_REASON_MSR_READ] = handle_rdmsr,
+    [EXIT_REASON_MSR_WRITE] = handle_wrmsr,
+    [EXIT_REASON_MONITOR_TRAP_FLAG] = handle_mtf,
+    [EXIT_REASON_EPT_VIOLATION] = handle_ept_violation,
+    [EXIT_REASON_XSETBV] = handle_xsetbv,
+};
+
+exit_handler_fn exit_handler_for(uint32_t r) { return r <= EXIT_REASON_MAX ? handlers[r] : NULL; }
+
+const char *exit_reason_name(uint32_t r)
+{
+    static const char *const n[EXIT_REASON_MAX + 1] = {
+        [0] = "exception/NMI", [1] = "external interrupt", [2] = "triple fault", [3] = "INIT", [4] = "SIPI",
+        [7] = "interrupt window", [8] = "NMI window", [9] = "task switch", [10] = "CPUID", [11] = "GETSEC",
+        [12] = "HLT", [13] = "INVD", [14] = "INVLPG", [16] = "RDTSC", [18] = "VMCALL", [19] = "VMCLEAR",
+        [20] = "VMLAUNCH", [21] = "VMPTRLD", [22] = "VMPTRST", [23] = "VMREAD", [24] = "VMRESUME",
+        [25] = "VMWRITE", [26] = "VMXOFF", [27] = "VMXON", [28] = "CR access", [29] = "DR access",
+        [30] = "I/O", [31] = "RDMSR", [32] = "WRMSR", [33] = "invalid guest state", [34] = "MSR loading",
+        [36] = "MWAIT", [37] = "monitor trap flag", [39] = "MONITOR", [40] = "PAUSE", [48] = "EPT violation",
+        [49] = "EPT misconfiguration", [50] = "INVEPT", [51] = "RDTSCP", [52] = "preemption timer",
+        [53] = "INVVPID", [54] = "WBINVD", [55] = "XSETBV", [59] = "VMFUNC",
+    };
+    return r <= EXIT_REASON_MAX && n[r] ? n[r] : "?";
+}
+
+unsigned guest_cpl(struct vcpu *v) { return (vm_read(v, GUEST_SS_AR_BYTES) >> 5) & 3; }
+
+void inject_exception(struct vcpu *v, uint8_t vector, bool has_error, uint32_t error)
+{
+    vm_write(v, VM_ENTRY_INTR_INFO_FIELD,
+             INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | vector | (has_error ? INTR_INFO_DELIVER_CODE : 0));
+    if (has_error)
+        vm_write(v, VM_ENTRY_EXCEPTION_ERROR_CODE, error);
+}
+
+/* An NMI that hit hv in root mode is the guest's: inject it, or wait for the window. */
+static void deliver_pending_nmi(struct vcpu *v)
+{
+    if ((vm_read(v, VM_ENTRY_INTR_INFO_FIELD) & INTR_INFO_VALID) ||
+        (vm_read(v, GUEST_INTERRUPTIBILITY_INFO) & (GUEST_INTR_NMI | GUEST_INTR_MOV_SS | GUEST_INTR_STI))) {
+        vm_write(v, CPU_BASED_VM_EXEC_CONTROL, vm_read(v, CPU_BASED_VM_EXEC_CONTROL) | CPU_BASED_NMI_WINDOW_EXITING);
+        return;
+    }
+    v->nmi_pending = false;
+    vm_write(v, VM_ENTRY_INTR_INFO_FIELD, INTR_INFO_VALID | INTR_TYPE_NMI | 2);
+}
+
+void handle_nmi_window(struct vcpu *v)
+{
+    vm_write(v, CPU_BASED_VM_EXEC_CONTROL, vm_read(v, CPU_BASED_VM_EXEC_CONTROL) & ~CPU_BASED_NMI_WINDOW_EXITING);
+    if (v->nmi_pending)
+        deliver_pending_nmi(v);
+}
+
+__attribute__((noreturn)) void exit_fatal(struct vcpu *v, const char *why)
+{
+    uint32_t reason = (uint32_t)vmcs_read(VM_EXIT_REASON);
+    log_err("cpu%u: %s (exit reason %u%s: %s)", v->id, why, reason & 0xffff,
+            reason & VMX_EXIT_REASON_ENTRY_FAIL ? ", VM-entry failure" : "", exit_reason_name(reason & 0xffff));
+    vmcs01_dump_guest(v);
+    stats_print_all("fatal exit");
+    platform_reset(why);
+}
+
+void handle_triple_fault(struct vcpu *v) { exit_fatal(v, "guest triple fault"); }
+
+struct vcpu *vmexit_handler(struct vcpu *v)
+{
+    regcache_reset(&v->rc);
+    uint32_t reason = (uint32_t)reg_read(&v->rc, HV_REG_EXIT_REASON);
+    uint32_t basic = reason & 0xffff;
+    v->stats.total++;
+    if (basic <= EXIT_REASON_MAX)
+        v->stats.by_reason[basic]++;
+    if (reason & VMX_EXIT_REASON_ENTRY_FAIL) {
+        v->stats.entry_failures++;
+        exit_fatal(v, "VM entry failed");
+    }
+    exit_handler_fn fn = exit_handler_for(basic);
+    if (!fn)
+        exit_fatal(v, "unexpected VM exit");
+    fn(v);
+    if (v->nmi_pending)
+        deliver_pending_nmi(v);
+    regcache_flush(&v->rc);
+    return v;
+}
+
+__attribute__((noreturn)) void vmresume_failed(struct vcpu *v)
+{
+    log_err("cpu%u: VMRESUME failed, VM-instruction error %llu", v->id,
+            (unsigned long long)vmcs_read(VM_INSTRUCTION_ERROR));
+    exit_fatal(v, "VMRESUME failed");
+}

@@ -1,0 +1,42 @@
+/* VM-exit dispatch: one table from basic exit reason to handler (hv/exit.c). */
+#ifndef HV_EXIT_H
+#define HV_EXIT_H
+#include "../vmx/vmcs.h"
+#include "vcpu.h"
+
+typedef void (*exit_handler_fn)(struct vcpu *v);
+exit_handler_fn exit_handler_for(uint32_t basic_reason); /* NULL: unexpected */
+const char *exit_reason_name(uint32_t basic_reason);
+
+/* Counted VMCS access for handlers (the statistics count every VMREAD/VMWRITE). */
+static inline uint64_t vm_read(struct vcpu *v, uint32_t f) { v->rc.vmreads++; return vmcs_read(f); }
+static inline void vm_write(struct vcpu *v, uint32_t f, uint64_t x) { v->rc.vmwrites++; vmcs_write(f, x); }
+
+/* Event injection on the next VM entry (SDM 26.6). RIP is not advanced. */
+void inject_exception(struct vcpu *v, uint8_t vector, bool has_error, uint32_t error);
+static inline void inject_ud(struct vcpu *v) { inject_exception(v, 6, false, 0); }
+static inline void inject_gp(struct vcpu *v) { inject_exception(v, 13, true, 0); }
+unsigned guest_cpl(struct vcpu *v);
+
+/* Log everything about an exit hv cannot handle, print statistics, reset the machine. */
+__attribute__((noreturn)) void exit_fatal(struct vcpu *v, const char *why);
+void stats_print(struct vcpu *v);
+void stats_print_all(const char *why);
+
+/* Handlers, each with its topic */
+void handle_cpuid(struct vcpu *v);
+void handle_rdmsr(struct vcpu *v);
+void handle_wrmsr(struct vcpu *v);
+void handle_cr_access(struct vcpu *v);
+void handle_xsetbv(struct vcpu *v);
+void handle_invd(struct vcpu *v);
+void handle_ud(struct vcpu *v);
+void handle_vmcall(struct vcpu *v);
+void handle_init(struct vcpu *v);
+void handle_sipi(struct vcpu *v);
+void handle_triple_fault(struct vcpu *v);
+void handle_ept_violation(struct vcpu *v);
+void handle_mtf(struct vcpu *v);
+void handle_io(struct vcpu *v);
+void handle_nmi_window(struct vcpu *v);
+#endif

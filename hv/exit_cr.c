@@ -1,0 +1,64 @@
+/* MOV to CR0/CR4 of a bit hv owns (the guest/host masks): emulate it. The guest
+ * sees its own value in the read shadow; the real register keeps VMX's fixed bits
+ * (CR0.NE, CR4.VMXE). Other CR accesses never exit. */
+#include "../lib/x86.h"
+#include "../vmx/vmx_bits.h"
+#include "exit.h"
+
+static void set_cr0(struct vcpu *v, uint64_t val)
+{
+    uint64_t old = vm_read(v, CR0_READ_SHADOW);
+    if ((val >> 32) || ((val & CR0_PG) && !(val & CR0_PE)) || ((val & CR0_NW) && !(val & CR0_CD))) {
+        inject_gp(v);
+        return;
+    }
+    uint64_t efer = vm_read(v, GUEST_IA32_EFER);
+    /* Paging on/off with EFER.LME switches IA-32e mode, which hardware would do itself. */
+    if ((val ^ old) & CR0_PG) {
+        uint32_t entry = (uint32_t)vm_read(v, VM_ENTRY_CONTROLS);
+        if ((val & CR0_PG) && (efer & EFER_LME)) {
+            if (!(reg_read(&v->rc, HV_REG_CR4) & CR4_PAE)) {
+                inject_gp(v);
+                return;
+            }
+            efer |= EFER_LMA;
+            entry |= VM_ENTRY_IA32E_MODE;
+        } else if (!(val & CR0_PG)) {
+            efer &= ~EFER_LMA;
+            entry &= ~VM_ENTRY_IA32E_MODE;
+        }
+        vm_write(v, GUEST_IA32_EFER, efer);
+        vm_write(v, VM_ENTRY_CONTROLS, entry);
+    }
+    vm_write(v, CR0_READ_SHADOW, val);
+    uint64_t real = (val | (hv.msrs.cr0_fixed0 & ~(CR0_PE | CR0_PG))) & (hv.msrs.cr0_fixed1 | CR0_PE | CR0_PG);
+    reg_write(&v->rc, HV_REG_CR0, real);
+    reg_skip_instruction(&v->rc);
+}
+
+static void set_cr4(struct vcpu *v, uint64_t val)
+{
+    uint64_t allowed = hv.msrs.cr4_fixed1 & ~(hv.nested ? 0 : CR4_VMXE);
+    if ((val & ~allowed) || ((vm_read(v, GUEST_IA32_EFER) & EFER_LMA) && !(val & CR4_PAE))) {
+        inject_gp(v); /* a bit this CPU lacks, VMXE without nested VMX, or PAE off in long mode */
+        return;
+    }
+    vm_write(v, CR4_READ_SHADOW, val);
+    reg_write(&v->rc, HV_REG_CR4, (val | hv.msrs.cr4_fixed0) & hv.msrs.cr4_fixed1);
+    reg_skip_instruction(&v->rc);
+}
+
+void handle_cr_access(struct vcpu *v)
+{
+    uint64_t q = reg_exit_qual(&v->rc);
+    unsigned cr = q & 15, type = (q >> 4) & 3, gpr = (q >> 8) & 15;
+    if (type != 0 || (cr != 0 && cr != 4))
+        exit_fatal(v, "unexpected control-register access");
+    uint64_t val = reg_read(&v->rc, (enum hv_reg)gpr); /* RSP comes from the VMCS */
+    if (!(vm_read(v, GUEST_IA32_EFER) & EFER_LMA))
+        val = (uint32_t)val; /* outside long mode the operand is 32 bits */
+    if (cr == 0)
+        set_cr0(v, val);
+    else
+        set_cr4(v, val);
+}

@@ -1,0 +1,54 @@
+/* Instructions that always exit: XSETBV, INVD, GETSEC, VMCALL, and the VMX
+ * instructions (hv does not emulate VMX yet: they raise #UD as on a CPU without it). */
+#include "../lib/log.h"
+#include "exit.h"
+#include "host.h"
+#include "hypercall.h"
+#include "version.h"
+
+void handle_ud(struct vcpu *v) { inject_ud(v); }
+
+void handle_invd(struct vcpu *v)
+{
+    /* INVD would discard hv's own dirty cache lines too: write them back instead. */
+    __asm__ volatile("wbinvd" ::: "memory");
+    reg_skip_instruction(&v->rc);
+}
+
+void handle_xsetbv(struct vcpu *v)
+{
+    uint64_t *g = v->rc.regs;
+    uint64_t val = (g[HV_REG_RDX] << 32) | (uint32_t)g[HV_REG_RAX];
+    /* The CPU checks the value: a fault in hv becomes the guest's #GP. */
+    if (guest_cpl(v) != 0 || safe_xsetbv((uint32_t)g[HV_REG_RCX], val)) {
+        inject_gp(v);
+        return;
+    }
+    reg_skip_instruction(&v->rc);
+}
+
+void handle_vmcall(struct vcpu *v)
+{
+    uint64_t *g = v->rc.regs;
+    if (guest_cpl(v) != 0) {
+        inject_ud(v); /* hypercalls are for the guest's kernel only */
+        return;
+    }
+    switch ((uint32_t)g[HV_REG_RAX]) {
+    case HV_HC_VERSION:
+        g[HV_REG_RAX] = HV_VERSION_NUM;
+        g[HV_REG_RBX] = 0x76687668; /* "hvhv" */
+        break;
+    case HV_HC_PRINT_STATS:
+        log_info("cpu%u: exit statistics requested by the guest", v->id);
+        stats_print_all("hypercall");
+        g[HV_REG_RAX] = 0;
+        break;
+    case HV_HC_GET_EXITS:
+        g[HV_REG_RAX] = v->stats.total;
+        break;
+    default:
+        g[HV_REG_RAX] = (uint64_t)HV_HC_ERR_UNKNOWN;
+    }
+    reg_skip_instruction(&v->rc);
+}

@@ -1,0 +1,53 @@
+/* RDMSR/WRMSR: the MSR bitmap passes everything through except what hv owns
+ * (IA32_FEATURE_CONTROL, the IA32_VMX_* capabilities). MSRs outside the bitmap's
+ * ranges always exit: hv performs them and turns a fault into the guest's #GP. */
+#include "../lib/x86.h"
+#include "../vmx/vmx_bits.h"
+#include "exit.h"
+#include "host.h"
+
+/* MSR bitmap layout (SDM 25.6.9): read low, read high, write low, write high; 1 KiB each. */
+void msr_bitmap_intercept(uint8_t *bm, uint32_t msr, bool read, bool write)
+{
+    uint32_t off = msr >= 0xc0000000u ? 1024 : 0, bit = msr & 0x1fff;
+    if (msr > 0x1fff && (msr < 0xc0000000u || msr > 0xc0001fffu))
+        return; /* outside the bitmap: always exits anyway */
+    if (read)
+        bm[off + bit / 8] |= (uint8_t)(1u << (bit % 8));
+    if (write)
+        bm[2048 + off + bit / 8] |= (uint8_t)(1u << (bit % 8));
+}
+
+static bool is_vmx_cap_msr(uint32_t msr) { return msr >= MSR_IA32_VMX_BASIC && msr <= MSR_IA32_VMX_VMFUNC; }
+
+void handle_rdmsr(struct vcpu *v)
+{
+    uint64_t *g = v->rc.regs;
+    uint32_t msr = (uint32_t)g[HV_REG_RCX];
+    uint64_t val;
+    if (msr == MSR_IA32_FEATURE_CONTROL) {
+        /* Locked; VMXON allowed only when hv emulates VMX (Hyper-V checks this). */
+        val = FEATURE_CONTROL_LOCKED | (hv.nested ? FEATURE_CONTROL_VMXON_OUTSIDE_SMX : 0);
+    } else if (is_vmx_cap_msr(msr)) {
+        inject_gp(v); /* no VMX for the guest: these MSRs do not exist */
+        return;
+    } else if (safe_rdmsr(msr, &val)) {
+        inject_gp(v);
+        return;
+    }
+    g[HV_REG_RAX] = (uint32_t)val;
+    g[HV_REG_RDX] = val >> 32;
+    reg_skip_instruction(&v->rc);
+}
+
+void handle_wrmsr(struct vcpu *v)
+{
+    uint64_t *g = v->rc.regs;
+    uint32_t msr = (uint32_t)g[HV_REG_RCX];
+    uint64_t val = (g[HV_REG_RDX] << 32) | (uint32_t)g[HV_REG_RAX];
+    if (msr == MSR_IA32_FEATURE_CONTROL || is_vmx_cap_msr(msr) || safe_wrmsr(msr, val)) {
+        inject_gp(v); /* locked, read-only, or refused by the CPU */
+        return;
+    }
+    reg_skip_instruction(&v->rc);
+}

@@ -1,0 +1,77 @@
+#include "host.h"
+#include <string.h>
+#include "../lib/log.h"
+#include "../lib/pages.h"
+#include "../lib/x86.h"
+
+struct __attribute__((packed)) idt_gate {
+    uint16_t off0, sel;
+    uint8_t ist, type;
+    uint16_t off1;
+    uint32_t off2, rsvd;
+};
+
+static struct idt_gate idt[32] __attribute__((aligned(16)));
+extern const uint64_t host_idt_stub_table[32];
+extern const uint64_t host_fixups[];
+
+void host_idt_init(void)
+{
+    for (int i = 0; i < 32; i++) {
+        uint64_t a = host_idt_stub_table[i];
+        /* NMI, #DF and #MC get a known-good stack (IST1): they can hit anywhere. */
+        uint8_t ist = (i == 2 || i == 8 || i == 18) ? 1 : 0;
+        idt[i] = (struct idt_gate){(uint16_t)a, HOST_CS, ist, 0x8e, (uint16_t)(a >> 16), (uint32_t)(a >> 32), 0};
+    }
+}
+
+uint64_t host_idt_base(void) { return (uint64_t)(uintptr_t)idt; }
+
+void host_cpu_init(struct vcpu *v)
+{
+    uint64_t tss = (uint64_t)(uintptr_t)&v->tss;
+    uint8_t *ist = page_alloc(HOST_IST_SIZE / PAGE_SIZE);
+    memset(&v->tss, 0, sizeof(v->tss));
+    v->tss.ist[0] = ist ? (uint64_t)(uintptr_t)(ist + HOST_IST_SIZE) : 0;
+    v->tss.iomap_base = sizeof(v->tss);
+    v->gdt[0] = 0;
+    v->gdt[1] = 0x00af9b000000ffffull; /* 64-bit code, DPL 0 */
+    v->gdt[2] = 0x00cf93000000ffffull; /* data */
+    v->gdt[3] = (sizeof(v->tss) - 1) | ((tss & 0xffffff) << 16) | (0x89ull << 40) | ((tss >> 24 & 0xff) << 56);
+    v->gdt[4] = tss >> 32;
+}
+
+__attribute__((noreturn)) void platform_reset(const char *why)
+{
+    log_err("resetting the platform: %s", why);
+    cli();
+    outb(0xcf9, 0x02); /* PCI reset control register: hard reset */
+    outb(0xcf9, 0x06);
+    for (int i = 0; i < 100000; i++)
+        cpu_relax();
+    outb(0x64, 0xfe); /* keyboard controller pulse */
+    for (;;)
+        hlt();
+}
+
+void host_exception(struct host_frame *f)
+{
+    for (const uint64_t *x = host_fixups; x[0]; x += 2)
+        if (f->rip == x[0] && f->vector == 13) {
+            f->rip = x[1]; /* a guest-chosen MSR/XCR faulted: the handler injects #GP */
+            return;
+        }
+    if (f->vector == 2) {
+        /* An NMI while hv handled an exit: it belongs to the guest; deliver it on entry. */
+        this_vcpu()->nmi_pending = true;
+        return;
+    }
+    log_err("host exception %llu error 0x%llx at rip 0x%llx rsp 0x%llx rflags 0x%llx cr2 0x%llx",
+            (unsigned long long)f->vector, (unsigned long long)f->error, (unsigned long long)f->rip,
+            (unsigned long long)f->rsp, (unsigned long long)f->rflags, (unsigned long long)read_cr2());
+    log_err("  rax %016llx rbx %016llx rcx %016llx rdx %016llx", (unsigned long long)f->rax,
+            (unsigned long long)f->rbx, (unsigned long long)f->rcx, (unsigned long long)f->rdx);
+    log_err("  rsi %016llx rdi %016llx rbp %016llx r8  %016llx", (unsigned long long)f->rsi,
+            (unsigned long long)f->rdi, (unsigned long long)f->rbp, (unsigned long long)f->r8);
+    platform_reset("exception in hv");
+}

@@ -1,0 +1,34 @@
+/* Exit statistics: per vCPU counts by exit reason, and VMREAD/VMWRITE counts. */
+#include <stdio.h>
+#include "../lib/log.h"
+#include "exit.h"
+
+void stats_print(struct vcpu *v)
+{
+    const struct exit_stats *s = &v->stats;
+    log_info("stats: cpu%u: %llu exits, %llu VMREADs, %llu VMWRITEs (through the register cache and handlers)",
+             v->id, (unsigned long long)s->total, (unsigned long long)v->rc.vmreads,
+             (unsigned long long)v->rc.vmwrites);
+    char line[200];
+    int n = 0;
+    for (uint32_t r = 0; r <= EXIT_REASON_MAX; r++) {
+        if (!s->by_reason[r])
+            continue;
+        n += snprintf(line + n, sizeof(line) - (size_t)n, "%s%s %llu", n ? ", " : "", exit_reason_name(r),
+                      (unsigned long long)s->by_reason[r]);
+        if (n > 120) {
+            log_info("stats: cpu%u:   %s", v->id, line);
+            n = 0;
+        }
+    }
+    if (n)
+        log_info("stats: cpu%u:   %s", v->id, line);
+}
+
+void stats_print_all(const char *why)
+{
+    log_info("stats: exit statistics (%s), %u vCPU(s)", why, hv.nvcpus);
+    for (uint32_t i = 0; i < HV_MAX_CPUS; i++)
+        if (hv.vcpus[i])
+            stats_print(hv.vcpus[i]);
+}

@@ -1,0 +1,76 @@
+/* One virtual CPU: hv's per-CPU state in VMX root mode. */
+#ifndef HV_VCPU_H
+#define HV_VCPU_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "../regcache/regcache.h"
+#include "../vmx/caps.h"
+#include "../vmx/probe.h"
+#include "../vmx/vmcs_fields.h"
+#include "handoff.h"
+
+#define HOST_STACK_SIZE (16 * 1024)
+#define HOST_IST_SIZE (8 * 1024)
+
+struct exit_stats {
+    uint64_t total;
+    uint64_t by_reason[EXIT_REASON_MAX + 1];
+    uint64_t entry_failures;
+};
+
+/* 64-bit TSS (SDM Vol. 3A 8.7) */
+struct __attribute__((packed)) tss64 {
+    uint32_t rsvd0;
+    uint64_t rsp[3];
+    uint64_t rsvd1;
+    uint64_t ist[7];
+    uint64_t rsvd2;
+    uint16_t rsvd3, iomap_base;
+};
+
+struct vcpu {
+    struct regcache rc; /* first: the exit stub saves GPRs at offset 0 */
+    struct vcpu *self;
+    uint32_t id;        /* index in the handoff's CPU list */
+    uint32_t apic_id;
+    uint64_t vmcs_pa;
+    struct vmx_root root;
+    uint64_t cr0_mask, cr4_mask; /* guest/host masks: the bits hv owns */
+    bool launched;
+    bool nmi_pending;     /* an NMI hit hv in root mode: re-inject it */
+    bool mtf_hidden_write; /* single-stepping a dropped write to hv's memory */
+    uint64_t mtf_gpa;
+    struct hv_resume resume; /* where the guest continues at launch */
+    uint64_t fw_cr3;
+    struct exit_stats stats;
+    uint64_t gdt[5];
+    struct tss64 tss;
+    uint8_t *scratch;     /* per-CPU page for dropped writes */
+    uint8_t *stack;       /* host stack for VM exits; the vcpu pointer sits at its top */
+};
+
+/* hv's global state: set up once on the boot CPU. */
+struct hv_global {
+    struct hv_handoff *ho;
+    struct vmx_caps caps;
+    struct vmx_msrs msrs;
+    uint64_t eptp;
+    void *ept;            /* struct ept * */
+    uint8_t *msr_bitmap, *io_bitmap_a, *io_bitmap_b;
+    uint8_t *zero_page;   /* what guests read in place of hv's memory */
+    uint16_t pm1a_cnt;    /* ACPI PM1a control port (power-off detection), 0 if unknown */
+    bool nested;
+    bool hidden_write_logged;
+    uint64_t hidden_writes; /* guest writes to hv's memory, dropped */
+    struct vcpu *vcpus[HV_MAX_CPUS];
+    uint32_t nvcpus;
+};
+extern struct hv_global hv;
+
+static inline struct vcpu *this_vcpu(void)
+{
+    struct vcpu *v;
+    __asm__ volatile("mov %%gs:%c1, %0" : "=r"(v) : "i"(__builtin_offsetof(struct vcpu, self)));
+    return v;
+}
+#endif

@@ -1,0 +1,123 @@
+/* Putting CPUs under hv: the state shared by all vCPUs (EPT01, bitmaps, IDT), and
+ * the per-CPU launch that resumes the caller as hv's guest. */
+#include <string.h>
+#include "../lib/log.h"
+#include "../lib/pages.h"
+#include "../lib/x86.h"
+#include "../vmx/ept.h"
+#include "../vmx/mtrr.h"
+#include "../vmx/vmcs.h"
+#include "../vmx/vmx.h"
+#include "../vmx/vmx_bits.h"
+#include "acpi.h"
+#include "host.h"
+#include "vcpu.h"
+#include "vmcs01.h"
+
+struct hv_global hv;
+static struct ept ept01;
+
+void msr_bitmap_intercept(uint8_t *bm, uint32_t msr, bool read, bool write);
+void io_bitmap_intercept(uint8_t *a, uint8_t *b, uint16_t port);
+int vmx_launch(void);
+
+static void *alloc_table_page(void) { return page_alloc(1); }
+
+static int build_ept01(void)
+{
+    struct mtrr_state mtrr;
+    uint8_t phys_bits = (uint8_t)(cpuid(0x80000000, 0).eax >= 0x80000008 ? cpuid(0x80000008, 0).eax & 0xff : 36);
+    mtrr_read(&mtrr, rdmsr, phys_bits);
+    memset(&ept01, 0, sizeof(ept01));
+    ept01.hidden_page = (uint64_t)(uintptr_t)hv.zero_page;
+    /* Map beyond the memory map (up to 1 TiB with 1 GiB pages): 64-bit PCI windows live there. */
+    uint64_t want = hv.caps.ept_1g ? (1ull << (phys_bits < 40 ? phys_bits : 40)) : 0;
+    if (ept_build_identity(&ept01, hv.ho->mem, hv.ho->nmem, want, &mtrr, hv.caps.ept_1g, alloc_table_page)) {
+        log_err("EPT01: construction failed (%llu table pages used)", (unsigned long long)ept01.pages_used);
+        return -1;
+    }
+    hv.ept = &ept01;
+    hv.eptp = ept01.eptp;
+    log_info("EPT01: identity map of %llu GiB in %llu table pages (%llu 1G, %llu 2M, %llu 4K leaves); "
+             "hv's %llu pages read as zeros, writes dropped; MTRRs %s",
+             (unsigned long long)(ept01.limit >> 30), (unsigned long long)ept01.pages_used,
+             (unsigned long long)ept01.leaves_1g, (unsigned long long)ept01.leaves_2m,
+             (unsigned long long)ept01.leaves_4k, (unsigned long long)ept01.leaves_hidden,
+             mtrr.enabled ? "on" : "off");
+    return 0;
+}
+
+int hv_global_init(void)
+{
+    host_idt_init();
+    hv.zero_page = page_alloc(1);
+    hv.msr_bitmap = page_alloc(1);
+    hv.io_bitmap_a = page_alloc(1);
+    hv.io_bitmap_b = page_alloc(1);
+    if (!hv.zero_page || !hv.msr_bitmap || !hv.io_bitmap_a || !hv.io_bitmap_b) {
+        log_err("out of memory for hv's bitmaps");
+        return -1;
+    }
+    /* hv owns IA32_FEATURE_CONTROL and the VMX capability MSRs: they describe what the
+     * guest may use, not what the CPU has. Everything else passes through. */
+    msr_bitmap_intercept(hv.msr_bitmap, MSR_IA32_FEATURE_CONTROL, true, true);
+    for (uint32_t m = MSR_IA32_VMX_BASIC; m <= MSR_IA32_VMX_VMFUNC; m++)
+        msr_bitmap_intercept(hv.msr_bitmap, m, true, true);
+    const char *src;
+    hv.pm1a_cnt = acpi_pm1a_cnt(hv.ho->rsdp, &src);
+    if (hv.pm1a_cnt) {
+        io_bitmap_intercept(hv.io_bitmap_a, hv.io_bitmap_b, hv.pm1a_cnt);
+        io_bitmap_intercept(hv.io_bitmap_a, hv.io_bitmap_b, (uint16_t)(hv.pm1a_cnt + 1));
+        log_info("ACPI PM1a control port 0x%x (%s): hv prints its statistics at power-off", hv.pm1a_cnt, src);
+    } else {
+        log_info("no ACPI PM1a control port found: statistics only through the hypercall");
+    }
+    if (hv.ho->cfg.nested)
+        log_info("nested VMX: not implemented in this version; VMX stays hidden from the guest");
+    hv.nested = false;
+    return build_ept01();
+}
+
+int vcpu_start(uint32_t cpu, const struct hv_resume *r, uint64_t fw_cr3)
+{
+    size_t vpages = (sizeof(struct vcpu) + PAGE_SIZE - 1) / PAGE_SIZE;
+    struct vcpu *v = page_alloc(vpages);
+    void *vmxon_page = page_alloc(1), *vmcs = page_alloc(1);
+    uint8_t *stack = page_alloc(HOST_STACK_SIZE / PAGE_SIZE), *scratch = page_alloc(1);
+    if (!v || !vmxon_page || !vmcs || !stack || !scratch) {
+        log_err("cpu%u: out of memory for its vCPU", cpu);
+        return -1;
+    }
+    v->self = v;
+    v->id = cpu;
+    v->apic_id = hv.ho->cpus[cpu].apic_id;
+    v->stack = stack;
+    v->scratch = scratch;
+    v->resume = *r;
+    v->fw_cr3 = fw_cr3;
+    host_cpu_init(v);
+    const char *why = "";
+    if (vmx_on(&v->root, &hv.caps, vmxon_page, &why)) {
+        log_err("cpu%u: %s", cpu, why);
+        return -1;
+    }
+    *(uint32_t *)vmcs = hv.caps.revision;
+    v->vmcs_pa = (uint64_t)(uintptr_t)vmcs;
+    if (vmclear(v->vmcs_pa) || vmptrld(v->vmcs_pa)) {
+        log_err("cpu%u: VMCLEAR/VMPTRLD of its VMCS failed", cpu);
+        vmx_off(&v->root);
+        return -1;
+    }
+    regcache_init(&v->rc, true);
+    vmcs01_setup(v, v->root.saved_cr0, v->root.saved_cr4);
+    hv.vcpus[cpu] = v;
+    __atomic_add_fetch(&hv.nvcpus, 1, __ATOMIC_RELAXED);
+    log_info("cpu%u: VMXON ok, launching the firmware as guest at rip 0x%llx", cpu, (unsigned long long)r->rip);
+    int st = vmx_launch(); /* on success the guest runs on: no return */
+    log_err("cpu%u: VMLAUNCH failed (%s), VM-instruction error %llu: continuing without hv on this CPU", cpu,
+            st == 1 ? "VMfailInvalid" : "VMfailValid", (unsigned long long)(st == 2 ? vmcs_read(VM_INSTRUCTION_ERROR) : 0));
+    hv.vcpus[cpu] = NULL;
+    __atomic_sub_fetch(&hv.nvcpus, 1, __ATOMIC_RELAXED);
+    vmx_off(&v->root);
+    return -1;
+}

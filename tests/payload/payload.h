@@ -1,0 +1,30 @@
+/* Shared by the test payload's files: output, per-CPU probes, memory checks. */
+#ifndef PAYLOAD_H
+#define PAYLOAD_H
+#include <efi.h>
+#include <efilib.h>
+
+/* One "payload: " line on COM1. Supports %s %c %u %llu %llx only (checked by GCC). */
+void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* What one CPU saw; filled on that CPU (APs call nothing else), printed by the BSP. */
+struct cpu_report {
+    UINT32 leaf1_ecx;
+    UINT32 hv_max_leaf;      /* CPUID 0x40000000 EAX */
+    char sig[13];            /* EBX:ECX:EDX, NUL-terminated */
+    BOOLEAN sig_ok;          /* max leaf >= 0x40000000 and printable */
+    BOOLEAN is_hv;           /* signature is hv's */
+    BOOLEAN fc_present;      /* CPUID.1:ECX VMX or SMX: MSR 0x3A exists */
+    UINT64 feature_control;
+    UINT64 hc_version;       /* VMCALL HV_HC_VERSION, only if is_hv */
+    BOOLEAN done;            /* set last, so a timed-out AP is visible */
+};
+
+/* cpus.c: probe the BSP and every AP, print their lines; TRUE if hv answered on the BSP. */
+BOOLEAN check_cpus(void);
+/* hv present on this CPU: VMCALL is safe. */
+UINT64 hv_vmcall(UINT64 fn);
+
+/* memscan.c: canary scan, hv region guess, and the hv memory write test. */
+void check_memory(BOOLEAN hv_present);
+#endif
