@@ -18,7 +18,7 @@ CORE_CFLAGS := -std=gnu11 -O2 -g $(WARN) -ffreestanding -fpie -fvisibility=hidde
 	-mgeneral-regs-only -mno-red-zone -fno-stack-protector -ffunction-sections -fdata-sections \
 	-nostdinc -isystem $(NEWLIB)/include -idirafter $(GCCINC) -I.
 CORE_DIRS := lib vmx regcache nested hv
-CORE_SRC := $(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.c))
+CORE_SRC := $(filter-out hv/asm_offsets.c,$(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.c)))
 CORE_ASM := $(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.asm))
 CORE_OBJ := $(CORE_SRC:%.c=$(B)/core/%.o) $(CORE_ASM:%.asm=$(B)/core/%.o)
 
@@ -34,7 +34,7 @@ BOOT_OBJ := $(BOOT_SRC:%.c=$(B)/efi/%.o) $(B)/efi/boot/trampoline.o $(B)/efi/lib
 PAYLOAD_SRC := $(wildcard tests/payload/*.c)
 PAYLOAD_OBJ := $(PAYLOAD_SRC:%.c=$(B)/efi/%.o) $(B)/efi/lib/serial.o
 
-.PHONY: all deps deps-test newlib bochs run test unit boot-tests clean
+.PHONY: all deps deps-test newlib bochs run test unit bench clean
 all: $(B)/hv.efi $(B)/payload.efi
 
 deps:
@@ -51,9 +51,13 @@ bochs $(BOCHS): | deps-test
 $(B)/core/%.o: %.c | $(NEWLIB)/lib/libc.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CORE_CFLAGS) -MMD -c $< -o $@
-$(B)/core/%.o: %.asm
+$(B)/core/%.o: %.asm $(B)/core/asm_offsets.inc
 	@mkdir -p $(dir $@)
-	nasm -f elf64 -g -o $@ $<
+	nasm -f elf64 -g -I$(B)/core/ -o $@ $<
+$(B)/core/asm_offsets.inc: hv/asm_offsets.c hv/*.h regcache/*.h vmx/*.h | $(NEWLIB)/lib/libc.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CORE_CFLAGS) -S -o $(B)/core/asm_offsets.s $<
+	sed -n 's/.*->\([A-Z_0-9]*\) \$$*\([0-9]*\).*/%define \1 \2/p' $(B)/core/asm_offsets.s > $@
 
 $(B)/core.elf: $(CORE_OBJ) linker.ld $(NEWLIB)/lib/libc.a
 	$(LD) -pie --no-dynamic-linker -z notext -z norelro -z noexecstack --no-warn-rwx-segments -nostdlib --gc-sections -Bsymbolic \
@@ -102,6 +106,9 @@ run: all $(BOCHS)
 
 test: all $(BOCHS) | deps-test
 	@tests/run-tests.sh
+
+bench: all $(BOCHS)
+	@tests/boot/bench.sh
 
 unit: | deps
 	@tests/run-tests.sh unit

@@ -1,6 +1,7 @@
 ; The core's assembly: what C cannot express.
-;  - vmx_exit_stub: HOST_RIP. Saves the guest GPRs into vcpu->rc.regs (offset 0,
-;    x86 encoding order), calls vmexit_handler, restores them and VMRESUMEs.
+;  - vmx_exit_stub: HOST_RIP. CPUID of the hardware's leaves (the hottest exit) is
+;    handled right here; every other exit saves the guest GPRs into vcpu->rc.regs
+;    (offset 0, x86 encoding order), calls vmexit_handler, restores them, VMRESUMEs.
 ;  - vmx_launch: VMLAUNCH with guest RAX = 0 (the guest sees its call return 0).
 ;  - host_idt_stubs: host exception/NMI entry points → host_exception(frame).
 ;  - safe_rdmsr / safe_wrmsr / safe_xsetbv: may fault; host_exception resumes
@@ -12,9 +13,58 @@ section .text
 extern vmexit_handler           ; struct vcpu *vmexit_handler(struct vcpu *)
 extern vmresume_failed          ; noreturn void vmresume_failed(struct vcpu *)
 extern host_exception           ; void host_exception(struct host_frame *)
+extern cpuid1_ecx_and, cpuid1_ecx_or ; hv's changes to CPUID.1:ECX (hv/exit_cpuid.c)
+
+%include "asm_offsets.inc"
 
 global vmx_exit_stub
 vmx_exit_stub:
+    ; CPUID fast path. RBX and RDX are free once the exit is known to be CPUID
+    ; (CPUID overwrites them), so only they are saved before the test.
+    push rbx
+    push rdx
+    push rax                        ; the leaf
+    mov edx, VMCS_EXIT_REASON
+    vmread rbx, rdx
+    cmp ebx, EXIT_CPUID
+    jne .slow
+    mov ebx, eax
+    and ebx, 0xf0000000
+    cmp ebx, 0x40000000             ; hv's own leaves: in C
+    je .slow
+    mov rbx, [rsp + 24]             ; the vcpu
+    cmp byte [rbx + VCPU_NMI_PENDING], 0
+    jne .slow                       ; an NMI to re-inject: in C
+    cpuid
+    cmp dword [rsp], 1
+    jne .rip
+    and ecx, [rel cpuid1_ecx_and]   ; hide VMX unless nested
+    or ecx, [rel cpuid1_ecx_or]     ; hypervisor present
+.rip:
+    push rsi
+    push rdi
+    mov esi, VMCS_GUEST_RIP
+    vmread rdi, rsi
+    mov esi, VMCS_EXIT_INSTR_LEN
+    vmread rsi, rsi
+    add rdi, rsi
+    mov esi, VMCS_GUEST_RIP
+    vmwrite rsi, rdi
+    mov rsi, [rsp + 40]             ; the vcpu: statistics as the C path keeps them
+    add qword [rsi + VCPU_STATS_TOTAL], 1
+    add qword [rsi + VCPU_STATS_CPUID], 1
+    add qword [rsi + VCPU_VMREADS], 3
+    add qword [rsi + VCPU_VMWRITES], 1
+    pop rdi
+    pop rsi
+    add rsp, 24
+    vmresume
+    sub rsp, 24                     ; VMRESUME failed: report through the slow path's end
+    jmp .failed
+.slow:
+    pop rax
+    pop rdx
+    pop rbx
     push rax
     mov rax, [rsp + 8]          ; the vcpu pointer stored at HOST_RSP
     mov [rax + 0x08], rcx
@@ -50,6 +100,7 @@ vmx_exit_stub:
     mov r15, [rax + 0x78]
     mov rax, [rax]
     vmresume
+.failed:
     mov rdi, [rsp]              ; VMRESUME failed: report with state, never return
     call vmresume_failed
     ud2

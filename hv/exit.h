@@ -25,6 +25,7 @@ void stats_print_all(const char *why);
 
 /* Handlers, each with its topic */
 void handle_cpuid(struct vcpu *v);
+void cpuid_set_nested(bool on); /* CPUID.1:ECX[5] follows hv.nested */
 void handle_rdmsr(struct vcpu *v);
 void handle_wrmsr(struct vcpu *v);
 void handle_cr_access(struct vcpu *v);

@@ -18,6 +18,15 @@ static void hv_leaf(uint32_t leaf, struct cpuid_regs *r)
     }
 }
 
+/* Applied to CPUID.1:ECX by both paths (the assembly fast path in hv/entry.asm too). */
+uint32_t cpuid1_ecx_and = ~(1u << 5); /* VMX only when hv emulates it */
+uint32_t cpuid1_ecx_or = 1u << 31;    /* hypervisor present */
+
+void cpuid_set_nested(bool on)
+{
+    cpuid1_ecx_and = on ? ~0u : ~(1u << 5);
+}
+
 void handle_cpuid(struct vcpu *v)
 {
     uint64_t *g = v->rc.regs;
@@ -27,11 +36,8 @@ void handle_cpuid(struct vcpu *v)
         hv_leaf(leaf, &r);
     else
         r = cpuid(leaf, sub);
-    if (leaf == 1) {
-        r.ecx |= 1u << 31; /* hypervisor present */
-        if (!hv.nested)
-            r.ecx &= ~(1u << 5); /* VMX only when hv emulates it */
-    }
+    if (leaf == 1)
+        r.ecx = (r.ecx & cpuid1_ecx_and) | cpuid1_ecx_or;
     g[HV_REG_RAX] = r.eax;
     g[HV_REG_RBX] = r.ebx;
     g[HV_REG_RCX] = r.ecx;

@@ -6,7 +6,7 @@
 void stats_print(struct vcpu *v)
 {
     const struct exit_stats *s = &v->stats;
-    log_info("stats: cpu%u: %llu exits, %llu VMREADs, %llu VMWRITEs (through the register cache and handlers)",
+    log_info("stats: cpu%u: %llu exits, %llu VMREADs, %llu VMWRITEs (fast path, register cache and handlers)",
              v->id, (unsigned long long)s->total, (unsigned long long)v->rc.vmreads,
              (unsigned long long)v->rc.vmwrites);
     char line[200];

@@ -10,6 +10,7 @@
 #include "../vmx/vmx.h"
 #include "../vmx/vmx_bits.h"
 #include "acpi.h"
+#include "exit.h"
 #include "host.h"
 #include "vcpu.h"
 #include "vmcs01.h"
@@ -75,6 +76,7 @@ int hv_global_init(void)
     if (hv.ho->cfg.nested)
         log_info("nested VMX: not implemented in this version; VMX stays hidden from the guest");
     hv.nested = false;
+    cpuid_set_nested(hv.nested);
     return build_ept01();
 }
 

@@ -25,6 +25,9 @@ BOOLEAN check_cpus(void);
 /* hv present on this CPU: VMCALL is safe. */
 UINT64 hv_vmcall(UINT64 fn);
 
+/* bench.c: CPUID path length ("bench" in the load options) */
+void bench(BOOLEAN hv_present);
+
 /* memscan.c: canary scan, hv region guess, and the hv memory write test. */
 void check_memory(BOOLEAN hv_present);
 #endif
