@@ -115,3 +115,21 @@ unit: | deps
 
 clean:
 	rm -rf $(B)/core $(B)/efi $(B)/host $(B)/tests $(B)/*.efi $(B)/*.so $(B)/core.*
+
+# ---- test-linux: Debian's kernel as hv's next stage under Bochs (minutes: not in `make test`) ----
+FIXTURE_OBJ := $(B)/efi/tests/linux/acpi_fixture.o $(B)/efi/tests/linux/acpi_tables.o $(B)/efi/lib/serial.o
+$(B)/acpi_fixture.so: $(FIXTURE_OBJ)
+	$(LD) $(EFI_LDFLAGS) -o $@ $^ -lefi -lgnuefi
+# Debian's linux-image-amd64, unpacked (never installed); cached behind build/linux/stamp.
+$(B)/linux/vmlinuz: tests/tools/get-kernel.sh
+	@tests/tools/get-kernel.sh $(B)/linux
+$(B)/linux/init: tests/linux/init.c
+	@mkdir -p $(dir $@)
+	$(CC) -static -Os -Wall -Wextra -o $@ $<
+# get-kernel.sh also installs cpio.
+$(B)/linux/initrd.img: $(B)/linux/init tests/linux/mkinitrd.sh | $(B)/linux/vmlinuz
+	@tests/linux/mkinitrd.sh $< $@
+
+.PHONY: test-linux
+test-linux: all $(BOCHS) $(B)/acpi_fixture.efi $(B)/linux/vmlinuz $(B)/linux/initrd.img | deps-test
+	@tests/linux/test-linux.sh

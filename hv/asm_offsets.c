@@ -9,6 +9,8 @@ void asm_offsets(void);
 void asm_offsets(void)
 {
     DEFINE(VCPU_NMI_PENDING, offsetof(struct vcpu, nmi_pending));
+    DEFINE(VCPU_LAUNCH_PENDING, offsetof(struct vcpu, launch_pending));
+    DEFINE(VCPU_GUEST_MODE, offsetof(struct vcpu, nested.guest_mode));
     DEFINE(VCPU_STATS_TOTAL, offsetof(struct vcpu, stats.total));
     DEFINE(VCPU_STATS_CPUID, offsetof(struct vcpu, stats.by_reason[EXIT_REASON_CPUID]));
     DEFINE(VCPU_VMREADS, offsetof(struct vcpu, rc.vmreads));

@@ -35,6 +35,8 @@ vmx_exit_stub:
     mov rbx, [rsp + 24]             ; the vcpu
     cmp byte [rbx + VCPU_NMI_PENDING], 0
     jne .slow                       ; an NMI to re-inject: in C
+    cmp byte [rbx + VCPU_GUEST_MODE], 0
+    jne .slow                       ; L2's CPUID belongs to L1: in C
     cpuid
     cmp dword [rsp], 1
     jne .rip
@@ -98,8 +100,13 @@ vmx_exit_stub:
     mov r13, [rax + 0x68]
     mov r14, [rax + 0x70]
     mov r15, [rax + 0x78]
-    mov rax, [rax]
+    cmp byte [rax + VCPU_LAUNCH_PENDING], 0
+    mov rax, [rax]                  ; (mov leaves the flags alone)
+    jne .launch
     vmresume
+    jmp .failed
+.launch:
+    vmlaunch                        ; a fresh vmcs02 for L2
 .failed:
     mov rdi, [rsp]              ; VMRESUME failed: report with state, never return
     call vmresume_failed

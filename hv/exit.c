@@ -14,17 +14,17 @@ static const exit_handler_fn handlers[EXIT_REASON_MAX + 1] = {
     [EXIT_REASON_GETSEC] = handle_ud,
     [EXIT_REASON_INVD] = handle_invd,
     [EXIT_REASON_VMCALL] = handle_vmcall,
-    [EXIT_REASON_VMCLEAR] = handle_ud,
-    [EXIT_REASON_VMLAUNCH] = handle_ud,
-    [EXIT_REASON_VMPTRLD] = handle_ud,
-    [EXIT_REASON_VMPTRST] = handle_ud,
-    [EXIT_REASON_VMREAD] = handle_ud,
-    [EXIT_REASON_VMRESUME] = handle_ud,
-    [EXIT_REASON_VMWRITE] = handle_ud,
-    [EXIT_REASON_VMXOFF] = handle_ud,
-    [EXIT_REASON_VMXON] = handle_ud,
-    [EXIT_REASON_INVEPT] = handle_ud,
-    [EXIT_REASON_INVVPID] = handle_ud,
+    [EXIT_REASON_VMCLEAR] = handle_vmx_insn,
+    [EXIT_REASON_VMLAUNCH] = handle_vmx_insn,
+    [EXIT_REASON_VMPTRLD] = handle_vmx_insn,
+    [EXIT_REASON_VMPTRST] = handle_vmx_insn,
+    [EXIT_REASON_VMREAD] = handle_vmx_insn,
+    [EXIT_REASON_VMRESUME] = handle_vmx_insn,
+    [EXIT_REASON_VMWRITE] = handle_vmx_insn,
+    [EXIT_REASON_VMXOFF] = handle_vmx_insn,
+    [EXIT_REASON_VMXON] = handle_vmx_insn,
+    [EXIT_REASON_INVEPT] = handle_vmx_insn,
+    [EXIT_REASON_INVVPID] = handle_vmx_insn,
     [EXIT_REASON_VMFUNC] = handle_ud,
     [EXIT_REASON_CR_ACCESS] = handle_cr_access,
     [EXIT_REASON_IO_INSTRUCTION] = handle_io,
@@ -94,14 +94,30 @@ __attribute__((noreturn)) void exit_fatal(struct vcpu *v, const char *why)
 
 void handle_triple_fault(struct vcpu *v) { exit_fatal(v, "guest triple fault"); }
 
+/* Exits hv keeps while L2 runs, whatever L1 asked for. */
+static bool l0_only(struct vcpu *v, uint32_t basic)
+{
+    return basic == EXIT_REASON_MONITOR_TRAP_FLAG && v->mtf_hidden_write;
+}
+
 struct vcpu *vmexit_handler(struct vcpu *v)
 {
+    v->launch_pending = false;
     regcache_reset(&v->rc);
     uint32_t reason = (uint32_t)reg_read(&v->rc, HV_REG_EXIT_REASON);
     uint32_t basic = reason & 0xffff;
     v->stats.total++;
     if (basic <= EXIT_REASON_MAX)
         v->stats.by_reason[basic]++;
+    if (v->nested.guest_mode) {
+        v->stats.l2_exits++;
+        if (reason & VMX_EXIT_REASON_ENTRY_FAIL)
+            log_err("cpu%u: hv built a vmcs02 the CPU refused (exit reason 0x%x): reflected to L1", v->id, reason);
+        if (!l0_only(v, basic) && nested_l2_exit(&v->nv, reason)) {
+            regcache_flush(&v->rc);
+            return v;
+        }
+    }
     if (reason & VMX_EXIT_REASON_ENTRY_FAIL) {
         v->stats.entry_failures++;
         exit_fatal(v, "VM entry failed");

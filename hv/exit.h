@@ -32,6 +32,8 @@ void handle_cr_access(struct vcpu *v);
 void handle_xsetbv(struct vcpu *v);
 void handle_invd(struct vcpu *v);
 void handle_ud(struct vcpu *v);
+void handle_vmx_insn(struct vcpu *v);
+int vcpu_nested_init(struct vcpu *v);
 void handle_vmcall(struct vcpu *v);
 void handle_init(struct vcpu *v);
 void handle_sipi(struct vcpu *v);

@@ -4,10 +4,13 @@
 #include "../lib/x86.h"
 #include "../vmx/vmx_bits.h"
 #include "exit.h"
+#include "../nested/nested.h"
 
 static void set_cr0(struct vcpu *v, uint64_t val)
 {
-    uint64_t old = vm_read(v, CR0_READ_SHADOW);
+    /* PG is not owned by hv: the guest may have toggled it without an exit, so the real
+     * CR0, not the shadow, says whether paging is on now. */
+    uint64_t old = reg_read(&v->rc, HV_REG_CR0);
     if ((val >> 32) || ((val & CR0_PG) && !(val & CR0_PE)) || ((val & CR0_NW) && !(val & CR0_CD))) {
         inject_gp(v);
         return;
@@ -30,6 +33,20 @@ static void set_cr0(struct vcpu *v, uint64_t val)
         vm_write(v, GUEST_IA32_EFER, efer);
         vm_write(v, VM_ENTRY_CONTROLS, entry);
     }
+    /* PAE paging outside IA-32e mode: with EPT the CPU takes the PDPTEs from the VMCS
+     * (SDM 27.3.2.4), so load them from the guest's CR3 as the CPU would. */
+    uint64_t cr4 = reg_read(&v->rc, HV_REG_CR4);
+    if ((val & CR0_PG) && !(efer & EFER_LME) && (cr4 & CR4_PAE)) {
+        uint64_t base = reg_read(&v->rc, HV_REG_CR3) & 0xffffffe0ull;
+        for (int i = 0; i < 4; i++) {
+            uint64_t pdpte = hv_gpa_is_ram(base, 32) ? ((const uint64_t *)(uintptr_t)base)[i] : 0;
+            if ((pdpte & 1) && (pdpte & 0x1e6)) { /* reserved bits in a present PDPTE */
+                inject_gp(v);
+                return;
+            }
+            reg_write(&v->rc, (enum hv_reg)(HV_REG_PDPTR0 + i), pdpte);
+        }
+    }
     vm_write(v, CR0_READ_SHADOW, val);
     uint64_t real = (val | (hv.msrs.cr0_fixed0 & ~(CR0_PE | CR0_PG))) & (hv.msrs.cr0_fixed1 | CR0_PE | CR0_PG);
     reg_write(&v->rc, HV_REG_CR0, real);
@@ -39,8 +56,11 @@ static void set_cr0(struct vcpu *v, uint64_t val)
 static void set_cr4(struct vcpu *v, uint64_t val)
 {
     uint64_t allowed = hv.msrs.cr4_fixed1 & ~(hv.nested ? 0 : CR4_VMXE);
-    if ((val & ~allowed) || ((vm_read(v, GUEST_IA32_EFER) & EFER_LMA) && !(val & CR4_PAE))) {
-        inject_gp(v); /* a bit this CPU lacks, VMXE without nested VMX, or PAE off in long mode */
+    if ((val & ~allowed) || ((vm_read(v, GUEST_IA32_EFER) & EFER_LMA) && !(val & CR4_PAE)) ||
+        (!(val & CR4_VMXE) && !v->nested.guest_mode && v->nested.vmxon)) {
+        /* a bit this CPU lacks, VMXE without nested VMX, PAE off in long mode, or VMXE
+         * cleared in VMX operation */
+        inject_gp(v);
         return;
     }
     vm_write(v, CR4_READ_SHADOW, val);

@@ -1,5 +1,5 @@
 /* Instructions that always exit: XSETBV, INVD, GETSEC, VMCALL, and the VMX
- * instructions (hv does not emulate VMX yet: they raise #UD as on a CPU without it). */
+ * instructions (nested/ emulates them; with nested=off they raise #UD). */
 #include "../lib/log.h"
 #include "exit.h"
 #include "host.h"
@@ -7,6 +7,15 @@
 #include "version.h"
 
 void handle_ud(struct vcpu *v) { inject_ud(v); }
+
+void handle_vmx_insn(struct vcpu *v)
+{
+    if (!hv.nested) {
+        inject_ud(v); /* no VMX for this guest: as on a CPU without it */
+        return;
+    }
+    nested_handle_vmx_insn(&v->nv, (uint32_t)reg_read(&v->rc, HV_REG_EXIT_REASON) & 0xffff);
+}
 
 void handle_invd(struct vcpu *v)
 {

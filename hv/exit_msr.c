@@ -5,6 +5,7 @@
 #include "../vmx/vmx_bits.h"
 #include "exit.h"
 #include "host.h"
+#include "../nested/caps.h"
 
 /* MSR bitmap layout (SDM 25.6.9): read low, read high, write low, write high; 1 KiB each. */
 void msr_bitmap_intercept(uint8_t *bm, uint32_t msr, bool read, bool write)
@@ -29,8 +30,11 @@ void handle_rdmsr(struct vcpu *v)
         /* Locked; VMXON allowed only when hv emulates VMX (Hyper-V checks this). */
         val = FEATURE_CONTROL_LOCKED | (hv.nested ? FEATURE_CONTROL_VMXON_OUTSIDE_SMX : 0);
     } else if (is_vmx_cap_msr(msr)) {
-        inject_gp(v); /* no VMX for the guest: these MSRs do not exist */
-        return;
+        /* What hv emulates (nested/caps.c); without nested VMX they do not exist. */
+        if (!hv.nested || !nested_caps_msr(&hv.ncaps, msr, &val)) {
+            inject_gp(v);
+            return;
+        }
     } else if (safe_rdmsr(msr, &val)) {
         inject_gp(v);
         return;

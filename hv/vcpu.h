@@ -3,6 +3,7 @@
 #define HV_VCPU_H
 #include <stdbool.h>
 #include <stdint.h>
+#include "../nested/nested.h"
 #include "../regcache/regcache.h"
 #include "../vmx/caps.h"
 #include "../vmx/probe.h"
@@ -16,6 +17,7 @@ struct exit_stats {
     uint64_t total;
     uint64_t by_reason[EXIT_REASON_MAX + 1];
     uint64_t entry_failures;
+    uint64_t l2_exits;        /* exits while L2 ran (reflected to L1 or handled by hv) */
 };
 
 /* 64-bit TSS (SDM Vol. 3A 8.7) */
@@ -36,7 +38,7 @@ struct vcpu {
     uint64_t vmcs_pa;
     struct vmx_root root;
     uint64_t cr0_mask, cr4_mask; /* guest/host masks: the bits hv owns */
-    bool launched;
+    bool launch_pending;  /* the exit stub must VMLAUNCH (a fresh vmcs02), not VMRESUME */
     bool nmi_pending;     /* an NMI hit hv in root mode: re-inject it */
     bool mtf_hidden_write; /* single-stepping a dropped write to hv's memory */
     uint64_t mtf_gpa;
@@ -47,6 +49,8 @@ struct vcpu {
     struct tss64 tss;
     uint8_t *scratch;     /* per-CPU page for dropped writes */
     uint8_t *stack;       /* host stack for VM exits; the vcpu pointer sits at its top */
+    struct nested_state nested;
+    struct nested_vcpu nv;
 };
 
 /* hv's global state: set up once on the boot CPU. */
@@ -54,6 +58,8 @@ struct hv_global {
     struct hv_handoff *ho;
     struct vmx_caps caps;
     struct vmx_msrs msrs;
+    struct nested_caps ncaps; /* the VMX hv offers its guest */
+    uint8_t phys_bits;
     uint64_t eptp;
     void *ept;            /* struct ept * */
     uint8_t *msr_bitmap, *io_bitmap_a, *io_bitmap_b;

@@ -9,6 +9,7 @@
 #include "../vmx/vmcs.h"
 #include "../vmx/vmx.h"
 #include "../vmx/vmx_bits.h"
+#include "../nested/caps.h"
 #include "acpi.h"
 #include "exit.h"
 #include "host.h"
@@ -73,10 +74,11 @@ int hv_global_init(void)
     } else {
         log_info("no ACPI PM1a control port found: statistics only through the hypercall");
     }
-    if (hv.ho->cfg.nested)
-        log_info("nested VMX: not implemented in this version; VMX stays hidden from the guest");
-    hv.nested = false;
+    hv.phys_bits = (uint8_t)(cpuid(0x80000000, 0).eax >= 0x80000008 ? cpuid(0x80000008, 0).eax & 0xff : 36);
+    nested_caps_init(&hv.ncaps, &hv.msrs);
+    hv.nested = hv.ho->cfg.nested;
     cpuid_set_nested(hv.nested);
+    log_info("nested VMX %s", hv.nested ? "on: the guest sees VMX (docs/nested.md)" : "off (nested=off in hv.cfg)");
     return build_ept01();
 }
 
@@ -112,6 +114,11 @@ int vcpu_start(uint32_t cpu, const struct hv_resume *r, uint64_t fw_cr3)
     }
     regcache_init(&v->rc, true);
     vmcs01_setup(v, v->root.saved_cr0, v->root.saved_cr4);
+    if (vcpu_nested_init(v)) {
+        log_err("cpu%u: out of memory for nested VMX state", cpu);
+        vmx_off(&v->root);
+        return -1;
+    }
     hv.vcpus[cpu] = v;
     __atomic_add_fetch(&hv.nvcpus, 1, __ATOMIC_RELAXED);
     log_info("cpu%u: VMXON ok, launching the firmware as guest at rip 0x%llx", cpu, (unsigned long long)r->rip);

@@ -101,7 +101,16 @@ static inline uint16_t read_ldtr(void) { uint16_t v; __asm__ volatile("sldt %0" 
 #define MSR_IA32_GS_BASE          0xc0000101
 #define MSR_IA32_KERNEL_GS_BASE   0xc0000102
 
+#define X86_EFLAGS_CF (1ull << 0)
+#define X86_EFLAGS_PF (1ull << 2)
+#define X86_EFLAGS_AF (1ull << 4)
+#define X86_EFLAGS_ZF (1ull << 6)
+#define X86_EFLAGS_SF (1ull << 7)
+#define X86_EFLAGS_IF (1ull << 9)
+#define X86_EFLAGS_OF (1ull << 11)
+
 #define CR0_PE (1ull << 0)
+#define CR0_TS (1ull << 3)
 #define CR0_NE (1ull << 5)
 #define CR0_WP (1ull << 16)
 #define CR0_NW (1ull << 29)

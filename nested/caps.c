@@ -1,0 +1,155 @@
+/* The VMX capability MSRs hv advertises to L1 (SDM Vol. 3D Appendix A). */
+#include "caps.h"
+#include "../lib/x86.h"
+#include "../vmx/vmx_bits.h"
+#include "vmcs12.h"
+
+/* Controls nested/ emulates; each offered only where the hardware allows it too. */
+#define PIN_SUPPORTED (PIN_BASED_EXT_INTR_EXITING | PIN_BASED_NMI_EXITING | PIN_BASED_VIRTUAL_NMIS | \
+                       PIN_BASED_PREEMPTION_TIMER)
+#define PROC_SUPPORTED (CPU_BASED_INTR_WINDOW_EXITING | CPU_BASED_USE_TSC_OFFSETTING | CPU_BASED_HLT_EXITING | \
+                        CPU_BASED_INVLPG_EXITING | CPU_BASED_MWAIT_EXITING | CPU_BASED_RDPMC_EXITING |       \
+                        CPU_BASED_RDTSC_EXITING | CPU_BASED_CR3_LOAD_EXITING | CPU_BASED_CR3_STORE_EXITING | \
+                        CPU_BASED_CR8_LOAD_EXITING | CPU_BASED_CR8_STORE_EXITING |                          \
+                        CPU_BASED_NMI_WINDOW_EXITING | CPU_BASED_MOV_DR_EXITING |                           \
+                        CPU_BASED_UNCOND_IO_EXITING | CPU_BASED_USE_IO_BITMAPS |                            \
+                        CPU_BASED_MONITOR_TRAP_FLAG | CPU_BASED_USE_MSR_BITMAPS |                           \
+                        CPU_BASED_MONITOR_EXITING | CPU_BASED_PAUSE_EXITING | CPU_BASED_ACTIVATE_SECONDARY)
+#define PROC2_SUPPORTED (SECONDARY_RDTSCP | SECONDARY_VPID | SECONDARY_WBINVD_EXITING | SECONDARY_RDRAND_EXITING | \
+                         SECONDARY_INVPCID | SECONDARY_RDSEED_EXITING | SECONDARY_XSAVES)
+#define EXIT_SUPPORTED (VM_EXIT_SAVE_DEBUG_CONTROLS | VM_EXIT_HOST_ADDR_SPACE_SIZE | VM_EXIT_ACK_INTR_ON_EXIT | \
+                        VM_EXIT_SAVE_PAT | VM_EXIT_LOAD_PAT | VM_EXIT_SAVE_EFER | VM_EXIT_LOAD_EFER |         \
+                        VM_EXIT_SAVE_PREEMPTION_TIMER)
+#define ENTRY_SUPPORTED (VM_ENTRY_LOAD_DEBUG_CONTROLS | VM_ENTRY_IA32E_MODE | VM_ENTRY_LOAD_PAT | VM_ENTRY_LOAD_EFER)
+
+#define VPID_CAPS (EPT_CAP_INVVPID | EPT_CAP_INVVPID_ADDR | EPT_CAP_INVVPID_SINGLE | EPT_CAP_INVVPID_ALL | \
+                   EPT_CAP_INVVPID_SINGLE_NONGLOBAL)
+
+/* IA32_VMX_MISC fields (A.6) */
+#define MISC_TIMER_RATE     0x1full
+#define MISC_STORE_LMA      (1ull << 5)
+#define MISC_ACTIVITY_HLT   (1ull << 6)
+#define MISC_CR3_TARGETS_SH 16
+#define MISC_VMWRITE_ANY    (1ull << 29)
+
+/* A control MSR: allowed-0 as the hardware's (settings L1 must use so that hv can run
+ * L2 with them), allowed-1 = hardware AND supported. Must-be-1 bits stay allowed too:
+ * otherwise no VM entry could pass. */
+static uint64_t ctl(uint64_t hw, uint32_t supported)
+{
+    uint32_t must1 = nested_allowed0(hw);
+    uint32_t may1 = (nested_allowed1(hw) & supported) | must1;
+    return (uint64_t)may1 << 32 | must1;
+}
+
+/* The non-true MSR (A.3.2 etc.): default1 bits also reported as must-be-1. */
+static uint64_t non_true(uint64_t true_msr, uint32_t default1)
+{
+    return true_msr | default1;
+}
+
+/* The highest index (encoding bits 9:1) among the supported fields (A.9). */
+static uint64_t vmcs_enum(void)
+{
+    uint32_t max = 0;
+    for (unsigned i = 0; i < VMCS12_NR_FIELDS; i++) {
+        uint32_t idx = (vmcs12_field_encoding(i) >> 1) & 0x1ff;
+        if (idx > max)
+            max = idx;
+    }
+    return (uint64_t)max << 1;
+}
+
+void nested_caps_init(struct nested_caps *c, const struct vmx_msrs *hw)
+{
+    *c = (struct nested_caps){0};
+
+    /* A.1: revision, 4 KiB region, WB, true controls; no 32-bit address limit (48),
+     * no dual-monitor SMM (49), no relaxed error-code injection (56). */
+    c->basic = VMCS12_REVISION | (uint64_t)VMCS12_SIZE << 32 | 6ull << 50 | (hw->basic & VMX_BASIC_INOUT) |
+               VMX_BASIC_TRUE_CTLS;
+
+    c->true_pinbased = ctl(hw->pinbased, PIN_SUPPORTED);
+    c->true_procbased = ctl(hw->procbased, PROC_SUPPORTED);
+    c->true_exit = ctl(hw->exit, EXIT_SUPPORTED);
+    c->true_entry = ctl(hw->entry, ENTRY_SUPPORTED);
+    if (!(nested_allowed1(c->true_pinbased) & PIN_BASED_PREEMPTION_TIMER))
+        c->true_exit &= ~((uint64_t)VM_EXIT_SAVE_PREEMPTION_TIMER << 32);
+    c->pinbased = non_true(c->true_pinbased, NESTED_PIN_DEFAULT1);
+    c->procbased = non_true(c->true_procbased, NESTED_PROC_DEFAULT1);
+    c->exit = non_true(c->true_exit, NESTED_EXIT_DEFAULT1);
+    c->entry = non_true(c->true_entry, NESTED_ENTRY_DEFAULT1);
+
+    if (nested_allowed1(c->true_procbased) & CPU_BASED_ACTIVATE_SECONDARY)
+        c->procbased2 = ctl(hw->procbased2, PROC2_SUPPORTED);
+
+    /* A.6: timer rate and LMA storing as the hardware; only the HLT activity state;
+     * at most 4 CR3 targets; 512 MSRs per list (27:25 = 0); no SMM features, no
+     * zero-length software-event injection (30); VMWRITE to exit-information fields as hw. */
+    unsigned cr3_targets = (unsigned)(hw->misc >> MISC_CR3_TARGETS_SH) & 0x1ff;
+    if (cr3_targets > 4)
+        cr3_targets = 4;
+    c->misc = (hw->misc & (MISC_TIMER_RATE | MISC_STORE_LMA | MISC_ACTIVITY_HLT | MISC_VMWRITE_ANY)) |
+              (uint64_t)cr3_targets << MISC_CR3_TARGETS_SH;
+
+    /* A.7, A.8: as the hardware (no unrestricted guest: PE and PG stay fixed to 1). */
+    c->cr0_fixed0 = hw->cr0_fixed0;
+    c->cr0_fixed1 = hw->cr0_fixed1;
+    c->cr4_fixed0 = hw->cr4_fixed0;
+    c->cr4_fixed1 = hw->cr4_fixed1;
+
+    c->vmcs_enum = vmcs_enum();
+
+    /* A.10: no EPT capability at all; INVVPID and its types as the hardware. */
+    if (nested_allowed1(c->procbased2) & SECONDARY_VPID)
+        c->ept_vpid = hw->ept_vpid & VPID_CAPS;
+    if (!(c->ept_vpid & EPT_CAP_INVVPID))
+        c->ept_vpid = 0;
+    c->vmfunc = 0; /* A.11 (the MSR does not even exist for L1: no "enable VM functions") */
+}
+
+bool nested_caps_msr(const struct nested_caps *c, uint32_t msr, uint64_t *val)
+{
+    uint32_t proc2 = nested_allowed1(c->procbased2);
+
+    switch (msr) {
+    case MSR_IA32_VMX_BASIC: *val = c->basic; return true;
+    case MSR_IA32_VMX_PINBASED_CTLS: *val = c->pinbased; return true;
+    case MSR_IA32_VMX_PROCBASED_CTLS: *val = c->procbased; return true;
+    case MSR_IA32_VMX_EXIT_CTLS: *val = c->exit; return true;
+    case MSR_IA32_VMX_ENTRY_CTLS: *val = c->entry; return true;
+    case MSR_IA32_VMX_MISC: *val = c->misc; return true;
+    case MSR_IA32_VMX_CR0_FIXED0: *val = c->cr0_fixed0; return true;
+    case MSR_IA32_VMX_CR0_FIXED1: *val = c->cr0_fixed1; return true;
+    case MSR_IA32_VMX_CR4_FIXED0: *val = c->cr4_fixed0; return true;
+    case MSR_IA32_VMX_CR4_FIXED1: *val = c->cr4_fixed1; return true;
+    case MSR_IA32_VMX_VMCS_ENUM: *val = c->vmcs_enum; return true;
+    case MSR_IA32_VMX_PROCBASED_CTLS2:
+        if (!(nested_allowed1(c->true_procbased) & CPU_BASED_ACTIVATE_SECONDARY))
+            return false;
+        *val = c->procbased2;
+        return true;
+    case MSR_IA32_VMX_EPT_VPID_CAP:
+        if (!(proc2 & (SECONDARY_EPT | SECONDARY_VPID)))
+            return false;
+        *val = c->ept_vpid;
+        return true;
+    case MSR_IA32_VMX_TRUE_PINBASED_CTLS: *val = c->true_pinbased; return true;
+    case MSR_IA32_VMX_TRUE_PROCBASED_CTLS: *val = c->true_procbased; return true;
+    case MSR_IA32_VMX_TRUE_EXIT_CTLS: *val = c->true_exit; return true;
+    case MSR_IA32_VMX_TRUE_ENTRY_CTLS: *val = c->true_entry; return true;
+    case MSR_IA32_VMX_VMFUNC:
+        if (!(proc2 & SECONDARY_VMFUNC))
+            return false;
+        *val = c->vmfunc;
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool nested_ctl_ok(uint64_t cap_msr, uint32_t value)
+{
+    uint32_t must1 = nested_allowed0(cap_msr), may1 = nested_allowed1(cap_msr);
+    return (value & must1) == must1 && (value & ~may1) == 0;
+}

@@ -1,0 +1,601 @@
+/*
+ * VM-entry checks of vmcs12 (SDM Vol. 3C 26.2 and 26.3.1; ch. 28 in newer SDMs), the
+ * ones KVM's nested_vmx_check_controls/_host_state/_guest_state perform plus the
+ * guest-state checks KVM leaves to the hardware (hv runs L2 from its own vmcs02, so
+ * it checks everything L1 could get wrong here). One line per rule: CHECK_RULE(what
+ * must hold, "section: rule"). The checks may run in any order (SDM 31.4 note b);
+ * the order here follows the SDM except where noted.
+ */
+#include "checks.h"
+#include <string.h>
+#include "../lib/x86.h"
+#include "../vmx/vmx_bits.h"
+
+#ifndef CR4_PCIDE
+#define CR4_PCIDE (1ull << 17)
+#endif
+#define EFER_SCE (1ull << 0)
+#define EFER_NXE (1ull << 11)
+#define EFER_VALID (EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE)
+#define DEBUGCTL_BTF (1ull << 1)
+#define DEBUGCTL_VALID 0xffc3ull /* 17.4.1: bits 2-5 and 63:16 reserved */
+#define RFLAGS_FIXED1 (1ull << 1)
+#define RFLAGS_RESERVED (~0x3fffffull | 1ull << 15 | 1ull << 5 | 1ull << 3)
+#define RFLAGS_TF (1ull << 8)
+#define RFLAGS_IF (1ull << 9)
+#define RFLAGS_VM (1ull << 17)
+#define INTR_INFO_TYPE(i) (((i) >> 8) & 7)
+#define INTR_INFO_RESERVED 0x7ffff000u /* bits 30:12 */
+#define AR_TYPE(ar) ((ar) & 0xf)
+#define AR_S (1u << 4)
+#define AR_DPL(ar) (((ar) >> 5) & 3)
+#define AR_P (1u << 7)
+#define AR_RSVD_11_8 0xf00u
+#define AR_L (1u << 13)
+#define AR_DB (1u << 14)
+#define AR_G (1u << 15)
+#define AR_UNUSABLE (1u << 16)
+#define AR_RSVD_31_17 0xfffe0000u
+#define SEL_RPL(s) ((s) & 3)
+#define SEL_TI 4u
+#define PDE_RESERVED (0xff0ull | 1ull << 13 | 1ull << 15 | ~0x1ffffull) /* 11:4, 13, 15, 63:17 */
+#define PDE_ENABLED_BP (1ull << 12)
+#define PDE_BS (1ull << 14)
+#define PDE_RTM (1ull << 16)
+#define INTERRUPTIBILITY_ENCLAVE (1u << 4)
+
+enum { T_EXT_INTR = 0, T_RESERVED = 1, T_NMI = 2, T_HW_EXC = 3, T_SW_INTR = 4, T_PRIV_SW_EXC = 5,
+       T_SW_EXC = 6, T_OTHER = 7 };
+
+static const char *last_rule = "(none)";
+static char composed[96]; /* for rules naming a segment register */
+
+const char *nested_check_last_rule(void) { return last_rule; }
+
+/* What one VM entry looks at, decoded once. */
+struct ctx {
+    const struct vmcs12 *v;
+    const struct nested_caps *c;
+    uint8_t pa;
+    uint32_t pin, proc, proc2, exit, entry, intr_info, intr_type, vector;
+    bool intr_valid, ia32e_guest, host64, v86;
+    uint64_t qual;
+};
+
+#define G(field) vmcs12_get(x->v, field)
+#define CHECK_RULE(cond, rule) \
+    do { if (!(cond)) { last_rule = (rule); return false; } } while (0)
+#define CHECK_RULE_Q(cond, q, rule) \
+    do { if (!(cond)) { last_rule = (rule); x->qual = (q); return false; } } while (0)
+
+static void ctx_init(struct ctx *x, const struct vmcs12 *v, const struct nested_caps *c, uint8_t pa)
+{
+    memset(x, 0, sizeof(*x));
+    x->v = v;
+    x->c = c;
+    x->pa = pa;
+    x->pin = (uint32_t)G(PIN_BASED_VM_EXEC_CONTROL);
+    x->proc = (uint32_t)G(CPU_BASED_VM_EXEC_CONTROL);
+    /* 25.6.2: with "activate secondary controls" 0 the secondary controls are all 0. */
+    x->proc2 = x->proc & CPU_BASED_ACTIVATE_SECONDARY ? (uint32_t)G(SECONDARY_VM_EXEC_CONTROL) : 0;
+    x->exit = (uint32_t)G(VM_EXIT_CONTROLS);
+    x->entry = (uint32_t)G(VM_ENTRY_CONTROLS);
+    x->intr_info = (uint32_t)G(VM_ENTRY_INTR_INFO_FIELD);
+    x->intr_valid = x->intr_info & INTR_INFO_VALID;
+    x->intr_type = INTR_INFO_TYPE(x->intr_info);
+    x->vector = x->intr_info & 0xff;
+    x->ia32e_guest = x->entry & VM_ENTRY_IA32E_MODE;
+    x->host64 = x->exit & VM_EXIT_HOST_ADDR_SPACE_SIZE;
+    x->v86 = G(GUEST_RFLAGS) & RFLAGS_VM;
+}
+
+/* Linear addresses are 48 bits (L1 is not offered 5-level paging). */
+static bool canonical(uint64_t a)
+{
+    uint64_t top = a >> 47;
+    return top == 0 || top == 0x1ffff;
+}
+static bool pa_ok(const struct ctx *x, uint64_t a) { return x->pa >= 64 || (a >> x->pa) == 0; }
+static bool pat_ok(uint64_t pat) /* every entry UC, WC, WT, WP, WB or UC- */
+{
+    for (int i = 0; i < 8; i++) {
+        unsigned t = (pat >> (8 * i)) & 0xff;
+        if (t == 2 || t == 3 || t > 7)
+            return false;
+    }
+    return true;
+}
+static bool fixed_ok(uint64_t val, uint64_t fixed0, uint64_t fixed1)
+{
+    return (val & fixed0) == fixed0 && (val & ~fixed1) == 0;
+}
+
+/* ---- 26.2.1 checks on VMX controls ---- */
+
+/* A 4 KiB-aligned address within the physical-address width (I/O and MSR bitmaps). */
+static bool page_addr_ok(const struct ctx *x, uint32_t field, const char *align_rule, const char *width_rule)
+{
+    uint64_t a = G(field);
+    CHECK_RULE((a & 0xfff) == 0, align_rule);
+    CHECK_RULE(pa_ok(x, a), width_rule);
+    return true;
+}
+
+/* An MSR-load/store area: 16-byte aligned, it and its last byte within the width. */
+static bool msr_area_ok(const struct ctx *x, uint32_t count_field, uint32_t addr_field, const char *const rule[3])
+{
+    uint64_t n = G(count_field), a = G(addr_field);
+    if (n == 0)
+        return true;
+    CHECK_RULE((a & 0xf) == 0, rule[0]);
+    CHECK_RULE(pa_ok(x, a), rule[1]);
+    CHECK_RULE(pa_ok(x, a + n * 16 - 1), rule[2]); /* cannot wrap: a < 2^52, n < 2^32 */
+    return true;
+}
+
+static bool check_exec_controls(struct ctx *x)
+{
+    const struct nested_caps *c = x->c;
+    CHECK_RULE(nested_ctl_ok(c->true_pinbased, x->pin), "26.2.1.1: pin-based controls reserved bits");
+    CHECK_RULE(nested_ctl_ok(c->true_procbased, x->proc), "26.2.1.1: primary processor-based controls reserved bits");
+    CHECK_RULE(!(x->proc & CPU_BASED_ACTIVATE_SECONDARY) || nested_ctl_ok(c->procbased2, x->proc2),
+               "26.2.1.1: secondary processor-based controls reserved bits");
+    CHECK_RULE(G(CR3_TARGET_COUNT) <= nested_cr3_targets(c), "26.2.1.1: CR3-target count above IA32_VMX_MISC[24:16]");
+    if (x->proc & CPU_BASED_USE_IO_BITMAPS) {
+        if (!page_addr_ok(x, IO_BITMAP_A, "26.2.1.1: I/O-bitmap A address bits 11:0 must be 0",
+                          "26.2.1.1: I/O-bitmap A address beyond physical-address width") ||
+            !page_addr_ok(x, IO_BITMAP_B, "26.2.1.1: I/O-bitmap B address bits 11:0 must be 0",
+                          "26.2.1.1: I/O-bitmap B address beyond physical-address width"))
+            return false;
+    }
+    if ((x->proc & CPU_BASED_USE_MSR_BITMAPS) &&
+        !page_addr_ok(x, MSR_BITMAP, "26.2.1.1: MSR-bitmap address bits 11:0 must be 0",
+                      "26.2.1.1: MSR-bitmap address beyond physical-address width"))
+        return false;
+    /* No TPR shadow, APIC virtualization, posted interrupts, EPT, PML, VM functions,
+     * shadow VMCS or #VE for L1: their controls fail the reserved-bit checks above. */
+    CHECK_RULE((x->pin & PIN_BASED_NMI_EXITING) || !(x->pin & PIN_BASED_VIRTUAL_NMIS),
+               "26.2.1.1: virtual NMIs require NMI exiting");
+    CHECK_RULE((x->pin & PIN_BASED_VIRTUAL_NMIS) || !(x->proc & CPU_BASED_NMI_WINDOW_EXITING),
+               "26.2.1.1: NMI-window exiting requires virtual NMIs");
+    CHECK_RULE(!(x->proc2 & SECONDARY_VPID) || G(VIRTUAL_PROCESSOR_ID) != 0,
+               "26.2.1.1: VPID must not be 0 with enable VPID");
+    return true;
+}
+
+static bool check_exit_controls(struct ctx *x)
+{
+    static const char *const store[3] = {
+        "26.2.1.2: VM-exit MSR-store address bits 3:0 must be 0",
+        "26.2.1.2: VM-exit MSR-store address beyond physical-address width",
+        "26.2.1.2: VM-exit MSR-store area last byte beyond physical-address width"};
+    static const char *const load[3] = {
+        "26.2.1.2: VM-exit MSR-load address bits 3:0 must be 0",
+        "26.2.1.2: VM-exit MSR-load address beyond physical-address width",
+        "26.2.1.2: VM-exit MSR-load area last byte beyond physical-address width"};
+    CHECK_RULE(nested_ctl_ok(x->c->true_exit, x->exit), "26.2.1.2: VM-exit controls reserved bits");
+    CHECK_RULE((x->pin & PIN_BASED_PREEMPTION_TIMER) || !(x->exit & VM_EXIT_SAVE_PREEMPTION_TIMER),
+               "26.2.1.2: save VMX-preemption timer value requires activate VMX-preemption timer");
+    return msr_area_ok(x, VM_EXIT_MSR_STORE_COUNT, VM_EXIT_MSR_STORE_ADDR, store) &&
+           msr_area_ok(x, VM_EXIT_MSR_LOAD_COUNT, VM_EXIT_MSR_LOAD_ADDR, load);
+}
+
+/* Exceptions that push an error code (#DF, #TS, #NP, #SS, #GP, #PF, #AC, #CP). */
+static bool has_error_code(uint32_t vector)
+{
+    return vector < 32 && ((1u << vector) & (1u << 8 | 1u << 10 | 1u << 11 | 1u << 12 | 1u << 13 | 1u << 14 |
+                                             1u << 17 | 1u << 21));
+}
+
+static bool check_event_injection(struct ctx *x)
+{
+    uint32_t t = x->intr_type, info = x->intr_info;
+    if (!x->intr_valid)
+        return true;
+    CHECK_RULE(t != T_RESERVED, "26.2.1.3: event injection: interruption type 1 is reserved");
+    CHECK_RULE(t != T_OTHER || (nested_allowed1(x->c->true_procbased) & CPU_BASED_MONITOR_TRAP_FLAG),
+               "26.2.1.3: event injection: type 7 (other event) needs monitor trap flag support");
+    CHECK_RULE(t != T_NMI || x->vector == 2, "26.2.1.3: event injection: NMI vector must be 2");
+    CHECK_RULE(t != T_HW_EXC || x->vector <= 31, "26.2.1.3: event injection: hardware exception vector above 31");
+    CHECK_RULE(t != T_OTHER || x->vector == 0, "26.2.1.3: event injection: other-event vector must be 0 (pending MTF)");
+    /* IA32_VMX_BASIC[56] is 0 for L1: "if and only if". Without unrestricted guest the
+     * guest is in protected mode (CR0.PE is a fixed-1 bit). */
+    bool prot = !(x->proc2 & SECONDARY_UNRESTRICTED_GUEST) || (G(GUEST_CR0) & CR0_PE);
+    bool want_code = t == T_HW_EXC && prot && has_error_code(x->vector);
+    CHECK_RULE(!!(info & INTR_INFO_DELIVER_CODE) == want_code,
+               "26.2.1.3: event injection: deliver-error-code bit does not match type and vector");
+    CHECK_RULE(!(info & INTR_INFO_RESERVED), "26.2.1.3: event injection: interruption-information bits 30:12 must be 0");
+    CHECK_RULE(!(info & INTR_INFO_DELIVER_CODE) || !(G(VM_ENTRY_EXCEPTION_ERROR_CODE) & 0xffff0000u),
+               "26.2.1.3: event injection: error code bits 31:16 must be 0");
+    /* Length 0 would need IA32_VMX_MISC[30], which L1 is not offered. */
+    uint64_t len = G(VM_ENTRY_INSTRUCTION_LEN);
+    CHECK_RULE(!(t == T_SW_INTR || t == T_PRIV_SW_EXC || t == T_SW_EXC) || (len >= 1 && len <= 15),
+               "26.2.1.3: event injection: instruction length of a software event must be 1-15");
+    return true;
+}
+
+static bool check_entry_controls(struct ctx *x)
+{
+    static const char *const load[3] = {
+        "26.2.1.3: VM-entry MSR-load address bits 3:0 must be 0",
+        "26.2.1.3: VM-entry MSR-load address beyond physical-address width",
+        "26.2.1.3: VM-entry MSR-load area last byte beyond physical-address width"};
+    CHECK_RULE(nested_ctl_ok(x->c->true_entry, x->entry), "26.2.1.3: VM-entry controls reserved bits");
+    return check_event_injection(x) && msr_area_ok(x, VM_ENTRY_MSR_LOAD_COUNT, VM_ENTRY_MSR_LOAD_ADDR, load);
+}
+
+int nested_check_controls(const struct vmcs12 *v, const struct nested_caps *c, uint8_t phys_bits)
+{
+    struct ctx ctx, *x = &ctx;
+    ctx_init(x, v, c, phys_bits);
+    if (!check_exec_controls(x) || !check_exit_controls(x) || !check_entry_controls(x))
+        return VMXERR_ENTRY_INVALID_CONTROL;
+    return 0;
+}
+
+/* ---- 26.2.2-26.2.4 checks on host state ---- */
+
+static bool check_host_cr_msrs(struct ctx *x)
+{
+    const struct nested_caps *c = x->c;
+    CHECK_RULE(fixed_ok(G(HOST_CR0), c->cr0_fixed0, c->cr0_fixed1), "26.2.2: host CR0 fixed bits (IA32_VMX_CR0_FIXED0/1)");
+    CHECK_RULE(fixed_ok(G(HOST_CR4), c->cr4_fixed0, c->cr4_fixed1), "26.2.2: host CR4 fixed bits (IA32_VMX_CR4_FIXED0/1)");
+    CHECK_RULE(pa_ok(x, G(HOST_CR3)), "26.2.2: host CR3 beyond physical-address width");
+    CHECK_RULE(canonical(G(HOST_IA32_SYSENTER_ESP)), "26.2.2: host IA32_SYSENTER_ESP not canonical");
+    CHECK_RULE(canonical(G(HOST_IA32_SYSENTER_EIP)), "26.2.2: host IA32_SYSENTER_EIP not canonical");
+    if (x->exit & VM_EXIT_LOAD_PAT)
+        CHECK_RULE(pat_ok(G(HOST_IA32_PAT)), "26.2.2: host IA32_PAT memory type invalid");
+    if (x->exit & VM_EXIT_LOAD_EFER) {
+        uint64_t efer = G(HOST_IA32_EFER);
+        CHECK_RULE(!(efer & ~EFER_VALID), "26.2.2: host IA32_EFER reserved bits");
+        CHECK_RULE(!!(efer & EFER_LMA) == x->host64, "26.2.2: host IA32_EFER.LMA must equal host address-space size");
+        CHECK_RULE(!!(efer & EFER_LME) == x->host64, "26.2.2: host IA32_EFER.LME must equal host address-space size");
+    }
+    return true;
+}
+
+static bool check_host_segments(struct ctx *x)
+{
+    static const struct { uint16_t field; const char *rule; } sels[] = {
+        {HOST_ES_SELECTOR, "26.2.3: host ES selector RPL and TI must be 0"},
+        {HOST_CS_SELECTOR, "26.2.3: host CS selector RPL and TI must be 0"},
+        {HOST_SS_SELECTOR, "26.2.3: host SS selector RPL and TI must be 0"},
+        {HOST_DS_SELECTOR, "26.2.3: host DS selector RPL and TI must be 0"},
+        {HOST_FS_SELECTOR, "26.2.3: host FS selector RPL and TI must be 0"},
+        {HOST_GS_SELECTOR, "26.2.3: host GS selector RPL and TI must be 0"},
+        {HOST_TR_SELECTOR, "26.2.3: host TR selector RPL and TI must be 0"},
+    }, bases[] = {
+        {HOST_FS_BASE, "26.2.3: host FS base not canonical"},
+        {HOST_GS_BASE, "26.2.3: host GS base not canonical"},
+        {HOST_GDTR_BASE, "26.2.3: host GDTR base not canonical"},
+        {HOST_IDTR_BASE, "26.2.3: host IDTR base not canonical"},
+        {HOST_TR_BASE, "26.2.3: host TR base not canonical"},
+    };
+    for (unsigned i = 0; i < sizeof(sels) / sizeof(sels[0]); i++)
+        CHECK_RULE(!(G(sels[i].field) & (SEL_TI | 3)), sels[i].rule);
+    CHECK_RULE(G(HOST_CS_SELECTOR) != 0, "26.2.3: host CS selector must not be 0");
+    CHECK_RULE(G(HOST_TR_SELECTOR) != 0, "26.2.3: host TR selector must not be 0");
+    CHECK_RULE(G(HOST_SS_SELECTOR) != 0 || x->host64, "26.2.3: host SS selector 0 requires host address-space size 1");
+    for (unsigned i = 0; i < sizeof(bases) / sizeof(bases[0]); i++)
+        CHECK_RULE(canonical(G(bases[i].field)), bases[i].rule);
+    return true;
+}
+
+static bool check_host_address_space(struct ctx *x)
+{
+    if (!x->host64) {
+        CHECK_RULE(!x->ia32e_guest, "26.2.4: IA-32e mode guest requires host address-space size 1");
+        CHECK_RULE(!(G(HOST_CR4) & CR4_PCIDE), "26.2.4: host CR4.PCIDE requires host address-space size 1");
+        CHECK_RULE(!(G(HOST_RIP) >> 32), "26.2.4: host RIP bits 63:32 must be 0 with host address-space size 0");
+    } else {
+        CHECK_RULE(G(HOST_CR4) & CR4_PAE, "26.2.4: host CR4.PAE must be 1 with host address-space size 1");
+        CHECK_RULE(canonical(G(HOST_RIP)), "26.2.4: host RIP not canonical");
+    }
+    /* Last so that the rules above stay reachable: L1 executes VMLAUNCH in IA-32e mode. */
+    CHECK_RULE(x->host64, "26.2.4: host address-space size must be 1 (L1 is in IA-32e mode)");
+    return true;
+}
+
+int nested_check_host(const struct vmcs12 *v, const struct nested_caps *c, uint8_t phys_bits)
+{
+    struct ctx ctx, *x = &ctx;
+    ctx_init(x, v, c, phys_bits);
+    if (!check_host_cr_msrs(x) || !check_host_segments(x) || !check_host_address_space(x))
+        return VMXERR_ENTRY_INVALID_HOST;
+    return 0;
+}
+
+/* ---- 26.3.1 checks on the guest-state area ---- */
+
+static bool check_guest_cr_msrs(struct ctx *x)
+{
+    const struct nested_caps *c = x->c;
+    uint64_t cr0 = G(GUEST_CR0), cr4 = G(GUEST_CR4);
+    /* No unrestricted guest for L1: PE and PG are checked. NW and CD never are. */
+    uint64_t nw_cd = CR0_NW | CR0_CD;
+    CHECK_RULE(fixed_ok(cr0 & ~nw_cd, c->cr0_fixed0 & ~nw_cd, c->cr0_fixed1 | nw_cd),
+               "26.3.1.1: guest CR0 fixed bits (IA32_VMX_CR0_FIXED0/1)");
+    CHECK_RULE(!(cr0 & CR0_PG) || (cr0 & CR0_PE), "26.3.1.1: guest CR0.PG requires CR0.PE");
+    CHECK_RULE(fixed_ok(cr4, c->cr4_fixed0, c->cr4_fixed1), "26.3.1.1: guest CR4 fixed bits (IA32_VMX_CR4_FIXED0/1)");
+    if (x->entry & VM_ENTRY_LOAD_DEBUG_CONTROLS) {
+        CHECK_RULE(!(G(GUEST_IA32_DEBUGCTL) & ~DEBUGCTL_VALID), "26.3.1.1: guest IA32_DEBUGCTL reserved bits");
+        CHECK_RULE(!(G(GUEST_DR7) >> 32), "26.3.1.1: guest DR7 bits 63:32 must be 0");
+    }
+    if (x->ia32e_guest) {
+        CHECK_RULE(cr0 & CR0_PG, "26.3.1.1: IA-32e mode guest requires CR0.PG");
+        CHECK_RULE(cr4 & CR4_PAE, "26.3.1.1: IA-32e mode guest requires CR4.PAE");
+    } else {
+        CHECK_RULE(!(cr4 & CR4_PCIDE), "26.3.1.1: guest CR4.PCIDE requires IA-32e mode guest");
+    }
+    CHECK_RULE(pa_ok(x, G(GUEST_CR3)), "26.3.1.1: guest CR3 beyond physical-address width");
+    CHECK_RULE(canonical(G(GUEST_SYSENTER_ESP)), "26.3.1.1: guest IA32_SYSENTER_ESP not canonical");
+    CHECK_RULE(canonical(G(GUEST_SYSENTER_EIP)), "26.3.1.1: guest IA32_SYSENTER_EIP not canonical");
+    if (x->entry & VM_ENTRY_LOAD_PAT)
+        CHECK_RULE(pat_ok(G(GUEST_IA32_PAT)), "26.3.1.1: guest IA32_PAT memory type invalid");
+    if (x->entry & VM_ENTRY_LOAD_EFER) {
+        uint64_t efer = G(GUEST_IA32_EFER);
+        CHECK_RULE(!(efer & ~EFER_VALID), "26.3.1.1: guest IA32_EFER reserved bits");
+        CHECK_RULE(!!(efer & EFER_LMA) == x->ia32e_guest, "26.3.1.1: guest IA32_EFER.LMA must equal IA-32e mode guest");
+        CHECK_RULE(!(cr0 & CR0_PG) || !!(efer & EFER_LME) == x->ia32e_guest,
+                   "26.3.1.1: guest IA32_EFER.LME must equal IA-32e mode guest when CR0.PG=1");
+    }
+    return true;
+}
+
+/* Checked before the segment registers (whose checks depend on RFLAGS.VM), so that a
+ * wrong RFLAGS.VM is reported as such. */
+static bool check_guest_rip_rflags(struct ctx *x)
+{
+    uint64_t rip = G(GUEST_RIP), rflags = G(GUEST_RFLAGS);
+    bool cs_l = G(GUEST_CS_AR_BYTES) & AR_L;
+    if (x->ia32e_guest && cs_l)
+        CHECK_RULE(canonical(rip), "26.3.1.4: guest RIP not canonical");
+    else
+        CHECK_RULE(!(rip >> 32), "26.3.1.4: guest RIP bits 63:32 must be 0 outside 64-bit mode");
+    CHECK_RULE(!(rflags & RFLAGS_RESERVED) && (rflags & RFLAGS_FIXED1),
+               "26.3.1.4: guest RFLAGS reserved bits (63:22, 15, 5, 3 must be 0, 1 must be 1)");
+    CHECK_RULE(!(rflags & RFLAGS_VM) || (!x->ia32e_guest && (G(GUEST_CR0) & CR0_PE)),
+               "26.3.1.4: guest RFLAGS.VM must be 0 in IA-32e mode or with CR0.PE=0");
+    CHECK_RULE(!(x->intr_valid && x->intr_type == T_EXT_INTR) || (rflags & RFLAGS_IF),
+               "26.3.1.4: guest RFLAGS.IF must be 1 to inject an external interrupt");
+    return true;
+}
+
+struct seg {
+    const char *name;
+    uint16_t sel, base, limit, ar;
+};
+static const struct seg SEG_CS = {"CS", GUEST_CS_SELECTOR, GUEST_CS_BASE, GUEST_CS_LIMIT, GUEST_CS_AR_BYTES};
+static const struct seg SEG_SS = {"SS", GUEST_SS_SELECTOR, GUEST_SS_BASE, GUEST_SS_LIMIT, GUEST_SS_AR_BYTES};
+static const struct seg SEG_TR = {"TR", GUEST_TR_SELECTOR, GUEST_TR_BASE, GUEST_TR_LIMIT, GUEST_TR_AR_BYTES};
+static const struct seg SEG_LDTR = {"LDTR", GUEST_LDTR_SELECTOR, GUEST_LDTR_BASE, GUEST_LDTR_LIMIT,
+                                    GUEST_LDTR_AR_BYTES};
+static const struct seg DATA_SEGS[] = {
+    {"DS", GUEST_DS_SELECTOR, GUEST_DS_BASE, GUEST_DS_LIMIT, GUEST_DS_AR_BYTES},
+    {"ES", GUEST_ES_SELECTOR, GUEST_ES_BASE, GUEST_ES_LIMIT, GUEST_ES_AR_BYTES},
+    {"FS", GUEST_FS_SELECTOR, GUEST_FS_BASE, GUEST_FS_LIMIT, GUEST_FS_AR_BYTES},
+    {"GS", GUEST_GS_SELECTOR, GUEST_GS_BASE, GUEST_GS_LIMIT, GUEST_GS_AR_BYTES},
+};
+
+/* "26.3.1.2: guest <reg> <text>" in a static buffer (no snprintf in the core). */
+static const char *seg_rule(const char *reg, const char *text)
+{
+    const char *parts[] = {"26.3.1.2: guest ", reg, " ", text};
+    size_t n = 0;
+    for (unsigned i = 0; i < 4; i++)
+        for (const char *p = parts[i]; *p && n < sizeof(composed) - 1; p++)
+            composed[n++] = *p;
+    composed[n] = '\0';
+    return composed;
+}
+#define SEG_RULE(cond, s, text) \
+    do { if (!(cond)) { last_rule = seg_rule((s)->name, text); return false; } } while (0)
+
+/* Checks shared by CS (always) and by SS, DS, ES, FS, GS, LDTR, TR (when usable). */
+static bool seg_common_ok(struct ctx *x, const struct seg *s, bool want_s)
+{
+    uint32_t ar = (uint32_t)G(s->ar), limit = (uint32_t)G(s->limit);
+    SEG_RULE(!!(ar & AR_S) == want_s, s, want_s ? "AR S must be 1" : "AR S must be 0");
+    SEG_RULE(ar & AR_P, s, "AR P must be 1");
+    SEG_RULE(!(ar & AR_RSVD_11_8), s, "AR bits 11:8 must be 0");
+    SEG_RULE((limit & 0xfff) == 0xfff || !(ar & AR_G), s, "AR G must be 0 if limit bits 11:0 are not all 1");
+    SEG_RULE(!(limit & 0xfff00000u) || (ar & AR_G), s, "AR G must be 1 if limit bits 31:20 are not all 0");
+    SEG_RULE(!(ar & AR_RSVD_31_17), s, "AR bits 31:17 must be 0");
+    return true;
+}
+
+static bool check_guest_v86_segments(struct ctx *x)
+{
+    const struct seg *all[] = {&SEG_CS, &SEG_SS, &DATA_SEGS[0], &DATA_SEGS[1], &DATA_SEGS[2], &DATA_SEGS[3]};
+    for (unsigned i = 0; i < 6; i++) {
+        const struct seg *s = all[i];
+        SEG_RULE(G(s->base) == G(s->sel) << 4, s, "base must be selector << 4 (virtual-8086)");
+        SEG_RULE(G(s->limit) == 0xffff, s, "limit must be 0xffff (virtual-8086)");
+        SEG_RULE(G(s->ar) == 0xf3, s, "AR must be 0xf3 (virtual-8086)");
+    }
+    return true;
+}
+
+static bool check_guest_code_stack(struct ctx *x)
+{
+    uint32_t cs_ar = (uint32_t)G(GUEST_CS_AR_BYTES), ss_ar = (uint32_t)G(GUEST_SS_AR_BYTES);
+    uint32_t cs_type = AR_TYPE(cs_ar);
+    uint64_t ss_sel = G(GUEST_SS_SELECTOR);
+    /* No unrestricted guest: SS.RPL = CS.RPL, CS is an accessed code segment. */
+    SEG_RULE(SEL_RPL(ss_sel) == SEL_RPL(G(GUEST_CS_SELECTOR)), &SEG_SS, "selector RPL must equal CS RPL");
+    SEG_RULE(!(G(GUEST_CS_BASE) >> 32), &SEG_CS, "base bits 63:32 must be 0");
+    SEG_RULE(cs_type == 9 || cs_type == 11 || cs_type == 13 || cs_type == 15, &SEG_CS,
+             "AR type must be 9, 11, 13 or 15 (accessed code)");
+    if (cs_type <= 11)
+        SEG_RULE(AR_DPL(cs_ar) == AR_DPL(ss_ar), &SEG_CS, "AR DPL must equal SS DPL (non-conforming code)");
+    else
+        SEG_RULE(AR_DPL(cs_ar) <= AR_DPL(ss_ar), &SEG_CS, "AR DPL must not exceed SS DPL (conforming code)");
+    SEG_RULE(!x->ia32e_guest || !(cs_ar & AR_L) || !(cs_ar & AR_DB), &SEG_CS, "AR D/B must be 0 with L=1 in IA-32e mode");
+    if (!seg_common_ok(x, &SEG_CS, true))
+        return false;
+    /* The SS rules for CR0.PE=0 and CS type 3 need unrestricted guest: not for L1. */
+    SEG_RULE(AR_DPL(ss_ar) == SEL_RPL(ss_sel), &SEG_SS, "AR DPL must equal selector RPL");
+    if (ss_ar & AR_UNUSABLE)
+        return true;
+    SEG_RULE(!(G(GUEST_SS_BASE) >> 32), &SEG_SS, "base bits 63:32 must be 0");
+    SEG_RULE(AR_TYPE(ss_ar) == 3 || AR_TYPE(ss_ar) == 7, &SEG_SS, "AR type must be 3 or 7 (read/write, accessed)");
+    return seg_common_ok(x, &SEG_SS, true);
+}
+
+static bool check_guest_data_segments(struct ctx *x)
+{
+    for (unsigned i = 0; i < sizeof(DATA_SEGS) / sizeof(DATA_SEGS[0]); i++) {
+        const struct seg *s = &DATA_SEGS[i];
+        uint32_t ar = (uint32_t)G(s->ar), type = AR_TYPE(ar);
+        bool fs_gs = s->base == GUEST_FS_BASE || s->base == GUEST_GS_BASE;
+        if (fs_gs) /* FS and GS bases are checked even when unusable */
+            SEG_RULE(canonical(G(s->base)), s, "base not canonical");
+        if (ar & AR_UNUSABLE)
+            continue;
+        if (!fs_gs)
+            SEG_RULE(!(G(s->base) >> 32), s, "base bits 63:32 must be 0");
+        SEG_RULE(type & 1, s, "AR type must be accessed");
+        SEG_RULE(!(type & 8) || (type & 2), s, "AR type: code segment must be readable");
+        SEG_RULE(type > 11 || AR_DPL(ar) >= SEL_RPL(G(s->sel)), s, "AR DPL must not be below selector RPL");
+        if (!seg_common_ok(x, s, true))
+            return false;
+    }
+    return true;
+}
+
+static bool check_guest_system_segments(struct ctx *x)
+{
+    uint32_t tr_ar = (uint32_t)G(GUEST_TR_AR_BYTES), ldtr_ar = (uint32_t)G(GUEST_LDTR_AR_BYTES);
+    SEG_RULE(!(G(GUEST_TR_SELECTOR) & SEL_TI), &SEG_TR, "selector TI must be 0");
+    SEG_RULE(canonical(G(GUEST_TR_BASE)), &SEG_TR, "base not canonical");
+    if (x->ia32e_guest)
+        SEG_RULE(AR_TYPE(tr_ar) == 11, &SEG_TR, "AR type must be 11 (64-bit busy TSS) in IA-32e mode");
+    else
+        SEG_RULE(AR_TYPE(tr_ar) == 3 || AR_TYPE(tr_ar) == 11, &SEG_TR, "AR type must be 3 or 11 (busy TSS)");
+    SEG_RULE(!(tr_ar & AR_UNUSABLE), &SEG_TR, "must be usable");
+    if (!seg_common_ok(x, &SEG_TR, false))
+        return false;
+    if (ldtr_ar & AR_UNUSABLE)
+        return true;
+    SEG_RULE(!(G(GUEST_LDTR_SELECTOR) & SEL_TI), &SEG_LDTR, "selector TI must be 0");
+    SEG_RULE(canonical(G(GUEST_LDTR_BASE)), &SEG_LDTR, "base not canonical");
+    SEG_RULE(AR_TYPE(ldtr_ar) == 2, &SEG_LDTR, "AR type must be 2 (LDT)");
+    return seg_common_ok(x, &SEG_LDTR, false);
+}
+
+static bool check_guest_segments(struct ctx *x)
+{
+    if (x->v86) {
+        if (!check_guest_v86_segments(x))
+            return false;
+    } else if (!check_guest_code_stack(x) || !check_guest_data_segments(x)) {
+        return false;
+    }
+    return check_guest_system_segments(x);
+}
+
+static bool check_guest_descriptor_tables(struct ctx *x)
+{
+    CHECK_RULE(canonical(G(GUEST_GDTR_BASE)), "26.3.1.3: guest GDTR base not canonical");
+    CHECK_RULE(canonical(G(GUEST_IDTR_BASE)), "26.3.1.3: guest IDTR base not canonical");
+    CHECK_RULE(!(G(GUEST_GDTR_LIMIT) >> 16), "26.3.1.3: guest GDTR limit bits 31:16 must be 0");
+    CHECK_RULE(!(G(GUEST_IDTR_LIMIT) >> 16), "26.3.1.3: guest IDTR limit bits 31:16 must be 0");
+    return true;
+}
+
+/* An event the HLT state lets through: external interrupt, NMI, #DB, #MC, pending MTF. */
+static bool injectable_in_hlt(const struct ctx *x)
+{
+    switch (x->intr_type) {
+    case T_EXT_INTR:
+    case T_NMI:
+        return true;
+    case T_HW_EXC:
+        return x->vector == 1 || x->vector == 18;
+    case T_OTHER:
+        return x->vector == 0;
+    default:
+        return false;
+    }
+}
+
+static bool check_guest_activity(struct ctx *x)
+{
+    uint64_t act = G(GUEST_ACTIVITY_STATE), intr = G(GUEST_INTERRUPTIBILITY_INFO);
+    /* IA32_VMX_MISC[8:6] as advertised: only HLT besides active. */
+    CHECK_RULE(act == GUEST_ACTIVITY_ACTIVE || (act <= 3 && (x->c->misc >> (5 + act) & 1)),
+               "26.3.1.5: activity state not supported (only active and HLT are advertised)");
+    CHECK_RULE(act != GUEST_ACTIVITY_HLT || AR_DPL(G(GUEST_SS_AR_BYTES)) == 0,
+               "26.3.1.5: HLT activity state requires SS.DPL 0");
+    CHECK_RULE(act == GUEST_ACTIVITY_ACTIVE || !(intr & (GUEST_INTR_STI | GUEST_INTR_MOV_SS)),
+               "26.3.1.5: activity state must be active with blocking by STI or MOV SS");
+    CHECK_RULE(!x->intr_valid || act == GUEST_ACTIVITY_ACTIVE || (act == GUEST_ACTIVITY_HLT && injectable_in_hlt(x)),
+               "26.3.1.5: injected event not allowed in the HLT activity state");
+    return true;
+}
+
+static bool check_guest_interruptibility(struct ctx *x)
+{
+    uint64_t intr = G(GUEST_INTERRUPTIBILITY_INFO);
+    bool nmi = x->intr_valid && x->intr_type == T_NMI;
+    CHECK_RULE(!(intr >> 5), "26.3.1.5: interruptibility-state bits 31:5 must be 0");
+    CHECK_RULE((intr & (GUEST_INTR_STI | GUEST_INTR_MOV_SS)) != (GUEST_INTR_STI | GUEST_INTR_MOV_SS),
+               "26.3.1.5: interruptibility-state blocking by both STI and MOV SS");
+    CHECK_RULE(!(intr & GUEST_INTR_STI) || (G(GUEST_RFLAGS) & RFLAGS_IF),
+               "26.3.1.5: blocking by STI requires RFLAGS.IF=1");
+    CHECK_RULE(!(x->intr_valid && x->intr_type == T_EXT_INTR) || !(intr & (GUEST_INTR_STI | GUEST_INTR_MOV_SS)),
+               "26.3.1.5: blocking by STI or MOV SS with external-interrupt injection");
+    CHECK_RULE(!nmi || !(intr & GUEST_INTR_MOV_SS), "26.3.1.5: blocking by MOV SS with NMI injection");
+    CHECK_RULE(!(intr & GUEST_INTR_SMI), "26.3.1.5: blocking by SMI outside SMM");
+    /* Optional in the SDM ("a processor may require"); hv requires it, as the CPU
+     * running vmcs02 may. */
+    CHECK_RULE_Q(!nmi || !(intr & GUEST_INTR_STI), ENTRY_FAIL_NMI_STI, "26.3.1.5: blocking by STI with NMI injection");
+    CHECK_RULE(!nmi || !(x->pin & PIN_BASED_VIRTUAL_NMIS) || !(intr & GUEST_INTR_NMI),
+               "26.3.1.5: virtual-NMI blocking with NMI injection");
+    CHECK_RULE(!(intr & INTERRUPTIBILITY_ENCLAVE) || !(intr & GUEST_INTR_MOV_SS),
+               "26.3.1.5: enclave interruption with blocking by MOV SS");
+    return true;
+}
+
+static bool check_guest_pending_debug(struct ctx *x)
+{
+    uint64_t pde = G(GUEST_PENDING_DBG_EXCEPTIONS), intr = G(GUEST_INTERRUPTIBILITY_INFO);
+    CHECK_RULE(!(pde & PDE_RESERVED), "26.3.1.5: pending debug exceptions bits 11:4, 13, 15, 63:17 must be 0");
+    if ((intr & (GUEST_INTR_STI | GUEST_INTR_MOV_SS)) || G(GUEST_ACTIVITY_STATE) == GUEST_ACTIVITY_HLT) {
+        bool single_step = (G(GUEST_RFLAGS) & RFLAGS_TF) && !(G(GUEST_IA32_DEBUGCTL) & DEBUGCTL_BTF);
+        CHECK_RULE(!single_step || (pde & PDE_BS), "26.3.1.5: pending debug exceptions BS must be 1 (TF=1, BTF=0)");
+        CHECK_RULE(single_step || !(pde & PDE_BS), "26.3.1.5: pending debug exceptions BS must be 0 (TF=0 or BTF=1)");
+    }
+    if (pde & PDE_RTM) {
+        CHECK_RULE((pde & PDE_ENABLED_BP) && !(pde & (0xfffull | PDE_BS)) && !(intr & GUEST_INTR_MOV_SS),
+                   "26.3.1.5: pending debug exceptions RTM needs bit 12 only, no MOV-SS blocking");
+    }
+    return true;
+}
+
+static bool check_guest_link_pointer(struct ctx *x)
+{
+    uint64_t link = G(VMCS_LINK_POINTER);
+    if (link == ~0ull)
+        return true;
+    CHECK_RULE_Q(!(link & 0xfff), ENTRY_FAIL_VMCS_LINK_PTR, "26.3.1.5: VMCS link pointer bits 11:0 must be 0");
+    CHECK_RULE_Q(pa_ok(x, link), ENTRY_FAIL_VMCS_LINK_PTR, "26.3.1.5: VMCS link pointer beyond physical-address width");
+    /* The SDM would now compare the revision (and shadow-VMCS bit) at that address;
+     * hv does not read L1 memory here and, offering no VMCS shadowing, accepts only ~0. */
+    CHECK_RULE_Q(false, ENTRY_FAIL_VMCS_LINK_PTR, "26.3.1.5: VMCS link pointer must be FFFFFFFF_FFFFFFFFH");
+    return true;
+}
+
+int nested_check_guest(const struct vmcs12 *v, const struct nested_caps *c, uint8_t phys_bits,
+                       uint64_t *exit_qual)
+{
+    struct ctx ctx, *x = &ctx;
+    ctx_init(x, v, c, phys_bits);
+    /* 26.3.1.6 (PDPTEs) applies with EPT only; without EPT the PDPTEs are loaded from
+     * guest CR3 during entry, which is the entry path's business (qualification 2). */
+    bool ok = check_guest_cr_msrs(x) && check_guest_rip_rflags(x) && check_guest_segments(x) &&
+              check_guest_descriptor_tables(x) && check_guest_activity(x) && check_guest_interruptibility(x) &&
+              check_guest_pending_debug(x) && check_guest_link_pointer(x);
+    *exit_qual = ok ? ENTRY_FAIL_DEFAULT : x->qual;
+    return ok ? 0 : EXIT_REASON_INVALID_STATE;
+}

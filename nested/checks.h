@@ -1,0 +1,33 @@
+/*
+ * VM-entry checks of a vmcs12 (SDM Vol. 3C 26.2 "Checks on VMX controls and host-state
+ * area" and 26.3.1 "Checks on the guest state area"; chapter 28 in newer SDMs), for the
+ * features hv advertises to L1 (nested/caps.h). Call them in the order VM entry
+ * performs them: controls, host state, guest state.
+ */
+#ifndef NESTED_CHECKS_H
+#define NESTED_CHECKS_H
+#include <stdint.h>
+#include "caps.h"
+#include "vmcs12.h"
+
+/* Exit qualifications of a VM-entry failure due to invalid guest state (26.8). */
+enum {
+    ENTRY_FAIL_DEFAULT = 0,
+    ENTRY_FAIL_PDPTE = 2,         /* loading the PDPTEs (hv's entry path, not these checks) */
+    ENTRY_FAIL_NMI_STI = 3,       /* NMI injection with blocking by STI */
+    ENTRY_FAIL_VMCS_LINK_PTR = 4, /* invalid VMCS link pointer */
+};
+
+/* 26.2.1: 0 or VMXERR_ENTRY_INVALID_CONTROL (VMfailValid 7). */
+int nested_check_controls(const struct vmcs12 *v, const struct nested_caps *c, uint8_t phys_bits);
+/* 26.2.2-26.2.4: 0 or VMXERR_ENTRY_INVALID_HOST (VMfailValid 8). L1 is taken to be in
+ * IA-32e mode (hv's L1 is 64-bit), so "host address-space size" must be 1. */
+int nested_check_host(const struct vmcs12 *v, const struct nested_caps *c, uint8_t phys_bits);
+/* 26.3.1: 0 or EXIT_REASON_INVALID_STATE (the VM-entry failure L1 sees as exit reason
+ * 33 with bit 31 set); *exit_qual gets the exit qualification (ENTRY_FAIL_*). */
+int nested_check_guest(const struct vmcs12 *v, const struct nested_caps *c, uint8_t phys_bits,
+                       uint64_t *exit_qual);
+/* The rule of the last failed check, "<SDM section>: <text>" (for the log and tests).
+ * One global: with several vCPUs it names the most recent failure of any of them. */
+const char *nested_check_last_rule(void);
+#endif

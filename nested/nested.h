@@ -1,0 +1,73 @@
+/*
+ * Nested VMX: hv emulates VMX for its guest L1 (docs/nested.md).
+ *
+ * L1's VMCS (vmcs12) lives in L1's memory, cached by hv while current. A nested
+ * VM-Enter checks vmcs12, builds the hardware VMCS that runs L2 (vmcs02) from vmcs12
+ * plus hv's own needs, and switches to it; an L2 exit that L1 asked for is reflected:
+ * vmcs12 gets L2's state and the exit information, and L1 resumes from vmcs12's host
+ * state in hv's vmcs01.
+ *
+ * This layer sits below hv/: it sees the vCPU through struct nested_vcpu and calls
+ * back into hv only through the functions declared at the end of this file.
+ */
+#ifndef NESTED_NESTED_H
+#define NESTED_NESTED_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "../regcache/regcache.h"
+#include "../vmx/caps.h"
+#include "caps.h"
+#include "vmcs12.h"
+
+/* hv's host-state fields, identical in vmcs01 and vmcs02 */
+#define NESTED_NR_HOST_FIELDS 22
+
+struct nested_state {
+    bool vmxon;              /* L1 is in VMX operation */
+    bool guest_mode;         /* L2 is running: vmcs02 is the current hardware VMCS */
+    bool vmcs02_launched;    /* vmcs02 was launched for current_ptr: VMRESUME it */
+    uint64_t vmxon_ptr;
+    uint64_t current_ptr;    /* ~0 when L1 has no current VMCS */
+    uint64_t vmcs02_for;     /* the vmcs12 whose L2 vmcs02 holds */
+    struct vmcs12 *cache;    /* hv's copy of the current vmcs12 */
+    uint64_t vmcs01_pa, vmcs02_pa;
+    uint8_t *msr_bitmap02, *io_bitmap02_a, *io_bitmap02_b;
+    uint64_t host_fields[NESTED_NR_HOST_FIELDS];
+    uint64_t nested_entries, reflected_exits;
+};
+
+/* What nested/ needs of one vCPU; hv fills it once. */
+struct nested_vcpu {
+    struct regcache *rc;
+    struct nested_state *n;
+    const struct nested_caps *caps;
+    const struct vmx_msrs *hw;              /* the CPU's own VMX capabilities */
+    uint8_t phys_bits;
+    uint64_t cr0_mask, cr4_mask;            /* bits hv owns in L1 (vmcs01 masks) */
+    const uint8_t *msr_bitmap01;            /* hv's MSR bitmap */
+    const uint8_t *io_bitmap01_a, *io_bitmap01_b;
+    uint64_t eptp;                          /* EPT01: L2 runs on it */
+    uint32_t cpu;
+    bool *launch_pending;                   /* the exit stub VMLAUNCHes instead of VMRESUMEs */
+};
+
+int nested_vcpu_init(struct nested_vcpu *nv);   /* allocate cache, vmcs02, bitmaps */
+
+/* The VMX instruction exits of L1 (reason 19..27, 50, 53). */
+void nested_handle_vmx_insn(struct nested_vcpu *nv, uint32_t reason);
+/* An exit while L2 runs: true if it was reflected to L1 (nothing else to do), false if
+ * hv handles it itself (on L2's state in vmcs02). */
+bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason);
+/* The CR4.VMXE bit may be cleared only outside VMX operation. */
+static inline bool nested_in_vmx_operation(const struct nested_vcpu *nv) { return nv->n->vmxon; }
+
+/* ---- provided by hv/ ---- */
+void hv_inject_exception(struct regcache *rc, uint8_t vector, bool has_error, uint32_t error);
+void hv_inject_page_fault(struct regcache *rc, uint64_t cr2, uint32_t error);
+/* Guest-physical range usable as VMX structure memory: RAM outside hv's region. */
+bool hv_gpa_is_ram(uint64_t gpa, uint64_t len);
+void *hv_alloc_page(void);
+/* MSR access on L1's behalf (VM-entry/exit MSR lists): 0, or -1 if the CPU refused. */
+int hv_rdmsr(uint32_t msr, uint64_t *val);
+int hv_wrmsr(uint32_t msr, uint64_t val);
+#endif

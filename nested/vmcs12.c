@@ -1,0 +1,169 @@
+/*
+ * vmcs12: the field table and VMREAD/VMWRITE semantics (SDM Vol. 3C 31.3 "VMREAD",
+ * "VMWRITE"; field encodings and widths per Vol. 3D Appendix B).
+ */
+#include "vmcs12.h"
+#include <stddef.h>
+
+/*
+ * Every encoding hv supports for L1, sorted ascending; the position in this array is
+ * also the slot in struct vmcs12.fields[] (and so the layout of L1's VMCS region).
+ * Left out: fields of features hv does not advertise to L1 (posted interrupts, EPT,
+ * EPTP switching/VMFUNC, APIC virtualization and TPR shadow, PML, shadow VMCS, #VE,
+ * XSAVES/ENCLS exiting bitmaps, TSC scaling, MPX, PAUSE-loop exiting, perf global ctrl).
+ *
+ * Lookup is a binary search over this sorted array (at most 8 probes for ~150 entries):
+ * O(log n), 300 bytes of table instead of a 16 KiB direct map, and no hash function to
+ * keep collision-free as fields are added. tests/unit/test_vmcs12.c checks the order.
+ */
+static const uint16_t field_table[] = {
+    /* 16-bit control */
+    VIRTUAL_PROCESSOR_ID,
+    /* 16-bit guest state */
+    GUEST_ES_SELECTOR, GUEST_CS_SELECTOR, GUEST_SS_SELECTOR, GUEST_DS_SELECTOR,
+    GUEST_FS_SELECTOR, GUEST_GS_SELECTOR, GUEST_LDTR_SELECTOR, GUEST_TR_SELECTOR,
+    /* 16-bit host state */
+    HOST_ES_SELECTOR, HOST_CS_SELECTOR, HOST_SS_SELECTOR, HOST_DS_SELECTOR,
+    HOST_FS_SELECTOR, HOST_GS_SELECTOR, HOST_TR_SELECTOR,
+    /* 64-bit control */
+    IO_BITMAP_A, IO_BITMAP_B, MSR_BITMAP, VM_EXIT_MSR_STORE_ADDR, VM_EXIT_MSR_LOAD_ADDR,
+    VM_ENTRY_MSR_LOAD_ADDR, EXECUTIVE_VMCS_POINTER, TSC_OFFSET,
+    /* 64-bit read-only data */
+    GUEST_PHYSICAL_ADDRESS,
+    /* 64-bit guest state */
+    VMCS_LINK_POINTER, GUEST_IA32_DEBUGCTL, GUEST_IA32_PAT, GUEST_IA32_EFER,
+    GUEST_PDPTR0, GUEST_PDPTR1, GUEST_PDPTR2, GUEST_PDPTR3,
+    /* 64-bit host state */
+    HOST_IA32_PAT, HOST_IA32_EFER,
+    /* 32-bit control */
+    PIN_BASED_VM_EXEC_CONTROL, CPU_BASED_VM_EXEC_CONTROL, EXCEPTION_BITMAP,
+    PAGE_FAULT_ERROR_CODE_MASK, PAGE_FAULT_ERROR_CODE_MATCH, CR3_TARGET_COUNT,
+    VM_EXIT_CONTROLS, VM_EXIT_MSR_STORE_COUNT, VM_EXIT_MSR_LOAD_COUNT, VM_ENTRY_CONTROLS,
+    VM_ENTRY_MSR_LOAD_COUNT, VM_ENTRY_INTR_INFO_FIELD, VM_ENTRY_EXCEPTION_ERROR_CODE,
+    VM_ENTRY_INSTRUCTION_LEN, SECONDARY_VM_EXEC_CONTROL,
+    /* 32-bit read-only data */
+    VM_INSTRUCTION_ERROR, VM_EXIT_REASON, VM_EXIT_INTR_INFO, VM_EXIT_INTR_ERROR_CODE,
+    IDT_VECTORING_INFO_FIELD, IDT_VECTORING_ERROR_CODE, VM_EXIT_INSTRUCTION_LEN,
+    VMX_INSTRUCTION_INFO,
+    /* 32-bit guest state */
+    GUEST_ES_LIMIT, GUEST_CS_LIMIT, GUEST_SS_LIMIT, GUEST_DS_LIMIT, GUEST_FS_LIMIT,
+    GUEST_GS_LIMIT, GUEST_LDTR_LIMIT, GUEST_TR_LIMIT, GUEST_GDTR_LIMIT, GUEST_IDTR_LIMIT,
+    GUEST_ES_AR_BYTES, GUEST_CS_AR_BYTES, GUEST_SS_AR_BYTES, GUEST_DS_AR_BYTES,
+    GUEST_FS_AR_BYTES, GUEST_GS_AR_BYTES, GUEST_LDTR_AR_BYTES, GUEST_TR_AR_BYTES,
+    GUEST_INTERRUPTIBILITY_INFO, GUEST_ACTIVITY_STATE, GUEST_SMBASE, GUEST_SYSENTER_CS,
+    VMX_PREEMPTION_TIMER_VALUE,
+    /* 32-bit host state */
+    HOST_IA32_SYSENTER_CS,
+    /* natural-width control */
+    CR0_GUEST_HOST_MASK, CR4_GUEST_HOST_MASK, CR0_READ_SHADOW, CR4_READ_SHADOW,
+    CR3_TARGET_VALUE0, CR3_TARGET_VALUE1, CR3_TARGET_VALUE2, CR3_TARGET_VALUE3,
+    /* natural-width read-only data */
+    EXIT_QUALIFICATION, IO_RCX, IO_RSI, IO_RDI, IO_RIP, GUEST_LINEAR_ADDRESS,
+    /* natural-width guest state */
+    GUEST_CR0, GUEST_CR3, GUEST_CR4, GUEST_ES_BASE, GUEST_CS_BASE, GUEST_SS_BASE,
+    GUEST_DS_BASE, GUEST_FS_BASE, GUEST_GS_BASE, GUEST_LDTR_BASE, GUEST_TR_BASE,
+    GUEST_GDTR_BASE, GUEST_IDTR_BASE, GUEST_DR7, GUEST_RSP, GUEST_RIP, GUEST_RFLAGS,
+    GUEST_PENDING_DBG_EXCEPTIONS, GUEST_SYSENTER_ESP, GUEST_SYSENTER_EIP,
+    /* natural-width host state */
+    HOST_CR0, HOST_CR3, HOST_CR4, HOST_FS_BASE, HOST_GS_BASE, HOST_TR_BASE,
+    HOST_GDTR_BASE, HOST_IDTR_BASE, HOST_IA32_SYSENTER_ESP, HOST_IA32_SYSENTER_EIP,
+    HOST_RSP, HOST_RIP,
+};
+#define NR_FIELDS (sizeof(field_table) / sizeof(field_table[0]))
+_Static_assert(NR_FIELDS <= VMCS12_MAX_FIELDS, "VMCS12_MAX_FIELDS too small for the field table");
+
+const unsigned VMCS12_NR_FIELDS = NR_FIELDS;
+
+int vmcs12_field_index(uint64_t encoding)
+{
+    /* 64-bit mode: an operand setting bits 63:32 is unsupported; bits 31:15 are never used (B.1). */
+    if (encoding >> 15)
+        return -1;
+    uint16_t full = (uint16_t)(encoding & ~1ull);
+    size_t lo = 0, hi = NR_FIELDS;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (field_table[mid] < full)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == NR_FIELDS || field_table[lo] != full)
+        return -1;
+    /* Only 64-bit fields have a separately accessible high half (B.1, access type). */
+    if (VMCS_FIELD_HIGH(encoding) && VMCS_FIELD_WIDTH(full) != VMCS_WIDTH_64)
+        return -1;
+    return (int)lo;
+}
+
+uint32_t vmcs12_field_encoding(unsigned i)
+{
+    return i < NR_FIELDS ? field_table[i] : 0xffffffffu;
+}
+
+bool vmcs12_field_read_only(uint32_t encoding)
+{
+    return VMCS_FIELD_TYPE(encoding) == 1;
+}
+
+static uint64_t width_mask(uint32_t encoding)
+{
+    switch (VMCS_FIELD_WIDTH(encoding)) {
+    case VMCS_WIDTH_16:
+        return 0xffffull;
+    case VMCS_WIDTH_32:
+        return 0xffffffffull;
+    default: /* 64-bit and natural width (hv's L1 runs in 64-bit mode) */
+        return ~0ull;
+    }
+}
+
+/* The value a read of encoding (full field or high half) at slot i returns. */
+static uint64_t field_read(const struct vmcs12 *v, int i, uint64_t encoding)
+{
+    /* Masked again: L1 can scribble over its VMCS region before VMPTRLD. */
+    uint64_t val = v->fields[i] & width_mask(field_table[i]);
+    return VMCS_FIELD_HIGH(encoding) ? val >> 32 : val;
+}
+
+static void field_write(struct vmcs12 *v, int i, uint64_t encoding, uint64_t val)
+{
+    if (VMCS_FIELD_HIGH(encoding))
+        v->fields[i] = (v->fields[i] & 0xffffffffull) | (val << 32);
+    else
+        v->fields[i] = val & width_mask(field_table[i]);
+}
+
+int vmcs12_vmread(const struct vmcs12 *v, uint64_t encoding, uint64_t *val)
+{
+    int i = vmcs12_field_index(encoding);
+    if (i < 0)
+        return VMXERR_UNSUPPORTED_FIELD;
+    *val = field_read(v, i, encoding);
+    return 0;
+}
+
+int vmcs12_vmwrite(struct vmcs12 *v, uint64_t encoding, uint64_t val, bool any_field_writable)
+{
+    int i = vmcs12_field_index(encoding);
+    if (i < 0)
+        return VMXERR_UNSUPPORTED_FIELD;
+    if (vmcs12_field_read_only(field_table[i]) && !any_field_writable)
+        return VMXERR_VMWRITE_READ_ONLY;
+    field_write(v, i, encoding, val);
+    return 0;
+}
+
+/* Unsupported encodings (a bug in hv) read as 0 and are not written. */
+uint64_t vmcs12_get(const struct vmcs12 *v, uint32_t encoding)
+{
+    int i = vmcs12_field_index(encoding);
+    return i < 0 ? 0 : field_read(v, i, encoding);
+}
+
+void vmcs12_set(struct vmcs12 *v, uint32_t encoding, uint64_t val)
+{
+    int i = vmcs12_field_index(encoding);
+    if (i >= 0)
+        field_write(v, i, encoding, val);
+}

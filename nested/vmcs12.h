@@ -1,0 +1,73 @@
+/*
+ * vmcs12: the VMCS L1 believes it has, kept by hv in L1's memory (docs/nested.md).
+ *
+ * Layout of the 4 KiB region in L1 memory (hv's own, as the SDM leaves it to the CPU):
+ *   0x000 u32 revision identifier (VMCS12_REVISION; bit 31 = shadow-VMCS indicator)
+ *   0x004 u32 VMX-abort indicator
+ *   0x008 u32 launch state (hv: 0 = clear, 1 = launched)
+ *   0x00c u32 reserved
+ *   0x010 u64 fields[VMCS12_NR_FIELDS], in the order of the field table (nested/vmcs12.c)
+ * While current, hv caches it (struct vmcs12 below, same layout) and writes it back on
+ * VMCLEAR, on VMPTRLD of another VMCS, and on VMXOFF.
+ */
+#ifndef NESTED_VMCS12_H
+#define NESTED_VMCS12_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "../vmx/vmcs_fields.h"
+
+#define VMCS12_REVISION 0x00007668u /* "hv"; advertised in L1's IA32_VMX_BASIC[30:0] */
+#define VMCS12_SIZE 4096u
+
+/* VM-instruction error numbers (SDM Vol. 3C 31.4) */
+enum vmx_insn_err {
+    VMXERR_VMCALL_IN_ROOT = 1,
+    VMXERR_VMCLEAR_INVALID_ADDR = 2,
+    VMXERR_VMCLEAR_VMXON_PTR = 3,
+    VMXERR_VMLAUNCH_NONCLEAR = 4,
+    VMXERR_VMRESUME_NONLAUNCHED = 5,
+    VMXERR_VMRESUME_AFTER_VMXOFF = 6,
+    VMXERR_ENTRY_INVALID_CONTROL = 7,
+    VMXERR_ENTRY_INVALID_HOST = 8,
+    VMXERR_VMPTRLD_INVALID_ADDR = 9,
+    VMXERR_VMPTRLD_VMXON_PTR = 10,
+    VMXERR_VMPTRLD_BAD_REVISION = 11,
+    VMXERR_UNSUPPORTED_FIELD = 12,
+    VMXERR_VMWRITE_READ_ONLY = 13,
+    VMXERR_VMXON_IN_ROOT = 15,
+    VMXERR_ENTRY_MOV_SS_BLOCKING = 26,
+    VMXERR_INVALID_INVEPT_INVVPID = 28,
+};
+
+/* Upper bound; the real count is VMCS12_NR_FIELDS from nested/vmcs12.c. */
+#define VMCS12_MAX_FIELDS 200
+
+struct vmcs12 {
+    uint32_t revision;
+    uint32_t abort;
+    uint32_t launch_state;
+    uint32_t rsvd;
+    uint64_t fields[VMCS12_MAX_FIELDS];
+};
+_Static_assert(sizeof(struct vmcs12) <= VMCS12_SIZE, "vmcs12 fits its 4 KiB region");
+
+extern const unsigned VMCS12_NR_FIELDS;
+
+/* Index of a supported encoding in fields[], or -1 (-> VMXERR_UNSUPPORTED_FIELD).
+ * For a 64-bit field's high half (encoding bit 0 set) the index of the full field. */
+int vmcs12_field_index(uint64_t encoding);
+/* The encoding stored at fields[i] (for iteration: tests, dumps, write-back of sync lists). */
+uint32_t vmcs12_field_encoding(unsigned i);
+bool vmcs12_field_read_only(uint32_t encoding); /* the VM-exit information fields (type 1) */
+
+/* VMREAD / VMWRITE semantics (SDM 31.3 "VMREAD", "VMWRITE"; widths per B.1):
+ * 0 or a VM-instruction error. vmwrite truncates to the field's width, a high-half
+ * access reads/writes bits 63:32; writes to read-only fields fail with 13 unless
+ * any_field_writable (IA32_VMX_MISC[29] as advertised). */
+int vmcs12_vmread(const struct vmcs12 *v, uint64_t encoding, uint64_t *val);
+int vmcs12_vmwrite(struct vmcs12 *v, uint64_t encoding, uint64_t val, bool any_field_writable);
+
+/* hv's own accessors (no checks, full field width); encodings must be supported. */
+uint64_t vmcs12_get(const struct vmcs12 *v, uint32_t encoding);
+void vmcs12_set(struct vmcs12 *v, uint32_t encoding, uint64_t val);
+#endif

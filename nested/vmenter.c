@@ -1,0 +1,215 @@
+/*
+ * Nested VM-Enter: L1's VMLAUNCH/VMRESUME. vmcs12 is checked in the SDM's order
+ * (controls, host state: VMfailValid; guest state, MSR loading: VM-entry failure),
+ * then vmcs02 is built from vmcs12 and hv's own needs and made current.
+ *
+ * GUEST_CR3 rule (KVM's "nVMX GUEST_CR3 bug fix"): vmcs02.GUEST_CR3 is written here,
+ * directly from vmcs12, at every nested VM-Enter — also when L2 enters in the HLT
+ * activity state and never runs an instruction — and the register cache never writes
+ * it while L2 is active (guest_cr3_owned_by_nested). A wake-up exit then copies back
+ * the value L1 asked for, never a stale one.
+ */
+#include <string.h>
+#include "../lib/x86.h"
+#include "../vmx/vmcs.h"
+#include "../vmx/vmx.h"
+#include "../vmx/vmx_bits.h"
+#include "checks.h"
+#include "nested_int.h"
+
+/* Guest-state and control fields copied unchanged from vmcs12 into vmcs02. */
+static const uint32_t copied[] = {
+    GUEST_ES_SELECTOR, GUEST_CS_SELECTOR, GUEST_SS_SELECTOR, GUEST_DS_SELECTOR, GUEST_FS_SELECTOR,
+    GUEST_GS_SELECTOR, GUEST_LDTR_SELECTOR, GUEST_TR_SELECTOR, GUEST_ES_LIMIT, GUEST_CS_LIMIT, GUEST_SS_LIMIT,
+    GUEST_DS_LIMIT, GUEST_FS_LIMIT, GUEST_GS_LIMIT, GUEST_LDTR_LIMIT, GUEST_TR_LIMIT, GUEST_GDTR_LIMIT,
+    GUEST_IDTR_LIMIT, GUEST_ES_AR_BYTES, GUEST_CS_AR_BYTES, GUEST_SS_AR_BYTES, GUEST_DS_AR_BYTES,
+    GUEST_FS_AR_BYTES, GUEST_GS_AR_BYTES, GUEST_LDTR_AR_BYTES, GUEST_TR_AR_BYTES, GUEST_ES_BASE, GUEST_CS_BASE,
+    GUEST_SS_BASE, GUEST_DS_BASE, GUEST_FS_BASE, GUEST_GS_BASE, GUEST_LDTR_BASE, GUEST_TR_BASE, GUEST_GDTR_BASE,
+    GUEST_IDTR_BASE, GUEST_RSP, GUEST_RIP, GUEST_RFLAGS, GUEST_PENDING_DBG_EXCEPTIONS, GUEST_SYSENTER_CS,
+    GUEST_SYSENTER_ESP, GUEST_SYSENTER_EIP, GUEST_INTERRUPTIBILITY_INFO, GUEST_ACTIVITY_STATE,
+    VMX_PREEMPTION_TIMER_VALUE, EXCEPTION_BITMAP, PAGE_FAULT_ERROR_CODE_MASK, PAGE_FAULT_ERROR_CODE_MATCH,
+    CR3_TARGET_COUNT, CR3_TARGET_VALUE0, CR3_TARGET_VALUE1, CR3_TARGET_VALUE2, CR3_TARGET_VALUE3, TSC_OFFSET,
+    VM_ENTRY_INTR_INFO_FIELD, VM_ENTRY_EXCEPTION_ERROR_CODE, VM_ENTRY_INSTRUCTION_LEN,
+};
+
+static uint32_t adjust(uint64_t cap, uint32_t want) { return (want | (uint32_t)cap) & (uint32_t)(cap >> 32); }
+
+static void merge_bitmap(uint8_t *dst, uint64_t l1_pa, const uint8_t *hv_bm)
+{
+    /* L1's bitmap as L1 sees memory: outside RAM (hv's memory, MMIO) it reads zeros. */
+    const uint64_t *l1 = hv_gpa_is_ram(l1_pa, 4096) ? (const uint64_t *)(uintptr_t)l1_pa : NULL;
+    const uint64_t *h = (const uint64_t *)hv_bm;
+    uint64_t *d = (uint64_t *)dst;
+    for (int i = 0; i < 512; i++)
+        d[i] = (l1 ? l1[i] : 0) | h[i];
+}
+
+struct l1_state {
+    uint64_t efer, pat, dr7, debugctl;
+};
+
+static void prepare_controls(struct nested_vcpu *nv)
+{
+    struct nested_state *n = nv->n;
+    const struct vmx_msrs *hw = nv->hw;
+    uint32_t proc = (uint32_t)v12(nv, CPU_BASED_VM_EXEC_CONTROL);
+    uint32_t proc2 = (proc & CPU_BASED_ACTIVATE_SECONDARY) ? (uint32_t)v12(nv, SECONDARY_VM_EXEC_CONTROL) : 0;
+    if (proc & CPU_BASED_USE_MSR_BITMAPS) {
+        merge_bitmap(n->msr_bitmap02, v12(nv, MSR_BITMAP), nv->msr_bitmap01);
+        vmcs_write(MSR_BITMAP, (uint64_t)(uintptr_t)n->msr_bitmap02);
+    } /* else every MSR access exits: L1 asked for that */
+    if (proc & CPU_BASED_USE_IO_BITMAPS) {
+        merge_bitmap(n->io_bitmap02_a, v12(nv, IO_BITMAP_A), nv->io_bitmap01_a);
+        merge_bitmap(n->io_bitmap02_b, v12(nv, IO_BITMAP_B), nv->io_bitmap01_b);
+    } else if (!(proc & CPU_BASED_UNCOND_IO_EXITING)) {
+        memcpy(n->io_bitmap02_a, nv->io_bitmap01_a, 4096); /* only hv's ports */
+        memcpy(n->io_bitmap02_b, nv->io_bitmap01_b, 4096);
+        proc |= CPU_BASED_USE_IO_BITMAPS;
+    }
+    if (proc & CPU_BASED_USE_IO_BITMAPS) {
+        vmcs_write(IO_BITMAP_A, (uint64_t)(uintptr_t)n->io_bitmap02_a);
+        vmcs_write(IO_BITMAP_B, (uint64_t)(uintptr_t)n->io_bitmap02_b);
+    }
+    /* L2 runs on EPT01 (L1 gets no EPT); without VPID every transition flushes L2's TLB. */
+    proc2 = (proc2 & ~SECONDARY_VPID) | SECONDARY_EPT;
+    proc |= CPU_BASED_ACTIVATE_SECONDARY;
+    vmcs_write(PIN_BASED_VM_EXEC_CONTROL, adjust(hw->pinbased, (uint32_t)v12(nv, PIN_BASED_VM_EXEC_CONTROL)));
+    vmcs_write(CPU_BASED_VM_EXEC_CONTROL, adjust(hw->procbased, proc));
+    vmcs_write(SECONDARY_VM_EXEC_CONTROL, adjust(hw->procbased2, proc2));
+    uint32_t exit = (uint32_t)v12(nv, VM_EXIT_CONTROLS) &
+                    (VM_EXIT_SAVE_DEBUG_CONTROLS | VM_EXIT_ACK_INTR_ON_EXIT | VM_EXIT_SAVE_PREEMPTION_TIMER);
+    exit |= VM_EXIT_HOST_ADDR_SPACE_SIZE | VM_EXIT_SAVE_EFER | VM_EXIT_LOAD_EFER | VM_EXIT_SAVE_PAT | VM_EXIT_LOAD_PAT;
+    vmcs_write(VM_EXIT_CONTROLS, adjust(hw->exit, exit));
+    uint32_t entry = ((uint32_t)v12(nv, VM_ENTRY_CONTROLS) & VM_ENTRY_IA32E_MODE) | VM_ENTRY_LOAD_EFER |
+                     VM_ENTRY_LOAD_PAT | VM_ENTRY_LOAD_DEBUG_CONTROLS;
+    vmcs_write(VM_ENTRY_CONTROLS, adjust(hw->entry, entry));
+    vmcs_write(EPT_POINTER, nv->eptp);
+    vmcs_write(VMCS_LINK_POINTER, ~0ull);
+    vmcs_write(VM_EXIT_MSR_STORE_COUNT, 0); /* hv performs vmcs12's MSR lists itself */
+    vmcs_write(VM_EXIT_MSR_LOAD_COUNT, 0);
+    vmcs_write(VM_ENTRY_MSR_LOAD_COUNT, 0);
+}
+
+static void prepare_guest(struct nested_vcpu *nv, const struct l1_state *l1)
+{
+    for (unsigned i = 0; i < sizeof(copied) / sizeof(copied[0]); i++)
+        vmcs_write(copied[i], v12(nv, copied[i]));
+    /* CR0/CR4: L2 sees vmcs12's shadows for the bits L1 owns, its own value for the
+     * rest; hv adds the bits it owns (CR0.NE, CR4.VMXE) to the masks. */
+    uint64_t m0 = v12(nv, CR0_GUEST_HOST_MASK), m4 = v12(nv, CR4_GUEST_HOST_MASK);
+    uint64_t cr0 = v12(nv, GUEST_CR0), cr4 = v12(nv, GUEST_CR4);
+    vmcs_write(CR0_GUEST_HOST_MASK, m0 | nv->cr0_mask);
+    vmcs_write(CR4_GUEST_HOST_MASK, m4 | nv->cr4_mask);
+    vmcs_write(CR0_READ_SHADOW, (cr0 & ~m0) | (v12(nv, CR0_READ_SHADOW) & m0));
+    vmcs_write(CR4_READ_SHADOW, (cr4 & ~m4) | (v12(nv, CR4_READ_SHADOW) & m4));
+    vmcs_write(GUEST_CR0, (cr0 | nv->hw->cr0_fixed0) & nv->hw->cr0_fixed1);
+    vmcs_write(GUEST_CR4, (cr4 | nv->hw->cr4_fixed0) & nv->hw->cr4_fixed1);
+    vmcs_write(GUEST_CR3, v12(nv, GUEST_CR3)); /* always, from vmcs12: see the file comment */
+    uint32_t entry12 = (uint32_t)v12(nv, VM_ENTRY_CONTROLS);
+    bool ia32e = entry12 & VM_ENTRY_IA32E_MODE;
+    uint64_t efer = l1->efer;
+    if (entry12 & VM_ENTRY_LOAD_EFER) {
+        efer = v12(nv, GUEST_IA32_EFER);
+    } else { /* SDM 27.3.2.1: LMA follows "IA-32e mode guest", LME too when paging */
+        efer = ia32e ? efer | EFER_LMA : efer & ~EFER_LMA;
+        if (cr0 & CR0_PG)
+            efer = ia32e ? efer | EFER_LME : efer & ~EFER_LME;
+    }
+    vmcs_write(GUEST_IA32_EFER, efer);
+    vmcs_write(GUEST_IA32_PAT, (entry12 & VM_ENTRY_LOAD_PAT) ? v12(nv, GUEST_IA32_PAT) : l1->pat);
+    bool dbg = entry12 & VM_ENTRY_LOAD_DEBUG_CONTROLS;
+    vmcs_write(GUEST_DR7, dbg ? v12(nv, GUEST_DR7) : l1->dr7);
+    vmcs_write(GUEST_IA32_DEBUGCTL, dbg ? v12(nv, GUEST_IA32_DEBUGCTL) : l1->debugctl);
+    /* PAE paging outside IA-32e mode: with EPT on, the CPU takes the PDPTEs from the VMCS;
+     * L1 expects them loaded from L2's CR3, as without EPT. */
+    if (!ia32e && (cr4 & CR4_PAE) && (cr0 & CR0_PG)) {
+        uint64_t base = v12(nv, GUEST_CR3) & 0xffffffe0ull;
+        for (int i = 0; i < 4; i++)
+            vmcs_write(GUEST_PDPTR0 + 2 * i, hv_gpa_is_ram(base, 32) ? ((const uint64_t *)(uintptr_t)base)[i] : 0);
+    }
+}
+
+static const uint32_t host_fields[NESTED_NR_HOST_FIELDS] = {
+    HOST_ES_SELECTOR, HOST_CS_SELECTOR, HOST_SS_SELECTOR, HOST_DS_SELECTOR, HOST_FS_SELECTOR, HOST_GS_SELECTOR,
+    HOST_TR_SELECTOR, HOST_IA32_PAT, HOST_IA32_EFER, HOST_IA32_SYSENTER_CS, HOST_CR0, HOST_CR3, HOST_CR4,
+    HOST_FS_BASE, HOST_GS_BASE, HOST_TR_BASE, HOST_GDTR_BASE, HOST_IDTR_BASE, HOST_IA32_SYSENTER_ESP,
+    HOST_IA32_SYSENTER_EIP, HOST_RSP, HOST_RIP,
+};
+
+void nested_save_host_fields(struct nested_vcpu *nv)
+{
+    for (int i = 0; i < NESTED_NR_HOST_FIELDS; i++)
+        nv->n->host_fields[i] = vmcs_read(host_fields[i]);
+}
+
+void nested_prepare_vmcs02(struct nested_vcpu *nv)
+{
+    for (int i = 0; i < NESTED_NR_HOST_FIELDS; i++)
+        vmcs_write(host_fields[i], nv->n->host_fields[i]); /* VM exits from L2 come to hv */
+    prepare_controls(nv);
+}
+
+void nested_vmenter(struct nested_vcpu *nv, bool launch)
+{
+    struct nested_state *n = nv->n;
+    struct vmcs12 *c = n->cache;
+    if (n->current_ptr == ~0ull) {
+        reg_set_rflags(nv->rc, (reg_rflags(nv->rc) & ~0x8d5ull) | X86_EFLAGS_CF);
+        reg_skip_instruction(nv->rc);
+        return;
+    }
+    if (vmcs_read(GUEST_INTERRUPTIBILITY_INFO) & GUEST_INTR_MOV_SS) {
+        nested_vmx_fail(nv, VMXERR_ENTRY_MOV_SS_BLOCKING);
+        return;
+    }
+    if (launch && c->launch_state) {
+        nested_vmx_fail(nv, VMXERR_VMLAUNCH_NONCLEAR);
+        return;
+    }
+    if (!launch && !c->launch_state) {
+        nested_vmx_fail(nv, VMXERR_VMRESUME_NONLAUNCHED);
+        return;
+    }
+    if (nested_check_controls(c, nv->caps, nv->phys_bits)) {
+        nested_log_check();
+        nested_vmx_fail(nv, VMXERR_ENTRY_INVALID_CONTROL);
+        return;
+    }
+    if (nested_check_host(c, nv->caps, nv->phys_bits)) {
+        nested_log_check();
+        nested_vmx_fail(nv, VMXERR_ENTRY_INVALID_HOST);
+        return;
+    }
+    uint64_t qual = 0;
+    if (nested_check_guest(c, nv->caps, nv->phys_bits, &qual)) {
+        nested_log_check();
+        nested_entry_fail(nv, EXIT_REASON_INVALID_STATE, qual);
+        return;
+    }
+    /* L1's state stays in vmcs01 until the nested VM exit; what L1 left dirty goes there now. */
+    struct l1_state l1 = {vmcs_read(GUEST_IA32_EFER), vmcs_read(GUEST_IA32_PAT), vmcs_read(GUEST_DR7),
+                          vmcs_read(GUEST_IA32_DEBUGCTL)};
+    regcache_flush(nv->rc);
+    regcache_reset(nv->rc);
+    if (n->vmcs02_for != n->current_ptr) {
+        vmclear(n->vmcs02_pa); /* another L2: start from a clear vmcs02 */
+        n->vmcs02_for = n->current_ptr;
+        n->vmcs02_launched = false;
+    }
+    vmptrld(n->vmcs02_pa);
+    nested_prepare_vmcs02(nv);
+    prepare_guest(nv, &l1);
+    uint32_t bad = nested_load_msr_list(nv, v12(nv, VM_ENTRY_MSR_LOAD_ADDR),
+                                        (uint32_t)v12(nv, VM_ENTRY_MSR_LOAD_COUNT), true);
+    if (bad) {
+        vmptrld(n->vmcs01_pa);
+        nested_entry_fail(nv, EXIT_REASON_MSR_LOAD_FAIL, bad);
+        return;
+    }
+    c->launch_state = 1;
+    n->guest_mode = true;
+    nv->rc->guest_cr3_owned_by_nested = true;
+    *nv->launch_pending = !n->vmcs02_launched;
+    n->vmcs02_launched = true;
+    n->nested_entries++;
+}

@@ -1,0 +1,678 @@
+/*
+ * Host tests for nested/caps.c and nested/checks.c: the capabilities hv advertises to
+ * L1 over Bochs-like hardware, and the VM-entry checks, one table row per rule: start
+ * from a valid 64-bit L2 setup, break exactly one thing, expect exactly that rule.
+ */
+#include <stdio.h>
+#include <string.h>
+#include "lib/x86.h"
+#include "nested/caps.h"
+#include "nested/checks.h"
+#include "nested/vmcs12.h"
+#include "tests/unit/test_util.h"
+#include "vmx/vmx_bits.h"
+
+#define ULL(x) ((unsigned long long)(x))
+#define PHYS_BITS 40
+#define NONCANON 0x0000800000000000ull
+
+static struct vmx_msrs bochs(void)
+{
+    struct vmx_msrs m;
+    memset(&m, 0, sizeof(m));
+    strcpy(m.vendor, "GenuineIntel");
+    m.cpuid1_ecx = 1u << 5;
+    m.basic = 0x00d810000000002bull;
+    m.pinbased = 0x0000007f00000016ull; /* the TRUE MSRs (basic[55] = 1) */
+    m.procbased = 0xfff9fffe04006172ull;
+    m.exit = 0x01ffffff00036dfbull;
+    m.entry = 0x0003ffff000011fbull;
+    m.procbased2 = 0x02177fff00000000ull;
+    m.misc = 0x300481e5ull; /* rate 5, LMA, HLT/shutdown/SIPI, 4 CR3 targets, SMM MSR, VMWRITE any */
+    m.cr0_fixed0 = 0x80000021ull;
+    m.cr0_fixed1 = 0xffffffffull;
+    m.cr4_fixed0 = 0x2000ull;
+    m.cr4_fixed1 = 0x3767ffull;
+    m.ept_vpid = 0x00000f0106334141ull;
+    return m;
+}
+
+static struct nested_caps caps;
+
+/* ---- nested_caps ---- */
+
+static void test_caps(void)
+{
+    struct vmx_msrs m = bochs();
+    struct nested_caps c;
+    uint64_t val;
+    nested_caps_init(&c, &m);
+
+    CHECK(c.basic == 0x00d8100000007668ull, "basic %llx", ULL(c.basic));
+    CHECK(c.true_pinbased == 0x0000007f00000016ull, "true pin %llx", ULL(c.true_pinbased));
+    CHECK(c.true_procbased == 0xffd9fffe04006172ull, "true proc %llx", ULL(c.true_procbased));
+    CHECK(c.true_exit == 0x007fefff00036dfbull, "true exit %llx", ULL(c.true_exit));
+    CHECK(c.true_entry == 0x0000d3ff000011fbull, "true entry %llx", ULL(c.true_entry));
+    CHECK(c.procbased2 == 0x0011186800000000ull, "procbased2 %llx", ULL(c.procbased2));
+    CHECK(c.misc == 0x20040065ull, "misc %llx", ULL(c.misc));
+    CHECK(c.ept_vpid == 0x00000f0100000000ull, "ept_vpid %llx", ULL(c.ept_vpid));
+    CHECK(c.vmcs_enum == 0x2e, "vmcs_enum %llx", ULL(c.vmcs_enum));
+    CHECK(c.vmfunc == 0, "vmfunc");
+    CHECK(c.cr0_fixed0 == m.cr0_fixed0 && c.cr0_fixed1 == m.cr0_fixed1 && c.cr4_fixed0 == m.cr4_fixed0 &&
+          c.cr4_fixed1 == m.cr4_fixed1, "fixed bits as hardware");
+
+    /* Never advertised, whatever the hardware has. */
+    uint32_t p2 = nested_allowed1(c.procbased2);
+    CHECK(!(p2 & (SECONDARY_EPT | SECONDARY_UNRESTRICTED_GUEST | SECONDARY_SHADOW_VMCS | SECONDARY_VMFUNC |
+                  SECONDARY_PML | SECONDARY_VIRTUALIZE_APIC | SECONDARY_VIRTUALIZE_X2APIC |
+                  SECONDARY_APIC_REGISTER_VIRT | SECONDARY_VIRTUAL_INTR_DELIVERY | SECONDARY_EPT_VE |
+                  SECONDARY_TSC_SCALING | SECONDARY_PAUSE_LOOP_EXITING | SECONDARY_DESC_EXITING)),
+          "secondary allowed-1 %x", p2);
+    CHECK(!(c.ept_vpid & 0xffffffffull), "no EPT capabilities");
+    CHECK(!(nested_allowed1(c.true_procbased) & (CPU_BASED_TPR_SHADOW | CPU_BASED_ACTIVATE_TERTIARY)), "no TPR shadow");
+    CHECK(!(nested_allowed1(c.true_pinbased) & PIN_BASED_POSTED_INTR), "no posted interrupts");
+    CHECK(!(nested_allowed1(c.true_exit) & VM_EXIT_LOAD_PERF_GLOBAL_CTRL), "no perf global (exit)");
+    CHECK(!(nested_allowed1(c.true_entry) & (VM_ENTRY_SMM | VM_ENTRY_DEACT_DUAL_MONITOR |
+                                             VM_ENTRY_LOAD_PERF_GLOBAL_CTRL)), "no SMM, no perf global (entry)");
+    CHECK(!(c.basic & (1ull << 48 | 1ull << 49 | 1ull << 56)) && (c.basic & VMX_BASIC_TRUE_CTLS), "basic bits");
+    CHECK(!(c.misc & (1ull << 7 | 1ull << 8 | 1ull << 28 | 1ull << 30)), "misc: no shutdown/SIPI/SMM/zero-length");
+
+    /* The non-true MSRs: the true ones with the default1 bits must-be-1. */
+    CHECK(c.pinbased == (c.true_pinbased | NESTED_PIN_DEFAULT1), "pin %llx", ULL(c.pinbased));
+    CHECK(c.procbased == (c.true_procbased | NESTED_PROC_DEFAULT1) && (uint32_t)c.procbased == 0x0401e172u,
+          "proc %llx", ULL(c.procbased));
+    CHECK(c.exit == (c.true_exit | NESTED_EXIT_DEFAULT1) && (uint32_t)c.exit == 0x00036dffu, "exit %llx",
+          ULL(c.exit));
+    CHECK(c.entry == (c.true_entry | NESTED_ENTRY_DEFAULT1) && (uint32_t)c.entry == 0x000011ffu, "entry %llx",
+          ULL(c.entry));
+    CHECK((c.procbased >> 32) == (c.true_procbased >> 32), "same allowed-1");
+
+    /* The MSRs as L1 reads them. */
+    const uint64_t want[] = {c.basic, c.pinbased, c.procbased, c.exit, c.entry, c.misc, c.cr0_fixed0,
+                             c.cr0_fixed1, c.cr4_fixed0, c.cr4_fixed1, c.vmcs_enum, c.procbased2, c.ept_vpid,
+                             c.true_pinbased, c.true_procbased, c.true_exit, c.true_entry};
+    for (uint32_t msr = 0x480; msr <= 0x490; msr++) {
+        val = 0;
+        CHECK(nested_caps_msr(&c, msr, &val) && val == want[msr - 0x480], "MSR %x = %llx", msr, ULL(val));
+    }
+    CHECK(!nested_caps_msr(&c, 0x491, &val), "VMFUNC MSR #GPs (no VM functions)");
+    CHECK(!nested_caps_msr(&c, 0x47f, &val) && !nested_caps_msr(&c, 0x492, &val) &&
+          !nested_caps_msr(&c, 0x3a, &val), "other MSRs are not VMX capabilities");
+
+    /* Hardware without VPID: no INVVPID either, and no EPT_VPID_CAP MSR. */
+    m = bochs();
+    m.procbased2 &= ~((uint64_t)SECONDARY_VPID << 32);
+    nested_caps_init(&c, &m);
+    CHECK(c.ept_vpid == 0 && !nested_caps_msr(&c, 0x48c, &val), "no VPID: ept_vpid %llx", ULL(c.ept_vpid));
+    /* Without secondary controls: no IA32_VMX_PROCBASED_CTLS2. */
+    m = bochs();
+    m.procbased &= ~((uint64_t)CPU_BASED_ACTIVATE_SECONDARY << 32);
+    nested_caps_init(&c, &m);
+    CHECK(c.procbased2 == 0 && !nested_caps_msr(&c, 0x48b, &val) && !nested_caps_msr(&c, 0x48c, &val),
+          "no secondary controls");
+    /* Only some INVVPID types; no preemption timer; 8 or 2 CR3 targets; no HLT state. */
+    m = bochs();
+    m.ept_vpid = EPT_CAP_INVVPID | EPT_CAP_INVVPID_SINGLE | EPT_CAP_WB;
+    m.pinbased &= ~((uint64_t)PIN_BASED_PREEMPTION_TIMER << 32);
+    m.misc = (m.misc & ~(0x1ffull << 16 | 1ull << 6 | 1ull << 29)) | 8ull << 16;
+    nested_caps_init(&c, &m);
+    CHECK(c.ept_vpid == (EPT_CAP_INVVPID | EPT_CAP_INVVPID_SINGLE), "INVVPID types %llx", ULL(c.ept_vpid));
+    CHECK(!(nested_allowed1(c.true_pinbased) & PIN_BASED_PREEMPTION_TIMER) &&
+          !(nested_allowed1(c.true_exit) & VM_EXIT_SAVE_PREEMPTION_TIMER), "no preemption timer");
+    CHECK(nested_cr3_targets(&c) == 4 && !(c.misc & (1ull << 6 | 1ull << 29)), "misc %llx", ULL(c.misc));
+    m.misc = (m.misc & ~(0x1ffull << 16)) | 2ull << 16;
+    nested_caps_init(&c, &m);
+    CHECK(nested_cr3_targets(&c) == 2, "2 CR3 targets");
+    m.ept_vpid = EPT_CAP_INVVPID_ALL; /* types without INVVPID itself: nothing */
+    nested_caps_init(&c, &m);
+    CHECK(c.ept_vpid == 0 && nested_caps_msr(&c, 0x48c, &val) && val == 0, "no INVVPID");
+
+    CHECK(nested_ctl_ok(0x000000ff00000011ull, 0x11) && nested_ctl_ok(0x000000ff00000011ull, 0xf1) &&
+          !nested_ctl_ok(0x000000ff00000011ull, 0x10) && !nested_ctl_ok(0x000000ff00000011ull, 0x111),
+          "nested_ctl_ok");
+}
+
+/* ---- a valid vmcs12 ---- */
+
+#define KERNEL_CS_AR 0xa09bu /* 64-bit code: type 11, S, DPL 0, P, L, G */
+#define DATA_AR 0xc093u      /* data: type 3, S, DPL 0, P, D/B, G */
+#define TSS_AR 0x008bu       /* busy TSS, P */
+#define UNUSABLE 0x10000u
+
+static void set_seg(struct vmcs12 *v, uint32_t sel_f, uint64_t sel, uint64_t base, uint64_t limit, uint64_t ar)
+{
+    uint32_t i = (sel_f - GUEST_ES_SELECTOR) / 2;
+    vmcs12_set(v, sel_f, sel);
+    vmcs12_set(v, GUEST_ES_BASE + 2 * i, base);
+    vmcs12_set(v, GUEST_ES_LIMIT + 2 * i, limit);
+    vmcs12_set(v, GUEST_ES_AR_BYTES + 2 * i, ar);
+}
+
+/* What L1 (a 64-bit hypervisor) sets up for a 64-bit L2 kernel. */
+static void valid64(struct vmcs12 *v)
+{
+    memset(v, 0, sizeof(*v));
+    v->revision = VMCS12_REVISION;
+    struct { uint32_t f; uint64_t val; } init[] = {
+        {PIN_BASED_VM_EXEC_CONTROL, 0x16 | PIN_BASED_EXT_INTR_EXITING | PIN_BASED_NMI_EXITING |
+                                    PIN_BASED_VIRTUAL_NMIS | PIN_BASED_PREEMPTION_TIMER},
+        {CPU_BASED_VM_EXEC_CONTROL, 0x04006172 | CPU_BASED_HLT_EXITING | CPU_BASED_USE_TSC_OFFSETTING |
+                                    CPU_BASED_USE_IO_BITMAPS | CPU_BASED_USE_MSR_BITMAPS |
+                                    CPU_BASED_ACTIVATE_SECONDARY},
+        {SECONDARY_VM_EXEC_CONTROL, SECONDARY_RDTSCP | SECONDARY_VPID | SECONDARY_INVPCID},
+        {VIRTUAL_PROCESSOR_ID, 1},
+        {IO_BITMAP_A, 0x10000}, {IO_BITMAP_B, 0x11000}, {MSR_BITMAP, 0x12000},
+        {VM_EXIT_CONTROLS, 0x36dfb | VM_EXIT_SAVE_DEBUG_CONTROLS | VM_EXIT_HOST_ADDR_SPACE_SIZE |
+                           VM_EXIT_ACK_INTR_ON_EXIT | VM_EXIT_SAVE_PAT | VM_EXIT_LOAD_PAT | VM_EXIT_SAVE_EFER |
+                           VM_EXIT_LOAD_EFER | VM_EXIT_SAVE_PREEMPTION_TIMER},
+        {VM_EXIT_MSR_STORE_COUNT, 2}, {VM_EXIT_MSR_STORE_ADDR, 0x13000},
+        {VM_EXIT_MSR_LOAD_COUNT, 2}, {VM_EXIT_MSR_LOAD_ADDR, 0x13100},
+        {VM_ENTRY_CONTROLS, 0x11fb | VM_ENTRY_LOAD_DEBUG_CONTROLS | VM_ENTRY_IA32E_MODE | VM_ENTRY_LOAD_PAT |
+                            VM_ENTRY_LOAD_EFER},
+        {VM_ENTRY_MSR_LOAD_COUNT, 2}, {VM_ENTRY_MSR_LOAD_ADDR, 0x13200},
+        {EXCEPTION_BITMAP, 1u << 14}, {CR0_GUEST_HOST_MASK, CR0_PG | CR0_PE}, {CR4_GUEST_HOST_MASK, CR4_VMXE},
+        {CR0_READ_SHADOW, 0x80050033}, {CR4_READ_SHADOW, 0x6a0},
+        {HOST_CR0, 0x80050033}, {HOST_CR3, 0x100000}, {HOST_CR4, 0x26a0},
+        {HOST_CS_SELECTOR, 0x08}, {HOST_SS_SELECTOR, 0x10}, {HOST_DS_SELECTOR, 0x10}, {HOST_ES_SELECTOR, 0x10},
+        {HOST_FS_SELECTOR, 0}, {HOST_GS_SELECTOR, 0}, {HOST_TR_SELECTOR, 0x18},
+        {HOST_FS_BASE, 0}, {HOST_GS_BASE, 0xffff888000001000}, {HOST_TR_BASE, 0xfffffe0000003000},
+        {HOST_GDTR_BASE, 0xfffffe0000001000}, {HOST_IDTR_BASE, 0xfffffe0000000000},
+        {HOST_IA32_SYSENTER_ESP, 0}, {HOST_IA32_SYSENTER_EIP, 0}, {HOST_IA32_SYSENTER_CS, 0},
+        {HOST_RSP, 0xffffc90000010000}, {HOST_RIP, 0xffffffff81000000},
+        {HOST_IA32_PAT, 0x0007040600070406}, {HOST_IA32_EFER, 0xd01},
+        {GUEST_CR0, 0x80050033}, {GUEST_CR3, 0x200000}, {GUEST_CR4, 0x26a0}, {GUEST_DR7, 0x400},
+        {GUEST_IA32_DEBUGCTL, 0}, {GUEST_IA32_PAT, 0x0007040600070406}, {GUEST_IA32_EFER, 0xd01},
+        {GUEST_GDTR_BASE, 0xfffffe0000001000}, {GUEST_GDTR_LIMIT, 0x7f},
+        {GUEST_IDTR_BASE, 0xfffffe0000000000}, {GUEST_IDTR_LIMIT, 0xfff},
+        {GUEST_RSP, 0xffffc90000020000}, {GUEST_RIP, 0xffffffff81000100}, {GUEST_RFLAGS, 0x202},
+        {GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_ACTIVE}, {GUEST_INTERRUPTIBILITY_INFO, 0},
+        {GUEST_PENDING_DBG_EXCEPTIONS, 0}, {VMCS_LINK_POINTER, ~0ull},
+        {GUEST_SYSENTER_ESP, 0xfffffe0000005000}, {GUEST_SYSENTER_EIP, 0xffffffff81001000},
+        {VMX_PREEMPTION_TIMER_VALUE, 100000},
+    };
+    for (unsigned i = 0; i < sizeof(init) / sizeof(init[0]); i++)
+        vmcs12_set(v, init[i].f, init[i].val);
+    set_seg(v, GUEST_CS_SELECTOR, 0x10, 0, 0xffffffff, KERNEL_CS_AR);
+    set_seg(v, GUEST_SS_SELECTOR, 0x18, 0, 0xffffffff, DATA_AR);
+    set_seg(v, GUEST_DS_SELECTOR, 0x18, 0, 0xffffffff, DATA_AR);
+    set_seg(v, GUEST_ES_SELECTOR, 0x18, 0, 0xffffffff, DATA_AR);
+    set_seg(v, GUEST_FS_SELECTOR, 0, 0x7f0000001000, 0, UNUSABLE);
+    set_seg(v, GUEST_GS_SELECTOR, 0, 0xffff888000002000, 0, UNUSABLE);
+    set_seg(v, GUEST_LDTR_SELECTOR, 0, 0, 0, UNUSABLE);
+    set_seg(v, GUEST_TR_SELECTOR, 0x40, 0xfffffe0000003000, 0x67, TSS_AR);
+}
+
+/* A 32-bit protected-mode (PAE paging) L2. */
+static void valid32(struct vmcs12 *v)
+{
+    valid64(v);
+    vmcs12_set(v, VM_ENTRY_CONTROLS, vmcs12_get(v, VM_ENTRY_CONTROLS) & ~VM_ENTRY_IA32E_MODE);
+    vmcs12_set(v, GUEST_IA32_EFER, 0x801); /* SCE, NXE */
+    vmcs12_set(v, GUEST_CS_AR_BYTES, 0xc09b);
+    vmcs12_set(v, GUEST_RIP, 0xc1000000);
+    vmcs12_set(v, GUEST_TR_BASE, 0xc2000000);
+    vmcs12_set(v, GUEST_GDTR_BASE, 0xc2001000);
+    vmcs12_set(v, GUEST_IDTR_BASE, 0xc2002000);
+    vmcs12_set(v, GUEST_FS_BASE, 0);
+    vmcs12_set(v, GUEST_GS_BASE, 0);
+}
+
+/* A virtual-8086 L2 (on top of the 32-bit one). */
+static void valid_v86(struct vmcs12 *v)
+{
+    valid32(v);
+    vmcs12_set(v, GUEST_RFLAGS, 0x20202);
+    set_seg(v, GUEST_CS_SELECTOR, 0x1000, 0x10000, 0xffff, 0xf3);
+    set_seg(v, GUEST_SS_SELECTOR, 0x2000, 0x20000, 0xffff, 0xf3);
+    set_seg(v, GUEST_DS_SELECTOR, 0x2000, 0x20000, 0xffff, 0xf3);
+    set_seg(v, GUEST_ES_SELECTOR, 0x3000, 0x30000, 0xffff, 0xf3);
+    set_seg(v, GUEST_FS_SELECTOR, 0, 0, 0xffff, 0xf3);
+    set_seg(v, GUEST_GS_SELECTOR, 0x40, 0x400, 0xffff, 0xf3);
+    vmcs12_set(v, GUEST_RIP, 0x100);
+}
+
+/* ---- one row per rule ---- */
+
+enum op { END, SET, OR, CLR };
+struct mut { enum op op; uint32_t field; uint64_t val; };
+enum fn { PASS, CTL, HOST, GUEST };
+enum base { B64, B32, BV86 };
+struct tcase {
+    const char *name;
+    enum base base;
+    enum fn fn;
+    const char *rule; /* substring of nested_check_last_rule() */
+    uint64_t qual;
+    struct mut m[6];
+};
+#define T(nm, b, f, r, q, ...) {.name = nm, .base = b, .fn = f, .rule = r, .qual = q, .m = {__VA_ARGS__}}
+#define OK(nm, b, ...) T(nm, b, PASS, NULL, 0, __VA_ARGS__)
+#define TC(nm, r, ...) T(nm, B64, CTL, r, 0, __VA_ARGS__)
+#define TH(nm, r, ...) T(nm, B64, HOST, r, 0, __VA_ARGS__)
+#define TG(nm, r, ...) T(nm, B64, GUEST, r, 0, __VA_ARGS__)
+#define S(f, x) {SET, f, x}
+#define O(f, x) {OR, f, x}
+#define C(f, x) {CLR, f, x}
+#define PIN PIN_BASED_VM_EXEC_CONTROL
+#define PROC CPU_BASED_VM_EXEC_CONTROL
+#define PROC2 SECONDARY_VM_EXEC_CONTROL
+#define EXIT VM_EXIT_CONTROLS
+#define ENTRY VM_ENTRY_CONTROLS
+#define INFO VM_ENTRY_INTR_INFO_FIELD
+#define INTR GUEST_INTERRUPTIBILITY_INFO
+#define PDE GUEST_PENDING_DBG_EXCEPTIONS
+#define HOST32 C(EXIT, VM_EXIT_HOST_ADDR_SPACE_SIZE | VM_EXIT_LOAD_EFER)
+#define V(type, vec) (INTR_INFO_VALID | (type) | (vec))
+#define EC INTR_INFO_DELIVER_CODE
+
+static const struct tcase cases[] = {
+    OK("valid 64-bit guest", B64, ),
+    OK("valid 32-bit guest", B32, ),
+    OK("valid virtual-8086 guest", BV86, ),
+    /* 26.2.1.1 VM-execution controls */
+    TC("pin: default1 bit clear", "pin-based controls reserved bits", C(PIN, 1u << 1)),
+    TC("pin: posted interrupts", "pin-based controls reserved bits", O(PIN, PIN_BASED_POSTED_INTR)),
+    TC("proc: TPR shadow", "primary processor-based controls reserved bits", O(PROC, CPU_BASED_TPR_SHADOW)),
+    TC("proc: default1 bit clear", "primary processor-based controls reserved bits", C(PROC, 1u << 26)),
+    TC("proc2: EPT", "secondary processor-based controls reserved bits", O(PROC2, SECONDARY_EPT)),
+    TC("proc2: unrestricted guest", "secondary processor-based controls", O(PROC2, SECONDARY_UNRESTRICTED_GUEST)),
+    TC("proc2: shadow VMCS", "secondary processor-based controls", O(PROC2, SECONDARY_SHADOW_VMCS)),
+    TC("proc2: VM functions", "secondary processor-based controls", O(PROC2, SECONDARY_VMFUNC)),
+    TC("proc2: PML", "secondary processor-based controls", O(PROC2, SECONDARY_PML)),
+    TC("proc2: APIC virtualization", "secondary processor-based controls", O(PROC2, SECONDARY_VIRTUALIZE_APIC)),
+    TC("proc2: TSC scaling", "secondary processor-based controls", O(PROC2, SECONDARY_TSC_SCALING)),
+    TC("proc2: ENCLS exiting", "secondary processor-based controls", O(PROC2, SECONDARY_ENCLS_EXITING)),
+    OK("proc2: XSAVES", B64, O(PROC2, SECONDARY_XSAVES)),
+    OK("proc2 ignored without activate secondary", B64, C(PROC, CPU_BASED_ACTIVATE_SECONDARY),
+       O(PROC2, SECONDARY_EPT)),
+    TC("CR3-target count 5", "CR3-target count", S(CR3_TARGET_COUNT, 5)),
+    OK("CR3-target count 4", B64, S(CR3_TARGET_COUNT, 4)),
+    TC("I/O bitmap A unaligned", "I/O-bitmap A address bits 11:0", S(IO_BITMAP_A, 0x10800)),
+    TC("I/O bitmap A too high", "I/O-bitmap A address beyond", S(IO_BITMAP_A, 1ull << PHYS_BITS)),
+    TC("I/O bitmap B unaligned", "I/O-bitmap B address bits 11:0", S(IO_BITMAP_B, 0x11004)),
+    TC("I/O bitmap B too high", "I/O-bitmap B address beyond", S(IO_BITMAP_B, 1ull << 63)),
+    OK("I/O bitmaps unused", B64, C(PROC, CPU_BASED_USE_IO_BITMAPS), S(IO_BITMAP_A, 1), S(IO_BITMAP_B, ~0ull)),
+    TC("MSR bitmap unaligned", "MSR-bitmap address bits 11:0", S(MSR_BITMAP, 0x12010)),
+    TC("MSR bitmap too high", "MSR-bitmap address beyond", S(MSR_BITMAP, 0xff00000000000ull)),
+    OK("MSR bitmap unused", B64, C(PROC, CPU_BASED_USE_MSR_BITMAPS), S(MSR_BITMAP, 3)),
+    TC("virtual NMIs without NMI exiting", "virtual NMIs require NMI exiting", C(PIN, PIN_BASED_NMI_EXITING)),
+    TC("NMI-window exiting without virtual NMIs", "NMI-window exiting requires virtual NMIs",
+       C(PIN, PIN_BASED_VIRTUAL_NMIS), O(PROC, CPU_BASED_NMI_WINDOW_EXITING)),
+    OK("NMI-window exiting with virtual NMIs", B64, O(PROC, CPU_BASED_NMI_WINDOW_EXITING)),
+    TC("VPID 0", "VPID must not be 0", S(VIRTUAL_PROCESSOR_ID, 0)),
+    OK("VPID 0 without enable VPID", B64, S(VIRTUAL_PROCESSOR_ID, 0), C(PROC2, SECONDARY_VPID)),
+    /* 26.2.1.2 VM-exit controls */
+    TC("exit: perf global", "VM-exit controls reserved bits", O(EXIT, VM_EXIT_LOAD_PERF_GLOBAL_CTRL)),
+    TC("exit: default1 bit clear", "VM-exit controls reserved bits", C(EXIT, 1u << 0)),
+    TC("save timer without timer", "save VMX-preemption timer value requires", C(PIN, PIN_BASED_PREEMPTION_TIMER)),
+    TC("exit MSR-store unaligned", "VM-exit MSR-store address bits 3:0", S(VM_EXIT_MSR_STORE_ADDR, 0x13008)),
+    TC("exit MSR-store too high", "VM-exit MSR-store address beyond", S(VM_EXIT_MSR_STORE_ADDR, 1ull << 40)),
+    TC("exit MSR-store end too high", "VM-exit MSR-store area last byte",
+       S(VM_EXIT_MSR_STORE_ADDR, (1ull << 40) - 16)),
+    OK("exit MSR-store area ends at the limit", B64, S(VM_EXIT_MSR_STORE_ADDR, (1ull << 40) - 32)),
+    TC("exit MSR-load unaligned", "VM-exit MSR-load address bits 3:0", S(VM_EXIT_MSR_LOAD_ADDR, 0x13101)),
+    TC("exit MSR-load too high", "VM-exit MSR-load address beyond", S(VM_EXIT_MSR_LOAD_ADDR, 1ull << 52)),
+    TC("exit MSR-load huge count", "VM-exit MSR-load area last byte", S(VM_EXIT_MSR_LOAD_COUNT, 0xffffffff),
+       S(VM_EXIT_MSR_LOAD_ADDR, 0xfff0000000ull)),
+    OK("exit MSR lists empty", B64, S(VM_EXIT_MSR_STORE_COUNT, 0), S(VM_EXIT_MSR_STORE_ADDR, 1),
+       S(VM_EXIT_MSR_LOAD_COUNT, 0), S(VM_EXIT_MSR_LOAD_ADDR, ~0ull)),
+    /* 26.2.1.3 VM-entry controls and event injection */
+    TC("entry: SMM", "VM-entry controls reserved bits", O(ENTRY, VM_ENTRY_SMM)),
+    TC("entry: perf global", "VM-entry controls reserved bits", O(ENTRY, VM_ENTRY_LOAD_PERF_GLOBAL_CTRL)),
+    TC("entry: default1 bit clear", "VM-entry controls reserved bits", C(ENTRY, 1u << 12)),
+    TC("inject type 1", "interruption type 1 is reserved", S(INFO, V(1u << 8, 0x20))),
+    TC("inject NMI vector 3", "NMI vector must be 2", S(INFO, V(INTR_TYPE_NMI, 3))),
+    TC("inject exception 32", "hardware exception vector above 31", S(INFO, V(INTR_TYPE_HW_EXCEPTION, 32))),
+    TC("inject other event 1", "other-event vector must be 0", S(INFO, V(INTR_TYPE_OTHER, 1))),
+    TC("inject #GP without code", "deliver-error-code bit", S(INFO, V(INTR_TYPE_HW_EXCEPTION, 13))),
+    TC("inject #UD with code", "deliver-error-code bit", S(INFO, V(INTR_TYPE_HW_EXCEPTION, 6) | EC)),
+    TC("inject interrupt with code", "deliver-error-code bit", S(INFO, V(INTR_TYPE_EXT_INTR, 0x20) | EC)),
+    TC("inject software #BP with code", "deliver-error-code bit", S(INFO, V(INTR_TYPE_SW_EXCEPTION, 3) | EC),
+       S(VM_ENTRY_INSTRUCTION_LEN, 1)),
+    TC("inject reserved bit 12", "bits 30:12", S(INFO, V(INTR_TYPE_EXT_INTR, 0x20) | 1u << 12)),
+    TC("inject reserved bit 30", "bits 30:12", S(INFO, V(INTR_TYPE_EXT_INTR, 0x20) | 1u << 30)),
+    TC("inject error code bit 16", "error code bits 31:16", S(INFO, V(INTR_TYPE_HW_EXCEPTION, 13) | EC),
+       S(VM_ENTRY_EXCEPTION_ERROR_CODE, 0x10000)),
+    OK("error code bit 16 without deliver-error-code", B64, S(VM_ENTRY_EXCEPTION_ERROR_CODE, 0x10000),
+       S(INFO, V(INTR_TYPE_HW_EXCEPTION, 6))),
+    TC("inject INT n length 0", "instruction length of a software event", S(INFO, V(INTR_TYPE_SW_INTR, 0x80)),
+       S(VM_ENTRY_INSTRUCTION_LEN, 0)),
+    TC("inject INT3 length 16", "instruction length of a software event", S(INFO, V(INTR_TYPE_SW_EXCEPTION, 3)),
+       S(VM_ENTRY_INSTRUCTION_LEN, 16)),
+    TC("inject INT1 length 0", "instruction length of a software event",
+       S(INFO, V(INTR_TYPE_PRIV_SW_EXCEPTION, 1))),
+    OK("inject external interrupt", B64, S(INFO, V(INTR_TYPE_EXT_INTR, 0x20))),
+    OK("inject NMI", B64, S(INFO, V(INTR_TYPE_NMI, 2))),
+    OK("inject #PF with error code", B64, S(INFO, V(INTR_TYPE_HW_EXCEPTION, 14) | EC),
+       S(VM_ENTRY_EXCEPTION_ERROR_CODE, 0xffff)),
+    OK("inject #DF with error code", B64, S(INFO, V(INTR_TYPE_HW_EXCEPTION, 8) | EC)),
+    OK("inject INT 0x80 length 2", B64, S(INFO, V(INTR_TYPE_SW_INTR, 0x80)), S(VM_ENTRY_INSTRUCTION_LEN, 2)),
+    OK("inject INT3 length 15", B64, S(INFO, V(INTR_TYPE_SW_EXCEPTION, 3)), S(VM_ENTRY_INSTRUCTION_LEN, 15)),
+    OK("inject pending MTF", B64, S(INFO, V(INTR_TYPE_OTHER, 0))),
+    OK("invalid event without valid bit", B64, S(INFO, (1u << 8) | 0x7000 | 99)),
+    TC("entry MSR-load unaligned", "VM-entry MSR-load address bits 3:0", S(VM_ENTRY_MSR_LOAD_ADDR, 0x13208)),
+    TC("entry MSR-load too high", "VM-entry MSR-load address beyond", S(VM_ENTRY_MSR_LOAD_ADDR, 1ull << 45)),
+    TC("entry MSR-load end too high", "VM-entry MSR-load area last byte",
+       S(VM_ENTRY_MSR_LOAD_ADDR, (1ull << 40) - 16)),
+    /* 26.2.2 host control registers and MSRs */
+    TH("host CR0.PE clear", "host CR0 fixed bits", C(HOST_CR0, CR0_PE)),
+    TH("host CR0.NE clear", "host CR0 fixed bits", C(HOST_CR0, CR0_NE)),
+    TH("host CR0 bit 32", "host CR0 fixed bits", O(HOST_CR0, 1ull << 32)),
+    TH("host CR4.VMXE clear", "host CR4 fixed bits", C(HOST_CR4, CR4_VMXE)),
+    TH("host CR4.CET", "host CR4 fixed bits", O(HOST_CR4, 1ull << 23)),
+    TH("host CR3 too high", "host CR3 beyond", S(HOST_CR3, 1ull << PHYS_BITS)),
+    TH("host SYSENTER_ESP", "host IA32_SYSENTER_ESP not canonical", S(HOST_IA32_SYSENTER_ESP, NONCANON)),
+    TH("host SYSENTER_EIP", "host IA32_SYSENTER_EIP not canonical", S(HOST_IA32_SYSENTER_EIP, 0x8000000000000000)),
+    TH("host PAT type 2", "host IA32_PAT", S(HOST_IA32_PAT, 0x0007040600070402)),
+    TH("host PAT type 8", "host IA32_PAT", S(HOST_IA32_PAT, 0x0807040600070406)),
+    OK("host PAT not loaded", B64, C(EXIT, VM_EXIT_LOAD_PAT), S(HOST_IA32_PAT, ~0ull)),
+    TH("host EFER.SVME", "host IA32_EFER reserved bits", O(HOST_IA32_EFER, 1ull << 12)),
+    TH("host EFER.LMA clear", "host IA32_EFER.LMA must equal", C(HOST_IA32_EFER, EFER_LMA)),
+    TH("host EFER.LME clear", "host IA32_EFER.LME must equal", C(HOST_IA32_EFER, EFER_LME)),
+    OK("host EFER not loaded", B64, C(EXIT, VM_EXIT_LOAD_EFER), S(HOST_IA32_EFER, ~0ull)),
+    /* 26.2.3 host segment and descriptor-table registers */
+    TH("host ES RPL", "host ES selector RPL and TI", S(HOST_ES_SELECTOR, 0x13)),
+    TH("host CS TI", "host CS selector RPL and TI", S(HOST_CS_SELECTOR, 0x0c)),
+    TH("host SS RPL", "host SS selector RPL and TI", S(HOST_SS_SELECTOR, 0x11)),
+    TH("host DS RPL", "host DS selector RPL and TI", S(HOST_DS_SELECTOR, 0x12)),
+    TH("host FS TI", "host FS selector RPL and TI", S(HOST_FS_SELECTOR, 0x4)),
+    TH("host GS RPL", "host GS selector RPL and TI", S(HOST_GS_SELECTOR, 0x3)),
+    TH("host TR RPL", "host TR selector RPL and TI", S(HOST_TR_SELECTOR, 0x1b)),
+    TH("host CS 0", "host CS selector must not be 0", S(HOST_CS_SELECTOR, 0)),
+    TH("host TR 0", "host TR selector must not be 0", S(HOST_TR_SELECTOR, 0)),
+    OK("host SS 0 in 64-bit host", B64, S(HOST_SS_SELECTOR, 0)),
+    T("host SS 0 in 32-bit host", B32, HOST, "host SS selector 0 requires host address-space size 1", 0, HOST32,
+      S(HOST_SS_SELECTOR, 0)),
+    TH("host FS base", "host FS base not canonical", S(HOST_FS_BASE, NONCANON)),
+    TH("host GS base", "host GS base not canonical", S(HOST_GS_BASE, 0xfff0000000000000)),
+    TH("host GDTR base", "host GDTR base not canonical", S(HOST_GDTR_BASE, NONCANON)),
+    TH("host IDTR base", "host IDTR base not canonical", S(HOST_IDTR_BASE, 0x7fff000000000000)),
+    TH("host TR base", "host TR base not canonical", S(HOST_TR_BASE, NONCANON)),
+    /* 26.2.4 address-space size */
+    TH("IA-32e guest, 32-bit host", "IA-32e mode guest requires host address-space size 1", HOST32),
+    T("32-bit host with CR4.PCIDE", B32, HOST, "host CR4.PCIDE requires host address-space size 1", 0, HOST32,
+      O(HOST_CR4, 1u << 17)),
+    T("32-bit host with RIP above 4G", B32, HOST, "host RIP bits 63:32", 0, HOST32),
+    T("32-bit host (L1 is 64-bit)", B32, HOST, "host address-space size must be 1", 0, HOST32,
+      S(HOST_RIP, 0x100000)),
+    TH("64-bit host without CR4.PAE", "host CR4.PAE must be 1", C(HOST_CR4, CR4_PAE)),
+    TH("host RIP", "host RIP not canonical", S(HOST_RIP, NONCANON)),
+    /* 26.3.1.1 guest control registers, debug registers and MSRs */
+    TG("guest CR0.PE clear", "guest CR0 fixed bits", C(GUEST_CR0, CR0_PE)),
+    TG("guest CR0.PG clear", "guest CR0 fixed bits", C(GUEST_CR0, CR0_PG)),
+    TG("guest CR0.NE clear", "guest CR0 fixed bits", C(GUEST_CR0, CR0_NE)),
+    TG("guest CR0 bit 32", "guest CR0 fixed bits", O(GUEST_CR0, 1ull << 32)),
+    OK("guest CR0.CD and NW are not checked", B64, O(GUEST_CR0, CR0_CD | CR0_NW)),
+    TG("guest CR4.VMXE clear", "guest CR4 fixed bits", C(GUEST_CR4, CR4_VMXE)),
+    TG("guest CR4.LA57", "guest CR4 fixed bits", O(GUEST_CR4, 1u << 12)),
+    TG("guest DEBUGCTL bit 2", "guest IA32_DEBUGCTL reserved bits", S(GUEST_IA32_DEBUGCTL, 1u << 2)),
+    TG("guest DEBUGCTL bit 16", "guest IA32_DEBUGCTL reserved bits", S(GUEST_IA32_DEBUGCTL, 1u << 16)),
+    TG("guest DR7 bit 32", "guest DR7 bits 63:32", S(GUEST_DR7, 1ull << 32 | 0x400)),
+    OK("debug controls not loaded", B64, C(ENTRY, VM_ENTRY_LOAD_DEBUG_CONTROLS), C(EXIT, VM_EXIT_SAVE_DEBUG_CONTROLS),
+       S(GUEST_IA32_DEBUGCTL, ~0ull), S(GUEST_DR7, ~0ull)),
+    TG("IA-32e guest without CR4.PAE", "IA-32e mode guest requires CR4.PAE", C(GUEST_CR4, CR4_PAE)),
+    T("32-bit guest with CR4.PCIDE", B32, GUEST, "guest CR4.PCIDE requires IA-32e mode guest", 0,
+      O(GUEST_CR4, 1u << 17)),
+    OK("64-bit guest with CR4.PCIDE", B64, O(GUEST_CR4, 1u << 17)),
+    TG("guest CR3 too high", "guest CR3 beyond", S(GUEST_CR3, 1ull << PHYS_BITS | 0x1000)),
+    TG("guest SYSENTER_ESP", "guest IA32_SYSENTER_ESP not canonical", S(GUEST_SYSENTER_ESP, NONCANON)),
+    TG("guest SYSENTER_EIP", "guest IA32_SYSENTER_EIP not canonical", S(GUEST_SYSENTER_EIP, NONCANON)),
+    TG("guest PAT type 3", "guest IA32_PAT", S(GUEST_IA32_PAT, 0x0007040600030406)),
+    OK("guest PAT not loaded", B64, C(ENTRY, VM_ENTRY_LOAD_PAT), S(GUEST_IA32_PAT, 0x2222)),
+    TG("guest EFER bit 9", "guest IA32_EFER reserved bits", O(GUEST_IA32_EFER, 1u << 9)),
+    TG("guest EFER.LMA clear", "guest IA32_EFER.LMA must equal", C(GUEST_IA32_EFER, EFER_LMA)),
+    T("32-bit guest with EFER.LMA", B32, GUEST, "guest IA32_EFER.LMA must equal", 0, O(GUEST_IA32_EFER, EFER_LMA)),
+    TG("guest EFER.LME clear", "guest IA32_EFER.LME must equal", C(GUEST_IA32_EFER, EFER_LME)),
+    T("32-bit guest with EFER.LME", B32, GUEST, "guest IA32_EFER.LME must equal", 0, O(GUEST_IA32_EFER, EFER_LME)),
+    OK("guest EFER not loaded", B64, C(ENTRY, VM_ENTRY_LOAD_EFER), S(GUEST_IA32_EFER, ~0ull)),
+    /* 26.3.1.4 RIP and RFLAGS */
+    TG("guest RIP", "guest RIP not canonical", S(GUEST_RIP, NONCANON)),
+    TG("compatibility-mode RIP above 4G", "guest RIP bits 63:32", S(GUEST_CS_AR_BYTES, 0x809b)),
+    T("32-bit guest RIP above 4G", B32, GUEST, "guest RIP bits 63:32", 0, S(GUEST_RIP, 1ull << 32)),
+    TG("guest RFLAGS bit 1 clear", "guest RFLAGS reserved bits", S(GUEST_RFLAGS, 0x200)),
+    TG("guest RFLAGS bit 3", "guest RFLAGS reserved bits", O(GUEST_RFLAGS, 1u << 3)),
+    TG("guest RFLAGS bit 15", "guest RFLAGS reserved bits", O(GUEST_RFLAGS, 1u << 15)),
+    TG("guest RFLAGS bit 22", "guest RFLAGS reserved bits", O(GUEST_RFLAGS, 1u << 22)),
+    TG("guest RFLAGS.VM in IA-32e mode", "guest RFLAGS.VM must be 0", O(GUEST_RFLAGS, 1u << 17)),
+    TG("external interrupt with IF=0", "RFLAGS.IF must be 1", S(GUEST_RFLAGS, 2),
+       S(INFO, V(INTR_TYPE_EXT_INTR, 0x20))),
+    OK("NMI with IF=0", B64, S(GUEST_RFLAGS, 2), S(INFO, V(INTR_TYPE_NMI, 2))),
+    /* 26.3.1.2 segment registers */
+    TG("SS.RPL != CS.RPL", "guest SS selector RPL must equal CS RPL", S(GUEST_SS_SELECTOR, 0x1b)),
+    TG("CS base above 4G", "guest CS base bits 63:32", S(GUEST_CS_BASE, 1ull << 32)),
+    TG("CS data type", "guest CS AR type", S(GUEST_CS_AR_BYTES, 0xa093)),
+    TG("CS not accessed", "guest CS AR type", S(GUEST_CS_AR_BYTES, 0xa09a)),
+    TG("CS DPL != SS DPL", "guest CS AR DPL must equal SS DPL", S(GUEST_CS_AR_BYTES, 0xa0bb)),
+    TG("conforming CS DPL > SS DPL", "guest CS AR DPL must not exceed SS DPL", S(GUEST_CS_AR_BYTES, 0xa0df)),
+    OK("conforming CS DPL < SS DPL", B64, S(GUEST_CS_AR_BYTES, 0xa09f), S(GUEST_SS_SELECTOR, 0x18),
+       S(GUEST_SS_AR_BYTES, 0xc093)),
+    TG("CS L and D/B", "guest CS AR D/B must be 0", S(GUEST_CS_AR_BYTES, 0xe09b)),
+    TG("CS S clear", "guest CS AR S must be 1", S(GUEST_CS_AR_BYTES, 0xa08b)),
+    TG("CS not present", "guest CS AR P must be 1", S(GUEST_CS_AR_BYTES, 0xa01b)),
+    TG("CS AR bit 8", "guest CS AR bits 11:8", S(GUEST_CS_AR_BYTES, 0xa19b)),
+    TG("CS 4G limit, byte granular", "guest CS AR G must be 1", S(GUEST_CS_AR_BYTES, 0x209b)),
+    TG("CS limit 0xfffff000 page granular", "guest CS AR G must be 0", S(GUEST_CS_LIMIT, 0xfffff000)),
+    TG("CS AR bit 17", "guest CS AR bits 31:17", O(GUEST_CS_AR_BYTES, 1u << 17)),
+    TG("SS DPL != RPL", "guest SS AR DPL must equal selector RPL", S(GUEST_CS_AR_BYTES, 0xa0bb),
+       S(GUEST_SS_AR_BYTES, 0xc0b3)),
+    TG("SS base above 4G", "guest SS base bits 63:32", S(GUEST_SS_BASE, 1ull << 32)),
+    OK("SS unusable in 64-bit mode", B64, S(GUEST_SS_SELECTOR, 0), S(GUEST_SS_AR_BYTES, UNUSABLE),
+       S(GUEST_SS_BASE, 1ull << 40)),
+    TG("SS code type", "guest SS AR type must be 3 or 7", S(GUEST_SS_AR_BYTES, 0xc09b)),
+    TG("SS read-only", "guest SS AR type must be 3 or 7", S(GUEST_SS_AR_BYTES, 0xc091)),
+    TG("SS not present", "guest SS AR P must be 1", S(GUEST_SS_AR_BYTES, 0xc013)),
+    TG("DS base above 4G", "guest DS base bits 63:32", S(GUEST_DS_BASE, 1ull << 32)),
+    TG("DS not accessed", "guest DS AR type must be accessed", S(GUEST_DS_AR_BYTES, 0xc092)),
+    TG("DS execute-only code", "guest DS AR type: code segment must be readable", S(GUEST_DS_AR_BYTES, 0xc099)),
+    TG("DS DPL < RPL", "guest DS AR DPL must not be below selector RPL", S(GUEST_DS_SELECTOR, 0x1b)),
+    OK("DS conforming code with DPL < RPL", B64, S(GUEST_DS_SELECTOR, 0x1b), S(GUEST_DS_AR_BYTES, 0xc09f)),
+    OK("DS unusable with junk", B64, S(GUEST_DS_AR_BYTES, UNUSABLE | 0xff00), S(GUEST_DS_BASE, ~0ull)),
+    TG("ES system segment", "guest ES AR S must be 1", S(GUEST_ES_AR_BYTES, 0xc083)),
+    TG("ES AR bit 31", "guest ES AR bits 31:17", O(GUEST_ES_AR_BYTES, 1u << 31)),
+    TG("FS base (unusable FS)", "guest FS base not canonical", S(GUEST_FS_BASE, NONCANON)),
+    TG("GS 4G limit, byte granular", "guest GS AR G must be 1", S(GUEST_GS_AR_BYTES, 0x4093),
+       S(GUEST_GS_LIMIT, 0xffffffff)),
+    OK("FS and GS usable", B64, S(GUEST_FS_AR_BYTES, DATA_AR), S(GUEST_FS_LIMIT, 0xffffffff),
+       S(GUEST_GS_AR_BYTES, 0x4093), S(GUEST_GS_LIMIT, 0xfffff)),
+    TG("TR TI", "guest TR selector TI", S(GUEST_TR_SELECTOR, 0x44)),
+    TG("TR base", "guest TR base not canonical", S(GUEST_TR_BASE, NONCANON)),
+    TG("16-bit TSS in IA-32e mode", "guest TR AR type must be 11", S(GUEST_TR_AR_BYTES, 0x83)),
+    OK("16-bit TSS in a 32-bit guest", B32, S(GUEST_TR_AR_BYTES, 0x83)),
+    T("available TSS in a 32-bit guest", B32, GUEST, "guest TR AR type must be 3 or 11", 0,
+      S(GUEST_TR_AR_BYTES, 0x89)),
+    TG("TR unusable", "guest TR must be usable", S(GUEST_TR_AR_BYTES, UNUSABLE | TSS_AR)),
+    TG("TR S set", "guest TR AR S must be 0", S(GUEST_TR_AR_BYTES, 0x9b)),
+    TG("TR not present", "guest TR AR P must be 1", S(GUEST_TR_AR_BYTES, 0x0b)),
+    TG("TR page granular, small limit", "guest TR AR G must be 0", O(GUEST_TR_AR_BYTES, 1u << 15)),
+    TG("LDTR TI", "guest LDTR selector TI", S(GUEST_LDTR_AR_BYTES, 0x82), S(GUEST_LDTR_SELECTOR, 0x4c)),
+    TG("LDTR base", "guest LDTR base not canonical", S(GUEST_LDTR_AR_BYTES, 0x82), S(GUEST_LDTR_BASE, NONCANON)),
+    TG("LDTR type", "guest LDTR AR type must be 2", S(GUEST_LDTR_AR_BYTES, 0x83)),
+    TG("LDTR S set", "guest LDTR AR S must be 0", S(GUEST_LDTR_AR_BYTES, 0x92)),
+    OK("LDTR usable", B64, S(GUEST_LDTR_AR_BYTES, 0x82), S(GUEST_LDTR_SELECTOR, 0x48),
+       S(GUEST_LDTR_BASE, 0xfffffe0000010000), S(GUEST_LDTR_LIMIT, 0xffff)),
+    OK("LDTR unusable with junk", B64, S(GUEST_LDTR_AR_BYTES, UNUSABLE | 0xff), S(GUEST_LDTR_BASE, NONCANON)),
+    T("v86 CS base", BV86, GUEST, "guest CS base must be selector << 4", 0, S(GUEST_CS_BASE, 0x10001)),
+    T("v86 SS limit", BV86, GUEST, "guest SS limit must be 0xffff", 0, S(GUEST_SS_LIMIT, 0xfffff)),
+    T("v86 GS AR", BV86, GUEST, "guest GS AR must be 0xf3", 0, S(GUEST_GS_AR_BYTES, 0xf2)),
+    T("v86 FS unusable", BV86, GUEST, "guest FS AR must be 0xf3", 0, S(GUEST_FS_AR_BYTES, UNUSABLE)),
+    T("v86 TR still checked", BV86, GUEST, "guest TR AR type must be 3 or 11", 0, S(GUEST_TR_AR_BYTES, 0x82)),
+    /* 26.3.1.3 descriptor-table registers */
+    TG("GDTR base", "guest GDTR base not canonical", S(GUEST_GDTR_BASE, NONCANON)),
+    TG("IDTR base", "guest IDTR base not canonical", S(GUEST_IDTR_BASE, NONCANON)),
+    TG("GDTR limit", "guest GDTR limit bits 31:16", S(GUEST_GDTR_LIMIT, 0x10000)),
+    TG("IDTR limit", "guest IDTR limit bits 31:16", S(GUEST_IDTR_LIMIT, 0x1ffff)),
+    /* 26.3.1.5 non-register state */
+    TG("activity shutdown", "activity state not supported", S(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_SHUTDOWN)),
+    TG("activity wait-for-SIPI", "activity state not supported", S(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_WAIT_SIPI)),
+    TG("activity 4", "activity state not supported", S(GUEST_ACTIVITY_STATE, 4)),
+    OK("activity HLT", B64, S(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_HLT)),
+    TG("HLT at CPL 3", "HLT activity state requires SS.DPL 0", S(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_HLT),
+       S(GUEST_CS_SELECTOR, 0x13), S(GUEST_CS_AR_BYTES, 0xa0fb), S(GUEST_SS_SELECTOR, 0x1b),
+       S(GUEST_SS_AR_BYTES, 0xc0f3)),
+    OK("running at CPL 3", B64, S(GUEST_CS_SELECTOR, 0x13), S(GUEST_CS_AR_BYTES, 0xa0fb),
+       S(GUEST_SS_SELECTOR, 0x1b), S(GUEST_SS_AR_BYTES, 0xc0f3)),
+    TG("HLT with STI blocking", "activity state must be active with blocking by STI or MOV SS",
+       S(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_HLT), S(INTR, GUEST_INTR_STI)),
+    TG("HLT with #GP injection", "injected event not allowed in the HLT activity state",
+       S(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_HLT), S(INFO, V(INTR_TYPE_HW_EXCEPTION, 13) | EC)),
+    TG("HLT with INT n injection", "injected event not allowed in the HLT activity state",
+       S(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_HLT), S(INFO, V(INTR_TYPE_SW_INTR, 0x80)),
+       S(VM_ENTRY_INSTRUCTION_LEN, 2)),
+    OK("HLT with external interrupt", B64, S(GUEST_ACTIVITY_STATE, 1), S(INFO, V(INTR_TYPE_EXT_INTR, 0x30))),
+    OK("HLT with NMI", B64, S(GUEST_ACTIVITY_STATE, 1), S(INFO, V(INTR_TYPE_NMI, 2))),
+    OK("HLT with #DB", B64, S(GUEST_ACTIVITY_STATE, 1), S(INFO, V(INTR_TYPE_HW_EXCEPTION, 1))),
+    OK("HLT with #MC", B64, S(GUEST_ACTIVITY_STATE, 1), S(INFO, V(INTR_TYPE_HW_EXCEPTION, 18))),
+    OK("HLT with pending MTF", B64, S(GUEST_ACTIVITY_STATE, 1), S(INFO, V(INTR_TYPE_OTHER, 0))),
+    TG("interruptibility bit 5", "interruptibility-state bits 31:5", S(INTR, 1u << 5)),
+    TG("STI and MOV-SS blocking", "blocking by both STI and MOV SS", S(INTR, GUEST_INTR_STI | GUEST_INTR_MOV_SS)),
+    TG("STI blocking with IF=0", "blocking by STI requires RFLAGS.IF=1", S(INTR, GUEST_INTR_STI),
+       S(GUEST_RFLAGS, 2)),
+    TG("MOV-SS blocking with external interrupt", "with external-interrupt injection", S(INTR, GUEST_INTR_MOV_SS),
+       S(INFO, V(INTR_TYPE_EXT_INTR, 0x20))),
+    TG("STI blocking with external interrupt", "with external-interrupt injection", S(INTR, GUEST_INTR_STI),
+       S(INFO, V(INTR_TYPE_EXT_INTR, 0x20))),
+    TG("MOV-SS blocking with NMI", "blocking by MOV SS with NMI injection", S(INTR, GUEST_INTR_MOV_SS),
+       S(INFO, V(INTR_TYPE_NMI, 2))),
+    TG("SMI blocking", "blocking by SMI outside SMM", S(INTR, GUEST_INTR_SMI)),
+    T("STI blocking with NMI", B64, GUEST, "blocking by STI with NMI injection", ENTRY_FAIL_NMI_STI,
+      S(INTR, GUEST_INTR_STI), S(INFO, V(INTR_TYPE_NMI, 2))),
+    TG("virtual-NMI blocking with NMI", "virtual-NMI blocking with NMI injection", S(INTR, GUEST_INTR_NMI),
+       S(INFO, V(INTR_TYPE_NMI, 2))),
+    OK("NMI blocking with NMI, no virtual NMIs", B64, C(PIN, PIN_BASED_VIRTUAL_NMIS), S(INTR, GUEST_INTR_NMI),
+       S(INFO, V(INTR_TYPE_NMI, 2))),
+    OK("MOV-SS blocking with #GP", B64, S(INTR, GUEST_INTR_MOV_SS), S(INFO, V(INTR_TYPE_HW_EXCEPTION, 13) | EC)),
+    TG("enclave interruption with MOV-SS", "enclave interruption", S(INTR, 0x10 | GUEST_INTR_MOV_SS)),
+    TG("pending debug bit 4", "pending debug exceptions bits 11:4", S(PDE, 1u << 4)),
+    TG("pending debug bit 13", "pending debug exceptions bits 11:4", S(PDE, 1u << 13)),
+    TG("pending debug bit 15", "pending debug exceptions bits 11:4", S(PDE, 1u << 15)),
+    TG("pending debug bit 17", "pending debug exceptions bits 11:4", S(PDE, 1u << 17)),
+    OK("pending debug B0-B3, enabled BP, BS", B64, S(PDE, 0x500f), O(GUEST_RFLAGS, 1u << 8)),
+    TG("STI blocking, TF, no BS", "BS must be 1", S(INTR, GUEST_INTR_STI), S(GUEST_RFLAGS, 0x302)),
+    OK("STI blocking, TF, BS", B64, S(INTR, GUEST_INTR_STI), S(GUEST_RFLAGS, 0x302), S(PDE, 1u << 14)),
+    TG("MOV-SS blocking, no TF, BS", "BS must be 0", S(INTR, GUEST_INTR_MOV_SS), S(PDE, 1u << 14)),
+    TG("HLT, TF with BTF, BS", "BS must be 0", S(GUEST_ACTIVITY_STATE, 1), S(GUEST_RFLAGS, 0x302),
+       S(GUEST_IA32_DEBUGCTL, 2), S(PDE, 1u << 14)),
+    TG("RTM without enabled breakpoint", "RTM", S(PDE, 1u << 16)),
+    TG("RTM with B0", "RTM", S(PDE, 1u << 16 | 1u << 12 | 1)),
+    OK("RTM with enabled breakpoint", B64, S(PDE, 1u << 16 | 1u << 12)),
+    T("link pointer 0x1000", B64, GUEST, "VMCS link pointer must be FFFFFFFF_FFFFFFFFH", ENTRY_FAIL_VMCS_LINK_PTR,
+      S(VMCS_LINK_POINTER, 0x1000)),
+    T("link pointer unaligned", B64, GUEST, "VMCS link pointer bits 11:0", ENTRY_FAIL_VMCS_LINK_PTR,
+      S(VMCS_LINK_POINTER, 0x1008)),
+    T("link pointer too high", B64, GUEST, "VMCS link pointer beyond", ENTRY_FAIL_VMCS_LINK_PTR,
+      S(VMCS_LINK_POINTER, 1ull << PHYS_BITS)),
+    T("link pointer 0", B64, GUEST, "VMCS link pointer must be", ENTRY_FAIL_VMCS_LINK_PTR, S(VMCS_LINK_POINTER, 0)),
+};
+
+static void build(struct vmcs12 *v, const struct tcase *t)
+{
+    if (t->base == B64)
+        valid64(v);
+    else if (t->base == B32)
+        valid32(v);
+    else
+        valid_v86(v);
+    for (unsigned i = 0; i < sizeof(t->m) / sizeof(t->m[0]) && t->m[i].op != END; i++) {
+        uint64_t old = vmcs12_get(v, t->m[i].field);
+        vmcs12_set(v, t->m[i].field, t->m[i].op == SET ? t->m[i].val
+                                     : t->m[i].op == OR ? old | t->m[i].val : old & ~t->m[i].val);
+    }
+}
+
+static void run_case(const struct tcase *t)
+{
+    static struct vmcs12 v;
+    uint64_t qual = 0xdead;
+    build(&v, t);
+    int ctl = nested_check_controls(&v, &caps, PHYS_BITS);
+    int host = ctl ? -1 : nested_check_host(&v, &caps, PHYS_BITS);
+    int guest = ctl || host ? -1 : nested_check_guest(&v, &caps, PHYS_BITS, &qual);
+    const char *rule = nested_check_last_rule();
+    switch (t->fn) {
+    case PASS:
+        CHECK(ctl == 0 && host == 0 && guest == 0 && qual == 0, "%s: passes (controls %d host %d guest %d: %s)",
+              t->name, ctl, host, guest, rule);
+        return;
+    case CTL:
+        CHECK(ctl == VMXERR_ENTRY_INVALID_CONTROL, "%s: controls %d, want 7 (%s)", t->name, ctl, rule);
+        break;
+    case HOST:
+        CHECK(ctl == 0 && host == VMXERR_ENTRY_INVALID_HOST, "%s: controls %d host %d, want 0/8 (%s)", t->name, ctl,
+              host, rule);
+        break;
+    case GUEST:
+        CHECK(ctl == 0 && host == 0 && guest == EXIT_REASON_INVALID_STATE && qual == t->qual,
+              "%s: controls %d host %d guest %d qual %llu, want 0/0/33/%llu (%s)", t->name, ctl, host, guest,
+              ULL(qual), ULL(t->qual), rule);
+        break;
+    }
+    CHECK(strstr(rule, t->rule) != NULL, "%s: failed rule \"%s\", want \"%s\"", t->name, rule, t->rule);
+}
+
+/* Rows that need other capabilities than Bochs'. */
+static void test_other_caps(void)
+{
+    static struct vmcs12 v;
+    struct vmx_msrs m = bochs();
+    struct nested_caps c;
+    uint64_t qual;
+
+    m.procbased &= ~((uint64_t)CPU_BASED_MONITOR_TRAP_FLAG << 32); /* no MTF: type 7 reserved */
+    nested_caps_init(&c, &m);
+    valid64(&v);
+    vmcs12_set(&v, INFO, V(INTR_TYPE_OTHER, 0));
+    CHECK(nested_check_controls(&v, &c, PHYS_BITS) == VMXERR_ENTRY_INVALID_CONTROL &&
+          strstr(nested_check_last_rule(), "type 7 (other event) needs monitor trap flag"), "no MTF: %s",
+          nested_check_last_rule());
+
+    m = bochs();
+    m.misc &= ~(1ull << 6); /* no HLT activity state */
+    nested_caps_init(&c, &m);
+    valid64(&v);
+    CHECK(nested_check_guest(&v, &c, PHYS_BITS, &qual) == 0, "active without HLT support");
+    vmcs12_set(&v, GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_HLT);
+    CHECK(nested_check_guest(&v, &c, PHYS_BITS, &qual) == EXIT_REASON_INVALID_STATE && qual == 0 &&
+          strstr(nested_check_last_rule(), "activity state not supported"), "no HLT: %s", nested_check_last_rule());
+
+    m = bochs();
+    m.misc &= ~(0x1ffull << 16); /* no CR3 targets */
+    nested_caps_init(&c, &m);
+    valid64(&v);
+    vmcs12_set(&v, CR3_TARGET_COUNT, 1);
+    CHECK(nested_check_controls(&v, &c, PHYS_BITS) == VMXERR_ENTRY_INVALID_CONTROL &&
+          strstr(nested_check_last_rule(), "CR3-target count"), "0 CR3 targets: %s", nested_check_last_rule());
+
+    /* Hardware that would let CR0.PE/PG vary (it never does): the rules behind them. */
+    m = bochs();
+    m.cr0_fixed0 = CR0_NE;
+    nested_caps_init(&c, &m);
+    valid64(&v);
+    vmcs12_set(&v, GUEST_CR0, vmcs12_get(&v, GUEST_CR0) & ~CR0_PE);
+    CHECK(nested_check_guest(&v, &c, PHYS_BITS, &qual) == EXIT_REASON_INVALID_STATE &&
+          strstr(nested_check_last_rule(), "guest CR0.PG requires CR0.PE"), "PG without PE: %s",
+          nested_check_last_rule());
+    vmcs12_set(&v, GUEST_CR0, vmcs12_get(&v, GUEST_CR0) & ~CR0_PG);
+    CHECK(nested_check_guest(&v, &c, PHYS_BITS, &qual) == EXIT_REASON_INVALID_STATE &&
+          strstr(nested_check_last_rule(), "IA-32e mode guest requires CR0.PG"), "IA-32e without PG: %s",
+          nested_check_last_rule());
+
+    /* A narrower physical-address width. */
+    valid64(&v);
+    vmcs12_set(&v, MSR_BITMAP, 1ull << 36);
+    CHECK(nested_check_controls(&v, &caps, 40) == 0 && nested_check_controls(&v, &caps, 36) != 0, "phys_bits");
+}
+
+int main(void)
+{
+    struct vmx_msrs m = bochs();
+    nested_caps_init(&caps, &m);
+    test_caps();
+    unsigned n = sizeof(cases) / sizeof(cases[0]), rules = 0;
+    for (unsigned i = 0; i < n; i++) {
+        run_case(&cases[i]);
+        rules += cases[i].fn != PASS;
+    }
+    test_other_caps();
+    printf("%u table rows (%u failing, %u passing)\n", n, rules, n - rules);
+    return test_summary();
+}
