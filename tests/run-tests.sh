@@ -1,6 +1,6 @@
 #!/bin/bash
-# Everything CI checks: host unit tests (ASan/UBSan), then the boot tests.
-# Usage: run-tests.sh [unit|boot|all]. Ends with one line "N passed, N failed".
+# Everything CI checks: host unit tests (ASan/UBSan), the fuzzer, then the boot tests.
+# Usage: run-tests.sh [unit|fuzz|boot|all]. Ends with one line "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -19,7 +19,7 @@ UNIT_TESTS=(
     "test_ept: vmx/ept.c vmx/mtrr.c"
     "test_exits: hv/exit.c hv/exit_cpuid.c hv/exit_msr.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c tests/unit/fake_vmcs.c"
     "test_vmcs12: nested/vmcs12.c"
-    "test_nested_checks: nested/checks.c nested/caps.c nested/vmcs12.c"
+    "test_nested_checks: nested/checks.c nested/caps.c nested/vmcs12.c tests/unit/vmcs12_samples.c"
 )
 UNIT_TESTS+=("${EXTRA_UNIT_TESTS[@]}")
 
@@ -65,8 +65,10 @@ run_script() { # a test script that prints its own "N passed, N failed" line
 case $what in
 unit) run_unit ;;
 boot) run_script boot tests/boot/test_boot.sh ;;
+fuzz) run_script fuzz tests/fuzz/run-fuzz.sh ;;
 all)
     run_unit
+    run_script fuzz tests/fuzz/run-fuzz.sh
     run_script boot tests/boot/test_boot.sh
     ;;
 esac

@@ -8,7 +8,8 @@ need=(gcc:gcc g++:g++ make:make binutils:objcopy gnu-efi:/usr/lib/crt0-efi-x86_6
       newlib-source:/usr/src/newlib xz-utils:xz mtools:mcopy dosfstools:mkfs.fat)
 if [ "$want" = test ]; then
     need+=(qemu-system-x86:qemu-system-x86_64 ovmf:/usr/share/ovmf/OVMF.fd vgabios:/usr/share/vgabios/vgabios.bin
-           clang:clang)
+           clang:clang libclang-rt-14-dev:/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a
+           bc:bc)
 fi
 missing=()
 for n in "${need[@]}"; do

@@ -1,0 +1,137 @@
+/*
+ * libFuzzer target: arbitrary vmcs12 contents through nested VM-Enter (the entry
+ * checks and vmcs02 construction), on a fake VMCS. The input is a list of 9-byte
+ * edits (field slot, value) applied to a vmcs12 that passes every check, so the
+ * fuzzer reaches vmcs02 construction instead of dying at the first check; an input
+ * starting with 0xff is taken as raw vmcs12 bytes instead. Whatever L1 writes, vmcs02 must
+ * never take host state from L1, never point the CPU at memory L1 chose (bitmaps, MSR
+ * lists, VMCS link), always run L2 on EPT01, and always carry vmcs12's GUEST_CR3.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "fake_vmcs.h"
+#include "vmcs12_samples.h"
+#include "lib/log.h"
+#include "nested/checks.h"
+#include "nested/nested_int.h"
+#include "vmx/vmx.h"
+#include "vmx/vmx_bits.h"
+
+enum vmx_status vmclear(uint64_t pa) { return VMX_OK; }
+enum vmx_status vmptrld(uint64_t pa) { return VMX_OK; }
+void hv_inject_exception(struct regcache *rc, uint8_t v, bool e, uint32_t c) {}
+void hv_inject_page_fault(struct regcache *rc, uint64_t cr2, uint32_t e) {}
+/* L1's memory: one host buffer stands in for it (host address = "guest-physical"). */
+static uint8_t l1_mem[5 * 4096] __attribute__((aligned(4096)));
+#define L1_MEM ((uint64_t)(uintptr_t)l1_mem)
+bool hv_gpa_is_ram(uint64_t gpa, uint64_t len)
+{
+    return gpa >= L1_MEM && len <= sizeof(l1_mem) && gpa - L1_MEM <= sizeof(l1_mem) - len;
+}
+void *hv_alloc_page(void) { return aligned_alloc(4096, 4096); }
+int hv_rdmsr(uint32_t m, uint64_t *v) { *v = 0; return 0; }
+int hv_wrmsr(uint32_t m, uint64_t v) { return 0; }
+
+static struct vmx_msrs hw = {
+    .vendor = "GenuineIntel", .cpuid1_ecx = 1u << 5, .basic = 0x00d810000000002bull,
+    .pinbased = 0x0000007f00000016ull, .procbased = 0xfff9fffe04006172ull, .exit = 0x01ffffff00036dfbull,
+    .entry = 0x0003ffff000011fbull, .procbased2 = 0x02177fff00000000ull, .ept_vpid = 0x00000f0106334141ull,
+    .misc = 0x00000000300481e5ull, .cr0_fixed0 = 0x80000021, .cr0_fixed1 = 0xffffffff, .cr4_fixed0 = 0x2000,
+    .cr4_fixed1 = 0x3767ff,
+};
+/* For a hard failure, say which check the input got past last. */
+static struct nested_caps caps;
+static struct regcache rc;
+static struct nested_state ns;
+static struct nested_vcpu nv;
+static bool launch_pending;
+static unsigned long entered; /* inputs that reached vmcs02: printed at exit */
+static void report(void) { fprintf(stderr, "fuzz_vmenter: %lu inputs built a vmcs02\n", entered); }
+static uint8_t hv_msr_bm[4096], hv_io_a[4096], hv_io_b[4096];
+#define EPTP01 (0x1234000ull | 0x1e)
+
+static void setup_once(void)
+{
+    static bool done;
+    if (done)
+        return;
+    done = true;
+    atexit(report);
+    nested_caps_init(&caps, &hw);
+    nv = (struct nested_vcpu){.rc = &rc, .n = &ns, .caps = &caps, .hw = &hw, .phys_bits = 48, .cr0_mask = 0x20,
+                              .cr4_mask = 0x2000, .msr_bitmap01 = hv_msr_bm, .io_bitmap01_a = hv_io_a,
+                              .io_bitmap01_b = hv_io_b, .eptp = EPTP01, .launch_pending = &launch_pending};
+    nested_vcpu_init(&nv); /* reads hv's host fields from the fake VMCS */
+    for (int i = 0; i < NESTED_NR_HOST_FIELDS; i++)
+        ns.host_fields[i] = 0xabc000 + (uint64_t)i; /* recognisable hv values */
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    setup_once();
+    fake_vmcs_reset();
+    regcache_init(&rc, true);
+    ns.vmxon = true;
+    ns.guest_mode = false;
+    ns.current_ptr = 0x100000;
+    ns.vmcs02_for = ~0ull;
+    if (size && data[0] == 0xff) {
+        memset(ns.cache, 0, sizeof(*ns.cache));
+        memcpy(ns.cache, data + 1, size - 1 < sizeof(*ns.cache) ? size - 1 : sizeof(*ns.cache));
+    } else {
+        valid64(ns.cache);
+        /* Bitmaps and MSR lists in "L1 memory"; the lists load SYSENTER_CS (a VMCS field)
+         * and KERNEL_GS_BASE (a real MSR). */
+        vmcs12_set(ns.cache, IO_BITMAP_A, L1_MEM);
+        vmcs12_set(ns.cache, IO_BITMAP_B, L1_MEM + 4096);
+        vmcs12_set(ns.cache, MSR_BITMAP, L1_MEM + 2 * 4096);
+        vmcs12_set(ns.cache, VM_ENTRY_MSR_LOAD_ADDR, L1_MEM + 3 * 4096);
+        vmcs12_set(ns.cache, VM_EXIT_MSR_STORE_ADDR, L1_MEM + 3 * 4096 + 64);
+        vmcs12_set(ns.cache, VM_EXIT_MSR_LOAD_ADDR, L1_MEM + 3 * 4096 + 128);
+        uint32_t *list = (uint32_t *)(l1_mem + 3 * 4096);
+        list[0] = 0x174, list[4] = 0xc0000102;
+        for (size_t off = 0; off + 9 <= size; off += 9) {
+            uint64_t val;
+            memcpy(&val, data + off + 1, 8);
+            ns.cache->fields[data[off] % VMCS12_NR_FIELDS] = val;
+        }
+    }
+    ns.cache->launch_state = 0;
+    fake_vmcs_set(GUEST_SS_AR_BYTES, 0); /* L1 at CPL 0, no MOV-SS blocking */
+    nested_vmenter(&nv, true);
+    if (!ns.guest_mode) {
+        if (getenv("FUZZ_DEBUG")) /* why a seed is refused: the rule, or the exit reason */
+            fprintf(stderr, "refused: %s; exit reason 0x%llx qual 0x%llx\n", nested_check_last_rule(),
+                    (unsigned long long)vmcs12_get(ns.cache, VM_EXIT_REASON),
+                    (unsigned long long)vmcs12_get(ns.cache, EXIT_QUALIFICATION));
+        return 0; /* refused: VMfail or VM-entry failure, both fine */
+    }
+    entered++;
+    ns.guest_mode = false;
+    static const uint32_t host[NESTED_NR_HOST_FIELDS] = {
+        HOST_ES_SELECTOR, HOST_CS_SELECTOR, HOST_SS_SELECTOR, HOST_DS_SELECTOR, HOST_FS_SELECTOR,
+        HOST_GS_SELECTOR, HOST_TR_SELECTOR, HOST_IA32_PAT, HOST_IA32_EFER, HOST_IA32_SYSENTER_CS, HOST_CR0,
+        HOST_CR3, HOST_CR4, HOST_FS_BASE, HOST_GS_BASE, HOST_TR_BASE, HOST_GDTR_BASE, HOST_IDTR_BASE,
+        HOST_IA32_SYSENTER_ESP, HOST_IA32_SYSENTER_EIP, HOST_RSP, HOST_RIP,
+    };
+    for (int i = 0; i < NESTED_NR_HOST_FIELDS; i++)
+        if (fake_vmcs_get(host[i]) != (0xabc000 + (uint64_t)i) && VMCS_FIELD_WIDTH(host[i]) != VMCS_WIDTH_16)
+            abort(); /* host state not hv's */
+    if (fake_vmcs_get(EPT_POINTER) != EPTP01 || !(fake_vmcs_get(SECONDARY_VM_EXEC_CONTROL) & SECONDARY_EPT))
+        abort(); /* L2 not on EPT01 */
+    uint64_t msr_bm = fake_vmcs_get(MSR_BITMAP), io_a = fake_vmcs_get(IO_BITMAP_A), io_b = fake_vmcs_get(IO_BITMAP_B);
+    if ((msr_bm && msr_bm != (uint64_t)(uintptr_t)ns.msr_bitmap02) ||
+        (io_a && io_a != (uint64_t)(uintptr_t)ns.io_bitmap02_a) || (io_b && io_b != (uint64_t)(uintptr_t)ns.io_bitmap02_b))
+        abort(); /* the CPU would read a bitmap L1 chose */
+    if (fake_vmcs_get(VMCS_LINK_POINTER) != ~0ull || fake_vmcs_get(VM_ENTRY_MSR_LOAD_COUNT) ||
+        fake_vmcs_get(VM_EXIT_MSR_LOAD_COUNT) || fake_vmcs_get(VM_EXIT_MSR_STORE_COUNT))
+        abort(); /* the CPU would follow an L1 pointer */
+    if (fake_vmcs_get(GUEST_CR3) != vmcs12_get(ns.cache, GUEST_CR3))
+        abort(); /* the GUEST_CR3 rule */
+    if (fake_vmcs_get(SECONDARY_VM_EXEC_CONTROL) & (SECONDARY_UNRESTRICTED_GUEST | SECONDARY_SHADOW_VMCS))
+        abort();
+    if (!(fake_vmcs_get(GUEST_CR0) & 0x21) || !(fake_vmcs_get(GUEST_CR4) & 0x2000))
+        abort(); /* VMX's fixed bits stay set in the real registers */
+    return 0;
+}
