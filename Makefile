@@ -104,7 +104,7 @@ $(B)/%.efi: $(B)/%.so
 run: all $(BOCHS)
 	@tests/boot/run-demo.sh
 
-test: all $(BOCHS) | deps-test
+test: all $(B)/l1.efi $(BOCHS) | deps-test
 	@tests/run-tests.sh
 
 bench: all $(BOCHS)
@@ -133,3 +133,14 @@ $(B)/linux/initrd.img: $(B)/linux/init tests/linux/mkinitrd.sh | $(B)/linux/vmli
 .PHONY: test-linux
 test-linux: all $(BOCHS) $(B)/acpi_fixture.efi $(B)/linux/vmlinuz $(B)/linux/initrd.img | deps-test
 	@tests/linux/test-linux.sh
+
+# ---- test-nested: l1.efi, a small VMX hypervisor, on bare Bochs and as hv's guest; the
+# two serial logs must agree line for line (tests/nested/run-diff.sh) ----
+L1_OBJ := $(patsubst %.c,$(B)/efi/%.o,$(wildcard tests/nested/*.c)) \
+	$(patsubst %.asm,$(B)/efi/%.o,$(wildcard tests/nested/*.asm)) $(B)/efi/lib/serial.o
+$(B)/l1.so: $(L1_OBJ)
+	$(LD) $(EFI_LDFLAGS) -o $@ $^ -lefi -lgnuefi
+
+.PHONY: test-nested
+test-nested: all $(B)/l1.efi $(BOCHS) | deps-test
+	@tests/nested/run-diff.sh

@@ -1,6 +1,7 @@
 #!/bin/bash
-# Everything CI checks: host unit tests (ASan/UBSan), the fuzzer, then the boot tests.
-# Usage: run-tests.sh [unit|fuzz|boot|all]. Ends with one line "N passed, N failed".
+# Everything CI checks: host unit tests (ASan/UBSan), the fuzzer, the boot tests and the
+# nested differential test (the same L1 on bare Bochs and on hv).
+# Usage: run-tests.sh [unit|fuzz|boot|nested|all]. Ends with one line "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -66,10 +67,12 @@ case $what in
 unit) run_unit ;;
 boot) run_script boot tests/boot/test_boot.sh ;;
 fuzz) run_script fuzz tests/fuzz/run-fuzz.sh ;;
+nested) run_script nested tests/nested/run-diff.sh ;;
 all)
     run_unit
     run_script fuzz tests/fuzz/run-fuzz.sh
     run_script boot tests/boot/test_boot.sh
+    run_script nested tests/nested/run-diff.sh
     ;;
 esac
 echo "$TOTAL_P passed, $TOTAL_F failed"
