@@ -23,6 +23,7 @@ void config_defaults(struct hv_config *cfg)
     cfg->log_level = LOG_INFO_;
     cfg->nested = 1;
     cfg->vmx = 1;
+    cfg->shadow = 1;
 }
 
 static int parse_bool(const char *v, size_t n, uint8_t *out)
@@ -100,6 +101,8 @@ static unsigned parse_line(struct hv_config *cfg, unsigned no, const char *s, si
         return parse_bool(v, vn, &cfg->nested) ? 0 : BAD("bad value for nested (on/off)");
     if (word_eq(s, kn, "vmx"))
         return parse_bool(v, vn, &cfg->vmx) ? 0 : BAD("bad value for vmx (on/off)");
+    if (word_eq(s, kn, "vmcs_shadowing"))
+        return parse_bool(v, vn, &cfg->shadow) ? 0 : BAD("bad value for vmcs_shadowing (on/off)");
     if (word_eq(s, kn, "log")) {
         static const char *const lv[] = {"error", "warn", "info", "debug"};
         for (uint8_t i = 0; i < 4; i++)

@@ -76,7 +76,8 @@ struct hv_config {
     uint8_t log_level;        /* enum log_level */
     uint8_t nested;           /* emulate VMX for the guest */
     uint8_t vmx;              /* 0: never enter VMX operation (debugging aid) */
-    uint8_t pad[3];
+    uint8_t shadow;           /* VMCS shadowing for L1's VMREAD/VMWRITE when the CPU has it */
+    uint8_t pad[2];
 };
 
 struct hv_handoff {

@@ -52,6 +52,10 @@ int vcpu_nested_init(struct vcpu *v)
     nv->eptp = hv.eptp;
     nv->cpu = v->id;
     nv->launch_pending = &v->launch_pending;
+    nv->shadow_ok = hv.shadow_vmread_bitmap != NULL;
+    nv->shadow_exit_info = hv.msrs.misc & (1ull << 29);
+    nv->vmread_bitmap = (uint64_t)(uintptr_t)hv.shadow_vmread_bitmap;
+    nv->vmwrite_bitmap = (uint64_t)(uintptr_t)hv.shadow_vmwrite_bitmap;
     v->nested.vmcs01_pa = v->vmcs_pa;
     return nested_vcpu_init(nv);
 }

@@ -59,6 +59,7 @@ struct hv_global {
     struct vmx_caps caps;
     struct vmx_msrs msrs;
     struct nested_caps ncaps; /* the VMX hv offers its guest */
+    uint8_t *shadow_vmread_bitmap, *shadow_vmwrite_bitmap; /* NULL: no VMCS shadowing for L1 */
     uint8_t phys_bits;
     uint64_t eptp;
     void *ept;            /* struct ept * */

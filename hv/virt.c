@@ -78,7 +78,17 @@ int hv_global_init(void)
     nested_caps_init(&hv.ncaps, &hv.msrs);
     hv.nested = hv.ho->cfg.nested;
     cpuid_set_nested(hv.nested);
-    log_info("nested VMX %s", hv.nested ? "on: the guest sees VMX (docs/nested.md)" : "off (nested=off in hv.cfg)");
+    if (hv.nested && hv.caps.vmcs_shadowing && hv.ho->cfg.shadow) {
+        hv.shadow_vmread_bitmap = page_alloc(1);
+        hv.shadow_vmwrite_bitmap = page_alloc(1);
+        if (hv.shadow_vmread_bitmap && hv.shadow_vmwrite_bitmap)
+            nested_shadow_bitmaps(hv.shadow_vmread_bitmap, hv.shadow_vmwrite_bitmap, hv.msrs.misc & (1ull << 29));
+        else
+            hv.shadow_vmread_bitmap = NULL;
+    }
+    log_info("nested VMX %s%s", hv.nested ? "on: the guest sees VMX (docs/nested.md)" : "off (nested=off in hv.cfg)",
+             hv.shadow_vmread_bitmap ? "; L1's VMREAD/VMWRITE through VMCS shadowing" : "");
+
     return build_ept01();
 }
 

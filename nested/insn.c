@@ -27,6 +27,7 @@ void nested_vmx_fail(struct nested_vcpu *nv, uint32_t err)
         return;
     }
     vmcs12_set(nv->n->cache, VM_INSTRUCTION_ERROR, err);
+    nested_shadow_push_field(nv, VM_INSTRUCTION_ERROR); /* L1 reads it from the shadow */
     vmx_result(nv, X86_EFLAGS_ZF);
 }
 
@@ -96,6 +97,7 @@ static bool region_ok(struct nested_vcpu *nv, uint64_t pa)
 void nested_vmcs12_writeback(struct nested_vcpu *nv)
 {
     struct nested_state *n = nv->n;
+    nested_shadow_pull(nv); /* L1's VMWRITEs since the last sync live in the shadow */
     if (n->current_ptr != ~0ull && hv_gpa_is_ram(n->current_ptr, sizeof(*n->cache)))
         memcpy((void *)(uintptr_t)n->current_ptr, n->cache, sizeof(*n->cache));
 }
@@ -144,6 +146,7 @@ static void handle_vmxon(struct nested_vcpu *nv)
 static void handle_vmxoff(struct nested_vcpu *nv)
 {
     nested_vmcs12_writeback(nv);
+    nested_shadow_deactivate(nv);
     nv->n->vmxon = false;
     nv->n->current_ptr = ~0ull;
     vmx_succeed(nv);
@@ -165,6 +168,7 @@ static void handle_vmclear(struct nested_vcpu *nv)
     }
     if (pa == n->current_ptr) {
         nested_vmcs12_writeback(nv);
+        nested_shadow_deactivate(nv);
         n->current_ptr = ~0ull;
     }
     if (pa == n->vmcs02_for)
@@ -194,6 +198,7 @@ static void handle_vmptrld(struct nested_vcpu *nv)
     if (pa != n->current_ptr) {
         nested_vmcs12_writeback(nv);
         load_current(nv, pa);
+        nested_shadow_activate(nv);
     }
     vmx_succeed(nv);
 }
@@ -218,6 +223,7 @@ static void handle_vmread(struct nested_vcpu *nv)
     uint64_t field = reg_read(nv->rc, (enum hv_reg)((info >> 28) & 15)), val;
     if (!l64)
         field &= 0xffffffff;
+    nested_shadow_pull(nv);
     int err = vmcs12_vmread(nv->n->cache, field, &val);
     if (err) {
         nested_vmx_fail(nv, (uint32_t)err);
@@ -256,11 +262,13 @@ static void handle_vmwrite(struct nested_vcpu *nv)
         field &= 0xffffffff;
         val &= 0xffffffff;
     }
+    nested_shadow_pull(nv);
     int err = vmcs12_vmwrite(nv->n->cache, field, val, nv->caps->misc & (1ull << 29));
     if (err) {
         nested_vmx_fail(nv, (uint32_t)err);
         return;
     }
+    nested_shadow_push_field(nv, (uint32_t)field & ~1u);
     vmx_succeed(nv);
 }
 

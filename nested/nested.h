@@ -34,6 +34,8 @@ struct nested_state {
     uint8_t *msr_bitmap02, *io_bitmap02_a, *io_bitmap02_b;
     uint64_t host_fields[NESTED_NR_HOST_FIELDS];
     uint64_t nested_entries, reflected_exits;
+    uint64_t shadow_pa;      /* hardware shadow VMCS linked from vmcs01 (nested/shadow.c) */
+    bool shadowing;          /* vmcs01 has VMCS shadowing on: the shadow holds vmcs12 */
 };
 
 /* What nested/ needs of one vCPU; hv fills it once. */
@@ -49,7 +51,13 @@ struct nested_vcpu {
     uint64_t eptp;                          /* EPT01: L2 runs on it */
     uint32_t cpu;
     bool *launch_pending;                   /* the exit stub VMLAUNCHes instead of VMRESUMEs */
+    bool shadow_ok;                         /* the CPU has VMCS shadowing and hv uses it */
+    bool shadow_exit_info;                  /* exit-information fields live in the shadow too */
+    uint64_t vmread_bitmap, vmwrite_bitmap; /* shared by all vCPUs (nested_shadow_bitmaps) */
 };
+
+/* VMREAD/VMWRITE bitmaps for VMCS shadowing: the fields hv supports run in hardware. */
+void nested_shadow_bitmaps(uint8_t *vmread_bm, uint8_t *vmwrite_bm, bool exit_info_writable);
 
 int nested_vcpu_init(struct nested_vcpu *nv);   /* allocate cache, vmcs02, bitmaps */
 

@@ -18,6 +18,13 @@ void nested_store_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count
 void nested_load_l1_host_state(struct nested_vcpu *nv);
 void nested_save_host_fields(struct nested_vcpu *nv);
 void nested_log_check(void); /* log the vmcs12 check that failed */
+/* VMCS shadowing (nested/shadow.c): no-ops while it is off */
+int nested_shadow_init(struct nested_vcpu *nv);
+void nested_shadow_pull(struct nested_vcpu *nv);
+void nested_shadow_push(struct nested_vcpu *nv);
+void nested_shadow_push_field(struct nested_vcpu *nv, uint32_t encoding);
+void nested_shadow_activate(struct nested_vcpu *nv);
+void nested_shadow_deactivate(struct nested_vcpu *nv);
 
 static inline uint64_t v12(const struct nested_vcpu *nv, uint32_t f) { return vmcs12_get(nv->n->cache, f); }
 static inline void v12_set(struct nested_vcpu *nv, uint32_t f, uint64_t x) { vmcs12_set(nv->n->cache, f, x); }

@@ -158,6 +158,7 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
         reg_skip_instruction(nv->rc);
         return;
     }
+    nested_shadow_pull(nv); /* L1's VMWRITEs went to the shadow VMCS */
     if (vmcs_read(GUEST_INTERRUPTIBILITY_INFO) & GUEST_INTR_MOV_SS) {
         nested_vmx_fail(nv, VMXERR_ENTRY_MOV_SS_BLOCKING);
         return;
