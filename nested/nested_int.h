@@ -22,6 +22,7 @@ void nested_log_check(void); /* log the vmcs12 check that failed */
 int nested_shadow_init(struct nested_vcpu *nv);
 void nested_shadow_pull(struct nested_vcpu *nv);
 void nested_shadow_push(struct nested_vcpu *nv);
+void nested_shadow_push_exit(struct nested_vcpu *nv);
 void nested_shadow_push_field(struct nested_vcpu *nv, uint32_t encoding);
 void nested_shadow_activate(struct nested_vcpu *nv);
 void nested_shadow_deactivate(struct nested_vcpu *nv);

@@ -66,6 +66,24 @@ void nested_shadow_push(struct nested_vcpu *nv)
     vmptrld(n->guest_mode ? n->vmcs02_pa : n->vmcs01_pa);
 }
 
+/* After a reflected exit: only guest state, exit information and the two VM-entry
+ * fields the CPU updates on exits changed in vmcs12. */
+void nested_shadow_push_exit(struct nested_vcpu *nv)
+{
+    struct nested_state *n = nv->n;
+    if (!n->shadowing)
+        return;
+    vmptrld(n->shadow_pa);
+    for (unsigned i = 0; i < VMCS12_NR_FIELDS; i++) {
+        uint32_t e = vmcs12_field_encoding(i);
+        bool changed = VMCS_FIELD_TYPE(e) == 1 || VMCS_FIELD_TYPE(e) == 2 || e == VM_ENTRY_CONTROLS ||
+                       e == VM_ENTRY_INTR_INFO_FIELD;
+        if (changed && shadowed(nv, e))
+            vmcs_write(e, n->cache->fields[i]);
+    }
+    vmptrld(n->guest_mode ? n->vmcs02_pa : n->vmcs01_pa);
+}
+
 void nested_shadow_push_field(struct nested_vcpu *nv, uint32_t e)
 {
     struct nested_state *n = nv->n;

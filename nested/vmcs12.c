@@ -12,9 +12,8 @@
  * EPTP switching/VMFUNC, APIC virtualization and TPR shadow, PML, shadow VMCS, #VE,
  * XSAVES/ENCLS exiting bitmaps, TSC scaling, MPX, PAUSE-loop exiting, perf global ctrl).
  *
- * Lookup is a binary search over this sorted array (at most 8 probes for ~150 entries):
- * O(log n), 300 bytes of table instead of a 16 KiB direct map, and no hash function to
- * keep collision-free as fields are added. tests/unit/test_vmcs12.c checks the order.
+ * Sorted so that tests/unit/test_vmcs12.c can check it; lookups go through the small
+ * map below vmcs12_field_index().
  */
 static const uint16_t field_table[] = {
     /* 16-bit control */
@@ -74,21 +73,34 @@ _Static_assert(NR_FIELDS <= VMCS12_MAX_FIELDS, "VMCS12_MAX_FIELDS too small for 
 
 const unsigned VMCS12_NR_FIELDS = NR_FIELDS;
 
+/*
+ * hv looks fields up on every nested VM-Enter and exit, so besides the binary search
+ * (which defines the slots) a 512-byte map gives the slot in O(1): width (2 bits),
+ * type (2 bits) and index (bits 5:1: no field in Appendix B has an index above 31)
+ * make a 9-bit key. Slot + 1 is stored, 0 meaning "no field"; built on first use.
+ */
+static uint8_t slot_map[512];
+static bool slot_map_ready;
+
+static unsigned map_key(uint32_t e) { return (VMCS_FIELD_WIDTH(e) << 7) | (VMCS_FIELD_TYPE(e) << 5) | ((e >> 1) & 31); }
+
+static void build_slot_map(void)
+{
+    for (unsigned i = 0; i < NR_FIELDS; i++)
+        slot_map[map_key(field_table[i])] = (uint8_t)(i + 1);
+    __atomic_store_n(&slot_map_ready, true, __ATOMIC_RELEASE);
+}
+
 int vmcs12_field_index(uint64_t encoding)
 {
     /* 64-bit mode: an operand setting bits 63:32 is unsupported; bits 31:15 are never used (B.1). */
     if (encoding >> 15)
         return -1;
     uint16_t full = (uint16_t)(encoding & ~1ull);
-    size_t lo = 0, hi = NR_FIELDS;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (field_table[mid] < full)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo == NR_FIELDS || field_table[lo] != full)
+    if (!__atomic_load_n(&slot_map_ready, __ATOMIC_ACQUIRE))
+        build_slot_map(); /* idempotent: two CPUs racing here write the same bytes */
+    unsigned lo = slot_map[map_key(full)];
+    if (!lo-- || field_table[lo] != full) /* the index bits above 5:1 must match too */
         return -1;
     /* Only 64-bit fields have a separately accessible high half (B.1, access type). */
     if (VMCS_FIELD_HIGH(encoding) && VMCS_FIELD_WIDTH(full) != VMCS_WIDTH_64)

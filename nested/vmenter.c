@@ -61,14 +61,13 @@ static void prepare_controls(struct nested_vcpu *nv)
     if (proc & CPU_BASED_USE_IO_BITMAPS) {
         merge_bitmap(n->io_bitmap02_a, v12(nv, IO_BITMAP_A), nv->io_bitmap01_a);
         merge_bitmap(n->io_bitmap02_b, v12(nv, IO_BITMAP_B), nv->io_bitmap01_b);
-    } else if (!(proc & CPU_BASED_UNCOND_IO_EXITING)) {
-        memcpy(n->io_bitmap02_a, nv->io_bitmap01_a, 4096); /* only hv's ports */
-        memcpy(n->io_bitmap02_b, nv->io_bitmap01_b, 4096);
-        proc |= CPU_BASED_USE_IO_BITMAPS;
-    }
-    if (proc & CPU_BASED_USE_IO_BITMAPS) {
         vmcs_write(IO_BITMAP_A, (uint64_t)(uintptr_t)n->io_bitmap02_a);
         vmcs_write(IO_BITMAP_B, (uint64_t)(uintptr_t)n->io_bitmap02_b);
+    } else if (!(proc & CPU_BASED_UNCOND_IO_EXITING)) {
+        /* Only hv's ports exit: the CPU reads hv's own bitmaps (it never writes them). */
+        vmcs_write(IO_BITMAP_A, (uint64_t)(uintptr_t)nv->io_bitmap01_a);
+        vmcs_write(IO_BITMAP_B, (uint64_t)(uintptr_t)nv->io_bitmap01_b);
+        proc |= CPU_BASED_USE_IO_BITMAPS;
     }
     /* L2 runs on EPT01 (L1 gets no EPT); without VPID every transition flushes L2's TLB. */
     proc2 = (proc2 & ~SECONDARY_VPID) | SECONDARY_EPT;

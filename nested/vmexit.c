@@ -208,7 +208,7 @@ static void reflect(struct nested_vcpu *nv)
     nested_load_l1_host_state(nv);
     if (nested_load_msr_list(nv, v12(nv, VM_EXIT_MSR_LOAD_ADDR), (uint32_t)v12(nv, VM_EXIT_MSR_LOAD_COUNT), false))
         log_warn("nested: VM-exit MSR-load failed (a VMX abort on hardware)");
-    nested_shadow_push(nv); /* L1 VMREADs the exit information from the shadow */
+    nested_shadow_push_exit(nv); /* L1 VMREADs the exit information from the shadow */
     n->reflected_exits++;
 }
 
@@ -220,7 +220,7 @@ void nested_entry_fail(struct nested_vcpu *nv, uint32_t reason, uint64_t qual)
     nested_load_l1_host_state(nv);
     if (nested_load_msr_list(nv, v12(nv, VM_EXIT_MSR_LOAD_ADDR), (uint32_t)v12(nv, VM_EXIT_MSR_LOAD_COUNT), false))
         log_warn("nested: VM-exit MSR-load failed (a VMX abort on hardware)");
-    nested_shadow_push(nv);
+    nested_shadow_push_exit(nv);
 }
 
 static bool bitmap_bit(uint64_t pa, uint32_t bit)

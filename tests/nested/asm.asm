@@ -180,6 +180,199 @@ vmx_enter_out:
     pop rbp
     ret
 
+; ---- bench mode (bench.c): L1's exit handler as a dedicated loop, no C ----
+; u64 bench_rt(u64 n, u64 hv, u64 *exits): n L2 CPUID round trips, each: L2's CPUID exits,
+;   L1 does VMREAD VM_EXIT_REASON (checks it is CPUID), VMREAD VM_EXIT_INSTRUCTION_LEN,
+;   VMREAD GUEST_RIP, VMWRITE GUEST_RIP + len, VMRESUME. Needs a launched current VMCS
+;   whose L2 runs l2_bench; points HOST_RSP/HOST_RIP at itself (the caller restores
+;   HOST_RIP). The first exit is a warm-up: the TSC window runs from that exit's landing
+;   to the (n+1)-th landing, i.e. exactly n times handler + VMRESUME + L2 + exit.
+; u64 bench_handler(u64 n, u64 hv, u64 *exits): the same loop without the VM entry (the
+;   handler jumps straight back to the landing): what L1's handler costs alone. It moves
+;   GUEST_RIP by n * len: the caller puts it back.
+; Both return the TSC delta, BENCH_UNEXPECTED (bench_reason = the exit reason) or
+; BENCH_FAILED (VMRESUME failed). With hv != 0 (hv's CPUID signature seen) they execute
+; VMCALL HV_HC_GET_EXITS just before t0 and just after t1 (never on bare Bochs: VMCALL
+; in VMX root operation is not a hypercall there) and store the difference at *exits:
+; the window's L0 exits + 1 (the second VMCALL's own exit).
+; L1's state lives in R12-R15 across L2: VM entries and exits keep the GPRs (SDM 27.3,
+; 28.1) and l2_bench writes only RAX. The handler's own registers are RAX-RDX.
+global bench_rt, bench_handler, bench_reason
+section .data
+bench_reason: dd 0
+section .text
+%define HV_HC_GET_EXITS 0x48560003
+%macro BENCH 2                       ; name, 1 = VMRESUME / 0 = no VM entry
+%1:
+    push rbx
+    push rbp
+    push r12
+    push r13
+    push r14
+    push r15
+    push rdx                         ; [rsp]: the exits pointer (also HOST_RSP)
+    mov r12, rdi                     ; landings left until t1
+    mov r15, rsi                     ; hv present
+    xor r13d, r13d                   ; t0 (0: not taken yet)
+    xor r14d, r14d                   ; exits at t0
+%if %2
+    mov eax, 0x6c14                  ; HOST_RSP
+    vmwrite rax, rsp
+    mov eax, 0x6c16                  ; HOST_RIP
+    lea rdx, [rel %%exit]
+    vmwrite rax, rdx
+    jmp %%enter                      ; warm-up entry: L2 re-executes its CPUID
+%endif
+%%exit:                              ; HOST_RIP: RSP = HOST_RSP, GPRs as L2 left them
+    test r13, r13
+    jz %%start
+    sub r12, 1
+    jz %%done
+%%handler:
+    mov ecx, 0x4402                  ; VM_EXIT_REASON
+    vmread rax, rcx
+    cmp eax, 10                      ; CPUID
+    jne %%unexpected
+    mov ecx, 0x440c                  ; VM_EXIT_INSTRUCTION_LEN
+    vmread rbx, rcx
+    mov ecx, 0x681e                  ; GUEST_RIP
+    vmread rdx, rcx
+    add rdx, rbx
+    vmwrite rcx, rdx
+%%enter:
+%if %2
+    vmresume
+    mov r13, BENCH_FAILED
+    jmp %%out
+%else
+    jmp %%exit
+%endif
+%%start:                             ; first landing: take t0 (outside the loop body)
+    test r15, r15
+    jz %%t0
+    mov eax, HV_HC_GET_EXITS
+    vmcall
+    mov r14, rax
+%%t0:
+    rdtsc
+    shl rdx, 32
+    or rax, rdx
+    mov r13, rax
+    jmp %%handler
+%%done:
+    rdtsc
+    shl rdx, 32
+    or rax, rdx
+    sub rax, r13
+    mov r13, rax
+    test r15, r15
+    jz %%out
+    mov eax, HV_HC_GET_EXITS
+    vmcall
+    sub rax, r14
+    mov rdx, [rsp]
+    mov [rdx], rax
+    jmp %%out
+%%unexpected:
+    mov [rel bench_reason], eax
+    mov r13, BENCH_UNEXPECTED
+%%out:
+    mov rax, r13
+    pop rdx
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbp
+    pop rbx
+    ret
+%endmacro
+%define BENCH_UNEXPECTED -1
+%define BENCH_FAILED -2
+align 16
+BENCH bench_rt, 1
+align 16
+BENCH bench_handler, 0
+
+; void bench_split(u64 n, u64 sum[2]): the round trip in two halves, with L2 reading the
+;   TSC too (l2_bench_tsc: RDTSC into R8, then CPUID): sum[0] += L2's TSC - L1's TSC just
+;   before VMRESUME (the VM entry), sum[1] += L1's TSC at the landing - L2's (L2's CPUID
+;   and the VM exit). Same handler as bench_rt; the first exit is a warm-up. Returns 0,
+;   BENCH_UNEXPECTED or BENCH_FAILED. R9 = L1's TSC before VMRESUME (L2 writes RAX, RDX, R8).
+global bench_split
+align 16
+bench_split:
+    push rbx
+    push rbp
+    push r12
+    push r13
+    push r14
+    push r15
+    push rsi                         ; [rsp]: sum
+    mov r12, rdi
+    xor r13d, r13d                   ; entry sum
+    xor r14d, r14d                   ; exit sum
+    xor r15d, r15d                   ; 0 until the warm-up exit
+    mov eax, 0x6c14                  ; HOST_RSP
+    vmwrite rax, rsp
+    mov eax, 0x6c16                  ; HOST_RIP
+    lea rdx, [rel .exit]
+    vmwrite rax, rdx
+    jmp .enter
+.exit:
+    rdtsc
+    shl rdx, 32
+    or rax, rdx
+    test r15, r15
+    jz .first
+    mov rbx, r8
+    sub rbx, r9
+    add r13, rbx
+    sub rax, r8
+    add r14, rax
+    sub r12, 1
+    jz .done
+.handler:
+    mov ecx, 0x4402                  ; VM_EXIT_REASON
+    vmread rax, rcx
+    cmp eax, 10                      ; CPUID
+    jne .unexpected
+    mov ecx, 0x440c                  ; VM_EXIT_INSTRUCTION_LEN
+    vmread rbx, rcx
+    mov ecx, 0x681e                  ; GUEST_RIP
+    vmread rdx, rcx
+    add rdx, rbx
+    vmwrite rcx, rdx
+.enter:
+    rdtsc
+    shl rdx, 32
+    or rax, rdx
+    mov r9, rax
+    vmresume
+    mov rax, BENCH_FAILED
+    jmp .out
+.first:
+    mov r15d, 1
+    jmp .handler
+.unexpected:
+    mov [rel bench_reason], eax
+    mov rax, BENCH_UNEXPECTED
+    jmp .out
+.done:
+    mov rdx, [rsp]
+    mov [rdx], r13
+    mov [rdx + 8], r14
+    xor eax, eax
+.out:
+    pop rsi
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbp
+    pop rbx
+    ret
+
 ; ---- L2: 64-bit code at CPL 0 on L1's GDT, its own stack, IDT and page tables ----
 ; L1 points GUEST_RIP at a script and prints exits as offsets from its start.
 global l2_vmcall, l2_cpuid, l2_hlt, l2_out80, l2_io2, l2_msr, l2_cr0, l2_cr3, l2_cr4, l2_cr8, l2_exc
@@ -330,6 +523,20 @@ l2_seed_hlt:
     mov rax, cr3
     vmcall
     ud2
+global l2_bench
+l2_bench:                            ; bench mode: CPUID leaf 0 forever (writes RAX only)
+    xor eax, eax
+    cpuid
+    jmp l2_bench
+global l2_bench_tsc
+l2_bench_tsc:                        ; bench_split: the TSC into R8, then CPUID leaf 0
+    rdtsc
+    shl rdx, 32
+    or rax, rdx
+    mov r8, rax
+    xor eax, eax
+    cpuid
+    jmp l2_bench_tsc
 
 ; L2's IDT: stub v sets EBX = v and reports by VMCALL with R15 = 0x15c (L2_ISR_MARK).
 align 16

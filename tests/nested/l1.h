@@ -49,7 +49,7 @@ extern char vmx_exit_landing[];
 /* L2 scripts (asm.asm): each is a label L1 points GUEST_RIP at. */
 extern char l2_vmcall[], l2_cpuid[], l2_hlt[], l2_out80[], l2_io2[], l2_msr[], l2_cr0[], l2_cr3[],
     l2_cr4[], l2_cr8[], l2_exc[], l2_sti[], l2_iret[], l2_iret_after[], l2_spin[], l2_nops[], l2_rdtsc[],
-    l2_invlpg[], l2_pause[], l2_movdr[], l2_vmxinsn[], l2_kgs[], l2_seed[], l2_seed_hlt[];
+    l2_invlpg[], l2_pause[], l2_movdr[], l2_vmxinsn[], l2_kgs[], l2_seed[], l2_seed_hlt[], l2_bench[], l2_bench_tsc[];
 #define L2_ISR_MARK 0x15cull /* r15 of an L2 exception/interrupt stub's VMCALL */
 
 /* ---- VMX instructions (vmx.c), with faults turned into ST_EXC ---- */
@@ -147,6 +147,15 @@ void s_inject(void);    /* 5 */
 void s_msrlists(void);  /* 6 */
 void s_seed(void);      /* 7 */
 void s_switch(void);    /* 8 */
+
+/* ---- bench mode (bench.c; asm.asm bench_rt/bench_handler): load options contain "bench" ---- */
+void s_bench(void); /* does its own VMXON; prints "l1: bench: ..." lines */
+#define BENCH_UNEXPECTED (~0ull)     /* an exit other than CPUID: bench_reason says which */
+#define BENCH_FAILED (~0ull - 1)     /* VMRESUME failed */
+u64 bench_rt(u64 n, u64 hv, u64 *exits);
+u64 bench_handler(u64 n, u64 hv, u64 *exits);
+u64 bench_split(u64 n, u64 sum[2]); /* 0 or as above; sum: entry, exit halves */
+extern u32 bench_reason;
 
 /* ---- VMCS field encodings (SDM Vol. 3D Appendix B) ---- */
 enum {

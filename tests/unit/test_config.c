@@ -43,6 +43,8 @@ int main(void)
 
     CHECK(parse(&c, "\xef\xbb\xbfnext=a.efi") == 0 && !strcmp(c.next, "a.efi"), "UTF-8 BOM skipped, no final newline");
     CHECK(parse(&c, "serial=off\n") == 0 && c.serial_port == 0, "serial=off");
+    CHECK(c.shadow == 1 && parse(&c, "vmcs_shadowing=off\n") == 0 && c.shadow == 0, "vmcs_shadowing=off");
+    CHECK(parse(&c, "vmcs_shadowing=sometimes\n") == 1 && c.shadow == 1, "bad vmcs_shadowing keeps default");
     CHECK(parse(&c, "args=\n") == 0 && c.args[0] == 0, "empty args");
 
     /* Bad input: one diagnostic each, with its line number; the good lines still apply. */
