@@ -57,7 +57,7 @@ __attribute__((noreturn)) void platform_reset(const char *why)
 void host_exception(struct host_frame *f)
 {
     for (const uint64_t *x = host_fixups; x[0]; x += 2)
-        if (f->rip == x[0] && f->vector == 13) {
+        if (f->rip == x[0] && (f->vector == 13 || f->vector == 6)) {
             f->rip = x[1]; /* a guest-chosen MSR/XCR faulted: the handler injects #GP */
             return;
         }

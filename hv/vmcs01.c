@@ -71,7 +71,9 @@ static void setup_host(struct vcpu *v)
 {
     vmcs_write(HOST_CR0, read_cr0());
     vmcs_write(HOST_CR3, hv.ho->host_cr3);
-    vmcs_write(HOST_CR4, read_cr4());
+    /* XSETBV on the guest's behalf needs CR4.OSXSAVE in root mode, which the firmware
+     * may not have set: hv's CR4 after every exit has it whenever the CPU has XSAVE. */
+    vmcs_write(HOST_CR4, read_cr4() | ((cpuid(1, 0).ecx & (1u << 26)) ? CR4_OSXSAVE : 0));
     vmcs_write(HOST_CS_SELECTOR, HOST_CS);
     vmcs_write(HOST_SS_SELECTOR, HOST_DS);
     vmcs_write(HOST_DS_SELECTOR, HOST_DS);

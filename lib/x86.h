@@ -119,6 +119,7 @@ static inline uint16_t read_ldtr(void) { uint16_t v; __asm__ volatile("sldt %0" 
 #define CR4_PAE (1ull << 5)
 #define CR4_VMXE (1ull << 13)
 #define CR4_SMXE (1ull << 14)
+#define CR4_OSXSAVE (1ull << 18)
 #define EFER_LME (1ull << 8)
 #define EFER_LMA (1ull << 10)
 #endif

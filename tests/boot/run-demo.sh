@@ -7,12 +7,13 @@ CPUS=${CPUS:-2}
 mkdisk "$D" $'next=\\EFI\\hv\\payload.efi\nargs=demo\n' "$B/payload.efi:/EFI/hv/payload.efi"
 echo "booting hv under Bochs ($CPUS CPUs); serial log: $D/serial.log"
 : >"$D/serial.log"
-tail -n +1 -f "$D/serial.log" --pid=$$ 2>/dev/null | tr -d '\r' | sed -u 's/\x1b\[[0-9;?]*[a-zA-Z]//g' &
-TAILPID=$!
-run_bochs "$D" "$CPUS" "${TIMEOUT:-600}"
-sleep 0.5
-kill $TAILPID 2>/dev/null
+run_bochs "$D" "$CPUS" "${TIMEOUT:-600}" &
+RUN=$!
+# Show the log as it grows (the firmware's console escapes stripped) until Bochs ends.
+tail -n +1 -f "$D/serial.log" --pid=$RUN 2>/dev/null | sed -u -e 's/\r//g' -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g'
+wait $RUN
 rc=$(cat "$D/rc")
+echo
 if grep -q "soft power off" "$D/bochs.log" 2>/dev/null || [ "$rc" = 0 ] || [ "$rc" = 1 ]; then
     echo "Bochs ended (exit $rc): machine powered off"
 else
