@@ -15,7 +15,7 @@
  * Sorted so that tests/unit/test_vmcs12.c can check it; lookups go through the small
  * map below vmcs12_field_index().
  */
-static const uint16_t field_table[] = {
+const uint16_t vmcs12_field_table[] = {
     /* 16-bit control */
     VIRTUAL_PROCESSOR_ID,
     /* 16-bit guest state */
@@ -68,7 +68,7 @@ static const uint16_t field_table[] = {
     HOST_GDTR_BASE, HOST_IDTR_BASE, HOST_IA32_SYSENTER_ESP, HOST_IA32_SYSENTER_EIP,
     HOST_RSP, HOST_RIP,
 };
-#define NR_FIELDS (sizeof(field_table) / sizeof(field_table[0]))
+#define NR_FIELDS (sizeof(vmcs12_field_table) / sizeof(vmcs12_field_table[0]))
 _Static_assert(NR_FIELDS <= VMCS12_MAX_FIELDS, "VMCS12_MAX_FIELDS too small for the field table");
 
 const unsigned VMCS12_NR_FIELDS = NR_FIELDS;
@@ -79,7 +79,7 @@ const unsigned VMCS12_NR_FIELDS = NR_FIELDS;
  * type (2 bits) and index (bits 5:1: no field in Appendix B has an index above 31)
  * make a 9-bit key. Slot + 1 is stored, 0 meaning "no field"; built on first use.
  */
-static uint8_t slot_map[512];
+uint8_t vmcs12_slot_map[512];
 static bool slot_map_ready;
 
 static unsigned map_key(uint32_t e) { return (VMCS_FIELD_WIDTH(e) << 7) | (VMCS_FIELD_TYPE(e) << 5) | ((e >> 1) & 31); }
@@ -87,7 +87,7 @@ static unsigned map_key(uint32_t e) { return (VMCS_FIELD_WIDTH(e) << 7) | (VMCS_
 static void build_slot_map(void)
 {
     for (unsigned i = 0; i < NR_FIELDS; i++)
-        slot_map[map_key(field_table[i])] = (uint8_t)(i + 1);
+        vmcs12_slot_map[map_key(vmcs12_field_table[i])] = (uint8_t)(i + 1);
     __atomic_store_n(&slot_map_ready, true, __ATOMIC_RELEASE);
 }
 
@@ -99,8 +99,8 @@ int vmcs12_field_index(uint64_t encoding)
     uint16_t full = (uint16_t)(encoding & ~1ull);
     if (!__atomic_load_n(&slot_map_ready, __ATOMIC_ACQUIRE))
         build_slot_map(); /* idempotent: two CPUs racing here write the same bytes */
-    unsigned lo = slot_map[map_key(full)];
-    if (!lo-- || field_table[lo] != full) /* the index bits above 5:1 must match too */
+    unsigned lo = vmcs12_slot_map[map_key(full)];
+    if (!lo-- || vmcs12_field_table[lo] != full) /* the index bits above 5:1 must match too */
         return -1;
     /* Only 64-bit fields have a separately accessible high half (B.1, access type). */
     if (VMCS_FIELD_HIGH(encoding) && VMCS_FIELD_WIDTH(full) != VMCS_WIDTH_64)
@@ -110,7 +110,7 @@ int vmcs12_field_index(uint64_t encoding)
 
 uint32_t vmcs12_field_encoding(unsigned i)
 {
-    return i < NR_FIELDS ? field_table[i] : 0xffffffffu;
+    return i < NR_FIELDS ? vmcs12_field_table[i] : 0xffffffffu;
 }
 
 bool vmcs12_field_read_only(uint32_t encoding)
@@ -134,7 +134,7 @@ static uint64_t width_mask(uint32_t encoding)
 static uint64_t field_read(const struct vmcs12 *v, int i, uint64_t encoding)
 {
     /* Masked again: L1 can scribble over its VMCS region before VMPTRLD. */
-    uint64_t val = v->fields[i] & width_mask(field_table[i]);
+    uint64_t val = v->fields[i] & width_mask(vmcs12_field_table[i]);
     return VMCS_FIELD_HIGH(encoding) ? val >> 32 : val;
 }
 
@@ -143,7 +143,7 @@ static void field_write(struct vmcs12 *v, int i, uint64_t encoding, uint64_t val
     if (VMCS_FIELD_HIGH(encoding))
         v->fields[i] = (v->fields[i] & 0xffffffffull) | (val << 32);
     else
-        v->fields[i] = val & width_mask(field_table[i]);
+        v->fields[i] = val & width_mask(vmcs12_field_table[i]);
 }
 
 int vmcs12_vmread(const struct vmcs12 *v, uint64_t encoding, uint64_t *val)
@@ -160,20 +160,21 @@ int vmcs12_vmwrite(struct vmcs12 *v, uint64_t encoding, uint64_t val, bool any_f
     int i = vmcs12_field_index(encoding);
     if (i < 0)
         return VMXERR_UNSUPPORTED_FIELD;
-    if (vmcs12_field_read_only(field_table[i]) && !any_field_writable)
+    if (vmcs12_field_read_only(vmcs12_field_table[i]) && !any_field_writable)
         return VMXERR_VMWRITE_READ_ONLY;
     field_write(v, i, encoding, val);
     return 0;
 }
 
-/* Unsupported encodings (a bug in hv) read as 0 and are not written. */
-uint64_t vmcs12_get(const struct vmcs12 *v, uint32_t encoding)
+/* The inline accessors' slow path: first use, high halves, unsupported encodings
+ * (a bug in hv: they read as 0 and are not written). */
+uint64_t vmcs12_get_slow(const struct vmcs12 *v, uint32_t encoding)
 {
     int i = vmcs12_field_index(encoding);
     return i < 0 ? 0 : field_read(v, i, encoding);
 }
 
-void vmcs12_set(struct vmcs12 *v, uint32_t encoding, uint64_t val)
+void vmcs12_set_slow(struct vmcs12 *v, uint32_t encoding, uint64_t val)
 {
     int i = vmcs12_field_index(encoding);
     if (i >= 0)

@@ -67,7 +67,33 @@ bool vmcs12_field_read_only(uint32_t encoding); /* the VM-exit information field
 int vmcs12_vmread(const struct vmcs12 *v, uint64_t encoding, uint64_t *val);
 int vmcs12_vmwrite(struct vmcs12 *v, uint64_t encoding, uint64_t val, bool any_field_writable);
 
-/* hv's own accessors (no checks, full field width); encodings must be supported. */
-uint64_t vmcs12_get(const struct vmcs12 *v, uint32_t encoding);
-void vmcs12_set(struct vmcs12 *v, uint32_t encoding, uint64_t val);
+/* hv's own accessors (full field width; unsupported encodings read 0 and are not
+ * written). They run on every nested VM-Enter and exit, so the common case is inline:
+ * for a constant encoding the slot lookup folds to two loads and a compare. */
+extern uint8_t vmcs12_slot_map[512];        /* slot + 1 by VMCS12_MAP_KEY; built on first use */
+extern const uint16_t vmcs12_field_table[];
+#define VMCS12_MAP_KEY(e) ((((e) >> 13 & 3u) << 7) | (((e) >> 10 & 3u) << 5) | ((e) >> 1 & 31u))
+uint64_t vmcs12_get_slow(const struct vmcs12 *v, uint32_t encoding);
+void vmcs12_set_slow(struct vmcs12 *v, uint32_t encoding, uint64_t val);
+
+static inline uint64_t vmcs12_width_mask(uint32_t e)
+{
+    return VMCS_FIELD_WIDTH(e) == VMCS_WIDTH_16 ? 0xffffull : VMCS_FIELD_WIDTH(e) == VMCS_WIDTH_32 ? 0xffffffffull : ~0ull;
+}
+static inline uint64_t vmcs12_get(const struct vmcs12 *v, uint32_t e)
+{
+    unsigned s = vmcs12_slot_map[VMCS12_MAP_KEY(e) & 511];
+    if (__builtin_expect(!s || (e & 1) || vmcs12_field_table[s - 1] != e, 0))
+        return vmcs12_get_slow(v, e);
+    return v->fields[s - 1] & vmcs12_width_mask(e);
+}
+static inline void vmcs12_set(struct vmcs12 *v, uint32_t e, uint64_t val)
+{
+    unsigned s = vmcs12_slot_map[VMCS12_MAP_KEY(e) & 511];
+    if (__builtin_expect(!s || (e & 1) || vmcs12_field_table[s - 1] != e, 0)) {
+        vmcs12_set_slow(v, e, val);
+        return;
+    }
+    v->fields[s - 1] = val & vmcs12_width_mask(e);
+}
 #endif
