@@ -30,8 +30,6 @@ static void real_mode_segment(struct vcpu *v, uint32_t sel_f, uint16_t sel, uint
 void handle_init(struct vcpu *v)
 {
     uint64_t *g = v->rc.regs;
-    log_debug("cpu%u: INIT at rip 0x%llx (activity %llu)", v->id, (unsigned long long)reg_rip(&v->rc),
-              (unsigned long long)vm_read(v, GUEST_ACTIVITY_STATE));
     for (int i = 0; i < 16; i++)
         g[i] = 0;
     g[HV_REG_RDX] = cpuid(1, 0).eax; /* family/model/stepping, as after reset */
@@ -65,8 +63,9 @@ void handle_init(struct vcpu *v)
      * outside SMM (26.3.1.5). */
     vm_write(v, GUEST_INTERRUPTIBILITY_INFO, 0);
     vm_write(v, VM_ENTRY_INTR_INFO_FIELD, 0);
+    /* No log line here: the OS sends SIPI about 10 us after INIT, and a SIPI that finds
+     * this CPU still in root mode (a polled serial line takes milliseconds) is lost. */
     vm_write(v, GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_WAIT_SIPI);
-    log_debug("cpu%u: INIT: waiting for SIPI", v->id);
 }
 
 void handle_sipi(struct vcpu *v)

@@ -1,7 +1,7 @@
 /*
  * /init of the test-linux initramfs: reports how many CPUs Linux brought up and
- * powers off (S5 through the fixture's ACPI tables ends Bochs). Static, no libc deps
- * at run time. Lines start with "init: " for the test's assertions.
+ * powers off (S5 through the fixture's ACPI tables ends Bochs). Static: the initramfs
+ * holds nothing else. Lines start with "init: " for the test's assertions.
  */
 #include <fcntl.h>
 #include <stdarg.h>
@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
+#include <termios.h>
 #include <unistd.h>
 
 static int con = -1;
@@ -26,8 +27,12 @@ static void say(const char *fmt, ...)
         n = sizeof(buf) - 2;
     buf[n++] = '\n';
     /* fd 1 too: if /dev/console failed, the kernel's console may still be fd 1. */
-    if (write(con >= 0 ? con : 1, buf, n) < 0)
+    int fd = con >= 0 ? con : 1;
+    if (write(fd, buf, n) < 0)
         return;
+    /* The UART sends from a buffer by interrupts: wait, so power-off cannot cut a line
+     * and the kernel's own messages interleave less. */
+    tcdrain(fd);
 }
 
 static int count_processors(void)

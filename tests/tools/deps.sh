@@ -4,7 +4,7 @@
 set -uo pipefail
 want=${1:-test}
 # package:file-or-command that proves it is installed
-need=(gcc:gcc g++:g++ make:make binutils:objcopy gnu-efi:/usr/lib/crt0-efi-x86_64.o nasm:nasm
+need=(gcc:gcc g++:g++ libc6-dev:/usr/include/stdio.h make:make binutils:objcopy gnu-efi:/usr/lib/crt0-efi-x86_64.o nasm:nasm
       newlib-source:/usr/src/newlib xz-utils:xz mtools:mcopy dosfstools:mkfs.fat)
 if [ "$want" = test ]; then
     need+=(qemu-system-x86:qemu-system-x86_64 ovmf:/usr/share/ovmf/OVMF.fd vgabios:/usr/share/vgabios/vgabios.bin

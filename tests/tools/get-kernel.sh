@@ -19,6 +19,7 @@ fi
 
 # The stamp names the package file: a new Debian kernel means a new download.
 if [ -f "$dir/stamp" ] && [ -f "$dir/vmlinuz" ] && [ -f "$dir/$(cat "$dir/stamp")" ]; then
+    touch "$dir/vmlinuz" # newer than this script: make need not ask again
     exit 0
 fi
 pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
