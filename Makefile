@@ -32,7 +32,7 @@ BOOT_SRC := $(wildcard boot/*.c)
 BOOT_SRC := $(filter-out boot/scramble_tool.c,$(BOOT_SRC))
 BOOT_OBJ := $(BOOT_SRC:%.c=$(B)/efi/%.o) $(B)/efi/boot/trampoline.o $(B)/efi/lib/serial.o
 PAYLOAD_SRC := $(wildcard tests/payload/*.c)
-PAYLOAD_OBJ := $(PAYLOAD_SRC:%.c=$(B)/efi/%.o) $(B)/efi/lib/serial.o
+PAYLOAD_OBJ := $(PAYLOAD_SRC:%.c=$(B)/efi/%.o) $(B)/efi/boot/log.o $(B)/efi/lib/serial.o
 
 .PHONY: all deps deps-test newlib bochs run test unit bench clean
 all: $(B)/hv.efi $(B)/payload.efi
@@ -118,7 +118,8 @@ clean:
 	rm -rf $(B)/core $(B)/efi $(B)/host $(B)/tests $(B)/*.efi $(B)/*.so $(B)/core.*
 
 # ---- test-linux: Debian's kernel as hv's next stage under Bochs, 2 CPUs (about 45 s; also in `make test`) ----
-FIXTURE_OBJ := $(B)/efi/tests/linux/acpi_fixture.o $(B)/efi/tests/linux/acpi_tables.o $(B)/efi/lib/serial.o
+FIXTURE_OBJ := $(B)/efi/tests/linux/acpi_fixture.o $(B)/efi/tests/linux/acpi_tables.o $(B)/efi/boot/log.o \
+	$(B)/efi/lib/serial.o
 $(B)/acpi_fixture.so: $(FIXTURE_OBJ)
 	$(LD) $(EFI_LDFLAGS) -o $@ $^ -lefi -lgnuefi
 # Debian's linux-image-amd64, unpacked (never installed); cached behind build/linux/stamp.
@@ -138,7 +139,7 @@ test-linux: all $(BOCHS) $(LINUX_DEPS) | deps-test
 # ---- test-nested: l1.efi, a small VMX hypervisor, on bare Bochs and as hv's guest; the
 # two serial logs must agree line for line (tests/nested/run-diff.sh) ----
 L1_OBJ := $(patsubst %.c,$(B)/efi/%.o,$(wildcard tests/nested/*.c)) \
-	$(patsubst %.asm,$(B)/efi/%.o,$(wildcard tests/nested/*.asm)) $(B)/efi/lib/serial.o
+	$(patsubst %.asm,$(B)/efi/%.o,$(wildcard tests/nested/*.asm)) $(B)/efi/boot/log.o $(B)/efi/lib/serial.o
 $(B)/l1.so: $(L1_OBJ)
 	$(LD) $(EFI_LDFLAGS) -o $@ $^ -lefi -lgnuefi
 

@@ -95,19 +95,24 @@ size_t bfmt(char *buf, size_t size, const char *fmt, va_list ap)
     return n < size ? n : size - 1;
 }
 
+void bline(const char *prefix, const char *fmt, va_list ap)
+{
+    char line[320];
+    size_t t = 0;
+    for (; *prefix && t < 64; prefix++)
+        line[t++] = *prefix;
+    size_t n = t + bfmt(line + t, sizeof(line) - t - 1, fmt, ap);
+    line[n++] = '\n';
+    serial_write(line, n);
+}
+
 void blog(int level, const char *fmt, ...)
 {
     static const char *const tag[] = {"hv: ERROR: ", "hv: WARN: ", "hv: ", "hv: "};
-    char line[320];
     if (level > blevel)
         return;
-    size_t t = 0;
-    for (const char *p = tag[level & 3]; *p; p++)
-        line[t++] = *p;
     va_list ap;
     va_start(ap, fmt);
-    size_t n = t + bfmt(line + t, sizeof(line) - t - 1, fmt, ap);
+    bline(tag[level & 3], fmt, ap);
     va_end(ap);
-    line[n++] = '\n';
-    serial_write(line, n);
 }

@@ -3,6 +3,8 @@
 #define NESTED_INT_H
 #include "nested.h"
 
+extern const uint32_t nested_guest_fields[]; /* guest state copied both ways (vmenter.c) */
+extern const unsigned nested_nr_guest_fields;
 void nested_vmx_fail(struct nested_vcpu *nv, uint32_t err);
 unsigned nested_l1_cpl(void);
 void nested_vmcs12_writeback(struct nested_vcpu *nv);

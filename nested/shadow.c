@@ -38,7 +38,17 @@ static bool shadowed(const struct nested_vcpu *nv, uint32_t e)
     return nv->shadow_exit_info || VMCS_FIELD_TYPE(e) != 1;
 }
 
-void nested_shadow_pull(struct nested_vcpu *nv)
+/* What a reflected exit changes in vmcs12: guest state, exit information, and the two
+ * VM-entry fields the CPU updates on exits. */
+static bool exit_field(uint32_t e)
+{
+    return VMCS_FIELD_TYPE(e) == 1 || VMCS_FIELD_TYPE(e) == 2 || e == VM_ENTRY_CONTROLS || e == VM_ENTRY_INTR_INFO_FIELD;
+}
+
+enum { ALL_FIELDS, EXIT_FIELDS };
+
+/* Copy between the cache and the shadow VMCS, then make the right VMCS current again. */
+static void copy(struct nested_vcpu *nv, bool to_shadow, int which, uint32_t only)
 {
     struct nested_state *n = nv->n;
     if (!n->shadowing)
@@ -46,53 +56,20 @@ void nested_shadow_pull(struct nested_vcpu *nv)
     vmptrld(n->shadow_pa);
     for (unsigned i = 0; i < VMCS12_NR_FIELDS; i++) {
         uint32_t e = vmcs12_field_encoding(i);
-        if (shadowed(nv, e))
+        if (!shadowed(nv, e) || (which == EXIT_FIELDS && !exit_field(e)) || (only && e != only))
+            continue;
+        if (to_shadow)
+            vmcs_write(e, n->cache->fields[i]);
+        else
             n->cache->fields[i] = vmcs_read(e);
     }
     vmptrld(n->guest_mode ? n->vmcs02_pa : n->vmcs01_pa);
 }
 
-void nested_shadow_push(struct nested_vcpu *nv)
-{
-    struct nested_state *n = nv->n;
-    if (!n->shadowing)
-        return;
-    vmptrld(n->shadow_pa);
-    for (unsigned i = 0; i < VMCS12_NR_FIELDS; i++) {
-        uint32_t e = vmcs12_field_encoding(i);
-        if (shadowed(nv, e))
-            vmcs_write(e, n->cache->fields[i]);
-    }
-    vmptrld(n->guest_mode ? n->vmcs02_pa : n->vmcs01_pa);
-}
-
-/* After a reflected exit: only guest state, exit information and the two VM-entry
- * fields the CPU updates on exits changed in vmcs12. */
-void nested_shadow_push_exit(struct nested_vcpu *nv)
-{
-    struct nested_state *n = nv->n;
-    if (!n->shadowing)
-        return;
-    vmptrld(n->shadow_pa);
-    for (unsigned i = 0; i < VMCS12_NR_FIELDS; i++) {
-        uint32_t e = vmcs12_field_encoding(i);
-        bool changed = VMCS_FIELD_TYPE(e) == 1 || VMCS_FIELD_TYPE(e) == 2 || e == VM_ENTRY_CONTROLS ||
-                       e == VM_ENTRY_INTR_INFO_FIELD;
-        if (changed && shadowed(nv, e))
-            vmcs_write(e, n->cache->fields[i]);
-    }
-    vmptrld(n->guest_mode ? n->vmcs02_pa : n->vmcs01_pa);
-}
-
-void nested_shadow_push_field(struct nested_vcpu *nv, uint32_t e)
-{
-    struct nested_state *n = nv->n;
-    if (!n->shadowing || !shadowed(nv, e))
-        return;
-    vmptrld(n->shadow_pa);
-    vmcs_write(e, vmcs12_get(n->cache, e));
-    vmptrld(n->guest_mode ? n->vmcs02_pa : n->vmcs01_pa);
-}
+void nested_shadow_pull(struct nested_vcpu *nv) { copy(nv, false, ALL_FIELDS, 0); }
+void nested_shadow_push(struct nested_vcpu *nv) { copy(nv, true, ALL_FIELDS, 0); }
+void nested_shadow_push_exit(struct nested_vcpu *nv) { copy(nv, true, EXIT_FIELDS, 0); }
+void nested_shadow_push_field(struct nested_vcpu *nv, uint32_t e) { copy(nv, true, ALL_FIELDS, e); }
 
 /* vmcs01 is current (an exit from L1). */
 void nested_shadow_activate(struct nested_vcpu *nv)

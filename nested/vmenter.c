@@ -17,19 +17,26 @@
 #include "checks.h"
 #include "nested_int.h"
 
-/* Guest-state and control fields copied unchanged from vmcs12 into vmcs02. */
-static const uint32_t copied[] = {
+/* Guest state that vmcs02 takes from vmcs12 unchanged at entry and gives back at a
+ * reflected exit (nested/vmexit.c). */
+const uint32_t nested_guest_fields[] = {
     GUEST_ES_SELECTOR, GUEST_CS_SELECTOR, GUEST_SS_SELECTOR, GUEST_DS_SELECTOR, GUEST_FS_SELECTOR,
     GUEST_GS_SELECTOR, GUEST_LDTR_SELECTOR, GUEST_TR_SELECTOR, GUEST_ES_LIMIT, GUEST_CS_LIMIT, GUEST_SS_LIMIT,
     GUEST_DS_LIMIT, GUEST_FS_LIMIT, GUEST_GS_LIMIT, GUEST_LDTR_LIMIT, GUEST_TR_LIMIT, GUEST_GDTR_LIMIT,
     GUEST_IDTR_LIMIT, GUEST_ES_AR_BYTES, GUEST_CS_AR_BYTES, GUEST_SS_AR_BYTES, GUEST_DS_AR_BYTES,
     GUEST_FS_AR_BYTES, GUEST_GS_AR_BYTES, GUEST_LDTR_AR_BYTES, GUEST_TR_AR_BYTES, GUEST_ES_BASE, GUEST_CS_BASE,
     GUEST_SS_BASE, GUEST_DS_BASE, GUEST_FS_BASE, GUEST_GS_BASE, GUEST_LDTR_BASE, GUEST_TR_BASE, GUEST_GDTR_BASE,
-    GUEST_IDTR_BASE, GUEST_RSP, GUEST_RIP, GUEST_RFLAGS, GUEST_PENDING_DBG_EXCEPTIONS, GUEST_SYSENTER_CS,
-    GUEST_SYSENTER_ESP, GUEST_SYSENTER_EIP, GUEST_INTERRUPTIBILITY_INFO, GUEST_ACTIVITY_STATE,
-    VMX_PREEMPTION_TIMER_VALUE, EXCEPTION_BITMAP, PAGE_FAULT_ERROR_CODE_MASK, PAGE_FAULT_ERROR_CODE_MATCH,
-    CR3_TARGET_COUNT, CR3_TARGET_VALUE0, CR3_TARGET_VALUE1, CR3_TARGET_VALUE2, CR3_TARGET_VALUE3, TSC_OFFSET,
-    VM_ENTRY_INTR_INFO_FIELD, VM_ENTRY_EXCEPTION_ERROR_CODE, VM_ENTRY_INSTRUCTION_LEN,
+    GUEST_IDTR_BASE, GUEST_PENDING_DBG_EXCEPTIONS, GUEST_SYSENTER_CS, GUEST_SYSENTER_ESP, GUEST_SYSENTER_EIP,
+    GUEST_INTERRUPTIBILITY_INFO, GUEST_ACTIVITY_STATE,
+};
+const unsigned nested_nr_guest_fields = sizeof(nested_guest_fields) / sizeof(nested_guest_fields[0]);
+
+/* Entry-only fields also copied unchanged. */
+static const uint32_t copied[] = {
+    GUEST_RSP, GUEST_RIP, GUEST_RFLAGS, VMX_PREEMPTION_TIMER_VALUE, EXCEPTION_BITMAP, PAGE_FAULT_ERROR_CODE_MASK,
+    PAGE_FAULT_ERROR_CODE_MATCH, CR3_TARGET_COUNT, CR3_TARGET_VALUE0, CR3_TARGET_VALUE1, CR3_TARGET_VALUE2,
+    CR3_TARGET_VALUE3, TSC_OFFSET, VM_ENTRY_INTR_INFO_FIELD, VM_ENTRY_EXCEPTION_ERROR_CODE,
+    VM_ENTRY_INSTRUCTION_LEN,
 };
 
 static uint32_t adjust(uint64_t cap, uint32_t want) { return (want | (uint32_t)cap) & (uint32_t)(cap >> 32); }
@@ -91,6 +98,8 @@ static void prepare_controls(struct nested_vcpu *nv)
 
 static void prepare_guest(struct nested_vcpu *nv, const struct l1_state *l1)
 {
+    for (unsigned i = 0; i < nested_nr_guest_fields; i++)
+        vmcs_write(nested_guest_fields[i], v12(nv, nested_guest_fields[i]));
     for (unsigned i = 0; i < sizeof(copied) / sizeof(copied[0]); i++)
         vmcs_write(copied[i], v12(nv, copied[i]));
     /* CR0/CR4: L2 sees vmcs12's shadows for the bits L1 owns, its own value for the

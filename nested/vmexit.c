@@ -16,17 +16,8 @@
 
 void nested_log_check(void) { log_debug("nested: vmcs12 fails %s", nested_check_last_rule()); }
 
-/* Guest state that vmcs02 holds and vmcs12 receives at a reflected exit. */
-static const uint32_t synced[] = {
-    GUEST_ES_SELECTOR, GUEST_CS_SELECTOR, GUEST_SS_SELECTOR, GUEST_DS_SELECTOR, GUEST_FS_SELECTOR,
-    GUEST_GS_SELECTOR, GUEST_LDTR_SELECTOR, GUEST_TR_SELECTOR, GUEST_ES_LIMIT, GUEST_CS_LIMIT, GUEST_SS_LIMIT,
-    GUEST_DS_LIMIT, GUEST_FS_LIMIT, GUEST_GS_LIMIT, GUEST_LDTR_LIMIT, GUEST_TR_LIMIT, GUEST_GDTR_LIMIT,
-    GUEST_IDTR_LIMIT, GUEST_ES_AR_BYTES, GUEST_CS_AR_BYTES, GUEST_SS_AR_BYTES, GUEST_DS_AR_BYTES,
-    GUEST_FS_AR_BYTES, GUEST_GS_AR_BYTES, GUEST_LDTR_AR_BYTES, GUEST_TR_AR_BYTES, GUEST_ES_BASE, GUEST_CS_BASE,
-    GUEST_SS_BASE, GUEST_DS_BASE, GUEST_FS_BASE, GUEST_GS_BASE, GUEST_LDTR_BASE, GUEST_TR_BASE, GUEST_GDTR_BASE,
-    GUEST_IDTR_BASE, GUEST_PENDING_DBG_EXCEPTIONS, GUEST_SYSENTER_CS, GUEST_SYSENTER_ESP, GUEST_SYSENTER_EIP,
-    GUEST_INTERRUPTIBILITY_INFO, GUEST_ACTIVITY_STATE,
-    /* exit information */
+/* Exit information the CPU stored in vmcs02 (SDM 28.2). */
+static const uint32_t exit_info[] = {
     VM_EXIT_REASON, EXIT_QUALIFICATION, GUEST_LINEAR_ADDRESS, VM_EXIT_INTR_INFO, VM_EXIT_INTR_ERROR_CODE,
     IDT_VECTORING_INFO_FIELD, IDT_VECTORING_ERROR_CODE, VM_EXIT_INSTRUCTION_LEN, VMX_INSTRUCTION_INFO, IO_RCX,
     IO_RSI, IO_RDI, IO_RIP,
@@ -35,8 +26,10 @@ static const uint32_t synced[] = {
 static void sync_vmcs12(struct nested_vcpu *nv)
 {
     struct regcache *rc = nv->rc;
-    for (unsigned i = 0; i < sizeof(synced) / sizeof(synced[0]); i++)
-        v12_set(nv, synced[i], vmcs_read(synced[i]));
+    for (unsigned i = 0; i < nested_nr_guest_fields; i++)
+        v12_set(nv, nested_guest_fields[i], vmcs_read(nested_guest_fields[i]));
+    for (unsigned i = 0; i < sizeof(exit_info) / sizeof(exit_info[0]); i++)
+        v12_set(nv, exit_info[i], vmcs_read(exit_info[i]));
     v12_set(nv, GUEST_RIP, reg_rip(rc));
     v12_set(nv, GUEST_RSP, reg_read(rc, HV_REG_RSP));
     v12_set(nv, GUEST_RFLAGS, reg_rflags(rc));

@@ -7,64 +7,20 @@
  * line from \EFI\hv\linux.cmdline on its own device.
  */
 #include "fixture.h"
+#include "../../boot/log.h"
+#include "../../boot/mp_services.h"
 #include "../../lib/serial.h"
 
-#define MP_SERVICES_GUID {0x3fdda605, 0xa76e, 0x4f46, {0xad, 0x29, 0x12, 0xf4, 0x53, 0x1b, 0x3d, 0x08}}
 #define CMDLINE_FILE L"\\EFI\\hv\\linux.cmdline"
 #define CMDLINE_MAX 1024
 
-typedef struct {
-    UINT64 ProcessorId;
-    UINT32 StatusFlag; /* bit 0 BSP, bit 1 enabled, bit 2 healthy */
-    UINT32 Package, Core, Thread;
-    UINT32 Extended[6]; /* PI 1.7 extended topology: room in case the firmware writes it */
-} MP_PROCESSOR_INFO;
-
-typedef struct _MP_SERVICES MP_SERVICES;
-struct _MP_SERVICES { /* only the two calls used here; the rest of the table follows */
-    EFI_STATUS(EFIAPI *GetNumberOfProcessors)(MP_SERVICES *, UINTN *total, UINTN *enabled);
-    EFI_STATUS(EFIAPI *GetProcessorInfo)(MP_SERVICES *, UINTN n, MP_PROCESSOR_INFO *);
-};
 
 void say(const char *fmt, ...)
 {
-    char b[200];
-    UINTN n = 0;
     __builtin_va_list ap;
     __builtin_va_start(ap, fmt);
-#define PUT(c) do { if (n < sizeof(b) - 1) b[n++] = (c); } while (0)
-    for (const char *p = "acpi-fixture: "; *p; p++)
-        PUT(*p);
-    for (const char *f = fmt; *f; f++) {
-        if (*f != '%') {
-            PUT(*f);
-            continue;
-        }
-        f++;
-        if (*f == 's') {
-            for (const char *s = __builtin_va_arg(ap, const char *); *s; s++)
-                PUT(*s);
-        } else if (*f == 'u' || (f[0] == 'l' && f[1] == 'l' && (f[2] == 'u' || f[2] == 'x'))) {
-            UINT64 v = *f == 'u' ? __builtin_va_arg(ap, unsigned) : __builtin_va_arg(ap, unsigned long long);
-            unsigned base = *f == 'u' || f[2] == 'u' ? 10 : 16;
-            char t[24];
-            int i = 0;
-            do
-                t[i++] = "0123456789abcdef"[v % base];
-            while (v /= base);
-            while (i)
-                PUT(t[--i]);
-            f += *f == 'u' ? 0 : 2;
-        } else {
-            PUT('?');
-            if (!*f)
-                break;
-        }
-    }
-#undef PUT
+    bline("acpi-fixture: ", fmt, ap); /* boot/log.c's formatter */
     __builtin_va_end(ap);
-    b[n++] = '\n';
-    serial_write(b, n);
 }
 
 static void cpuid_(UINT32 leaf, UINT32 r[4])

@@ -7,31 +7,9 @@
 #include "payload.h"
 #include "../../hv/hypercall.h"
 
-/* PI spec EFI_MP_SERVICES_PROTOCOL (GNU-EFI has no header for it). */
-static EFI_GUID mp_guid = {0x3fdda605, 0xa76e, 0x4f46, {0xad, 0x29, 0x12, 0xf4, 0x53, 0x1b, 0x3d, 0x08}};
+#include "../../boot/mp_services.h"
 
-typedef struct {
-    UINT64 ProcessorId; /* APIC ID */
-    UINT32 StatusFlag;  /* bit 0: BSP, bit 1: enabled, bit 2: healthy */
-    UINT32 Package, Core, Thread;
-    UINT32 ExtendedInformation[6]; /* PI 1.7 extension: room, in case it is filled */
-} MP_PROC_INFO;
-#define MP_STATUS_BSP 1u
-#define MP_STATUS_ENABLED 2u
-
-typedef struct _MP_SERVICES MP_SERVICES;
-typedef VOID(EFIAPI *MP_AP_PROC)(VOID *arg);
-struct _MP_SERVICES {
-    EFI_STATUS(EFIAPI *GetNumberOfProcessors)(MP_SERVICES *, UINTN *total, UINTN *enabled);
-    EFI_STATUS(EFIAPI *GetProcessorInfo)(MP_SERVICES *, UINTN cpu, MP_PROC_INFO *info);
-    EFI_STATUS(EFIAPI *StartupAllAPs)(MP_SERVICES *, MP_AP_PROC, BOOLEAN single, EFI_EVENT wait,
-                                      UINTN timeout_us, VOID *arg, UINTN **failed);
-    EFI_STATUS(EFIAPI *StartupThisAP)(MP_SERVICES *, MP_AP_PROC, UINTN cpu, EFI_EVENT wait,
-                                      UINTN timeout_us, VOID *arg, BOOLEAN *finished);
-    EFI_STATUS(EFIAPI *SwitchBSP)(MP_SERVICES *, UINTN cpu, BOOLEAN enable_old);
-    EFI_STATUS(EFIAPI *EnableDisableAP)(MP_SERVICES *, UINTN cpu, BOOLEAN enable, UINT32 *health);
-    EFI_STATUS(EFIAPI *WhoAmI)(MP_SERVICES *, UINTN *cpu);
-};
+static EFI_GUID mp_guid = MP_SERVICES_GUID;
 
 static void cpuid2(UINT32 leaf, UINT32 r[4])
 {
@@ -126,7 +104,7 @@ BOOLEAN check_cpus(void)
     BOOLEAN hv = r.is_hv;
 
     for (UINTN n = 0; mp && n < total; n++) {
-        MP_PROC_INFO info;
+        MP_PROCESSOR_INFO info;
         SetMem(&info, sizeof(info), 0);
         if (n == bsp)
             continue;
