@@ -11,11 +11,32 @@ default rel
 section .text
 
 extern vmexit_handler           ; struct vcpu *vmexit_handler(struct vcpu *)
-extern vmresume_failed          ; noreturn void vmresume_failed(struct vcpu *)
+extern vmresume_failed          ; struct vcpu *vmresume_failed(struct vcpu *): returns only if recoverable
 extern host_exception           ; void host_exception(struct host_frame *)
 extern cpuid1_ecx_and, cpuid1_ecx_or ; hv's changes to CPUID.1:ECX (hv/exit_cpuid.c)
 
 %include "asm_offsets.inc"
+
+; Save the guest GPRs into vcpu->rc.regs; expects RSP == HOST_RSP + 8 after `push rax`.
+%macro SAVE_GPRS 0
+    push rax
+    mov rax, [rsp + 8]          ; the vcpu pointer stored at HOST_RSP
+    mov [rax + 0x08], rcx
+    mov [rax + 0x10], rdx
+    mov [rax + 0x18], rbx
+    mov [rax + 0x28], rbp
+    mov [rax + 0x30], rsi
+    mov [rax + 0x38], rdi
+    mov [rax + 0x40], r8
+    mov [rax + 0x48], r9
+    mov [rax + 0x50], r10
+    mov [rax + 0x58], r11
+    mov [rax + 0x60], r12
+    mov [rax + 0x68], r13
+    mov [rax + 0x70], r14
+    mov [rax + 0x78], r15
+    pop qword [rax]
+%endmacro
 
 global vmx_exit_stub
 vmx_exit_stub:
@@ -61,31 +82,16 @@ vmx_exit_stub:
     pop rsi
     add rsp, 24
     vmresume
-    sub rsp, 24                     ; VMRESUME failed: report through the slow path's end
+    SAVE_GPRS                       ; VMRESUME failed: the guest's GPRs are live, keep them
     jmp .failed
 .slow:
     pop rax
     pop rdx
     pop rbx
-    push rax
-    mov rax, [rsp + 8]          ; the vcpu pointer stored at HOST_RSP
-    mov [rax + 0x08], rcx
-    mov [rax + 0x10], rdx
-    mov [rax + 0x18], rbx
-    mov [rax + 0x28], rbp
-    mov [rax + 0x30], rsi
-    mov [rax + 0x38], rdi
-    mov [rax + 0x40], r8
-    mov [rax + 0x48], r9
-    mov [rax + 0x50], r10
-    mov [rax + 0x58], r11
-    mov [rax + 0x60], r12
-    mov [rax + 0x68], r13
-    mov [rax + 0x70], r14
-    mov [rax + 0x78], r15
-    pop qword [rax]
+    SAVE_GPRS
     mov rdi, rax
     call vmexit_handler         ; rsp == HOST_RSP: 16-byte aligned
+.restore:
     mov rcx, [rax + 0x08]
     mov rdx, [rax + 0x10]
     mov rbx, [rax + 0x18]
@@ -108,9 +114,9 @@ vmx_exit_stub:
 .launch:
     vmlaunch                        ; a fresh vmcs02 for L2
 .failed:
-    mov rdi, [rsp]              ; VMRESUME failed: report with state, never return
-    call vmresume_failed
-    ud2
+    mov rdi, [rsp]              ; VM entry failed: the guest's GPRs are in vcpu->rc.regs
+    call vmresume_failed        ; fatal, or (a vmcs02 the CPU refused) back to L1
+    jmp .restore
 
 ; int vmx_launch(void): returns only on failure (1 = VMfailInvalid, 2 = VMfailValid)
 global vmx_launch

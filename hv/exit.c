@@ -132,9 +132,18 @@ struct vcpu *vmexit_handler(struct vcpu *v)
     return v;
 }
 
-__attribute__((noreturn)) void vmresume_failed(struct vcpu *v)
+struct vcpu *vmresume_failed(struct vcpu *v)
 {
-    log_err("cpu%u: VMRESUME failed, VM-instruction error %llu", v->id,
-            (unsigned long long)vmcs_read(VM_INSTRUCTION_ERROR));
-    exit_fatal(v, "VMRESUME failed");
+    uint32_t err = (uint32_t)vmcs_read(VM_INSTRUCTION_ERROR);
+    if (v->nested.guest_mode) {
+        /* vmcs12 passed hv's checks but the CPU refused vmcs02: L1's VMLAUNCH/VMRESUME
+         * fails as the CPU would have failed it, and hv keeps running. */
+        log_err("cpu%u: the CPU refused vmcs02 (VM-instruction error %u): L1's VM entry fails instead", v->id, err);
+        nested_hw_refused(&v->nv, err);
+        v->launch_pending = false;
+        regcache_flush(&v->rc);
+        return v;
+    }
+    log_err("cpu%u: VM entry failed, VM-instruction error %u", v->id, err);
+    exit_fatal(v, "VM entry failed");
 }

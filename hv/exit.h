@@ -21,6 +21,7 @@ unsigned guest_cpl(struct vcpu *v);
 /* Log everything about an exit hv cannot handle, print statistics, reset the machine. */
 __attribute__((noreturn)) void exit_fatal(struct vcpu *v, const char *why);
 void stats_print(struct vcpu *v);
+struct vcpu *vmresume_failed(struct vcpu *v);
 void stats_print_all(const char *why);
 
 /* Handlers, each with its topic */

@@ -26,6 +26,7 @@ struct nested_state {
     bool vmxon;              /* L1 is in VMX operation */
     bool guest_mode;         /* L2 is running: vmcs02 is the current hardware VMCS */
     bool vmcs02_launched;    /* vmcs02 was launched for current_ptr: VMRESUME it */
+    bool launch_was_clear;   /* the entry in flight was a VMLAUNCH */
     uint64_t vmxon_ptr;
     uint64_t current_ptr;    /* ~0 when L1 has no current VMCS */
     uint64_t vmcs02_for;     /* the vmcs12 whose L2 vmcs02 holds */
@@ -66,6 +67,9 @@ void nested_handle_vmx_insn(struct nested_vcpu *nv, uint32_t reason);
 /* An exit while L2 runs: true if it was reflected to L1 (nothing else to do), false if
  * hv handles it itself (on L2's state in vmcs02). */
 bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason);
+/* The CPU refused vmcs02 (VMfailValid on VMLAUNCH/VMRESUME of it): back to vmcs01,
+ * and L1's VM-entry instruction fails with that error. */
+void nested_hw_refused(struct nested_vcpu *nv, uint32_t vm_instruction_error);
 /* The CR4.VMXE bit may be cleared only outside VMX operation. */
 static inline bool nested_in_vmx_operation(const struct nested_vcpu *nv) { return nv->n->vmxon; }
 

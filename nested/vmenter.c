@@ -215,10 +215,24 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
         nested_entry_fail(nv, EXIT_REASON_MSR_LOAD_FAIL, bad);
         return;
     }
+    n->launch_was_clear = !c->launch_state;
     c->launch_state = 1;
     n->guest_mode = true;
     nv->rc->guest_cr3_owned_by_nested = true;
     *nv->launch_pending = !n->vmcs02_launched;
     n->vmcs02_launched = true;
     n->nested_entries++;
+}
+
+void nested_hw_refused(struct nested_vcpu *nv, uint32_t err)
+{
+    struct nested_state *n = nv->n;
+    regcache_reset(nv->rc); /* the cache described vmcs02 */
+    nv->rc->guest_cr3_owned_by_nested = false;
+    n->guest_mode = false;
+    n->vmcs02_for = ~0ull; /* start the next entry from a clear vmcs02 */
+    if (n->launch_was_clear)
+        n->cache->launch_state = 0;
+    vmptrld(n->vmcs01_pa);
+    nested_vmx_fail(nv, err == VMXERR_ENTRY_INVALID_HOST ? err : VMXERR_ENTRY_INVALID_CONTROL);
 }

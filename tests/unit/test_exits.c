@@ -54,6 +54,9 @@ __attribute__((noreturn)) void platform_reset(const char *why)
 }
 
 void vmcs01_dump_guest(struct vcpu *v) { dump_calls++; }
+static int hw_refused_calls;
+static uint32_t hw_refused_err;
+void nested_hw_refused(struct nested_vcpu *nv, uint32_t err) { hw_refused_calls++, hw_refused_err = err; }
 
 static int ept_calls, mtf_calls, io_calls;
 void handle_ept_violation(struct vcpu *v) { ept_calls++; }
@@ -1089,6 +1092,38 @@ static void test_pending_nmi(void)
     check_rip_unchanged("nmi window");
 }
 
+/* A VM entry the CPU refuses: fatal for hv's own guest, L1's VMfail when it was vmcs02. */
+static void test_vmresume_failed(void)
+{
+    setup(EXIT_REASON_CPUID);
+    fake_vmcs_set(VM_INSTRUCTION_ERROR, 7);
+    hw_refused_calls = 0;
+    v.nested.guest_mode = true;
+    v.launch_pending = true;
+    struct vcpu *r = NULL;
+    if (setjmp(reset_jmp) == 0) {
+        reset_armed = true;
+        r = vmresume_failed(&v);
+        reset_armed = false;
+    }
+    reset_armed = false;
+    CHECK(r == &v && hw_refused_calls == 1 && hw_refused_err == 7 && !v.launch_pending,
+          "refused vmcs02: back to L1 with error 7 (r %p, calls %d, err %u)", (void *)r, hw_refused_calls,
+          hw_refused_err);
+    v.nested.guest_mode = false;
+    hw_refused_calls = 0;
+    bool reset = false;
+    if (setjmp(reset_jmp) == 0) {
+        reset_armed = true;
+        vmresume_failed(&v);
+        reset_armed = false;
+    } else {
+        reset = true;
+    }
+    reset_armed = false;
+    CHECK(reset && hw_refused_calls == 0, "refused vmcs01: platform reset, not a nested VMfail");
+}
+
 int main(void)
 {
     test_log_capture();
@@ -1116,5 +1151,6 @@ int main(void)
     test_xsetbv();
     test_ud_exits();
     test_pending_nmi();
+    test_vmresume_failed();
     return test_summary();
 }
