@@ -4,6 +4,8 @@
 #include "../lib/pages.h"
 #include "../lib/x86.h"
 #include "../nested/nested.h"
+#include "../vmx/ept.h"
+#include "../vmx/vmx.h"
 #include "exit.h"
 #include "host.h"
 
@@ -36,6 +38,28 @@ void *hv_alloc_page(void) { return page_alloc(1); }
 int hv_rdmsr(uint32_t msr, uint64_t *val) { return safe_rdmsr(msr, val); }
 int hv_wrmsr(uint32_t msr, uint64_t val) { return safe_wrmsr(msr, val); }
 
+/* EPT02's view of EPT01 (nested/ept02.h ept02_l1_page_fn): identity below EPT01's limit,
+ * hv's memory as EPT01 shows it to L1 (the zero page, never writable), nothing above. */
+static int l1_page(uint64_t gpa, uint64_t *host_pa, uint64_t *max_access)
+{
+    const struct ept *e = hv.ept;
+    if (!e || gpa >= e->limit)
+        return -1;
+    if (ept_is_hidden(e, gpa)) {
+        if (!e->hidden_page)
+            return -1;
+        *host_pa = e->hidden_page;
+        *max_access = EPT_R | EPT_X;
+        return 0;
+    }
+    *host_pa = gpa & ~(EPT_PAGE_4K - 1);
+    *max_access = EPT_RWX;
+    return 0;
+}
+
+/* EPT02 changed: this CPU's EPT-derived translations go (all contexts, as hv/exit_ept.c). */
+static void flush_ept(void) { invept(2, 0); }
+
 int vcpu_nested_init(struct vcpu *v)
 {
     struct nested_vcpu *nv = &v->nv;
@@ -56,6 +80,8 @@ int vcpu_nested_init(struct vcpu *v)
     nv->shadow_exit_info = hv.msrs.misc & (1ull << 29);
     nv->vmread_bitmap = (uint64_t)(uintptr_t)hv.shadow_vmread_bitmap;
     nv->vmwrite_bitmap = (uint64_t)(uintptr_t)hv.shadow_vmwrite_bitmap;
+    nv->l1_page = l1_page;
+    nv->flush_ept = flush_ept;
     v->nested.vmcs01_pa = v->vmcs_pa;
     return nested_vcpu_init(nv);
 }

@@ -1,5 +1,6 @@
 /* The VMX capability MSRs hv advertises to L1 (SDM Vol. 3D Appendix A). */
 #include "caps.h"
+#include <stddef.h>
 #include "../lib/x86.h"
 #include "../vmx/vmx_bits.h"
 #include "vmcs12.h"
@@ -15,13 +16,20 @@
                         CPU_BASED_UNCOND_IO_EXITING | CPU_BASED_USE_IO_BITMAPS |                            \
                         CPU_BASED_MONITOR_TRAP_FLAG | CPU_BASED_USE_MSR_BITMAPS |                           \
                         CPU_BASED_MONITOR_EXITING | CPU_BASED_PAUSE_EXITING | CPU_BASED_ACTIVATE_SECONDARY)
-#define PROC2_SUPPORTED (SECONDARY_RDTSCP | SECONDARY_VPID | SECONDARY_WBINVD_EXITING | SECONDARY_RDRAND_EXITING | \
-                         SECONDARY_INVPCID | SECONDARY_RDSEED_EXITING | SECONDARY_XSAVES)
+#define PROC2_SUPPORTED (SECONDARY_EPT | SECONDARY_RDTSCP | SECONDARY_VPID | SECONDARY_WBINVD_EXITING |             \
+                         SECONDARY_UNRESTRICTED_GUEST | SECONDARY_RDRAND_EXITING | SECONDARY_INVPCID |         \
+                         SECONDARY_RDSEED_EXITING | SECONDARY_XSAVES)
 #define EXIT_SUPPORTED (VM_EXIT_SAVE_DEBUG_CONTROLS | VM_EXIT_HOST_ADDR_SPACE_SIZE | VM_EXIT_ACK_INTR_ON_EXIT | \
                         VM_EXIT_SAVE_PAT | VM_EXIT_LOAD_PAT | VM_EXIT_SAVE_EFER | VM_EXIT_LOAD_EFER |         \
                         VM_EXIT_SAVE_PREEMPTION_TIMER)
 #define ENTRY_SUPPORTED (VM_ENTRY_LOAD_DEBUG_CONTROLS | VM_ENTRY_IA32E_MODE | VM_ENTRY_LOAD_PAT | VM_ENTRY_LOAD_EFER)
 
+/* EPT for L1 (nested/ept02.c): what EPT02 can shadow. Execute-only, UC paging structures and
+ * large pages as the CPU has them (EPT02 maps large EPT12 pages with 4 KiB leaves); 4-level
+ * walks, WB and INVEPT of both types always (hv needs the first two, emulates the last). No
+ * accessed/dirty flags (21), no #VE, no EPTP switching, no advanced exit information (22). */
+#define EPT_CAPS_AS_HW (EPT_CAP_EXEC_ONLY | EPT_CAP_UC | EPT_CAP_2M | EPT_CAP_1G)
+#define EPT_CAPS_ALWAYS (EPT_CAP_PWL4 | EPT_CAP_WB | EPT_CAP_INVEPT | EPT_CAP_INVEPT_SINGLE | EPT_CAP_INVEPT_ALL)
 #define VPID_CAPS (EPT_CAP_INVVPID | EPT_CAP_INVVPID_ADDR | EPT_CAP_INVVPID_SINGLE | EPT_CAP_INVVPID_ALL | \
                    EPT_CAP_INVVPID_SINGLE_NONGLOBAL)
 
@@ -82,6 +90,12 @@ void nested_caps_init(struct nested_caps *c, const struct vmx_msrs *hw)
 
     if (nested_allowed1(c->true_procbased) & CPU_BASED_ACTIVATE_SECONDARY)
         c->procbased2 = ctl(hw->procbased2, PROC2_SUPPORTED);
+    /* EPT only where hv's own EPT01 works the same way (4-level, WB); unrestricted guest
+     * only with EPT (SDM 26.2.1.1: it requires "enable EPT"). */
+    if ((hw->ept_vpid & (EPT_CAP_PWL4 | EPT_CAP_WB)) != (EPT_CAP_PWL4 | EPT_CAP_WB))
+        c->procbased2 &= ~((uint64_t)SECONDARY_EPT << 32);
+    if (!(nested_allowed1(c->procbased2) & SECONDARY_EPT))
+        c->procbased2 &= ~((uint64_t)SECONDARY_UNRESTRICTED_GUEST << 32);
 
     /* A.6: timer rate and LMA storing as the hardware; only the HLT activity state;
      * at most 4 CR3 targets; 512 MSRs per list (27:25 = 0); no SMM features, no
@@ -92,7 +106,8 @@ void nested_caps_init(struct nested_caps *c, const struct vmx_msrs *hw)
     c->misc = (hw->misc & (MISC_TIMER_RATE | MISC_STORE_LMA | MISC_ACTIVITY_HLT | MISC_VMWRITE_ANY)) |
               (uint64_t)cr3_targets << MISC_CR3_TARGETS_SH;
 
-    /* A.7, A.8: as the hardware (no unrestricted guest: PE and PG stay fixed to 1). */
+    /* A.7, A.8: as the hardware. PE and PG stay reported as fixed to 1: unrestricted guest
+     * lifts them for the guest CR0 only (26.3.1.1), as on hardware. */
     c->cr0_fixed0 = hw->cr0_fixed0;
     c->cr0_fixed1 = hw->cr0_fixed1;
     c->cr4_fixed0 = hw->cr4_fixed0;
@@ -100,11 +115,13 @@ void nested_caps_init(struct nested_caps *c, const struct vmx_msrs *hw)
 
     c->vmcs_enum = vmcs_enum();
 
-    /* A.10: no EPT capability at all; INVVPID and its types as the hardware. */
+    /* A.10: EPT as EPT02 shadows it; INVVPID and its types as the hardware. */
     if (nested_allowed1(c->procbased2) & SECONDARY_VPID)
         c->ept_vpid = hw->ept_vpid & VPID_CAPS;
     if (!(c->ept_vpid & EPT_CAP_INVVPID))
         c->ept_vpid = 0;
+    if (nested_allowed1(c->procbased2) & SECONDARY_EPT)
+        c->ept_vpid |= (hw->ept_vpid & EPT_CAPS_AS_HW) | EPT_CAPS_ALWAYS;
     c->vmfunc = 0; /* A.11 (the MSR does not even exist for L1: no "enable VM functions") */
 }
 
@@ -152,4 +169,21 @@ bool nested_ctl_ok(uint64_t cap_msr, uint32_t value)
 {
     uint32_t must1 = nested_allowed0(cap_msr), may1 = nested_allowed1(cap_msr);
     return (value & must1) == must1 && (value & ~may1) == 0;
+}
+
+/* 26.2.1.1 "enable EPT": the EPTP (25.6.11) as IA32_VMX_EPT_VPID_CAP advertises it. */
+const char *nested_eptp_problem(const struct nested_caps *c, uint64_t eptp, uint8_t phys_bits)
+{
+    unsigned mt = eptp & 7;
+    if (!((mt == 0 && (c->ept_vpid & EPT_CAP_UC)) || (mt == 6 && (c->ept_vpid & EPT_CAP_WB))))
+        return "26.2.1.1: EPTP memory type not supported (IA32_VMX_EPT_VPID_CAP bits 8, 14)";
+    if (((eptp >> 3) & 7) != 3 || !(c->ept_vpid & EPT_CAP_PWL4))
+        return "26.2.1.1: EPTP page-walk length must be 4 (bits 5:3 = 3)";
+    if ((eptp & (1ull << 6)) && !(c->ept_vpid & EPT_CAP_AD))
+        return "26.2.1.1: EPTP bit 6 (accessed/dirty flags) requires IA32_VMX_EPT_VPID_CAP[21]";
+    if (eptp & 0xf80)
+        return "26.2.1.1: EPTP bits 11:7 are reserved";
+    if (phys_bits < 64 && (eptp >> phys_bits))
+        return "26.2.1.1: EPTP beyond physical-address width";
+    return NULL;
 }

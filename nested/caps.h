@@ -1,14 +1,16 @@
 /*
  * The VMX capabilities hv advertises to L1: the IA32_VMX_* MSR values (SDM Vol. 3D
  * Appendix A) L1 reads, derived from the hardware's and cut down to what nested/
- * emulates (no EPT, no unrestricted guest, no APIC virtualization, no posted interrupts,
- * no shadow VMCS, no PML, no VM functions, no SMM/dual-monitor, no perf-global controls).
+ * emulates (EPT and unrestricted guest through EPT02, nested/ept02.h; no APIC
+ * virtualization, no posted interrupts, no shadow VMCS, no PML, no VM functions, no
+ * SMM/dual-monitor, no perf-global controls, no EPT A/D flags, #VE or EPTP switching).
  */
 #ifndef NESTED_CAPS_H
 #define NESTED_CAPS_H
 #include <stdbool.h>
 #include <stdint.h>
 #include "../vmx/caps.h"
+#include "../vmx/vmx_bits.h"
 
 struct nested_caps {
     uint64_t basic;                                       /* 0x480 */
@@ -43,4 +45,14 @@ static inline uint32_t nested_allowed0(uint64_t cap_msr) { return (uint32_t)cap_
 static inline uint32_t nested_allowed1(uint64_t cap_msr) { return (uint32_t)(cap_msr >> 32); }
 /* IA32_VMX_MISC[24:16]: number of CR3-target values advertised. */
 static inline unsigned nested_cr3_targets(const struct nested_caps *c) { return (unsigned)(c->misc >> 16) & 0x1ff; }
+/* "enable EPT" may be set (IA32_VMX_PROCBASED_CTLS2[33]). */
+static inline bool nested_has_ept(const struct nested_caps *c) { return (c->procbased2 >> 32) & SECONDARY_EPT; }
+/* An EPTP L1 may use (25.6.11 as advertised: memory type, 4-level walk, no A/D flags,
+ * bits 11:7 reserved, within the physical-address width): NULL, or the rule it breaks.
+ * The VM-entry check of "enable EPT" and INVEPT's single-context check (31.3). */
+const char *nested_eptp_problem(const struct nested_caps *c, uint64_t eptp, uint8_t phys_bits);
+static inline bool nested_eptp_valid(const struct nested_caps *c, uint64_t eptp, uint8_t phys_bits)
+{
+    return nested_eptp_problem(c, eptp, phys_bits) == 0;
+}
 #endif

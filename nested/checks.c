@@ -58,7 +58,7 @@ struct ctx {
     const struct nested_caps *c;
     uint8_t pa;
     uint32_t pin, proc, proc2, exit, entry, intr_info, intr_type, vector;
-    bool intr_valid, ia32e_guest, host64, v86;
+    bool intr_valid, ia32e_guest, host64, v86, ept, ug;
     uint64_t qual;
 };
 
@@ -87,6 +87,8 @@ static void ctx_init(struct ctx *x, const struct vmcs12 *v, const struct nested_
     x->ia32e_guest = x->entry & VM_ENTRY_IA32E_MODE;
     x->host64 = x->exit & VM_EXIT_HOST_ADDR_SPACE_SIZE;
     x->v86 = G(GUEST_RFLAGS) & RFLAGS_VM;
+    x->ept = x->proc2 & SECONDARY_EPT;
+    x->ug = x->proc2 & SECONDARY_UNRESTRICTED_GUEST;
 }
 
 /* Linear addresses are 48 bits (L1 is not offered 5-level paging). */
@@ -152,8 +154,13 @@ static bool check_exec_controls(struct ctx *x)
         !page_addr_ok(x, MSR_BITMAP, "26.2.1.1: MSR-bitmap address bits 11:0 must be 0",
                       "26.2.1.1: MSR-bitmap address beyond physical-address width"))
         return false;
-    /* No TPR shadow, APIC virtualization, posted interrupts, EPT, PML, VM functions,
-     * shadow VMCS or #VE for L1: their controls fail the reserved-bit checks above. */
+    /* No TPR shadow, APIC virtualization, posted interrupts, PML, VM functions, shadow
+     * VMCS or #VE for L1: their controls fail the reserved-bit checks above. */
+    if (x->ept) {
+        const char *why = nested_eptp_problem(c, vmcs12_eptp(x->v), x->pa);
+        CHECK_RULE(!why, why);
+    }
+    CHECK_RULE(x->ept || !x->ug, "26.2.1.1: unrestricted guest requires enable EPT");
     CHECK_RULE((x->pin & PIN_BASED_NMI_EXITING) || !(x->pin & PIN_BASED_VIRTUAL_NMIS),
                "26.2.1.1: virtual NMIs require NMI exiting");
     CHECK_RULE((x->pin & PIN_BASED_VIRTUAL_NMIS) || !(x->proc & CPU_BASED_NMI_WINDOW_EXITING),
@@ -311,10 +318,10 @@ static bool check_guest_cr_msrs(struct ctx *x)
 {
     const struct nested_caps *c = x->c;
     uint64_t cr0 = G(GUEST_CR0), cr4 = G(GUEST_CR4);
-    /* No unrestricted guest for L1: PE and PG are checked. NW and CD never are. */
-    uint64_t nw_cd = CR0_NW | CR0_CD;
-    CHECK_RULE(fixed_ok(cr0 & ~nw_cd, c->cr0_fixed0 & ~nw_cd, c->cr0_fixed1 | nw_cd),
-               "26.3.1.1: guest CR0 fixed bits (IA32_VMX_CR0_FIXED0/1)");
+    /* NW and CD are never checked; PE and PG not with unrestricted guest. */
+    uint64_t free = CR0_NW | CR0_CD | (x->ug ? CR0_PE | CR0_PG : 0);
+    CHECK_RULE(fixed_ok(cr0 & ~free, c->cr0_fixed0 & ~free, c->cr0_fixed1 | free),
+               "26.3.1.1: guest CR0 fixed bits (IA32_VMX_CR0_FIXED0/1; PE, PG free with unrestricted guest)");
     CHECK_RULE(!(cr0 & CR0_PG) || (cr0 & CR0_PE), "26.3.1.1: guest CR0.PG requires CR0.PE");
     CHECK_RULE(fixed_ok(cr4, c->cr4_fixed0, c->cr4_fixed1), "26.3.1.1: guest CR4 fixed bits (IA32_VMX_CR4_FIXED0/1)");
     if (x->entry & VM_ENTRY_LOAD_DEBUG_CONTROLS) {
@@ -421,20 +428,27 @@ static bool check_guest_code_stack(struct ctx *x)
     uint32_t cs_ar = (uint32_t)G(GUEST_CS_AR_BYTES), ss_ar = (uint32_t)G(GUEST_SS_AR_BYTES);
     uint32_t cs_type = AR_TYPE(cs_ar);
     uint64_t ss_sel = G(GUEST_SS_SELECTOR);
-    /* No unrestricted guest: SS.RPL = CS.RPL, CS is an accessed code segment. */
-    SEG_RULE(SEL_RPL(ss_sel) == SEL_RPL(G(GUEST_CS_SELECTOR)), &SEG_SS, "selector RPL must equal CS RPL");
+    bool pe = G(GUEST_CR0) & CR0_PE;
+    /* Unrestricted guest (real mode, big real mode) relaxes the RPL/DPL rules and allows a
+     * read/write data segment in CS. */
+    if (!x->ug)
+        SEG_RULE(SEL_RPL(ss_sel) == SEL_RPL(G(GUEST_CS_SELECTOR)), &SEG_SS, "selector RPL must equal CS RPL");
     SEG_RULE(!(G(GUEST_CS_BASE) >> 32), &SEG_CS, "base bits 63:32 must be 0");
-    SEG_RULE(cs_type == 9 || cs_type == 11 || cs_type == 13 || cs_type == 15, &SEG_CS,
-             "AR type must be 9, 11, 13 or 15 (accessed code)");
-    if (cs_type <= 11)
+    SEG_RULE(cs_type == 9 || cs_type == 11 || cs_type == 13 || cs_type == 15 || (x->ug && cs_type == 3), &SEG_CS,
+             x->ug ? "AR type must be 3, 9, 11, 13 or 15 (unrestricted guest)"
+                   : "AR type must be 9, 11, 13 or 15 (accessed code)");
+    if (cs_type == 3)
+        SEG_RULE(AR_DPL(cs_ar) == 0, &SEG_CS, "AR DPL must be 0 for type 3 (unrestricted guest)");
+    else if (cs_type <= 11)
         SEG_RULE(AR_DPL(cs_ar) == AR_DPL(ss_ar), &SEG_CS, "AR DPL must equal SS DPL (non-conforming code)");
     else
         SEG_RULE(AR_DPL(cs_ar) <= AR_DPL(ss_ar), &SEG_CS, "AR DPL must not exceed SS DPL (conforming code)");
     SEG_RULE(!x->ia32e_guest || !(cs_ar & AR_L) || !(cs_ar & AR_DB), &SEG_CS, "AR D/B must be 0 with L=1 in IA-32e mode");
     if (!seg_common_ok(x, &SEG_CS, true))
         return false;
-    /* The SS rules for CR0.PE=0 and CS type 3 need unrestricted guest: not for L1. */
-    SEG_RULE(AR_DPL(ss_ar) == SEL_RPL(ss_sel), &SEG_SS, "AR DPL must equal selector RPL");
+    if (!x->ug)
+        SEG_RULE(AR_DPL(ss_ar) == SEL_RPL(ss_sel), &SEG_SS, "AR DPL must equal selector RPL");
+    SEG_RULE(AR_DPL(ss_ar) == 0 || (pe && cs_type != 3), &SEG_SS, "AR DPL must be 0 with CS type 3 or CR0.PE=0");
     if (ss_ar & AR_UNUSABLE)
         return true;
     SEG_RULE(!(G(GUEST_SS_BASE) >> 32), &SEG_SS, "base bits 63:32 must be 0");
@@ -456,7 +470,7 @@ static bool check_guest_data_segments(struct ctx *x)
             SEG_RULE(!(G(s->base) >> 32), s, "base bits 63:32 must be 0");
         SEG_RULE(type & 1, s, "AR type must be accessed");
         SEG_RULE(!(type & 8) || (type & 2), s, "AR type: code segment must be readable");
-        SEG_RULE(type > 11 || AR_DPL(ar) >= SEL_RPL(G(s->sel)), s, "AR DPL must not be below selector RPL");
+        SEG_RULE(x->ug || type > 11 || AR_DPL(ar) >= SEL_RPL(G(s->sel)), s, "AR DPL must not be below selector RPL");
         if (!seg_common_ok(x, s, true))
             return false;
     }
@@ -586,16 +600,29 @@ static bool check_guest_link_pointer(struct ctx *x)
     return true;
 }
 
+/* 26.3.1.6: with EPT and PAE paging the CPU takes the PDPTEs from the VMCS fields, and
+ * a present one must not set reserved bits (2:1, 8:5, 63:MAXPHYADDR). Qualification 2, as
+ * for a bad PDPTE loaded from memory without EPT (the entry path's business). */
+static bool check_guest_pdptes(struct ctx *x)
+{
+    if (!x->ept || x->ia32e_guest || !(G(GUEST_CR0) & CR0_PG) || !(G(GUEST_CR4) & CR4_PAE))
+        return true;
+    for (int i = 0; i < 4; i++) {
+        uint64_t pdpte = G(GUEST_PDPTR0 + 2 * i);
+        CHECK_RULE_Q(!(pdpte & 1) || (!(pdpte & 0x1e6) && pa_ok(x, pdpte & ~0xfffull)), ENTRY_FAIL_PDPTE,
+                     "26.3.1.6: guest PDPTE reserved bits (enable EPT, PAE paging)");
+    }
+    return true;
+}
+
 int nested_check_guest(const struct vmcs12 *v, const struct nested_caps *c, uint8_t phys_bits,
                        uint64_t *exit_qual)
 {
     struct ctx ctx, *x = &ctx;
     ctx_init(x, v, c, phys_bits);
-    /* 26.3.1.6 (PDPTEs) applies with EPT only; without EPT the PDPTEs are loaded from
-     * guest CR3 during entry, which is the entry path's business (qualification 2). */
     bool ok = check_guest_cr_msrs(x) && check_guest_rip_rflags(x) && check_guest_segments(x) &&
               check_guest_descriptor_tables(x) && check_guest_activity(x) && check_guest_interruptibility(x) &&
-              check_guest_pending_debug(x) && check_guest_link_pointer(x);
+              check_guest_pending_debug(x) && check_guest_link_pointer(x) && check_guest_pdptes(x);
     *exit_qual = ok ? ENTRY_FAIL_DEFAULT : x->qual;
     return ok ? 0 : EXIT_REASON_INVALID_STATE;
 }

@@ -145,6 +145,8 @@ static void handle_vmxon(struct nested_vcpu *nv)
 
 static void handle_vmxoff(struct nested_vcpu *nv)
 {
+    /* EPT02 shadows an EPT12 in memory L1 may now reuse for anything: drop it. */
+    nested_ept02_invalidate(nv, 2, 0);
     nested_vmcs12_writeback(nv);
     nested_shadow_deactivate(nv);
     nv->n->vmxon = false;
@@ -212,6 +214,9 @@ static void handle_vmptrst(struct nested_vcpu *nv)
     vmx_succeed(nv);
 }
 
+/* The feature-dependent vmcs12 fields that exist for L1 (nested/vmcs12.h). */
+static unsigned features(const struct nested_vcpu *nv) { return nested_has_ept(nv->caps) ? VMCS12_FEAT_EPT : 0; }
+
 static void handle_vmread(struct nested_vcpu *nv)
 {
     uint32_t info = (uint32_t)reg_read(nv->rc, HV_REG_EXIT_INSTR_INFO);
@@ -224,7 +229,7 @@ static void handle_vmread(struct nested_vcpu *nv)
     if (!l64)
         field &= 0xffffffff;
     nested_shadow_pull(nv);
-    int err = vmcs12_vmread(nv->n->cache, field, &val);
+    int err = vmcs12_vmread_feat(nv->n->cache, field, &val, features(nv));
     if (err) {
         nested_vmx_fail(nv, (uint32_t)err);
         return;
@@ -263,12 +268,35 @@ static void handle_vmwrite(struct nested_vcpu *nv)
         val &= 0xffffffff;
     }
     nested_shadow_pull(nv);
-    int err = vmcs12_vmwrite(nv->n->cache, field, val, nv->caps->misc & (1ull << 29));
+    int err = vmcs12_vmwrite_feat(nv->n->cache, field, val, nv->caps->misc & (1ull << 29), features(nv));
     if (err) {
         nested_vmx_fail(nv, (uint32_t)err);
         return;
     }
     nested_shadow_push_field(nv, (uint32_t)field & ~1u);
+    vmx_succeed(nv);
+}
+
+static void handle_invept(struct nested_vcpu *nv)
+{
+    uint32_t info = (uint32_t)reg_read(nv->rc, HV_REG_EXIT_INSTR_INFO);
+    uint64_t type = reg_read(nv->rc, (enum hv_reg)((info >> 28) & 15)), gva, desc[2];
+    if (!long_mode_64())
+        type &= 0xffffffff;
+    /* Supported types: IA32_VMX_EPT_VPID_CAP bits 25 (single-context) and 26 (all-context). */
+    if ((type != 1 && type != 2) || !(nv->caps->ept_vpid & (1ull << (24 + type)))) {
+        nested_vmx_fail(nv, VMXERR_INVALID_INVEPT_INVVPID);
+        return;
+    }
+    if (operand_gva(nv, info, &gva) || guest_read(nv, gva, desc, 16))
+        return;
+    /* 31.3 INVEPT: only single-context looks at the descriptor, and only at the EPTP a VM
+     * entry would accept; the reserved bits 127:64 are not checked (nor by Bochs, nor KVM). */
+    if (type == 1 && !nested_eptp_valid(nv->caps, desc[0], nv->phys_bits)) {
+        nested_vmx_fail(nv, VMXERR_INVALID_INVEPT_INVVPID);
+        return;
+    }
+    nested_ept02_invalidate(nv, type, desc[0]);
     vmx_succeed(nv);
 }
 
@@ -300,11 +328,12 @@ static void handle_invvpid(struct nested_vcpu *nv)
 void nested_handle_vmx_insn(struct nested_vcpu *nv, uint32_t reason)
 {
     bool has_vpid = (nv->caps->procbased2 >> 32) & SECONDARY_VPID;
+    bool has_invept = nested_has_ept(nv->caps) && (nv->caps->ept_vpid & EPT_CAP_INVEPT);
     if (reason == EXIT_REASON_VMXON) {
         handle_vmxon(nv);
         return;
     }
-    if (reason == EXIT_REASON_INVEPT || (reason == EXIT_REASON_INVVPID && !has_vpid)) {
+    if ((reason == EXIT_REASON_INVEPT && !has_invept) || (reason == EXIT_REASON_INVVPID && !has_vpid)) {
         hv_inject_exception(nv->rc, 6, false, 0); /* not advertised: #UD, as on such a CPU */
         return;
     }
@@ -319,6 +348,7 @@ void nested_handle_vmx_insn(struct nested_vcpu *nv, uint32_t reason)
     case EXIT_REASON_VMWRITE: handle_vmwrite(nv); break;
     case EXIT_REASON_VMLAUNCH: nested_vmenter(nv, true); break;
     case EXIT_REASON_VMRESUME: nested_vmenter(nv, false); break;
+    case EXIT_REASON_INVEPT: handle_invept(nv); break;
     case EXIT_REASON_INVVPID: handle_invvpid(nv); break;
     default: hv_inject_exception(nv->rc, 6, false, 0);
     }

@@ -37,6 +37,8 @@ struct nested_state {
     uint64_t nested_entries, reflected_exits;
     uint64_t shadow_pa;      /* hardware shadow VMCS linked from vmcs01 (nested/shadow.c) */
     bool shadowing;          /* vmcs01 has VMCS shadowing on: the shadow holds vmcs12 */
+    bool ept12;              /* L2 runs with L1's EPT: on EPT02 (nested/ept02.h), not EPT01 */
+    struct ept02 *ept02;     /* this vCPU's EPT02, from the first entry with L1's EPT on */
 };
 
 /* What nested/ needs of one vCPU; hv fills it once. */
@@ -55,6 +57,10 @@ struct nested_vcpu {
     bool shadow_ok;                         /* the CPU has VMCS shadowing and hv uses it */
     bool shadow_exit_info;                  /* exit-information fields live in the shadow too */
     uint64_t vmread_bitmap, vmwrite_bitmap; /* shared by all vCPUs (nested_shadow_bitmaps) */
+    /* For EPT02 (nested/ept02.h): where EPT01 puts an L1 page (ept02_l1_page_fn), and INVEPT
+     * of all contexts on this CPU. Pointers, not hv_* functions: NULL in host tests. */
+    int (*l1_page)(uint64_t l1_gpa, uint64_t *host_pa, uint64_t *max_access);
+    void (*flush_ept)(void);
 };
 
 /* VMREAD/VMWRITE bitmaps for VMCS shadowing: the fields hv supports run in hardware. */
@@ -64,8 +70,8 @@ int nested_vcpu_init(struct nested_vcpu *nv);   /* allocate cache, vmcs02, bitma
 
 /* The VMX instruction exits of L1 (reason 19..27, 50, 53). */
 void nested_handle_vmx_insn(struct nested_vcpu *nv, uint32_t reason);
-/* An exit while L2 runs: true if it was reflected to L1 (nothing else to do), false if
- * hv handles it itself (on L2's state in vmcs02). */
+/* An exit while L2 runs: true if nested/ dealt with it (reflected to L1, or an EPT02 fault
+ * resolved: nothing else to do), false if hv handles it itself (on L2's state in vmcs02). */
 bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason);
 /* The CPU refused vmcs02 (VMfailValid on VMLAUNCH/VMRESUME of it): back to vmcs01,
  * and L1's VM-entry instruction fails with that error. */

@@ -29,6 +29,18 @@ void nested_shadow_push_field(struct nested_vcpu *nv, uint32_t encoding);
 void nested_shadow_activate(struct nested_vcpu *nv);
 void nested_shadow_deactivate(struct nested_vcpu *nv);
 
+/* EPT02 on the VMCS side (nested/ept02_exit.c). */
+/* Before vmcs02 is built for L1's EPT: EPT02 set up and shadowing vmcs12's EPTP. 0 or -1. */
+int nested_ept02_enter(struct nested_vcpu *nv);
+/* First at every L2 exit: ends hv's single step over a dropped write; true if the exit
+ * was that step's MTF and nothing else is to be done. */
+bool nested_ept02_before_exit(struct nested_vcpu *nv, uint32_t basic);
+/* An EPT violation/misconfiguration of L2 on EPT02: 0 if resolved (L2 retries), else the
+ * exit reason (48, 49) to reflect with *qual12. */
+uint32_t nested_ept02_exit(struct nested_vcpu *nv, uint32_t basic, uint64_t *qual12);
+/* L1's INVEPT (checked), L1's VMXOFF (type 2): EPT02 and the CPU's EPT TLB cleared. */
+void nested_ept02_invalidate(struct nested_vcpu *nv, uint64_t type, uint64_t eptp);
+
 static inline uint64_t v12(const struct nested_vcpu *nv, uint32_t f) { return vmcs12_get(nv->n->cache, f); }
 static inline void v12_set(struct nested_vcpu *nv, uint32_t f, uint64_t x) { vmcs12_set(nv->n->cache, f, x); }
 #endif

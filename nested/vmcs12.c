@@ -8,9 +8,11 @@
 /*
  * Every encoding hv supports for L1, sorted ascending; the position in this array is
  * also the slot in struct vmcs12.fields[] (and so the layout of L1's VMCS region).
- * Left out: fields of features hv does not advertise to L1 (posted interrupts, EPT,
+ * Left out: fields of features hv does not advertise to L1 (posted interrupts,
  * EPTP switching/VMFUNC, APIC virtualization and TPR shadow, PML, shadow VMCS, #VE,
- * XSAVES/ENCLS exiting bitmaps, TSC scaling, MPX, PAUSE-loop exiting, perf global ctrl).
+ * XSAVES/ENCLS exiting bitmaps, TSC scaling, MPX, PAUSE-loop exiting, perf global ctrl),
+ * and EPT_POINTER, which exists only while EPT is advertised: a feature-dependent field
+ * in its own slot past the table (vmcs12.h, vmcs12_vmread_feat).
  *
  * Sorted so that tests/unit/test_vmcs12.c can check it; lookups go through the small
  * map below vmcs12_field_index().
@@ -72,6 +74,7 @@ const uint16_t vmcs12_field_table[] = {
 _Static_assert(NR_FIELDS <= VMCS12_MAX_FIELDS, "VMCS12_MAX_FIELDS too small for the field table");
 
 const unsigned VMCS12_NR_FIELDS = NR_FIELDS;
+_Static_assert(NR_FIELDS <= VMCS12_SLOT_EPT_POINTER, "the feature-dependent slots follow the table");
 
 /*
  * hv looks fields up on every nested VM-Enter and exit, so besides the binary search
@@ -179,4 +182,32 @@ void vmcs12_set_slow(struct vmcs12 *v, uint32_t encoding, uint64_t val)
     int i = vmcs12_field_index(encoding);
     if (i >= 0)
         field_write(v, i, encoding, val);
+}
+
+/* The slot of a feature-dependent field (vmcs12.h), or -1. EPT_POINTER is a 64-bit
+ * control field: its high half (encoding bit 0) is accessible too (B.1). */
+static int feature_slot(uint64_t encoding, unsigned features)
+{
+    if ((features & VMCS12_FEAT_EPT) && (encoding | 1) == (EPT_POINTER | 1u))
+        return VMCS12_SLOT_EPT_POINTER;
+    return -1;
+}
+
+int vmcs12_vmread_feat(const struct vmcs12 *v, uint64_t encoding, uint64_t *val, unsigned features)
+{
+    int i = feature_slot(encoding, features);
+    if (i < 0)
+        return vmcs12_vmread(v, encoding, val);
+    *val = VMCS_FIELD_HIGH(encoding) ? v->fields[i] >> 32 : v->fields[i];
+    return 0;
+}
+
+int vmcs12_vmwrite_feat(struct vmcs12 *v, uint64_t encoding, uint64_t val, bool any_field_writable,
+                        unsigned features)
+{
+    int i = feature_slot(encoding, features);
+    if (i < 0)
+        return vmcs12_vmwrite(v, encoding, val, any_field_writable);
+    v->fields[i] = VMCS_FIELD_HIGH(encoding) ? (v->fields[i] & 0xffffffffull) | (val << 32) : val;
+    return 0;
 }

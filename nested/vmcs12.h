@@ -53,6 +53,15 @@ _Static_assert(sizeof(struct vmcs12) <= VMCS12_SIZE, "vmcs12 fits its 4 KiB regi
 
 extern const unsigned VMCS12_NR_FIELDS;
 
+/* Fields that exist only while hv advertises their feature: VMREAD/VMWRITE of a field the
+ * processor does not support fail with error 12 (SDM 31.3), so they stay out of the field
+ * table (whose fields always exist) and live in slots past it, at the end of fields[].
+ * EPT_POINTER exists with "enable EPT" (nested/ept02.h). */
+#define VMCS12_FEAT_EPT 1u
+#define VMCS12_SLOT_EPT_POINTER (VMCS12_MAX_FIELDS - 1)
+static inline uint64_t vmcs12_eptp(const struct vmcs12 *v) { return v->fields[VMCS12_SLOT_EPT_POINTER]; }
+static inline void vmcs12_set_eptp(struct vmcs12 *v, uint64_t eptp) { v->fields[VMCS12_SLOT_EPT_POINTER] = eptp; }
+
 /* Index of a supported encoding in fields[], or -1 (-> VMXERR_UNSUPPORTED_FIELD).
  * For a 64-bit field's high half (encoding bit 0 set) the index of the full field. */
 int vmcs12_field_index(uint64_t encoding);
@@ -66,6 +75,10 @@ bool vmcs12_field_read_only(uint32_t encoding); /* the VM-exit information field
  * any_field_writable (IA32_VMX_MISC[29] as advertised). */
 int vmcs12_vmread(const struct vmcs12 *v, uint64_t encoding, uint64_t *val);
 int vmcs12_vmwrite(struct vmcs12 *v, uint64_t encoding, uint64_t val, bool any_field_writable);
+/* The same, with the feature-dependent fields of the features (VMCS12_FEAT_*) advertised. */
+int vmcs12_vmread_feat(const struct vmcs12 *v, uint64_t encoding, uint64_t *val, unsigned features);
+int vmcs12_vmwrite_feat(struct vmcs12 *v, uint64_t encoding, uint64_t val, bool any_field_writable,
+                        unsigned features);
 
 /* hv's own accessors (full field width; unsupported encodings read 0 and are not
  * written). They run on every nested VM-Enter and exit, so the common case is inline:

@@ -15,6 +15,7 @@
 #include "../vmx/vmx.h"
 #include "../vmx/vmx_bits.h"
 #include "checks.h"
+#include "ept02.h"
 #include "nested_int.h"
 
 /* Guest state that vmcs02 takes from vmcs12 unchanged at entry and gives back at a
@@ -76,7 +77,9 @@ static void prepare_controls(struct nested_vcpu *nv)
         vmcs_write(IO_BITMAP_B, (uint64_t)(uintptr_t)nv->io_bitmap01_b);
         proc |= CPU_BASED_USE_IO_BITMAPS;
     }
-    /* L2 runs on EPT01 (L1 gets no EPT); without VPID every transition flushes L2's TLB. */
+    /* L2 runs on EPT02 with L1's EPT, else on EPT01; either way EPT is on, so unrestricted
+     * guest may pass through (it requires EPT, 26.2.1.1). Without VPID every transition
+     * flushes L2's linear translations. */
     proc2 = (proc2 & ~SECONDARY_VPID) | SECONDARY_EPT;
     proc |= CPU_BASED_ACTIVATE_SECONDARY;
     vmcs_write(PIN_BASED_VM_EXEC_CONTROL, adjust(hw->pinbased, (uint32_t)v12(nv, PIN_BASED_VM_EXEC_CONTROL)));
@@ -89,7 +92,7 @@ static void prepare_controls(struct nested_vcpu *nv)
     uint32_t entry = ((uint32_t)v12(nv, VM_ENTRY_CONTROLS) & VM_ENTRY_IA32E_MODE) | VM_ENTRY_LOAD_EFER |
                      VM_ENTRY_LOAD_PAT | VM_ENTRY_LOAD_DEBUG_CONTROLS;
     vmcs_write(VM_ENTRY_CONTROLS, adjust(hw->entry, entry));
-    vmcs_write(EPT_POINTER, nv->eptp);
+    vmcs_write(EPT_POINTER, n->ept12 ? n->ept02->eptp : nv->eptp);
     vmcs_write(VMCS_LINK_POINTER, ~0ull);
     vmcs_write(VM_EXIT_MSR_STORE_COUNT, 0); /* hv performs vmcs12's MSR lists itself */
     vmcs_write(VM_EXIT_MSR_LOAD_COUNT, 0);
@@ -110,7 +113,12 @@ static void prepare_guest(struct nested_vcpu *nv, const struct l1_state *l1)
     vmcs_write(CR4_GUEST_HOST_MASK, m4 | nv->cr4_mask);
     vmcs_write(CR0_READ_SHADOW, (cr0 & ~m0) | (v12(nv, CR0_READ_SHADOW) & m0));
     vmcs_write(CR4_READ_SHADOW, (cr4 & ~m4) | (v12(nv, CR4_READ_SHADOW) & m4));
-    vmcs_write(GUEST_CR0, (cr0 | nv->hw->cr0_fixed0) & nv->hw->cr0_fixed1);
+    /* Unrestricted guest: PE and PG are L2's own (26.3.1.1), not VMX's fixed 1s. */
+    uint64_t cr0_fixed0 = nv->hw->cr0_fixed0;
+    if ((v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_ACTIVATE_SECONDARY) &&
+        (v12(nv, SECONDARY_VM_EXEC_CONTROL) & SECONDARY_UNRESTRICTED_GUEST))
+        cr0_fixed0 &= ~(CR0_PE | CR0_PG);
+    vmcs_write(GUEST_CR0, (cr0 | cr0_fixed0) & nv->hw->cr0_fixed1);
     vmcs_write(GUEST_CR4, (cr4 | nv->hw->cr4_fixed0) & nv->hw->cr4_fixed1);
     vmcs_write(GUEST_CR3, v12(nv, GUEST_CR3)); /* always, from vmcs12: see the file comment */
     uint32_t entry12 = (uint32_t)v12(nv, VM_ENTRY_CONTROLS);
@@ -128,12 +136,16 @@ static void prepare_guest(struct nested_vcpu *nv, const struct l1_state *l1)
     bool dbg = entry12 & VM_ENTRY_LOAD_DEBUG_CONTROLS;
     vmcs_write(GUEST_DR7, dbg ? v12(nv, GUEST_DR7) : l1->dr7);
     vmcs_write(GUEST_IA32_DEBUGCTL, dbg ? v12(nv, GUEST_IA32_DEBUGCTL) : l1->debugctl);
-    /* PAE paging outside IA-32e mode: with EPT on, the CPU takes the PDPTEs from the VMCS;
-     * L1 expects them loaded from L2's CR3, as without EPT. */
+    /* PAE paging outside IA-32e mode: with EPT on, the CPU takes the PDPTEs from the VMCS
+     * (26.3.2.4). With L1's EPT that is what L1 expects (vmcs12's fields, checked in
+     * 26.3.1.6); without, L1 expects them loaded from L2's CR3, an L1 address. */
     if (!ia32e && (cr4 & CR4_PAE) && (cr0 & CR0_PG)) {
         uint64_t base = v12(nv, GUEST_CR3) & 0xffffffe0ull;
+        bool ram = !nv->n->ept12 && hv_gpa_is_ram(base, 32);
         for (int i = 0; i < 4; i++)
-            vmcs_write(GUEST_PDPTR0 + 2 * i, hv_gpa_is_ram(base, 32) ? ((const uint64_t *)(uintptr_t)base)[i] : 0);
+            vmcs_write(GUEST_PDPTR0 + 2 * i, nv->n->ept12 ? v12(nv, GUEST_PDPTR0 + 2 * i)
+                                             : ram          ? ((const uint64_t *)(uintptr_t)base)[i]
+                                                            : 0);
     }
 }
 
@@ -193,6 +205,14 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
     if (nested_check_guest(c, nv->caps, nv->phys_bits, &qual)) {
         nested_log_check();
         nested_entry_fail(nv, EXIT_REASON_INVALID_STATE, qual);
+        return;
+    }
+    /* L1's EPT: EPT02 must exist and shadow vmcs12's EPTP before vmcs02 points at it. Out of
+     * memory for it, the CPU "refuses" the entry (hv's limit, not an SDM rule). */
+    n->ept12 = (v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_ACTIVATE_SECONDARY) &&
+               (v12(nv, SECONDARY_VM_EXEC_CONTROL) & SECONDARY_EPT);
+    if (n->ept12 && nested_ept02_enter(nv)) {
+        nested_vmx_fail(nv, VMXERR_ENTRY_INVALID_CONTROL);
         return;
     }
     /* L1's state stays in vmcs01 until the nested VM exit; what L1 left dirty goes there now. */

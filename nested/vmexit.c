@@ -52,6 +52,13 @@ static void sync_vmcs12(struct nested_vcpu *nv)
         v12_set(nv, GUEST_IA32_PAT, vmcs_read(GUEST_IA32_PAT));
     if (exit12 & VM_EXIT_SAVE_PREEMPTION_TIMER)
         v12_set(nv, VMX_PREEMPTION_TIMER_VALUE, vmcs_read(VMX_PREEMPTION_TIMER_VALUE));
+    /* With EPT the CPU saves the PDPTEs (28.3.4) and L2's guest-physical addresses are L1's
+     * to see; without L1's EPT both belong to hv's EPT01. */
+    if (nv->n->ept12) {
+        for (int i = 0; i < 4; i++)
+            v12_set(nv, GUEST_PDPTR0 + 2 * i, vmcs_read(GUEST_PDPTR0 + 2 * i));
+        v12_set(nv, GUEST_PHYSICAL_ADDRESS, vmcs_read(GUEST_PHYSICAL_ADDRESS));
+    }
     /* The CPU stores EFER.LMA into "IA-32e mode guest" on every exit. */
     uint64_t entry = v12(nv, VM_ENTRY_CONTROLS) & ~(uint64_t)VM_ENTRY_IA32E_MODE;
     v12_set(nv, VM_ENTRY_CONTROLS, entry | (vmcs_read(VM_ENTRY_CONTROLS) & VM_ENTRY_IA32E_MODE));
@@ -188,11 +195,16 @@ void nested_store_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count
     }
 }
 
-/* vmcs02 → vmcs12 and back to L1. Called with vmcs02 current. */
-static void reflect(struct nested_vcpu *nv)
+/* vmcs02 → vmcs12 and back to L1. Called with vmcs02 current. reason12 (if not 0) and
+ * qual12 replace what the CPU reported: an EPT02 exit is L1's as EPT12 explains it. */
+static void reflect(struct nested_vcpu *nv, uint32_t reason12, uint64_t qual12)
 {
     struct nested_state *n = nv->n;
     sync_vmcs12(nv);
+    if (reason12) {
+        v12_set(nv, VM_EXIT_REASON, reason12);
+        v12_set(nv, EXIT_QUALIFICATION, qual12);
+    }
     nested_store_msr_list(nv, v12(nv, VM_EXIT_MSR_STORE_ADDR), (uint32_t)v12(nv, VM_EXIT_MSR_STORE_COUNT));
     regcache_reset(nv->rc); /* the cache described vmcs02 */
     nv->rc->guest_cr3_owned_by_nested = false;
@@ -272,17 +284,29 @@ static bool l1_wants_cr(struct nested_vcpu *nv)
 bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason)
 {
     bool l1;
-    switch (reason & 0xffff) {
+    uint32_t basic = reason & 0xffff, reason12;
+    uint64_t qual12;
+    if (nested_ept02_before_exit(nv, basic))
+        return true; /* the end of hv's step over a dropped write */
+    switch (basic) {
     case EXIT_REASON_MSR_READ: l1 = l1_wants_msr(nv, false); break;
     case EXIT_REASON_MSR_WRITE: l1 = l1_wants_msr(nv, true); break;
     case EXIT_REASON_IO_INSTRUCTION: l1 = l1_wants_io(nv); break;
     case EXIT_REASON_CR_ACCESS: l1 = l1_wants_cr(nv); break;
     case EXIT_REASON_EPT_VIOLATION:
-    case EXIT_REASON_EPT_MISCONFIG: l1 = false; break; /* EPT01 is hv's */
+    case EXIT_REASON_EPT_MISCONFIG:
+        if (!nv->n->ept12) {
+            l1 = false; /* EPT01 is hv's */
+            break;
+        }
+        reason12 = nested_ept02_exit(nv, basic, &qual12);
+        if (reason12)
+            reflect(nv, reason12, qual12);
+        return true;
     default: l1 = true; /* vmcs02 only enables what L1 asked for, or what always exits */
     }
     if (l1)
-        reflect(nv);
+        reflect(nv, 0, 0);
     return l1;
 }
 

@@ -14,6 +14,7 @@
 #include "vmcs12_samples.h"
 #include "lib/log.h"
 #include "nested/checks.h"
+#include "nested/ept02.h"
 #include "nested/nested_int.h"
 #include "vmx/vmx.h"
 #include "vmx/vmx_bits.h"
@@ -29,7 +30,13 @@ bool hv_gpa_is_ram(uint64_t gpa, uint64_t len)
 {
     return gpa >= L1_MEM && len <= sizeof(l1_mem) && gpa - L1_MEM <= sizeof(l1_mem) - len;
 }
-void *hv_alloc_page(void) { return aligned_alloc(4096, 4096); }
+void *hv_alloc_page(void) /* zeroed, as hv's page_alloc */
+{
+    void *p = aligned_alloc(4096, 4096);
+    if (p)
+        memset(p, 0, 4096);
+    return p;
+}
 int hv_rdmsr(uint32_t m, uint64_t *v) { *v = 0; return 0; }
 int hv_wrmsr(uint32_t m, uint64_t v) { return 0; }
 
@@ -80,7 +87,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memset(ns.cache, 0, sizeof(*ns.cache));
         memcpy(ns.cache, data + 1, size - 1 < sizeof(*ns.cache) ? size - 1 : sizeof(*ns.cache));
     } else {
+        bool ept = size && data[0] == 0xfe; /* L1 enables EPT (+ unrestricted guest): EPT02 */
+        if (ept)
+            data++, size--;
         valid64(ns.cache);
+        if (ept) {
+            vmcs12_set(ns.cache, SECONDARY_VM_EXEC_CONTROL,
+                       vmcs12_get(ns.cache, SECONDARY_VM_EXEC_CONTROL) | SECONDARY_EPT | SECONDARY_UNRESTRICTED_GUEST);
+            vmcs12_vmwrite_feat(ns.cache, EPT_POINTER, (L1_MEM + 4 * 4096) | 0x1e, true, VMCS12_FEAT_EPT);
+        }
         /* Bitmaps and MSR lists in "L1 memory"; the lists load SYSENTER_CS (a VMCS field)
          * and KERNEL_GS_BASE (a real MSR). */
         vmcs12_set(ns.cache, IO_BITMAP_A, L1_MEM);
@@ -118,8 +133,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int i = 0; i < NESTED_NR_HOST_FIELDS; i++)
         if (fake_vmcs_get(host[i]) != (0xabc000 + (uint64_t)i) && VMCS_FIELD_WIDTH(host[i]) != VMCS_WIDTH_16)
             abort(); /* host state not hv's */
-    if (fake_vmcs_get(EPT_POINTER) != EPTP01 || !(fake_vmcs_get(SECONDARY_VM_EXEC_CONTROL) & SECONDARY_EPT))
-        abort(); /* L2 not on EPT01 */
+    /* L2 runs on EPT01, or on this vCPU's EPT02 when vmcs12 enables EPT: never on a table
+     * L1 chose. Unrestricted guest only when vmcs12 asks for it (and has EPT). */
+    uint64_t eptp02 = fake_vmcs_get(EPT_POINTER);
+    uint32_t p2_12 = (uint32_t)vmcs12_get(ns.cache, SECONDARY_VM_EXEC_CONTROL);
+    bool ept12 = (vmcs12_get(ns.cache, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_ACTIVATE_SECONDARY) &&
+                 (p2_12 & SECONDARY_EPT);
+    if (!(fake_vmcs_get(SECONDARY_VM_EXEC_CONTROL) & SECONDARY_EPT))
+        abort();
+    if (ept12 ? !ns.ept02 || eptp02 != ns.ept02->eptp : eptp02 != EPTP01)
+        abort(); /* L2 not on hv's EPT01 / EPT02 */
+    if ((fake_vmcs_get(SECONDARY_VM_EXEC_CONTROL) & SECONDARY_UNRESTRICTED_GUEST) &&
+        !(ept12 && (p2_12 & SECONDARY_UNRESTRICTED_GUEST)))
+        abort();
     uint64_t msr_bm = fake_vmcs_get(MSR_BITMAP), io_a = fake_vmcs_get(IO_BITMAP_A), io_b = fake_vmcs_get(IO_BITMAP_B);
     if ((msr_bm && msr_bm != (uint64_t)(uintptr_t)ns.msr_bitmap02) ||
         (io_a && io_a != (uint64_t)(uintptr_t)ns.io_bitmap02_a) || (io_b && io_b != (uint64_t)(uintptr_t)ns.io_bitmap02_b))
@@ -129,9 +155,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort(); /* the CPU would follow an L1 pointer */
     if (fake_vmcs_get(GUEST_CR3) != vmcs12_get(ns.cache, GUEST_CR3))
         abort(); /* the GUEST_CR3 rule */
-    if (fake_vmcs_get(SECONDARY_VM_EXEC_CONTROL) & (SECONDARY_UNRESTRICTED_GUEST | SECONDARY_SHADOW_VMCS))
+    if (fake_vmcs_get(SECONDARY_VM_EXEC_CONTROL) & SECONDARY_SHADOW_VMCS)
         abort();
-    if (!(fake_vmcs_get(GUEST_CR0) & 0x21) || !(fake_vmcs_get(GUEST_CR4) & 0x2000))
-        abort(); /* VMX's fixed bits stay set in the real registers */
+    if (!(fake_vmcs_get(GUEST_CR0) & 0x20) || !(fake_vmcs_get(GUEST_CR4) & 0x2000))
+        abort(); /* VMX's fixed bits (CR0.NE, CR4.VMXE) stay set in the real registers */
     return 0;
 }

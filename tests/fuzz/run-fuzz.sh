@@ -8,7 +8,7 @@ B=build/fuzz
 mkdir -p $B/corpus
 RUNS=${FUZZ_RUNS:-200000}
 PASS=0 FAIL=0
-SRCS="tests/fuzz/fuzz_vmenter.c nested/vmenter.c nested/vmexit.c nested/insn.c nested/gva.c nested/shadow.c nested/checks.c nested/caps.c nested/vmcs12.c
+SRCS="tests/fuzz/fuzz_vmenter.c nested/vmenter.c nested/vmexit.c nested/insn.c nested/gva.c nested/shadow.c nested/checks.c nested/caps.c nested/vmcs12.c nested/ept02.c nested/ept02_exit.c
       regcache/regcache.c lib/log.c tests/unit/fake_vmcs.c tests/unit/vmcs12_samples.c"
 if ! clang -g -O1 -DHV_HOST_TEST -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. -Itests/unit \
         -o $B/fuzz_vmenter $SRCS >$B/build.log 2>&1; then
@@ -17,7 +17,7 @@ if ! clang -g -O1 -DHV_HOST_TEST -fsanitize=fuzzer,address,undefined -fno-saniti
     echo "fuzz: 0 passed, 1 failed"
     exit 1
 fi
-if $B/fuzz_vmenter -runs="$RUNS" -seed=1 -max_len=4096 $B/corpus >$B/fuzz_vmenter.log 2>&1; then
+if $B/fuzz_vmenter -runs="$RUNS" -seed=1 -max_len=4096 $B/corpus tests/fuzz/seeds >$B/fuzz_vmenter.log 2>&1; then
     n=$(grep -o 'fuzz_vmenter: [0-9]* inputs built a vmcs02' $B/fuzz_vmenter.log | tail -1 | awk '{print $2}')
     if [ "${n:-0}" -gt 0 ]; then
         PASS=$((PASS + 1)); echo "fuzz: fuzz_vmenter: $RUNS runs clean, $n built a vmcs02"

@@ -523,6 +523,27 @@ l2_seed_hlt:
     mov rax, cr3
     vmcall
     ud2
+; EPT scenarios (s_ept.c): L1 sets RBX/RCX before the entry; an EPT violation exits at the
+; access, and after L1's fix the VMRESUME re-executes it.
+global l2_ept_read, l2_ept_rd2, l2_ept_rw, l2_ept_call
+l2_ept_read:                         ; RAX = [RBX]
+    mov rax, [rbx]
+    vmcall
+    ud2
+l2_ept_rd2:                          ; RAX = [RBX], RDX = [RCX]
+    mov rax, [rbx]
+    mov rdx, [rcx]
+    vmcall
+    ud2
+l2_ept_rw:                           ; RAX = [RBX], then [RBX] = RCX (a plain store)
+    mov rax, [rbx]
+    mov [rbx], rcx
+    vmcall
+    ud2
+l2_ept_call:                         ; call the code L1 put at RBX (it sets EAX and returns)
+    call rbx
+    vmcall
+    ud2
 global l2_bench
 l2_bench:                            ; bench mode: CPUID leaf 0 forever (writes RAX only)
     xor eax, eax

@@ -49,7 +49,8 @@ extern char vmx_exit_landing[];
 /* L2 scripts (asm.asm): each is a label L1 points GUEST_RIP at. */
 extern char l2_vmcall[], l2_cpuid[], l2_hlt[], l2_out80[], l2_io2[], l2_msr[], l2_cr0[], l2_cr3[],
     l2_cr4[], l2_cr8[], l2_exc[], l2_sti[], l2_iret[], l2_iret_after[], l2_spin[], l2_nops[], l2_rdtsc[],
-    l2_invlpg[], l2_pause[], l2_movdr[], l2_vmxinsn[], l2_kgs[], l2_seed[], l2_seed_hlt[], l2_bench[], l2_bench_tsc[];
+    l2_invlpg[], l2_pause[], l2_movdr[], l2_vmxinsn[], l2_kgs[], l2_seed[], l2_seed_hlt[], l2_bench[], l2_bench_tsc[],
+    l2_ept_read[], l2_ept_rd2[], l2_ept_rw[], l2_ept_call[];
 #define L2_ISR_MARK 0x15cull /* r15 of an L2 exception/interrupt stub's VMCALL */
 
 /* ---- VMX instructions (vmx.c), with faults turned into ST_EXC ---- */
@@ -86,7 +87,7 @@ struct mem {
 extern struct mem m;
 #define PA(p) ((u64)(UINTN)(p))
 #define L2_STACK_TOP (PA(m.l2_stack) + 4 * 4096)
-extern u64 image_base;
+extern u64 image_base, image_size;
 extern BOOLEAN in_vmx;      /* VMXON succeeded and no VMXOFF since */
 extern u16 tss_sel;
 extern u64 cr4_orig;  /* CR4 before l1 touched it */
@@ -147,6 +148,8 @@ void s_inject(void);    /* 5 */
 void s_msrlists(void);  /* 6 */
 void s_seed(void);      /* 7 */
 void s_switch(void);    /* 8 */
+void s_ept(void);       /* 9: EPT and unrestricted guest (s_ept.c), last */
+void ept_alloc(void);   /* s_ept.c's memory, allocated before the scenarios if EPT is offered */
 
 /* ---- bench mode (bench.c; asm.asm bench_rt/bench_handler): load options contain "bench" ---- */
 void s_bench(void); /* does its own VMXON; prints "l1: bench: ..." lines */
@@ -166,6 +169,7 @@ enum {
     H_GS_SEL = 0x0c0a, H_TR_SEL = 0x0c0c,
     IO_A = 0x2000, IO_B = 0x2002, MSR_BITMAP = 0x2004, EXIT_MSR_ST_ADDR = 0x2006,
     EXIT_MSR_LD_ADDR = 0x2008, ENTRY_MSR_LD_ADDR = 0x200a, TSC_OFFSET = 0x2010,
+    EPTP = 0x201a, G_PHYS_ADDR = 0x2400,
     LINK_PTR = 0x2800, G_DEBUGCTL = 0x2802,
     PIN_CTLS = 0x4000, PROC_CTLS = 0x4002, EXC_BITMAP = 0x4004, CR3_TARGET_COUNT = 0x400a,
     EXIT_CTLS = 0x400c, EXIT_MSR_ST_CNT = 0x400e, EXIT_MSR_LD_CNT = 0x4010, ENTRY_CTLS = 0x4012,
@@ -181,7 +185,7 @@ enum {
     G_INTR_STATE = 0x4824, G_ACTIVITY = 0x4826, G_SYSENTER_CS = 0x482a, G_TIMER = 0x482e,
     H_SYSENTER_CS = 0x4c00,
     CR0_MASK = 0x6000, CR4_MASK = 0x6002, CR0_SHADOW = 0x6004, CR4_SHADOW = 0x6006,
-    EXIT_QUAL = 0x6400,
+    EXIT_QUAL = 0x6400, G_LINEAR_ADDR = 0x640a,
     G_CR0 = 0x6800, G_CR3 = 0x6802, G_CR4 = 0x6804, G_ES_BASE = 0x6806, G_CS_BASE = 0x6808,
     G_SS_BASE = 0x680a, G_DS_BASE = 0x680c, G_FS_BASE = 0x680e, G_GS_BASE = 0x6810,
     G_LDTR_BASE = 0x6812, G_TR_BASE = 0x6814, G_GDTR_BASE = 0x6816, G_IDTR_BASE = 0x6818,
@@ -216,6 +220,7 @@ enum {
 #define P_SECONDARY (1u << 31)
 #define P2_EPT (1u << 1)
 #define P2_VPID (1u << 5)
+#define P2_UG (1u << 7)
 #define X_HOST64 (1u << 9)
 #define X_SAVE_TIMER (1u << 22)
 #define E_IA32E (1u << 9)
@@ -224,6 +229,6 @@ enum {
 enum { R_EXC = 0, R_EXTINT = 1, R_TRIPLE = 2, R_INTR_WIN = 7, R_NMI_WIN = 8, R_CPUID = 10,
        R_HLT = 12, R_INVLPG = 14, R_RDTSC = 16, R_VMCALL = 18, R_VMPTRST = 22, R_VMREAD = 23,
        R_CR = 28, R_DR = 29, R_IO = 30, R_RDMSR = 31, R_WRMSR = 32, R_BAD_GUEST = 33,
-       R_BAD_MSR = 34, R_MTF = 37, R_PAUSE = 40, R_TIMER = 52 };
+       R_BAD_MSR = 34, R_MTF = 37, R_PAUSE = 40, R_EPT_VIOL = 48, R_EPT_MISC = 49, R_TIMER = 52 };
 #define R_ENTRY_FAIL 0x80000000u
 #endif

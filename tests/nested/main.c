@@ -8,7 +8,7 @@
 
 struct caps cap;
 struct mem m;
-u64 image_base;
+u64 image_base, image_size;
 BOOLEAN in_vmx;
 u16 tss_sel;
 u64 cr4_orig;
@@ -244,6 +244,7 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
     BOOLEAN bench = FALSE;
     if (!EFI_ERROR(uefi_call_wrapper(BS->HandleProtocol, 3, self, &LoadedImageProtocol, (void **)&li))) {
         image_base = PA(li->ImageBase);
+        image_size = li->ImageSize;
         bench = options_have(li, "bench");
     }
     u32 r[4];
@@ -274,6 +275,7 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
     if (bench) { /* `make bench`: only the measurement (bench.c) */
         run("bench", s_bench, FALSE);
     } else {
+        ept_alloc(); /* before the scenarios: boot services with interrupts on */
         run("vmfail", s_vmfail, FALSE);
         run("widths", s_widths, TRUE);
         run("exits", s_exits, TRUE);
@@ -282,6 +284,7 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
         run("msrlist", s_msrlists, TRUE);
         run("seed", s_seed, TRUE);
         run("switch", s_switch, TRUE);
+        run("ept", s_ept, TRUE); /* last: hv may not offer EPT (run-diff.sh compares it apart) */
     }
 
     if (in_vmx) {

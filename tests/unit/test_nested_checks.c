@@ -53,9 +53,9 @@ static void test_caps(void)
     CHECK(c.true_procbased == 0xffd9fffe04006172ull, "true proc %llx", ULL(c.true_procbased));
     CHECK(c.true_exit == 0x007fefff00036dfbull, "true exit %llx", ULL(c.true_exit));
     CHECK(c.true_entry == 0x0000d3ff000011fbull, "true entry %llx", ULL(c.true_entry));
-    CHECK(c.procbased2 == 0x0011186800000000ull, "procbased2 %llx", ULL(c.procbased2));
+    CHECK(c.procbased2 == 0x001118ea00000000ull, "procbased2 %llx", ULL(c.procbased2));
     CHECK(c.misc == 0x20040065ull, "misc %llx", ULL(c.misc));
-    CHECK(c.ept_vpid == 0x00000f0100000000ull, "ept_vpid %llx", ULL(c.ept_vpid));
+    CHECK(c.ept_vpid == 0x00000f0106134141ull, "ept_vpid %llx", ULL(c.ept_vpid));
     CHECK(c.vmcs_enum == 0x2e, "vmcs_enum %llx", ULL(c.vmcs_enum));
     CHECK(c.vmfunc == 0, "vmfunc");
     CHECK(c.cr0_fixed0 == m.cr0_fixed0 && c.cr0_fixed1 == m.cr0_fixed1 && c.cr4_fixed0 == m.cr4_fixed0 &&
@@ -63,12 +63,19 @@ static void test_caps(void)
 
     /* Never advertised, whatever the hardware has. */
     uint32_t p2 = nested_allowed1(c.procbased2);
-    CHECK(!(p2 & (SECONDARY_EPT | SECONDARY_UNRESTRICTED_GUEST | SECONDARY_SHADOW_VMCS | SECONDARY_VMFUNC |
+    CHECK((p2 & (SECONDARY_EPT | SECONDARY_UNRESTRICTED_GUEST)) == (SECONDARY_EPT | SECONDARY_UNRESTRICTED_GUEST),
+          "EPT and unrestricted guest (EPT02): %x", p2);
+    CHECK(nested_has_ept(&c), "nested_has_ept");
+    CHECK(!(p2 & (SECONDARY_SHADOW_VMCS | SECONDARY_VMFUNC |
                   SECONDARY_PML | SECONDARY_VIRTUALIZE_APIC | SECONDARY_VIRTUALIZE_X2APIC |
                   SECONDARY_APIC_REGISTER_VIRT | SECONDARY_VIRTUAL_INTR_DELIVERY | SECONDARY_EPT_VE |
                   SECONDARY_TSC_SCALING | SECONDARY_PAUSE_LOOP_EXITING | SECONDARY_DESC_EXITING)),
           "secondary allowed-1 %x", p2);
-    CHECK(!(c.ept_vpid & 0xffffffffull), "no EPT capabilities");
+    /* EPT as EPT02 shadows it: execute-only, UC, 2M, 1G as the CPU; 4-level, WB, INVEPT
+     * single and all; never A/D (21), advanced exit information (22), 5-level (7). */
+    CHECK((c.ept_vpid & 0xffffffffull) == (EPT_CAP_EXEC_ONLY | EPT_CAP_PWL4 | EPT_CAP_UC | EPT_CAP_WB | EPT_CAP_2M |
+                                           EPT_CAP_1G | EPT_CAP_INVEPT | EPT_CAP_INVEPT_SINGLE | EPT_CAP_INVEPT_ALL),
+          "EPT capabilities %llx", ULL(c.ept_vpid));
     CHECK(!(nested_allowed1(c.true_procbased) & (CPU_BASED_TPR_SHADOW | CPU_BASED_ACTIVATE_TERTIARY)), "no TPR shadow");
     CHECK(!(nested_allowed1(c.true_pinbased) & PIN_BASED_POSTED_INTR), "no posted interrupts");
     CHECK(!(nested_allowed1(c.true_exit) & VM_EXIT_LOAD_PERF_GLOBAL_CTRL), "no perf global (exit)");
@@ -99,11 +106,32 @@ static void test_caps(void)
     CHECK(!nested_caps_msr(&c, 0x47f, &val) && !nested_caps_msr(&c, 0x492, &val) &&
           !nested_caps_msr(&c, 0x3a, &val), "other MSRs are not VMX capabilities");
 
-    /* Hardware without VPID: no INVVPID either, and no EPT_VPID_CAP MSR. */
+    /* Hardware without VPID: no INVVPID either; the MSR still exists for EPT. */
     m = bochs();
     m.procbased2 &= ~((uint64_t)SECONDARY_VPID << 32);
     nested_caps_init(&c, &m);
-    CHECK(c.ept_vpid == 0 && !nested_caps_msr(&c, 0x48c, &val), "no VPID: ept_vpid %llx", ULL(c.ept_vpid));
+    CHECK(c.ept_vpid == 0x06134141ull && nested_caps_msr(&c, 0x48c, &val) && val == c.ept_vpid,
+          "no VPID: ept_vpid %llx", ULL(c.ept_vpid));
+    /* ... and without EPT either: no EPT_VPID_CAP MSR, no unrestricted guest. */
+    m.procbased2 &= ~((uint64_t)(SECONDARY_EPT | SECONDARY_UNRESTRICTED_GUEST) << 32);
+    nested_caps_init(&c, &m);
+    CHECK(c.ept_vpid == 0 && !nested_caps_msr(&c, 0x48c, &val), "no VPID, no EPT: ept_vpid %llx", ULL(c.ept_vpid));
+    /* Unrestricted guest without EPT (no such CPU): not offered. */
+    m = bochs();
+    m.procbased2 &= ~((uint64_t)SECONDARY_EPT << 32);
+    nested_caps_init(&c, &m);
+    CHECK(!(nested_allowed1(c.procbased2) & (SECONDARY_EPT | SECONDARY_UNRESTRICTED_GUEST)) &&
+          !(c.ept_vpid & 0xffffffffull), "no EPT: procbased2 %llx ept_vpid %llx", ULL(c.procbased2), ULL(c.ept_vpid));
+    /* EPT without execute-only, UC, large pages, WB-only: those follow; no WB walks: no EPT. */
+    m = bochs();
+    m.ept_vpid &= ~(EPT_CAP_EXEC_ONLY | EPT_CAP_UC | EPT_CAP_2M | EPT_CAP_1G | EPT_CAP_INVEPT_SINGLE);
+    nested_caps_init(&c, &m);
+    CHECK((c.ept_vpid & 0xffffffffull) == (EPT_CAP_PWL4 | EPT_CAP_WB | EPT_CAP_INVEPT | EPT_CAP_INVEPT_SINGLE |
+                                           EPT_CAP_INVEPT_ALL), "minimal EPT: %llx", ULL(c.ept_vpid));
+    m.ept_vpid &= ~EPT_CAP_WB;
+    nested_caps_init(&c, &m);
+    CHECK(!nested_has_ept(&c) && !(nested_allowed1(c.procbased2) & SECONDARY_UNRESTRICTED_GUEST) &&
+          !(c.ept_vpid & 0xffffffffull), "no WB EPT: %llx", ULL(c.ept_vpid));
     /* Without secondary controls: no IA32_VMX_PROCBASED_CTLS2. */
     m = bochs();
     m.procbased &= ~((uint64_t)CPU_BASED_ACTIVATE_SECONDARY << 32);
@@ -112,7 +140,7 @@ static void test_caps(void)
           "no secondary controls");
     /* Only some INVVPID types; no preemption timer; 8 or 2 CR3 targets; no HLT state. */
     m = bochs();
-    m.ept_vpid = EPT_CAP_INVVPID | EPT_CAP_INVVPID_SINGLE | EPT_CAP_WB;
+    m.ept_vpid = EPT_CAP_INVVPID | EPT_CAP_INVVPID_SINGLE | EPT_CAP_WB; /* WB alone: no EPT for L1 */
     m.pinbased &= ~((uint64_t)PIN_BASED_PREEMPTION_TIMER << 32);
     m.misc = (m.misc & ~(0x1ffull << 16 | 1ull << 6 | 1ull << 29)) | 8ull << 16;
     nested_caps_init(&c, &m);
@@ -165,12 +193,53 @@ static void valid_v86(struct vmcs12 *v)
     vmcs12_set(v, GUEST_RIP, 0x100);
 }
 
+/* EPT (WB, 4-level walks) on top of a 64-bit or 32-bit PAE guest. */
+#define EPTP_OK (0x5000ull | 0x1e)
+static void valid_ept(struct vmcs12 *v, bool pae32)
+{
+    if (pae32) {
+        valid32(v);
+        for (int i = 0; i < 4; i++) /* present, 4 KiB aligned, no reserved bits */
+            vmcs12_set(v, GUEST_PDPTR0 + 2 * i, 0x300000ull + 0x1000ull * i + 1);
+    } else {
+        valid64(v);
+    }
+    vmcs12_set(v, SECONDARY_VM_EXEC_CONTROL, vmcs12_get(v, SECONDARY_VM_EXEC_CONTROL) | SECONDARY_EPT);
+    vmcs12_set_eptp(v, EPTP_OK);
+}
+
+/* A real-mode L2 under unrestricted guest (what KVM runs for a BIOS): CR0.PE = PG = 0. */
+static void valid_real(struct vmcs12 *v)
+{
+    valid_ept(v, false);
+    vmcs12_set(v, SECONDARY_VM_EXEC_CONTROL, vmcs12_get(v, SECONDARY_VM_EXEC_CONTROL) | SECONDARY_UNRESTRICTED_GUEST);
+    vmcs12_set(v, VM_ENTRY_CONTROLS, vmcs12_get(v, VM_ENTRY_CONTROLS) & ~VM_ENTRY_IA32E_MODE);
+    vmcs12_set(v, GUEST_CR0, CR0_NE | 0x10);
+    vmcs12_set(v, GUEST_CR4, CR4_VMXE);
+    vmcs12_set(v, GUEST_CR3, 0);
+    vmcs12_set(v, GUEST_IA32_EFER, 0);
+    vmcs12_set(v, GUEST_RFLAGS, 2);
+    vmcs12_set(v, GUEST_RIP, 0xfff0);
+    vmcs12_set(v, GUEST_RSP, 0);
+    set_seg(v, GUEST_CS_SELECTOR, 0xf000, 0xf0000, 0xffff, 0x9b);
+    set_seg(v, GUEST_SS_SELECTOR, 0, 0, 0xffff, 0x93);
+    set_seg(v, GUEST_DS_SELECTOR, 0, 0, 0xffff, 0x93);
+    set_seg(v, GUEST_ES_SELECTOR, 0, 0, 0xffff, 0x93);
+    set_seg(v, GUEST_FS_SELECTOR, 0, 0, 0xffff, 0x93);
+    set_seg(v, GUEST_GS_SELECTOR, 0, 0, 0xffff, 0x93);
+    set_seg(v, GUEST_TR_SELECTOR, 0, 0, 0xffff, 0x8b);
+    vmcs12_set(v, GUEST_GDTR_BASE, 0);
+    vmcs12_set(v, GUEST_GDTR_LIMIT, 0xffff);
+    vmcs12_set(v, GUEST_IDTR_BASE, 0);
+    vmcs12_set(v, GUEST_IDTR_LIMIT, 0x3ff);
+}
+
 /* ---- one row per rule ---- */
 
 enum op { END, SET, OR, CLR };
 struct mut { enum op op; uint32_t field; uint64_t val; };
 enum fn { PASS, CTL, HOST, GUEST };
-enum base { B64, B32, BV86 };
+enum base { B64, B32, BV86, BEPT, BUG, BREAL, BPAE };
 struct tcase {
     const char *name;
     enum base base;
@@ -198,6 +267,11 @@ struct tcase {
 #define HOST32 C(EXIT, VM_EXIT_HOST_ADDR_SPACE_SIZE | VM_EXIT_LOAD_EFER)
 #define V(type, vec) (INTR_INFO_VALID | (type) | (vec))
 #define EC INTR_INFO_DELIVER_CODE
+#define UG SECONDARY_UNRESTRICTED_GUEST
+#define EPTP EPT_POINTER /* kept in vmcs12's feature-dependent slot: build() knows */
+#define TE(nm, r, ...) T(nm, BEPT, CTL, r, 0, __VA_ARGS__)
+#define TR(nm, r, ...) T(nm, BREAL, GUEST, r, 0, __VA_ARGS__)
+#define TU(nm, r, ...) T(nm, BUG, GUEST, r, 0, __VA_ARGS__)
 
 static const struct tcase cases[] = {
     OK("valid 64-bit guest", B64, ),
@@ -208,8 +282,26 @@ static const struct tcase cases[] = {
     TC("pin: posted interrupts", "pin-based controls reserved bits", O(PIN, PIN_BASED_POSTED_INTR)),
     TC("proc: TPR shadow", "primary processor-based controls reserved bits", O(PROC, CPU_BASED_TPR_SHADOW)),
     TC("proc: default1 bit clear", "primary processor-based controls reserved bits", C(PROC, 1u << 26)),
-    TC("proc2: EPT", "secondary processor-based controls reserved bits", O(PROC2, SECONDARY_EPT)),
-    TC("proc2: unrestricted guest", "secondary processor-based controls", O(PROC2, SECONDARY_UNRESTRICTED_GUEST)),
+    TC("proc2: EPT with EPTP 0", "EPTP page-walk length must be 4", O(PROC2, SECONDARY_EPT)),
+    TC("proc2: unrestricted guest without EPT", "unrestricted guest requires enable EPT", O(PROC2, UG)),
+    OK("EPT, WB EPTP", BEPT, ),
+    OK("EPT, UC EPTP", BEPT, S(EPTP, 0x5000 | 0x18)),
+    OK("EPT, EPTP at the top of the width", BEPT, S(EPTP, ((1ull << PHYS_BITS) - 0x1000) | 0x1e)),
+    OK("EPTP junk without enable EPT", B64, S(EPTP, ~0ull)),
+    OK("EPTP junk without activate secondary", BEPT, C(PROC, CPU_BASED_ACTIVATE_SECONDARY), S(EPTP, 7)),
+    TE("EPTP memory type WC", "EPTP memory type not supported", S(EPTP, 0x5000 | 0x19)),
+    TE("EPTP memory type 7", "EPTP memory type not supported", S(EPTP, 0x5000 | 0x1f)),
+    TE("EPTP memory type WT", "EPTP memory type not supported", S(EPTP, 0x5000 | 0x1c)),
+    TE("EPTP page-walk length 5", "EPTP page-walk length must be 4", S(EPTP, 0x5000 | 0x26)),
+    TE("EPTP page-walk length 1", "EPTP page-walk length must be 4", S(EPTP, 0x5000 | 0x06)),
+    TE("EPTP A/D flags (not advertised)", "EPTP bit 6 (accessed/dirty flags)", S(EPTP, 0x5000 | 0x5e)),
+    TE("EPTP bit 7", "EPTP bits 11:7 are reserved", S(EPTP, 0x5000 | 0x9e)),
+    TE("EPTP bit 11", "EPTP bits 11:7 are reserved", S(EPTP, 0x5800 | 0x1e)),
+    TE("EPTP beyond MAXPHYADDR", "EPTP beyond physical-address width", S(EPTP, (1ull << PHYS_BITS) | 0x1e)),
+    TE("EPTP bit 63", "EPTP beyond physical-address width", S(EPTP, (1ull << 63) | 0x501e)),
+    OK("unrestricted guest with EPT, 64-bit L2", BUG, ),
+    T("unrestricted guest, EPT cleared", BUG, CTL, "unrestricted guest requires enable EPT", 0,
+      C(PROC2, SECONDARY_EPT)),
     TC("proc2: shadow VMCS", "secondary processor-based controls", O(PROC2, SECONDARY_SHADOW_VMCS)),
     TC("proc2: VM functions", "secondary processor-based controls", O(PROC2, SECONDARY_VMFUNC)),
     TC("proc2: PML", "secondary processor-based controls", O(PROC2, SECONDARY_PML)),
@@ -496,20 +588,74 @@ static const struct tcase cases[] = {
     T("link pointer too high", B64, GUEST, "VMCS link pointer beyond", ENTRY_FAIL_VMCS_LINK_PTR,
       S(VMCS_LINK_POINTER, 1ull << PHYS_BITS)),
     T("link pointer 0", B64, GUEST, "VMCS link pointer must be", ENTRY_FAIL_VMCS_LINK_PTR, S(VMCS_LINK_POINTER, 0)),
+    /* Unrestricted guest: 26.3.1.1 CR0.PE/PG, 26.3.1.2 segments, 26.2.1.3 error codes */
+    OK("real-mode guest (unrestricted guest)", BREAL, ),
+    OK("real mode, CR0.CD and NW", BREAL, O(GUEST_CR0, CR0_CD | CR0_NW)),
+    OK("protected mode without paging (unrestricted guest)", BREAL, O(GUEST_CR0, CR0_PE)),
+    TR("real mode without unrestricted guest", "guest CR0 fixed bits", C(PROC2, UG)),
+    TR("unrestricted guest: CR0.NE still fixed", "guest CR0 fixed bits", C(GUEST_CR0, CR0_NE)),
+    TR("unrestricted guest: CR0.PG without PE", "guest CR0.PG requires CR0.PE", O(GUEST_CR0, CR0_PG)),
+    TR("unrestricted guest: IA-32e mode without paging", "IA-32e mode guest requires CR0.PG",
+       O(ENTRY, VM_ENTRY_IA32E_MODE), O(GUEST_CR0, CR0_PE)),
+    TR("real mode, RFLAGS.VM", "guest RFLAGS.VM must be 0", S(GUEST_RFLAGS, 0x20002)),
+    OK("real mode, CS read/write data (type 3)", BREAL, S(GUEST_CS_AR_BYTES, 0x93)),
+    TR("real mode, CS type 3 with DPL 3", "guest CS AR DPL must be 0 for type 3", S(GUEST_CS_AR_BYTES, 0xf3)),
+    TR("unrestricted guest, CS type 1", "guest CS AR type must be 3, 9, 11, 13 or 15", S(GUEST_CS_AR_BYTES, 0x91)),
+    TR("unrestricted guest, CS type 7", "guest CS AR type must be 3, 9, 11, 13 or 15", S(GUEST_CS_AR_BYTES, 0x97)),
+    TR("real mode, SS DPL 3", "guest SS AR DPL must be 0 with CS type 3 or CR0.PE=0", S(GUEST_CS_AR_BYTES, 0x9f),
+       S(GUEST_SS_AR_BYTES, 0xf3)),
+    TR("CS type 3 (protected mode), SS DPL 3", "guest SS AR DPL must be 0 with CS type 3", O(GUEST_CR0, CR0_PE),
+       S(GUEST_CS_AR_BYTES, 0x93), S(GUEST_SS_SELECTOR, 3), S(GUEST_SS_AR_BYTES, 0xf3)),
+    OK("protected mode, CS type 3 and SS DPL 0", BREAL, O(GUEST_CR0, CR0_PE), S(GUEST_CS_AR_BYTES, 0x93)),
+    TR("real mode, SS still type 3 or 7", "guest SS AR type must be 3 or 7", S(GUEST_SS_AR_BYTES, 0x9b)),
+    TR("real mode, DS not accessed", "guest DS AR type must be accessed", S(GUEST_DS_AR_BYTES, 0x92)),
+    TR("real mode, TR still a busy TSS", "guest TR AR type must be 3 or 11", S(GUEST_TR_AR_BYTES, 0x89)),
+    OK("unrestricted guest, SS.RPL != CS.RPL", BUG, S(GUEST_SS_SELECTOR, 0x1b)),
+    OK("unrestricted guest, SS DPL != RPL", BUG, S(GUEST_SS_SELECTOR, 0x1b), S(GUEST_DS_SELECTOR, 0x1b)),
+    OK("unrestricted guest, DS DPL < RPL", BUG, S(GUEST_DS_SELECTOR, 0x1b)),
+    TU("unrestricted guest, CS DPL != SS DPL still checked", "guest CS AR DPL must equal SS DPL",
+       S(GUEST_CS_AR_BYTES, 0xa0bb)),
+    T("v86 with unrestricted guest, CS base", BV86, GUEST, "guest CS base must be selector << 4", 0, O(PROC2, UG),
+      O(PROC2, SECONDARY_EPT), S(EPTP, EPTP_OK), S(GUEST_CS_BASE, 0x10001)),
+    T("real mode, inject #GP with error code", BREAL, CTL, "deliver-error-code bit", 0,
+      S(INFO, V(INTR_TYPE_HW_EXCEPTION, 13) | EC)),
+    OK("real mode, inject #GP without error code", BREAL, S(INFO, V(INTR_TYPE_HW_EXCEPTION, 13))),
+    OK("real mode, HLT", BREAL, S(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_HLT)),
+    /* 26.3.1.6 PDPTEs from the VMCS (EPT, PAE paging) */
+    OK("EPT, PAE paging, valid PDPTEs", BPAE, ),
+    OK("EPT, PAE paging, junk in a non-present PDPTE", BPAE, S(GUEST_PDPTR2, 0xfffffffffffffffeull)),
+    T("EPT, PDPTE bit 1", BPAE, GUEST, "guest PDPTE reserved bits", ENTRY_FAIL_PDPTE, O(GUEST_PDPTR0, 2)),
+    T("EPT, PDPTE bit 5", BPAE, GUEST, "guest PDPTE reserved bits", ENTRY_FAIL_PDPTE, O(GUEST_PDPTR1, 1u << 5)),
+    T("EPT, PDPTE bit 8", BPAE, GUEST, "guest PDPTE reserved bits", ENTRY_FAIL_PDPTE, O(GUEST_PDPTR2, 1u << 8)),
+    T("EPT, PDPTE beyond MAXPHYADDR", BPAE, GUEST, "guest PDPTE reserved bits", ENTRY_FAIL_PDPTE,
+      O(GUEST_PDPTR3, 1ull << PHYS_BITS)),
+    OK("EPT, PDPTEs unused in IA-32e mode", BEPT, S(GUEST_PDPTR0, 0xffff)),
+    OK("EPT, PDPTEs unused without CR4.PAE", BPAE, C(GUEST_CR4, CR4_PAE), S(GUEST_PDPTR0, 0xffff)),
+    OK("PDPTE fields unused without EPT", B32, S(GUEST_PDPTR0, 0xffff)),
 };
 
 static void build(struct vmcs12 *v, const struct tcase *t)
 {
-    if (t->base == B64)
-        valid64(v);
-    else if (t->base == B32)
-        valid32(v);
-    else
-        valid_v86(v);
+    switch (t->base) {
+    case B64: valid64(v); break;
+    case B32: valid32(v); break;
+    case BV86: valid_v86(v); break;
+    case BEPT: valid_ept(v, false); break;
+    case BUG:
+        valid_ept(v, false);
+        vmcs12_set(v, PROC2, vmcs12_get(v, PROC2) | UG);
+        break;
+    case BREAL: valid_real(v); break;
+    case BPAE: valid_ept(v, true); break;
+    }
     for (unsigned i = 0; i < sizeof(t->m) / sizeof(t->m[0]) && t->m[i].op != END; i++) {
-        uint64_t old = vmcs12_get(v, t->m[i].field);
-        vmcs12_set(v, t->m[i].field, t->m[i].op == SET ? t->m[i].val
-                                     : t->m[i].op == OR ? old | t->m[i].val : old & ~t->m[i].val);
+        bool eptp = t->m[i].field == EPTP;
+        uint64_t old = eptp ? vmcs12_eptp(v) : vmcs12_get(v, t->m[i].field);
+        uint64_t val = t->m[i].op == SET ? t->m[i].val : t->m[i].op == OR ? old | t->m[i].val : old & ~t->m[i].val;
+        if (eptp)
+            vmcs12_set_eptp(v, val);
+        else
+            vmcs12_set(v, t->m[i].field, val);
     }
 }
 

@@ -1,0 +1,109 @@
+/*
+ * EPT02: the EPT hv builds to run L2 when L1 enables EPT (docs/nested.md, "EPT for L1").
+ *
+ * L1's EPT (EPT12) translates L2-physical to L1-physical addresses; hv's EPT01 translates
+ * L1-physical to host-physical ones. EPT02 is their composition, built lazily like KVM's
+ * shadow EPT MMU: it starts empty, and each EPT violation of L2 walks EPT12 for the
+ * faulting address (ept02_fault). What EPT12 does not allow is reflected to L1 as the
+ * EPT violation or misconfiguration the CPU would have given it; what it allows gets a
+ * 4 KiB EPT02 leaf to the host page EPT01 has for that L1 page, and L2 retries.
+ *
+ * EPT02 is a cache of EPT12, per vCPU, like the TLB it stands in for: entries stay until
+ * L1's INVEPT, a change of EPT12's root, or a full table pool (then it starts over).
+ * Pure logic over host memory: host-tested by tests/unit/test_ept02.c; the VMCS side
+ * (reflection, MTF steps, INVEPT of the hardware) is nested/ept02_exit.c.
+ */
+#ifndef NESTED_EPT02_H
+#define NESTED_EPT02_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "../vmx/ept.h"
+
+#define EPT02_MAX_PAGES 64 /* table pages per vCPU, the root included */
+#define EPT02_MIN_PAGES 24 /* taken up front: every page a single L2 instruction touches */
+#define EPT02_STEPS 2      /* pages of hv's memory one L2 instruction may write */
+#define EPT02_NO_EPT12 (~0ull)
+
+/* Exit qualification of an EPT violation (SDM 28.2.1, Table 28-7). */
+#define EPT_QUAL_ACCESS (7ull)        /* bits 2:0: read, write, instruction fetch */
+#define EPT_QUAL_PERM_SHIFT 3         /* bits 5:3: the translation's R, W, X */
+#define EPT_QUAL_GLA_VALID (1ull << 7)
+#define EPT_QUAL_GLA_XLATE (1ull << 8) /* the access was to the linear address, not a paging entry */
+#define EPT_QUAL_NMI_UNBLOCK (1ull << 12)
+
+/* Where EPT01 puts L1 guest-physical page l1_gpa (4 KiB aligned): 0 with the host page and
+ * the most access EPT02 may give to it (EPT_R|EPT_W|EPT_X), or -1 if EPT01 maps nothing
+ * there. A result without EPT_W means hv's memory: host_pa is then hv's zero page, and L2
+ * must read zeros and have its writes dropped, as L1 does. */
+typedef int (*ept02_l1_page_fn)(uint64_t l1_gpa, uint64_t *host_pa, uint64_t *max_access);
+
+struct ept02_step {
+    uint64_t *leaf;   /* EPT02 leaf retargeted to a scratch page, NULL if the slot is free */
+    uint64_t restore; /* its read-only value (hv's zero page) */
+};
+
+struct ept02 {
+    uint64_t *pages[EPT02_MAX_PAGES]; /* table pool; pages[0] is the root (PML4) */
+    unsigned npages, nused, max_pages;
+    uint64_t eptp;       /* EPT02's own pointer (WB, 4-level, no A/D): vmcs02.EPT_POINTER */
+    uint64_t eptp12;     /* L1's EPTP that EPT02 shadows, EPT02_NO_EPT12 if none yet */
+    uint64_t ept_caps;   /* IA32_VMX_EPT_VPID_CAP as advertised to L1 */
+    uint8_t phys_bits;   /* MAXPHYADDR as L1 sees it */
+    ept02_l1_page_fn l1_page;
+    uint8_t *scratch[EPT02_STEPS];
+    struct ept02_step step[EPT02_STEPS];
+    bool flush;          /* present EPT02 entries changed: INVEPT before L2 runs again */
+    bool mtf;            /* hv turned on MTF in vmcs02 for the steps (nested/ept02_exit.c) */
+    uint64_t fills, reflected, clears, hidden_writes;
+};
+
+/* Set up *e (zeroed by the caller, or a previous partial set-up: this is idempotent) with
+ * min_pages table pages and the scratch pages from hv_alloc_page; the pool grows up to
+ * max_pages (<= EPT02_MAX_PAGES) on demand. 0, or -1 when out of memory. */
+int ept02_init(struct ept02 *e, unsigned max_pages, unsigned min_pages, uint64_t ept_caps, uint8_t phys_bits,
+               ept02_l1_page_fn l1_page);
+
+/* Shadow EPT12 eptp12 from now on: EPT02 is cleared if its root (bits 51:12) changed. */
+void ept02_use(struct ept02 *e, uint64_t eptp12);
+/* Forget every translation (and any step in flight): the root stays, empty. */
+void ept02_clear(struct ept02 *e);
+/* L1's INVEPT (type 1 single-context with eptp, 2 all-context), already checked: true if
+ * EPT02 held translations it asks to invalidate and was cleared. */
+bool ept02_invept(struct ept02 *e, uint64_t type, uint64_t eptp);
+
+/* The walk of EPT12 for one L2-physical address (SDM 29.3.2, 29.3.3). */
+enum ept12_status { EPT12_OK, EPT12_NOT_PRESENT, EPT12_MISCONFIG };
+struct ept12_walk {
+    enum ept12_status status;
+    uint64_t access; /* EPT_R|W|X AND-ed over the entries used; 0 if one was not present */
+    uint64_t leaf;   /* EPT12's leaf entry (EPT12_OK) */
+    int level;       /* 4 = PML4E .. 1 = PTE: the leaf's, or where the walk stopped */
+    uint64_t l1_gpa; /* the translation (EPT12_OK) */
+};
+/* EPT12's tables are read from L1's memory as hv_gpa_is_ram() allows; anything else reads
+ * as a not-present entry. */
+enum ept12_status ept12_walk(const struct ept02 *e, uint64_t l2_gpa, struct ept12_walk *w);
+
+enum ept02_result {
+    EPT02_FILLED,       /* EPT02 maps l2_gpa now with the access it needs: L2 retries */
+    EPT02_HIDDEN_WRITE, /* mapped, but the write goes to hv's memory: hv must drop it */
+    EPT02_VIOLATION,    /* EPT12 does not allow the access: reflect exit 48 with qual12 */
+    EPT02_MISCONFIG,    /* EPT12 is misconfigured there: reflect exit 49 */
+    EPT02_UNBACKED,     /* EPT12 maps it where EPT01 has nothing: reflect 48 with qual12 */
+};
+struct ept02_fault {
+    uint64_t l2_gpa, qual; /* in: what the CPU reported for EPT02 */
+    uint64_t qual12;       /* out: L1's exit qualification (VIOLATION, UNBACKED) */
+    uint64_t l1_gpa;       /* out: EPT12's translation (FILLED, HIDDEN_WRITE, UNBACKED) */
+    uint64_t *leaf;        /* out: EPT02's 4 KiB leaf for l2_gpa (FILLED, HIDDEN_WRITE) */
+};
+/* An EPT violation of L2 on EPT02. */
+enum ept02_result ept02_fault(struct ept02 *e, struct ept02_fault *f);
+
+/* Dropping a write to hv's memory (EPT02_HIDDEN_WRITE): the leaf gets a zeroed scratch page,
+ * writable, for one instruction; ept02_step_end() restores every such leaf and wipes the
+ * scratch pages. ept02_step_begin returns the slot, or -1 if all are taken. */
+int ept02_step_begin(struct ept02 *e, uint64_t *leaf);
+bool ept02_step_pending(const struct ept02 *e);
+void ept02_step_end(struct ept02 *e);
+#endif

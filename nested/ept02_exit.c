@@ -1,0 +1,158 @@
+/*
+ * EPT02 on the VMCS side: set-up at nested VM-Enter, L2's EPT violations while L2 runs on
+ * EPT02, and hv's single step over L2's writes to hv's memory (nested/ept02.h is the
+ * pure part).
+ *
+ * Dropped writes: L1 reads hv's memory as zeros and its writes vanish (hv/exit_ept.c);
+ * L2 must see the same through L1's EPT. EPT02 maps such a page read-only to hv's zero
+ * page; a write that EPT12 allows is let through once onto a scratch page (writable for
+ * one instruction, monitor trap flag on), then the read-only leaf comes back and the
+ * scratch page is wiped. Unlike EPT01's, a step may span two pages (EPT02_STEPS) and
+ * ends at whatever exit comes next, so nothing written is ever read back.
+ */
+#include <string.h>
+#include "../lib/log.h"
+#include "../vmx/vmcs.h"
+#include "../vmx/vmx_bits.h"
+#include "ept02.h"
+#include "nested_int.h"
+
+static void flush(struct nested_vcpu *nv, struct ept02 *e)
+{
+    /* INVEPT: EPT02's root page is reused across clears, so its guest-physical mappings
+     * survive VM entries and exits (29.4.3) and must go explicitly. */
+    if (e->flush && nv->flush_ept)
+        nv->flush_ept();
+    e->flush = false;
+}
+
+int nested_ept02_enter(struct nested_vcpu *nv)
+{
+    struct nested_state *n = nv->n;
+    static bool logged;
+    if (!n->ept02 && !(n->ept02 = hv_alloc_page()))
+        return -1;
+    /* Idempotent: after running out of memory once, later entries try again. */
+    if (ept02_init(n->ept02, EPT02_MAX_PAGES, EPT02_MIN_PAGES, nv->caps->ept_vpid, nv->phys_bits, nv->l1_page)) {
+        if (!__atomic_exchange_n(&logged, true, __ATOMIC_RELAXED))
+            log_err("cpu%u: out of memory for EPT02: L1's VM entries with EPT fail", nv->cpu);
+        return -1;
+    }
+    ept02_use(n->ept02, vmcs12_eptp(n->cache));
+    flush(nv, n->ept02);
+    return 0;
+}
+
+void nested_ept02_invalidate(struct nested_vcpu *nv, uint64_t type, uint64_t eptp)
+{
+    struct ept02 *e = nv->n->ept02;
+    if (e && ept02_invept(e, type, eptp))
+        flush(nv, e);
+}
+
+/* The steps end: read-only leaves back, scratch wiped, MTF as L1 set it (when L2 runs on). */
+static void steps_end(struct nested_vcpu *nv, struct ept02 *e, bool in_l2)
+{
+    ept02_step_end(e);
+    if (e->mtf && in_l2) {
+        uint32_t proc = (uint32_t)vmcs_read(CPU_BASED_VM_EXEC_CONTROL) & ~CPU_BASED_MONITOR_TRAP_FLAG;
+        vmcs_write(CPU_BASED_VM_EXEC_CONTROL, proc | ((uint32_t)v12(nv, CPU_BASED_VM_EXEC_CONTROL) &
+                                                      CPU_BASED_MONITOR_TRAP_FLAG));
+    }
+    e->mtf = false;
+    flush(nv, e);
+}
+
+bool nested_ept02_before_exit(struct nested_vcpu *nv, uint32_t basic)
+{
+    struct ept02 *e = nv->n->ept02;
+    if (!e || !e->mtf)
+        return false;
+    if (basic == EXIT_REASON_EPT_VIOLATION)
+        return false; /* perhaps the instruction's next page: the step goes on */
+    steps_end(nv, e, true);
+    /* The step's MTF exit is hv's, unless L1 asked for MTF itself: then it is L1's too. */
+    return basic == EXIT_REASON_MONITOR_TRAP_FLAG &&
+           !(v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_MONITOR_TRAP_FLAG);
+}
+
+/* L2 retries the access: an event whose delivery faulted is delivered again (27.2.4), and
+ * an IRET that faulted after unblocking NMIs gets its blocking back (28.2.3). */
+static void resume_l2(struct nested_vcpu *nv, uint64_t qual)
+{
+    struct regcache *rc = nv->rc;
+    uint32_t idt = (uint32_t)reg_read(rc, HV_REG_IDT_VECTORING_INFO);
+    if (idt & INTR_INFO_VALID) {
+        vmcs_write(VM_ENTRY_INTR_INFO_FIELD, idt & ~INTR_INFO_NMI_UNBLOCKED_IRET);
+        if (idt & INTR_INFO_DELIVER_CODE)
+            vmcs_write(VM_ENTRY_EXCEPTION_ERROR_CODE, reg_read(rc, HV_REG_IDT_VECTORING_ERROR_CODE));
+        vmcs_write(VM_ENTRY_INSTRUCTION_LEN, reg_read(rc, HV_REG_EXIT_INSTR_LEN));
+    } else if (qual & EPT_QUAL_NMI_UNBLOCK) {
+        vmcs_write(GUEST_INTERRUPTIBILITY_INFO, vmcs_read(GUEST_INTERRUPTIBILITY_INFO) | GUEST_INTR_NMI);
+    }
+}
+
+static void hidden_write(struct nested_vcpu *nv, struct ept02 *e, const struct ept02_fault *f)
+{
+    static bool logged;
+    if (ept02_step_begin(e, f->leaf) < 0) {
+        /* More pages of hv's memory than slots in one instruction: start the step over. */
+        ept02_step_end(e);
+        ept02_step_begin(e, f->leaf);
+    }
+    if (!__atomic_exchange_n(&logged, true, __ATOMIC_RELAXED))
+        log_warn("cpu%u: L2 wrote to hv's memory through L1's EPT (L2 0x%llx, L1 0x%llx): dropped; later attempts "
+                 "are counted, not logged", nv->cpu, (unsigned long long)f->l2_gpa, (unsigned long long)f->l1_gpa);
+    if (!e->mtf) {
+        e->mtf = true;
+        vmcs_write(CPU_BASED_VM_EXEC_CONTROL, vmcs_read(CPU_BASED_VM_EXEC_CONTROL) | CPU_BASED_MONITOR_TRAP_FLAG);
+    }
+}
+
+uint32_t nested_ept02_exit(struct nested_vcpu *nv, uint32_t basic, uint64_t *qual12)
+{
+    struct ept02 *e = nv->n->ept02;
+    struct regcache *rc = nv->rc;
+    struct ept02_fault f = {.l2_gpa = reg_read(rc, HV_REG_GUEST_PHYS_ADDR)};
+    enum ept02_result r;
+    if (basic == EXIT_REASON_EPT_MISCONFIG) {
+        /* EPT02 is hv's: only a misconfigured EPT12 leaf hv copied could do this. */
+        struct ept12_walk w;
+        if (ept12_walk(e, f.l2_gpa, &w) == EPT12_MISCONFIG) {
+            r = EPT02_MISCONFIG;
+        } else {
+            log_err("cpu%u: EPT misconfiguration in EPT02 at L2 0x%llx: EPT02 rebuilt", nv->cpu,
+                    (unsigned long long)f.l2_gpa);
+            ept02_clear(e);
+            r = EPT02_FILLED;
+        }
+    } else {
+        f.qual = reg_exit_qual(rc);
+        r = ept02_fault(e, &f);
+    }
+    switch (r) {
+    case EPT02_HIDDEN_WRITE:
+        hidden_write(nv, e, &f);
+        /* fall through */
+    case EPT02_FILLED:
+        flush(nv, e);
+        resume_l2(nv, f.qual);
+        return 0;
+    case EPT02_UNBACKED: {
+        static bool logged;
+        if (!__atomic_exchange_n(&logged, true, __ATOMIC_RELAXED))
+            log_warn("cpu%u: L1's EPT maps L2 0x%llx to L1 0x%llx, which hv's EPT01 does not map: EPT violation "
+                     "for L1", nv->cpu, (unsigned long long)f.l2_gpa, (unsigned long long)f.l1_gpa);
+    }
+        /* fall through */
+    case EPT02_VIOLATION:
+        steps_end(nv, e, false); /* before L1 runs: nothing of a step may stay mapped */
+        *qual12 = f.qual12;
+        return EXIT_REASON_EPT_VIOLATION;
+    case EPT02_MISCONFIG:
+    default:
+        steps_end(nv, e, false);
+        *qual12 = 0; /* no exit qualification for misconfigurations (28.2.1) */
+        return EXIT_REASON_EPT_MISCONFIG;
+    }
+}
