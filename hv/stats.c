@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include "../lib/log.h"
 #include "exit.h"
+#include "../nested/ept02.h"
 
 void stats_print(struct vcpu *v)
 {
@@ -23,6 +24,16 @@ void stats_print(struct vcpu *v)
     }
     if (n)
         log_info("stats: cpu%u:   %s", v->id, line);
+    const struct nested_state *ns = &v->nested;
+    if (ns->nested_entries)
+        log_info("stats: cpu%u:   nested: %llu VM entries into L2, %llu exits while L2 ran, %llu reflected to L1",
+                 v->id, (unsigned long long)ns->nested_entries, (unsigned long long)s->l2_exits,
+                 (unsigned long long)ns->reflected_exits);
+    if (ns->ept02)
+        log_info("stats: cpu%u:   EPT02: %llu fills, %llu violations reflected, %llu clears, %llu writes to hv's "
+                 "memory dropped", v->id, (unsigned long long)ns->ept02->fills,
+                 (unsigned long long)ns->ept02->reflected, (unsigned long long)ns->ept02->clears,
+                 (unsigned long long)ns->ept02->hidden_writes);
 }
 
 void stats_print_all(const char *why)
