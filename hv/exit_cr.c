@@ -4,6 +4,7 @@
 #include "../lib/x86.h"
 #include "../vmx/vmx_bits.h"
 #include "exit.h"
+#include "../nested/ept02.h"
 #include "../nested/nested.h"
 
 static void set_cr0(struct vcpu *v, uint64_t val)
@@ -38,6 +39,13 @@ static void set_cr0(struct vcpu *v, uint64_t val)
     uint64_t cr4 = reg_read(&v->rc, HV_REG_CR4);
     if ((val & CR0_PG) && !(efer & EFER_LME) && (cr4 & CR4_PAE)) {
         uint64_t base = reg_read(&v->rc, HV_REG_CR3) & 0xffffffe0ull;
+        /* An L2 on L1's EPT has an L2-physical CR3: EPT12 gives the L1 address (the
+         * PDPT is 32-byte aligned, so it never straddles a page). */
+        if (v->nested.guest_mode && v->nested.ept12) {
+            struct ept12_walk w;
+            base = v->nested.ept02 && ept12_walk(v->nested.ept02, base, &w) == EPT12_OK && (w.access & 1)
+                       ? w.l1_gpa : ~0ull;
+        }
         for (int i = 0; i < 4; i++) {
             uint64_t pdpte = hv_gpa_is_ram(base, 32) ? ((const uint64_t *)(uintptr_t)base)[i] : 0;
             if ((pdpte & 1) && (pdpte & 0x1e6)) { /* reserved bits in a present PDPTE */

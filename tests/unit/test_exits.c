@@ -18,6 +18,7 @@
 #include "hv/hypercall.h"
 #include "hv/vmcs01.h"
 #include "hv/version.h"
+#include "nested/ept02.h"
 #include "lib/log.h"
 #include "lib/x86.h"
 #include "vmx/vmx_bits.h"
@@ -57,6 +58,12 @@ void vmcs01_dump_guest(struct vcpu *v) { dump_calls++; }
 static int hw_refused_calls;
 static uint32_t hw_refused_err;
 void nested_hw_refused(struct nested_vcpu *nv, uint32_t err) { hw_refused_calls++, hw_refused_err = err; }
+/* EPT12 walks are tested in test_ept02; the CR handlers here never run an L2 on L1's EPT. */
+enum ept12_status ept12_walk(const struct ept02 *e, uint64_t l2_gpa, struct ept12_walk *w)
+{
+    w->status = EPT12_NOT_PRESENT;
+    return EPT12_NOT_PRESENT;
+}
 
 static int ept_calls, mtf_calls, io_calls;
 void handle_ept_violation(struct vcpu *v) { ept_calls++; }
