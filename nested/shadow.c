@@ -1,12 +1,13 @@
 /*
  * VMCS shadowing for L1 (SDM 25.10): while L1 has a current vmcs12, vmcs01 links a
- * hardware shadow VMCS holding vmcs12's fields, so L1's VMREAD and VMWRITE of the
- * fields hv supports run without a VM exit. The VMREAD/VMWRITE bitmaps make every
- * other encoding exit, so hv still answers those with VM-instruction error 12.
+ * hardware shadow VMCS, so L1's VMREAD and VMWRITE of the fields a hypervisor touches on
+ * every exit run without a VM exit. As in KVM, only those hot fields are shadowed: the
+ * VMREAD/VMWRITE bitmaps send every other encoding to hv, which answers from its cache
+ * (error 12 for unsupported ones), and the copies below stay short.
  *
- * hv's cache (struct vmcs12) stays the copy hv works on: it is pulled from the shadow
- * before hv reads vmcs12 (nested VM-Enter, VMPTRLD, VMCLEAR, VMXOFF) and pushed back
- * after hv changes it (VMPTRLD, reflected exits, VM-entry failures, VMfailValid).
+ * hv's cache (struct vmcs12) stays the copy hv works on: the read/write fields are pulled
+ * from the shadow before hv reads vmcs12 (nested VM-Enter, VMPTRLD, VMCLEAR, VMXOFF) and
+ * pushed after hv changes them (VMPTRLD, reflected exits, VM-entry failures, VMfailValid).
  */
 #include "../lib/log.h"
 #include "../vmx/vmcs.h"
@@ -14,63 +15,74 @@
 #include "../vmx/vmx_bits.h"
 #include "nested_int.h"
 
-/* Bit set = exit. Shared by all vCPUs; built once. */
+/* Read and written by L1 on its exit path: pulled at every nested VM-Enter. */
+static const uint32_t shadow_rw[] = {
+    GUEST_RIP, GUEST_RSP, GUEST_RFLAGS, GUEST_CR0, GUEST_CR3, GUEST_CR4, GUEST_INTERRUPTIBILITY_INFO,
+    GUEST_ACTIVITY_STATE, GUEST_PENDING_DBG_EXCEPTIONS, GUEST_CS_SELECTOR, GUEST_CS_AR_BYTES, GUEST_SS_AR_BYTES,
+    GUEST_ES_BASE, GUEST_CS_BASE, GUEST_SS_BASE, GUEST_DS_BASE, GUEST_FS_BASE, GUEST_GS_BASE,
+    CR0_READ_SHADOW, CR4_READ_SHADOW, CPU_BASED_VM_EXEC_CONTROL, EXCEPTION_BITMAP, TSC_OFFSET,
+    VM_ENTRY_INTR_INFO_FIELD, VM_ENTRY_EXCEPTION_ERROR_CODE, VM_ENTRY_INSTRUCTION_LEN,
+    VMX_PREEMPTION_TIMER_VALUE,
+};
+/* The exit information L1 reads (read-only: written into the shadow by hv only). */
+static const uint32_t shadow_ro[] = {
+    VM_INSTRUCTION_ERROR, VM_EXIT_REASON, EXIT_QUALIFICATION, GUEST_LINEAR_ADDRESS, GUEST_PHYSICAL_ADDRESS, VM_EXIT_INTR_INFO,
+    VM_EXIT_INTR_ERROR_CODE, IDT_VECTORING_INFO_FIELD, IDT_VECTORING_ERROR_CODE, VM_EXIT_INSTRUCTION_LEN,
+    VMX_INSTRUCTION_INFO, IO_RCX, IO_RSI, IO_RDI, IO_RIP,
+};
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static void allow(uint8_t *bm, uint32_t e)
+{
+    unsigned n = VMCS_FIELD_WIDTH(e) == VMCS_WIDTH_64 ? 2 : 1; /* the high half of 64-bit fields too */
+    for (unsigned h = 0; h < n; h++) {
+        uint32_t b = (e | h) & 0x7fff;
+        bm[b / 8] &= (uint8_t)~(1u << (b % 8));
+    }
+}
+
+/* Bit set = exit. Shared by all vCPUs; built once. Read-only fields can be written into
+ * the shadow only with IA32_VMX_MISC[29]; without it they are not shadowed at all. */
 void nested_shadow_bitmaps(uint8_t *vmread_bm, uint8_t *vmwrite_bm, bool exit_info_writable)
 {
     for (int i = 0; i < 4096; i++)
         vmread_bm[i] = vmwrite_bm[i] = 0xff;
-    for (unsigned i = 0; i < VMCS12_NR_FIELDS; i++) {
-        uint32_t e = vmcs12_field_encoding(i);
-        unsigned n = VMCS_FIELD_WIDTH(e) == VMCS_WIDTH_64 ? 2 : 1; /* the high half of 64-bit fields too */
-        for (unsigned h = 0; h < n; h++) {
-            uint32_t b = (e | h) & 0x7fff;
-            /* Exit information can be written only with IA32_VMX_MISC[29]: else VMWRITE
-             * exits and hv answers error 13. */
-            if (exit_info_writable || VMCS_FIELD_TYPE(e) != 1)
-                vmwrite_bm[b / 8] &= (uint8_t)~(1u << (b % 8));
-            vmread_bm[b / 8] &= (uint8_t)~(1u << (b % 8));
-        }
+    for (unsigned i = 0; i < N(shadow_rw); i++) {
+        allow(vmread_bm, shadow_rw[i]);
+        allow(vmwrite_bm, shadow_rw[i]);
     }
+    for (unsigned i = 0; exit_info_writable && i < N(shadow_ro); i++)
+        allow(vmread_bm, shadow_ro[i]);
 }
 
-static bool shadowed(const struct nested_vcpu *nv, uint32_t e)
-{
-    return nv->shadow_exit_info || VMCS_FIELD_TYPE(e) != 1;
-}
-
-/* What a reflected exit changes in vmcs12: guest state, exit information, and the two
- * VM-entry fields the CPU updates on exits. */
-static bool exit_field(uint32_t e)
-{
-    return VMCS_FIELD_TYPE(e) == 1 || VMCS_FIELD_TYPE(e) == 2 || e == VM_ENTRY_CONTROLS || e == VM_ENTRY_INTR_INFO_FIELD;
-}
-
-enum { ALL_FIELDS, EXIT_FIELDS };
+enum { PULL, PUSH_ALL, PUSH_EXIT, PUSH_ONE };
 
 /* Copy between the cache and the shadow VMCS, then make the right VMCS current again. */
-static void copy(struct nested_vcpu *nv, bool to_shadow, int which, uint32_t only)
+static void copy(struct nested_vcpu *nv, int what, uint32_t only)
 {
     struct nested_state *n = nv->n;
+    struct vmcs12 *c = n->cache;
     if (!n->shadowing)
         return;
     vmptrld(n->shadow_pa);
-    for (unsigned i = 0; i < VMCS12_NR_FIELDS; i++) {
-        uint32_t e = vmcs12_field_encoding(i);
-        if (!shadowed(nv, e) || (which == EXIT_FIELDS && !exit_field(e)) || (only && e != only))
-            continue;
-        if (to_shadow)
-            vmcs_write(e, n->cache->fields[i]);
-        else
-            n->cache->fields[i] = vmcs_read(e);
+    for (unsigned i = 0; i < N(shadow_rw); i++) {
+        uint32_t e = shadow_rw[i];
+        if (what == PULL)
+            vmcs12_set(c, e, vmcs_read(e));
+        else if (what != PUSH_ONE || e == only) {
+            vmcs_write(e, vmcs12_get(c, e));
+        }
     }
+    for (unsigned i = 0; nv->shadow_exit_info && what != PULL && i < N(shadow_ro); i++)
+        if (what != PUSH_ONE || shadow_ro[i] == only)
+            vmcs_write(shadow_ro[i], vmcs12_get(c, shadow_ro[i]));
     vmptrld(n->guest_mode ? n->vmcs02_pa : n->vmcs01_pa);
 }
 
-void nested_shadow_pull(struct nested_vcpu *nv) { copy(nv, false, ALL_FIELDS, 0); }
-void nested_shadow_push(struct nested_vcpu *nv) { copy(nv, true, ALL_FIELDS, 0); }
-void nested_shadow_push_exit(struct nested_vcpu *nv) { copy(nv, true, EXIT_FIELDS, 0); }
-void nested_shadow_push_field(struct nested_vcpu *nv, uint32_t e) { copy(nv, true, ALL_FIELDS, e); }
-
+void nested_shadow_pull(struct nested_vcpu *nv) { copy(nv, PULL, 0); }
+void nested_shadow_push(struct nested_vcpu *nv) { copy(nv, PUSH_ALL, 0); }
+void nested_shadow_push_exit(struct nested_vcpu *nv) { copy(nv, PUSH_EXIT, 0); }
+void nested_shadow_push_field(struct nested_vcpu *nv, uint32_t e) { copy(nv, PUSH_ONE, e); }
 /* vmcs01 is current (an exit from L1). */
 void nested_shadow_activate(struct nested_vcpu *nv)
 {

@@ -164,8 +164,11 @@ void nested_save_host_fields(struct nested_vcpu *nv)
 
 void nested_prepare_vmcs02(struct nested_vcpu *nv)
 {
-    for (int i = 0; i < NESTED_NR_HOST_FIELDS; i++)
-        vmcs_write(host_fields[i], nv->n->host_fields[i]); /* VM exits from L2 come to hv */
+    /* VM exits from L2 come to hv. Host state never changes, so a vmcs02 that was already
+     * launched (and not cleared since) still holds it. */
+    if (!nv->n->vmcs02_launched)
+        for (int i = 0; i < NESTED_NR_HOST_FIELDS; i++)
+            vmcs_write(host_fields[i], nv->n->host_fields[i]);
     prepare_controls(nv);
 }
 
