@@ -30,6 +30,12 @@ static void sync_vmcs12(struct nested_vcpu *nv)
         v12_set(nv, nested_guest_fields[i], vmcs_read(nested_guest_fields[i]));
     for (unsigned i = 0; i < sizeof(exit_info) / sizeof(exit_info[0]); i++)
         v12_set(nv, exit_info[i], vmcs_read(exit_info[i]));
+    /* SDM 27.2.1: VMREAD/VMWRITE with a register operand have no displacement, so the exit
+     * qualification is 0. Bochs stores a stale decoder displacement there instead; L1 gets
+     * the architectural value. */
+    uint32_t basic = (uint32_t)v12(nv, VM_EXIT_REASON) & 0xffff;
+    if ((basic == EXIT_REASON_VMREAD || basic == EXIT_REASON_VMWRITE) && (v12(nv, VMX_INSTRUCTION_INFO) & (1u << 10)))
+        v12_set(nv, EXIT_QUALIFICATION, 0);
     v12_set(nv, GUEST_RIP, reg_rip(rc));
     v12_set(nv, GUEST_RSP, reg_read(rc, HV_REG_RSP));
     v12_set(nv, GUEST_RFLAGS, reg_rflags(rc));
