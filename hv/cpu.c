@@ -5,10 +5,8 @@
 void cpu_identify(struct cpu_ident *id)
 {
     memset(id, 0, sizeof(*id));
-    struct cpuid_regs r = cpuid(0, 0);
-    memcpy(id->vendor, &r.ebx, 4);
-    memcpy(id->vendor + 4, &r.edx, 4);
-    memcpy(id->vendor + 8, &r.ecx, 4);
+    struct cpuid_regs r;
+    cpuid_vendor(id->vendor);
     uint32_t a = cpuid(1, 0).eax;
     /* SDM Vol. 2A CPUID: display family/model fold in the extended fields. */
     id->family = (a >> 8) & 0xf;

@@ -9,21 +9,7 @@
 #include "../vmx/vmx_bits.h"
 #include "exit.h"
 
-#define EPT_QUAL_WRITE (1ull << 1)
-
 static void ept_flush(void) { invept(2, 0); /* all contexts: the EPT is shared by every CPU */ }
-
-/* An exit during event delivery loses the event unless hv delivers it again (27.2.4). */
-static void reinject_vectoring(struct vcpu *v)
-{
-    uint32_t idt = (uint32_t)reg_read(&v->rc, HV_REG_IDT_VECTORING_INFO);
-    if (!(idt & INTR_INFO_VALID))
-        return;
-    vm_write(v, VM_ENTRY_INTR_INFO_FIELD, idt & ~INTR_INFO_NMI_UNBLOCKED_IRET);
-    if (idt & INTR_INFO_DELIVER_CODE)
-        vm_write(v, VM_ENTRY_EXCEPTION_ERROR_CODE, reg_read(&v->rc, HV_REG_IDT_VECTORING_ERROR_CODE));
-    vm_write(v, VM_ENTRY_INSTRUCTION_LEN, reg_read(&v->rc, HV_REG_EXIT_INSTR_LEN));
-}
 
 void handle_ept_violation(struct vcpu *v)
 {
@@ -42,7 +28,7 @@ void handle_ept_violation(struct vcpu *v)
     v->mtf_hidden_write = true;
     v->mtf_gpa = gpa;
     vm_write(v, CPU_BASED_VM_EXEC_CONTROL, vm_read(v, CPU_BASED_VM_EXEC_CONTROL) | CPU_BASED_MONITOR_TRAP_FLAG);
-    reinject_vectoring(v);
+    regcache_redeliver_event(&v->rc, q & EPT_QUAL_NMI_UNBLOCK);
 }
 
 void handle_mtf(struct vcpu *v)

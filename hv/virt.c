@@ -28,7 +28,7 @@ static void *alloc_table_page(void) { return page_alloc(1); }
 static int build_ept01(void)
 {
     struct mtrr_state mtrr;
-    uint8_t phys_bits = (uint8_t)(cpuid(0x80000000, 0).eax >= 0x80000008 ? cpuid(0x80000008, 0).eax & 0xff : 36);
+    uint8_t phys_bits = hv.phys_bits;
     mtrr_read(&mtrr, rdmsr, phys_bits);
     memset(&ept01, 0, sizeof(ept01));
     ept01.hidden_page = (uint64_t)(uintptr_t)hv.zero_page;

@@ -8,11 +8,6 @@
 
 extern char vmx_exit_stub[];
 
-uint32_t vmx_adjust_ctls(uint64_t cap, uint32_t want)
-{
-    return (want | (uint32_t)cap) & (uint32_t)(cap >> 32);
-}
-
 /* A segment as the SDM's guest-state area wants it (25.4.1), from the live GDT. */
 static void guest_segment(uint64_t gdt, uint16_t sel, uint32_t f_sel, uint32_t f_base, uint32_t f_limit,
                           uint32_t f_ar)

@@ -5,8 +5,6 @@
 
 /* Host state, controls and guest state = "continue at v->resume as if nothing happened". */
 void vmcs01_setup(struct vcpu *v, uint64_t fw_cr0, uint64_t fw_cr4);
-/* Controls as requested, adjusted to what the CPU allows (SDM A.3: allowed-0 / allowed-1). */
-uint32_t vmx_adjust_ctls(uint64_t cap_msr, uint32_t want);
 /* Log the guest state (unexpected exits, failed entries). */
 void vmcs01_dump_guest(struct vcpu *v);
 #endif

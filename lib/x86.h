@@ -29,6 +29,16 @@ static inline struct cpuid_regs cpuid(uint32_t leaf, uint32_t sub)
     return r;
 }
 
+/* CPUID.0 vendor string ("GenuineIntel"), NUL-terminated */
+static inline void cpuid_vendor(char out[13])
+{
+    struct cpuid_regs r = cpuid(0, 0);
+    __builtin_memcpy(out, &r.ebx, 4);
+    __builtin_memcpy(out + 4, &r.edx, 4);
+    __builtin_memcpy(out + 8, &r.ecx, 4);
+    out[12] = 0;
+}
+
 #define DEF_CR(n)                                                                             \
     static inline uint64_t read_cr##n(void) { uint64_t v; __asm__ volatile("mov %%cr" #n ", %0" : "=r"(v)); return v; } \
     static inline void write_cr##n(uint64_t v) { __asm__ volatile("mov %0, %%cr" #n ::"r"(v) : "memory"); }

@@ -24,13 +24,6 @@
 #define EPT02_STEPS 2      /* pages of hv's memory one L2 instruction may write */
 #define EPT02_NO_EPT12 (~0ull)
 
-/* Exit qualification of an EPT violation (SDM 28.2.1, Table 28-7). */
-#define EPT_QUAL_ACCESS (7ull)        /* bits 2:0: read, write, instruction fetch */
-#define EPT_QUAL_PERM_SHIFT 3         /* bits 5:3: the translation's R, W, X */
-#define EPT_QUAL_GLA_VALID (1ull << 7)
-#define EPT_QUAL_GLA_XLATE (1ull << 8) /* the access was to the linear address, not a paging entry */
-#define EPT_QUAL_NMI_UNBLOCK (1ull << 12)
-
 /* Where EPT01 puts L1 guest-physical page l1_gpa (4 KiB aligned): 0 with the host page and
  * the most access EPT02 may give to it (EPT_R|EPT_W|EPT_X), or -1 if EPT01 maps nothing
  * there. A result without EPT_W means hv's memory: host_pa is then hv's zero page, and L2

@@ -76,22 +76,6 @@ bool nested_ept02_before_exit(struct nested_vcpu *nv, uint32_t basic)
            !(v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_MONITOR_TRAP_FLAG);
 }
 
-/* L2 retries the access: an event whose delivery faulted is delivered again (27.2.4), and
- * an IRET that faulted after unblocking NMIs gets its blocking back (28.2.3). */
-static void resume_l2(struct nested_vcpu *nv, uint64_t qual)
-{
-    struct regcache *rc = nv->rc;
-    uint32_t idt = (uint32_t)reg_read(rc, HV_REG_IDT_VECTORING_INFO);
-    if (idt & INTR_INFO_VALID) {
-        vmcs_write(VM_ENTRY_INTR_INFO_FIELD, idt & ~INTR_INFO_NMI_UNBLOCKED_IRET);
-        if (idt & INTR_INFO_DELIVER_CODE)
-            vmcs_write(VM_ENTRY_EXCEPTION_ERROR_CODE, reg_read(rc, HV_REG_IDT_VECTORING_ERROR_CODE));
-        vmcs_write(VM_ENTRY_INSTRUCTION_LEN, reg_read(rc, HV_REG_EXIT_INSTR_LEN));
-    } else if (qual & EPT_QUAL_NMI_UNBLOCK) {
-        vmcs_write(GUEST_INTERRUPTIBILITY_INFO, vmcs_read(GUEST_INTERRUPTIBILITY_INFO) | GUEST_INTR_NMI);
-    }
-}
-
 static void hidden_write(struct nested_vcpu *nv, struct ept02 *e, const struct ept02_fault *f)
 {
     static bool logged;
@@ -136,7 +120,7 @@ uint32_t nested_ept02_exit(struct nested_vcpu *nv, uint32_t basic, uint64_t *qua
         /* fall through */
     case EPT02_FILLED:
         flush(nv, e);
-        resume_l2(nv, f.qual);
+        regcache_redeliver_event(nv->rc, f.qual & EPT_QUAL_NMI_UNBLOCK);
         return 0;
     case EPT02_UNBACKED: {
         static bool logged;

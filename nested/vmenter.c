@@ -40,8 +40,6 @@ static const uint32_t copied[] = {
     VM_ENTRY_INSTRUCTION_LEN,
 };
 
-static uint32_t adjust(uint64_t cap, uint32_t want) { return (want | (uint32_t)cap) & (uint32_t)(cap >> 32); }
-
 static void merge_bitmap(uint8_t *dst, uint64_t l1_pa, const uint8_t *hv_bm)
 {
     /* L1's bitmap as L1 sees memory: outside RAM (hv's memory, MMIO) it reads zeros. */
@@ -82,16 +80,16 @@ static void prepare_controls(struct nested_vcpu *nv)
      * flushes L2's linear translations. */
     proc2 = (proc2 & ~SECONDARY_VPID) | SECONDARY_EPT;
     proc |= CPU_BASED_ACTIVATE_SECONDARY;
-    vmcs_write(PIN_BASED_VM_EXEC_CONTROL, adjust(hw->pinbased, (uint32_t)v12(nv, PIN_BASED_VM_EXEC_CONTROL)));
-    vmcs_write(CPU_BASED_VM_EXEC_CONTROL, adjust(hw->procbased, proc));
-    vmcs_write(SECONDARY_VM_EXEC_CONTROL, adjust(hw->procbased2, proc2));
+    vmcs_write(PIN_BASED_VM_EXEC_CONTROL, vmx_adjust_ctls(hw->pinbased, (uint32_t)v12(nv, PIN_BASED_VM_EXEC_CONTROL)));
+    vmcs_write(CPU_BASED_VM_EXEC_CONTROL, vmx_adjust_ctls(hw->procbased, proc));
+    vmcs_write(SECONDARY_VM_EXEC_CONTROL, vmx_adjust_ctls(hw->procbased2, proc2));
     uint32_t exit = (uint32_t)v12(nv, VM_EXIT_CONTROLS) &
                     (VM_EXIT_SAVE_DEBUG_CONTROLS | VM_EXIT_ACK_INTR_ON_EXIT | VM_EXIT_SAVE_PREEMPTION_TIMER);
     exit |= VM_EXIT_HOST_ADDR_SPACE_SIZE | VM_EXIT_SAVE_EFER | VM_EXIT_LOAD_EFER | VM_EXIT_SAVE_PAT | VM_EXIT_LOAD_PAT;
-    vmcs_write(VM_EXIT_CONTROLS, adjust(hw->exit, exit));
+    vmcs_write(VM_EXIT_CONTROLS, vmx_adjust_ctls(hw->exit, exit));
     uint32_t entry = ((uint32_t)v12(nv, VM_ENTRY_CONTROLS) & VM_ENTRY_IA32E_MODE) | VM_ENTRY_LOAD_EFER |
                      VM_ENTRY_LOAD_PAT | VM_ENTRY_LOAD_DEBUG_CONTROLS;
-    vmcs_write(VM_ENTRY_CONTROLS, adjust(hw->entry, entry));
+    vmcs_write(VM_ENTRY_CONTROLS, vmx_adjust_ctls(hw->entry, entry));
     vmcs_write(EPT_POINTER, n->ept12 ? n->ept02->eptp : nv->eptp);
     vmcs_write(VMCS_LINK_POINTER, ~0ull);
     vmcs_write(VM_EXIT_MSR_STORE_COUNT, 0); /* hv performs vmcs12's MSR lists itself */

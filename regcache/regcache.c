@@ -149,3 +149,22 @@ void regcache_flush(struct regcache *rc)
     }
     rc->dirty = 0;
 }
+
+void regcache_redeliver_event(struct regcache *rc, bool nmi_unblocked_by_iret)
+{
+    uint32_t idt = (uint32_t)reg_read(rc, HV_REG_IDT_VECTORING_INFO);
+    if (idt & (1u << 31)) { /* valid */
+        vmcs_write(VM_ENTRY_INTR_INFO_FIELD, idt & ~(1u << 12)); /* bit 12 is undefined on entry */
+        rc->vmwrites++;
+        if (idt & (1u << 11)) { /* deliver error code */
+            vmcs_write(VM_ENTRY_EXCEPTION_ERROR_CODE, reg_read(rc, HV_REG_IDT_VECTORING_ERROR_CODE));
+            rc->vmwrites++;
+        }
+        vmcs_write(VM_ENTRY_INSTRUCTION_LEN, reg_read(rc, HV_REG_EXIT_INSTR_LEN));
+        rc->vmwrites++;
+    } else if (nmi_unblocked_by_iret) {
+        vmcs_write(GUEST_INTERRUPTIBILITY_INFO, vmcs_read(GUEST_INTERRUPTIBILITY_INFO) | (1u << 3));
+        rc->vmreads++;
+        rc->vmwrites++;
+    }
+}

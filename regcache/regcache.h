@@ -135,6 +135,10 @@ _Static_assert(offsetof(struct regcache, regs[HV_REG_R15]) == REGCACHE_OFF_R15, 
 void regcache_init(struct regcache *rc, bool unrestricted_guest);
 void regcache_reset(struct regcache *rc);
 void regcache_flush(struct regcache *rc);
+/* After an EPT exit that hv resolved itself, the guest retries the access: an event whose
+ * delivery the exit interrupted is delivered again (SDM 27.2.4), and an IRET that faulted
+ * after unblocking NMIs (exit qualification bit 12) gets its NMI blocking back (28.2.3). */
+void regcache_redeliver_event(struct regcache *rc, bool nmi_unblocked_by_iret);
 /* VMREAD reg into regs[] and mark it available. */
 void regcache_cache_reg(struct regcache *rc, enum hv_reg reg);
 uint32_t regcache_vmcs_field(enum hv_reg reg);

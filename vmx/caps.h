@@ -27,6 +27,13 @@ struct vmx_caps {
     uint8_t preemption_timer_shift;
 };
 
+/* A control value as requested, adjusted to what a capability MSR allows (SDM A.3:
+ * allowed-0 settings in bits 31:0 must be 1, allowed-1 settings in bits 63:32 may be). */
+static inline uint32_t vmx_adjust_ctls(uint64_t cap_msr, uint32_t want)
+{
+    return (want | (uint32_t)cap_msr) & (uint32_t)(cap_msr >> 32);
+}
+
 /* Fills caps; on "unusable" writes one line saying exactly why into why. */
 bool vmx_caps_decode(const struct vmx_msrs *in, struct vmx_caps *caps, char *why, size_t whylen);
 #endif

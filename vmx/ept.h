@@ -43,6 +43,14 @@
  * hv's, accessed WB by hv, so no aliasing of memory types). */
 #define EPT_HIDDEN_LEAF   (EPT_R | EPT_X | EPT_MT(MT_WB) | EPT_IGNORE_PAT)
 
+/* Exit qualification of an EPT violation (SDM 28.2.1, Table 28-7). */
+#define EPT_QUAL_ACCESS (7ull)        /* bits 2:0: read, write, instruction fetch */
+#define EPT_QUAL_WRITE (1ull << 1)
+#define EPT_QUAL_PERM_SHIFT 3         /* bits 5:3: the translation's R, W, X */
+#define EPT_QUAL_GLA_VALID (1ull << 7)
+#define EPT_QUAL_GLA_XLATE (1ull << 8) /* the access was to the linear address, not a paging entry */
+#define EPT_QUAL_NMI_UNBLOCK (1ull << 12)
+
 #define EPT_MAX_HIDDEN 8
 #define EPT_PAGE_1G (1ull << 30)
 #define EPT_PAGE_2M (1ull << 21)

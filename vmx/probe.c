@@ -7,10 +7,7 @@
 void vmx_read_msrs(struct vmx_msrs *m)
 {
     memset(m, 0, sizeof(*m));
-    struct cpuid_regs r = cpuid(0, 0);
-    memcpy(m->vendor + 0, &r.ebx, 4);
-    memcpy(m->vendor + 4, &r.edx, 4);
-    memcpy(m->vendor + 8, &r.ecx, 4);
+    cpuid_vendor(m->vendor);
     m->cpuid1_ecx = cpuid(1, 0).ecx;
     if (!(m->cpuid1_ecx & (1u << 5)))
         return; /* the MSRs below would #GP */
