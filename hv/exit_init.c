@@ -7,24 +7,12 @@
 #include "../vmx/vmx_bits.h"
 #include "exit.h"
 
-static void real_mode_segment(struct vcpu *v, uint32_t sel_f, uint16_t sel, uint64_t base, uint32_t ar)
+static void real_mode_segment(struct vcpu *v, enum guest_seg seg, uint16_t sel, uint64_t base, uint32_t ar)
 {
-    /* Guest segment fields are laid out in parallel: selector, base, limit, AR (Appendix B). */
-    static const struct { uint32_t sel, base, limit, ar; } f[] = {
-        {GUEST_ES_SELECTOR, GUEST_ES_BASE, GUEST_ES_LIMIT, GUEST_ES_AR_BYTES},
-        {GUEST_CS_SELECTOR, GUEST_CS_BASE, GUEST_CS_LIMIT, GUEST_CS_AR_BYTES},
-        {GUEST_SS_SELECTOR, GUEST_SS_BASE, GUEST_SS_LIMIT, GUEST_SS_AR_BYTES},
-        {GUEST_DS_SELECTOR, GUEST_DS_BASE, GUEST_DS_LIMIT, GUEST_DS_AR_BYTES},
-        {GUEST_FS_SELECTOR, GUEST_FS_BASE, GUEST_FS_LIMIT, GUEST_FS_AR_BYTES},
-        {GUEST_GS_SELECTOR, GUEST_GS_BASE, GUEST_GS_LIMIT, GUEST_GS_AR_BYTES},
-        {GUEST_LDTR_SELECTOR, GUEST_LDTR_BASE, GUEST_LDTR_LIMIT, GUEST_LDTR_AR_BYTES},
-        {GUEST_TR_SELECTOR, GUEST_TR_BASE, GUEST_TR_LIMIT, GUEST_TR_AR_BYTES},
-    };
-    unsigned i = (sel_f - GUEST_ES_SELECTOR) / 2;
-    vm_write(v, f[i].sel, sel);
-    vm_write(v, f[i].base, base);
-    vm_write(v, f[i].limit, 0xffff);
-    vm_write(v, f[i].ar, ar);
+    vm_write(v, GUEST_SEG_SELECTOR(seg), sel);
+    vm_write(v, GUEST_SEG_BASE(seg), base);
+    vm_write(v, GUEST_SEG_LIMIT(seg), 0xffff);
+    vm_write(v, GUEST_SEG_AR(seg), ar);
 }
 
 void handle_init(struct vcpu *v)
@@ -44,14 +32,14 @@ void handle_init(struct vcpu *v)
     reg_write(&v->rc, HV_REG_CR3, 0);
     vm_write(v, GUEST_IA32_EFER, 0);
     vm_write(v, VM_ENTRY_CONTROLS, vm_read(v, VM_ENTRY_CONTROLS) & ~VM_ENTRY_IA32E_MODE);
-    real_mode_segment(v, GUEST_CS_SELECTOR, 0xf000, 0xffff0000, 0x9b);
-    real_mode_segment(v, GUEST_ES_SELECTOR, 0, 0, 0x93);
-    real_mode_segment(v, GUEST_SS_SELECTOR, 0, 0, 0x93);
-    real_mode_segment(v, GUEST_DS_SELECTOR, 0, 0, 0x93);
-    real_mode_segment(v, GUEST_FS_SELECTOR, 0, 0, 0x93);
-    real_mode_segment(v, GUEST_GS_SELECTOR, 0, 0, 0x93);
-    real_mode_segment(v, GUEST_LDTR_SELECTOR, 0, 0, 0x82);
-    real_mode_segment(v, GUEST_TR_SELECTOR, 0, 0, 0x8b);
+    real_mode_segment(v, SEG_CS, 0xf000, 0xffff0000, 0x9b);
+    real_mode_segment(v, SEG_ES, 0, 0, 0x93);
+    real_mode_segment(v, SEG_SS, 0, 0, 0x93);
+    real_mode_segment(v, SEG_DS, 0, 0, 0x93);
+    real_mode_segment(v, SEG_FS, 0, 0, 0x93);
+    real_mode_segment(v, SEG_GS, 0, 0, 0x93);
+    real_mode_segment(v, SEG_LDTR, 0, 0, 0x82);
+    real_mode_segment(v, SEG_TR, 0, 0, 0x8b);
     vm_write(v, GUEST_GDTR_BASE, 0);
     vm_write(v, GUEST_GDTR_LIMIT, 0xffff);
     vm_write(v, GUEST_IDTR_BASE, 0);
@@ -73,7 +61,7 @@ void handle_sipi(struct vcpu *v)
     uint32_t vector = (uint32_t)reg_exit_qual(&v->rc) & 0xff;
     /* SIPI exits happen only in wait-for-SIPI (26.6.2); the saved activity state is not
      * reliable (Bochs stores "active"), so it is not checked. */
-    real_mode_segment(v, GUEST_CS_SELECTOR, (uint16_t)(vector << 8), (uint64_t)vector << 12, 0x9b);
+    real_mode_segment(v, SEG_CS, (uint16_t)(vector << 8), (uint64_t)vector << 12, 0x9b);
     reg_write(&v->rc, HV_REG_RIP, 0);
     vm_write(v, GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_ACTIVE);
     log_debug("cpu%u: SIPI vector 0x%x: starting at 0x%x", v->id, vector, vector << 12);

@@ -9,8 +9,7 @@
 extern char vmx_exit_stub[];
 
 /* A segment as the SDM's guest-state area wants it (25.4.1), from the live GDT. */
-static void guest_segment(uint64_t gdt, uint16_t sel, uint32_t f_sel, uint32_t f_base, uint32_t f_limit,
-                          uint32_t f_ar)
+static void guest_segment(uint64_t gdt, enum guest_seg seg, uint16_t sel)
 {
     uint64_t base = 0;
     uint32_t limit = 0, ar = 0x10000; /* unusable */
@@ -26,10 +25,10 @@ static void guest_segment(uint64_t gdt, uint16_t sel, uint32_t f_sel, uint32_t f
         else
             base |= (*(const uint64_t *)(uintptr_t)(gdt + (sel & ~7u) + 8) & 0xffffffff) << 32;
     }
-    vmcs_write(f_sel, sel);
-    vmcs_write(f_base, base);
-    vmcs_write(f_limit, limit);
-    vmcs_write(f_ar, ar);
+    vmcs_write(GUEST_SEG_SELECTOR(seg), sel);
+    vmcs_write(GUEST_SEG_BASE(seg), base);
+    vmcs_write(GUEST_SEG_LIMIT(seg), limit);
+    vmcs_write(GUEST_SEG_AR(seg), ar);
 }
 
 static void setup_controls(struct vcpu *v)
@@ -113,16 +112,16 @@ static void setup_guest(struct vcpu *v, uint64_t fw_cr0, uint64_t fw_cr4)
     __asm__ volatile("mov %%dr7, %0" : "=r"(dr7));
     vmcs_write(GUEST_DR7, dr7);
     uint64_t g = gdtr.base;
-    guest_segment(g, read_es(), GUEST_ES_SELECTOR, GUEST_ES_BASE, GUEST_ES_LIMIT, GUEST_ES_AR_BYTES);
-    guest_segment(g, read_cs(), GUEST_CS_SELECTOR, GUEST_CS_BASE, GUEST_CS_LIMIT, GUEST_CS_AR_BYTES);
-    guest_segment(g, read_ss(), GUEST_SS_SELECTOR, GUEST_SS_BASE, GUEST_SS_LIMIT, GUEST_SS_AR_BYTES);
-    guest_segment(g, read_ds(), GUEST_DS_SELECTOR, GUEST_DS_BASE, GUEST_DS_LIMIT, GUEST_DS_AR_BYTES);
-    guest_segment(g, read_fs(), GUEST_FS_SELECTOR, GUEST_FS_BASE, GUEST_FS_LIMIT, GUEST_FS_AR_BYTES);
-    guest_segment(g, read_gs(), GUEST_GS_SELECTOR, GUEST_GS_BASE, GUEST_GS_LIMIT, GUEST_GS_AR_BYTES);
-    guest_segment(g, read_ldtr(), GUEST_LDTR_SELECTOR, GUEST_LDTR_BASE, GUEST_LDTR_LIMIT, GUEST_LDTR_AR_BYTES);
+    guest_segment(g, SEG_ES, read_es());
+    guest_segment(g, SEG_CS, read_cs());
+    guest_segment(g, SEG_SS, read_ss());
+    guest_segment(g, SEG_DS, read_ds());
+    guest_segment(g, SEG_FS, read_fs());
+    guest_segment(g, SEG_GS, read_gs());
+    guest_segment(g, SEG_LDTR, read_ldtr());
     uint16_t tr = read_tr();
     if (tr & ~7u) {
-        guest_segment(g, tr, GUEST_TR_SELECTOR, GUEST_TR_BASE, GUEST_TR_LIMIT, GUEST_TR_AR_BYTES);
+        guest_segment(g, SEG_TR, tr);
     } else {
         /* UEFI runs without a TSS, but VM entry needs a usable busy TSS in TR (26.3.1.2).
          * A dummy one is never used: the firmware takes no privilege-changing interrupts. */

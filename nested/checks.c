@@ -372,16 +372,13 @@ struct seg {
     const char *name;
     uint16_t sel, base, limit, ar;
 };
-static const struct seg SEG_CS = {"CS", GUEST_CS_SELECTOR, GUEST_CS_BASE, GUEST_CS_LIMIT, GUEST_CS_AR_BYTES};
-static const struct seg SEG_SS = {"SS", GUEST_SS_SELECTOR, GUEST_SS_BASE, GUEST_SS_LIMIT, GUEST_SS_AR_BYTES};
-static const struct seg SEG_TR = {"TR", GUEST_TR_SELECTOR, GUEST_TR_BASE, GUEST_TR_LIMIT, GUEST_TR_AR_BYTES};
-static const struct seg SEG_LDTR = {"LDTR", GUEST_LDTR_SELECTOR, GUEST_LDTR_BASE, GUEST_LDTR_LIMIT,
-                                    GUEST_LDTR_AR_BYTES};
+#define SEG_FIELDS(name, s) {name, GUEST_SEG_SELECTOR(s), GUEST_SEG_BASE(s), GUEST_SEG_LIMIT(s), GUEST_SEG_AR(s)}
+static const struct seg CS_SEG = SEG_FIELDS("CS", SEG_CS);
+static const struct seg SS_SEG = SEG_FIELDS("SS", SEG_SS);
+static const struct seg TR_SEG = SEG_FIELDS("TR", SEG_TR);
+static const struct seg LDTR_SEG = SEG_FIELDS("LDTR", SEG_LDTR);
 static const struct seg DATA_SEGS[] = {
-    {"DS", GUEST_DS_SELECTOR, GUEST_DS_BASE, GUEST_DS_LIMIT, GUEST_DS_AR_BYTES},
-    {"ES", GUEST_ES_SELECTOR, GUEST_ES_BASE, GUEST_ES_LIMIT, GUEST_ES_AR_BYTES},
-    {"FS", GUEST_FS_SELECTOR, GUEST_FS_BASE, GUEST_FS_LIMIT, GUEST_FS_AR_BYTES},
-    {"GS", GUEST_GS_SELECTOR, GUEST_GS_BASE, GUEST_GS_LIMIT, GUEST_GS_AR_BYTES},
+    SEG_FIELDS("DS", SEG_DS), SEG_FIELDS("ES", SEG_ES), SEG_FIELDS("FS", SEG_FS), SEG_FIELDS("GS", SEG_GS),
 };
 
 /* "26.3.1.2: guest <reg> <text>" in a static buffer (no snprintf in the core). */
@@ -413,7 +410,7 @@ static bool seg_common_ok(struct ctx *x, const struct seg *s, bool want_s)
 
 static bool check_guest_v86_segments(struct ctx *x)
 {
-    const struct seg *all[] = {&SEG_CS, &SEG_SS, &DATA_SEGS[0], &DATA_SEGS[1], &DATA_SEGS[2], &DATA_SEGS[3]};
+    const struct seg *all[] = {&CS_SEG, &SS_SEG, &DATA_SEGS[0], &DATA_SEGS[1], &DATA_SEGS[2], &DATA_SEGS[3]};
     for (unsigned i = 0; i < 6; i++) {
         const struct seg *s = all[i];
         SEG_RULE(G(s->base) == G(s->sel) << 4, s, "base must be selector << 4 (virtual-8086)");
@@ -432,28 +429,28 @@ static bool check_guest_code_stack(struct ctx *x)
     /* Unrestricted guest (real mode, big real mode) relaxes the RPL/DPL rules and allows a
      * read/write data segment in CS. */
     if (!x->ug)
-        SEG_RULE(SEL_RPL(ss_sel) == SEL_RPL(G(GUEST_CS_SELECTOR)), &SEG_SS, "selector RPL must equal CS RPL");
-    SEG_RULE(!(G(GUEST_CS_BASE) >> 32), &SEG_CS, "base bits 63:32 must be 0");
-    SEG_RULE(cs_type == 9 || cs_type == 11 || cs_type == 13 || cs_type == 15 || (x->ug && cs_type == 3), &SEG_CS,
+        SEG_RULE(SEL_RPL(ss_sel) == SEL_RPL(G(GUEST_CS_SELECTOR)), &SS_SEG, "selector RPL must equal CS RPL");
+    SEG_RULE(!(G(GUEST_CS_BASE) >> 32), &CS_SEG, "base bits 63:32 must be 0");
+    SEG_RULE(cs_type == 9 || cs_type == 11 || cs_type == 13 || cs_type == 15 || (x->ug && cs_type == 3), &CS_SEG,
              x->ug ? "AR type must be 3, 9, 11, 13 or 15 (unrestricted guest)"
                    : "AR type must be 9, 11, 13 or 15 (accessed code)");
     if (cs_type == 3)
-        SEG_RULE(AR_DPL(cs_ar) == 0, &SEG_CS, "AR DPL must be 0 for type 3 (unrestricted guest)");
+        SEG_RULE(AR_DPL(cs_ar) == 0, &CS_SEG, "AR DPL must be 0 for type 3 (unrestricted guest)");
     else if (cs_type <= 11)
-        SEG_RULE(AR_DPL(cs_ar) == AR_DPL(ss_ar), &SEG_CS, "AR DPL must equal SS DPL (non-conforming code)");
+        SEG_RULE(AR_DPL(cs_ar) == AR_DPL(ss_ar), &CS_SEG, "AR DPL must equal SS DPL (non-conforming code)");
     else
-        SEG_RULE(AR_DPL(cs_ar) <= AR_DPL(ss_ar), &SEG_CS, "AR DPL must not exceed SS DPL (conforming code)");
-    SEG_RULE(!x->ia32e_guest || !(cs_ar & AR_L) || !(cs_ar & AR_DB), &SEG_CS, "AR D/B must be 0 with L=1 in IA-32e mode");
-    if (!seg_common_ok(x, &SEG_CS, true))
+        SEG_RULE(AR_DPL(cs_ar) <= AR_DPL(ss_ar), &CS_SEG, "AR DPL must not exceed SS DPL (conforming code)");
+    SEG_RULE(!x->ia32e_guest || !(cs_ar & AR_L) || !(cs_ar & AR_DB), &CS_SEG, "AR D/B must be 0 with L=1 in IA-32e mode");
+    if (!seg_common_ok(x, &CS_SEG, true))
         return false;
     if (!x->ug)
-        SEG_RULE(AR_DPL(ss_ar) == SEL_RPL(ss_sel), &SEG_SS, "AR DPL must equal selector RPL");
-    SEG_RULE(AR_DPL(ss_ar) == 0 || (pe && cs_type != 3), &SEG_SS, "AR DPL must be 0 with CS type 3 or CR0.PE=0");
+        SEG_RULE(AR_DPL(ss_ar) == SEL_RPL(ss_sel), &SS_SEG, "AR DPL must equal selector RPL");
+    SEG_RULE(AR_DPL(ss_ar) == 0 || (pe && cs_type != 3), &SS_SEG, "AR DPL must be 0 with CS type 3 or CR0.PE=0");
     if (ss_ar & AR_UNUSABLE)
         return true;
-    SEG_RULE(!(G(GUEST_SS_BASE) >> 32), &SEG_SS, "base bits 63:32 must be 0");
-    SEG_RULE(AR_TYPE(ss_ar) == 3 || AR_TYPE(ss_ar) == 7, &SEG_SS, "AR type must be 3 or 7 (read/write, accessed)");
-    return seg_common_ok(x, &SEG_SS, true);
+    SEG_RULE(!(G(GUEST_SS_BASE) >> 32), &SS_SEG, "base bits 63:32 must be 0");
+    SEG_RULE(AR_TYPE(ss_ar) == 3 || AR_TYPE(ss_ar) == 7, &SS_SEG, "AR type must be 3 or 7 (read/write, accessed)");
+    return seg_common_ok(x, &SS_SEG, true);
 }
 
 static bool check_guest_data_segments(struct ctx *x)
@@ -480,21 +477,21 @@ static bool check_guest_data_segments(struct ctx *x)
 static bool check_guest_system_segments(struct ctx *x)
 {
     uint32_t tr_ar = (uint32_t)G(GUEST_TR_AR_BYTES), ldtr_ar = (uint32_t)G(GUEST_LDTR_AR_BYTES);
-    SEG_RULE(!(G(GUEST_TR_SELECTOR) & SEL_TI), &SEG_TR, "selector TI must be 0");
-    SEG_RULE(canonical(G(GUEST_TR_BASE)), &SEG_TR, "base not canonical");
+    SEG_RULE(!(G(GUEST_TR_SELECTOR) & SEL_TI), &TR_SEG, "selector TI must be 0");
+    SEG_RULE(canonical(G(GUEST_TR_BASE)), &TR_SEG, "base not canonical");
     if (x->ia32e_guest)
-        SEG_RULE(AR_TYPE(tr_ar) == 11, &SEG_TR, "AR type must be 11 (64-bit busy TSS) in IA-32e mode");
+        SEG_RULE(AR_TYPE(tr_ar) == 11, &TR_SEG, "AR type must be 11 (64-bit busy TSS) in IA-32e mode");
     else
-        SEG_RULE(AR_TYPE(tr_ar) == 3 || AR_TYPE(tr_ar) == 11, &SEG_TR, "AR type must be 3 or 11 (busy TSS)");
-    SEG_RULE(!(tr_ar & AR_UNUSABLE), &SEG_TR, "must be usable");
-    if (!seg_common_ok(x, &SEG_TR, false))
+        SEG_RULE(AR_TYPE(tr_ar) == 3 || AR_TYPE(tr_ar) == 11, &TR_SEG, "AR type must be 3 or 11 (busy TSS)");
+    SEG_RULE(!(tr_ar & AR_UNUSABLE), &TR_SEG, "must be usable");
+    if (!seg_common_ok(x, &TR_SEG, false))
         return false;
     if (ldtr_ar & AR_UNUSABLE)
         return true;
-    SEG_RULE(!(G(GUEST_LDTR_SELECTOR) & SEL_TI), &SEG_LDTR, "selector TI must be 0");
-    SEG_RULE(canonical(G(GUEST_LDTR_BASE)), &SEG_LDTR, "base not canonical");
-    SEG_RULE(AR_TYPE(ldtr_ar) == 2, &SEG_LDTR, "AR type must be 2 (LDT)");
-    return seg_common_ok(x, &SEG_LDTR, false);
+    SEG_RULE(!(G(GUEST_LDTR_SELECTOR) & SEL_TI), &LDTR_SEG, "selector TI must be 0");
+    SEG_RULE(canonical(G(GUEST_LDTR_BASE)), &LDTR_SEG, "base not canonical");
+    SEG_RULE(AR_TYPE(ldtr_ar) == 2, &LDTR_SEG, "AR type must be 2 (LDT)");
+    return seg_common_ok(x, &LDTR_SEG, false);
 }
 
 static bool check_guest_segments(struct ctx *x)

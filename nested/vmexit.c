@@ -72,13 +72,12 @@ static void sync_vmcs12(struct nested_vcpu *nv)
     v12_set(nv, VM_ENTRY_INTR_INFO_FIELD, v12(nv, VM_ENTRY_INTR_INFO_FIELD) & ~(uint64_t)INTR_INFO_VALID);
 }
 
-static void segment(uint32_t sel_f, uint32_t base_f, uint32_t limit_f, uint32_t ar_f, uint16_t sel, uint64_t base,
-                    uint32_t ar)
+static void segment(enum guest_seg seg, uint16_t sel, uint64_t base, uint32_t ar)
 {
-    vmcs_write(sel_f, sel);
-    vmcs_write(base_f, base);
-    vmcs_write(limit_f, 0xffffffff);
-    vmcs_write(ar_f, sel ? ar : 0x10000); /* a null selector leaves the register unusable */
+    vmcs_write(GUEST_SEG_SELECTOR(seg), sel);
+    vmcs_write(GUEST_SEG_BASE(seg), base);
+    vmcs_write(GUEST_SEG_LIMIT(seg), 0xffffffff);
+    vmcs_write(GUEST_SEG_AR(seg), sel ? ar : 0x10000); /* a null selector leaves the register unusable */
 }
 
 void nested_load_l1_host_state(struct nested_vcpu *nv)
@@ -108,17 +107,17 @@ void nested_load_l1_host_state(struct nested_vcpu *nv)
     uint32_t entry01 = (uint32_t)vmcs_read(VM_ENTRY_CONTROLS);
     vmcs_write(VM_ENTRY_CONTROLS, l64 ? entry01 | VM_ENTRY_IA32E_MODE : entry01 & ~VM_ENTRY_IA32E_MODE);
     /* Segments (SDM 28.5.2): flat, CS 64-bit code when the host is 64-bit. */
-    segment(GUEST_CS_SELECTOR, GUEST_CS_BASE, GUEST_CS_LIMIT, GUEST_CS_AR_BYTES, (uint16_t)v12(nv, HOST_CS_SELECTOR),
+    segment(SEG_CS, (uint16_t)v12(nv, HOST_CS_SELECTOR),
             0, l64 ? 0xa09b : 0xc09b);
-    segment(GUEST_SS_SELECTOR, GUEST_SS_BASE, GUEST_SS_LIMIT, GUEST_SS_AR_BYTES, (uint16_t)v12(nv, HOST_SS_SELECTOR),
+    segment(SEG_SS, (uint16_t)v12(nv, HOST_SS_SELECTOR),
             0, 0xc093);
-    segment(GUEST_DS_SELECTOR, GUEST_DS_BASE, GUEST_DS_LIMIT, GUEST_DS_AR_BYTES, (uint16_t)v12(nv, HOST_DS_SELECTOR),
+    segment(SEG_DS, (uint16_t)v12(nv, HOST_DS_SELECTOR),
             0, 0xc093);
-    segment(GUEST_ES_SELECTOR, GUEST_ES_BASE, GUEST_ES_LIMIT, GUEST_ES_AR_BYTES, (uint16_t)v12(nv, HOST_ES_SELECTOR),
+    segment(SEG_ES, (uint16_t)v12(nv, HOST_ES_SELECTOR),
             0, 0xc093);
-    segment(GUEST_FS_SELECTOR, GUEST_FS_BASE, GUEST_FS_LIMIT, GUEST_FS_AR_BYTES, (uint16_t)v12(nv, HOST_FS_SELECTOR),
+    segment(SEG_FS, (uint16_t)v12(nv, HOST_FS_SELECTOR),
             v12(nv, HOST_FS_BASE), 0xc093);
-    segment(GUEST_GS_SELECTOR, GUEST_GS_BASE, GUEST_GS_LIMIT, GUEST_GS_AR_BYTES, (uint16_t)v12(nv, HOST_GS_SELECTOR),
+    segment(SEG_GS, (uint16_t)v12(nv, HOST_GS_SELECTOR),
             v12(nv, HOST_GS_BASE), 0xc093);
     vmcs_write(GUEST_FS_BASE, v12(nv, HOST_FS_BASE)); /* loaded even for a null selector */
     vmcs_write(GUEST_GS_BASE, v12(nv, HOST_GS_BASE));

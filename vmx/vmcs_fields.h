@@ -181,6 +181,14 @@ enum vmcs_field {
     HOST_RIP = 0x6c16,
 };
 
+/* Guest segment registers: selector, base, limit and access rights of register s stand
+ * at the same index in their groups (Appendix B), ES first, in this order. */
+enum guest_seg { SEG_ES, SEG_CS, SEG_SS, SEG_DS, SEG_FS, SEG_GS, SEG_LDTR, SEG_TR };
+#define GUEST_SEG_SELECTOR(s) (GUEST_ES_SELECTOR + 2u * (s))
+#define GUEST_SEG_BASE(s) (GUEST_ES_BASE + 2u * (s))
+#define GUEST_SEG_LIMIT(s) (GUEST_ES_LIMIT + 2u * (s))
+#define GUEST_SEG_AR(s) (GUEST_ES_AR_BYTES + 2u * (s))
+
 /* Basic exit reasons (Appendix C) */
 enum vmx_exit_reason {
     EXIT_REASON_EXCEPTION_NMI = 0,
