@@ -1,0 +1,226 @@
+/*
+ * The harness shared by the exit-handler host tests (test_exits.c, test_exit_cr_init.c):
+ * stubs for what cannot run on the host (platform_reset longjmps back to the test, MSR and
+ * XSETBV accessors are table-driven fakes, the EPT/MTF/I/O handlers and nested/ only count
+ * their calls) and a vCPU that has just taken a VM exit on the fake VMCS.
+ */
+#include "exits_harness.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "hv/host.h"
+#include "hv/vmcs01.h"
+#include "lib/log.h"
+#include "lib/x86.h"
+#include "nested/ept02.h"
+
+struct hv_global hv;
+
+/* ---- stubs ------------------------------------------------------------------ */
+
+jmp_buf reset_jmp;
+bool reset_armed;
+int reset_calls;
+const char *reset_why;
+int dump_calls;
+
+__attribute__((noreturn)) void platform_reset(const char *why)
+{
+    reset_calls++;
+    reset_why = why;
+    if (!reset_armed) {
+        fprintf(stderr, "FAIL: platform_reset(\"%s\") outside a test run\n", why);
+        abort();
+    }
+    longjmp(reset_jmp, 1);
+}
+
+void vmcs01_dump_guest(struct vcpu *v) { dump_calls++; }
+int hw_refused_calls;
+uint32_t hw_refused_err;
+void nested_hw_refused(struct nested_vcpu *nv, uint32_t err) { hw_refused_calls++, hw_refused_err = err; }
+/* EPT12 walks are tested in test_ept02; the CR handlers here never run an L2 on L1's EPT. */
+enum ept12_status ept12_walk(const struct ept02 *e, uint64_t l2_gpa, struct ept12_walk *w)
+{
+    w->status = EPT12_NOT_PRESENT;
+    return EPT12_NOT_PRESENT;
+}
+
+int ept_calls, mtf_calls, io_calls;
+void handle_ept_violation(struct vcpu *v) { ept_calls++; }
+void handle_mtf(struct vcpu *v) { mtf_calls++; }
+void handle_io(struct vcpu *v) { io_calls++; }
+/* nested/ is tested on its own (test_vmcs12, test_nested_checks); here it is stubbed. */
+int vmx_insn_calls, l2_exit_calls;
+void nested_handle_vmx_insn(struct nested_vcpu *nv, uint32_t reason) { vmx_insn_calls++; }
+bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason) { l2_exit_calls++; return true; }
+/* Guest memory: the one page a test maps as "RAM" (see test_cr0_pae_loads_pdptrs). */
+bool hv_gpa_is_ram(uint64_t gpa, uint64_t len) { return gpa >= 0x10000000 && gpa + len <= 0x10001000; }
+
+/* MSRs the fake "CPU" knows. MTRRCAP is read-only: WRMSR to it faults. */
+struct fake_msr msrs[4];
+int rdmsr_calls, wrmsr_calls;
+
+static void msrs_reset(void)
+{
+    msrs[0] = (struct fake_msr){MSR_IA32_APIC_BASE, 0xfee00900ull, false};
+    msrs[1] = (struct fake_msr){MSR_IA32_PAT, 0x0007040600070406ull, false};
+    msrs[2] = (struct fake_msr){MSR_TEST_KNOWN, 0x123456789abcdef0ull, false};
+    msrs[3] = (struct fake_msr){MSR_IA32_MTRRCAP, 0x508ull, true};
+    rdmsr_calls = wrmsr_calls = 0;
+}
+
+static struct fake_msr *msr_find(uint32_t msr)
+{
+    for (unsigned i = 0; i < sizeof(msrs) / sizeof(msrs[0]); i++)
+        if (msrs[i].msr == msr)
+            return &msrs[i];
+    return NULL;
+}
+
+int safe_rdmsr(uint32_t msr, uint64_t *val)
+{
+    struct fake_msr *m = msr_find(msr);
+
+    rdmsr_calls++;
+    if (!m)
+        return -1;
+    *val = m->val;
+    return 0;
+}
+
+int safe_wrmsr(uint32_t msr, uint64_t val)
+{
+    struct fake_msr *m = msr_find(msr);
+
+    wrmsr_calls++;
+    if (!m || m->ro)
+        return -1;
+    m->val = val;
+    return 0;
+}
+
+bool xsetbv_fails;
+int xsetbv_calls;
+uint32_t xsetbv_xcr;
+uint64_t xsetbv_val;
+
+int safe_xsetbv(uint32_t xcr, uint64_t val)
+{
+    xsetbv_calls++;
+    xsetbv_xcr = xcr;
+    xsetbv_val = val;
+    return xsetbv_fails ? -1 : 0;
+}
+
+/* ---- harness ---------------------------------------------------------------- */
+
+
+struct vcpu v;
+
+/* A vCPU that has just taken a VM exit with this (full) exit reason. */
+void setup(uint32_t reason)
+{
+    fake_vmcs_reset();
+    regcache_warn_reset();
+    test_log_clear();
+    memset(&v, 0, sizeof(v));
+    regcache_init(&v.rc, true);
+    memset(&hv, 0, sizeof(hv));
+    hv.nested = false;
+    cpuid_set_nested(hv.nested); /* as hv/virt.c does */
+    hv.msrs.cr0_fixed0 = 0x80000021; /* Bochs-like */
+    hv.msrs.cr0_fixed1 = 0xffffffff;
+    hv.msrs.cr4_fixed0 = 0x2000;
+    hv.msrs.cr4_fixed1 = 0x3767ff;
+    hv.vcpus[0] = &v;
+    hv.nvcpus = 1;
+    msrs_reset();
+    reset_calls = dump_calls = 0;
+    reset_why = NULL;
+    ept_calls = mtf_calls = io_calls = 0;
+    xsetbv_fails = false;
+    xsetbv_calls = 0;
+    xsetbv_xcr = 0;
+    xsetbv_val = 0;
+    fake_vmcs_set(VM_EXIT_REASON, reason);
+    fake_vmcs_set(VM_EXIT_INSTRUCTION_LEN, ILEN);
+    fake_vmcs_set(GUEST_RIP, RIP0);
+    fake_vmcs_set(GUEST_SS_AR_BYTES, AR_CPL(0));
+    fake_vmcs_set(VM_ENTRY_CONTROLS, 0x11ff); /* IA-32e mode guest (bit 9) clear */
+}
+
+/* Run vmexit_handler; true if it reached platform_reset. */
+bool run(void)
+{
+    if (setjmp(reset_jmp) == 0) {
+        reset_armed = true;
+        struct vcpu *r = vmexit_handler(&v);
+        reset_armed = false;
+        CHECK(r == &v, "vmexit_handler returned %p, not its vcpu %p", (void *)r, (void *)&v);
+        return false;
+    }
+    reset_armed = false;
+    return true;
+}
+
+/* Run an exit that must be handled (no reset); check the access accounting. */
+void run_ok(const char *test)
+{
+    bool reset = run();
+
+    CHECK(!reset, "%s: platform_reset(\"%s\") reached", test, reset_why ? reset_why : "?");
+    /* Handlers count every VMCS access through vm_read/vm_write or the cache. */
+    CHECK(v.rc.vmreads == fake_vmcs_reads && v.rc.vmwrites == fake_vmcs_writes,
+          "%s: counted %llu/%llu VMREAD/VMWRITE, fake saw %llu/%llu", test, ULL(v.rc.vmreads),
+          ULL(v.rc.vmwrites), ULL(fake_vmcs_reads), ULL(fake_vmcs_writes));
+    CHECK(fake_vmcs_ro_writes == 0 && fake_vmcs_bad_fields == 0, "%s: %llu read-only writes, %llu bad fields",
+          test, ULL(fake_vmcs_ro_writes), ULL(fake_vmcs_bad_fields));
+    CHECK(v.rc.dirty == 0, "%s: registers left dirty after the flush: %#llx", test, ULL(v.rc.dirty));
+}
+
+void check_rip_advanced(const char *test)
+{
+    uint64_t rip = fake_vmcs_get(GUEST_RIP);
+
+    CHECK(rip == RIP0 + ILEN, "%s: rip %#llx, want %#llx", test, ULL(rip), ULL(RIP0 + ILEN));
+    CHECK(fake_vmcs_write_count(GUEST_RIP) == 1, "%s: GUEST_RIP written %u times", test,
+          fake_vmcs_write_count(GUEST_RIP));
+}
+
+void check_rip_unchanged(const char *test)
+{
+    uint64_t rip = fake_vmcs_get(GUEST_RIP);
+
+    CHECK(rip == RIP0, "%s: rip %#llx, want it unchanged at %#llx", test, ULL(rip), ULL(RIP0));
+    CHECK(fake_vmcs_write_count(GUEST_RIP) == 0, "%s: GUEST_RIP written %u times", test,
+          fake_vmcs_write_count(GUEST_RIP));
+}
+
+void check_gp(const char *test)
+{
+    uint64_t info = fake_vmcs_get(VM_ENTRY_INTR_INFO_FIELD);
+
+    CHECK(info == GP_INFO, "%s: entry interruption info %#llx, want #GP %#x", test, ULL(info), GP_INFO);
+    CHECK(fake_vmcs_write_count(VM_ENTRY_EXCEPTION_ERROR_CODE) == 1 &&
+              fake_vmcs_get(VM_ENTRY_EXCEPTION_ERROR_CODE) == 0,
+          "%s: error code written %u times, value %#llx (want once, 0)", test,
+          fake_vmcs_write_count(VM_ENTRY_EXCEPTION_ERROR_CODE), ULL(fake_vmcs_get(VM_ENTRY_EXCEPTION_ERROR_CODE)));
+    check_rip_unchanged(test);
+}
+
+void check_ud(const char *test)
+{
+    uint64_t info = fake_vmcs_get(VM_ENTRY_INTR_INFO_FIELD);
+
+    CHECK(info == UD_INFO, "%s: entry interruption info %#llx, want #UD %#x", test, ULL(info), UD_INFO);
+    CHECK(fake_vmcs_write_count(VM_ENTRY_EXCEPTION_ERROR_CODE) == 0, "%s: #UD has no error code, written %u times",
+          test, fake_vmcs_write_count(VM_ENTRY_EXCEPTION_ERROR_CODE));
+    check_rip_unchanged(test);
+}
+
+void check_no_event(const char *test)
+{
+    CHECK(fake_vmcs_write_count(VM_ENTRY_INTR_INFO_FIELD) == 0, "%s: event injected: %#llx", test,
+          ULL(fake_vmcs_get(VM_ENTRY_INTR_INFO_FIELD)));
+}
