@@ -7,6 +7,20 @@ static struct exit e;
 
 static BOOLEAN is(u32 reason) { return e.st == ST_OK && e.reason == reason; }
 
+/* Two exits of one reason, each instruction skipped by L1, then L2's closing VMCALL. */
+static void two_exits(const char *tag, u32 reason)
+{
+    for (int k = 0; k < 2; k++) {
+        l2_run(&e);
+        pr_exit(tag, &e, F_LEN);
+        if (!is(reason))
+            return;
+        l2_skip(&e);
+    }
+    l2_run(&e);
+    finish(tag, &e);
+}
+
 static BOOLEAN setup(const char *tag, const char *script, u32 proc, BOOLEAN supported)
 {
     if (!supported || !allowed(proc, cap.proc)) {
@@ -135,17 +149,8 @@ static void t_cr(void)
         }
     }
     tag = "exits: cr8 load/store exiting";
-    if (setup(tag, l2_cr8, P_CR8_LOAD | P_CR8_STORE, cap.cr8_exit)) {
-        for (int k = 0; k < 2; k++) {
-            l2_run(&e);
-            pr_exit(tag, &e, F_LEN);
-            if (!is(R_CR))
-                return;
-            l2_skip(&e);
-        }
-        l2_run(&e);
-        finish(tag, &e);
-    }
+    if (setup(tag, l2_cr8, P_CR8_LOAD | P_CR8_STORE, cap.cr8_exit))
+        two_exits(tag, R_CR);
 }
 
 static void t_exc(void)
@@ -282,17 +287,8 @@ static void t_tsc_offset(void)
 static void t_movdr(void)
 {
     const char *tag = "exits: mov dr";
-    if (!setup(tag, l2_movdr, P_MOV_DR, TRUE))
-        return;
-    for (int k = 0; k < 2; k++) {
-        l2_run(&e);
-        pr_exit(tag, &e, F_LEN);
-        if (!is(R_DR))
-            return;
-        l2_skip(&e);
-    }
-    l2_run(&e);
-    finish(tag, &e);
+    if (setup(tag, l2_movdr, P_MOV_DR, TRUE))
+        two_exits(tag, R_DR);
 }
 
 /* VMX instructions in L2 always exit (no VMCS shadowing); the instruction information
