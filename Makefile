@@ -51,7 +51,7 @@ bochs $(BOCHS): | deps-test
 $(B)/core/%.o: %.c | $(NEWLIB)/lib/libc.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CORE_CFLAGS) -MMD -c $< -o $@
-$(B)/core/%.o: %.asm $(B)/core/asm_offsets.inc
+$(B)/core/%.o: %.asm $(B)/core/asm_offsets.inc | deps
 	@mkdir -p $(dir $@)
 	nasm -f elf64 -g -I$(B)/core/ -o $@ $<
 $(B)/core/asm_offsets.inc: hv/asm_offsets.c hv/*.h regcache/*.h vmx/*.h | $(NEWLIB)/lib/libc.a
@@ -83,7 +83,7 @@ $(B)/efi/core_blob.o: $(B)/core.scr
 		--redefine-sym _binary_core_scr_start=hv_core_blob --redefine-sym _binary_core_scr_end=hv_core_blob_end \
 		--strip-symbol _binary_core_scr_size core.scr efi/core_blob.o
 
-$(B)/efi/%.o: %.asm
+$(B)/efi/%.o: %.asm | deps
 	@mkdir -p $(dir $@)
 	nasm -f elf64 -g -o $@ $<
 $(B)/efi/%.o: %.c | deps
