@@ -8,7 +8,7 @@
 void asm_offsets(void);
 void asm_offsets(void)
 {
-    DEFINE(VCPU_NMI_PENDING, offsetof(struct vcpu, nmi_pending));
+    DEFINE(VCPU_NMI_ARRIVED, offsetof(struct vcpu, nmi_arrived));
     DEFINE(VCPU_LAUNCH_PENDING, offsetof(struct vcpu, launch_pending));
     DEFINE(VCPU_GUEST_MODE, offsetof(struct vcpu, nested.guest_mode));
     DEFINE(VCPU_STATS_TOTAL, offsetof(struct vcpu, stats.total));
@@ -17,6 +17,7 @@ void asm_offsets(void)
     DEFINE(VCPU_VMWRITES, offsetof(struct vcpu, rc.vmwrites));
     DEFINE(VMCS_EXIT_REASON, VM_EXIT_REASON);
     DEFINE(VMCS_GUEST_RIP, GUEST_RIP);
+    DEFINE(VMCS_GUEST_INTR_STATE, GUEST_INTERRUPTIBILITY_INFO);
     DEFINE(VMCS_EXIT_INSTR_LEN, VM_EXIT_INSTRUCTION_LEN);
     DEFINE(EXIT_CPUID, EXIT_REASON_CPUID);
 }

@@ -12,6 +12,7 @@ section .text
 
 extern vmexit_handler           ; struct vcpu *vmexit_handler(struct vcpu *)
 extern vmresume_failed          ; struct vcpu *vmresume_failed(struct vcpu *): returns only if recoverable
+extern vmexit_nmi_late          ; struct vcpu *vmexit_nmi_late(struct vcpu *)
 extern host_exception           ; void host_exception(struct host_frame *)
 extern cpuid1_ecx_and, cpuid1_ecx_or ; hv's changes to CPUID.1:ECX (hv/exit_cpuid.c)
 
@@ -41,7 +42,7 @@ extern cpuid1_ecx_and, cpuid1_ecx_or ; hv's changes to CPUID.1:ECX (hv/exit_cpui
 global vmx_exit_stub
 vmx_exit_stub:
     ; CPUID fast path. RBX and RDX are free once the exit is known to be CPUID
-    ; (CPUID overwrites them), so only they are saved before the test.
+    ; (CPUID overwrites them), so only they are saved before the test. GS is the vcpu.
     push rbx
     push rdx
     push rax                        ; the leaf
@@ -53,11 +54,12 @@ vmx_exit_stub:
     and ebx, 0xf0000000
     cmp ebx, 0x40000000             ; hv's own leaves: in C
     je .slow
-    mov rbx, [rsp + 24]             ; the vcpu
-    cmp byte [rbx + VCPU_NMI_PENDING], 0
-    jne .slow                       ; an NMI to re-inject: in C
-    cmp byte [rbx + VCPU_GUEST_MODE], 0
+    cmp byte [gs:VCPU_GUEST_MODE], 0
     jne .slow                       ; L2's CPUID belongs to L1: in C
+    mov edx, VMCS_GUEST_INTR_STATE
+    vmread rbx, rdx
+    test ebx, 3                     ; under STI/MOV SS blocking: skipping CPUID ends it, in C
+    jnz .slow
     cpuid
     cmp dword [rsp], 1
     jne .rip
@@ -73,17 +75,14 @@ vmx_exit_stub:
     add rdi, rsi
     mov esi, VMCS_GUEST_RIP
     vmwrite rsi, rdi
-    mov rsi, [rsp + 40]             ; the vcpu: statistics as the C path keeps them
-    add qword [rsi + VCPU_STATS_TOTAL], 1
-    add qword [rsi + VCPU_STATS_CPUID], 1
-    add qword [rsi + VCPU_VMREADS], 3
-    add qword [rsi + VCPU_VMWRITES], 1
+    add qword [gs:VCPU_STATS_TOTAL], 1 ; statistics as the C path keeps them
+    add qword [gs:VCPU_STATS_CPUID], 1
+    add qword [gs:VCPU_VMREADS], 4
+    add qword [gs:VCPU_VMWRITES], 1
     pop rdi
     pop rsi
     add rsp, 24
-    vmresume
-    SAVE_GPRS                       ; VMRESUME failed: the guest's GPRs are live, keep them
-    jmp .failed
+    jmp .resume
 .slow:
     pop rax
     pop rdx
@@ -109,13 +108,32 @@ vmx_exit_stub:
     cmp byte [rax + VCPU_LAUNCH_PENDING], 0
     mov rax, [rax]                  ; (mov leaves the flags alone)
     jne .launch
+    ; Every GPR holds the guest's value from here on. An NMI that hits hv after its last
+    ; look (nmi_arrived) is looked at here; one that hits after this look makes
+    ; host_exception move the interrupted RIP back to it (nmi_rewind below), so no NMI
+    ; waits for the guest's next exit.
+.resume:
+    cmp byte [gs:VCPU_NMI_ARRIVED], 0
+.resume_jne:
+    jne .nmi_late
+.resume_insn:
     vmresume
-    jmp .failed
+    jmp .entry_failed
 .launch:
+    cmp byte [gs:VCPU_NMI_ARRIVED], 0
+.launch_jne:
+    jne .nmi_late
+.launch_insn:
     vmlaunch                        ; a fresh vmcs02 for L2
-.failed:
-    mov rdi, [rsp]              ; VM entry failed: the guest's GPRs are in vcpu->rc.regs
+.entry_failed:
+    SAVE_GPRS                       ; a failed entry leaves the guest's GPRs live: keep them
+    mov rdi, rax
     call vmresume_failed        ; fatal, or (a vmcs02 the CPU refused) back to L1
+    jmp .restore
+.nmi_late:
+    SAVE_GPRS
+    mov rdi, rax
+    call vmexit_nmi_late        ; deliver it (or open its window), flush
     jmp .restore
 
 ; int vmx_launch(void): returns only on failure (1 = VMfailInvalid, 2 = VMfailValid)
@@ -240,6 +258,16 @@ host_idt_stub_table:
     dq exc_ %+ v
 %assign v v + 1
 %endrep
+
+; {interrupted RIP, where an NMI makes it continue} pairs, ended by zeros: the last
+; look at nmi_arrived before VM entry is taken again (host_exception)
+global nmi_rewind
+nmi_rewind:
+    dq vmx_exit_stub.resume_jne, vmx_exit_stub.resume
+    dq vmx_exit_stub.resume_insn, vmx_exit_stub.resume
+    dq vmx_exit_stub.launch_jne, vmx_exit_stub.launch
+    dq vmx_exit_stub.launch_insn, vmx_exit_stub.launch
+    dq 0, 0
 
 ; {faulting instruction, where to continue} pairs, ended by zeros
 global host_fixups

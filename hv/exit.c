@@ -6,6 +6,7 @@
 #include "vmcs01.h"
 
 static const exit_handler_fn handlers[EXIT_REASON_MAX + 1] = {
+    [EXIT_REASON_EXCEPTION_NMI] = handle_exception_nmi,
     [EXIT_REASON_TRIPLE_FAULT] = handle_triple_fault,
     [EXIT_REASON_INIT_SIGNAL] = handle_init,
     [EXIT_REASON_SIPI_SIGNAL] = handle_sipi,
@@ -63,23 +64,73 @@ void inject_exception(struct vcpu *v, uint8_t vector, bool has_error, uint32_t e
         vm_write(v, VM_ENTRY_EXCEPTION_ERROR_CODE, error);
 }
 
-/* An NMI that hit hv in root mode is the guest's: inject it, or wait for the window. */
-static void deliver_pending_nmi(struct vcpu *v)
+/*
+ * NMIs. vmcs01 and vmcs02 run with "NMI exiting" and "virtual NMIs": every NMI comes to
+ * hv, as an NMI exit or in root mode (host_exception), and is held in nmi_pending (one, as
+ * the CPU latches one). It goes to whoever owns it as soon as that one can take it: to L1
+ * as an NMI VM exit when L2 runs and L1 set "NMI exiting", else to the running guest by
+ * injection. Until then hv asks for the NMI window (its own NMI-window exiting).
+ */
+static bool nmi_blocked(struct vcpu *v, bool exit_to_l1)
 {
-    if ((vm_read(v, VM_ENTRY_INTR_INFO_FIELD) & INTR_INFO_VALID) ||
-        (vm_read(v, GUEST_INTERRUPTIBILITY_INFO) & (GUEST_INTR_NMI | GUEST_INTR_MOV_SS | GUEST_INTR_STI))) {
-        vm_write(v, CPU_BASED_VM_EXEC_CONTROL, vm_read(v, CPU_BASED_VM_EXEC_CONTROL) | CPU_BASED_NMI_WINDOW_EXITING);
+    if (vm_read(v, VM_ENTRY_INTR_INFO_FIELD) & INTR_INFO_VALID)
+        return true; /* an event is being injected: it goes first */
+    uint64_t block = GUEST_INTR_STI | GUEST_INTR_MOV_SS | GUEST_INTR_NMI;
+    /* With L1's virtual NMIs, L2's NMI blocking is virtual: the NMI still exits to L1. */
+    if (exit_to_l1 && nested_l1_virtual_nmis(&v->nv))
+        block &= ~(uint64_t)GUEST_INTR_NMI;
+    return reg_read(&v->rc, HV_REG_INTR_STATE) & block;
+}
+
+void deliver_pending_nmi(struct vcpu *v)
+{
+    v->nmi_arrived = false; /* every held NMI is considered now */
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (!v->nmi_pending || vm_read(v, GUEST_ACTIVITY_STATE) == GUEST_ACTIVITY_WAIT_SIPI)
+        return; /* wait-for-SIPI blocks NMIs: it stays held */
+    bool to_l1 = v->nested.guest_mode && nested_exit_on_nmi(&v->nv);
+    if (nmi_blocked(v, to_l1)) {
+        if (vmx_virtual_nmi_pin(hv.msrs.pinbased)) /* else: at the next exit */
+            vm_write(v, CPU_BASED_VM_EXEC_CONTROL,
+                     vm_read(v, CPU_BASED_VM_EXEC_CONTROL) | CPU_BASED_NMI_WINDOW_EXITING);
         return;
     }
     v->nmi_pending = false;
+    if (to_l1) {
+        v->stats.nmis_to_l1++;
+        nested_reflect_nmi(&v->nv);
+        return;
+    }
+    v->stats.nmis_injected++;
     vm_write(v, VM_ENTRY_INTR_INFO_FIELD, INTR_INFO_VALID | INTR_TYPE_NMI | 2);
 }
 
+/* hv's NMI window (one L1 asked for is reflected before this). */
 void handle_nmi_window(struct vcpu *v)
 {
     vm_write(v, CPU_BASED_VM_EXEC_CONTROL, vm_read(v, CPU_BASED_VM_EXEC_CONTROL) & ~CPU_BASED_NMI_WINDOW_EXITING);
-    if (v->nmi_pending)
-        deliver_pending_nmi(v);
+}
+
+/* Exit reason 0 that hv keeps: an NMI (hv's exception bitmaps are empty; L2's exceptions that
+ * L1's bitmap selects are reflected before this). */
+void handle_exception_nmi(struct vcpu *v)
+{
+    uint32_t info = (uint32_t)reg_read(&v->rc, HV_REG_EXIT_INTR_INFO);
+    if ((info & (INTR_INFO_VALID | INTR_INFO_TYPE_MASK)) != (INTR_INFO_VALID | INTR_TYPE_NMI))
+        exit_fatal(v, "exception exit hv did not ask for");
+    v->nmi_pending = true;
+    v->stats.nmis++;
+    /* An NMI arrives between instructions, but should an event's delivery have been cut
+     * short, it is delivered again first (SDM 27.2.4). */
+    regcache_redeliver_event(&v->rc, false);
+}
+
+/* The exit stub found an NMI held after vmexit_handler's last look (hv/entry.asm). */
+struct vcpu *vmexit_nmi_late(struct vcpu *v)
+{
+    deliver_pending_nmi(v);
+    regcache_flush(&v->rc);
+    return v;
 }
 
 __attribute__((noreturn)) void exit_fatal(struct vcpu *v, const char *why)
@@ -126,8 +177,7 @@ struct vcpu *vmexit_handler(struct vcpu *v)
     if (!fn)
         exit_fatal(v, "unexpected VM exit");
     fn(v);
-    if (v->nmi_pending)
-        deliver_pending_nmi(v);
+    deliver_pending_nmi(v);
     regcache_flush(&v->rc);
     return v;
 }

@@ -43,4 +43,7 @@ void handle_ept_violation(struct vcpu *v);
 void handle_mtf(struct vcpu *v);
 void handle_io(struct vcpu *v);
 void handle_nmi_window(struct vcpu *v);
+void handle_exception_nmi(struct vcpu *v);
+/* Deliver a held NMI to its owner now, or ask for the NMI window (hv/exit.c). */
+void deliver_pending_nmi(struct vcpu *v);
 #endif

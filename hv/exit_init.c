@@ -49,7 +49,7 @@ void handle_init(struct vcpu *v)
     vm_write(v, GUEST_PENDING_DBG_EXCEPTIONS, 0);
     /* No blocking at all: Bochs 2.7 used to leave "blocking by SMI" here, which must be 0
      * outside SMM (26.3.1.5). */
-    vm_write(v, GUEST_INTERRUPTIBILITY_INFO, 0);
+    reg_write(&v->rc, HV_REG_INTR_STATE, 0);
     vm_write(v, VM_ENTRY_INTR_INFO_FIELD, 0);
     /* No log line here: the OS sends SIPI about 10 us after INIT, and a SIPI that finds
      * this CPU still in root mode (a polled serial line takes milliseconds) is lost. */

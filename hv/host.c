@@ -14,6 +14,7 @@ struct __attribute__((packed)) idt_gate {
 static struct idt_gate idt[32] __attribute__((aligned(16)));
 extern const uint64_t host_idt_stub_table[32];
 extern const uint64_t host_fixups[];
+extern const uint64_t nmi_rewind[];
 
 void host_idt_init(void)
 {
@@ -62,8 +63,15 @@ void host_exception(struct host_frame *f)
             return;
         }
     if (f->vector == 2) {
-        /* An NMI while hv handled an exit: it belongs to the guest; deliver it on entry. */
-        this_vcpu()->nmi_pending = true;
+        /* An NMI while hv handled an exit: it belongs to the guest; hv delivers it (hv/exit.c).
+         * Past the exit stub's last look at nmi_pending, that look is taken again. */
+        struct vcpu *v = this_vcpu();
+        v->nmi_pending = true;
+        v->nmi_arrived = true;
+        v->stats.nmis++;
+        for (const uint64_t *x = nmi_rewind; x[0]; x += 2)
+            if (f->rip == x[0])
+                f->rip = x[1];
         return;
     }
     log_err("host exception %llu error 0x%llx at rip 0x%llx rsp 0x%llx rflags 0x%llx cr2 0x%llx",

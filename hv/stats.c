@@ -24,6 +24,10 @@ void stats_print(struct vcpu *v)
     }
     if (n)
         log_info("stats: cpu%u:   %s", v->id, line);
+    if (s->nmis)
+        log_info("stats: cpu%u:   NMIs: %llu received, %llu injected, %llu as NMI exits to L1", v->id,
+                 (unsigned long long)s->nmis, (unsigned long long)s->nmis_injected,
+                 (unsigned long long)s->nmis_to_l1);
     const struct nested_state *ns = &v->nested;
     if (ns->nested_entries)
         log_info("stats: cpu%u:   nested: %llu VM entries into L2, %llu exits while L2 ran, %llu reflected to L1",

@@ -18,6 +18,8 @@ struct exit_stats {
     uint64_t by_reason[EXIT_REASON_MAX + 1];
     uint64_t entry_failures;
     uint64_t l2_exits;        /* exits while L2 ran (reflected to L1 or handled by hv) */
+    uint64_t nmis;            /* NMIs hv received (NMI exits and NMIs in root mode) */
+    uint64_t nmis_injected, nmis_to_l1; /* delivered: injected into the guest, NMI exits to L1 */
 };
 
 /* 64-bit TSS (SDM Vol. 3A 8.7) */
@@ -39,7 +41,8 @@ struct vcpu {
     struct vmx_root root;
     uint64_t cr0_mask, cr4_mask; /* guest/host masks: the bits hv owns */
     bool launch_pending;  /* the exit stub must VMLAUNCH (a fresh vmcs02), not VMRESUME */
-    bool nmi_pending;     /* an NMI hit hv in root mode: re-inject it */
+    bool nmi_pending;     /* an NMI hv holds for the guest (hv/exit.c) */
+    bool nmi_arrived;     /* one came in root mode since hv last looked: the exit stub looks again */
     bool mtf_hidden_write; /* single-stepping a dropped write to hv's memory */
     uint64_t mtf_gpa;
     struct hv_resume resume; /* where the guest continues at launch */

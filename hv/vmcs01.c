@@ -37,7 +37,10 @@ static void setup_controls(struct vcpu *v)
     uint32_t proc2 = SECONDARY_EPT | SECONDARY_UNRESTRICTED_GUEST;
     /* Instructions the guest may use natively must stay enabled, or they #UD. */
     proc2 |= hv.caps.proc2_allowed1 & (SECONDARY_RDTSCP | SECONDARY_INVPCID | SECONDARY_XSAVES);
-    vmcs_write(PIN_BASED_VM_EXEC_CONTROL, vmx_adjust_ctls(m->pinbased, 0));
+    /* NMIs exit and the guest's NMI blocking is virtual: hv sees every NMI, holds one that
+     * hits it in root mode, and injects it when the guest's NMI window opens (NMI-window
+     * exiting requires virtual NMIs, which require NMI exiting: SDM 26.2.1.1). */
+    vmcs_write(PIN_BASED_VM_EXEC_CONTROL, vmx_adjust_ctls(m->pinbased, vmx_virtual_nmi_pin(m->pinbased)));
     vmcs_write(CPU_BASED_VM_EXEC_CONTROL,
                vmx_adjust_ctls(m->procbased, CPU_BASED_USE_MSR_BITMAPS | CPU_BASED_USE_IO_BITMAPS |
                                                   CPU_BASED_ACTIVATE_SECONDARY));

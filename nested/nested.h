@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include "../regcache/regcache.h"
 #include "../vmx/caps.h"
+#include "../vmx/vmx_bits.h"
 #include "caps.h"
 #include "vmcs12.h"
 
@@ -76,6 +77,17 @@ bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason);
 /* The CPU refused vmcs02 (VMfailValid on VMLAUNCH/VMRESUME of it): back to vmcs01,
  * and L1's VM-entry instruction fails with that error. */
 void nested_hw_refused(struct nested_vcpu *nv, uint32_t vm_instruction_error);
+/* NMIs while L2 runs (hv/exit.c holds them): L1's pin-based controls decide who owns one. */
+static inline bool nested_exit_on_nmi(const struct nested_vcpu *nv)
+{
+    return vmcs12_get(nv->n->cache, PIN_BASED_VM_EXEC_CONTROL) & PIN_BASED_NMI_EXITING;
+}
+static inline bool nested_l1_virtual_nmis(const struct nested_vcpu *nv)
+{
+    return vmcs12_get(nv->n->cache, PIN_BASED_VM_EXEC_CONTROL) & PIN_BASED_VIRTUAL_NMIS;
+}
+/* An NMI for L1 while L2 runs: an NMI VM exit to L1 (SDM 25.2), vmcs01 current after. */
+void nested_reflect_nmi(struct nested_vcpu *nv);
 /* The CR4.VMXE bit may be cleared only outside VMX operation. */
 static inline bool nested_in_vmx_operation(const struct nested_vcpu *nv) { return nv->n->vmxon; }
 

@@ -80,7 +80,10 @@ static void prepare_controls(struct nested_vcpu *nv)
      * flushes L2's linear translations. */
     proc2 = (proc2 & ~SECONDARY_VPID) | SECONDARY_EPT;
     proc |= CPU_BASED_ACTIVATE_SECONDARY;
-    vmcs_write(PIN_BASED_VM_EXEC_CONTROL, vmx_adjust_ctls(hw->pinbased, (uint32_t)v12(nv, PIN_BASED_VM_EXEC_CONTROL)));
+    /* hv's NMI handling (hv/exit.c) in vmcs02 too: NMIs exit to hv, which gives each to L1 or
+     * L2 as L1's controls say. L2's NMI blocking is then virtual, as L1 expects it. */
+    vmcs_write(PIN_BASED_VM_EXEC_CONTROL, vmx_adjust_ctls(hw->pinbased, (uint32_t)v12(nv, PIN_BASED_VM_EXEC_CONTROL) |
+                                                                             vmx_virtual_nmi_pin(hw->pinbased)));
     vmcs_write(CPU_BASED_VM_EXEC_CONTROL, vmx_adjust_ctls(hw->procbased, proc));
     vmcs_write(SECONDARY_VM_EXEC_CONTROL, vmx_adjust_ctls(hw->procbased2, proc2));
     uint32_t exit = (uint32_t)v12(nv, VM_EXIT_CONTROLS) &
@@ -103,6 +106,13 @@ static void prepare_guest(struct nested_vcpu *nv, const struct l1_state *l1)
         vmcs_write(nested_guest_fields[i], v12(nv, nested_guest_fields[i]));
     for (unsigned i = 0; i < sizeof(copied) / sizeof(copied[0]); i++)
         vmcs_write(copied[i], v12(nv, copied[i]));
+    /* Without L1's virtual NMIs, an NMI may be injected into an L2 that blocks NMIs (26.3.1.5
+     * checks that only with virtual NMIs, which vmcs02 always has): its delivery blocks
+     * NMIs anyway. */
+    uint32_t inj = (uint32_t)v12(nv, VM_ENTRY_INTR_INFO_FIELD);
+    if ((inj & (INTR_INFO_VALID | INTR_INFO_TYPE_MASK)) == (INTR_INFO_VALID | INTR_TYPE_NMI) &&
+        !nested_l1_virtual_nmis(nv))
+        vmcs_write(GUEST_INTERRUPTIBILITY_INFO, v12(nv, GUEST_INTERRUPTIBILITY_INFO) & ~(uint64_t)GUEST_INTR_NMI);
     /* CR0/CR4: L2 sees vmcs12's shadows for the bits L1 owns, its own value for the
      * rest; hv adds the bits it owns (CR0.NE, CR4.VMXE) to the masks. */
     uint64_t m0 = v12(nv, CR0_GUEST_HOST_MASK), m4 = v12(nv, CR4_GUEST_HOST_MASK);
@@ -180,7 +190,7 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
         return;
     }
     nested_shadow_pull(nv); /* L1's VMWRITEs went to the shadow VMCS */
-    if (vmcs_read(GUEST_INTERRUPTIBILITY_INFO) & GUEST_INTR_MOV_SS) {
+    if (reg_read(nv->rc, HV_REG_INTR_STATE) & GUEST_INTR_MOV_SS) {
         nested_vmx_fail(nv, VMXERR_ENTRY_MOV_SS_BLOCKING);
         return;
     }

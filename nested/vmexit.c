@@ -36,6 +36,7 @@ static void sync_vmcs12(struct nested_vcpu *nv)
     uint32_t basic = (uint32_t)v12(nv, VM_EXIT_REASON) & 0xffff;
     if ((basic == EXIT_REASON_VMREAD || basic == EXIT_REASON_VMWRITE) && (v12(nv, VMX_INSTRUCTION_INFO) & (1u << 10)))
         v12_set(nv, EXIT_QUALIFICATION, 0);
+    v12_set(nv, GUEST_INTERRUPTIBILITY_INFO, reg_read(rc, HV_REG_INTR_STATE)); /* hv may have ended STI blocking */
     v12_set(nv, GUEST_RIP, reg_rip(rc));
     v12_set(nv, GUEST_RSP, reg_read(rc, HV_REG_RSP));
     v12_set(nv, GUEST_RFLAGS, reg_rflags(rc));
@@ -134,7 +135,7 @@ void nested_load_l1_host_state(struct nested_vcpu *nv)
     reg_write(rc, HV_REG_RIP, v12(nv, HOST_RIP));
     reg_write(rc, HV_REG_RSP, v12(nv, HOST_RSP));
     reg_write(rc, HV_REG_RFLAGS, 0x2);
-    vmcs_write(GUEST_INTERRUPTIBILITY_INFO, 0);
+    reg_write(rc, HV_REG_INTR_STATE, 0);
     vmcs_write(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_ACTIVE);
     vmcs_write(GUEST_PENDING_DBG_EXCEPTIONS, 0);
     vmcs_write(VM_ENTRY_INTR_INFO_FIELD, 0);
@@ -200,26 +201,65 @@ void nested_store_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count
     }
 }
 
-/* vmcs02 → vmcs12 and back to L1. Called with vmcs02 current. reason12 (if not 0) and
- * qual12 replace what the CPU reported: an EPT02 exit is L1's as EPT12 explains it. */
-static void reflect(struct nested_vcpu *nv, uint32_t reason12, uint64_t qual12)
+/* What a reflected exit reports instead of what the CPU stored in vmcs02: an EPT02 exit
+ * as EPT12 explains it, an exit hv makes up (an NMI it held). */
+struct exit12 {
+    uint32_t reason;
+    uint64_t qual;
+    uint32_t intr_info;     /* VM-exit interruption information */
+    bool event;             /* intr_info, and IDT-vectoring info from vmcs02's pending injection */
+};
+
+/* An event hv or L1 was injecting into L2 that the exit overtook: L1 sees it in the
+ * IDT-vectoring fields, to inject again (SDM 27.2.4; KVM: vmcs12_save_pending_event). */
+static void save_pending_event(struct nested_vcpu *nv)
+{
+    uint32_t inj = (uint32_t)vmcs_read(VM_ENTRY_INTR_INFO_FIELD);
+    v12_set(nv, IDT_VECTORING_INFO_FIELD, inj & INTR_INFO_VALID ? inj : 0);
+    v12_set(nv, IDT_VECTORING_ERROR_CODE, vmcs_read(VM_ENTRY_EXCEPTION_ERROR_CODE));
+    uint32_t type = inj & INTR_INFO_TYPE_MASK;
+    bool soft = type == INTR_TYPE_SW_INTR || type == INTR_TYPE_PRIV_SW_EXCEPTION || type == INTR_TYPE_SW_EXCEPTION;
+    v12_set(nv, VM_EXIT_INSTRUCTION_LEN, (inj & INTR_INFO_VALID) && soft ? vmcs_read(VM_ENTRY_INSTRUCTION_LEN) : 0);
+}
+
+/* vmcs02 → vmcs12 and back to L1. Called with vmcs02 current; ov (if not NULL) replaces
+ * what the CPU reported. */
+static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
 {
     struct nested_state *n = nv->n;
     sync_vmcs12(nv);
-    if (reason12) {
-        v12_set(nv, VM_EXIT_REASON, reason12);
-        v12_set(nv, EXIT_QUALIFICATION, qual12);
+    if (ov) {
+        v12_set(nv, VM_EXIT_REASON, ov->reason);
+        v12_set(nv, EXIT_QUALIFICATION, ov->qual);
+        if (ov->event) {
+            v12_set(nv, VM_EXIT_INTR_INFO, ov->intr_info);
+            v12_set(nv, VM_EXIT_INTR_ERROR_CODE, 0);
+            save_pending_event(nv);
+        }
     }
+    uint32_t r12 = (uint32_t)v12(nv, VM_EXIT_REASON), info12 = (uint32_t)v12(nv, VM_EXIT_INTR_INFO);
+    bool nmi_exit = r12 == EXIT_REASON_EXCEPTION_NMI &&
+                    (info12 & (INTR_INFO_VALID | INTR_INFO_TYPE_MASK)) == (INTR_INFO_VALID | INTR_TYPE_NMI);
     nested_store_msr_list(nv, v12(nv, VM_EXIT_MSR_STORE_ADDR), (uint32_t)v12(nv, VM_EXIT_MSR_STORE_COUNT));
     regcache_reset(nv->rc); /* the cache described vmcs02 */
     nv->rc->guest_cr3_owned_by_nested = false;
     n->guest_mode = false;
     vmptrld(n->vmcs01_pa);
     nested_load_l1_host_state(nv);
+    /* After an NMI VM exit the CPU blocks NMIs until L1's next IRET (SDM 28.? "NMI exiting";
+     * bare Bochs does the same): L1 runs on vmcs01 with virtual NMIs, so that is bit 3. */
+    if (nmi_exit)
+        reg_write(nv->rc, HV_REG_INTR_STATE, GUEST_INTR_NMI);
     if (nested_load_msr_list(nv, v12(nv, VM_EXIT_MSR_LOAD_ADDR), (uint32_t)v12(nv, VM_EXIT_MSR_LOAD_COUNT), false))
         log_warn("nested: VM-exit MSR-load failed (a VMX abort on hardware)");
     nested_shadow_push_exit(nv); /* L1 VMREADs the exit information from the shadow */
     n->reflected_exits++;
+}
+
+void nested_reflect_nmi(struct nested_vcpu *nv)
+{
+    const struct exit12 nmi = {EXIT_REASON_EXCEPTION_NMI, 0, INTR_INFO_VALID | INTR_TYPE_NMI | 2, true};
+    reflect(nv, &nmi);
 }
 
 void nested_entry_fail(struct nested_vcpu *nv, uint32_t reason, uint64_t qual)
@@ -305,13 +345,21 @@ bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason)
             break;
         }
         reason12 = nested_ept02_exit(nv, basic, &qual12);
-        if (reason12)
-            reflect(nv, reason12, qual12);
+        if (reason12) {
+            const struct exit12 ept = {reason12, qual12, 0, false};
+            reflect(nv, &ept);
+        }
         return true;
+    case EXIT_REASON_EXCEPTION_NMI: /* an NMI is hv's to hold and deliver (hv/exit.c) */
+        l1 = ((uint32_t)reg_read(nv->rc, HV_REG_EXIT_INTR_INFO) & INTR_INFO_TYPE_MASK) != INTR_TYPE_NMI;
+        break;
+    case EXIT_REASON_NMI_WINDOW: /* vmcs02 has hv's NMI window too */
+        l1 = v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_NMI_WINDOW_EXITING;
+        break;
     default: l1 = true; /* vmcs02 only enables what L1 asked for, or what always exits */
     }
     if (l1)
-        reflect(nv, 0, 0);
+        reflect(nv, NULL);
     return l1;
 }
 

@@ -68,6 +68,7 @@ uint32_t regcache_vmcs_field(enum hv_reg reg)
     case HV_REG_PDPTR1: return GUEST_PDPTR1;
     case HV_REG_PDPTR2: return GUEST_PDPTR2;
     case HV_REG_PDPTR3: return GUEST_PDPTR3;
+    case HV_REG_INTR_STATE: return GUEST_INTERRUPTIBILITY_INFO;
     case HV_REG_EXIT_REASON: return VM_EXIT_REASON;
     case HV_REG_EXIT_QUALIFICATION: return EXIT_QUALIFICATION;
     case HV_REG_EXIT_INTR_INFO: return VM_EXIT_INTR_INFO;
@@ -163,8 +164,6 @@ void regcache_redeliver_event(struct regcache *rc, bool nmi_unblocked_by_iret)
         vmcs_write(VM_ENTRY_INSTRUCTION_LEN, reg_read(rc, HV_REG_EXIT_INSTR_LEN));
         rc->vmwrites++;
     } else if (nmi_unblocked_by_iret) {
-        vmcs_write(GUEST_INTERRUPTIBILITY_INFO, vmcs_read(GUEST_INTERRUPTIBILITY_INFO) | (1u << 3));
-        rc->vmreads++;
-        rc->vmwrites++;
+        reg_write(rc, HV_REG_INTR_STATE, reg_read(rc, HV_REG_INTR_STATE) | (1u << 3));
     }
 }

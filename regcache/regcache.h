@@ -65,6 +65,7 @@ enum hv_reg {
     HV_REG_CR3,
     HV_REG_CR4,      /* raw GUEST_CR4 */
     HV_REG_PDPTR0, HV_REG_PDPTR1, HV_REG_PDPTR2, HV_REG_PDPTR3,
+    HV_REG_INTR_STATE, /* GUEST_INTERRUPTIBILITY_INFO: STI/MOV SS/NMI blocking */
     /* exit information: read-only */
     HV_REG_EXIT_REASON,
     HV_REG_EXIT_QUALIFICATION,
@@ -239,10 +240,18 @@ static inline void reg_set_rflags(struct regcache *rc, uint64_t v)
     reg_write(rc, HV_REG_RFLAGS, v);
 }
 
-/* Step over the instruction that caused the exit. */
+/* Blocking by STI and by MOV SS (SDM 25.4.2, Table 25-3): they last for one instruction. */
+#define HV_INTR_SHADOW_MASK 3ull
+
+/* Step over the instruction that caused the exit. As on the CPU, completing it ends any
+ * blocking by STI or MOV SS that it ran under (KVM: skip_emulated_instruction). */
 static inline void reg_skip_instruction(struct regcache *rc)
 {
+    uint64_t intr = reg_read(rc, HV_REG_INTR_STATE);
+
     reg_set_rip(rc, reg_rip(rc) + reg_read(rc, HV_REG_EXIT_INSTR_LEN));
+    if (intr & HV_INTR_SHADOW_MASK)
+        reg_write(rc, HV_REG_INTR_STATE, intr & ~HV_INTR_SHADOW_MASK);
 }
 #endif /* __ASSEMBLER__ */
 #endif

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Everything CI checks: host unit tests (ASan/UBSan), the fuzzer, the boot tests and the
 # nested differential test (the same L1 on bare Bochs and on hv), Linux on 2 CPUs under hv.
-# Usage: run-tests.sh [unit|fuzz|boot|nested|linux|all]. Ends with one line "N passed, N failed".
+# Usage: run-tests.sh [unit|fuzz|boot|nmi|nested|linux|all]. Ends with one line "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -68,6 +68,7 @@ run_script() { # a test script that prints its own "N passed, N failed" line
 case $what in
 unit) run_unit ;;
 boot) run_script boot tests/boot/test_boot.sh ;;
+nmi) run_script nmi tests/boot/test_nmi.sh ;;
 fuzz) run_script fuzz tests/fuzz/run-fuzz.sh ;;
 nested) run_script nested tests/nested/run-diff.sh ;;
 linux) run_script linux tests/linux/test-linux.sh ;;
@@ -75,6 +76,7 @@ all)
     run_unit
     run_script fuzz tests/fuzz/run-fuzz.sh
     run_script boot tests/boot/test_boot.sh
+    run_script nmi tests/boot/test_nmi.sh
     run_script nested tests/nested/run-diff.sh
     run_script linux tests/linux/test-linux.sh
     ;;

@@ -34,6 +34,14 @@ static inline uint32_t vmx_adjust_ctls(uint64_t cap_msr, uint32_t want)
     return (want | (uint32_t)cap_msr) & (uint32_t)(cap_msr >> 32);
 }
 
+/* "NMI exiting" and "virtual NMIs" (pin-based bits 3 and 5) when the CPU allows both, else
+ * 0: hv holds and re-injects NMIs only with NMI-window exiting, which needs both. */
+static inline uint32_t vmx_virtual_nmi_pin(uint64_t pin_cap)
+{
+    const uint32_t both = (1u << 3) | (1u << 5);
+    return ((uint32_t)(pin_cap >> 32) & both) == both ? both : 0;
+}
+
 /* Fills caps; on "unusable" writes one line saying exactly why into why. */
 bool vmx_caps_decode(const struct vmx_msrs *in, struct vmx_caps *caps, char *why, size_t whylen);
 #endif

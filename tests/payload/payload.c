@@ -18,7 +18,7 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
     serial_init(0x3f8);
     out("started");
     EFI_LOADED_IMAGE *li;
-    BOOLEAN bench_mode = FALSE;
+    BOOLEAN bench_mode = FALSE, nmi_mode = FALSE;
     if (!EFI_ERROR(uefi_call_wrapper(BS->HandleProtocol, 3, self, &LoadedImageProtocol, (void **)&li)) &&
         li->LoadOptionsSize) {
         char buf[128];
@@ -29,6 +29,7 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
         buf[i] = 0;
         out("args: %s", buf);
         bench_mode = buf[0] == 'b' && buf[1] == 'e' && buf[2] == 'n' && buf[3] == 'c' && buf[4] == 'h';
+        nmi_mode = buf[0] == 'n' && buf[1] == 'm' && buf[2] == 'i';
     }
     UINT32 r[4];
     cpuid_(1, r);
@@ -38,6 +39,15 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
         UINT32 s[4];
         cpuid_(HV_CPUID_LEAF_BASE, s);
         bench(s[1] == 0x68766876); /* "hvhv": hv's signature */
+        out("done: powering off");
+        uefi_call_wrapper(RT->ResetSystem, 4, EfiResetShutdown, EFI_SUCCESS, 0, NULL);
+    }
+    if (nmi_mode) {
+        UINT32 s[4];
+        cpuid_(HV_CPUID_LEAF_BASE, s);
+        nmi_test();
+        if (s[1] == 0x68766876)
+            hv_vmcall(HV_HC_PRINT_STATS);
         out("done: powering off");
         uefi_call_wrapper(RT->ResetSystem, 4, EfiResetShutdown, EFI_SUCCESS, 0, NULL);
     }

@@ -28,6 +28,9 @@ UINT64 hv_vmcall(UINT64 fn);
 /* bench.c: CPUID path length ("bench" in the load options) */
 void bench(BOOLEAN hv_present);
 
+/* nmi.c: NMI stress, self and cross-CPU ("nmi" in the load options) */
+void nmi_test(void);
+
 /* memscan.c: canary scan, hv region guess, and the hv memory write test. */
 void check_memory(BOOLEAN hv_present);
 #endif

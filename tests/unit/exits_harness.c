@@ -52,8 +52,11 @@ void handle_mtf(struct vcpu *v) { mtf_calls++; }
 void handle_io(struct vcpu *v) { io_calls++; }
 /* nested/ is tested on its own (test_vmcs12, test_nested_checks); here it is stubbed. */
 int vmx_insn_calls, l2_exit_calls;
+bool l2_exit_result = true;
 void nested_handle_vmx_insn(struct nested_vcpu *nv, uint32_t reason) { vmx_insn_calls++; }
-bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason) { l2_exit_calls++; return true; }
+bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason) { l2_exit_calls++; return l2_exit_result; }
+int reflect_nmi_calls;
+void nested_reflect_nmi(struct nested_vcpu *nv) { reflect_nmi_calls++; v.nested.guest_mode = false; }
 /* Guest memory: the one page a test maps as "RAM" (see test_cr0_pae_loads_pdptrs). */
 bool hv_gpa_is_ram(uint64_t gpa, uint64_t len) { return gpa >= 0x10000000 && gpa + len <= 0x10001000; }
 
@@ -133,6 +136,11 @@ void setup(uint32_t reason)
     hv.msrs.cr0_fixed1 = 0xffffffff;
     hv.msrs.cr4_fixed0 = 0x2000;
     hv.msrs.cr4_fixed1 = 0x3767ff;
+    hv.msrs.pinbased = 0x0000007f00000016ull; /* Bochs: NMI exiting and virtual NMIs allowed */
+    /* vmcs01's pin-based controls as hv/vmcs01.c sets them */
+    fake_vmcs_set(PIN_BASED_VM_EXEC_CONTROL, vmx_adjust_ctls(hv.msrs.pinbased, vmx_virtual_nmi_pin(hv.msrs.pinbased)));
+    l2_exit_result = true;
+    reflect_nmi_calls = 0;
     hv.vcpus[0] = &v;
     hv.nvcpus = 1;
     msrs_reset();
@@ -177,6 +185,12 @@ void run_ok(const char *test)
     CHECK(fake_vmcs_ro_writes == 0 && fake_vmcs_bad_fields == 0, "%s: %llu read-only writes, %llu bad fields",
           test, ULL(fake_vmcs_ro_writes), ULL(fake_vmcs_bad_fields));
     CHECK(v.rc.dirty == 0, "%s: registers left dirty after the flush: %#llx", test, ULL(v.rc.dirty));
+    /* SDM 26.2.1.1: NMI-window exiting needs virtual NMIs, which need NMI exiting (else the
+     * VMRESUME fails with error 7). */
+    uint64_t pin = fake_vmcs_get(PIN_BASED_VM_EXEC_CONTROL);
+    CHECK(!(fake_vmcs_get(CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_NMI_WINDOW_EXITING) ||
+              ((pin & PIN_BASED_VIRTUAL_NMIS) && (pin & PIN_BASED_NMI_EXITING)),
+          "%s: NMI-window exiting with pin-based controls %#llx", test, ULL(pin));
 }
 
 void check_rip_advanced(const char *test)

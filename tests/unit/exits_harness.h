@@ -31,6 +31,8 @@ extern struct fake_msr msrs[4];
 extern struct vcpu v;
 extern jmp_buf reset_jmp;
 extern bool reset_armed;
+extern bool l2_exit_result;
+extern int reflect_nmi_calls;
 extern int reset_calls, dump_calls, hw_refused_calls, ept_calls, mtf_calls, io_calls, vmx_insn_calls, l2_exit_calls;
 extern int rdmsr_calls, wrmsr_calls, xsetbv_calls;
 extern const char *reset_why;

@@ -25,6 +25,7 @@ static void test_dispatch_table(void)
         {EXIT_REASON_INIT_SIGNAL, handle_init, "handle_init"},
         {EXIT_REASON_SIPI_SIGNAL, handle_sipi, "handle_sipi"},
         {EXIT_REASON_NMI_WINDOW, handle_nmi_window, "handle_nmi_window"},
+        {EXIT_REASON_EXCEPTION_NMI, handle_exception_nmi, "handle_exception_nmi"},
         {EXIT_REASON_CPUID, handle_cpuid, "handle_cpuid"},
         {EXIT_REASON_GETSEC, handle_ud, "handle_ud"},
         {EXIT_REASON_INVD, handle_invd, "handle_invd"},
@@ -435,10 +436,84 @@ static void test_ud_exits(void)
     }
 }
 
-/* ---- NMIs that hit hv in root mode ------------------------------------------ */
+/* ---- NMIs: held by hv, delivered to their owner when it can take them ------- */
+
+struct vcpu *vmexit_nmi_late(struct vcpu *v);
+
+static void nmi_exit(uint64_t intr_state)
+{
+    setup(EXIT_REASON_EXCEPTION_NMI);
+    fake_vmcs_set(VM_EXIT_INTR_INFO, NMI_INFO);
+    fake_vmcs_set(GUEST_INTERRUPTIBILITY_INFO, intr_state);
+}
+
+static void check_nmi_window(const char *test, bool want)
+{
+    bool set = fake_vmcs_get(CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_NMI_WINDOW_EXITING;
+    CHECK(set == want, "%s: NMI-window exiting %s", test, set ? "set" : "clear");
+}
+
+static void test_nmi_exit(void)
+{
+    /* An NMI exit with nothing in the way: injected at once, RIP unchanged. */
+    nmi_exit(0);
+    run_ok("nmi exit");
+    CHECK(fake_vmcs_get(VM_ENTRY_INTR_INFO_FIELD) == NMI_INFO, "nmi exit: entry info %#llx",
+          ULL(fake_vmcs_get(VM_ENTRY_INTR_INFO_FIELD)));
+    CHECK(!v.nmi_pending && v.stats.nmis == 1 && v.stats.nmis_injected == 1, "nmi exit: pending %d, %llu/%llu",
+          v.nmi_pending, ULL(v.stats.nmis), ULL(v.stats.nmis_injected));
+    check_nmi_window("nmi exit", false);
+    check_rip_unchanged("nmi exit");
+
+    /* The guest is in its NMI handler (virtual-NMI blocking), or under STI/MOV SS blocking
+     * that no instruction completed: held, the window asked for. */
+    static const uint64_t blocked[] = {GUEST_INTR_NMI, GUEST_INTR_STI, GUEST_INTR_MOV_SS};
+    for (unsigned i = 0; i < 3; i++) {
+        nmi_exit(blocked[i]);
+        run_ok("nmi blocked");
+        check_no_event("nmi blocked");
+        CHECK(v.nmi_pending, "NMI lost while blocked (%#llx)", ULL(blocked[i]));
+        check_nmi_window("nmi blocked", true);
+        CHECK(fake_vmcs_get(GUEST_INTERRUPTIBILITY_INFO) == blocked[i], "blocking changed");
+    }
+
+    /* The window opens: hv's own window exit, the NMI goes in, the window closes. */
+    setup(EXIT_REASON_NMI_WINDOW);
+    v.nmi_pending = true;
+    fake_vmcs_set(CPU_BASED_VM_EXEC_CONTROL, CPU_BASED_NMI_WINDOW_EXITING | CPU_BASED_USE_MSR_BITMAPS);
+    run_ok("nmi window");
+    CHECK(fake_vmcs_get(CPU_BASED_VM_EXEC_CONTROL) == CPU_BASED_USE_MSR_BITMAPS, "NMI window: controls %#llx",
+          ULL(fake_vmcs_get(CPU_BASED_VM_EXEC_CONTROL)));
+    CHECK(fake_vmcs_get(VM_ENTRY_INTR_INFO_FIELD) == NMI_INFO && !v.nmi_pending, "NMI window: info %#llx pending %d",
+          ULL(fake_vmcs_get(VM_ENTRY_INTR_INFO_FIELD)), v.nmi_pending);
+    check_rip_unchanged("nmi window");
+
+    /* Wait-for-SIPI blocks NMIs: held, no injection (the entry would fail), no window. */
+    nmi_exit(0);
+    fake_vmcs_set(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_WAIT_SIPI);
+    run_ok("nmi in wait-for-SIPI");
+    check_no_event("nmi in wait-for-SIPI");
+    CHECK(v.nmi_pending, "NMI lost in wait-for-SIPI");
+    check_nmi_window("nmi in wait-for-SIPI", false);
+
+    /* A CPU without virtual NMIs: never NMI-window exiting (error 7); held to the next exit. */
+    nmi_exit(GUEST_INTR_NMI);
+    hv.msrs.pinbased = 0x0000001700000016ull;
+    fake_vmcs_set(PIN_BASED_VM_EXEC_CONTROL, 0x16);
+    run_ok("no virtual NMIs");
+    check_no_event("no virtual NMIs");
+    CHECK(v.nmi_pending, "NMI lost without virtual NMIs");
+    check_nmi_window("no virtual NMIs", false);
+
+    /* Not an NMI: hv's exception bitmap is empty, so this is an internal error. */
+    setup(EXIT_REASON_EXCEPTION_NMI);
+    fake_vmcs_set(VM_EXIT_INTR_INFO, GP_INFO);
+    CHECK(run(), "an exception exit hv never asked for is fatal");
+}
 
 static void test_pending_nmi(void)
 {
+    /* An NMI hit hv in root mode during a CPUID exit. */
     setup(EXIT_REASON_CPUID);
     v.rc.regs[HV_REG_RAX] = 0;
     v.nmi_pending = true;
@@ -454,28 +529,76 @@ static void test_pending_nmi(void)
     CHECK(fake_vmcs_get(VM_ENTRY_INTR_INFO_FIELD) == GP_INFO, "NMI behind #GP: info %#llx",
           ULL(fake_vmcs_get(VM_ENTRY_INTR_INFO_FIELD)));
     CHECK(v.nmi_pending, "NMI lost behind #GP");
-    CHECK(fake_vmcs_get(CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_NMI_WINDOW_EXITING, "NMI-window exiting not set");
+    check_nmi_window("nmi behind #GP", true);
 
-    /* Blocked by STI: wait too. */
+    /* CPUID right after STI or MOV SS: hv completes it, which ends that blocking (as the CPU
+     * would), so the NMI goes in at once instead of waiting for a window. */
+    static const uint64_t shadow[] = {GUEST_INTR_STI, GUEST_INTR_MOV_SS, GUEST_INTR_STI | GUEST_INTR_NMI};
+    for (unsigned i = 0; i < 3; i++) {
+        setup(EXIT_REASON_CPUID);
+        v.rc.regs[HV_REG_RAX] = 0;
+        v.nmi_pending = true;
+        fake_vmcs_set(GUEST_INTERRUPTIBILITY_INFO, shadow[i]);
+        run_ok("nmi after sti/mov ss");
+        check_rip_advanced("nmi after sti/mov ss");
+        CHECK(fake_vmcs_get(GUEST_INTERRUPTIBILITY_INFO) == (shadow[i] & GUEST_INTR_NMI),
+              "blocking %#llx not ended: %#llx", ULL(shadow[i]), ULL(fake_vmcs_get(GUEST_INTERRUPTIBILITY_INFO)));
+        bool nmi_blocked = shadow[i] & GUEST_INTR_NMI;
+        CHECK(v.nmi_pending == nmi_blocked, "pending %d after %#llx", v.nmi_pending, ULL(shadow[i]));
+        check_nmi_window("nmi after sti/mov ss", nmi_blocked);
+        if (!nmi_blocked)
+            CHECK(fake_vmcs_get(VM_ENTRY_INTR_INFO_FIELD) == NMI_INFO, "not injected after %#llx", ULL(shadow[i]));
+    }
+
+    /* Held after vmexit_handler's last look: the exit stub's late path delivers it. */
     setup(EXIT_REASON_CPUID);
-    v.rc.regs[HV_REG_RAX] = 0;
     v.nmi_pending = true;
-    fake_vmcs_set(GUEST_INTERRUPTIBILITY_INFO, GUEST_INTR_STI);
-    run_ok("nmi blocked by sti");
-    check_no_event("nmi blocked by sti");
-    CHECK(v.nmi_pending, "NMI lost while blocked");
-    CHECK(fake_vmcs_get(CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_NMI_WINDOW_EXITING, "NMI-window exiting not set");
+    vmexit_nmi_late(&v);
+    CHECK(fake_vmcs_get(VM_ENTRY_INTR_INFO_FIELD) == NMI_INFO && !v.nmi_pending && v.rc.dirty == 0,
+          "late NMI: info %#llx pending %d", ULL(fake_vmcs_get(VM_ENTRY_INTR_INFO_FIELD)), v.nmi_pending);
+}
 
-    /* The NMI window opens. */
-    setup(EXIT_REASON_NMI_WINDOW);
-    v.nmi_pending = true;
-    fake_vmcs_set(CPU_BASED_VM_EXEC_CONTROL, CPU_BASED_NMI_WINDOW_EXITING | CPU_BASED_USE_MSR_BITMAPS);
-    run_ok("nmi window");
-    CHECK(fake_vmcs_get(CPU_BASED_VM_EXEC_CONTROL) == CPU_BASED_USE_MSR_BITMAPS, "NMI window: controls %#llx",
-          ULL(fake_vmcs_get(CPU_BASED_VM_EXEC_CONTROL)));
-    CHECK(fake_vmcs_get(VM_ENTRY_INTR_INFO_FIELD) == NMI_INFO && !v.nmi_pending, "NMI window: info %#llx pending %d",
-          ULL(fake_vmcs_get(VM_ENTRY_INTR_INFO_FIELD)), v.nmi_pending);
-    check_rip_unchanged("nmi window");
+/* While L2 runs: L1's "NMI exiting" says whether an NMI is an NMI VM exit to L1 or L2's. */
+static struct vmcs12 nmi_vmcs12;
+
+static void l2_nmi(uint32_t pin12, uint64_t intr_state)
+{
+    nmi_exit(intr_state);
+    memset(&nmi_vmcs12, 0, sizeof(nmi_vmcs12));
+    vmcs12_set(&nmi_vmcs12, PIN_BASED_VM_EXEC_CONTROL, pin12);
+    v.nested.cache = &nmi_vmcs12;
+    v.nv.n = &v.nested;
+    v.nested.guest_mode = true;
+    l2_exit_result = false; /* nested_l2_exit leaves NMIs to hv */
+}
+
+static void test_l2_nmi(void)
+{
+    l2_nmi(PIN_BASED_NMI_EXITING, 0);
+    run_ok("L2 nmi, L1 exits on NMIs");
+    CHECK(reflect_nmi_calls == 1 && !v.nmi_pending && v.stats.nmis_to_l1 == 1, "NMI exit to L1: %d calls",
+          reflect_nmi_calls);
+    check_no_event("L2 nmi, L1 exits on NMIs");
+
+    l2_nmi(0, 0);
+    run_ok("L2 nmi, L2's own");
+    CHECK(reflect_nmi_calls == 0 && fake_vmcs_get(VM_ENTRY_INTR_INFO_FIELD) == NMI_INFO, "NMI not injected into L2");
+
+    /* L2 in its NMI handler: L1 with virtual NMIs still gets the exit; without, it waits
+     * for L2's IRET (the NMI window), as the CPU blocks the NMI until then. */
+    l2_nmi(PIN_BASED_NMI_EXITING | PIN_BASED_VIRTUAL_NMIS, GUEST_INTR_NMI);
+    run_ok("L2 nmi-blocked, L1 virtual NMIs");
+    CHECK(reflect_nmi_calls == 1, "NMI exit to L1 with virtual NMIs: %d", reflect_nmi_calls);
+    l2_nmi(PIN_BASED_NMI_EXITING, GUEST_INTR_NMI);
+    run_ok("L2 nmi-blocked, L1 without virtual NMIs");
+    CHECK(reflect_nmi_calls == 0 && v.nmi_pending, "NMI exit to L1 despite L2's blocking");
+    check_nmi_window("L2 nmi-blocked, L1 without virtual NMIs", true);
+    l2_nmi(0, GUEST_INTR_NMI);
+    run_ok("L2 nmi-blocked, L2's own");
+    CHECK(v.nmi_pending && reflect_nmi_calls == 0, "NMI not held for L2");
+    check_nmi_window("L2 nmi-blocked, L2's own", true);
+    check_no_event("L2 nmi-blocked, L2's own");
+    v.nested.guest_mode = false;
 }
 
 /* A VM entry the CPU refuses: fatal for hv's own guest, L1's VMfail when it was vmcs02. */
@@ -527,7 +650,9 @@ int main(void)
     test_vmcall();
     test_xsetbv();
     test_ud_exits();
+    test_nmi_exit();
     test_pending_nmi();
+    test_l2_nmi();
     test_vmresume_failed();
     return test_summary();
 }

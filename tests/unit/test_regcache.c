@@ -283,6 +283,29 @@ static void test_nested_owns_cr3(void)
     check_counters(&rc, __func__);
 }
 
+/* An instruction hv completes for the guest ends blocking by STI and by MOV SS, as the CPU
+ * would (SDM 25.4.2 Table 25-3); NMI blocking stays. */
+static void test_skip_ends_sti_and_mov_ss_blocking(void)
+{
+    static const uint64_t states[] = {1, 2, 1 | 8, 2 | 8};
+    for (unsigned i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
+        struct regcache rc;
+
+        setup(&rc);
+        fake_vmcs_set(GUEST_RIP, 0x1000);
+        fake_vmcs_set(VM_EXIT_INSTRUCTION_LEN, 1);
+        fake_vmcs_set(GUEST_INTERRUPTIBILITY_INFO, states[i]);
+        reg_skip_instruction(&rc);
+        regcache_flush(&rc);
+        CHECK(fake_vmcs_get(GUEST_INTERRUPTIBILITY_INFO) == (states[i] & 8) &&
+                  fake_vmcs_write_count(GUEST_INTERRUPTIBILITY_INFO) == 1,
+              "interruptibility %#llx after skip: %#llx, written %u times", ULL(states[i]),
+              ULL(fake_vmcs_get(GUEST_INTERRUPTIBILITY_INFO)), fake_vmcs_write_count(GUEST_INTERRUPTIBILITY_INFO));
+        CHECK(fake_vmcs_get(GUEST_RIP) == 0x1001, "rip %#llx", ULL(fake_vmcs_get(GUEST_RIP)));
+        check_counters(&rc, __func__);
+    }
+}
+
 static void test_rflags_and_shadows(void)
 {
     const uint64_t raw = 0x202 | X86_EFLAGS_VM | X86_EFLAGS_IOPL;
@@ -317,7 +340,8 @@ static void test_skip_instruction_and_lost_dirty(void)
     fake_vmcs_set(VM_EXIT_INSTRUCTION_LEN, 3);
     reg_skip_instruction(&rc);
     regcache_flush(&rc);
-    CHECK(fake_vmcs_get(GUEST_RIP) == 0x1003 && fake_vmcs_reads == 2 && fake_vmcs_writes == 1,
+    /* RIP, the instruction length and the interruptibility state (no blocking to end). */
+    CHECK(fake_vmcs_get(GUEST_RIP) == 0x1003 && fake_vmcs_reads == 3 && fake_vmcs_writes == 1,
           "rip %#llx, %llu reads, %llu writes", ULL(fake_vmcs_get(GUEST_RIP)),
           ULL(fake_vmcs_reads), ULL(fake_vmcs_writes));
     /* A write after flush is lost at the next exit: say so. */
@@ -343,5 +367,6 @@ int main(void)
     test_nested_owns_cr3();
     test_rflags_and_shadows();
     test_skip_instruction_and_lost_dirty();
+    test_skip_ends_sti_and_mov_ss_blocking();
     return test_summary();
 }
