@@ -40,7 +40,12 @@ run_unit() {
     local t name srcs rc
     for t in "${UNIT_TESTS[@]}"; do
         name=${t%%:*} srcs=${t#*:}
-        [ -f tests/unit/$name.c ] || continue
+        local missing="" f
+        for f in tests/unit/$name.c $srcs; do [ -f "$f" ] || missing+=" $f"; done
+        if [ -n "$missing" ]; then # a test the list names but cannot build is a failure, never a skip
+            echo "unit $name: FAILED: missing file(s):$missing"
+            TOTAL_F=$((TOTAL_F + 1)); continue
+        fi
         if ! gcc -std=gnu11 -g -O1 -DHV_HOST_TEST -Wall -Wextra -Werror -Wno-unused-parameter \
                 -fsanitize=address,undefined -fno-sanitize-recover=all -I. -Itests/unit \
                 -o $B/host/$name tests/unit/$name.c $srcs tests/unit/test_util.c lib/log.c \
@@ -61,6 +66,10 @@ run_unit() {
 
 run_script() { # a test script that prints its own "N passed, N failed" line
     local name=$1; shift
+    if [ ! -f "$1" ]; then
+        echo "$name: FAILED: test script $1 is missing"
+        TOTAL_F=$((TOTAL_F + 1)); return
+    fi
     "$@" 2>&1 | tee $B/tests/$name.out
     count $B/tests/$name.out || echo "$name: no summary line (crashed?)"
 }
