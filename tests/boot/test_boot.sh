@@ -48,6 +48,8 @@ for m in bochs1 bochs2; do
     expect "$m" "$d" '^hv: stats: exit statistics \(hypercall\)' "statistics on hypercall"
     expect "$m" "$d" '^hv: stats: exit statistics \(guest power-off\)' "statistics at power-off"
     expect "$m" "$d" '^hv: stats: cpu0: [0-9]+ exits, [0-9]+ VMREADs' "per-vCPU counts"
+    expect "$m" "$d" '^payload: debug: DR7 0xd0401 after 1000 CPUID and 100 RDMSR \(hv counted [0-9]{4,} exits\); watchpoint #DB 1 time\(s\)' \
+        "a hardware watchpoint survives 1100 exits: DR7 kept, #DB once"
 done
 echo "boot test bochs1 (nested=off):"
 expect bochs1 "$T/bochs1" '^payload: cpu0: vmx bit clear' "VMX hidden from the guest"

@@ -42,6 +42,7 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
         uefi_call_wrapper(RT->ResetSystem, 4, EfiResetShutdown, EFI_SUCCESS, 0, NULL);
     }
     BOOLEAN hv = check_cpus();
+    check_debug_regs(hv);
     check_memory(hv);
     if (hv) {
         hv_vmcall(HV_HC_PRINT_STATS);

@@ -28,6 +28,9 @@ UINT64 hv_vmcall(UINT64 fn);
 /* bench.c: CPUID path length ("bench" in the load options) */
 void bench(BOOLEAN hv_present);
 
+/* debug.c: a hardware watchpoint set before many VM exits still fires after them. */
+void check_debug_regs(BOOLEAN hv_present);
+
 /* memscan.c: canary scan, hv region guess, and the hv memory write test. */
 void check_memory(BOOLEAN hv_present);
 #endif
