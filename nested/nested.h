@@ -39,6 +39,8 @@ struct nested_state {
     bool shadowing;          /* vmcs01 has VMCS shadowing on: the shadow holds vmcs12 */
     bool ept12;              /* L2 runs with L1's EPT: on EPT02 (nested/ept02.h), not EPT01 */
     struct ept02 *ept02;     /* this vCPU's EPT02, from the first entry with L1's EPT on */
+    uint64_t msr_list_failures; /* VM-exit MSR-store/load lists that failed (a VMX abort on hardware) */
+    bool msr_list_warned;    /* the first failure was logged; the rest are only counted */
 };
 
 /* What nested/ needs of one vCPU; hv fills it once. */

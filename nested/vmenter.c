@@ -83,9 +83,14 @@ static void prepare_controls(struct nested_vcpu *nv)
     vmcs_write(PIN_BASED_VM_EXEC_CONTROL, vmx_adjust_ctls(hw->pinbased, (uint32_t)v12(nv, PIN_BASED_VM_EXEC_CONTROL)));
     vmcs_write(CPU_BASED_VM_EXEC_CONTROL, vmx_adjust_ctls(hw->procbased, proc));
     vmcs_write(SECONDARY_VM_EXEC_CONTROL, vmx_adjust_ctls(hw->procbased2, proc2));
-    uint32_t exit = (uint32_t)v12(nv, VM_EXIT_CONTROLS) &
-                    (VM_EXIT_SAVE_DEBUG_CONTROLS | VM_EXIT_ACK_INTR_ON_EXIT | VM_EXIT_SAVE_PREEMPTION_TIMER);
+    uint32_t exit = (uint32_t)v12(nv, VM_EXIT_CONTROLS) & VM_EXIT_ACK_INTR_ON_EXIT;
     exit |= VM_EXIT_HOST_ADDR_SPACE_SIZE | VM_EXIT_SAVE_EFER | VM_EXIT_LOAD_EFER | VM_EXIT_SAVE_PAT | VM_EXIT_LOAD_PAT;
+    /* After an exit hv handles itself L2 resumes from vmcs02: its DR7/DEBUGCTL (28.3.1) and
+     * what is left of L1's timer (28.3.4) must be there, whatever L1 asked to have saved in
+     * vmcs12 (sync_vmcs12 copies them only then). */
+    exit |= VM_EXIT_SAVE_DEBUG_CONTROLS;
+    if (v12(nv, PIN_BASED_VM_EXEC_CONTROL) & PIN_BASED_PREEMPTION_TIMER)
+        exit |= VM_EXIT_SAVE_PREEMPTION_TIMER;
     vmcs_write(VM_EXIT_CONTROLS, vmx_adjust_ctls(hw->exit, exit));
     uint32_t entry = ((uint32_t)v12(nv, VM_ENTRY_CONTROLS) & VM_ENTRY_IA32E_MODE) | VM_ENTRY_LOAD_EFER |
                      VM_ENTRY_LOAD_PAT | VM_ENTRY_LOAD_DEBUG_CONTROLS;
@@ -97,7 +102,23 @@ static void prepare_controls(struct nested_vcpu *nv)
     vmcs_write(VM_ENTRY_MSR_LOAD_COUNT, 0);
 }
 
-static void prepare_guest(struct nested_vcpu *nv, const struct l1_state *l1)
+/* PAE paging outside IA-32e mode (26.3.1.6, 26.3.2.4): with EPT on, the CPU takes the PDPTEs
+ * from the VMCS. With L1's EPT that is what L1 expects (vmcs12's fields, checked with the
+ * guest state); without, L1 expects them loaded from L2's CR3, an L1 address: hv loads them
+ * (zeros outside RAM) and checks them as the CPU would. false if L2 has no PAE paging. */
+static bool l2_pdptes(const struct nested_vcpu *nv, uint64_t pdpte[4])
+{
+    uint64_t cr0 = v12(nv, GUEST_CR0), cr4 = v12(nv, GUEST_CR4);
+    if ((v12(nv, VM_ENTRY_CONTROLS) & VM_ENTRY_IA32E_MODE) || !(cr4 & CR4_PAE) || !(cr0 & CR0_PG))
+        return false;
+    uint64_t base = v12(nv, GUEST_CR3) & 0xffffffe0ull;
+    bool ram = hv_gpa_is_ram(base, 32);
+    for (int i = 0; i < 4; i++)
+        pdpte[i] = nv->n->ept12 ? v12(nv, GUEST_PDPTR0 + 2 * i) : ram ? ((const uint64_t *)(uintptr_t)base)[i] : 0;
+    return true;
+}
+
+static void prepare_guest(struct nested_vcpu *nv, const struct l1_state *l1, const uint64_t *pdpte)
 {
     for (unsigned i = 0; i < nested_nr_guest_fields; i++)
         vmcs_write(nested_guest_fields[i], v12(nv, nested_guest_fields[i]));
@@ -134,17 +155,8 @@ static void prepare_guest(struct nested_vcpu *nv, const struct l1_state *l1)
     bool dbg = entry12 & VM_ENTRY_LOAD_DEBUG_CONTROLS;
     vmcs_write(GUEST_DR7, dbg ? v12(nv, GUEST_DR7) : l1->dr7);
     vmcs_write(GUEST_IA32_DEBUGCTL, dbg ? v12(nv, GUEST_IA32_DEBUGCTL) : l1->debugctl);
-    /* PAE paging outside IA-32e mode: with EPT on, the CPU takes the PDPTEs from the VMCS
-     * (26.3.2.4). With L1's EPT that is what L1 expects (vmcs12's fields, checked in
-     * 26.3.1.6); without, L1 expects them loaded from L2's CR3, an L1 address. */
-    if (!ia32e && (cr4 & CR4_PAE) && (cr0 & CR0_PG)) {
-        uint64_t base = v12(nv, GUEST_CR3) & 0xffffffe0ull;
-        bool ram = !nv->n->ept12 && hv_gpa_is_ram(base, 32);
-        for (int i = 0; i < 4; i++)
-            vmcs_write(GUEST_PDPTR0 + 2 * i, nv->n->ept12 ? v12(nv, GUEST_PDPTR0 + 2 * i)
-                                             : ram          ? ((const uint64_t *)(uintptr_t)base)[i]
-                                                            : 0);
-    }
+    for (int i = 0; pdpte && i < 4; i++)
+        vmcs_write(GUEST_PDPTR0 + 2 * i, pdpte[i]);
 }
 
 static const uint32_t host_fields[NESTED_NR_HOST_FIELDS] = {
@@ -212,6 +224,13 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
      * memory for it, the CPU "refuses" the entry (hv's limit, not an SDM rule). */
     n->ept12 = (v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_ACTIVATE_SECONDARY) &&
                (v12(nv, SECONDARY_VM_EXEC_CONTROL) & SECONDARY_EPT);
+    uint64_t pdpte[4];
+    bool pae = l2_pdptes(nv, pdpte);
+    if (pae && !n->ept12 && nested_check_loaded_pdptes(pdpte, nv->phys_bits, &qual)) {
+        nested_log_check();
+        nested_entry_fail(nv, EXIT_REASON_INVALID_STATE, qual);
+        return;
+    }
     if (n->ept12 && nested_ept02_enter(nv)) {
         nested_vmx_fail(nv, VMXERR_ENTRY_INVALID_CONTROL);
         return;
@@ -228,7 +247,7 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
     }
     vmptrld(n->vmcs02_pa);
     nested_prepare_vmcs02(nv);
-    prepare_guest(nv, &l1);
+    prepare_guest(nv, &l1, pae ? pdpte : NULL);
     uint32_t bad = nested_load_msr_list(nv, v12(nv, VM_ENTRY_MSR_LOAD_ADDR),
                                         (uint32_t)v12(nv, VM_ENTRY_MSR_LOAD_COUNT), true);
     if (bad) {

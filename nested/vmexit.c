@@ -163,11 +163,20 @@ struct msr_entry {
     uint64_t value;
 };
 
+/* IA32_VMX_MISC[27:25] = N as hv advertises it: at most 512 * (N + 1) entries per list (A.6).
+ * Above that the SDM promises nothing; like KVM, hv processes the entries up to the bound and
+ * fails the one after it, so no guest count makes a list longer than that. */
+static uint32_t msr_list_max(const struct nested_vcpu *nv)
+{
+    return 512u * (uint32_t)(((nv->caps->misc >> 25) & 7) + 1);
+}
+
 uint32_t nested_load_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count, bool entry)
 {
+    uint32_t max = msr_list_max(nv);
     for (uint32_t i = 0; i < count; i++) {
         uint64_t pa = addr + 16ull * i;
-        if (!hv_gpa_is_ram(pa, 16))
+        if (i == max || !hv_gpa_is_ram(pa, 16))
             return i + 1;
         const struct msr_entry *e = (const struct msr_entry *)(uintptr_t)pa;
         uint32_t m = e->index, f = vmcs_msr_field(m);
@@ -184,20 +193,58 @@ uint32_t nested_load_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t co
     return 0;
 }
 
+/* A VM-exit MSR list of L1 failed at its entry bad (1-based): a VMX abort on hardware (28.7).
+ * hv goes on; the first failure of this vCPU is logged, the others only counted, so that no
+ * guest can flood the log. */
+static void msr_list_failed(struct nested_vcpu *nv, const char *list, uint64_t addr, uint32_t bad)
+{
+    struct nested_state *n = nv->n;
+    n->msr_list_failures++;
+    if (n->msr_list_warned)
+        return;
+    n->msr_list_warned = true;
+    uint64_t pa = addr + 16ull * (bad - 1);
+    if (bad > msr_list_max(nv))
+        log_warn("nested: cpu%u: L1's VM-exit MSR-%s list has more than %u entries (a VMX abort on hardware); "
+                 "hv goes on and only counts further failures", nv->cpu, list, msr_list_max(nv));
+    else if (!hv_gpa_is_ram(pa, 16))
+        log_warn("nested: cpu%u: L1's VM-exit MSR-%s list entry %u is not in RAM (a VMX abort on hardware); "
+                 "hv goes on and only counts further failures", nv->cpu, list, bad);
+    else
+        log_warn("nested: cpu%u: L1's VM-exit MSR-%s list fails at entry %u, MSR 0x%x (a VMX abort on hardware); "
+                 "hv goes on and only counts further failures", nv->cpu, list, bad,
+                 ((const struct msr_entry *)(uintptr_t)pa)->index);
+}
+
 void nested_store_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count)
 {
-    for (uint32_t i = 0; i < count; i++) {
+    uint32_t max = msr_list_max(nv), bad = 0; /* the first failing entry */
+    for (uint32_t i = 0; i < count && i < max; i++) {
         uint64_t pa = addr + 16ull * i, val = 0;
-        if (!hv_gpa_is_ram(pa, 16))
-            return;
+        if (!hv_gpa_is_ram(pa, 16)) {
+            bad = bad ? bad : i + 1;
+            break;
+        }
         struct msr_entry *e = (struct msr_entry *)(uintptr_t)pa;
         uint32_t f = vmcs_msr_field(e->index);
         if (f)
             val = vmcs_read(f);
-        else if (hv_owned_msr(e->index) || hv_rdmsr(e->index, &val))
-            log_warn("nested: VM-exit MSR-store of 0x%x failed (a VMX abort on hardware)", e->index);
+        else if ((hv_owned_msr(e->index) || hv_rdmsr(e->index, &val)) && !bad)
+            bad = i + 1;
         e->value = val;
     }
+    if (!bad && count > max)
+        bad = max + 1;
+    if (bad)
+        msr_list_failed(nv, "store", addr, bad);
+}
+
+static void load_exit_msr_list(struct nested_vcpu *nv)
+{
+    uint64_t addr = v12(nv, VM_EXIT_MSR_LOAD_ADDR);
+    uint32_t bad = nested_load_msr_list(nv, addr, (uint32_t)v12(nv, VM_EXIT_MSR_LOAD_COUNT), false);
+    if (bad)
+        msr_list_failed(nv, "load", addr, bad);
 }
 
 /* vmcs02 → vmcs12 and back to L1. Called with vmcs02 current. reason12 (if not 0) and
@@ -216,8 +263,7 @@ static void reflect(struct nested_vcpu *nv, uint32_t reason12, uint64_t qual12)
     n->guest_mode = false;
     vmptrld(n->vmcs01_pa);
     nested_load_l1_host_state(nv);
-    if (nested_load_msr_list(nv, v12(nv, VM_EXIT_MSR_LOAD_ADDR), (uint32_t)v12(nv, VM_EXIT_MSR_LOAD_COUNT), false))
-        log_warn("nested: VM-exit MSR-load failed (a VMX abort on hardware)");
+    load_exit_msr_list(nv);
     nested_shadow_push_exit(nv); /* L1 VMREADs the exit information from the shadow */
     n->reflected_exits++;
 }
@@ -228,8 +274,7 @@ void nested_entry_fail(struct nested_vcpu *nv, uint32_t reason, uint64_t qual)
     v12_set(nv, VM_EXIT_REASON, reason | VMX_EXIT_REASON_ENTRY_FAIL);
     v12_set(nv, EXIT_QUALIFICATION, qual);
     nested_load_l1_host_state(nv);
-    if (nested_load_msr_list(nv, v12(nv, VM_EXIT_MSR_LOAD_ADDR), (uint32_t)v12(nv, VM_EXIT_MSR_LOAD_COUNT), false))
-        log_warn("nested: VM-exit MSR-load failed (a VMX abort on hardware)");
+    load_exit_msr_list(nv);
     nested_shadow_push_exit(nv);
 }
 

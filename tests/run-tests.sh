@@ -23,6 +23,7 @@ UNIT_TESTS=(
     "test_vmcs01: hv/vmcs01.c tests/unit/fake_vmcs.c"
     "test_vmcs12: nested/vmcs12.c"
     "test_nested_checks: nested/checks.c nested/caps.c nested/vmcs12.c tests/unit/vmcs12_samples.c"
+    "test_nested_entry: nested/vmenter.c nested/vmexit.c nested/insn.c nested/gva.c nested/shadow.c nested/checks.c nested/caps.c nested/vmcs12.c nested/ept02.c nested/ept02_exit.c regcache/regcache.c tests/unit/fake_vmcs.c tests/unit/vmcs12_samples.c"
     "test_ept02: nested/ept02.c nested/ept02_exit.c nested/vmcs12.c nested/caps.c regcache/regcache.c tests/unit/fake_vmcs.c"
 )
 UNIT_TESTS+=("${EXTRA_UNIT_TESTS[@]}")
