@@ -2,6 +2,7 @@
 #include "exit.h"
 #include "../lib/log.h"
 #include "../vmx/vmx_bits.h"
+#include "fatal.h"
 #include "host.h"
 #include "vmcs01.h"
 
@@ -82,17 +83,14 @@ void handle_nmi_window(struct vcpu *v)
         deliver_pending_nmi(v);
 }
 
-__attribute__((noreturn)) void exit_fatal(struct vcpu *v, const char *why)
+/* A guest triple fault is the guest's shutdown, not a failure of hv: the platform resets,
+ * as a chipset does at shutdown (OSes reboot this way as a last resort). */
+void handle_triple_fault(struct vcpu *v)
 {
-    uint32_t reason = (uint32_t)vmcs_read(VM_EXIT_REASON);
-    log_err("cpu%u: %s (exit reason %u%s: %s)", v->id, why, reason & 0xffff,
-            reason & VMX_EXIT_REASON_ENTRY_FAIL ? ", VM-entry failure" : "", exit_reason_name(reason & 0xffff));
+    log_err("cpu%u: guest triple fault: resetting the platform", v->id);
     vmcs01_dump_guest(v);
-    stats_print_all("fatal exit");
-    platform_reset(why);
+    platform_reset("guest triple fault");
 }
-
-void handle_triple_fault(struct vcpu *v) { exit_fatal(v, "guest triple fault"); }
 
 /* Exits hv keeps while L2 runs, whatever L1 asked for. */
 static bool l0_only(struct vcpu *v, uint32_t basic)
@@ -102,6 +100,7 @@ static bool l0_only(struct vcpu *v, uint32_t basic)
 
 struct vcpu *vmexit_handler(struct vcpu *v)
 {
+    fatal_check_stop(v); /* another CPU hit a fatal error (its INIT IPI brought this exit) */
     v->launch_pending = false;
     regcache_reset(&v->rc);
     uint32_t reason = (uint32_t)reg_read(&v->rc, HV_REG_EXIT_REASON);

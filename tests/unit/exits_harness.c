@@ -35,6 +35,19 @@ __attribute__((noreturn)) void platform_reset(const char *why)
     longjmp(reset_jmp, 1);
 }
 
+/* The end of a fatal error on the host: back to the test, as platform_reset. */
+int halt_calls, stop_others_calls;
+__attribute__((noreturn)) void cpu_halt_forever(void)
+{
+    halt_calls++;
+    if (!reset_armed) {
+        fprintf(stderr, "FAIL: cpu_halt_forever() outside a test run\n");
+        abort();
+    }
+    longjmp(reset_jmp, 1);
+}
+void host_stop_other_cpus(void) { stop_others_calls++; }
+
 void vmcs01_dump_guest(struct vcpu *v) { dump_calls++; }
 int hw_refused_calls;
 uint32_t hw_refused_err;
@@ -136,7 +149,7 @@ void setup(uint32_t reason)
     hv.vcpus[0] = &v;
     hv.nvcpus = 1;
     msrs_reset();
-    reset_calls = dump_calls = 0;
+    reset_calls = dump_calls = halt_calls = stop_others_calls = 0;
     reset_why = NULL;
     ept_calls = mtf_calls = io_calls = 0;
     xsetbv_fails = false;
@@ -150,7 +163,7 @@ void setup(uint32_t reason)
     fake_vmcs_set(VM_ENTRY_CONTROLS, 0x11ff); /* IA-32e mode guest (bit 9) clear */
 }
 
-/* Run vmexit_handler; true if it reached platform_reset. */
+/* Run vmexit_handler; true if it reached a fatal end (platform_reset or cpu_halt_forever). */
 bool run(void)
 {
     if (setjmp(reset_jmp) == 0) {
