@@ -114,7 +114,7 @@ void host_exception(struct host_frame *f)
             (unsigned long long)f->rbx, (unsigned long long)f->rcx, (unsigned long long)f->rdx);
     log_err("  rsi %016llx rdi %016llx rbp %016llx r8  %016llx", (unsigned long long)f->rsi,
             (unsigned long long)f->rdi, (unsigned long long)f->rbp, (unsigned long long)f->r8);
-    static char why[64]; /* only the first CPU with a fatal error reports */
+    char why[64];
     snprintf(why, sizeof(why), "exception %llu (error 0x%llx) in hv", (unsigned long long)f->vector,
              (unsigned long long)f->error);
     hv_fatal(this_vcpu(), why, f->rip, f->rbp);
