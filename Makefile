@@ -13,8 +13,9 @@ BOCHS    := $(B)/bochs/bin/bochs
 OVMF     := /usr/share/ovmf/OVMF.fd
 
 WARN     := -Wall -Wextra -Wno-unused-parameter
-# The core: freestanding, position independent, never touches SSE/x87 state (the guest's).
-CORE_CFLAGS := -std=gnu11 -O2 -g $(WARN) -ffreestanding -fpie -fvisibility=hidden \
+# The core: freestanding, position independent, never touches SSE/x87 state (the guest's);
+# frame pointers for the backtrace of a fatal error (hv/fatal.c).
+CORE_CFLAGS := -std=gnu11 -O2 -g $(WARN) -ffreestanding -fpie -fvisibility=hidden -fno-omit-frame-pointer \
 	-mgeneral-regs-only -mno-red-zone -fno-stack-protector -ffunction-sections -fdata-sections \
 	-nostdinc -isystem $(NEWLIB)/include -idirafter $(GCCINC) -I.
 CORE_DIRS := lib vmx regcache nested hv

@@ -24,6 +24,8 @@ void config_defaults(struct hv_config *cfg)
     cfg->nested = 1;
     cfg->vmx = 1;
     cfg->shadow = 1;
+    cfg->on_fatal = HV_ON_FATAL_HALT;
+    cfg->test_hooks = 0;
 }
 
 static int parse_bool(const char *v, size_t n, uint8_t *out)
@@ -103,6 +105,15 @@ static unsigned parse_line(struct hv_config *cfg, unsigned no, const char *s, si
         return parse_bool(v, vn, &cfg->vmx) ? 0 : BAD("bad value for vmx (on/off)");
     if (word_eq(s, kn, "vmcs_shadowing"))
         return parse_bool(v, vn, &cfg->shadow) ? 0 : BAD("bad value for vmcs_shadowing (on/off)");
+    if (word_eq(s, kn, "on_fatal")) {
+        if (word_eq(v, vn, "halt"))
+            return cfg->on_fatal = HV_ON_FATAL_HALT, 0;
+        if (word_eq(v, vn, "reset"))
+            return cfg->on_fatal = HV_ON_FATAL_RESET, 0;
+        return BAD("bad value for on_fatal (halt, reset)");
+    }
+    if (word_eq(s, kn, "test_hooks"))
+        return parse_bool(v, vn, &cfg->test_hooks) ? 0 : BAD("bad value for test_hooks (on/off)");
     if (word_eq(s, kn, "log")) {
         static const char *const lv[] = {"error", "warn", "info", "debug"};
         for (uint8_t i = 0; i < 4; i++)

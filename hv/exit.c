@@ -2,6 +2,7 @@
 #include "exit.h"
 #include "../lib/log.h"
 #include "../vmx/vmx_bits.h"
+#include "fatal.h"
 #include "host.h"
 #include "vmcs01.h"
 
@@ -58,6 +59,12 @@ unsigned guest_cpl(struct vcpu *v) { return (vm_read(v, GUEST_SS_AR_BYTES) >> 5)
 
 void inject_exception(struct vcpu *v, uint8_t vector, bool has_error, uint32_t error)
 {
+    /* L2's exception, raised by hv for an instruction it emulates: L1 intercepts it as the
+     * CPU would have let it (SDM 25.2). */
+    if (v->nested.guest_mode && nested_l1_wants_exception(&v->nv, vector, error)) {
+        nested_reflect_exception(&v->nv, vector, has_error, error, 0);
+        return;
+    }
     vm_write(v, VM_ENTRY_INTR_INFO_FIELD,
              INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | vector | (has_error ? INTR_INFO_DELIVER_CODE : 0));
     if (has_error)
@@ -133,17 +140,14 @@ struct vcpu *vmexit_nmi_late(struct vcpu *v)
     return v;
 }
 
-__attribute__((noreturn)) void exit_fatal(struct vcpu *v, const char *why)
+/* A guest triple fault is the guest's shutdown, not a failure of hv: the platform resets,
+ * as a chipset does at shutdown (OSes reboot this way as a last resort). */
+void handle_triple_fault(struct vcpu *v)
 {
-    uint32_t reason = (uint32_t)vmcs_read(VM_EXIT_REASON);
-    log_err("cpu%u: %s (exit reason %u%s: %s)", v->id, why, reason & 0xffff,
-            reason & VMX_EXIT_REASON_ENTRY_FAIL ? ", VM-entry failure" : "", exit_reason_name(reason & 0xffff));
+    log_err("cpu%u: guest triple fault: resetting the platform", v->id);
     vmcs01_dump_guest(v);
-    stats_print_all("fatal exit");
-    platform_reset(why);
+    platform_reset("guest triple fault");
 }
-
-void handle_triple_fault(struct vcpu *v) { exit_fatal(v, "guest triple fault"); }
 
 /* Exits hv keeps while L2 runs, whatever L1 asked for. */
 static bool l0_only(struct vcpu *v, uint32_t basic)
@@ -153,6 +157,7 @@ static bool l0_only(struct vcpu *v, uint32_t basic)
 
 struct vcpu *vmexit_handler(struct vcpu *v)
 {
+    fatal_check_stop(v); /* another CPU hit a fatal error (its INIT IPI brought this exit) */
     v->launch_pending = false;
     regcache_reset(&v->rc);
     uint32_t reason = (uint32_t)reg_read(&v->rc, HV_REG_EXIT_REASON);

@@ -18,7 +18,7 @@ static inline void inject_ud(struct vcpu *v) { inject_exception(v, 6, false, 0);
 static inline void inject_gp(struct vcpu *v) { inject_exception(v, 13, true, 0); }
 unsigned guest_cpl(struct vcpu *v);
 
-/* Log everything about an exit hv cannot handle, print statistics, reset the machine. */
+/* An exit hv cannot handle: the fatal report, then hv.cfg's on_fatal= (hv/fatal.c). */
 __attribute__((noreturn)) void exit_fatal(struct vcpu *v, const char *why);
 void stats_print(struct vcpu *v);
 struct vcpu *vmresume_failed(struct vcpu *v);

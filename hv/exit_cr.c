@@ -7,6 +7,27 @@
 #include "../nested/ept02.h"
 #include "../nested/nested.h"
 
+/*
+ * The value a MOV to CR0/CR4 that exited to hv gives the guest's register, before hv adds
+ * the bits VMX fixes in the real one; ~0 if it must #GP. For L2, the bits L1 owns (vmcs12's
+ * guest/host mask) keep vmcs12's value: the write reached hv because it changed a bit hv
+ * owns, and the CPU leaves owned bits alone. In VMX operation (L1 after VMXON, or L2) the
+ * bits VMX fixes (as hv offers them to L1) cannot be changed: #GP, as on the CPU.
+ */
+static uint64_t guest_cr_value(struct vcpu *v, bool cr4, uint64_t val, uint64_t old_real)
+{
+    uint64_t real = val;
+    if (v->nested.guest_mode) {
+        uint64_t m12 = vmcs12_get(v->nested.cache, cr4 ? CR4_GUEST_HOST_MASK : CR0_GUEST_HOST_MASK);
+        real = (val & ~m12) | (old_real & m12);
+    }
+    uint64_t fixed0, fixed1;
+    nested_guest_cr_fixed(&v->nv, cr4, &fixed0, &fixed1);
+    if ((real & fixed0) != fixed0 || (real & ~fixed1))
+        return ~0ull;
+    return real;
+}
+
 static void set_cr0(struct vcpu *v, uint64_t val)
 {
     /* PG is not owned by hv: the guest may have toggled it without an exit, so the real
@@ -55,24 +76,31 @@ static void set_cr0(struct vcpu *v, uint64_t val)
             reg_write(&v->rc, (enum hv_reg)(HV_REG_PDPTR0 + i), pdpte);
         }
     }
+    uint64_t real = guest_cr_value(v, false, val, old);
+    if (real == ~0ull) {
+        inject_gp(v); /* a bit fixed in VMX operation */
+        return;
+    }
     vm_write(v, CR0_READ_SHADOW, val);
-    uint64_t real = (val | (hv.msrs.cr0_fixed0 & ~(CR0_PE | CR0_PG))) & (hv.msrs.cr0_fixed1 | CR0_PE | CR0_PG);
-    reg_write(&v->rc, HV_REG_CR0, real);
+    reg_write(&v->rc, HV_REG_CR0, (real | (hv.msrs.cr0_fixed0 & ~(CR0_PE | CR0_PG))) & (hv.msrs.cr0_fixed1 | CR0_PE | CR0_PG));
     reg_skip_instruction(&v->rc);
 }
 
 static void set_cr4(struct vcpu *v, uint64_t val)
 {
     uint64_t allowed = hv.msrs.cr4_fixed1 & ~(hv.nested ? 0 : CR4_VMXE);
-    if ((val & ~allowed) || ((vm_read(v, GUEST_IA32_EFER) & EFER_LMA) && !(val & CR4_PAE)) ||
-        (!(val & CR4_VMXE) && !v->nested.guest_mode && v->nested.vmxon)) {
-        /* a bit this CPU lacks, VMXE without nested VMX, PAE off in long mode, or VMXE
-         * cleared in VMX operation */
+    if ((val & ~allowed) || ((vm_read(v, GUEST_IA32_EFER) & EFER_LMA) && !(val & CR4_PAE))) {
+        /* a bit this CPU lacks, VMXE without nested VMX, PAE off in long mode */
         inject_gp(v);
         return;
     }
+    uint64_t real = guest_cr_value(v, true, val, reg_read(&v->rc, HV_REG_CR4));
+    if (real == ~0ull) {
+        inject_gp(v); /* CR4.VMXE cleared in VMX operation, or another bit VMX fixes */
+        return;
+    }
     vm_write(v, CR4_READ_SHADOW, val);
-    reg_write(&v->rc, HV_REG_CR4, (val | hv.msrs.cr4_fixed0) & hv.msrs.cr4_fixed1);
+    reg_write(&v->rc, HV_REG_CR4, (real | hv.msrs.cr4_fixed0) & hv.msrs.cr4_fixed1);
     reg_skip_instruction(&v->rc);
 }
 

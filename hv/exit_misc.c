@@ -56,6 +56,11 @@ void handle_vmcall(struct vcpu *v)
     case HV_HC_GET_EXITS:
         g[HV_REG_RAX] = v->stats.total;
         break;
+    case HV_HC_TEST_FATAL:
+        if (hv.test_hooks) /* hv.cfg test_hooks=on only: a test of the fatal path */
+            exit_fatal(v, "test hook: the guest asked for a fatal error (test_hooks=on in hv.cfg)");
+        g[HV_REG_RAX] = (uint64_t)HV_HC_ERR_UNKNOWN; /* as any function hv does not know */
+        break;
     default:
         g[HV_REG_RAX] = (uint64_t)HV_HC_ERR_UNKNOWN;
     }

@@ -14,7 +14,7 @@
 
 #define HV_IMAGE_MAGIC 0x45524f4356480a7full /* "\x7f\nHVCORE" */
 #define HV_HANDOFF_MAGIC 0x46464f444e414856ull /* "HVANDOFF" */
-#define HV_HANDOFF_VERSION 2
+#define HV_HANDOFF_VERSION 3
 
 #define HV_MAX_CPUS 64
 #define HV_MAX_MEM 256
@@ -68,6 +68,9 @@ struct hv_cpu {
 };
 #define HV_CPU_BSP 1u
 
+#define HV_ON_FATAL_HALT 0  /* stop every CPU, so the log can be read */
+#define HV_ON_FATAL_RESET 1 /* reset the platform */
+
 /* Parsed hv.cfg (see docs/config.md). */
 struct hv_config {
     char next[HV_PATH_MAX];   /* next stage, absolute path on hv's device; "" = return to firmware */
@@ -77,7 +80,8 @@ struct hv_config {
     uint8_t nested;           /* emulate VMX for the guest */
     uint8_t vmx;              /* 0: never enter VMX operation (debugging aid) */
     uint8_t shadow;           /* VMCS shadowing for L1's VMREAD/VMWRITE when the CPU has it */
-    uint8_t pad[2];
+    uint8_t on_fatal;         /* HV_ON_FATAL_*: what hv does after reporting a fatal error */
+    uint8_t test_hooks;       /* test-only hypercalls (docs/hypercalls.md); never in production */
 };
 
 struct hv_handoff {

@@ -1,8 +1,10 @@
 #include "host.h"
+#include <stdio.h>
 #include <string.h>
 #include "../lib/log.h"
 #include "../lib/pages.h"
 #include "../lib/x86.h"
+#include "fatal.h"
 
 struct __attribute__((packed)) idt_gate {
     uint16_t off0, sel;
@@ -55,6 +57,45 @@ __attribute__((noreturn)) void platform_reset(const char *why)
         hlt();
 }
 
+__attribute__((noreturn)) void cpu_halt_forever(void)
+{
+    for (;;) {
+        cli();
+        hlt();
+    }
+}
+
+#define APIC_BASE_EXTD (1ull << 10) /* x2APIC mode */
+#define APIC_BASE_EN (1ull << 11)
+#define APIC_ICR_LO 0x300
+#define APIC_ICR_HI 0x310
+#define APIC_ICR_BUSY (1u << 12)
+#define MSR_X2APIC_ICR 0x830
+/* Destination shorthand "all excluding self", level assert, delivery mode INIT (SDM Vol. 3A,
+ * "Interrupt Command Register"). INIT is blocked in VMX root operation and causes a VM exit
+ * in VMX non-root operation (SDM Vol. 3C, "Restrictions on VMX Operation" and "Other Causes
+ * of VM Exits"): a CPU in its guest exits at once, one inside hv at its next VM entry. */
+#define ICR_INIT_ALL_BUT_SELF 0x000c4500u
+
+void host_stop_other_cpus(void)
+{
+    uint64_t base = rdmsr(MSR_IA32_APIC_BASE);
+    if (!(base & APIC_BASE_EN))
+        return;
+    if (base & APIC_BASE_EXTD) {
+        wrmsr(MSR_X2APIC_ICR, ICR_INIT_ALL_BUT_SELF);
+        return;
+    }
+    uint64_t pa = base & 0x000ffffffffff000ull;
+    if (pa + 0x1000 > hv.ho->host_map_limit)
+        return; /* not in hv's page tables */
+    volatile uint32_t *apic = (volatile uint32_t *)(uintptr_t)pa;
+    for (int i = 0; i < 100000 && (apic[APIC_ICR_LO / 4] & APIC_ICR_BUSY); i++)
+        cpu_relax();
+    apic[APIC_ICR_HI / 4] = 0;
+    apic[APIC_ICR_LO / 4] = ICR_INIT_ALL_BUT_SELF;
+}
+
 void host_exception(struct host_frame *f)
 {
     for (const uint64_t *x = host_fixups; x[0]; x += 2)
@@ -81,5 +122,8 @@ void host_exception(struct host_frame *f)
             (unsigned long long)f->rbx, (unsigned long long)f->rcx, (unsigned long long)f->rdx);
     log_err("  rsi %016llx rdi %016llx rbp %016llx r8  %016llx", (unsigned long long)f->rsi,
             (unsigned long long)f->rdi, (unsigned long long)f->rbp, (unsigned long long)f->r8);
-    platform_reset("exception in hv");
+    char why[64];
+    snprintf(why, sizeof(why), "exception %llu (error 0x%llx) in hv", (unsigned long long)f->vector,
+             (unsigned long long)f->error);
+    hv_fatal(this_vcpu(), why, f->rip, f->rbp);
 }

@@ -17,6 +17,10 @@ void host_idt_init(void);               /* once: the IDT is shared by all CPUs *
 void host_cpu_init(struct vcpu *v);     /* this CPU's GDT and TSS (in struct vcpu) */
 uint64_t host_idt_base(void);
 __attribute__((noreturn)) void platform_reset(const char *why);
+/* This CPU stops for good: interrupts off, HLT (an NMI only wakes it into HLT again). */
+__attribute__((noreturn)) void cpu_halt_forever(void);
+/* INIT to every other CPU: each takes a VM exit into hv (hv/fatal.c stops it there). */
+void host_stop_other_cpus(void);
 
 int safe_rdmsr(uint32_t msr, uint64_t *val);
 int safe_wrmsr(uint32_t msr, uint64_t val);

@@ -13,6 +13,7 @@
 #define HV_HC_VERSION        0x48560001u /* RAX <- version, RBX <- "hvhv" (0x76687668) */
 #define HV_HC_PRINT_STATS    0x48560002u /* print every vCPU's exit statistics; RAX <- 0 */
 #define HV_HC_GET_EXITS      0x48560003u /* RAX <- this vCPU's total exit count */
+#define HV_HC_TEST_FATAL     0x48560004u /* test_hooks=on only: hv's fatal-error path; else unknown */
 
 #define HV_HC_ERR_UNKNOWN    (-1ll)
 #endif

@@ -33,6 +33,9 @@ void stats_print(struct vcpu *v)
         log_info("stats: cpu%u:   nested: %llu VM entries into L2, %llu exits while L2 ran, %llu reflected to L1",
                  v->id, (unsigned long long)ns->nested_entries, (unsigned long long)s->l2_exits,
                  (unsigned long long)ns->reflected_exits);
+    if (ns->msr_list_failures)
+        log_info("stats: cpu%u:   nested: %llu VM-exit MSR lists of L1 failed (VMX aborts on hardware)", v->id,
+                 (unsigned long long)ns->msr_list_failures);
     if (ns->ept02)
         log_info("stats: cpu%u:   EPT02: %llu fills, %llu violations reflected, %llu clears, %llu writes to hv's "
                  "memory dropped", v->id, (unsigned long long)ns->ept02->fills,

@@ -74,6 +74,10 @@ struct hv_global {
     uint64_t hidden_writes; /* guest writes to hv's memory, dropped */
     struct vcpu *vcpus[HV_MAX_CPUS];
     uint32_t nvcpus;
+    uint8_t on_fatal;     /* hv.cfg on_fatal= (HV_ON_FATAL_*) */
+    bool test_hooks;      /* hv.cfg test_hooks=on: test-only hypercalls */
+    uint32_t fatal_cpu;   /* 1 + the CPU that hit a fatal error; 0 while all is well */
+    uint32_t cpus_stopped; /* other CPUs that stopped since (hv/fatal.c) */
 };
 extern struct hv_global hv;
 

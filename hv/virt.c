@@ -76,6 +76,10 @@ int hv_global_init(void)
     }
     hv.phys_bits = (uint8_t)(cpuid(0x80000000, 0).eax >= 0x80000008 ? cpuid(0x80000008, 0).eax & 0xff : 36);
     nested_caps_init(&hv.ncaps, &hv.msrs);
+    hv.on_fatal = hv.ho->cfg.on_fatal;
+    hv.test_hooks = hv.ho->cfg.test_hooks;
+    if (hv.test_hooks)
+        log_warn("test_hooks=on in hv.cfg: the guest may call test-only hypercalls (never use this in production)");
     hv.nested = hv.ho->cfg.nested;
     cpuid_set_nested(hv.nested);
     if (hv.nested && hv.caps.vmcs_shadowing && hv.ho->cfg.shadow) {

@@ -31,6 +31,22 @@ static void guest_segment(uint64_t gdt, enum guest_seg seg, uint16_t sel)
     vmcs_write(GUEST_SEG_AR(seg), ar);
 }
 
+/* Every VM exit sets DR7 to 400H and clears IA32_DEBUGCTL (SDM 28.5.1): the guest keeps its
+ * own only if the exit saves them (28.3.1) and the entry loads them back (26.3.2.1). */
+uint32_t vmcs01_exit_controls(const struct vmx_msrs *m)
+{
+    return vmx_adjust_ctls(m->exit, VM_EXIT_SAVE_DEBUG_CONTROLS | VM_EXIT_HOST_ADDR_SPACE_SIZE | VM_EXIT_SAVE_EFER |
+                                         VM_EXIT_LOAD_EFER | VM_EXIT_SAVE_PAT | VM_EXIT_LOAD_PAT);
+}
+
+uint32_t vmcs01_entry_controls(const struct vmx_msrs *m, bool ia32e)
+{
+    uint32_t entry = VM_ENTRY_LOAD_DEBUG_CONTROLS | VM_ENTRY_LOAD_EFER | VM_ENTRY_LOAD_PAT;
+    if (ia32e)
+        entry |= VM_ENTRY_IA32E_MODE;
+    return vmx_adjust_ctls(m->entry, entry);
+}
+
 static void setup_controls(struct vcpu *v)
 {
     const struct vmx_msrs *m = &hv.msrs;
@@ -45,12 +61,8 @@ static void setup_controls(struct vcpu *v)
                vmx_adjust_ctls(m->procbased, CPU_BASED_USE_MSR_BITMAPS | CPU_BASED_USE_IO_BITMAPS |
                                                   CPU_BASED_ACTIVATE_SECONDARY));
     vmcs_write(SECONDARY_VM_EXEC_CONTROL, vmx_adjust_ctls(m->procbased2, proc2));
-    vmcs_write(VM_EXIT_CONTROLS, vmx_adjust_ctls(m->exit, VM_EXIT_HOST_ADDR_SPACE_SIZE | VM_EXIT_SAVE_EFER |
-                                                              VM_EXIT_LOAD_EFER | VM_EXIT_SAVE_PAT | VM_EXIT_LOAD_PAT));
-    uint32_t entry = VM_ENTRY_LOAD_EFER | VM_ENTRY_LOAD_PAT;
-    if (rdmsr(MSR_IA32_EFER) & EFER_LMA)
-        entry |= VM_ENTRY_IA32E_MODE;
-    vmcs_write(VM_ENTRY_CONTROLS, vmx_adjust_ctls(m->entry, entry));
+    vmcs_write(VM_EXIT_CONTROLS, vmcs01_exit_controls(m));
+    vmcs_write(VM_ENTRY_CONTROLS, vmcs01_entry_controls(m, rdmsr(MSR_IA32_EFER) & EFER_LMA));
     vmcs_write(EXCEPTION_BITMAP, 0);
     vmcs_write(CR3_TARGET_COUNT, 0);
     vmcs_write(MSR_BITMAP, (uint64_t)(uintptr_t)hv.msr_bitmap);
@@ -139,7 +151,7 @@ static void setup_guest(struct vcpu *v, uint64_t fw_cr0, uint64_t fw_cr4)
     vmcs_write(GUEST_GDTR_LIMIT, gdtr.limit);
     vmcs_write(GUEST_IDTR_BASE, idtr.base);
     vmcs_write(GUEST_IDTR_LIMIT, idtr.limit);
-    vmcs_write(GUEST_IA32_DEBUGCTL, 0);
+    vmcs_write(GUEST_IA32_DEBUGCTL, 0); /* its reset value: firmware leaves it (Bochs lacks the MSR) */
     vmcs_write(GUEST_IA32_PAT, rdmsr(MSR_IA32_PAT));
     vmcs_write(GUEST_IA32_EFER, rdmsr(MSR_IA32_EFER));
     vmcs_write(GUEST_SYSENTER_CS, rdmsr(MSR_IA32_SYSENTER_CS));

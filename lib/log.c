@@ -5,6 +5,7 @@
 static enum log_level level = LOG_INFO;
 static void (*sink)(const char *s, size_t n);
 static spinlock_t lock;
+static volatile int fatal_mode, lock_broken;
 
 void log_set_level(enum log_level l) { level = l; }
 enum log_level log_get_level(void) { return level; }
@@ -12,16 +13,16 @@ void log_set_sink(void (*s)(const char *, size_t)) { sink = s; }
 
 const char *log_level_name(enum log_level l)
 {
-    static const char *const names[] = {"error", "warn", "info", "debug"};
-    return (unsigned)l < 4 ? names[l] : "?";
+    static const char *const names[] = {"error", "warn", "info", "debug", "fatal"};
+    return (unsigned)l < 5 ? names[l] : "?";
 }
 
 size_t log_format(char *buf, size_t size, enum log_level l, const char *fmt, va_list ap)
 {
-    static const char *const tags[] = {"ERROR: ", "WARN: ", "", ""};
+    static const char *const tags[] = {"ERROR: ", "WARN: ", "", "", "FATAL: "};
     if (size < 2)
         return 0;
-    int n = snprintf(buf, size, "hv: %s", (unsigned)l < 4 ? tags[l] : "");
+    int n = snprintf(buf, size, "hv: %s", (unsigned)l < 5 ? tags[l] : "");
     if (n < 0)
         n = 0;
     if ((size_t)n < size) {
@@ -38,16 +39,35 @@ size_t log_format(char *buf, size_t size, enum log_level l, const char *fmt, va_
     return (size_t)n;
 }
 
+void log_enter_fatal(void) { fatal_mode = 1; }
+
+/* In fatal mode a lock not given back in about 2^24 tries is broken for good. */
+static int lock_log(void)
+{
+    if (!fatal_mode) {
+        spin_lock(&lock);
+        return 1;
+    }
+    for (unsigned long i = 0; !lock_broken && i < (1ul << 24); i++) {
+        if (!__atomic_exchange_n(&lock.locked, 1, __ATOMIC_ACQUIRE))
+            return 1;
+        __builtin_ia32_pause();
+    }
+    lock_broken = 1;
+    return 0;
+}
+
 void log_vprintf(enum log_level l, const char *fmt, va_list ap)
 {
     char buf[256];
-    if (l > level || !sink)
+    if ((l > level && l != LOG_FATAL) || !sink)
         return;
     size_t n = log_format(buf, sizeof(buf) - 1, l, fmt, ap);
     buf[n++] = '\n';
-    spin_lock(&lock);
+    int locked = lock_log();
     sink(buf, n);
-    spin_unlock(&lock);
+    if (locked)
+        spin_unlock(&lock);
 }
 
 void log_printf(enum log_level l, const char *fmt, ...)

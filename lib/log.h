@@ -4,7 +4,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 
-enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+/* LOG_FATAL lines ("hv: FATAL: ") are printed at every level: hv's report of an error it
+ * cannot go on from (hv/fatal.c). */
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG, LOG_FATAL };
 
 void log_set_level(enum log_level l);
 enum log_level log_get_level(void);
@@ -15,9 +17,13 @@ void log_vprintf(enum log_level l, const char *fmt, va_list ap);
 /* Format one line into buf (no trailing newline is added); returns its length. */
 size_t log_format(char *buf, size_t size, enum log_level l, const char *fmt, va_list ap);
 const char *log_level_name(enum log_level l);
+/* From now on, wait only so long for the log's lock, then print anyway: the CPU that holds
+ * it may never give it back (a fatal error hit it while it printed). */
+void log_enter_fatal(void);
 
 #define log_err(...) log_printf(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_printf(LOG_WARN, __VA_ARGS__)
 #define log_info(...) log_printf(LOG_INFO, __VA_ARGS__)
 #define log_debug(...) log_printf(LOG_DEBUG, __VA_ARGS__)
+#define log_fatal(...) log_printf(LOG_FATAL, __VA_ARGS__)
 #endif

@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include "../lib/x86.h"
 #include "../vmx/vmx_bits.h"
+#include "nested.h"
 #include "vmcs12.h"
 
 /* Controls nested/ emulates; each offered only where the hardware allows it too. */
@@ -186,4 +187,18 @@ const char *nested_eptp_problem(const struct nested_caps *c, uint64_t eptp, uint
     if (phys_bits < 64 && (eptp >> phys_bits))
         return "26.2.1.1: EPTP beyond physical-address width";
     return NULL;
+}
+
+void nested_guest_cr_fixed(const struct nested_vcpu *nv, bool cr4, uint64_t *fixed0, uint64_t *fixed1)
+{
+    const struct nested_caps *c = nv->caps;
+    *fixed0 = 0;
+    *fixed1 = ~0ull;
+    if (!nv->n->vmxon)
+        return;
+    *fixed0 = cr4 ? c->cr4_fixed0 : c->cr0_fixed0;
+    *fixed1 = cr4 ? c->cr4_fixed1 : c->cr0_fixed1;
+    if (!cr4 && nv->n->guest_mode && (vmcs12_get(nv->n->cache, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_ACTIVATE_SECONDARY) &&
+        (vmcs12_get(nv->n->cache, SECONDARY_VM_EXEC_CONTROL) & SECONDARY_UNRESTRICTED_GUEST))
+        *fixed0 &= ~(uint64_t)(CR0_PE | CR0_PG);
 }

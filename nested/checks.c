@@ -597,19 +597,34 @@ static bool check_guest_link_pointer(struct ctx *x)
     return true;
 }
 
-/* 26.3.1.6: with EPT and PAE paging the CPU takes the PDPTEs from the VMCS fields, and
- * a present one must not set reserved bits (2:1, 8:5, 63:MAXPHYADDR). Qualification 2, as
- * for a bad PDPTE loaded from memory without EPT (the entry path's business). */
+/* 26.3.1.6: a present PDPTE sets no reserved bit (2:1, 8:5, 63:MAXPHYADDR). */
+static bool pdpte_ok(uint64_t pdpte, uint8_t pa)
+{
+    return !(pdpte & 1) || (!(pdpte & 0x1e6) && (pa >= 64 || !((pdpte & ~0xfffull) >> pa)));
+}
+
+/* 26.3.1.6: with EPT and PAE paging the CPU takes the PDPTEs from the VMCS fields. Qualification
+ * 2, as for PDPTEs loaded from memory without EPT (nested_check_loaded_pdptes). */
 static bool check_guest_pdptes(struct ctx *x)
 {
     if (!x->ept || x->ia32e_guest || !(G(GUEST_CR0) & CR0_PG) || !(G(GUEST_CR4) & CR4_PAE))
         return true;
-    for (int i = 0; i < 4; i++) {
-        uint64_t pdpte = G(GUEST_PDPTR0 + 2 * i);
-        CHECK_RULE_Q(!(pdpte & 1) || (!(pdpte & 0x1e6) && pa_ok(x, pdpte & ~0xfffull)), ENTRY_FAIL_PDPTE,
+    for (int i = 0; i < 4; i++)
+        CHECK_RULE_Q(pdpte_ok(G(GUEST_PDPTR0 + 2 * i), x->pa), ENTRY_FAIL_PDPTE,
                      "26.3.1.6: guest PDPTE reserved bits (enable EPT, PAE paging)");
-    }
     return true;
+}
+
+int nested_check_loaded_pdptes(const uint64_t pdpte[4], uint8_t phys_bits, uint64_t *exit_qual)
+{
+    for (int i = 0; i < 4; i++) {
+        if (!pdpte_ok(pdpte[i], phys_bits)) {
+            last_rule = "26.3.1.6: PDPTE loaded from guest CR3 has reserved bits (PAE paging without EPT)";
+            *exit_qual = ENTRY_FAIL_PDPTE;
+            return EXIT_REASON_INVALID_STATE;
+        }
+    }
+    return 0;
 }
 
 int nested_check_guest(const struct vmcs12 *v, const struct nested_caps *c, uint8_t phys_bits,

@@ -13,7 +13,7 @@
 /* Exit qualifications of a VM-entry failure due to invalid guest state (26.8). */
 enum {
     ENTRY_FAIL_DEFAULT = 0,
-    ENTRY_FAIL_PDPTE = 2,         /* loading the PDPTEs (hv's entry path, not these checks) */
+    ENTRY_FAIL_PDPTE = 2,         /* PDPTEs with reserved bits set */
     ENTRY_FAIL_NMI_STI = 3,       /* NMI injection with blocking by STI */
     ENTRY_FAIL_VMCS_LINK_PTR = 4, /* invalid VMCS link pointer */
 };
@@ -27,6 +27,9 @@ int nested_check_host(const struct vmcs12 *v, const struct nested_caps *c, uint8
  * 33 with bit 31 set); *exit_qual gets the exit qualification (ENTRY_FAIL_*). */
 int nested_check_guest(const struct vmcs12 *v, const struct nested_caps *c, uint8_t phys_bits,
                        uint64_t *exit_qual);
+/* 26.3.1.6 for PAE paging outside IA-32e mode without EPT: the four PDPTEs the CPU loads
+ * from guest CR3 (the caller reads them). 0 or EXIT_REASON_INVALID_STATE, *exit_qual = 2. */
+int nested_check_loaded_pdptes(const uint64_t pdpte[4], uint8_t phys_bits, uint64_t *exit_qual);
 /* The rule of the last failed check, "<SDM section>: <text>" (for the log and tests).
  * One global: with several vCPUs it names the most recent failure of any of them. */
 const char *nested_check_last_rule(void);

@@ -22,7 +22,7 @@ static uint64_t read_pte(uint64_t gpa)
 
 int gva_to_gpa(struct nested_vcpu *nv, uint64_t gva, bool write, uint64_t *gpa, uint32_t *pferr)
 {
-    uint64_t cr0 = vmcs_read(GUEST_CR0), cr4 = vmcs_read(GUEST_CR4), efer = vmcs_read(GUEST_IA32_EFER);
+    uint64_t cr0 = reg_cr0(nv->rc), cr4 = reg_cr4(nv->rc), efer = vmcs_read(GUEST_IA32_EFER);
     uint64_t cr3 = reg_read(nv->rc, HV_REG_CR3);
     *pferr = write ? PF_W : 0;
     if (!(cr0 & CR0_PG)) {

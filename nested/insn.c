@@ -111,8 +111,8 @@ static void load_current(struct nested_vcpu *nv, uint64_t pa)
 static void handle_vmxon(struct nested_vcpu *nv)
 {
     struct nested_state *n = nv->n;
-    uint64_t cr4 = (vmcs_read(GUEST_CR4) & ~nv->cr4_mask) | (vmcs_read(CR4_READ_SHADOW) & nv->cr4_mask);
-    uint64_t cr0 = (vmcs_read(GUEST_CR0) & ~nv->cr0_mask) | (vmcs_read(CR0_READ_SHADOW) & nv->cr0_mask);
+    uint64_t cr4 = reg_read_cr4_shadowed(nv->rc, nv->cr4_mask, vmcs_read(CR4_READ_SHADOW));
+    uint64_t cr0 = reg_read_cr0_shadowed(nv->rc, nv->cr0_mask, vmcs_read(CR0_READ_SHADOW));
     if (!(cr4 & CR4_VMXE)) {
         hv_inject_exception(nv->rc, 6, false, 0); /* #UD: CR4.VMXE = 0 */
         return;

@@ -40,6 +40,8 @@ struct nested_state {
     bool shadowing;          /* vmcs01 has VMCS shadowing on: the shadow holds vmcs12 */
     bool ept12;              /* L2 runs with L1's EPT: on EPT02 (nested/ept02.h), not EPT01 */
     struct ept02 *ept02;     /* this vCPU's EPT02, from the first entry with L1's EPT on */
+    uint64_t msr_list_failures; /* VM-exit MSR-store/load lists that failed (a VMX abort on hardware) */
+    bool msr_list_warned;    /* the first failure was logged; the rest are only counted */
 };
 
 /* What nested/ needs of one vCPU; hv fills it once. */
@@ -88,6 +90,23 @@ static inline bool nested_l1_virtual_nmis(const struct nested_vcpu *nv)
 }
 /* An NMI for L1 while L2 runs: an NMI VM exit to L1 (SDM 25.2), vmcs01 current after. */
 void nested_reflect_nmi(struct nested_vcpu *nv);
+/* An exception hv raises for L2 while emulating its instruction goes through L1's
+ * exception bitmap (SDM 25.2; for #PF the error-code mask and match): true if L1 takes it. */
+static inline bool nested_l1_wants_exception(const struct nested_vcpu *nv, uint8_t vector, uint32_t error)
+{
+    const struct vmcs12 *c = nv->n->cache;
+    bool bit = (vmcs12_get(c, EXCEPTION_BITMAP) >> (vector & 31)) & 1;
+    if (vector != 14)
+        return bit;
+    bool match = (error & vmcs12_get(c, PAGE_FAULT_ERROR_CODE_MASK)) == vmcs12_get(c, PAGE_FAULT_ERROR_CODE_MATCH);
+    return bit == match;
+}
+/* That exception as an exception VM exit to L1 (qualification: CR2 for #PF), vmcs01 current after. */
+void nested_reflect_exception(struct nested_vcpu *nv, uint8_t vector, bool has_error, uint32_t error, uint64_t qual);
+/* The CR0/CR4 bits fixed for the guest hv runs now: in VMX operation (L1 after VMXON, or
+ * L2) the fixed bits hv offers L1 (IA32_VMX_CR0/CR4_FIXED0/1); PE and PG are free for an
+ * L2 with unrestricted guest (26.3.1.1). *fixed0 = 0, *fixed1 = ~0 outside VMX operation. */
+void nested_guest_cr_fixed(const struct nested_vcpu *nv, bool cr4, uint64_t *fixed0, uint64_t *fixed1);
 /* The CR4.VMXE bit may be cleared only outside VMX operation. */
 static inline bool nested_in_vmx_operation(const struct nested_vcpu *nv) { return nv->n->vmxon; }
 

@@ -28,13 +28,13 @@ const uint32_t nested_guest_fields[] = {
     GUEST_FS_AR_BYTES, GUEST_GS_AR_BYTES, GUEST_LDTR_AR_BYTES, GUEST_TR_AR_BYTES, GUEST_ES_BASE, GUEST_CS_BASE,
     GUEST_SS_BASE, GUEST_DS_BASE, GUEST_FS_BASE, GUEST_GS_BASE, GUEST_LDTR_BASE, GUEST_TR_BASE, GUEST_GDTR_BASE,
     GUEST_IDTR_BASE, GUEST_PENDING_DBG_EXCEPTIONS, GUEST_SYSENTER_CS, GUEST_SYSENTER_ESP, GUEST_SYSENTER_EIP,
-    GUEST_INTERRUPTIBILITY_INFO, GUEST_ACTIVITY_STATE,
-};
+    GUEST_ACTIVITY_STATE,
+}; /* RIP, RSP, RFLAGS, CR0, CR3, CR4, PDPTEs and interruptibility go through the register cache */
 const unsigned nested_nr_guest_fields = sizeof(nested_guest_fields) / sizeof(nested_guest_fields[0]);
 
 /* Entry-only fields also copied unchanged. */
 static const uint32_t copied[] = {
-    GUEST_RSP, GUEST_RIP, GUEST_RFLAGS, VMX_PREEMPTION_TIMER_VALUE, EXCEPTION_BITMAP, PAGE_FAULT_ERROR_CODE_MASK,
+    VMX_PREEMPTION_TIMER_VALUE, EXCEPTION_BITMAP, PAGE_FAULT_ERROR_CODE_MASK,
     PAGE_FAULT_ERROR_CODE_MATCH, CR3_TARGET_COUNT, CR3_TARGET_VALUE0, CR3_TARGET_VALUE1, CR3_TARGET_VALUE2,
     CR3_TARGET_VALUE3, TSC_OFFSET, VM_ENTRY_INTR_INFO_FIELD, VM_ENTRY_EXCEPTION_ERROR_CODE,
     VM_ENTRY_INSTRUCTION_LEN,
@@ -86,9 +86,14 @@ static void prepare_controls(struct nested_vcpu *nv)
                                                                              vmx_virtual_nmi_pin(hw->pinbased)));
     vmcs_write(CPU_BASED_VM_EXEC_CONTROL, vmx_adjust_ctls(hw->procbased, proc));
     vmcs_write(SECONDARY_VM_EXEC_CONTROL, vmx_adjust_ctls(hw->procbased2, proc2));
-    uint32_t exit = (uint32_t)v12(nv, VM_EXIT_CONTROLS) &
-                    (VM_EXIT_SAVE_DEBUG_CONTROLS | VM_EXIT_ACK_INTR_ON_EXIT | VM_EXIT_SAVE_PREEMPTION_TIMER);
+    uint32_t exit = (uint32_t)v12(nv, VM_EXIT_CONTROLS) & VM_EXIT_ACK_INTR_ON_EXIT;
     exit |= VM_EXIT_HOST_ADDR_SPACE_SIZE | VM_EXIT_SAVE_EFER | VM_EXIT_LOAD_EFER | VM_EXIT_SAVE_PAT | VM_EXIT_LOAD_PAT;
+    /* After an exit hv handles itself L2 resumes from vmcs02: its DR7/DEBUGCTL (28.3.1) and
+     * what is left of L1's timer (28.3.4) must be there, whatever L1 asked to have saved in
+     * vmcs12 (sync_vmcs12 copies them only then). */
+    exit |= VM_EXIT_SAVE_DEBUG_CONTROLS;
+    if (v12(nv, PIN_BASED_VM_EXEC_CONTROL) & PIN_BASED_PREEMPTION_TIMER)
+        exit |= VM_EXIT_SAVE_PREEMPTION_TIMER;
     vmcs_write(VM_EXIT_CONTROLS, vmx_adjust_ctls(hw->exit, exit));
     uint32_t entry = ((uint32_t)v12(nv, VM_ENTRY_CONTROLS) & VM_ENTRY_IA32E_MODE) | VM_ENTRY_LOAD_EFER |
                      VM_ENTRY_LOAD_PAT | VM_ENTRY_LOAD_DEBUG_CONTROLS;
@@ -100,7 +105,23 @@ static void prepare_controls(struct nested_vcpu *nv)
     vmcs_write(VM_ENTRY_MSR_LOAD_COUNT, 0);
 }
 
-static void prepare_guest(struct nested_vcpu *nv, const struct l1_state *l1)
+/* PAE paging outside IA-32e mode (26.3.1.6, 26.3.2.4): with EPT on, the CPU takes the PDPTEs
+ * from the VMCS. With L1's EPT that is what L1 expects (vmcs12's fields, checked with the
+ * guest state); without, L1 expects them loaded from L2's CR3, an L1 address: hv loads them
+ * (zeros outside RAM) and checks them as the CPU would. false if L2 has no PAE paging. */
+static bool l2_pdptes(const struct nested_vcpu *nv, uint64_t pdpte[4])
+{
+    uint64_t cr0 = v12(nv, GUEST_CR0), cr4 = v12(nv, GUEST_CR4);
+    if ((v12(nv, VM_ENTRY_CONTROLS) & VM_ENTRY_IA32E_MODE) || !(cr4 & CR4_PAE) || !(cr0 & CR0_PG))
+        return false;
+    uint64_t base = v12(nv, GUEST_CR3) & 0xffffffe0ull;
+    bool ram = hv_gpa_is_ram(base, 32);
+    for (int i = 0; i < 4; i++)
+        pdpte[i] = nv->n->ept12 ? v12(nv, GUEST_PDPTR0 + 2 * i) : ram ? ((const uint64_t *)(uintptr_t)base)[i] : 0;
+    return true;
+}
+
+static void prepare_guest(struct nested_vcpu *nv, const struct l1_state *l1, const uint64_t *pdpte)
 {
     for (unsigned i = 0; i < nested_nr_guest_fields; i++)
         vmcs_write(nested_guest_fields[i], v12(nv, nested_guest_fields[i]));
@@ -109,10 +130,16 @@ static void prepare_guest(struct nested_vcpu *nv, const struct l1_state *l1)
     /* Without L1's virtual NMIs, an NMI may be injected into an L2 that blocks NMIs (26.3.1.5
      * checks that only with virtual NMIs, which vmcs02 always has): its delivery blocks
      * NMIs anyway. */
+    struct regcache *rc = nv->rc;
+    uint64_t intr = v12(nv, GUEST_INTERRUPTIBILITY_INFO);
     uint32_t inj = (uint32_t)v12(nv, VM_ENTRY_INTR_INFO_FIELD);
     if ((inj & (INTR_INFO_VALID | INTR_INFO_TYPE_MASK)) == (INTR_INFO_VALID | INTR_TYPE_NMI) &&
         !nested_l1_virtual_nmis(nv))
-        vmcs_write(GUEST_INTERRUPTIBILITY_INFO, v12(nv, GUEST_INTERRUPTIBILITY_INFO) & ~(uint64_t)GUEST_INTR_NMI);
+        intr &= ~(uint64_t)GUEST_INTR_NMI;
+    reg_write(rc, HV_REG_INTR_STATE, intr);
+    reg_write(rc, HV_REG_RIP, v12(nv, GUEST_RIP));
+    reg_write(rc, HV_REG_RSP, v12(nv, GUEST_RSP));
+    reg_write(rc, HV_REG_RFLAGS, v12(nv, GUEST_RFLAGS));
     /* CR0/CR4: L2 sees vmcs12's shadows for the bits L1 owns, its own value for the
      * rest; hv adds the bits it owns (CR0.NE, CR4.VMXE) to the masks. */
     uint64_t m0 = v12(nv, CR0_GUEST_HOST_MASK), m4 = v12(nv, CR4_GUEST_HOST_MASK);
@@ -126,8 +153,8 @@ static void prepare_guest(struct nested_vcpu *nv, const struct l1_state *l1)
     if ((v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_ACTIVATE_SECONDARY) &&
         (v12(nv, SECONDARY_VM_EXEC_CONTROL) & SECONDARY_UNRESTRICTED_GUEST))
         cr0_fixed0 &= ~(CR0_PE | CR0_PG);
-    vmcs_write(GUEST_CR0, (cr0 | cr0_fixed0) & nv->hw->cr0_fixed1);
-    vmcs_write(GUEST_CR4, (cr4 | nv->hw->cr4_fixed0) & nv->hw->cr4_fixed1);
+    reg_write(rc, HV_REG_CR0, (cr0 | cr0_fixed0) & nv->hw->cr0_fixed1);
+    reg_write(rc, HV_REG_CR4, (cr4 | nv->hw->cr4_fixed0) & nv->hw->cr4_fixed1);
     vmcs_write(GUEST_CR3, v12(nv, GUEST_CR3)); /* always, from vmcs12: see the file comment */
     uint32_t entry12 = (uint32_t)v12(nv, VM_ENTRY_CONTROLS);
     bool ia32e = entry12 & VM_ENTRY_IA32E_MODE;
@@ -144,17 +171,8 @@ static void prepare_guest(struct nested_vcpu *nv, const struct l1_state *l1)
     bool dbg = entry12 & VM_ENTRY_LOAD_DEBUG_CONTROLS;
     vmcs_write(GUEST_DR7, dbg ? v12(nv, GUEST_DR7) : l1->dr7);
     vmcs_write(GUEST_IA32_DEBUGCTL, dbg ? v12(nv, GUEST_IA32_DEBUGCTL) : l1->debugctl);
-    /* PAE paging outside IA-32e mode: with EPT on, the CPU takes the PDPTEs from the VMCS
-     * (26.3.2.4). With L1's EPT that is what L1 expects (vmcs12's fields, checked in
-     * 26.3.1.6); without, L1 expects them loaded from L2's CR3, an L1 address. */
-    if (!ia32e && (cr4 & CR4_PAE) && (cr0 & CR0_PG)) {
-        uint64_t base = v12(nv, GUEST_CR3) & 0xffffffe0ull;
-        bool ram = !nv->n->ept12 && hv_gpa_is_ram(base, 32);
-        for (int i = 0; i < 4; i++)
-            vmcs_write(GUEST_PDPTR0 + 2 * i, nv->n->ept12 ? v12(nv, GUEST_PDPTR0 + 2 * i)
-                                             : ram          ? ((const uint64_t *)(uintptr_t)base)[i]
-                                                            : 0);
-    }
+    for (int i = 0; pdpte && i < 4; i++)
+        reg_write(rc, (enum hv_reg)(HV_REG_PDPTR0 + i), pdpte[i]);
 }
 
 static const uint32_t host_fields[NESTED_NR_HOST_FIELDS] = {
@@ -222,6 +240,13 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
      * memory for it, the CPU "refuses" the entry (hv's limit, not an SDM rule). */
     n->ept12 = (v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_ACTIVATE_SECONDARY) &&
                (v12(nv, SECONDARY_VM_EXEC_CONTROL) & SECONDARY_EPT);
+    uint64_t pdpte[4];
+    bool pae = l2_pdptes(nv, pdpte);
+    if (pae && !n->ept12 && nested_check_loaded_pdptes(pdpte, nv->phys_bits, &qual)) {
+        nested_log_check();
+        nested_entry_fail(nv, EXIT_REASON_INVALID_STATE, qual);
+        return;
+    }
     if (n->ept12 && nested_ept02_enter(nv)) {
         nested_vmx_fail(nv, VMXERR_ENTRY_INVALID_CONTROL);
         return;
@@ -238,10 +263,11 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
     }
     vmptrld(n->vmcs02_pa);
     nested_prepare_vmcs02(nv);
-    prepare_guest(nv, &l1);
+    prepare_guest(nv, &l1, pae ? pdpte : NULL);
     uint32_t bad = nested_load_msr_list(nv, v12(nv, VM_ENTRY_MSR_LOAD_ADDR),
                                         (uint32_t)v12(nv, VM_ENTRY_MSR_LOAD_COUNT), true);
     if (bad) {
+        regcache_discard(nv->rc); /* L2's registers never reach vmcs02 (nor vmcs01) */
         vmptrld(n->vmcs01_pa);
         nested_entry_fail(nv, EXIT_REASON_MSR_LOAD_FAIL, bad);
         return;

@@ -63,8 +63,8 @@ static void sync_vmcs12(struct nested_vcpu *nv)
      * to see; without L1's EPT both belong to hv's EPT01. */
     if (nv->n->ept12) {
         for (int i = 0; i < 4; i++)
-            v12_set(nv, GUEST_PDPTR0 + 2 * i, vmcs_read(GUEST_PDPTR0 + 2 * i));
-        v12_set(nv, GUEST_PHYSICAL_ADDRESS, vmcs_read(GUEST_PHYSICAL_ADDRESS));
+            v12_set(nv, GUEST_PDPTR0 + 2 * i, reg_read(rc, (enum hv_reg)(HV_REG_PDPTR0 + i)));
+        v12_set(nv, GUEST_PHYSICAL_ADDRESS, reg_read(rc, HV_REG_GUEST_PHYS_ADDR));
     }
     /* The CPU stores EFER.LMA into "IA-32e mode guest" on every exit. */
     uint64_t entry = v12(nv, VM_ENTRY_CONTROLS) & ~(uint64_t)VM_ENTRY_IA32E_MODE;
@@ -164,11 +164,20 @@ struct msr_entry {
     uint64_t value;
 };
 
+/* IA32_VMX_MISC[27:25] = N as hv advertises it: at most 512 * (N + 1) entries per list (A.6).
+ * Above that the SDM promises nothing; like KVM, hv processes the entries up to the bound and
+ * fails the one after it, so no guest count makes a list longer than that. */
+static uint32_t msr_list_max(const struct nested_vcpu *nv)
+{
+    return 512u * (uint32_t)(((nv->caps->misc >> 25) & 7) + 1);
+}
+
 uint32_t nested_load_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count, bool entry)
 {
+    uint32_t max = msr_list_max(nv);
     for (uint32_t i = 0; i < count; i++) {
         uint64_t pa = addr + 16ull * i;
-        if (!hv_gpa_is_ram(pa, 16))
+        if (i == max || !hv_gpa_is_ram(pa, 16))
             return i + 1;
         const struct msr_entry *e = (const struct msr_entry *)(uintptr_t)pa;
         uint32_t m = e->index, f = vmcs_msr_field(m);
@@ -185,20 +194,58 @@ uint32_t nested_load_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t co
     return 0;
 }
 
+/* A VM-exit MSR list of L1 failed at its entry bad (1-based): a VMX abort on hardware (28.7).
+ * hv goes on; the first failure of this vCPU is logged, the others only counted, so that no
+ * guest can flood the log. */
+static void msr_list_failed(struct nested_vcpu *nv, const char *list, uint64_t addr, uint32_t bad)
+{
+    struct nested_state *n = nv->n;
+    n->msr_list_failures++;
+    if (n->msr_list_warned)
+        return;
+    n->msr_list_warned = true;
+    uint64_t pa = addr + 16ull * (bad - 1);
+    if (bad > msr_list_max(nv))
+        log_warn("nested: cpu%u: L1's VM-exit MSR-%s list has more than %u entries (a VMX abort on hardware); "
+                 "hv goes on and only counts further failures", nv->cpu, list, msr_list_max(nv));
+    else if (!hv_gpa_is_ram(pa, 16))
+        log_warn("nested: cpu%u: L1's VM-exit MSR-%s list entry %u is not in RAM (a VMX abort on hardware); "
+                 "hv goes on and only counts further failures", nv->cpu, list, bad);
+    else
+        log_warn("nested: cpu%u: L1's VM-exit MSR-%s list fails at entry %u, MSR 0x%x (a VMX abort on hardware); "
+                 "hv goes on and only counts further failures", nv->cpu, list, bad,
+                 ((const struct msr_entry *)(uintptr_t)pa)->index);
+}
+
 void nested_store_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count)
 {
-    for (uint32_t i = 0; i < count; i++) {
+    uint32_t max = msr_list_max(nv), bad = 0; /* the first failing entry */
+    for (uint32_t i = 0; i < count && i < max; i++) {
         uint64_t pa = addr + 16ull * i, val = 0;
-        if (!hv_gpa_is_ram(pa, 16))
-            return;
+        if (!hv_gpa_is_ram(pa, 16)) {
+            bad = bad ? bad : i + 1;
+            break;
+        }
         struct msr_entry *e = (struct msr_entry *)(uintptr_t)pa;
         uint32_t f = vmcs_msr_field(e->index);
         if (f)
             val = vmcs_read(f);
-        else if (hv_owned_msr(e->index) || hv_rdmsr(e->index, &val))
-            log_warn("nested: VM-exit MSR-store of 0x%x failed (a VMX abort on hardware)", e->index);
+        else if ((hv_owned_msr(e->index) || hv_rdmsr(e->index, &val)) && !bad)
+            bad = i + 1;
         e->value = val;
     }
+    if (!bad && count > max)
+        bad = max + 1;
+    if (bad)
+        msr_list_failed(nv, "store", addr, bad);
+}
+
+static void load_exit_msr_list(struct nested_vcpu *nv)
+{
+    uint64_t addr = v12(nv, VM_EXIT_MSR_LOAD_ADDR);
+    uint32_t bad = nested_load_msr_list(nv, addr, (uint32_t)v12(nv, VM_EXIT_MSR_LOAD_COUNT), false);
+    if (bad)
+        msr_list_failed(nv, "load", addr, bad);
 }
 
 /* What a reflected exit reports instead of what the CPU stored in vmcs02: an EPT02 exit
@@ -208,6 +255,7 @@ struct exit12 {
     uint64_t qual;
     uint32_t intr_info;     /* VM-exit interruption information */
     bool event;             /* intr_info, and IDT-vectoring info from vmcs02's pending injection */
+    uint32_t error;         /* VM-exit interruption error code */
 };
 
 /* An event hv or L1 was injecting into L2 that the exit overtook: L1 sees it in the
@@ -233,7 +281,7 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
         v12_set(nv, EXIT_QUALIFICATION, ov->qual);
         if (ov->event) {
             v12_set(nv, VM_EXIT_INTR_INFO, ov->intr_info);
-            v12_set(nv, VM_EXIT_INTR_ERROR_CODE, 0);
+            v12_set(nv, VM_EXIT_INTR_ERROR_CODE, ov->error);
             save_pending_event(nv);
         }
     }
@@ -246,20 +294,27 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
     n->guest_mode = false;
     vmptrld(n->vmcs01_pa);
     nested_load_l1_host_state(nv);
-    /* After an NMI VM exit the CPU blocks NMIs until L1's next IRET (SDM 28.? "NMI exiting";
-     * bare Bochs does the same): L1 runs on vmcs01 with virtual NMIs, so that is bit 3. */
+    /* After an NMI VM exit the CPU blocks NMIs until L1's next IRET (bare Bochs does the
+     * same): L1 runs on vmcs01 with virtual NMIs, so that is bit 3. */
     if (nmi_exit)
         reg_write(nv->rc, HV_REG_INTR_STATE, GUEST_INTR_NMI);
-    if (nested_load_msr_list(nv, v12(nv, VM_EXIT_MSR_LOAD_ADDR), (uint32_t)v12(nv, VM_EXIT_MSR_LOAD_COUNT), false))
-        log_warn("nested: VM-exit MSR-load failed (a VMX abort on hardware)");
+    load_exit_msr_list(nv);
     nested_shadow_push_exit(nv); /* L1 VMREADs the exit information from the shadow */
     n->reflected_exits++;
 }
 
 void nested_reflect_nmi(struct nested_vcpu *nv)
 {
-    const struct exit12 nmi = {EXIT_REASON_EXCEPTION_NMI, 0, INTR_INFO_VALID | INTR_TYPE_NMI | 2, true};
+    const struct exit12 nmi = {EXIT_REASON_EXCEPTION_NMI, 0, INTR_INFO_VALID | INTR_TYPE_NMI | 2, true, 0};
     reflect(nv, &nmi);
+}
+
+void nested_reflect_exception(struct nested_vcpu *nv, uint8_t vector, bool has_error, uint32_t error, uint64_t qual)
+{
+    const struct exit12 ex = {EXIT_REASON_EXCEPTION_NMI, qual,
+                              INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | vector | (has_error ? INTR_INFO_DELIVER_CODE : 0),
+                              true, has_error ? error : 0};
+    reflect(nv, &ex);
 }
 
 void nested_entry_fail(struct nested_vcpu *nv, uint32_t reason, uint64_t qual)
@@ -268,8 +323,7 @@ void nested_entry_fail(struct nested_vcpu *nv, uint32_t reason, uint64_t qual)
     v12_set(nv, VM_EXIT_REASON, reason | VMX_EXIT_REASON_ENTRY_FAIL);
     v12_set(nv, EXIT_QUALIFICATION, qual);
     nested_load_l1_host_state(nv);
-    if (nested_load_msr_list(nv, v12(nv, VM_EXIT_MSR_LOAD_ADDR), (uint32_t)v12(nv, VM_EXIT_MSR_LOAD_COUNT), false))
-        log_warn("nested: VM-exit MSR-load failed (a VMX abort on hardware)");
+    load_exit_msr_list(nv);
     nested_shadow_push_exit(nv);
 }
 
@@ -346,7 +400,7 @@ bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason)
         }
         reason12 = nested_ept02_exit(nv, basic, &qual12);
         if (reason12) {
-            const struct exit12 ept = {reason12, qual12, 0, false};
+            const struct exit12 ept = {reason12, qual12, 0, false, 0};
             reflect(nv, &ept);
         }
         return true;

@@ -106,11 +106,14 @@ void reg_write(struct regcache *rc, enum hv_reg reg, uint64_t val)
     if (!reg_index_ok(reg, __func__))
         return;
     if (reg == HV_REG_CR3) {
+        /* While L2 runs, vmcs02.GUEST_CR3 is written by nested/ only (from vmcs12 at every
+         * nested VM-Enter). A CR3 write here would be a value that reaches neither vmcs02
+         * nor vmcs12: refused, loudly, and the cache keeps agreeing with the VMCS. */
         if (rc->guest_cr3_owned_by_nested) {
+            rc->refused_cr3_writes++;
             if (first_time("regcache: nested CR3"))
-                log_warn("regcache: CR3 write while nested owns GUEST_CR3");
-            rc->regs[reg] = val;
-            rc->avail |= HV_REG_BIT(reg);
+                log_err("regcache: CR3 write (%#llx) refused: nested owns GUEST_CR3 while L2 runs",
+                        (unsigned long long)val);
             return;
         }
         /* Rewriting the value the VMCS already has must not cost a VMWRITE. */
@@ -127,6 +130,12 @@ void regcache_reset(struct regcache *rc)
 
     if (lost && first_time("regcache: lost dirty"))
         log_warn("regcache: reset drops unflushed registers %#llx", (unsigned long long)lost);
+    rc->avail = HV_REGS_STUB_MASK;
+    rc->dirty = 0;
+}
+
+void regcache_discard(struct regcache *rc)
+{
     rc->avail = HV_REGS_STUB_MASK;
     rc->dirty = 0;
 }

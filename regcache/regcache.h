@@ -112,6 +112,7 @@ struct regcache {
      * it with a stale L1/L2 value.
      */
     bool guest_cr3_owned_by_nested;
+    uint64_t refused_cr3_writes; /* reg_write(CR3) while nested owned it: a bug, counted */
 };
 
 _Static_assert(HV_NR_REGS <= 64, "avail/dirty are single 64-bit words");
@@ -136,6 +137,9 @@ _Static_assert(offsetof(struct regcache, regs[HV_REG_R15]) == REGCACHE_OFF_R15, 
 void regcache_init(struct regcache *rc, bool unrestricted_guest);
 void regcache_reset(struct regcache *rc);
 void regcache_flush(struct regcache *rc);
+/* Forget cached and dirty values without writing them: the VMCS they were meant for is
+ * abandoned (a nested VM entry that fails after vmcs02 was prepared). */
+void regcache_discard(struct regcache *rc);
 /* After an EPT exit that hv resolved itself, the guest retries the access: an event whose
  * delivery the exit interrupted is delivered again (SDM 27.2.4), and an IRET that faulted
  * after unblocking NMIs (exit qualification bit 12) gets its NMI blocking back (28.2.3). */

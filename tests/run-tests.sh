@@ -18,10 +18,13 @@ UNIT_TESTS=(
     "test_regcache: regcache/regcache.c tests/unit/fake_vmcs.c"
     "test_mtrr: vmx/mtrr.c"
     "test_ept: vmx/ept.c vmx/mtrr.c"
-    "test_exits: hv/exit.c hv/exit_cpuid.c hv/exit_msr.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c tests/unit/fake_vmcs.c tests/unit/exits_harness.c"
-    "test_exit_cr_init: hv/exit.c hv/exit_cpuid.c hv/exit_msr.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c tests/unit/fake_vmcs.c tests/unit/exits_harness.c"
+    "test_exits: hv/exit.c hv/fatal.c hv/exit_cpuid.c hv/exit_msr.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c tests/unit/fake_vmcs.c tests/unit/exits_harness.c"
+    "test_exit_cr_init: hv/exit.c hv/fatal.c hv/exit_cpuid.c hv/exit_msr.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c tests/unit/fake_vmcs.c tests/unit/exits_harness.c"
+    "test_fatal: hv/exit.c hv/fatal.c hv/exit_cpuid.c hv/exit_msr.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c tests/unit/fake_vmcs.c tests/unit/exits_harness.c"
+    "test_vmcs01: hv/vmcs01.c tests/unit/fake_vmcs.c"
     "test_vmcs12: nested/vmcs12.c"
     "test_nested_checks: nested/checks.c nested/caps.c nested/vmcs12.c tests/unit/vmcs12_samples.c"
+    "test_nested_entry: nested/vmenter.c nested/vmexit.c nested/insn.c nested/gva.c nested/shadow.c nested/checks.c nested/caps.c nested/vmcs12.c nested/ept02.c nested/ept02_exit.c regcache/regcache.c tests/unit/fake_vmcs.c tests/unit/vmcs12_samples.c"
     "test_ept02: nested/ept02.c nested/ept02_exit.c nested/vmcs12.c nested/caps.c regcache/regcache.c tests/unit/fake_vmcs.c"
 )
 UNIT_TESTS+=("${EXTRA_UNIT_TESTS[@]}")
@@ -40,7 +43,12 @@ run_unit() {
     local t name srcs rc
     for t in "${UNIT_TESTS[@]}"; do
         name=${t%%:*} srcs=${t#*:}
-        [ -f tests/unit/$name.c ] || continue
+        local missing="" f
+        for f in tests/unit/$name.c $srcs; do [ -f "$f" ] || missing+=" $f"; done
+        if [ -n "$missing" ]; then # a test the list names but cannot build is a failure, never a skip
+            echo "unit $name: FAILED: missing file(s):$missing"
+            TOTAL_F=$((TOTAL_F + 1)); continue
+        fi
         if ! gcc -std=gnu11 -g -O1 -DHV_HOST_TEST -Wall -Wextra -Werror -Wno-unused-parameter \
                 -fsanitize=address,undefined -fno-sanitize-recover=all -I. -Itests/unit \
                 -o $B/host/$name tests/unit/$name.c $srcs tests/unit/test_util.c lib/log.c \
@@ -61,6 +69,10 @@ run_unit() {
 
 run_script() { # a test script that prints its own "N passed, N failed" line
     local name=$1; shift
+    if [ ! -f "$1" ]; then
+        echo "$name: FAILED: test script $1 is missing"
+        TOTAL_F=$((TOTAL_F + 1)); return
+    fi
     "$@" 2>&1 | tee $B/tests/$name.out
     count $B/tests/$name.out || echo "$name: no summary line (crashed?)"
 }

@@ -33,11 +33,14 @@ run_qemu() {
     echo $? >"$dir/rc"
 }
 
-# run_bochs DIR CPUS TIMEOUT — Bochs 3.0 with VMX; ends at ACPI soft power off
+# run_bochs DIR CPUS TIMEOUT — Bochs 3.0 with VMX; ends at ACPI soft power off, at the hard
+# timeout, or as soon as hv reports a fatal error: a "hv: FATAL: " line, then the report's
+# last line (the one naming on_fatal=) or 10 s. Writes DIR/rc, DIR/elapsed (seconds) and,
+# after a fatal error, DIR/fatal; prints the log's tail then.
 run_bochs() {
     local dir=$1 cpus=$2 t=$3
     : >"$dir/serial.log"
-    rm -f "$dir/disk.img.lock"
+    rm -f "$dir/disk.img.lock" "$dir/fatal"
     cat >"$dir/bochsrc" <<EOC
 megs: ${BOCHS_MEGS:-256}
 cpu: model=corei7_skylake_x, count=$cpus, ips=200000000
@@ -55,9 +58,31 @@ error: action=report
 info: action=ignore
 clock: sync=none, time0=local
 EOC
-    (cd "$dir" && timeout --foreground -k 5 "$t" "$BOCHS" -q -f "$dir/bochsrc" </dev/null >"$dir/bochs.out" 2>&1)
-    echo $? >"$dir/rc"
+    local start now fatal_at="" pid rc
+    start=$(date +%s%N)
+    (cd "$dir" && exec timeout --foreground -k 5 "$t" "$BOCHS" -q -f "$dir/bochsrc" </dev/null >"$dir/bochs.out" 2>&1) &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 0.5
+        now=$(date +%s%N)
+        if [ -z "$fatal_at" ] && grep -qa '^hv: FATAL: ' "$dir/serial.log"; then fatal_at=$now; fi
+        if [ -n "$fatal_at" ] && { grep -qa '^hv: FATAL: .*on_fatal=' "$dir/serial.log" ||
+                                   [ $((now - fatal_at)) -ge 10000000000 ]; }; then
+            kill -TERM "$pid" 2>/dev/null
+            break
+        fi
+    done
+    wait "$pid"; rc=$?
+    echo $rc >"$dir/rc"
+    echo $(( ($(date +%s%N) - start) / 1000000000 )) >"$dir/elapsed"
     rm -f "$dir/disk.img.lock"
+    if [ -n "$fatal_at" ]; then
+        echo "fatal" >"$dir/fatal"
+        echo "---- hv reported a fatal error: Bochs stopped after $(cat "$dir/elapsed") s (timeout $t s); tail of $dir/serial.log ----"
+        local first
+        first=$(grep -an -m 1 '^hv: FATAL: ' "$dir/serial.log" | cut -d: -f1)
+        tail -n +$((first > 3 ? first - 3 : 1)) "$dir/serial.log" | head -n 40 | tr -d '\r'
+    fi
 }
 
 # expect NAME DIR REGEX DESCRIPTION — one assertion on the serial log

@@ -10,10 +10,15 @@ CFG=$'# boot test config\r\nnext=\\EFI\\hv\\payload.efi\r\nargs=hello from hv.cf
 mkdisk "$T/qemu" "$CFG" "$B/payload.efi:/EFI/hv/payload.efi"
 mkdisk "$T/bochs1" "$CFG"$'nested=off\r\n' "$B/payload.efi:/EFI/hv/payload.efi"
 mkdisk "$T/bochs2" "$CFG" "$B/payload.efi:/EFI/hv/payload.efi"
+# A fatal error on purpose (hv's test hook, test_hooks=on): the run must stop at once.
+FATAL_TIMEOUT=300
+mkdisk "$T/fatal" $'next=\\EFI\\hv\\payload.efi\r\nargs=fatal\r\ntest_hooks=on\r\n' "$B/payload.efi:/EFI/hv/payload.efi"
 run_qemu "$T/qemu" 120 &
 run_bochs "$T/bochs1" 1 300 &
 wait
-run_bochs "$T/bochs2" 2 300
+run_bochs "$T/bochs2" 2 300 &
+run_bochs "$T/fatal" 2 $FATAL_TIMEOUT >"$T/fatal/run.out" &
+wait
 
 for m in qemu bochs1 bochs2; do
     d=$T/$m
@@ -29,6 +34,7 @@ for m in qemu bochs1 bochs2; do
     expect "$m" "$d" '^payload: canary scan: [1-9][0-9]* MiB scanned, 0 hits' "canary never found in guest memory"
     expect "$m" "$d" '^payload: done' "payload finished"
     expect_not "$m" "$d" '^hv: ERROR' "no errors logged"
+    expect_not "$m" "$d" '^hv: FATAL' "no fatal error"
 done
 echo "boot test qemu (no VMX):"
 expect qemu "$T/qemu" '^hv: WARN: VMX unavailable: no VMX' "VMX unavailable and why"
@@ -48,6 +54,8 @@ for m in bochs1 bochs2; do
     expect "$m" "$d" '^hv: stats: exit statistics \(hypercall\)' "statistics on hypercall"
     expect "$m" "$d" '^hv: stats: exit statistics \(guest power-off\)' "statistics at power-off"
     expect "$m" "$d" '^hv: stats: cpu0: [0-9]+ exits, [0-9]+ VMREADs' "per-vCPU counts"
+    expect "$m" "$d" '^payload: debug: DR7 0xd0401 after 1000 CPUID and 100 RDMSR \(hv counted [0-9]{4,} exits\); watchpoint #DB 1 time\(s\)' \
+        "a hardware watchpoint survives 1100 exits: DR7 kept, #DB once"
 done
 echo "boot test bochs1 (nested=off):"
 expect bochs1 "$T/bochs1" '^payload: cpu0: vmx bit clear' "VMX hidden from the guest"
@@ -61,6 +69,44 @@ expect bochs2 "$T/bochs2" '^hv: cpu1: SIPI vector 0x[0-9a-f]+' "AP woken by INIT
 expect bochs2 "$T/bochs2" '^payload: cpu1: signature hvhvhvhvhvhv' "payload on the AP sees hv"
 expect bochs2 "$T/bochs2" '^payload: cpu1: feature_control 0x5$' "IA32_FEATURE_CONTROL on the AP"
 expect bochs2 "$T/bochs2" '^hv: stats: cpu1: [0-9]+ exits' "AP statistics"
+echo "boot test fatal (2 CPUs, test_hooks=on, the payload asks for a fatal error):"
+d=$T/fatal
+cat "$d/run.out"
+expect fatal "$d" "^hv: WARN: test_hooks=on in hv.cfg" "test hooks announced"
+expect fatal "$d" '^payload: fatal: asking hv for a fatal error' "the payload asks"
+expect fatal "$d" '^hv: FATAL: cpu0: test hook: the guest asked for a fatal error' "why"
+expect fatal "$d" '^hv: FATAL: cpu0: exit reason 18 \(VMCALL\), qualification 0x0, VM-instruction error [0-9]+, guest L1 \(vmcs01\)' \
+    "exit reason, qualification, VM-instruction error"
+expect fatal "$d" '^hv: FATAL: cpu0: guest rip 0x[0-9a-f]+ rsp 0x[0-9a-f]+ cr0 0x[0-9a-f]+ cr3 0x[0-9a-f]+ cr4 0x[0-9a-f]+' \
+    "guest RIP, RSP, CR0, CR3, CR4"
+expect fatal "$d" '^hv: FATAL: cpu0: hv rip 0x[0-9a-f]+; hv is loaded at 0x[0-9a-f]+' "hv's rip and load base"
+expect fatal "$d" '^hv: FATAL: cpu0: backtrace \(raw return addresses, innermost first\): 0x' "a backtrace"
+expect fatal "$d" '^hv: FATAL: cpu1: stopped: cpu0 hit a fatal error' "the other CPU stopped (INIT IPI)"
+expect fatal "$d" '^hv: FATAL: cpu0: halted; 1 of 1 other CPU\(s\) stopped \(on_fatal=halt' "halted, as on_fatal=halt says"
+expect_not fatal "$d" '^payload: (fatal: hv returned|done)' "the guest never ran on"
+# The addresses resolve in core.elf: hv's rip in handle_vmcall, the chain through vmexit_handler.
+rip=$(tr -d '\r' <"$d/serial.log" | sed -n 's/^hv: FATAL: cpu0: hv rip 0x\([0-9a-f]*\); hv is loaded at 0x\([0-9a-f]*\).*/\1 \2/p' | head -1)
+bt=$(tr -d '\r' <"$d/serial.log" | sed -n 's/^hv: FATAL: cpu0: backtrace ([^)]*)[^:]*://p' | tr '\n' ' ')
+funcs=""
+if [ -n "$rip" ]; then
+    base=$((16#${rip#* }))
+    for a in 0x${rip% *} $bt; do
+        funcs+="$(addr2line -f -e "$B/core.elf" "$(printf '0x%x' $((a - base - 1)))" | head -1) "
+    done
+fi
+echo "  (hv rip and backtrace resolve to: $funcs)"
+if [[ "$funcs" == "handle_vmcall "*vmexit_handler* ]]; then
+    PASS=$((PASS + 1)); echo "  ok   fatal: addr2line -e build/core.elf names handle_vmcall, then vmexit_handler in the backtrace"
+else
+    FAIL=$((FAIL + 1)); echo "  FAIL fatal: addresses resolve to '$funcs', want handle_vmcall ... vmexit_handler"; FAILED_DIRS+=("$d")
+fi
+el=$(cat "$d/elapsed" 2>/dev/null || echo 9999)
+if [ -f "$d/fatal" ] && [ "$el" -lt $((FATAL_TIMEOUT / 5)) ]; then
+    PASS=$((PASS + 1)); echo "  ok   fatal: the run stopped at hv's report after $el s (timeout $FATAL_TIMEOUT s)"
+else
+    FAIL=$((FAIL + 1)); echo "  FAIL fatal: run took $el s (timeout $FATAL_TIMEOUT s), fatal marker $( [ -f "$d/fatal" ] && echo seen || echo 'not seen')"
+    FAILED_DIRS+=("$d")
+fi
 show_failures
 echo "boot: $PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

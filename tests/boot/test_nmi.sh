@@ -35,6 +35,8 @@ for n in 1 2; do
         expect "hv$n" "$hv" '^payload: nmi: cross: 2000 sent, 2000 received \(0 missing, 0 extra\)' \
             "under hv: 2000 NMIs to the AP, each once"
         expect "hv$n" "$hv" '^payload: nmi: cross: the receiver ran every variant' "the AP looped in every variant"
+        expect "hv$n" "$hv" '^payload: nmi: burst: 2000 sent back to back, at most that many received' \
+            "2000 NMIs back to back: the machine keeps running, none duplicated"
         expect "hv$n" "$hv" '^hv: stats: cpu1:   NMIs: [0-9]+ received, [0-9]+ injected' "hv delivered the AP's NMIs"
     fi
     expect "hv$n" "$hv" '^hv: stats: cpu0:   NMIs: [0-9]+ received, [0-9]+ injected' "hv delivered the BSP's NMIs"

@@ -115,6 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ns.cache->launch_state = 0;
     fake_vmcs_set(GUEST_SS_AR_BYTES, 0); /* L1 at CPL 0, no MOV-SS blocking */
     nested_vmenter(&nv, true);
+    regcache_flush(&rc); /* as vmexit_handler does before the VM entry */
     if (!ns.guest_mode) {
         if (getenv("FUZZ_DEBUG")) /* why a seed is refused: the rule, or the exit reason */
             fprintf(stderr, "refused: %s; exit reason 0x%llx qual 0x%llx\n", nested_check_last_rule(),

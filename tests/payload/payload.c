@@ -1,6 +1,7 @@
 /*
  * The test payload: hv's next stage in the boot tests. It reports on the serial
- * log what it observes ("payload: " lines) and powers the machine off.
+ * log what it observes ("payload: " lines) and powers the machine off. Load options
+ * "bench" run the benchmark instead, "fatal" asks hv for a fatal error first (test hook).
  * cpus.c probes every CPU; memscan.c checks that hv's memory stays hidden.
  */
 #include "payload.h"
@@ -18,7 +19,7 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
     serial_init(0x3f8);
     out("started");
     EFI_LOADED_IMAGE *li;
-    BOOLEAN bench_mode = FALSE, nmi_mode = FALSE;
+    BOOLEAN bench_mode = FALSE, nmi_mode = FALSE, fatal_mode = FALSE;
     if (!EFI_ERROR(uefi_call_wrapper(BS->HandleProtocol, 3, self, &LoadedImageProtocol, (void **)&li)) &&
         li->LoadOptionsSize) {
         char buf[128];
@@ -30,6 +31,7 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
         out("args: %s", buf);
         bench_mode = buf[0] == 'b' && buf[1] == 'e' && buf[2] == 'n' && buf[3] == 'c' && buf[4] == 'h';
         nmi_mode = buf[0] == 'n' && buf[1] == 'm' && buf[2] == 'i';
+        fatal_mode = buf[0] == 'f' && buf[1] == 'a' && buf[2] == 't' && buf[3] == 'a' && buf[4] == 'l';
     }
     UINT32 r[4];
     cpuid_(1, r);
@@ -52,6 +54,12 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
         uefi_call_wrapper(RT->ResetSystem, 4, EfiResetShutdown, EFI_SUCCESS, 0, NULL);
     }
     BOOLEAN hv = check_cpus();
+    if (hv && fatal_mode) { /* "fatal": hv's fatal-error path, through its test hook */
+        out("fatal: asking hv for a fatal error (test_hooks=on)");
+        UINT64 r = hv_vmcall(HV_HC_TEST_FATAL);
+        out("fatal: hv returned 0x%llx instead", (unsigned long long)r);
+    }
+    check_debug_regs(hv);
     check_memory(hv);
     if (hv) {
         hv_vmcall(HV_HC_PRINT_STATS);

@@ -31,6 +31,9 @@ void bench(BOOLEAN hv_present);
 /* nmi.c: NMI stress, self and cross-CPU ("nmi" in the load options) */
 void nmi_test(void);
 
+/* debug.c: a hardware watchpoint set before many VM exits still fires after them. */
+void check_debug_regs(BOOLEAN hv_present);
+
 /* memscan.c: canary scan, hv region guess, and the hv memory write test. */
 void check_memory(BOOLEAN hv_present);
 #endif

@@ -35,6 +35,19 @@ __attribute__((noreturn)) void platform_reset(const char *why)
     longjmp(reset_jmp, 1);
 }
 
+/* The end of a fatal error on the host: back to the test, as platform_reset. */
+int halt_calls, stop_others_calls;
+__attribute__((noreturn)) void cpu_halt_forever(void)
+{
+    halt_calls++;
+    if (!reset_armed) {
+        fprintf(stderr, "FAIL: cpu_halt_forever() outside a test run\n");
+        abort();
+    }
+    longjmp(reset_jmp, 1);
+}
+void host_stop_other_cpus(void) { stop_others_calls++; }
+
 void vmcs01_dump_guest(struct vcpu *v) { dump_calls++; }
 int hw_refused_calls;
 uint32_t hw_refused_err;
@@ -57,6 +70,13 @@ void nested_handle_vmx_insn(struct nested_vcpu *nv, uint32_t reason) { vmx_insn_
 bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason) { l2_exit_calls++; return l2_exit_result; }
 int reflect_nmi_calls;
 void nested_reflect_nmi(struct nested_vcpu *nv) { reflect_nmi_calls++; v.nested.guest_mode = false; }
+int reflect_exception_calls;
+uint32_t reflect_exception_vector, reflect_exception_error;
+void nested_reflect_exception(struct nested_vcpu *nv, uint8_t vector, bool has_error, uint32_t error, uint64_t qual)
+{
+    reflect_exception_calls++, reflect_exception_vector = vector, reflect_exception_error = error;
+    v.nested.guest_mode = false;
+}
 /* Guest memory: the one page a test maps as "RAM" (see test_cr0_pae_loads_pdptrs). */
 bool hv_gpa_is_ram(uint64_t gpa, uint64_t len) { return gpa >= 0x10000000 && gpa + len <= 0x10001000; }
 
@@ -140,11 +160,14 @@ void setup(uint32_t reason)
     /* vmcs01's pin-based controls as hv/vmcs01.c sets them */
     fake_vmcs_set(PIN_BASED_VM_EXEC_CONTROL, vmx_adjust_ctls(hv.msrs.pinbased, vmx_virtual_nmi_pin(hv.msrs.pinbased)));
     l2_exit_result = true;
-    reflect_nmi_calls = 0;
+    reflect_nmi_calls = reflect_exception_calls = 0;
     hv.vcpus[0] = &v;
+    v.nv.n = &v.nested; /* as vcpu_nested_init does */
+    v.nv.caps = &hv.ncaps;
+    v.nv.rc = &v.rc;
     hv.nvcpus = 1;
     msrs_reset();
-    reset_calls = dump_calls = 0;
+    reset_calls = dump_calls = halt_calls = stop_others_calls = 0;
     reset_why = NULL;
     ept_calls = mtf_calls = io_calls = 0;
     xsetbv_fails = false;
@@ -158,7 +181,7 @@ void setup(uint32_t reason)
     fake_vmcs_set(VM_ENTRY_CONTROLS, 0x11ff); /* IA-32e mode guest (bit 9) clear */
 }
 
-/* Run vmexit_handler; true if it reached platform_reset. */
+/* Run vmexit_handler; true if it reached a fatal end (platform_reset or cpu_halt_forever). */
 bool run(void)
 {
     if (setjmp(reset_jmp) == 0) {

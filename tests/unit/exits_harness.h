@@ -32,8 +32,9 @@ extern struct vcpu v;
 extern jmp_buf reset_jmp;
 extern bool reset_armed;
 extern bool l2_exit_result;
-extern int reflect_nmi_calls;
-extern int reset_calls, dump_calls, hw_refused_calls, ept_calls, mtf_calls, io_calls, vmx_insn_calls, l2_exit_calls;
+extern int reflect_nmi_calls, reflect_exception_calls;
+extern uint32_t reflect_exception_vector, reflect_exception_error;
+extern int reset_calls, halt_calls, stop_others_calls, dump_calls, hw_refused_calls, ept_calls, mtf_calls, io_calls, vmx_insn_calls, l2_exit_calls;
 extern int rdmsr_calls, wrmsr_calls, xsetbv_calls;
 extern const char *reset_why;
 extern uint32_t hw_refused_err, xsetbv_xcr;
@@ -41,7 +42,7 @@ extern bool xsetbv_fails;
 extern uint64_t xsetbv_val;
 
 void setup(uint32_t reason);          /* a vCPU that has just taken this VM exit */
-bool run(void);                       /* vmexit_handler; true if it reached platform_reset */
+bool run(void);                       /* vmexit_handler; true if it reached a fatal end (reset or halt) */
 void run_ok(const char *test);        /* handled, with the VMREAD/VMWRITE accounting checked */
 void check_rip_advanced(const char *test);
 void check_rip_unchanged(const char *test);

@@ -3,7 +3,10 @@
 /* Encodings are 15 bits wide (SDM B.1), so a flat table covers them all. */
 #define FAKE_VMCS_SLOTS 0x8000u
 
-static uint64_t values[FAKE_VMCS_SLOTS];
+#define FAKE_VMCS_BANKS 2u
+
+static uint64_t banks[FAKE_VMCS_BANKS][FAKE_VMCS_SLOTS];
+static uint64_t *values = banks[0];
 static uint32_t reads[FAKE_VMCS_SLOTS];
 static uint32_t writes[FAKE_VMCS_SLOTS];
 
@@ -29,11 +32,17 @@ static uint64_t field_trunc(uint32_t field, uint64_t v)
 
 void fake_vmcs_reset(void)
 {
+    for (uint32_t b = 0; b < FAKE_VMCS_BANKS; b++)
+        for (uint32_t i = 0; i < FAKE_VMCS_SLOTS; i++)
+            banks[b][i] = 0;
+    values = banks[0];
     for (uint32_t i = 0; i < FAKE_VMCS_SLOTS; i++)
-        values[i] = reads[i] = writes[i] = 0;
+        reads[i] = writes[i] = 0;
     fake_vmcs_reads = fake_vmcs_writes = 0;
     fake_vmcs_ro_writes = fake_vmcs_bad_fields = 0;
 }
+
+void fake_vmcs_select(unsigned bank) { values = banks[bank < FAKE_VMCS_BANKS ? bank : 0]; }
 
 void fake_vmcs_set(uint32_t field, uint64_t v)
 {

@@ -12,8 +12,10 @@ extern uint64_t fake_vmcs_ro_writes;
 /* Accesses with an encoding that cannot be a VMCS field. */
 extern uint64_t fake_vmcs_bad_fields;
 
-/* Zero every field and every counter. */
+/* Zero every field and every counter; bank 0 current. */
 void fake_vmcs_reset(void);
+/* Make VMCS number bank (0 or 1) current, as VMPTRLD does (e.g. vmcs01 and vmcs02). */
+void fake_vmcs_select(unsigned bank);
 /* Set/get a field without counting an access. */
 void fake_vmcs_set(uint32_t field, uint64_t v);
 uint64_t fake_vmcs_get(uint32_t field);

@@ -46,6 +46,14 @@ int main(void)
     CHECK(c.shadow == 1 && parse(&c, "vmcs_shadowing=off\n") == 0 && c.shadow == 0, "vmcs_shadowing=off");
     CHECK(parse(&c, "vmcs_shadowing=sometimes\n") == 1 && c.shadow == 1, "bad vmcs_shadowing keeps default");
     CHECK(parse(&c, "args=\n") == 0 && c.args[0] == 0, "empty args");
+    CHECK(c.on_fatal == HV_ON_FATAL_HALT && !c.test_hooks, "on_fatal=halt and no test hooks by default");
+    CHECK(parse(&c, "on_fatal=reset\n") == 0 && c.on_fatal == HV_ON_FATAL_RESET, "on_fatal=reset: %s", diag_text);
+    CHECK(parse(&c, "on_fatal = Halt\r\n") == 0 && c.on_fatal == HV_ON_FATAL_HALT, "on_fatal=Halt: %s", diag_text);
+    CHECK(parse(&c, "on_fatal=reboot\n") == 1 && c.on_fatal == HV_ON_FATAL_HALT &&
+              strstr(diag_text, "1:bad value for on_fatal (halt, reset):on_fatal=reboot"),
+          "bad on_fatal keeps halt: %s", diag_text);
+    CHECK(parse(&c, "test_hooks=on\n") == 0 && c.test_hooks == 1, "test_hooks=on: %s", diag_text);
+    CHECK(parse(&c, "test_hooks=sure\n") == 1 && c.test_hooks == 0, "bad test_hooks keeps off");
 
     /* Bad input: one diagnostic each, with its line number; the good lines still apply. */
     CHECK(parse(&c, "colour=blue\nlog=info\n") == 1 && strstr(diag_text, "1:unknown key:colour=blue"), "unknown key: %s",

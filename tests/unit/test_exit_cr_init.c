@@ -249,6 +249,92 @@ static void test_cr4(void)
     check_gp("cr4 PAE off in long mode");
 }
 
+/* In VMX operation (L1 after VMXON, or L2) the bits VMX fixes cannot be cleared: the CPU
+ * raises #GP (SDM 24.8, A.7, A.8), as hv offers them to L1 (nested/caps.c). */
+static struct vmcs12 cr_vmcs12;
+
+static void vmx_operation(bool l2, uint64_t m0, uint64_t m4, uint32_t exc_bitmap)
+{
+    hv.nested = true;
+    hv.ncaps.cr0_fixed0 = 0x80000021; /* PG NE PE */
+    hv.ncaps.cr0_fixed1 = 0xffffffff;
+    hv.ncaps.cr4_fixed0 = CR4_VMXE;
+    hv.ncaps.cr4_fixed1 = 0x3767ff;
+    v.nested.vmxon = true;
+    v.nested.guest_mode = l2;
+    l2_exit_result = false; /* nested_l2_exit: L1 does not want this CR exit */
+    memset(&cr_vmcs12, 0, sizeof(cr_vmcs12));
+    vmcs12_set(&cr_vmcs12, CR0_GUEST_HOST_MASK, m0);
+    vmcs12_set(&cr_vmcs12, CR4_GUEST_HOST_MASK, m4);
+    vmcs12_set(&cr_vmcs12, EXCEPTION_BITMAP, exc_bitmap);
+    v.nested.cache = &cr_vmcs12;
+}
+
+static void test_cr_vmx_operation(void)
+{
+    /* L1 in VMX root operation clears CR0.NE: #GP (outside VMX operation it may). */
+    cr_exit(0, HV_REG_RCX, 0x80000011);
+    guest_cr0(0x80000031, 0x80000031, EFER_LME | EFER_LMA, CR4_PAE | CR4_VMXE);
+    vmx_operation(false, 0, 0, 0);
+    run_ok("L1 after VMXON clears NE");
+    check_gp("L1 after VMXON clears NE");
+    check_cr0_unchanged("L1 after VMXON clears NE", 0x80000031, 0x80000031);
+
+    /* L2 clears NE, which L1 does not own: #GP into L2 (L1 does not intercept #GP). */
+    cr_exit(0, HV_REG_RCX, 0x80000011);
+    guest_cr0(0x80000031, 0x80000031, EFER_LME | EFER_LMA, CR4_PAE | CR4_VMXE);
+    vmx_operation(true, 0, 0, 0);
+    run_ok("L2 clears NE");
+    check_gp("L2 clears NE");
+    CHECK(reflect_exception_calls == 0, "L2's #GP went to L1 without L1's exception bitmap asking");
+
+    /* The same with #GP in L1's exception bitmap: an exception VM exit to L1 (SDM 25.2). */
+    cr_exit(0, HV_REG_RCX, 0x80000011);
+    guest_cr0(0x80000031, 0x80000031, EFER_LME | EFER_LMA, CR4_PAE | CR4_VMXE);
+    vmx_operation(true, 0, 0, 1u << 13);
+    run_ok("L2 clears NE, L1 intercepts #GP");
+    check_no_event("L2 clears NE, L1 intercepts #GP");
+    CHECK(reflect_exception_calls == 1 && reflect_exception_vector == 13 && reflect_exception_error == 0,
+          "#GP not reflected to L1 (%d calls, vector %u)", reflect_exception_calls, reflect_exception_vector);
+
+    /* L2 clears CR4.VMXE, which L1 does not own: #GP. */
+    cr_exit(4, HV_REG_RAX, CR4_PAE);
+    guest_cr0(0x80000031, 0x80000031, EFER_LME | EFER_LMA, CR4_PAE | CR4_VMXE);
+    vmx_operation(true, 0, 0, 0);
+    run_ok("L2 clears VMXE");
+    check_gp("L2 clears VMXE");
+
+    /* L2 sets CR0.TS while L1 owns TS (real TS 1, L1's shadow TS 0) and hv owns NE: the
+     * write exits for NE only ... here L2 rewrites NE=1 with TS as L1's shadow says (0). The
+     * real TS stays 1, as vmcs12 has it: the CPU leaves bits L1 owns alone. */
+    cr_exit(0, HV_REG_RCX, 0x80000031);
+    guest_cr0(0x80000011, 0x80000039, EFER_LME | EFER_LMA, CR4_PAE | CR4_VMXE); /* real TS=1 */
+    vmx_operation(true, CR0_TS, 0, 0);
+    run_ok("L2 CR0 write keeps L1's bits");
+    check_no_event("L2 CR0 write keeps L1's bits");
+    CHECK(fake_vmcs_get(GUEST_CR0) == 0x80000039, "GUEST_CR0 %#llx, want TS kept: 0x80000039",
+          ULL(fake_vmcs_get(GUEST_CR0)));
+    CHECK(fake_vmcs_get(CR0_READ_SHADOW) == 0x80000031, "shadow %#llx", ULL(fake_vmcs_get(CR0_READ_SHADOW)));
+    check_rip_advanced("L2 CR0 write keeps L1's bits");
+
+    /* Same for CR4: L1 owns PGE (real 1), L2's write has PGE as L1's shadow (0). */
+    cr_exit(4, HV_REG_RAX, CR4_PAE);
+    guest_cr0(0x80000031, 0x80000031, EFER_LME | EFER_LMA, CR4_PAE | CR4_VMXE | (1ull << 7));
+    fake_vmcs_set(CR4_READ_SHADOW, CR4_PAE);
+    vmx_operation(true, 0, (1ull << 7), 0);
+    /* L2 clears VMXE in its write, but L1 does not own it: still #GP */
+    run_ok("L2 CR4 write without VMXE");
+    check_gp("L2 CR4 write without VMXE");
+    cr_exit(4, HV_REG_RAX, CR4_PAE | CR4_VMXE | (1ull << 9));
+    guest_cr0(0x80000031, 0x80000031, EFER_LME | EFER_LMA, CR4_PAE | CR4_VMXE | (1ull << 7));
+    vmx_operation(true, 0, (1ull << 7), 0);
+    run_ok("L2 CR4 write keeps L1's bits");
+    check_no_event("L2 CR4 write keeps L1's bits");
+    CHECK(fake_vmcs_get(GUEST_CR4) == (CR4_PAE | CR4_VMXE | (1ull << 9) | (1ull << 7)), "GUEST_CR4 %#llx: PGE lost",
+          ULL(fake_vmcs_get(GUEST_CR4)));
+    v.nested.guest_mode = v.nested.vmxon = false;
+}
+
 static void test_cr_unexpected(void)
 {
     setup(EXIT_REASON_CR_ACCESS);
@@ -394,6 +480,7 @@ int main(void)
     test_cr0_pg_from_guest_cr0();
     test_cr0_pae_loads_pdptrs();
     test_cr4();
+    test_cr_vmx_operation();
     test_cr_unexpected();
     test_init();
     test_sipi();
