@@ -11,6 +11,7 @@
 #ifndef HV_HANDOFF_H
 #define HV_HANDOFF_H
 #include <stdint.h>
+#include "../lib/mem_range.h" /* struct hv_mem_range, enum hv_mem_type */
 
 #define HV_IMAGE_MAGIC 0x45524f4356480a7full /* "\x7f\nHVCORE" */
 #define HV_HANDOFF_MAGIC 0x46464f444e414856ull /* "HVANDOFF" */
@@ -46,21 +47,6 @@ struct hv_resume {
 /* Entry point results: 0 = this CPU now runs as hv's guest. */
 #define HV_NOT_VIRTUALIZED 1      /* no (usable) VMX, vmx=off, or a failure that was logged */
 #define HV_BAD_HANDOFF (-100)     /* boot/ and core from different builds */
-
-enum hv_mem_type {
-    HV_MEM_RAM = 1,       /* usable by the OS after ExitBootServices */
-    HV_MEM_RESERVED = 2,  /* firmware reserved, ACPI NVS, runtime services */
-    HV_MEM_ACPI = 3,      /* ACPI reclaim */
-    HV_MEM_MMIO = 4,
-    HV_MEM_HV = 5,        /* hv's own region: hidden from every guest */
-};
-
-struct hv_mem_range {
-    uint64_t base;
-    uint64_t size;
-    uint32_t type; /* enum hv_mem_type */
-    uint32_t pad;
-};
 
 struct hv_cpu {
     uint32_t apic_id;

@@ -66,13 +66,14 @@ run_script() { # a test script that prints its own "N passed, N failed" line
 }
 
 case $what in
-unit) run_unit ;;
+unit) run_unit; run_script layers tests/tools/check-layers.sh ;;
 boot) run_script boot tests/boot/test_boot.sh ;;
 fuzz) run_script fuzz tests/fuzz/run-fuzz.sh ;;
 nested) run_script nested tests/nested/run-diff.sh ;;
 linux) run_script linux tests/linux/test-linux.sh ;;
 all)
     run_unit
+    run_script layers tests/tools/check-layers.sh
     run_script fuzz tests/fuzz/run-fuzz.sh
     run_script boot tests/boot/test_boot.sh
     run_script nested tests/nested/run-diff.sh

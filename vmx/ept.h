@@ -16,7 +16,7 @@
 #define VMX_EPT_H
 #include <stdbool.h>
 #include <stdint.h>
-#include "../hv/handoff.h"
+#include "../lib/mem_range.h"
 #include "mtrr.h"
 
 /* EPT paging-structure entry bits (29.3.2, tables 29-1..29-6). */
