@@ -56,6 +56,10 @@ void handle_vmcall(struct vcpu *v)
     case HV_HC_GET_EXITS:
         g[HV_REG_RAX] = v->stats.total;
         break;
+    case HV_HC_HIDDEN_WRITES:
+        g[HV_REG_RAX] = hidden_writes_total();
+        g[HV_REG_RBX] = hidden_self_check(v);
+        break;
     default:
         g[HV_REG_RAX] = (uint64_t)HV_HC_ERR_UNKNOWN;
     }

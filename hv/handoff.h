@@ -48,6 +48,15 @@ struct hv_resume {
 #define HV_NOT_VIRTUALIZED 1      /* no (usable) VMX, vmx=off, or a failure that was logged */
 #define HV_BAD_HANDOFF (-100)     /* boot/ and core from different builds */
 
+/* Table pages EPT01 takes to map the whole physical-address width with 1 GiB leaves (one
+ * PDPT per 512 GiB; a 4-level walk stops at 2^48): boot/ adds them to the core's heap and
+ * the core's EPT01 stays within them (hv/virt.c). */
+static inline uint64_t hv_ept01_width_pages(unsigned phys_bits)
+{
+    unsigned b = phys_bits > 48 ? 48 : phys_bits;
+    return b > 39 ? 1ull << (b - 39) : 1;
+}
+
 struct hv_cpu {
     uint32_t apic_id;
     uint32_t flags; /* HV_CPU_BSP */

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include "../regcache/regcache.h"
 #include "../vmx/caps.h"
+#include "../vmx/vmx_bits.h"
 #include "caps.h"
 #include "vmcs12.h"
 
@@ -76,6 +77,11 @@ bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason);
 /* The CPU refused vmcs02 (VMfailValid on VMLAUNCH/VMRESUME of it): back to vmcs01,
  * and L1's VM-entry instruction fails with that error. */
 void nested_hw_refused(struct nested_vcpu *nv, uint32_t vm_instruction_error);
+/* L1 set the monitor trap flag for its L2 (vmcs12): hv's own MTF steps leave it on. */
+static inline bool nested_l1_wants_mtf(const struct nested_vcpu *nv)
+{
+    return vmcs12_get(nv->n->cache, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_MONITOR_TRAP_FLAG;
+}
 /* The CR4.VMXE bit may be cleared only outside VMX operation. */
 static inline bool nested_in_vmx_operation(const struct nested_vcpu *nv) { return nv->n->vmxon; }
 

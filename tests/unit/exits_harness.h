@@ -32,6 +32,7 @@ extern struct vcpu v;
 extern jmp_buf reset_jmp;
 extern bool reset_armed;
 extern int reset_calls, dump_calls, hw_refused_calls, ept_calls, mtf_calls, io_calls, vmx_insn_calls, l2_exit_calls;
+extern bool l2_exit_saw_step;
 extern int rdmsr_calls, wrmsr_calls, xsetbv_calls;
 extern const char *reset_why;
 extern uint32_t hw_refused_err, xsetbv_xcr;
