@@ -126,7 +126,7 @@ EFI_STATUS core_load(struct core *core, const struct hv_config *cfg)
         limit = 1ull << phys_bits;
 
     uint64_t img_pages = pages_of(hdr.mem_size), ho_pages = pages_of(sizeof(struct hv_handoff));
-    uint64_t ptp = pt_pages(limit, gbpages), heap_pages = HV_HEAP_SIZE >> 12;
+    uint64_t ptp = pt_pages(limit, gbpages), heap_pages = (HV_HEAP_SIZE >> 12) + hv_ept01_width_pages(phys_bits);
     uint64_t total = img_pages + ho_pages + ptp + heap_pages;
     EFI_PHYSICAL_ADDRESS base = 0xffffffffull; /* below 4 GiB: reachable from any mode */
     s = uefi_call_wrapper(BS->AllocatePages, 4, AllocateMaxAddress, EfiReservedMemoryType, total, &base);

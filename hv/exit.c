@@ -149,12 +149,6 @@ void handle_triple_fault(struct vcpu *v)
     platform_reset("guest triple fault");
 }
 
-/* Exits hv keeps while L2 runs, whatever L1 asked for. */
-static bool l0_only(struct vcpu *v, uint32_t basic)
-{
-    return basic == EXIT_REASON_MONITOR_TRAP_FLAG && v->mtf_hidden_write;
-}
-
 struct vcpu *vmexit_handler(struct vcpu *v)
 {
     fatal_check_stop(v); /* another CPU hit a fatal error (its INIT IPI brought this exit) */
@@ -165,11 +159,15 @@ struct vcpu *vmexit_handler(struct vcpu *v)
     v->stats.total++;
     if (basic <= EXIT_REASON_MAX)
         v->stats.by_reason[basic]++;
+    if (hidden_step_exit(v, basic)) { /* the end of hv's step over a dropped write (hv/exit_ept.c) */
+        regcache_flush(&v->rc);
+        return v;
+    }
     if (v->nested.guest_mode) {
         v->stats.l2_exits++;
         if (reason & VMX_EXIT_REASON_ENTRY_FAIL)
             log_err("cpu%u: hv built a vmcs02 the CPU refused (exit reason 0x%x): reflected to L1", v->id, reason);
-        if (!l0_only(v, basic) && nested_l2_exit(&v->nv, reason)) {
+        if (nested_l2_exit(&v->nv, reason)) {
             regcache_flush(&v->rc);
             return v;
         }
@@ -190,6 +188,7 @@ struct vcpu *vmexit_handler(struct vcpu *v)
 struct vcpu *vmresume_failed(struct vcpu *v)
 {
     uint32_t err = (uint32_t)vmcs_read(VM_INSTRUCTION_ERROR);
+    hidden_step_end(v); /* no exit will end it: nothing of hv's may stay writable */
     if (v->nested.guest_mode) {
         /* vmcs12 passed hv's checks but the CPU refused vmcs02: L1's VMLAUNCH/VMRESUME
          * fails as the CPU would have failed it, and hv keeps running. */

@@ -41,6 +41,17 @@ void handle_sipi(struct vcpu *v);
 void handle_triple_fault(struct vcpu *v);
 void handle_ept_violation(struct vcpu *v);
 void handle_mtf(struct vcpu *v);
+/* hv/exit_ept.c: the step over a dropped write ends at the next VM exit, whatever it is.
+ * hidden_step_exit runs first for every exit: it ends the step (unless the exit is an EPT
+ * violation that extends it) and returns true if the exit was the step's own MTF exit,
+ * with nothing left to do. hidden_step_end: the same, without an exit (VM entry failed). */
+bool hidden_step_exit(struct vcpu *v, uint32_t basic);
+bool hidden_step_end(struct vcpu *v);
+/* HV_HC_HIDDEN_WRITES: dropped writes so far (EPT01 and EPT02, every CPU); *problems: 0 if
+ * hv's memory is as it must be (HV_SELFCHECK_* bits in hv/hypercall.h otherwise). */
+uint64_t hidden_writes_total(void);
+uint64_t hidden_self_check(struct vcpu *v);
+uint64_t hv_text_checksum(void); /* hv/virt.c: FNV-1a of hv's .text and .rodata */
 void handle_io(struct vcpu *v);
 void handle_nmi_window(struct vcpu *v);
 void handle_exception_nmi(struct vcpu *v);

@@ -56,6 +56,10 @@ void handle_vmcall(struct vcpu *v)
     case HV_HC_GET_EXITS:
         g[HV_REG_RAX] = v->stats.total;
         break;
+    case HV_HC_HIDDEN_WRITES:
+        g[HV_REG_RAX] = hidden_writes_total();
+        g[HV_REG_RBX] = hidden_self_check(v);
+        break;
     case HV_HC_TEST_FATAL:
         if (hv.test_hooks) /* hv.cfg test_hooks=on only: a test of the fatal path */
             exit_fatal(v, "test hook: the guest asked for a fatal error (test_hooks=on in hv.cfg)");

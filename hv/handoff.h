@@ -11,6 +11,7 @@
 #ifndef HV_HANDOFF_H
 #define HV_HANDOFF_H
 #include <stdint.h>
+#include "../lib/mem_range.h" /* struct hv_mem_range, enum hv_mem_type */
 
 #define HV_IMAGE_MAGIC 0x45524f4356480a7full /* "\x7f\nHVCORE" */
 #define HV_HANDOFF_MAGIC 0x46464f444e414856ull /* "HVANDOFF" */
@@ -47,20 +48,14 @@ struct hv_resume {
 #define HV_NOT_VIRTUALIZED 1      /* no (usable) VMX, vmx=off, or a failure that was logged */
 #define HV_BAD_HANDOFF (-100)     /* boot/ and core from different builds */
 
-enum hv_mem_type {
-    HV_MEM_RAM = 1,       /* usable by the OS after ExitBootServices */
-    HV_MEM_RESERVED = 2,  /* firmware reserved, ACPI NVS, runtime services */
-    HV_MEM_ACPI = 3,      /* ACPI reclaim */
-    HV_MEM_MMIO = 4,
-    HV_MEM_HV = 5,        /* hv's own region: hidden from every guest */
-};
-
-struct hv_mem_range {
-    uint64_t base;
-    uint64_t size;
-    uint32_t type; /* enum hv_mem_type */
-    uint32_t pad;
-};
+/* Table pages EPT01 takes to map the whole physical-address width with 1 GiB leaves (one
+ * PDPT per 512 GiB; a 4-level walk stops at 2^48): boot/ adds them to the core's heap and
+ * the core's EPT01 stays within them (hv/virt.c). */
+static inline uint64_t hv_ept01_width_pages(unsigned phys_bits)
+{
+    unsigned b = phys_bits > 48 ? 48 : phys_bits;
+    return b > 39 ? 1ull << (b - 39) : 1;
+}
 
 struct hv_cpu {
     uint32_t apic_id;

@@ -13,7 +13,16 @@
 #define HV_HC_VERSION        0x48560001u /* RAX <- version, RBX <- "hvhv" (0x76687668) */
 #define HV_HC_PRINT_STATS    0x48560002u /* print every vCPU's exit statistics; RAX <- 0 */
 #define HV_HC_GET_EXITS      0x48560003u /* RAX <- this vCPU's total exit count */
-#define HV_HC_TEST_FATAL     0x48560004u /* test_hooks=on only: hv's fatal-error path; else unknown */
+#define HV_HC_HIDDEN_WRITES  0x48560004u /* RAX <- guest writes to hv's memory dropped so far,
+                                            RBX <- HV_SELFCHECK_* bits (0: hv's memory intact) */
+
+/* HV_HC_HIDDEN_WRITES's self-check: what is wrong with hv's memory, as seen from the calling CPU. */
+#define HV_SELFCHECK_ZERO_PAGE (1u << 0) /* the page guests read in place of hv's is not zero */
+#define HV_SELFCHECK_SCRATCH   (1u << 1) /* a scratch page of this vCPU is not zero */
+#define HV_SELFCHECK_LEAF      (1u << 2) /* a hidden leaf of this vCPU's EPT01 is not R/X onto the zero page */
+#define HV_SELFCHECK_SHARED    (1u << 3) /* a hidden leaf of the shared EPT01 changed */
+#define HV_SELFCHECK_TEXT      (1u << 4) /* hv's .text/.rodata checksum differs from the one at start */
+#define HV_HC_TEST_FATAL     0x48560005u /* test_hooks=on only: hv's fatal-error path; else unknown */
 
 #define HV_HC_ERR_UNKNOWN    (-1ll)
 #endif

@@ -57,7 +57,7 @@ static int l1_page(uint64_t gpa, uint64_t *host_pa, uint64_t *max_access)
     return 0;
 }
 
-/* EPT02 changed: this CPU's EPT-derived translations go (all contexts, as hv/exit_ept.c). */
+/* EPT02 changed: this CPU's EPT-derived translations go (all contexts). */
 static void flush_ept(void) { invept(2, 0); }
 
 int vcpu_nested_init(struct vcpu *v)
@@ -73,7 +73,7 @@ int vcpu_nested_init(struct vcpu *v)
     nv->msr_bitmap01 = hv.msr_bitmap;
     nv->io_bitmap01_a = hv.io_bitmap_a;
     nv->io_bitmap01_b = hv.io_bitmap_b;
-    nv->eptp = hv.eptp;
+    nv->eptp = v->ept01.eptp; /* an L2 without L1's EPT runs on this CPU's EPT01 */
     nv->cpu = v->id;
     nv->launch_pending = &v->launch_pending;
     nv->shadow_ok = hv.shadow_vmread_bitmap != NULL;

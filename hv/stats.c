@@ -28,6 +28,9 @@ void stats_print(struct vcpu *v)
         log_info("stats: cpu%u:   NMIs: %llu received, %llu injected, %llu as NMI exits to L1", v->id,
                  (unsigned long long)s->nmis, (unsigned long long)s->nmis_injected,
                  (unsigned long long)s->nmis_to_l1);
+    if (v->step.dropped)
+        log_info("stats: cpu%u:   %llu writes to hv's memory dropped (pages written, through EPT01)", v->id,
+                 (unsigned long long)v->step.dropped);
     const struct nested_state *ns = &v->nested;
     if (ns->nested_entries)
         log_info("stats: cpu%u:   nested: %llu VM entries into L2, %llu exits while L2 ran, %llu reflected to L1",
@@ -45,7 +48,8 @@ void stats_print(struct vcpu *v)
 
 void stats_print_all(const char *why)
 {
-    log_info("stats: exit statistics (%s), %u vCPU(s)", why, hv.nvcpus);
+    log_info("stats: exit statistics (%s), %u vCPU(s); %llu writes to hv's memory dropped", why, hv.nvcpus,
+             (unsigned long long)hidden_writes_total());
     for (uint32_t i = 0; i < HV_MAX_CPUS; i++)
         if (hv.vcpus[i])
             stats_print(hv.vcpus[i]);

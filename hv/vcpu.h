@@ -6,12 +6,26 @@
 #include "../nested/nested.h"
 #include "../regcache/regcache.h"
 #include "../vmx/caps.h"
+#include "../vmx/ept.h"
 #include "../vmx/probe.h"
 #include "../vmx/vmcs_fields.h"
 #include "handoff.h"
 
 #define HOST_STACK_SIZE (16 * 1024)
 #define HOST_IST_SIZE (8 * 1024)
+/* Pages of hv's memory one instruction may write in one step (hv/exit_ept.c): a store
+ * crossing a page, a string instruction's source and destination, an XSAVE area. */
+#define HV_STEP_PAGES 4
+
+/* A dropped write in flight (hv/exit_ept.c): this vCPU's EPT01 leaves pointed at its
+ * scratch pages, writable, until the next VM exit. */
+struct hidden_step {
+    bool active;
+    unsigned npages;
+    uint64_t *leaf[HV_STEP_PAGES]; /* in this vCPU's EPT01 (ept01), slots 0..npages-1 */
+    uint8_t *scratch[HV_STEP_PAGES];
+    uint64_t dropped;              /* pages of hv's this vCPU wrote through EPT01, dropped */
+};
 
 struct exit_stats {
     uint64_t total;
@@ -43,14 +57,13 @@ struct vcpu {
     bool launch_pending;  /* the exit stub must VMLAUNCH (a fresh vmcs02), not VMRESUME */
     bool nmi_pending;     /* an NMI hv holds for the guest (hv/exit.c) */
     bool nmi_arrived;     /* one came in root mode since hv last looked: the exit stub looks again */
-    bool mtf_hidden_write; /* single-stepping a dropped write to hv's memory */
-    uint64_t mtf_gpa;
     struct hv_resume resume; /* where the guest continues at launch */
     uint64_t fw_cr3;
     struct exit_stats stats;
     uint64_t gdt[5];
     struct tss64 tss;
-    uint8_t *scratch;     /* per-CPU page for dropped writes */
+    struct ept ept01;     /* this CPU's EPT01: own tables on the path to hv's pages (ept_clone_hidden) */
+    struct hidden_step step;
     uint8_t *stack;       /* host stack for VM exits; the vcpu pointer sits at its top */
     struct nested_state nested;
     struct nested_vcpu nv;
@@ -64,14 +77,14 @@ struct hv_global {
     struct nested_caps ncaps; /* the VMX hv offers its guest */
     uint8_t *shadow_vmread_bitmap, *shadow_vmwrite_bitmap; /* NULL: no VMCS shadowing for L1 */
     uint8_t phys_bits;
-    uint64_t eptp;
-    void *ept;            /* struct ept * */
+    struct ept *ept;      /* EPT01 as built: shared, never changed (each vCPU uses its clone) */
     uint8_t *msr_bitmap, *io_bitmap_a, *io_bitmap_b;
     uint8_t *zero_page;   /* what guests read in place of hv's memory */
     uint16_t pm1a_cnt;    /* ACPI PM1a control port (power-off detection), 0 if unknown */
     bool nested;
     bool hidden_write_logged;
-    uint64_t hidden_writes; /* guest writes to hv's memory, dropped */
+    uint64_t hidden_writes; /* guest writes to hv's memory through EPT01, dropped (pages; atomic) */
+    uint64_t text_sum;      /* checksum of hv's .text and .rodata at start (hv_text_checksum) */
     struct vcpu *vcpus[HV_MAX_CPUS];
     uint32_t nvcpus;
     uint8_t on_fatal;     /* hv.cfg on_fatal= (HV_ON_FATAL_*) */

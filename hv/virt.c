@@ -25,6 +25,16 @@ int vmx_launch(void);
 
 static void *alloc_table_page(void) { return page_alloc(1); }
 
+/* hv's code and constants: relocations touch only data, so these bytes never change. */
+uint64_t hv_text_checksum(void)
+{
+    extern const uint8_t __text_start[], __rodata_end[];
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (const uint8_t *p = __text_start; p < __rodata_end; p++)
+        h = (h ^ *p) * 0x100000001b3ull;
+    return h;
+}
+
 static int build_ept01(void)
 {
     struct mtrr_state mtrr;
@@ -32,20 +42,26 @@ static int build_ept01(void)
     mtrr_read(&mtrr, rdmsr, phys_bits);
     memset(&ept01, 0, sizeof(ept01));
     ept01.hidden_page = (uint64_t)(uintptr_t)hv.zero_page;
-    /* Map beyond the memory map (up to 1 TiB with 1 GiB pages): 64-bit PCI windows live there. */
-    uint64_t want = hv.caps.ept_1g ? (1ull << (phys_bits < 40 ? phys_bits : 40)) : 0;
+    /* Every physical address, not only the memory map's: 64-bit PCI windows live high.
+     * boot/ sized the heap for it (hv_ept01_width_pages); without 1 GiB pages the same
+     * pages hold one PD per GiB, a narrower map. */
+    uint64_t want = ept_full_limit(phys_bits, hv.caps.ept_1g, hv_ept01_width_pages(phys_bits));
     if (ept_build_identity(&ept01, hv.ho->mem, hv.ho->nmem, want, &mtrr, hv.caps.ept_1g, alloc_table_page)) {
         log_err("EPT01: construction failed (%llu table pages used)", (unsigned long long)ept01.pages_used);
         return -1;
     }
     hv.ept = &ept01;
-    hv.eptp = ept01.eptp;
-    log_info("EPT01: identity map of %llu GiB in %llu table pages (%llu 1G, %llu 2M, %llu 4K leaves); "
-             "hv's %llu pages read as zeros, writes dropped; MTRRs %s",
-             (unsigned long long)(ept01.limit >> 30), (unsigned long long)ept01.pages_used,
-             (unsigned long long)ept01.leaves_1g, (unsigned long long)ept01.leaves_2m,
-             (unsigned long long)ept01.leaves_4k, (unsigned long long)ept01.leaves_hidden,
-             mtrr.enabled ? "on" : "off");
+    log_info("EPT01: identity map of %llu GiB (MAXPHYADDR %u bits) in %llu table pages (%llu 1G, %llu 2M, "
+             "%llu 4K leaves) + a few per CPU; hv's %llu pages read as zeros, writes dropped; MTRRs %s; "
+             "heap %llu of %llu KiB used",
+             (unsigned long long)(ept01.limit >> 30), phys_bits, (unsigned long long)ept01.pages_used, (unsigned long long)ept01.leaves_1g,
+             (unsigned long long)ept01.leaves_2m, (unsigned long long)ept01.leaves_4k,
+             (unsigned long long)ept01.leaves_hidden, mtrr.enabled ? "on" : "off",
+             (unsigned long long)(pages_used() >> 10), (unsigned long long)(pages_total() >> 10));
+    if (ept01.limit < (1ull << (phys_bits < 48 ? phys_bits : 48)))
+        log_warn("EPT01 ends at 0x%llx, below the physical-address width: accesses above it get a reserved-bit "
+                 "#PF (hv/exit_ept.c)", (unsigned long long)ept01.limit);
+
     return 0;
 }
 
@@ -75,6 +91,7 @@ int hv_global_init(void)
         log_info("no ACPI PM1a control port found: statistics only through the hypercall");
     }
     hv.phys_bits = (uint8_t)(cpuid(0x80000000, 0).eax >= 0x80000008 ? cpuid(0x80000008, 0).eax & 0xff : 36);
+    hv.text_sum = hv_text_checksum();
     nested_caps_init(&hv.ncaps, &hv.msrs);
     hv.on_fatal = hv.ho->cfg.on_fatal;
     hv.test_hooks = hv.ho->cfg.test_hooks;
@@ -101,8 +118,8 @@ int vcpu_start(uint32_t cpu, const struct hv_resume *r, uint64_t fw_cr3)
     size_t vpages = (sizeof(struct vcpu) + PAGE_SIZE - 1) / PAGE_SIZE;
     struct vcpu *v = page_alloc(vpages);
     void *vmxon_page = page_alloc(1), *vmcs = page_alloc(1);
-    uint8_t *stack = page_alloc(HOST_STACK_SIZE / PAGE_SIZE), *scratch = page_alloc(1);
-    if (!v || !vmxon_page || !vmcs || !stack || !scratch) {
+    uint8_t *stack = page_alloc(HOST_STACK_SIZE / PAGE_SIZE), *scratch = page_alloc(HV_STEP_PAGES);
+    if (!v || !vmxon_page || !vmcs || !stack || !scratch || ept_clone_hidden(&v->ept01, hv.ept, alloc_table_page)) {
         log_err("cpu%u: out of memory for its vCPU", cpu);
         return -1;
     }
@@ -110,7 +127,8 @@ int vcpu_start(uint32_t cpu, const struct hv_resume *r, uint64_t fw_cr3)
     v->id = cpu;
     v->apic_id = hv.ho->cpus[cpu].apic_id;
     v->stack = stack;
-    v->scratch = scratch;
+    for (unsigned i = 0; i < HV_STEP_PAGES; i++)
+        v->step.scratch[i] = scratch + i * PAGE_SIZE;
     v->resume = *r;
     v->fw_cr3 = fw_cr3;
     host_cpu_init(v);
@@ -135,7 +153,9 @@ int vcpu_start(uint32_t cpu, const struct hv_resume *r, uint64_t fw_cr3)
     }
     hv.vcpus[cpu] = v;
     __atomic_add_fetch(&hv.nvcpus, 1, __ATOMIC_RELAXED);
-    log_info("cpu%u: VMXON ok, launching the firmware as guest at rip 0x%llx", cpu, (unsigned long long)r->rip);
+    log_info("cpu%u: VMXON ok, launching the firmware as guest at rip 0x%llx (own EPT01 path: %llu table pages; "
+             "heap %llu KiB used)", cpu, (unsigned long long)r->rip, (unsigned long long)v->ept01.pages_used,
+             (unsigned long long)(pages_used() >> 10));
     int st = vmx_launch(); /* on success the guest runs on: no return */
     log_err("cpu%u: VMLAUNCH failed (%s), VM-instruction error %llu: continuing without hv on this CPU", cpu,
             st == 1 ? "VMfailInvalid" : "VMfailValid", (unsigned long long)(st == 2 ? vmcs_read(VM_INSTRUCTION_ERROR) : 0));

@@ -68,7 +68,7 @@ static void setup_controls(struct vcpu *v)
     vmcs_write(MSR_BITMAP, (uint64_t)(uintptr_t)hv.msr_bitmap);
     vmcs_write(IO_BITMAP_A, (uint64_t)(uintptr_t)hv.io_bitmap_a);
     vmcs_write(IO_BITMAP_B, (uint64_t)(uintptr_t)hv.io_bitmap_b);
-    vmcs_write(EPT_POINTER, hv.eptp);
+    vmcs_write(EPT_POINTER, v->ept01.eptp); /* this CPU's copy (hv/exit_ept.c) */
     vmcs_write(VMCS_LINK_POINTER, ~0ull);
     vmcs_write(VM_EXIT_MSR_STORE_COUNT, 0);
     vmcs_write(VM_EXIT_MSR_LOAD_COUNT, 0);

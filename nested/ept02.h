@@ -21,7 +21,7 @@
 
 #define EPT02_MAX_PAGES 64 /* table pages per vCPU, the root included */
 #define EPT02_MIN_PAGES 24 /* taken up front: every page a single L2 instruction touches */
-#define EPT02_STEPS 2      /* pages of hv's memory one L2 instruction may write */
+#define EPT02_STEPS 4      /* pages of hv's memory one L2 instruction may write (as hv/vcpu.h HV_STEP_PAGES) */
 #define EPT02_NO_EPT12 (~0ull)
 
 /* Where EPT01 puts L1 guest-physical page l1_gpa (4 KiB aligned): 0 with the host page and

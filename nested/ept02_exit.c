@@ -7,8 +7,8 @@
  * L2 must see the same through L1's EPT. EPT02 maps such a page read-only to hv's zero
  * page; a write that EPT12 allows is let through once onto a scratch page (writable for
  * one instruction, monitor trap flag on), then the read-only leaf comes back and the
- * scratch page is wiped. Unlike EPT01's, a step may span two pages (EPT02_STEPS) and
- * ends at whatever exit comes next, so nothing written is ever read back.
+ * scratch page is wiped. As with EPT01's (hv/exit_ept.c), a step may span several pages
+ * (EPT02_STEPS) and ends at whatever exit comes next, so nothing written is ever read back.
  */
 #include <string.h>
 #include "../lib/log.h"

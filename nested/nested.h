@@ -107,6 +107,11 @@ void nested_reflect_exception(struct nested_vcpu *nv, uint8_t vector, bool has_e
  * L2) the fixed bits hv offers L1 (IA32_VMX_CR0/CR4_FIXED0/1); PE and PG are free for an
  * L2 with unrestricted guest (26.3.1.1). *fixed0 = 0, *fixed1 = ~0 outside VMX operation. */
 void nested_guest_cr_fixed(const struct nested_vcpu *nv, bool cr4, uint64_t *fixed0, uint64_t *fixed1);
+/* L1 set the monitor trap flag for its L2 (vmcs12): hv's own MTF steps leave it on. */
+static inline bool nested_l1_wants_mtf(const struct nested_vcpu *nv)
+{
+    return vmcs12_get(nv->n->cache, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_MONITOR_TRAP_FLAG;
+}
 /* The CR4.VMXE bit may be cleared only outside VMX operation. */
 static inline bool nested_in_vmx_operation(const struct nested_vcpu *nv) { return nv->n->vmxon; }
 

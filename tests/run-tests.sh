@@ -22,6 +22,7 @@ UNIT_TESTS=(
     "test_exit_cr_init: hv/exit.c hv/fatal.c hv/exit_cpuid.c hv/exit_msr.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c tests/unit/fake_vmcs.c tests/unit/exits_harness.c"
     "test_fatal: hv/exit.c hv/fatal.c hv/exit_cpuid.c hv/exit_msr.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c tests/unit/fake_vmcs.c tests/unit/exits_harness.c"
     "test_vmcs01: hv/vmcs01.c tests/unit/fake_vmcs.c"
+    "test_exit_ept: hv/exit.c hv/fatal.c hv/exit_ept.c hv/exit_cpuid.c hv/exit_msr.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c vmx/ept.c vmx/mtrr.c tests/unit/fake_vmcs.c tests/unit/exits_harness.c"
     "test_vmcs12: nested/vmcs12.c"
     "test_nested_checks: nested/checks.c nested/caps.c nested/vmcs12.c tests/unit/vmcs12_samples.c"
     "test_nested_entry: nested/vmenter.c nested/vmexit.c nested/insn.c nested/gva.c nested/shadow.c nested/checks.c nested/caps.c nested/vmcs12.c nested/ept02.c nested/ept02_exit.c regcache/regcache.c tests/unit/fake_vmcs.c tests/unit/vmcs12_samples.c"
@@ -78,7 +79,7 @@ run_script() { # a test script that prints its own "N passed, N failed" line
 }
 
 case $what in
-unit) run_unit ;;
+unit) run_unit; run_script layers tests/tools/check-layers.sh ;;
 boot) run_script boot tests/boot/test_boot.sh ;;
 nmi) run_script nmi tests/boot/test_nmi.sh ;;
 fuzz) run_script fuzz tests/fuzz/run-fuzz.sh ;;
@@ -86,6 +87,7 @@ nested) run_script nested tests/nested/run-diff.sh ;;
 linux) run_script linux tests/linux/test-linux.sh ;;
 all)
     run_unit
+    run_script layers tests/tools/check-layers.sh
     run_script fuzz tests/fuzz/run-fuzz.sh
     run_script boot tests/boot/test_boot.sh
     run_script nmi tests/boot/test_nmi.sh

@@ -196,6 +196,55 @@ int ept_build_identity(struct ept *e, const struct hv_mem_range *mem, unsigned n
     return 0;
 }
 
+uint64_t ept_full_limit(unsigned phys_bits, bool use_1g, uint64_t max_pages)
+{
+    unsigned bits = phys_bits == 0 ? 36 : phys_bits > 48 ? 48 : phys_bits < 32 ? 32 : phys_bits;
+    uint64_t limit = 1ull << bits;
+    uint64_t per_page = use_1g ? level_size(4) : level_size(3); /* a PDPT of 1G leaves, a PD of 2M */
+    while (limit > (4ull << 30) && (limit + per_page - 1) / per_page > max_pages)
+        limit >>= 1;
+    return limit;
+}
+
+/* Copies table src (at `level`, mapping from base) into a new page linked into *slot
+ * first, then, below it, every table whose range touches a hidden range. */
+static int clone_table(struct ept *c, const uint64_t *src, int level, uint64_t base, uint64_t *slot,
+                       void *(*alloc_page)(void))
+{
+    uint64_t *t = alloc_page();
+    if (!t)
+        return -1;
+    c->pages_used++;
+    if ((uintptr_t)t & (EPT_PAGE_4K - 1))
+        return -1; /* the allocator broke its contract; the page is lost */
+    memcpy(t, src, EPT_PAGE_4K);
+    if (slot)
+        *slot = (uint64_t)(uintptr_t)t | (*slot & ~EPT_ADDR_MASK);
+    else
+        c->pml4 = t;
+    uint64_t size = level_size(level);
+    for (unsigned i = 0; level > 1 && i < 512; i++) {
+        uint64_t a = base + i * size;
+        if (!present(t[i]) || is_leaf(t[i], level) || hidden_overlap(c, a, a + size) == NONE)
+            continue;
+        if (clone_table(c, table_of(src[i]), level - 1, a, &t[i], alloc_page) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int ept_clone_hidden(struct ept *clone, const struct ept *base, void *(*alloc_page)(void))
+{
+    *clone = *base;
+    clone->pml4 = NULL;
+    clone->eptp = 0;
+    clone->pages_used = 0;
+    if (!base->pml4 || !alloc_page || clone_table(clone, base->pml4, 4, 0, NULL, alloc_page) < 0)
+        return -1;
+    clone->eptp = ept_make_eptp((uint64_t)(uintptr_t)clone->pml4, false);
+    return 0;
+}
+
 uint64_t *ept_walk(const struct ept *e, uint64_t gpa, int *level)
 {
     if (!e->pml4 || gpa >= EPT_MAX_LIMIT)
@@ -236,4 +285,25 @@ void ept_free(struct ept *e, void (*free_page)(void *))
     e->pml4 = NULL;
     e->eptp = 0;
     e->pages_used = 0;
+}
+
+/* Frees the tables of c that are not base's (b: the table at the same place in base, or NULL). */
+static void free_diff(uint64_t *c, const uint64_t *b, int level, void (*free_page)(void *))
+{
+    for (unsigned i = 0; level > 1 && i < 512; i++) {
+        if (!present(c[i]) || is_leaf(c[i], level) || (b && c[i] == b[i]))
+            continue;
+        const uint64_t *bsub = b && present(b[i]) && !is_leaf(b[i], level) ? table_of(b[i]) : NULL;
+        free_diff(table_of(c[i]), bsub, level - 1, free_page);
+    }
+    free_page(c);
+}
+
+void ept_free_clone(struct ept *clone, const struct ept *base, void (*free_page)(void *))
+{
+    if (clone->pml4)
+        free_diff(clone->pml4, base->pml4, 4, free_page);
+    clone->pml4 = NULL;
+    clone->eptp = 0;
+    clone->pages_used = 0;
 }

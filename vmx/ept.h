@@ -16,7 +16,7 @@
 #define VMX_EPT_H
 #include <stdbool.h>
 #include <stdint.h>
-#include "../hv/handoff.h"
+#include "../lib/mem_range.h"
 #include "mtrr.h"
 
 /* EPT paging-structure entry bits (29.3.2, tables 29-1..29-6). */
@@ -119,6 +119,25 @@ uint64_t *ept_walk(const struct ept *e, uint64_t gpa, int *level);
  * INVEPT (single-context, this EPTP) before the guest runs again, on every
  * CPU using this EPT, or stale translations may survive. */
 uint64_t *ept_hidden_leaf(const struct ept *e, uint64_t gpa);
+
+/* The limit to pass ept_build_identity() for a map of every physical address:
+ * 2^min(MAXPHYADDR, 48) (a 4-level walk translates 48 bits; 36 if phys_bits is 0), halved
+ * while the tables above the memory map would take more than max_pages pages (1 GiB
+ * leaves: one PDPT per 512 GiB; 2 MiB leaves: one PD per GiB), never below 4 GiB. */
+uint64_t ept_full_limit(unsigned phys_bits, bool use_1g, uint64_t max_pages);
+
+/*
+ * A per-CPU copy of base for hv's dropped writes: *clone gets its own PML4 and its own
+ * copy of every table on the path to a hidden range (PDPT, PD, the PTs of hidden pages);
+ * every other table is base's, shared (base must not change afterwards). So
+ * ept_hidden_leaf(clone, gpa) is the clone's own leaf: retargeting it changes no other
+ * CPU's view, and INVEPT on the CPU that uses the clone suffices. A few pages per clone
+ * (pages_used: those of the clone only). 0, or -1 (allocation failure, base not built):
+ * then the partial copy is still reachable for ept_free_clone() and clone->eptp is 0.
+ */
+int ept_clone_hidden(struct ept *clone, const struct ept *base, void *(*alloc_page)(void));
+/* Returns the clone's own pages (not base's) to free_page (tests). */
+void ept_free_clone(struct ept *clone, const struct ept *base, void (*free_page)(void *));
 
 /* Returns every table page to free_page (tests; hv never frees EPT01). */
 void ept_free(struct ept *e, void (*free_page)(void *));

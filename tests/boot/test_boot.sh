@@ -51,6 +51,9 @@ for m in bochs1 bochs2; do
     expect "$m" "$d" '^payload: cpu0: hypercall version 0x200' "VMCALL version hypercall"
     expect "$m" "$d" '^payload: hv memory write: before 0x0 after 0x0 dropped' "write into hv's memory dropped, reads zero"
     expect "$m" "$d" "^hv: WARN: cpu0: guest wrote to hv's memory" "first write attempt logged"
+    expect "$m" "$d" '^payload: hv memory writes \(bsp\): .*: reads zeros, [1-9][0-9]* dropped, self-check 0x0$' \
+        "1/2/4/8-byte, page-straddling, REP STOSB/MOVSB writes into hv's memory dropped and counted; hv's memory intact"
+    expect_not "$m" "$d" "^hv: WARN: .*step restarted" "no instruction wrote more pages of hv's than a step holds"
     expect "$m" "$d" '^hv: stats: exit statistics \(hypercall\)' "statistics on hypercall"
     expect "$m" "$d" '^hv: stats: exit statistics \(guest power-off\)' "statistics at power-off"
     expect "$m" "$d" '^hv: stats: cpu0: [0-9]+ exits, [0-9]+ VMREADs' "per-vCPU counts"
@@ -58,6 +61,7 @@ for m in bochs1 bochs2; do
         "a hardware watchpoint survives 1100 exits: DR7 kept, #DB once"
 done
 echo "boot test bochs1 (nested=off):"
+expect bochs1 "$T/bochs1" '^payload: hv memory writes \(2 cpus at once\): skipped \(no AP' "1 CPU: no second writer"
 expect bochs1 "$T/bochs1" '^payload: cpu0: vmx bit clear' "VMX hidden from the guest"
 expect bochs1 "$T/bochs1" '^payload: cpu0: feature_control 0x1$' "IA32_FEATURE_CONTROL: locked, VMXON disabled"
 echo "boot test bochs2 (nested on, the default):"
@@ -69,6 +73,9 @@ expect bochs2 "$T/bochs2" '^hv: cpu1: SIPI vector 0x[0-9a-f]+' "AP woken by INIT
 expect bochs2 "$T/bochs2" '^payload: cpu1: signature hvhvhvhvhvhv' "payload on the AP sees hv"
 expect bochs2 "$T/bochs2" '^payload: cpu1: feature_control 0x5$' "IA32_FEATURE_CONTROL on the AP"
 expect bochs2 "$T/bochs2" '^hv: stats: cpu1: [0-9]+ exits' "AP statistics"
+expect bochs2 "$T/bochs2" '^payload: hv memory writes \(2 cpus at once\): reads zeros, [1-9][0-9]* dropped, self-check bsp 0x0 ap 0x0 now 0x0$' \
+    "both CPUs writing the same pages of hv's at once: dropped, counted, hv's memory intact on each"
+expect bochs2 "$T/bochs2" "^hv: stats: cpu1:   [1-9][0-9]* writes to hv's memory dropped" "the AP's dropped writes counted"
 echo "boot test fatal (2 CPUs, test_hooks=on, the payload asks for a fatal error):"
 d=$T/fatal
 cat "$d/run.out"

@@ -525,7 +525,11 @@ l2_seed_hlt:
     ud2
 ; EPT scenarios (s_ept.c): L1 sets RBX/RCX before the entry; an EPT violation exits at the
 ; access, and after L1's fix the VMRESUME re-executes it.
-global l2_ept_read, l2_ept_rd2, l2_ept_rw, l2_ept_call
+global l2_ept_read, l2_ept_rd2, l2_ept_rw, l2_ept_call, l2_rep_stos
+l2_rep_stos:                         ; RCX bytes of AL at RDI (REP STOSB)
+    rep stosb
+    vmcall
+    ud2
 l2_ept_read:                         ; RAX = [RBX]
     mov rax, [rbx]
     vmcall

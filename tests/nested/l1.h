@@ -50,7 +50,7 @@ extern char vmx_exit_landing[];
 extern char l2_vmcall[], l2_cpuid[], l2_hlt[], l2_out80[], l2_io2[], l2_msr[], l2_cr0[], l2_cr3[],
     l2_cr4[], l2_cr8[], l2_exc[], l2_sti[], l2_iret[], l2_iret_after[], l2_spin[], l2_nops[], l2_rdtsc[],
     l2_invlpg[], l2_pause[], l2_movdr[], l2_vmxinsn[], l2_kgs[], l2_seed[], l2_seed_hlt[], l2_bench[], l2_bench_tsc[],
-    l2_ept_read[], l2_ept_rd2[], l2_ept_rw[], l2_ept_call[];
+    l2_ept_read[], l2_ept_rd2[], l2_ept_rw[], l2_ept_call[], l2_rep_stos[];
 #define L2_ISR_MARK 0x15cull /* r15 of an L2 exception/interrupt stub's VMCALL */
 
 /* ---- VMX instructions (vmx.c), with faults turned into ST_EXC ---- */
@@ -150,6 +150,14 @@ void s_seed(void);      /* 7 */
 void s_switch(void);    /* 8 */
 void s_ept(void);       /* 9: EPT and unrestricted guest (s_ept.c), last */
 void ept_alloc(void);   /* s_ept.c's memory, allocated before the scenarios if EPT is offered */
+/* For s_hidden.c: a VMCS for L2 on a fresh EPT12 with what L2 needs mapped (FALSE if not
+ * offered or out of room), and one more 4 KiB EPT12 page, RWX. */
+BOOLEAN ept_setup_l2(const char *tag, const char *script);
+BOOLEAN ept_map_rwx(u64 l2pa, u64 l1pa);
+void hidden_find(void); /* s_hidden.c: under hv, find its region (boot services: before the scenarios) */
+void s_hidden(void);    /* 10, hv only, "l1hv: " lines: L2's writes to hv's memory are dropped */
+/* "l1hv: " lines: under hv only, not compared with the bare run (run-diff.sh checks them). */
+void outhv(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- bench mode (bench.c; asm.asm bench_rt/bench_handler): load options contain "bench" ---- */
 void s_bench(void); /* does its own VMXON; prints "l1: bench: ..." lines */

@@ -11,6 +11,14 @@ void out(const char *fmt, ...)
     __builtin_va_end(ap);
 }
 
+void outhv(const char *fmt, ...)
+{
+    __builtin_va_list ap;
+    __builtin_va_start(ap, fmt);
+    bline("l1hv: ", fmt, ap);
+    __builtin_va_end(ap);
+}
+
 static const char *exc_name(unsigned v)
 {
     static const char *n[] = {"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "#CSO",

@@ -78,6 +78,20 @@ else
     FAIL=$((FAIL + 1))
     echo "FAIL the 2-CPU hv run differs from the 1-CPU one:"; diff "$N/hv.txt" "$N/hv2.txt" | head -10
 fi
+# Scenario 10 (s_hidden.c), under hv only: L2's writes into hv's memory through EPT01 and
+# EPT02 are dropped and counted, L2 and L1 read zeros, hv's self-check is clean.
+for r in hv hv2; do
+    for w in "EPT01, 8-byte store|0x0" "EPT01, rep stosb|0xab" "EPT02, 8-byte store|0x0" "EPT02, rep stosb|0xab"; do
+        re="^l1hv: hidden: L2 on ${w%%|*} across two pages: L2 reached its VMCALL, L2 read ${w#*|}, hv's region reads zeros, [1-9][0-9]* dropped, self-check 0x0\$"
+        if tr -d '\r' <"$N/$r/serial.log" | grep -qaE "$re"; then
+            PASS=$((PASS + 1))
+        else
+            FAIL=$((FAIL + 1))
+            echo "FAIL $r: L2 on ${w%%|*}: no line matching /$re/ in $N/$r/serial.log"
+            tr -d '\r' <"$N/$r/serial.log" | grep -a "^l1hv: hidden: L2 on ${w%%|*}" | head -2
+        fi
+    done
+done
 echo "nested-diff: $((PASS + SEC_PASS)) passed, $((FAIL + SEC_FAIL)) failed" \
     "(EPT section: $SEC_PASS passed, $SEC_FAIL failed)"
 [ $((FAIL + SEC_FAIL)) -eq 0 ]

@@ -225,6 +225,13 @@ static BOOLEAN to_vmcall(const char *tag)
     return is(R_VMCALL);
 }
 
+BOOLEAN ept_setup_l2(const char *tag, const char *script)
+{
+    return ept_offered() && pool && setup(tag, script);
+}
+
+BOOLEAN ept_map_rwx(u64 l2pa, u64 l1pa) { return map(l2pa, l1pa, EPT_RWX); }
+
 /* 1: EPT12 maps what L2 needs one to one: CPUID exits as without EPT. */
 static void t_identity(void)
 {

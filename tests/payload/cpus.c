@@ -31,6 +31,49 @@ UINT64 hv_vmcall(UINT64 fn)
     return a;
 }
 
+/* The same with RBX's result too (HV_HC_HIDDEN_WRITES). */
+UINT64 hv_vmcall_rbx(UINT64 fn, UINT64 *rbx)
+{
+    UINT64 a = fn, b = 0, c = 0, d = 0;
+    __asm__ volatile("vmcall" : "+a"(a), "+b"(b), "+c"(c), "+d"(d) : : "memory");
+    *rbx = b;
+    return a;
+}
+
+/* fn(ap_arg) on the first enabled AP while fn(bsp_arg) runs on the BSP: StartupThisAP
+ * with an event returns at once; then up to 20 s for the AP. FALSE if there is no AP
+ * or it did not finish. */
+BOOLEAN run_on_ap_and_bsp(VOID (EFIAPI *fn)(VOID *), VOID *ap_arg, VOID *bsp_arg)
+{
+    MP_SERVICES *mp = NULL;
+    UINTN total = 1, enabled = 1, bsp = 0, ap = 0;
+    EFI_EVENT ev = NULL;
+    if (EFI_ERROR(uefi_call_wrapper(BS->LocateProtocol, 3, &mp_guid, NULL, (void **)&mp)) ||
+        EFI_ERROR(mp->GetNumberOfProcessors(mp, &total, &enabled)) || EFI_ERROR(mp->WhoAmI(mp, &bsp)))
+        return FALSE;
+    for (UINTN n = 0; n < total && !ap; n++) {
+        MP_PROCESSOR_INFO info;
+        SetMem(&info, sizeof(info), 0);
+        if (n != bsp && !EFI_ERROR(mp->GetProcessorInfo(mp, n, &info)) && (info.StatusFlag & MP_STATUS_ENABLED))
+            ap = n;
+    }
+    if (!ap || EFI_ERROR(uefi_call_wrapper(BS->CreateEvent, 5, 0, 0, NULL, NULL, &ev)))
+        return FALSE;
+    if (EFI_ERROR(mp->StartupThisAP(mp, fn, ap, ev, 20000000, ap_arg, NULL))) {
+        uefi_call_wrapper(BS->CloseEvent, 1, ev);
+        return FALSE;
+    }
+    fn(bsp_arg);
+    EFI_STATUS st = EFI_NOT_READY;
+    for (int i = 0; i < 20000 && st == EFI_NOT_READY; i++) {
+        st = uefi_call_wrapper(BS->CheckEvent, 1, ev);
+        if (st == EFI_NOT_READY)
+            uefi_call_wrapper(BS->Stall, 1, 1000);
+    }
+    uefi_call_wrapper(BS->CloseEvent, 1, ev);
+    return st == EFI_SUCCESS;
+}
+
 /* Runs on any CPU: no UEFI services, no output, no allocation. */
 static VOID EFIAPI probe(VOID *arg)
 {

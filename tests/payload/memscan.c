@@ -4,6 +4,7 @@
  * and check that a write into it does not reach hv.
  */
 #include "payload.h"
+#include "../../hv/hypercall.h"
 
 /*
  * The canary, XOR-encoded in two parts so this image never holds it in plain form
@@ -145,6 +146,72 @@ static void write_test(EFI_MEMORY_DESCRIPTOR *r)
         (unsigned long long)after, visible ? "VISIBLE" : "dropped");
 }
 
+/*
+ * Every kind of write into hv's region (hv/exit_ept.c drops them all): 1/2/4/8-byte stores,
+ * an 8-byte store straddling two of hv's pages, REP STOSB and REP MOVSB across a page
+ * boundary of hv's. Runs on any CPU (no UEFI services), `rounds` times.
+ */
+struct burst {
+    UINT64 b;       /* a page boundary inside hv's region, with a page of hv's on both sides */
+    UINTN rounds;
+    UINT64 check;   /* HV_HC_HIDDEN_WRITES's self-check (RBX) on this CPU afterwards */
+    BOOLEAN done;
+};
+
+static VOID EFIAPI write_burst(VOID *arg)
+{
+    struct burst *w = arg;
+    static const UINT8 src[48] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17};
+    for (UINTN r = 0; r < w->rounds; r++) {
+        UINT64 b = w->b;
+        *(volatile UINT8 *)(b + 0x10) = 0x5a;
+        *(volatile UINT16 *)(b + 0x20) = 0x5a5a;
+        *(volatile UINT32 *)(b + 0x40) = 0x5a5a5a5a;
+        *(volatile UINT64 *)(b + 0x80) = 0x5a5a5a5a5a5a5a5aull;
+        *(volatile UINT64 *)(b - 4) = 0x1122334455667788ull; /* 4 bytes on each page */
+        UINT64 d = b - 24, n = 48;
+        __asm__ volatile("rep stosb" : "+D"(d), "+c"(n) : "a"(0xab) : "memory");
+        UINT64 s = (UINT64)(UINTN)src;
+        d = b + 4096 - 20, n = 40; /* into the next page of hv's */
+        __asm__ volatile("rep movsb" : "+D"(d), "+S"(s), "+c"(n) : : "memory");
+    }
+    hv_vmcall_rbx(HV_HC_HIDDEN_WRITES, &w->check);
+    __asm__ volatile("" ::: "memory");
+    w->done = TRUE;
+}
+
+/* [b - 4096, b + 8192): every byte still reads zero. */
+static BOOLEAN reads_zero(UINT64 b)
+{
+    for (UINT64 a = b - 4096; a < b + 8192; a += 8)
+        if (*(volatile UINT64 *)a)
+            return FALSE;
+    return TRUE;
+}
+
+static void write_kinds_test(EFI_MEMORY_DESCRIPTOR *r)
+{
+    UINT64 b = r->PhysicalStart + (r->NumberOfPages / 2) * 4096 + 8 * 4096, chk;
+    UINT64 n0 = hv_vmcall_rbx(HV_HC_HIDDEN_WRITES, &chk);
+    struct burst w = {b, 1, ~0ull, FALSE};
+    write_burst(&w);
+    UINT64 n1 = hv_vmcall_rbx(HV_HC_HIDDEN_WRITES, &chk);
+    out("hv memory writes (bsp): 1/2/4/8-byte, 8-byte across pages, rep stosb, rep movsb: %s, %llu dropped, "
+        "self-check 0x%llx",
+        reads_zero(b) ? "reads zeros" : "CHANGED", (unsigned long long)(n1 - n0), (unsigned long long)chk);
+
+    /* The same pages from two CPUs at once, many times over. */
+    struct burst ap = {b, 200, ~0ull, FALSE}, bsp = {b, 200, ~0ull, FALSE};
+    if (!run_on_ap_and_bsp(write_burst, &ap, &bsp)) {
+        out("hv memory writes (2 cpus at once): skipped (no AP, or it did not finish: %s)", ap.done ? "done" : "not done");
+        return;
+    }
+    UINT64 n2 = hv_vmcall_rbx(HV_HC_HIDDEN_WRITES, &chk);
+    out("hv memory writes (2 cpus at once): %s, %llu dropped, self-check bsp 0x%llx ap 0x%llx now 0x%llx",
+        reads_zero(b) ? "reads zeros" : "CHANGED", (unsigned long long)(n2 - n1), (unsigned long long)bsp.check,
+        (unsigned long long)ap.check, (unsigned long long)chk);
+}
+
 void check_memory(BOOLEAN hv_present)
 {
     UINTN n = 0, mapkey, dsz = 0;
@@ -166,7 +233,9 @@ void check_memory(BOOLEAN hv_present)
         out("hv memory write: skipped (no hv)");
     else if (!r)
         out("hv memory write: skipped (no region)");
-    else
+    else {
         write_test(r);
+        write_kinds_test(r);
+    }
     FreePool(map);
 }

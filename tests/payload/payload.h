@@ -25,6 +25,11 @@ BOOLEAN check_cpus(void);
 /* hv present on this CPU: VMCALL is safe. */
 UINT64 hv_vmcall(UINT64 fn);
 
+/* The same, also returning RBX (HV_HC_HIDDEN_WRITES). */
+UINT64 hv_vmcall_rbx(UINT64 fn, UINT64 *rbx);
+/* fn(ap_arg) on one AP while fn(bsp_arg) runs on the BSP; FALSE if no AP (or it timed out). */
+BOOLEAN run_on_ap_and_bsp(VOID (EFIAPI *fn)(VOID *), VOID *ap_arg, VOID *bsp_arg);
+
 /* bench.c: CPUID path length ("bench" in the load options) */
 void bench(BOOLEAN hv_present);
 

@@ -2,7 +2,8 @@
  * The harness shared by the exit-handler host tests (test_exits.c, test_exit_cr_init.c):
  * stubs for what cannot run on the host (platform_reset longjmps back to the test, MSR and
  * XSETBV accessors are table-driven fakes, the EPT/MTF/I/O handlers and nested/ only count
- * their calls) and a vCPU that has just taken a VM exit on the fake VMCS.
+ * their calls) and a vCPU that has just taken a VM exit on the fake VMCS. The stubs of
+ * hv/exit_ept.c are weak: test_exit_ept links the real file.
  */
 #include "exits_harness.h"
 #include <stdio.h>
@@ -60,14 +61,27 @@ enum ept12_status ept12_walk(const struct ept02 *e, uint64_t l2_gpa, struct ept1
 }
 
 int ept_calls, mtf_calls, io_calls;
-void handle_ept_violation(struct vcpu *v) { ept_calls++; }
-void handle_mtf(struct vcpu *v) { mtf_calls++; }
+__attribute__((weak)) void handle_ept_violation(struct vcpu *v) { ept_calls++; }
+__attribute__((weak)) void handle_mtf(struct vcpu *v) { mtf_calls++; }
+__attribute__((weak)) bool hidden_step_exit(struct vcpu *v, uint32_t basic) { return false; }
+__attribute__((weak)) bool hidden_step_end(struct vcpu *v) { return false; }
+__attribute__((weak)) uint64_t hidden_writes_total(void) { return 0; }
+__attribute__((weak)) uint64_t hidden_self_check(struct vcpu *v) { return 0; }
 void handle_io(struct vcpu *v) { io_calls++; }
 /* nested/ is tested on its own (test_vmcs12, test_nested_checks); here it is stubbed. */
 int vmx_insn_calls, l2_exit_calls;
 bool l2_exit_result = true;
+bool l2_exit_saw_step; /* hv's step over a dropped write was still on when the exit went to nested/ */
 void nested_handle_vmx_insn(struct nested_vcpu *nv, uint32_t reason) { vmx_insn_calls++; }
-bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason) { l2_exit_calls++; return l2_exit_result; }
+bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason)
+{
+    l2_exit_calls++;
+    l2_exit_saw_step |= v.step.active;
+    /* As nested/vmexit.c: an EPT violation on EPT01 (no L1 EPT) is hv's. */
+    if ((reason & 0xffff) == EXIT_REASON_EPT_VIOLATION && !v.nested.ept12)
+        return false;
+    return l2_exit_result;
+}
 int reflect_nmi_calls;
 void nested_reflect_nmi(struct nested_vcpu *nv) { reflect_nmi_calls++; v.nested.guest_mode = false; }
 int reflect_exception_calls;
@@ -170,6 +184,7 @@ void setup(uint32_t reason)
     reset_calls = dump_calls = halt_calls = stop_others_calls = 0;
     reset_why = NULL;
     ept_calls = mtf_calls = io_calls = 0;
+    l2_exit_saw_step = false;
     xsetbv_fails = false;
     xsetbv_calls = 0;
     xsetbv_xcr = 0;

@@ -398,6 +398,140 @@ static void test_hidden_page(void)
     CHECK(nlive == 0, "%u pages leaked", nlive);
 }
 
+/* ---- EPT01 over the whole physical-address width (a 64-bit BAR placed high) ---- */
+
+/* A server-like layout: default UC, RAM WB below 8 GiB, MAXPHYADDR bits. */
+static void mtrrs_high(struct mtrr_state *s, unsigned bits)
+{
+    memset(s, 0, sizeof(*s));
+    s->enabled = true;
+    s->def_type = MT_UC;
+    s->phys_bits = (uint8_t)bits;
+    uint64_t pm = (1ull << bits) - 1;
+    s->nvar = 2;
+    s->var[0].base = 0 | MT_WB;
+    s->var[0].mask = (~(4 * GiB - 1) & pm) | MTRR_PHYSMASK_VALID;
+    s->var[1].base = 4 * GiB | MT_WB;
+    s->var[1].mask = (~(4 * GiB - 1) & pm) | MTRR_PHYSMASK_VALID;
+}
+
+static void test_full_width(void)
+{
+    CHECK(ept_full_limit(46, true, 128) == 1ull << 46, "46 bits, 1G: %#llx", (unsigned long long)ept_full_limit(46, true, 128));
+    CHECK(ept_full_limit(40, true, 2) == 1ull << 40, "40 bits (Bochs): 1 TiB");
+    CHECK(ept_full_limit(52, true, 512) == 1ull << 48, "52 bits: what a 4-level walk reaches, 2^48");
+    CHECK(ept_full_limit(0, true, 1) == 1ull << 36, "no CPUID leaf: 36 bits");
+    CHECK(ept_full_limit(46, true, 32) == 1ull << 44, "page budget halves the width: %#llx",
+          (unsigned long long)ept_full_limit(46, true, 32));
+    CHECK(ept_full_limit(46, false, 64) == 64 * GiB, "2M leaves: one PD per GiB");
+    CHECK(ept_full_limit(46, false, 0) == 4 * GiB, "never below 4 GiB");
+
+    struct mtrr_state s;
+    mtrrs_high(&s, 46);
+    static const struct hv_mem_range m[] = {
+        { 0, 0x7000000, HV_MEM_RAM, 0 },
+        { 0x7000000, 8 * MiB, HV_MEM_HV, 0 },
+        { 0x7800000, 0x78800000, HV_MEM_RAM, 0 },
+        { 4 * GiB, 4 * GiB, HV_MEM_RAM, 0 },
+    };
+    struct ept e = { .hidden_page = HIDDEN_PAGE };
+    alloc_reset(-1);
+    int rc = ept_build_identity(&e, m, 4, ept_full_limit(46, true, 128), &s, true, alloc_page);
+    CHECK(rc == 0 && e.limit == 1ull << 46, "build to 2^46: rc %d limit %#llx", rc, (unsigned long long)e.limit);
+    uint64_t bar = (1ull << 45) + 0x1234000; /* a 64-bit BAR the firmware placed high */
+    int level = 0;
+    uint64_t *p = ept_walk(&e, bar, &level);
+    CHECK(p && level == 3 && (*p & EPT_RWX) == EPT_RWX && (*p & EPT_ADDR_MASK) == (bar & ~(GiB - 1)) &&
+              ((*p & EPT_MT_MASK) >> EPT_MT_SHIFT) == MT_UC,
+          "high BAR: identity, 1G, UC (level %d, entry %#llx)", level, p ? (unsigned long long)*p : 0ull);
+    p = ept_walk(&e, (1ull << 46) - 4096, &level);
+    CHECK(p && (*p & EPT_RWX) == EPT_RWX && level == 3, "last GiB below 2^46 mapped");
+    CHECK(type_of(&e, 6 * GiB) == MT_WB && type_of(&e, 9 * GiB) == MT_UC, "MTRR types: RAM WB, above it UC");
+    p = ept_walk(&e, 1ull << 46, &level);
+    CHECK(p && !(*p & EPT_RWX), "nothing at 2^46");
+    /* PML4, 128 PDPTs, the low 4 GiB's PDs and PTs (hv's 8 MiB: 4 PTs). */
+    CHECK(e.pages_used <= 1 + 128 + 4 + 8, "%llu table pages for 64 TiB", (unsigned long long)e.pages_used);
+    ept_free(&e, free_page);
+
+    /* MAXPHYADDR 52: 2^48 (512 PDPTs). */
+    mtrrs_high(&s, 52);
+    e.hidden_page = HIDDEN_PAGE;
+    CHECK(ept_build_identity(&e, m, 4, ept_full_limit(52, true, 512), &s, true, alloc_page) == 0 &&
+              e.limit == EPT_MAX_LIMIT,
+          "build to 2^48: limit %#llx", (unsigned long long)e.limit);
+    CHECK(level_of(&e, EPT_MAX_LIMIT - GiB) == 3 && e.pages_used <= 1 + 512 + 4 + 8, "%llu table pages for 256 TiB",
+          (unsigned long long)e.pages_used);
+    ept_free(&e, free_page);
+    CHECK(nlive == 0, "%u pages leaked", nlive);
+}
+
+/* ---- per-CPU clones: their own path to hv's pages, everything else shared ---- */
+
+static void test_clone(void)
+{
+    struct mtrr_state s;
+    mtrrs(&s, true);
+    alloc_reset(-1);
+    struct ept base = { .hidden_page = HIDDEN_PAGE }, c0, c1;
+    CHECK(ept_build_identity(&base, map, NMAP, 0, &s, true, alloc_page) == 0, "clone: base");
+    unsigned before = nlive;
+    CHECK(ept_clone_hidden(&c0, &base, alloc_page) == 0 && ept_clone_hidden(&c1, &base, alloc_page) == 0, "two clones");
+    /* hv's 8 MiB (4 PTs) and the unaligned range (1 PT) share one PD: PML4 + PDPT + PD + 5 PT. */
+    CHECK(c0.pages_used == 8 && c1.pages_used == 8 && nlive == before + 16, "clone pages %llu, %llu",
+          (unsigned long long)c0.pages_used, (unsigned long long)c1.pages_used);
+    CHECK(c0.eptp == ept_make_eptp((uintptr_t)c0.pml4, false) && c0.eptp != base.eptp && c1.eptp != c0.eptp,
+          "own EPTPs");
+    CHECK(c0.limit == base.limit && c0.nhidden == base.nhidden && c0.hidden_page == base.hidden_page, "same map");
+    /* Every page translates exactly as in base. */
+    unsigned bad = 0;
+    for (uint64_t gpa = 0; gpa < base.limit; gpa += 4096) {
+        int lb = 0, lc = 0;
+        uint64_t *pb = ept_walk(&base, gpa, &lb), *pc = ept_walk(&c0, gpa, &lc);
+        if (!pb || !pc || lb != lc || *pb != *pc)
+            bad++;
+    }
+    CHECK(bad == 0, "%u pages differ between base and clone", bad);
+    /* Hidden leaves are per clone; other tables are shared. */
+    uint64_t *lb = ept_hidden_leaf(&base, 0x7123000), *l0 = ept_hidden_leaf(&c0, 0x7123000),
+             *l1 = ept_hidden_leaf(&c1, 0x7123000);
+    CHECK(lb && l0 && l1 && lb != l0 && l0 != l1 && lb != l1, "three distinct hidden leaves");
+    CHECK(ept_hidden_leaf(&c0, 0x9001000) && ept_hidden_leaf(&c0, 0x9001000) != ept_hidden_leaf(&base, 0x9001000),
+          "unaligned range's leaf cloned too");
+    int level;
+    CHECK(ept_walk(&c0, 0x1000, &level) == ept_walk(&base, 0x1000, &level) && level == 1,
+          "the first 2M's PT (fixed MTRRs, no hv page) is shared");
+    CHECK(ept_walk(&c0, 0x200000, NULL) != ept_walk(&base, 0x200000, NULL), "the PD holding hv's pages is copied");
+    CHECK(ept_walk(&c0, 1 * GiB, &level) != ept_walk(&base, 1 * GiB, NULL) && level == 3, "the PDPT is copied");
+    CHECK(ept_walk(&c0, 5 * GiB + 4 * MiB, &level) == ept_walk(&base, 5 * GiB + 4 * MiB, NULL) && level == 2,
+          "the PD of another GiB is shared");
+    *l0 = 0x12345000 | EPT_HIDDEN_LEAF | EPT_W;
+    CHECK(*lb == (HIDDEN_PAGE | EPT_HIDDEN_LEAF) && *l1 == (HIDDEN_PAGE | EPT_HIDDEN_LEAF),
+          "retargeting cpu0's leaf leaves base and cpu1 read-only");
+    *l0 = HIDDEN_PAGE | EPT_HIDDEN_LEAF;
+    ept_free_clone(&c1, &base, free_page);
+    CHECK(nlive == before + 8 && c1.pml4 == NULL && c1.eptp == 0, "freeing one clone frees its 8 pages only");
+    CHECK(*ept_walk(&c0, 0x7000000, NULL) == (HIDDEN_PAGE | EPT_HIDDEN_LEAF), "other clone intact");
+    ept_free_clone(&c0, &base, free_page);
+    CHECK(nlive == before, "clones freed");
+
+    /* Allocation failure at every step: -1, eptp 0, nothing leaked, base untouched. */
+    unsigned wrong = 0;
+    for (long n = 0; n < 8; n++) {
+        alloc_reset(n);
+        if (ept_clone_hidden(&c0, &base, alloc_page) != -1 || c0.eptp != 0 || c0.pages_used != (uint64_t)n)
+            wrong++;
+        ept_free_clone(&c0, &base, free_page);
+        if (nlive != before)
+            wrong++;
+    }
+    CHECK(wrong == 0, "%u of 8 failing clones misbehaved", wrong);
+    alloc_reset(-1);
+    struct ept none = { 0 };
+    CHECK(ept_clone_hidden(&c0, &none, alloc_page) == -1, "clone of nothing");
+    ept_free(&base, free_page);
+    CHECK(nlive == 0, "%u pages leaked", nlive);
+}
+
 int main(void)
 {
     test_build_1g();
@@ -406,5 +540,7 @@ int main(void)
     test_alloc_failure();
     test_limits_and_hidden();
     test_hidden_page();
+    test_full_width();
+    test_clone();
     return test_summary();
 }

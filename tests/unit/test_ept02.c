@@ -295,12 +295,14 @@ static void test_hidden(void)
     map12(0x4000, hidden_pa, 1, EPT_R | EPT_W | WB_LEAF, 0);
     CHECK(fault(0x4000, 2, &f) == EPT02_HIDDEN_WRITE && ept02_step_begin(e02, f.leaf) == 1,
           "second page of the same write: slot 1");
+    for (int i = 2; i < EPT02_STEPS; i++) /* a string instruction's or XSAVE's further pages */
+        CHECK(ept02_step_begin(e02, (uint64_t *)e02->pages[0] + 100 + i) == i, "page %d: slot %d", i, i);
     CHECK(ept02_step_begin(e02, (uint64_t *)e02->pages[0] + 7) == -1, "slots full");
     e02->flush = false;
     ept02_step_end(e02);
     CHECK(*leaf == ro && !(*f.leaf & EPT_W) && e02->flush && !ept02_step_pending(e02), "read-only again");
     CHECK(e02->scratch[0][8] == 0, "scratch wiped");
-    CHECK(e02->hidden_writes == 2, "hidden writes %llu", ULL(e02->hidden_writes));
+    CHECK(e02->hidden_writes == EPT02_STEPS, "hidden writes %llu", ULL(e02->hidden_writes));
     /* R-only in EPT12: a write is L1's violation, not a dropped write. */
     map12(0x7000, hidden_pa, 1, EPT_R | WB_LEAF, 0);
     CHECK(fault(0x7000, 2, &f) == EPT02_VIOLATION && f.qual12 == (2 | 1 << 3), "hidden, EPT12 R-only");
