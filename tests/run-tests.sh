@@ -28,6 +28,7 @@ UNIT_TESTS=(
 NESTED_SRCS="nested/insn.c nested/gva.c nested/vmenter.c nested/vmexit.c nested/shadow.c nested/checks.c nested/caps.c nested/vmcs12.c nested/ept02.c nested/ept02_exit.c regcache/regcache.c tests/unit/fake_vmcs.c tests/unit/vmcs12_samples.c tests/unit/nested_harness.c"
 UNIT_TESTS+=(
     "test_nested_insn: $NESTED_SRCS"
+    "test_nested_gva: $NESTED_SRCS"
 )
 UNIT_TESTS+=("${EXTRA_UNIT_TESTS[@]}")
 
