@@ -1,5 +1,6 @@
-/* L1's memory operands: linear → guest-physical through L1's own paging structures,
- * and copies to/from L1 memory. A walk that fails raises the #PF L1 would get. */
+/* L1's memory operands: linear → guest-physical through L1's own paging structures (SDM
+ * Vol. 3A ch. 4), and copies to/from L1 memory. A walk that fails raises the #PF L1 would
+ * get. L1 runs at CPL 0: its accesses are supervisor-mode data accesses. */
 #include <string.h>
 #include "../lib/x86.h"
 #include "../vmx/vmcs.h"
@@ -8,65 +9,84 @@
 #define PTE_P (1ull << 0)
 #define PTE_W (1ull << 1)
 #define PTE_PS (1ull << 7)
+#define PTE_XD (1ull << 63)
 #define PTE_ADDR 0x000ffffffffff000ull
 #define PF_P (1u << 0)
 #define PF_W (1u << 1)
+#define PF_RSVD (1u << 3)
+#define CR4_PSE (1ull << 4)
+#define EFER_NXE (1ull << 11)
 
 /* Reads of memory L1 cannot see (hv's own, not RAM) give zeros, as EPT01 shows them. */
-static uint64_t read_pte(uint64_t gpa)
+static uint64_t read_pte(uint64_t gpa, unsigned size)
 {
-    if (!hv_gpa_is_ram(gpa, 8))
+    if (!hv_gpa_is_ram(gpa, size))
         return 0;
+    if (size == 4)
+        return *(volatile const uint32_t *)(uintptr_t)gpa;
     return *(volatile const uint64_t *)(uintptr_t)gpa;
 }
 
-int gva_to_gpa(struct nested_vcpu *nv, uint64_t gva, bool write, uint64_t *gpa, uint32_t *pferr)
+/* A walk ends at a not-present entry (#PF with P = 0, whatever the entries above allowed)
+ * or at a present one with a reserved bit set (P = 1, RSVD = 1) (4.7); *rights collects the
+ * R/W flags of the entries used, checked once the walk has a translation. */
+
+/* 32-bit paging (4.3): 4-byte entries; a 4 MiB page with CR4.PSE, whose PDE bits (M-20):13
+ * are address bits (M-1):32 and bits 21:(M-19) reserved, M = MIN(MAXPHYADDR, 40) (Table 4-4). */
+static int walk32(const struct nested_vcpu *nv, uint64_t cr3, uint64_t cr4, uint64_t gva, uint64_t *rights,
+                  uint64_t *gpa, uint32_t *err)
 {
-    uint64_t cr0 = vmcs_read(GUEST_CR0), cr4 = vmcs_read(GUEST_CR4), efer = vmcs_read(GUEST_IA32_EFER);
-    uint64_t cr3 = reg_read(nv->rc, HV_REG_CR3);
-    *pferr = write ? PF_W : 0;
-    if (!(cr0 & CR0_PG)) {
-        *gpa = gva & 0xffffffffull;
+    uint64_t pde = read_pte((cr3 & 0xfffff000ull) + ((gva >> 22) & 1023) * 4, 4);
+    if (!(pde & PTE_P))
+        return -1;
+    if ((pde & PTE_PS) && (cr4 & CR4_PSE)) {
+        unsigned hi = (nv->phys_bits < 40 ? nv->phys_bits : 40) - 32;
+        if (pde & (((1ull << 22) - 1) & ~((1ull << (13 + hi)) - 1)))
+            return *err |= PF_P | PF_RSVD, -1;
+        *rights &= pde;
+        *gpa = (pde & 0xffc00000ull) | ((pde >> 13) & ((1ull << hi) - 1)) << 32 | (gva & 0x3fffff);
         return 0;
     }
-    uint64_t e, table;
+    uint64_t pte = read_pte((pde & 0xfffff000ull) + ((gva >> 12) & 1023) * 4, 4);
+    if (!(pte & PTE_P))
+        return -1;
+    *rights &= pde & pte;
+    *gpa = (pte & 0xfffff000ull) | (gva & 0xfff);
+    return 0;
+}
+
+/* 4-level (4.5) and PAE (4.4) paging: 8-byte entries. Reserved: address bits 51:MAXPHYADDR,
+ * XD without EFER.NXE, PS in a PML4E, bits 29:13 / 20:13 of a 1 GiB / 2 MiB page; PAE
+ * entries also bits 62:52. */
+static int walk64(const struct nested_vcpu *nv, uint64_t cr3, uint64_t efer, uint64_t gva, uint64_t *rights,
+                  uint64_t *gpa, uint32_t *err)
+{
+    bool lma = efer & EFER_LMA;
+    uint64_t rsvd = (PTE_ADDR & ~((1ull << nv->phys_bits) - 1)) | ((efer & EFER_NXE) ? 0 : PTE_XD) |
+                    (lma ? 0 : 0x7ff0000000000000ull);
+    uint64_t table;
     int level;
-    if (efer & EFER_LMA) {
+    if (lma) {
         table = cr3 & PTE_ADDR;
         level = 4;
-    } else if (cr4 & CR4_PAE) {
-        e = read_pte((cr3 & 0xffffffe0ull) + ((gva >> 30) & 3) * 8);
-        if (!(e & PTE_P))
-            return -1;
-        table = e & PTE_ADDR;
-        level = 2;
     } else {
-        /* 32-bit paging: 4-byte entries */
-        uint32_t pde = (uint32_t)read_pte((cr3 & 0xfffff000ull) + ((gva >> 22) & 1023) * 4);
-        if (!(pde & PTE_P))
+        uint64_t pdpte = read_pte((cr3 & 0xffffffe0ull) + ((gva >> 30) & 3) * 8, 8);
+        if (!(pdpte & PTE_P))
             return -1;
-        if (write && !(pde & PTE_W) && (cr0 & CR0_WP))
-            return *pferr |= PF_P, -1;
-        if ((pde & PTE_PS) && (cr4 & (1u << 4))) {
-            *gpa = (pde & 0xffc00000u) | (gva & 0x3fffff);
-            return 0;
-        }
-        uint32_t pte = (uint32_t)read_pte((pde & 0xfffff000u) + ((gva >> 12) & 1023) * 4);
-        if (!(pte & PTE_P))
-            return -1;
-        if (write && !(pte & PTE_W) && (cr0 & CR0_WP))
-            return *pferr |= PF_P, -1;
-        *gpa = (pte & 0xfffff000u) | (gva & 0xfff);
-        return 0;
+        table = pdpte & PTE_ADDR;
+        level = 2;
     }
-    for (; level >= 1; level--) {
+    for (; level >= 1; level--) { /* at most 4 entries */
         unsigned shift = 12 + 9 * (level - 1);
-        e = read_pte(table + ((gva >> shift) & 511) * 8);
+        uint64_t e = read_pte(table + ((gva >> shift) & 511) * 8, 8);
         if (!(e & PTE_P))
             return -1;
-        if (write && !(e & PTE_W) && (cr0 & CR0_WP))
-            return *pferr |= PF_P, -1; /* L1 runs at CPL 0: only WP stops its writes */
-        if (level == 1 || ((e & PTE_PS) && level <= 3)) {
+        bool leaf = level == 1 || ((e & PTE_PS) && level <= 3);
+        uint64_t bad = rsvd | (level == 4 ? PTE_PS : 0) | (leaf && level > 1 ? ((1ull << shift) - 1) & ~0x1fffull : 0);
+        if (e & bad)
+            return *err |= PF_P | PF_RSVD, -1;
+        *rights &= e;
+        if (leaf) {
             uint64_t mask = (1ull << shift) - 1;
             *gpa = (e & PTE_ADDR & ~mask) | (gva & mask);
             return 0;
@@ -74,6 +94,25 @@ int gva_to_gpa(struct nested_vcpu *nv, uint64_t gva, bool write, uint64_t *gpa, 
         table = e & PTE_ADDR;
     }
     return -1;
+}
+
+int gva_to_gpa(struct nested_vcpu *nv, uint64_t gva, bool write, uint64_t *gpa, uint32_t *pferr)
+{
+    uint64_t cr0 = vmcs_read(GUEST_CR0), cr4 = vmcs_read(GUEST_CR4), efer = vmcs_read(GUEST_IA32_EFER);
+    uint64_t cr3 = reg_read(nv->rc, HV_REG_CR3), rights = PTE_W;
+    *pferr = write ? PF_W : 0;
+    if (!(cr0 & CR0_PG)) {
+        *gpa = gva & 0xffffffffull;
+        return 0;
+    }
+    int r = (efer & EFER_LMA) || (cr4 & CR4_PAE) ? walk64(nv, cr3, efer, gva, &rights, gpa, pferr)
+                                                 : walk32(nv, cr3, cr4, gva, &rights, gpa, pferr);
+    if (r)
+        return -1;
+    /* Access rights (4.6): at CPL 0 only CR0.WP stops a write to a read-only translation. */
+    if (write && !(rights & PTE_W) && (cr0 & CR0_WP))
+        return *pferr |= PF_P, -1;
+    return 0;
 }
 
 static int copy(struct nested_vcpu *nv, uint64_t gva, void *buf, size_t len, bool write)

@@ -378,13 +378,13 @@ int main(void)
     test_hv_memory();
     test_copy();
     test_bounded();
+    test_not_present_before_rights();
+    test_reserved_bits();
+    test_32bit();
+    test_32bit_pse36();
+    test_bounded32();
     if (0) {
-        test_not_present_before_rights();
-        test_reserved_bits();
         test_pae();
-        test_32bit();
-        test_32bit_pse36();
-        test_bounded32();
         test_accessed_dirty();
         test_smap();
         test_copy_fault();
