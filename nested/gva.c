@@ -58,7 +58,7 @@ static int walk32(const struct nested_vcpu *nv, uint64_t cr3, uint64_t cr4, uint
 /* 4-level (4.5) and PAE (4.4) paging: 8-byte entries. Reserved: address bits 51:MAXPHYADDR,
  * XD without EFER.NXE, PS in a PML4E, bits 29:13 / 20:13 of a 1 GiB / 2 MiB page; PAE
  * entries also bits 62:52. */
-static int walk64(const struct nested_vcpu *nv, uint64_t cr3, uint64_t efer, uint64_t gva, uint64_t *rights,
+static int walk64(struct nested_vcpu *nv, uint64_t cr3, uint64_t efer, uint64_t gva, uint64_t *rights,
                   uint64_t *gpa, uint32_t *err)
 {
     bool lma = efer & EFER_LMA;
@@ -70,7 +70,9 @@ static int walk64(const struct nested_vcpu *nv, uint64_t cr3, uint64_t efer, uin
         table = cr3 & PTE_ADDR;
         level = 4;
     } else {
-        uint64_t pdpte = read_pte((cr3 & 0xffffffe0ull) + ((gva >> 30) & 3) * 8, 8);
+        /* PAE: the PDPTEs loaded with CR3 (4.4.1), not memory at CR3 now; with EPT the VM exit
+         * saved them in vmcs01 (28.3.4) */
+        uint64_t pdpte = reg_read(nv->rc, (enum hv_reg)(HV_REG_PDPTR0 + ((gva >> 30) & 3)));
         if (!(pdpte & PTE_P))
             return -1;
         table = pdpte & PTE_ADDR;
