@@ -8,6 +8,8 @@
 
 #define PTE_P (1ull << 0)
 #define PTE_W (1ull << 1)
+#define PTE_A (1ull << 5)
+#define PTE_D (1ull << 6)
 #define PTE_PS (1ull << 7)
 #define PTE_XD (1ull << 63)
 #define PTE_ADDR 0x000ffffffffff000ull
@@ -28,29 +30,61 @@ static uint64_t read_pte(uint64_t gpa, unsigned size)
 }
 
 /* A walk ends at a not-present entry (#PF with P = 0, whatever the entries above allowed)
- * or at a present one with a reserved bit set (P = 1, RSVD = 1) (4.7); *rights collects the
- * R/W flags of the entries used, checked once the walk has a translation. */
+ * or at a present one with a reserved bit set (P = 1, RSVD = 1) (4.7); it collects the R/W
+ * flags of the entries used, checked once it has a translation, and where they are. */
+struct walk {
+    uint64_t rights;
+    uint64_t entry[4]; /* guest-physical addresses of the entries used, the leaf last */
+    unsigned n, size;
+};
+static void use(struct walk *w, uint64_t entry_gpa, uint64_t e)
+{
+    w->rights &= e;
+    w->entry[w->n++] = entry_gpa;
+}
+
+/* The accessed flag of each entry used, the dirty flag of the leaf for a write (4.8). L1's
+ * other CPUs may change their entries meanwhile: an atomic OR, as the CPU's locked update. */
+static void set_accessed_dirty(const struct walk *w, bool write)
+{
+    for (unsigned i = 0; i < w->n; i++) {
+        uint64_t f = PTE_A | (write && i == w->n - 1 ? PTE_D : 0);
+        if (!hv_gpa_is_ram(w->entry[i], w->size))
+            continue;
+        if (w->size == 4) {
+            uint32_t *e = (uint32_t *)(uintptr_t)w->entry[i];
+            if ((__atomic_load_n(e, __ATOMIC_RELAXED) & f) != f)
+                __atomic_fetch_or(e, (uint32_t)f, __ATOMIC_SEQ_CST);
+        } else {
+            uint64_t *e = (uint64_t *)(uintptr_t)w->entry[i];
+            if ((__atomic_load_n(e, __ATOMIC_RELAXED) & f) != f)
+                __atomic_fetch_or(e, f, __ATOMIC_SEQ_CST);
+        }
+    }
+}
 
 /* 32-bit paging (4.3): 4-byte entries; a 4 MiB page with CR4.PSE, whose PDE bits (M-20):13
  * are address bits (M-1):32 and bits 21:(M-19) reserved, M = MIN(MAXPHYADDR, 40) (Table 4-4). */
-static int walk32(const struct nested_vcpu *nv, uint64_t cr3, uint64_t cr4, uint64_t gva, uint64_t *rights,
+static int walk32(const struct nested_vcpu *nv, uint64_t cr3, uint64_t cr4, uint64_t gva, struct walk *w,
                   uint64_t *gpa, uint32_t *err)
 {
-    uint64_t pde = read_pte((cr3 & 0xfffff000ull) + ((gva >> 22) & 1023) * 4, 4);
+    uint64_t pde_gpa = (cr3 & 0xfffff000ull) + ((gva >> 22) & 1023) * 4, pde = read_pte(pde_gpa, 4);
+    w->size = 4;
     if (!(pde & PTE_P))
         return -1;
     if ((pde & PTE_PS) && (cr4 & CR4_PSE)) {
         unsigned hi = (nv->phys_bits < 40 ? nv->phys_bits : 40) - 32;
         if (pde & (((1ull << 22) - 1) & ~((1ull << (13 + hi)) - 1)))
             return *err |= PF_P | PF_RSVD, -1;
-        *rights &= pde;
+        use(w, pde_gpa, pde);
         *gpa = (pde & 0xffc00000ull) | ((pde >> 13) & ((1ull << hi) - 1)) << 32 | (gva & 0x3fffff);
         return 0;
     }
-    uint64_t pte = read_pte((pde & 0xfffff000ull) + ((gva >> 12) & 1023) * 4, 4);
+    uint64_t pte_gpa = (pde & 0xfffff000ull) + ((gva >> 12) & 1023) * 4, pte = read_pte(pte_gpa, 4);
     if (!(pte & PTE_P))
         return -1;
-    *rights &= pde & pte;
+    use(w, pde_gpa, pde);
+    use(w, pte_gpa, pte);
     *gpa = (pte & 0xfffff000ull) | (gva & 0xfff);
     return 0;
 }
@@ -58,7 +92,7 @@ static int walk32(const struct nested_vcpu *nv, uint64_t cr3, uint64_t cr4, uint
 /* 4-level (4.5) and PAE (4.4) paging: 8-byte entries. Reserved: address bits 51:MAXPHYADDR,
  * XD without EFER.NXE, PS in a PML4E, bits 29:13 / 20:13 of a 1 GiB / 2 MiB page; PAE
  * entries also bits 62:52. */
-static int walk64(struct nested_vcpu *nv, uint64_t cr3, uint64_t efer, uint64_t gva, uint64_t *rights,
+static int walk64(struct nested_vcpu *nv, uint64_t cr3, uint64_t efer, uint64_t gva, struct walk *w,
                   uint64_t *gpa, uint32_t *err)
 {
     bool lma = efer & EFER_LMA;
@@ -66,6 +100,7 @@ static int walk64(struct nested_vcpu *nv, uint64_t cr3, uint64_t efer, uint64_t 
                     (lma ? 0 : 0x7ff0000000000000ull);
     uint64_t table;
     int level;
+    w->size = 8;
     if (lma) {
         table = cr3 & PTE_ADDR;
         level = 4;
@@ -80,14 +115,14 @@ static int walk64(struct nested_vcpu *nv, uint64_t cr3, uint64_t efer, uint64_t 
     }
     for (; level >= 1; level--) { /* at most 4 entries */
         unsigned shift = 12 + 9 * (level - 1);
-        uint64_t e = read_pte(table + ((gva >> shift) & 511) * 8, 8);
+        uint64_t e_gpa = table + ((gva >> shift) & 511) * 8, e = read_pte(e_gpa, 8);
         if (!(e & PTE_P))
             return -1;
         bool leaf = level == 1 || ((e & PTE_PS) && level <= 3);
         uint64_t bad = rsvd | (level == 4 ? PTE_PS : 0) | (leaf && level > 1 ? ((1ull << shift) - 1) & ~0x1fffull : 0);
         if (e & bad)
             return *err |= PF_P | PF_RSVD, -1;
-        *rights &= e;
+        use(w, e_gpa, e);
         if (leaf) {
             uint64_t mask = (1ull << shift) - 1;
             *gpa = (e & PTE_ADDR & ~mask) | (gva & mask);
@@ -101,19 +136,21 @@ static int walk64(struct nested_vcpu *nv, uint64_t cr3, uint64_t efer, uint64_t 
 int gva_to_gpa(struct nested_vcpu *nv, uint64_t gva, bool write, uint64_t *gpa, uint32_t *pferr)
 {
     uint64_t cr0 = vmcs_read(GUEST_CR0), cr4 = vmcs_read(GUEST_CR4), efer = vmcs_read(GUEST_IA32_EFER);
-    uint64_t cr3 = reg_read(nv->rc, HV_REG_CR3), rights = PTE_W;
+    uint64_t cr3 = reg_read(nv->rc, HV_REG_CR3);
+    struct walk w = {.rights = PTE_W};
     *pferr = write ? PF_W : 0;
     if (!(cr0 & CR0_PG)) {
         *gpa = gva & 0xffffffffull;
         return 0;
     }
-    int r = (efer & EFER_LMA) || (cr4 & CR4_PAE) ? walk64(nv, cr3, efer, gva, &rights, gpa, pferr)
-                                                 : walk32(nv, cr3, cr4, gva, &rights, gpa, pferr);
+    int r = (efer & EFER_LMA) || (cr4 & CR4_PAE) ? walk64(nv, cr3, efer, gva, &w, gpa, pferr)
+                                                 : walk32(nv, cr3, cr4, gva, &w, gpa, pferr);
     if (r)
         return -1;
     /* Access rights (4.6): at CPL 0 only CR0.WP stops a write to a read-only translation. */
-    if (write && !(rights & PTE_W) && (cr0 & CR0_WP))
+    if (write && !(w.rights & PTE_W) && (cr0 & CR0_WP))
         return *pferr |= PF_P, -1;
+    set_accessed_dirty(&w, write);
     return 0;
 }
 

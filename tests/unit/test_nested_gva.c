@@ -384,8 +384,8 @@ int main(void)
     test_32bit_pse36();
     test_bounded32();
     test_pae();
+    test_accessed_dirty();
     if (0) {
-        test_accessed_dirty();
         test_smap();
         test_copy_fault();
     }
