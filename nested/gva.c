@@ -8,6 +8,7 @@
 
 #define PTE_P (1ull << 0)
 #define PTE_W (1ull << 1)
+#define PTE_US (1ull << 2)
 #define PTE_A (1ull << 5)
 #define PTE_D (1ull << 6)
 #define PTE_PS (1ull << 7)
@@ -18,6 +19,8 @@
 #define PF_RSVD (1u << 3)
 #define CR4_PSE (1ull << 4)
 #define EFER_NXE (1ull << 11)
+#define CR4_SMAP (1ull << 21)
+#define RFLAGS_AC (1ull << 18)
 
 /* Reads of memory L1 cannot see (hv's own, not RAM) give zeros, as EPT01 shows them. */
 static uint64_t read_pte(uint64_t gpa, unsigned size)
@@ -31,7 +34,7 @@ static uint64_t read_pte(uint64_t gpa, unsigned size)
 
 /* A walk ends at a not-present entry (#PF with P = 0, whatever the entries above allowed)
  * or at a present one with a reserved bit set (P = 1, RSVD = 1) (4.7); it collects the R/W
- * flags of the entries used, checked once it has a translation, and where they are. */
+ * and U/S flags of the entries used, checked once it has a translation, and where they are. */
 struct walk {
     uint64_t rights;
     uint64_t entry[4]; /* guest-physical addresses of the entries used, the leaf last */
@@ -137,7 +140,7 @@ int gva_to_gpa(struct nested_vcpu *nv, uint64_t gva, bool write, uint64_t *gpa, 
 {
     uint64_t cr0 = vmcs_read(GUEST_CR0), cr4 = vmcs_read(GUEST_CR4), efer = vmcs_read(GUEST_IA32_EFER);
     uint64_t cr3 = reg_read(nv->rc, HV_REG_CR3);
-    struct walk w = {.rights = PTE_W};
+    struct walk w = {.rights = PTE_W | PTE_US};
     *pferr = write ? PF_W : 0;
     if (!(cr0 & CR0_PG)) {
         *gpa = gva & 0xffffffffull;
@@ -147,8 +150,11 @@ int gva_to_gpa(struct nested_vcpu *nv, uint64_t gva, bool write, uint64_t *gpa, 
                                                  : walk32(nv, cr3, cr4, gva, &w, gpa, pferr);
     if (r)
         return -1;
-    /* Access rights (4.6): at CPL 0 only CR0.WP stops a write to a read-only translation. */
+    /* Access rights (4.6): at CPL 0 only CR0.WP stops a write to a read-only translation, and
+     * SMAP (CR4.SMAP = 1, RFLAGS.AC = 0) any access to a user-mode page (4.6.1). */
     if (write && !(w.rights & PTE_W) && (cr0 & CR0_WP))
+        return *pferr |= PF_P, -1;
+    if ((w.rights & PTE_US) && (cr4 & CR4_SMAP) && !(reg_rflags(nv->rc) & RFLAGS_AC))
         return *pferr |= PF_P, -1;
     set_accessed_dirty(&w, write);
     return 0;

@@ -385,8 +385,8 @@ int main(void)
     test_bounded32();
     test_pae();
     test_accessed_dirty();
+    test_smap();
     if (0) {
-        test_smap();
         test_copy_fault();
     }
     return test_summary();
