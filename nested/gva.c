@@ -160,30 +160,35 @@ int gva_to_gpa(struct nested_vcpu *nv, uint64_t gva, bool write, uint64_t *gpa, 
     return 0;
 }
 
+/* An operand on two pages is copied only once both translate: a #PF on the second leaves
+ * L1's memory as it was (a faulting instruction has not executed, SDM 6.5). */
 static int copy(struct nested_vcpu *nv, uint64_t gva, void *buf, size_t len, bool write)
 {
-    uint8_t *b = buf;
-    while (len) {
-        uint64_t gpa;
-        uint32_t err;
-        size_t chunk = 4096 - (gva & 4095);
-        if (chunk > len)
-            chunk = len;
-        if (gva_to_gpa(nv, gva, write, &gpa, &err)) {
-            hv_inject_page_fault(nv->rc, gva, err);
-            return -1;
+    for (int pass = 0; pass < 2; pass++) { /* translate all, then translate and copy */
+        uint64_t a = gva;
+        uint8_t *b = buf;
+        for (size_t left = len; left;) {
+            uint64_t gpa;
+            uint32_t err;
+            size_t chunk = 4096 - (a & 4095);
+            if (chunk > left)
+                chunk = left;
+            if (gva_to_gpa(nv, a, write, &gpa, &err)) {
+                hv_inject_page_fault(nv->rc, a, err);
+                return -1;
+            }
+            if (pass && hv_gpa_is_ram(gpa, chunk)) {
+                if (write)
+                    memcpy((void *)(uintptr_t)gpa, b, chunk);
+                else
+                    memcpy(b, (const void *)(uintptr_t)gpa, chunk);
+            } else if (pass && !write) {
+                memset(b, 0, chunk); /* hv's memory and MMIO read as zeros; writes are dropped */
+            }
+            a += chunk;
+            b += chunk;
+            left -= chunk;
         }
-        if (hv_gpa_is_ram(gpa, chunk)) {
-            if (write)
-                memcpy((void *)(uintptr_t)gpa, b, chunk);
-            else
-                memcpy(b, (const void *)(uintptr_t)gpa, chunk);
-        } else if (!write) {
-            memset(b, 0, chunk); /* hv's memory and MMIO read as zeros; writes are dropped */
-        }
-        gva += chunk;
-        b += chunk;
-        len -= chunk;
     }
     return 0;
 }

@@ -386,8 +386,6 @@ int main(void)
     test_pae();
     test_accessed_dirty();
     test_smap();
-    if (0) {
-        test_copy_fault();
-    }
+    test_copy_fault();
     return test_summary();
 }
