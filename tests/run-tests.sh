@@ -29,6 +29,7 @@ NESTED_SRCS="nested/insn.c nested/gva.c nested/vmenter.c nested/vmexit.c nested/
 UNIT_TESTS+=(
     "test_nested_insn: $NESTED_SRCS"
     "test_nested_gva: $NESTED_SRCS"
+    "test_nested_vmenter: $NESTED_SRCS"
 )
 UNIT_TESTS+=("${EXTRA_UNIT_TESTS[@]}")
 

@@ -315,6 +315,7 @@ enum outcome l1_invvpid(uint64_t type, uint64_t lo, uint64_t hi) { return inv_in
 void nh_valid_vmcs12(struct vmcs12 *v)
 {
     valid64(v);
+    vmcs12_set(v, HOST_CR3, GPA(PG_PML4)); /* L1 keeps its page tables across L2's runs */
     vmcs12_set(v, IO_BITMAP_A, GPA(PG_IO_A));
     vmcs12_set(v, IO_BITMAP_B, GPA(PG_IO_B));
     vmcs12_set(v, MSR_BITMAP, GPA(PG_MSR_BM));
