@@ -230,7 +230,7 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
     nested_prepare_vmcs02(nv);
     prepare_guest(nv, &l1);
     uint32_t bad = nested_load_msr_list(nv, v12(nv, VM_ENTRY_MSR_LOAD_ADDR),
-                                        (uint32_t)v12(nv, VM_ENTRY_MSR_LOAD_COUNT), true);
+                                        (uint32_t)v12(nv, VM_ENTRY_MSR_LOAD_COUNT));
     if (bad) {
         vmptrld(n->vmcs01_pa);
         nested_entry_fail(nv, EXIT_REASON_MSR_LOAD_FAIL, bad);

@@ -163,7 +163,7 @@ struct msr_entry {
     uint64_t value;
 };
 
-uint32_t nested_load_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count, bool entry)
+uint32_t nested_load_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count)
 {
     for (uint32_t i = 0; i < count; i++) {
         uint64_t pa = addr + 16ull * i;
@@ -171,10 +171,10 @@ uint32_t nested_load_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t co
             return i + 1;
         const struct msr_entry *e = (const struct msr_entry *)(uintptr_t)pa;
         uint32_t m = e->index, f = vmcs_msr_field(m);
-        /* SDM 27.4: x2APIC MSRs, IA32_SMM_MONITOR_CTL, IA32_SMBASE, FS/GS base (entry)
-         * and reserved bits fail the load. */
-        if ((m >> 8) == 0x8 || m == 0x9b || m == 0x9e || e->rsvd ||
-            (entry && (m == MSR_IA32_FS_BASE || m == MSR_IA32_GS_BASE)))
+        /* SDM 27.4 (entry), 28.6 (exit): x2APIC MSRs, IA32_SMM_MONITOR_CTL, IA32_SMBASE,
+         * FS/GS base and reserved bits fail the load. */
+        if ((m >> 8) == 0x8 || m == 0x9b || m == 0x9e || e->rsvd || m == MSR_IA32_FS_BASE ||
+            m == MSR_IA32_GS_BASE)
             return i + 1;
         if (f)
             vmcs_write(f, e->value);
@@ -216,7 +216,7 @@ static void reflect(struct nested_vcpu *nv, uint32_t reason12, uint64_t qual12)
     n->guest_mode = false;
     vmptrld(n->vmcs01_pa);
     nested_load_l1_host_state(nv);
-    if (nested_load_msr_list(nv, v12(nv, VM_EXIT_MSR_LOAD_ADDR), (uint32_t)v12(nv, VM_EXIT_MSR_LOAD_COUNT), false))
+    if (nested_load_msr_list(nv, v12(nv, VM_EXIT_MSR_LOAD_ADDR), (uint32_t)v12(nv, VM_EXIT_MSR_LOAD_COUNT)))
         log_warn("nested: VM-exit MSR-load failed (a VMX abort on hardware)");
     nested_shadow_push_exit(nv); /* L1 VMREADs the exit information from the shadow */
     n->reflected_exits++;
@@ -228,7 +228,7 @@ void nested_entry_fail(struct nested_vcpu *nv, uint32_t reason, uint64_t qual)
     v12_set(nv, VM_EXIT_REASON, reason | VMX_EXIT_REASON_ENTRY_FAIL);
     v12_set(nv, EXIT_QUALIFICATION, qual);
     nested_load_l1_host_state(nv);
-    if (nested_load_msr_list(nv, v12(nv, VM_EXIT_MSR_LOAD_ADDR), (uint32_t)v12(nv, VM_EXIT_MSR_LOAD_COUNT), false))
+    if (nested_load_msr_list(nv, v12(nv, VM_EXIT_MSR_LOAD_ADDR), (uint32_t)v12(nv, VM_EXIT_MSR_LOAD_COUNT)))
         log_warn("nested: VM-exit MSR-load failed (a VMX abort on hardware)");
     nested_shadow_push_exit(nv);
 }

@@ -306,8 +306,7 @@ int main(void)
     test_reflect_saves();
     test_host_state();
     test_msr_lists();
-    if (0)
-        test_msr_load_fs_base();
+    test_msr_load_fs_base();
     test_msr_exits();
     test_io_exits();
     test_cr_exits();
