@@ -85,7 +85,11 @@ void nested_load_l1_host_state(struct nested_vcpu *nv)
     struct regcache *rc = nv->rc;
     uint32_t exit12 = (uint32_t)v12(nv, VM_EXIT_CONTROLS);
     bool l64 = exit12 & VM_EXIT_HOST_ADDR_SPACE_SIZE;
-    uint64_t cr0 = v12(nv, HOST_CR0), cr4 = v12(nv, HOST_CR4);
+    /* 28.5.1: CR0.ET, CD, NW and the reserved bits (63:32, 28:19, 17, 15:6) keep L1's values;
+     * vmcs01 still has L1's CR0 from before the entry. */
+    uint64_t keep = 0xffffffff00000000ull | 0x1ff80000ull | 1ull << 17 | 0xffc0ull | CR0_CD | CR0_NW | 1ull << 4;
+    uint64_t l1_cr0 = (reg_read(rc, HV_REG_CR0) & ~nv->cr0_mask) | (vmcs_read(CR0_READ_SHADOW) & nv->cr0_mask);
+    uint64_t cr0 = (v12(nv, HOST_CR0) & ~keep) | (l1_cr0 & keep), cr4 = v12(nv, HOST_CR4);
     vmcs_write(CR0_READ_SHADOW, cr0);
     reg_write(rc, HV_REG_CR0, (cr0 | nv->hw->cr0_fixed0) & nv->hw->cr0_fixed1);
     vmcs_write(CR4_READ_SHADOW, cr4);

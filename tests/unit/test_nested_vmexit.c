@@ -152,6 +152,37 @@ static void test_host_state(void)
           "EFER %#llx, PAT %#llx", ULL(g01(GUEST_IA32_EFER)), ULL(g01(GUEST_IA32_PAT)));
 }
 
+/* 28.5.1: CR0.ET, CD, NW and CR0's reserved bits (63:32, 28:19, 17, 15:6) keep the values L1
+ * had when it entered L2; the other bits come from HOST_CR0. */
+static void test_host_cr0(void)
+{
+    const struct { uint64_t l1, host, want; const char *what; } c[] = {
+        {L1_CR0, L1_CR0 | CR0_CD | CR0_NW | CR0_TS, L1_CR0 | CR0_TS, "HOST_CR0 sets CD, NW: L1 keeps them clear"},
+        {L1_CR0 | CR0_CD, L1_CR0, L1_CR0 | CR0_CD, "L1 ran with CD: it still does"},
+        {L1_CR0, (L1_CR0 & ~0x10ull) | 1ull << 17 | 1ull << 6, L1_CR0, "ET and reserved bits 17, 6 not loaded"},
+    };
+    for (unsigned i = 0; i < N(c); i++) {
+        nh_setup(false);
+        fake_vmcs_set(GUEST_CR0, c[i].l1);
+        fake_vmcs_set(CR0_READ_SHADOW, c[i].l1);
+        l1_ready(PG_VMCS_A);
+        vmcs12_set(V12, HOST_CR0, c[i].host);
+        enter();
+        CHECK(l2_exit(EXIT_REASON_CPUID, 0), "reflected");
+        CHECK(g01(CR0_READ_SHADOW) == c[i].want && g01(GUEST_CR0) == ((c[i].want | hw.cr0_fixed0) & hw.cr0_fixed1),
+              "%s: CR0 %#llx, shadow %#llx, want %#llx", c[i].what, ULL(g01(GUEST_CR0)), ULL(g01(CR0_READ_SHADOW)),
+              ULL(c[i].want));
+    }
+    /* a VM-entry failure loads host state the same way (27.8) */
+    nh_setup(false);
+    l1_ready(PG_VMCS_A);
+    vmcs12_set(V12, HOST_CR0, L1_CR0 | CR0_CD | CR0_NW);
+    vmcs12_set(V12, GUEST_RFLAGS, 0);
+    enum outcome o = l1_vmlaunch();
+    CHECK(o == O_ENTRY_FAILED && g01(CR0_READ_SHADOW) == L1_CR0, "VM-entry failure: %s, CR0 %#llx", outcome_name(o),
+          ULL(g01(CR0_READ_SHADOW)));
+}
+
 /* 28.4 and 28.6: MSRs stored from L2's state before the host state is loaded; MSRs loaded
  * after it (a VMCS-switched MSR in the list wins over the host-state field). */
 static void test_msr_lists(void)
@@ -305,6 +336,7 @@ int main(void)
 {
     test_reflect_saves();
     test_host_state();
+    test_host_cr0();
     test_msr_lists();
     test_msr_load_fs_base();
     test_msr_exits();
