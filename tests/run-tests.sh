@@ -31,6 +31,7 @@ UNIT_TESTS+=(
     "test_nested_gva: $NESTED_SRCS"
     "test_nested_vmenter: $NESTED_SRCS"
     "test_nested_vmexit: $NESTED_SRCS"
+    "test_nested_shadow: $NESTED_SRCS"
 )
 UNIT_TESTS+=("${EXTRA_UNIT_TESTS[@]}")
 
