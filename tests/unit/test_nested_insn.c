@@ -45,7 +45,10 @@ static void mode32(void)
     fake_vmcs_set(GUEST_CR4, (L1_CR4 & ~CR4_PAE) | (1u << 4)); /* PSE */
     fake_vmcs_set(CR4_READ_SHADOW, (L1_CR4 & ~CR4_PAE) | (1u << 4));
     fake_vmcs_set(GUEST_IA32_EFER, 0);
-    fake_vmcs_set(GUEST_CS_AR_BYTES, 0xc09b);
+    for (unsigned s = 0; s < 6; s++) { /* flat segments; CS 32-bit code */
+        fake_vmcs_set(GUEST_SEG_AR(s), s == 1 ? 0xc09b : 0xc093);
+        fake_vmcs_set(GUEST_SEG_LIMIT(s), 0xffffffff);
+    }
 }
 
 static const struct { uint32_t reason; const char *name; } others[] = {
@@ -402,6 +405,49 @@ static void test_operand(void)
     CHECK(o == O_SUCCEED && ns.current_ptr == GPA(PG_VMCS_B), "16-bit addressing, SS base: %s", outcome_name(o));
 }
 
+/* Outside 64-bit mode the segment is checked (SDM 31.3, each instruction's "Protected Mode
+ * Exceptions"; 5.3, 5.4): #GP(0) for an operand outside the DS/ES/FS/GS/CS limit, an unusable
+ * segment, a write to a read-only data or a code segment, a read of an execute-only one;
+ * #SS(0) for SS. */
+static void test_operand_segments(void)
+{
+    nh_setup(false);
+    l1_ready(PG_VMCS_A);
+    mode32();
+    uint64_t target = GPA(PG_SCRATCH) + 0x600;
+    *gpa_u64(target) = GPA(PG_VMCS_A);
+    const struct { unsigned seg; uint32_t ar, limit; uint64_t off; uint32_t reason; enum outcome o; const char *what; }
+        c[] = {
+            {3, 0xc093, 0xffffffff, target, EXIT_REASON_VMPTRLD, O_SUCCEED, "flat DS"},
+            {3, 0x4093, 0xfff, 0xff8, EXIT_REASON_VMPTRLD, O_SUCCEED, "last 8 bytes within the DS limit"},
+            {3, 0x4093, 0xfff, 0xffc, EXIT_REASON_VMPTRLD, O_GP, "8 bytes across the DS limit"},
+            {3, 0x4093, 0xfff, 0x1000, EXIT_REASON_VMPTRLD, O_GP, "beyond the DS limit"},
+            {2, 0x4093, 0xfff, 0x1000, EXIT_REASON_VMPTRLD, O_SS, "beyond the SS limit"},
+            {4, 0x10000, 0xffffffff, target, EXIT_REASON_VMPTRLD, O_GP, "unusable FS"},
+            {5, 0xc091, 0xffffffff, target, EXIT_REASON_VMPTRLD, O_SUCCEED, "read-only GS, read"},
+            {5, 0xc091, 0xffffffff, target, EXIT_REASON_VMPTRST, O_GP, "read-only GS, write"},
+            {1, 0xc09b, 0xffffffff, target, EXIT_REASON_VMPTRLD, O_SUCCEED, "readable code segment, read"},
+            {1, 0xc09b, 0xffffffff, target, EXIT_REASON_VMPTRST, O_GP, "code segment, write"},
+            {0, 0xc099, 0xffffffff, target, EXIT_REASON_VMPTRLD, O_GP, "execute-only segment, read"},
+            {0, 0x4097, 0xfff, 0x1000, EXIT_REASON_VMPTRLD, O_SUCCEED, "expand-down ES above its limit"},
+            {0, 0x4097, 0xfff, 0xff8, EXIT_REASON_VMPTRLD, O_GP, "expand-down ES at its limit"},
+            {0, 0x0097, 0xfff, 0xfffc, EXIT_REASON_VMPTRLD, O_GP, "expand-down 16-bit ES past 0xffff"},
+        };
+    for (unsigned i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+        for (unsigned s = 0; s < 6; s++) {
+            fake_vmcs_set(GUEST_SEG_AR(s), s == 1 ? 0xc09b : 0xc093);
+            fake_vmcs_set(GUEST_SEG_LIMIT(s), 0xffffffff);
+            fake_vmcs_set(GUEST_SEG_BASE(s), 0);
+        }
+        fake_vmcs_set(GUEST_SEG_AR(c[i].seg), c[i].ar);
+        fake_vmcs_set(GUEST_SEG_LIMIT(c[i].seg), c[i].limit);
+        fake_vmcs_set(GUEST_SEG_BASE(c[i].seg), c[i].off == target ? 0 : target - c[i].off);
+        rc.regs[HV_REG_RBX] = c[i].off;
+        enum outcome o = l1_insn(c[i].reason, II_ASIZE(1) | II_SEG(c[i].seg) | II_BASE(HV_REG_RBX) | II_NO_INDEX, 0);
+        CHECK(o == c[i].o, "%s: %s, want %s", c[i].what, outcome_name(o), outcome_name(c[i].o));
+    }
+}
+
 static void test_invept(void)
 {
     nh_setup(false);
@@ -489,6 +535,7 @@ int main(void)
     test_vmread_vmwrite();
     test_vmread_vmwrite_32bit();
     test_operand();
+    test_operand_segments();
     test_invept();
     test_invvpid();
     return test_summary();
