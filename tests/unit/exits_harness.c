@@ -50,7 +50,7 @@ int ept_calls, mtf_calls, io_calls;
 void handle_ept_violation(struct vcpu *v) { ept_calls++; }
 void handle_mtf(struct vcpu *v) { mtf_calls++; }
 void handle_io(struct vcpu *v) { io_calls++; }
-/* nested/ is tested on its own (test_vmcs12, test_nested_checks); here it is stubbed. */
+/* nested/ is tested on its own (test_vmcs12, test_nested_*: nested_harness.c); here it is stubbed. */
 int vmx_insn_calls, l2_exit_calls;
 void nested_handle_vmx_insn(struct nested_vcpu *nv, uint32_t reason) { vmx_insn_calls++; }
 bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason) { l2_exit_calls++; return true; }

@@ -1,5 +1,5 @@
-/* Shared by the nested/ host tests (test_nested_insn.c, test_nested_gva.c, test_nested_enter.c,
- * test_nested_exit.c, test_nested_shadow.c): see nested_harness.c. */
+/* Shared by the nested/ host tests (test_nested_insn.c, test_nested_gva.c, test_nested_vmenter.c,
+ * test_nested_vmexit.c, test_nested_shadow.c): see nested_harness.c. */
 #ifndef TESTS_NESTED_HARNESS_H
 #define TESTS_NESTED_HARNESS_H
 #include <stdbool.h>
