@@ -136,7 +136,7 @@ static int walk64(struct nested_vcpu *nv, uint64_t cr3, uint64_t efer, uint64_t 
     return -1;
 }
 
-int gva_to_gpa(struct nested_vcpu *nv, uint64_t gva, bool write, uint64_t *gpa, uint32_t *pferr)
+static int translate(struct nested_vcpu *nv, uint64_t gva, bool write, bool set_ad, uint64_t *gpa, uint32_t *pferr)
 {
     uint64_t cr0 = vmcs_read(GUEST_CR0), cr4 = vmcs_read(GUEST_CR4), efer = vmcs_read(GUEST_IA32_EFER);
     uint64_t cr3 = reg_read(nv->rc, HV_REG_CR3);
@@ -156,12 +156,19 @@ int gva_to_gpa(struct nested_vcpu *nv, uint64_t gva, bool write, uint64_t *gpa, 
         return *pferr |= PF_P, -1;
     if ((w.rights & PTE_US) && (cr4 & CR4_SMAP) && !(reg_rflags(nv->rc) & RFLAGS_AC))
         return *pferr |= PF_P, -1;
-    set_accessed_dirty(&w, write);
+    if (set_ad)
+        set_accessed_dirty(&w, write);
     return 0;
 }
 
+int gva_to_gpa(struct nested_vcpu *nv, uint64_t gva, bool write, uint64_t *gpa, uint32_t *pferr)
+{
+    return translate(nv, gva, write, true, gpa, pferr);
+}
+
 /* An operand on two pages is copied only once both translate: a #PF on the second leaves
- * L1's memory as it was (a faulting instruction has not executed, SDM 6.5). */
+ * L1's memory, and its paging structures' accessed and dirty flags, as they were (a faulting
+ * instruction has not executed, SDM 6.5). */
 static int copy(struct nested_vcpu *nv, uint64_t gva, void *buf, size_t len, bool write)
 {
     for (int pass = 0; pass < 2; pass++) { /* translate all, then translate and copy */
@@ -173,7 +180,7 @@ static int copy(struct nested_vcpu *nv, uint64_t gva, void *buf, size_t len, boo
             size_t chunk = 4096 - (a & 4095);
             if (chunk > left)
                 chunk = left;
-            if (gva_to_gpa(nv, a, write, &gpa, &err)) {
+            if (translate(nv, a, write, pass, &gpa, &err)) {
                 hv_inject_page_fault(nv->rc, a, err);
                 return -1;
             }

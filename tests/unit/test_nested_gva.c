@@ -341,6 +341,9 @@ static void test_copy_fault(void)
               inj.error == PF_W && inj.cr2 == 0x21000, "write into a missing page: #PF %#x cr2 %#llx", inj.error,
           ULL(inj.cr2));
     CHECK(!memcmp(gpa_ptr(GPA(104) + 0xff8), "01234567", 8), "nothing written before the fault");
+    uint64_t *pte = &gpa_u64(gpa_u64(gpa_u64(gpa_u64(root)[0] & ~0xfffull)[0] & ~0xfffull)[0] & ~0xfffull)[0x20];
+    CHECK((*pte & ~0xfffull) == GPA(104) && !(*pte & (A | D)), "the first page's PTE %#llx: no accessed/dirty flag",
+          ULL(*pte));
     memset(&inj, 0, sizeof(inj));
     regcache_reset(&rc);
     CHECK(guest_read(&nv, 0x20ffc, buf, 8) == -1 && inj.error == 0 && inj.cr2 == 0x21000, "read: #PF %#x cr2 %#llx",
