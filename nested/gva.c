@@ -1,5 +1,6 @@
-/* L1's memory operands: linear → guest-physical through L1's own paging structures,
- * and copies to/from L1 memory. A walk that fails raises the #PF L1 would get. */
+/* L1's memory operands: linear → guest-physical through L1's own paging structures (SDM
+ * Vol. 3A ch. 4), and copies to/from L1 memory. A walk that fails raises the #PF L1 would
+ * get. L1 runs at CPL 0: its accesses are supervisor-mode data accesses. */
 #include <string.h>
 #include "../lib/x86.h"
 #include "../vmx/vmcs.h"
@@ -7,66 +8,125 @@
 
 #define PTE_P (1ull << 0)
 #define PTE_W (1ull << 1)
+#define PTE_US (1ull << 2)
+#define PTE_A (1ull << 5)
+#define PTE_D (1ull << 6)
 #define PTE_PS (1ull << 7)
+#define PTE_XD (1ull << 63)
 #define PTE_ADDR 0x000ffffffffff000ull
 #define PF_P (1u << 0)
 #define PF_W (1u << 1)
+#define PF_RSVD (1u << 3)
+#define CR4_PSE (1ull << 4)
+#define EFER_NXE (1ull << 11)
+#define CR4_SMAP (1ull << 21)
+#define RFLAGS_AC (1ull << 18)
 
 /* Reads of memory L1 cannot see (hv's own, not RAM) give zeros, as EPT01 shows them. */
-static uint64_t read_pte(uint64_t gpa)
+static uint64_t read_pte(uint64_t gpa, unsigned size)
 {
-    if (!hv_gpa_is_ram(gpa, 8))
+    if (!hv_gpa_is_ram(gpa, size))
         return 0;
+    if (size == 4)
+        return *(volatile const uint32_t *)(uintptr_t)gpa;
     return *(volatile const uint64_t *)(uintptr_t)gpa;
 }
 
-int gva_to_gpa(struct nested_vcpu *nv, uint64_t gva, bool write, uint64_t *gpa, uint32_t *pferr)
+/* A walk ends at a not-present entry (#PF with P = 0, whatever the entries above allowed)
+ * or at a present one with a reserved bit set (P = 1, RSVD = 1) (4.7); it collects the R/W
+ * and U/S flags of the entries used, checked once it has a translation, and where they are. */
+struct walk {
+    uint64_t rights;
+    uint64_t entry[4]; /* guest-physical addresses of the entries used, the leaf last */
+    unsigned n, size;
+};
+static void use(struct walk *w, uint64_t entry_gpa, uint64_t e)
 {
-    uint64_t cr0 = reg_cr0(nv->rc), cr4 = reg_cr4(nv->rc), efer = vmcs_read(GUEST_IA32_EFER);
-    uint64_t cr3 = reg_read(nv->rc, HV_REG_CR3);
-    *pferr = write ? PF_W : 0;
-    if (!(cr0 & CR0_PG)) {
-        *gpa = gva & 0xffffffffull;
+    w->rights &= e;
+    w->entry[w->n++] = entry_gpa;
+}
+
+/* The accessed flag of each entry used, the dirty flag of the leaf for a write (4.8). L1's
+ * other CPUs may change their entries meanwhile: an atomic OR, as the CPU's locked update. */
+static void set_accessed_dirty(const struct walk *w, bool write)
+{
+    for (unsigned i = 0; i < w->n; i++) {
+        uint64_t f = PTE_A | (write && i == w->n - 1 ? PTE_D : 0);
+        if (!hv_gpa_is_ram(w->entry[i], w->size))
+            continue;
+        if (w->size == 4) {
+            uint32_t *e = (uint32_t *)(uintptr_t)w->entry[i];
+            if ((__atomic_load_n(e, __ATOMIC_RELAXED) & f) != f)
+                __atomic_fetch_or(e, (uint32_t)f, __ATOMIC_SEQ_CST);
+        } else {
+            uint64_t *e = (uint64_t *)(uintptr_t)w->entry[i];
+            if ((__atomic_load_n(e, __ATOMIC_RELAXED) & f) != f)
+                __atomic_fetch_or(e, f, __ATOMIC_SEQ_CST);
+        }
+    }
+}
+
+/* 32-bit paging (4.3): 4-byte entries; a 4 MiB page with CR4.PSE, whose PDE bits (M-20):13
+ * are address bits (M-1):32 and bits 21:(M-19) reserved, M = MIN(MAXPHYADDR, 40) (Table 4-4). */
+static int walk32(const struct nested_vcpu *nv, uint64_t cr3, uint64_t cr4, uint64_t gva, struct walk *w,
+                  uint64_t *gpa, uint32_t *err)
+{
+    uint64_t pde_gpa = (cr3 & 0xfffff000ull) + ((gva >> 22) & 1023) * 4, pde = read_pte(pde_gpa, 4);
+    w->size = 4;
+    if (!(pde & PTE_P))
+        return -1;
+    if ((pde & PTE_PS) && (cr4 & CR4_PSE)) {
+        unsigned hi = (nv->phys_bits < 40 ? nv->phys_bits : 40) - 32;
+        if (pde & (((1ull << 22) - 1) & ~((1ull << (13 + hi)) - 1)))
+            return *err |= PF_P | PF_RSVD, -1;
+        use(w, pde_gpa, pde);
+        *gpa = (pde & 0xffc00000ull) | ((pde >> 13) & ((1ull << hi) - 1)) << 32 | (gva & 0x3fffff);
         return 0;
     }
-    uint64_t e, table;
+    uint64_t pte_gpa = (pde & 0xfffff000ull) + ((gva >> 12) & 1023) * 4, pte = read_pte(pte_gpa, 4);
+    if (!(pte & PTE_P))
+        return -1;
+    use(w, pde_gpa, pde);
+    use(w, pte_gpa, pte);
+    *gpa = (pte & 0xfffff000ull) | (gva & 0xfff);
+    return 0;
+}
+
+/* 4-level (4.5) and PAE (4.4) paging: 8-byte entries. Reserved: address bits 51:MAXPHYADDR,
+ * XD without EFER.NXE, PS in a PML4E, bits 29:13 / 20:13 of a 1 GiB / 2 MiB page; PAE
+ * entries also bits 62:52. */
+static int walk64(struct nested_vcpu *nv, uint64_t cr3, uint64_t efer, uint64_t gva, struct walk *w,
+                  uint64_t *gpa, uint32_t *err)
+{
+    bool lma = efer & EFER_LMA;
+    uint64_t rsvd = (PTE_ADDR & ~((1ull << nv->phys_bits) - 1)) | ((efer & EFER_NXE) ? 0 : PTE_XD) |
+                    (lma ? 0 : 0x7ff0000000000000ull);
+    uint64_t table;
     int level;
-    if (efer & EFER_LMA) {
+    w->size = 8;
+    if (lma) {
         table = cr3 & PTE_ADDR;
         level = 4;
-    } else if (cr4 & CR4_PAE) {
-        e = read_pte((cr3 & 0xffffffe0ull) + ((gva >> 30) & 3) * 8);
-        if (!(e & PTE_P))
-            return -1;
-        table = e & PTE_ADDR;
-        level = 2;
     } else {
-        /* 32-bit paging: 4-byte entries */
-        uint32_t pde = (uint32_t)read_pte((cr3 & 0xfffff000ull) + ((gva >> 22) & 1023) * 4);
-        if (!(pde & PTE_P))
+        /* PAE: the PDPTEs loaded with CR3 (4.4.1), not memory at CR3 now; with EPT the VM exit
+         * saved them in vmcs01 (28.3.4) */
+        uint64_t pdpte = reg_read(nv->rc, (enum hv_reg)(HV_REG_PDPTR0 + ((gva >> 30) & 3)));
+        if (!(pdpte & PTE_P))
             return -1;
-        if (write && !(pde & PTE_W) && (cr0 & CR0_WP))
-            return *pferr |= PF_P, -1;
-        if ((pde & PTE_PS) && (cr4 & (1u << 4))) {
-            *gpa = (pde & 0xffc00000u) | (gva & 0x3fffff);
-            return 0;
-        }
-        uint32_t pte = (uint32_t)read_pte((pde & 0xfffff000u) + ((gva >> 12) & 1023) * 4);
-        if (!(pte & PTE_P))
-            return -1;
-        if (write && !(pte & PTE_W) && (cr0 & CR0_WP))
-            return *pferr |= PF_P, -1;
-        *gpa = (pte & 0xfffff000u) | (gva & 0xfff);
-        return 0;
+        table = pdpte & PTE_ADDR;
+        level = 2;
     }
-    for (; level >= 1; level--) {
+    for (; level >= 1; level--) { /* at most 4 entries */
         unsigned shift = 12 + 9 * (level - 1);
-        e = read_pte(table + ((gva >> shift) & 511) * 8);
+        uint64_t e_gpa = table + ((gva >> shift) & 511) * 8, e = read_pte(e_gpa, 8);
         if (!(e & PTE_P))
             return -1;
-        if (write && !(e & PTE_W) && (cr0 & CR0_WP))
-            return *pferr |= PF_P, -1; /* L1 runs at CPL 0: only WP stops its writes */
-        if (level == 1 || ((e & PTE_PS) && level <= 3)) {
+        bool leaf = level == 1 || ((e & PTE_PS) && level <= 3);
+        uint64_t bad = rsvd | (level == 4 ? PTE_PS : 0) | (leaf && level > 1 ? ((1ull << shift) - 1) & ~0x1fffull : 0);
+        if (e & bad)
+            return *err |= PF_P | PF_RSVD, -1;
+        use(w, e_gpa, e);
+        if (leaf) {
             uint64_t mask = (1ull << shift) - 1;
             *gpa = (e & PTE_ADDR & ~mask) | (gva & mask);
             return 0;
@@ -76,30 +136,66 @@ int gva_to_gpa(struct nested_vcpu *nv, uint64_t gva, bool write, uint64_t *gpa, 
     return -1;
 }
 
+static int translate(struct nested_vcpu *nv, uint64_t gva, bool write, bool set_ad, uint64_t *gpa, uint32_t *pferr)
+{
+    uint64_t cr0 = reg_cr0(nv->rc), cr4 = reg_cr4(nv->rc), efer = vmcs_read(GUEST_IA32_EFER);
+    uint64_t cr3 = reg_read(nv->rc, HV_REG_CR3);
+    struct walk w = {.rights = PTE_W | PTE_US};
+    *pferr = write ? PF_W : 0;
+    if (!(cr0 & CR0_PG)) {
+        *gpa = gva & 0xffffffffull;
+        return 0;
+    }
+    int r = (efer & EFER_LMA) || (cr4 & CR4_PAE) ? walk64(nv, cr3, efer, gva, &w, gpa, pferr)
+                                                 : walk32(nv, cr3, cr4, gva, &w, gpa, pferr);
+    if (r)
+        return -1;
+    /* Access rights (4.6): at CPL 0 only CR0.WP stops a write to a read-only translation, and
+     * SMAP (CR4.SMAP = 1, RFLAGS.AC = 0) any access to a user-mode page (4.6.1). */
+    if (write && !(w.rights & PTE_W) && (cr0 & CR0_WP))
+        return *pferr |= PF_P, -1;
+    if ((w.rights & PTE_US) && (cr4 & CR4_SMAP) && !(reg_rflags(nv->rc) & RFLAGS_AC))
+        return *pferr |= PF_P, -1;
+    if (set_ad)
+        set_accessed_dirty(&w, write);
+    return 0;
+}
+
+int gva_to_gpa(struct nested_vcpu *nv, uint64_t gva, bool write, uint64_t *gpa, uint32_t *pferr)
+{
+    return translate(nv, gva, write, true, gpa, pferr);
+}
+
+/* An operand on two pages is copied only once both translate: a #PF on the second leaves
+ * L1's memory, and its paging structures' accessed and dirty flags, as they were (a faulting
+ * instruction has not executed, SDM 6.5). */
 static int copy(struct nested_vcpu *nv, uint64_t gva, void *buf, size_t len, bool write)
 {
-    uint8_t *b = buf;
-    while (len) {
-        uint64_t gpa;
-        uint32_t err;
-        size_t chunk = 4096 - (gva & 4095);
-        if (chunk > len)
-            chunk = len;
-        if (gva_to_gpa(nv, gva, write, &gpa, &err)) {
-            hv_inject_page_fault(nv->rc, gva, err);
-            return -1;
+    for (int pass = 0; pass < 2; pass++) { /* translate all, then translate and copy */
+        uint64_t a = gva;
+        uint8_t *b = buf;
+        for (size_t left = len; left;) {
+            uint64_t gpa;
+            uint32_t err;
+            size_t chunk = 4096 - (a & 4095);
+            if (chunk > left)
+                chunk = left;
+            if (translate(nv, a, write, pass, &gpa, &err)) {
+                hv_inject_page_fault(nv->rc, a, err);
+                return -1;
+            }
+            if (pass && hv_gpa_is_ram(gpa, chunk)) {
+                if (write)
+                    memcpy((void *)(uintptr_t)gpa, b, chunk);
+                else
+                    memcpy(b, (const void *)(uintptr_t)gpa, chunk);
+            } else if (pass && !write) {
+                memset(b, 0, chunk); /* hv's memory and MMIO read as zeros; writes are dropped */
+            }
+            a += chunk;
+            b += chunk;
+            left -= chunk;
         }
-        if (hv_gpa_is_ram(gpa, chunk)) {
-            if (write)
-                memcpy((void *)(uintptr_t)gpa, b, chunk);
-            else
-                memcpy(b, (const void *)(uintptr_t)gpa, chunk);
-        } else if (!write) {
-            memset(b, 0, chunk); /* hv's memory and MMIO read as zeros; writes are dropped */
-        }
-        gva += chunk;
-        b += chunk;
-        len -= chunk;
     }
     return 0;
 }

@@ -48,8 +48,26 @@ static bool common_checks(struct nested_vcpu *nv)
     return true;
 }
 
-/* Memory operand from the VM-exit instruction-information field (SDM Table 28-13/14). */
-static int operand_gva(struct nested_vcpu *nv, uint32_t info, uint64_t *gva)
+/* Outside 64-bit mode an operand of size bytes at offset ea must lie in a usable segment
+ * that allows the access (SDM 5.3, 5.4; ch. 31 "Protected Mode Exceptions"). The VMCS limit
+ * is in bytes; an expand-down segment covers limit+1 .. 0xffff or 0xffffffff (D/B). */
+static bool segment_allows(enum guest_seg seg, uint64_t ea, unsigned size, bool write)
+{
+    uint32_t ar = (uint32_t)vmcs_read(GUEST_SEG_AR(seg)), limit = (uint32_t)vmcs_read(GUEST_SEG_LIMIT(seg));
+    unsigned type = ar & 15;
+    uint64_t last = ea + size - 1;
+    if (ar & (1u << 16))
+        return false; /* unusable */
+    if ((type & 8) ? write || !(type & 2) : write && !(type & 2))
+        return false; /* code: never written, execute-only never read; read-only data */
+    if (!(type & 8) && (type & 4)) /* expand-down data */
+        return ea > limit && last <= ((ar & (1u << 14)) ? 0xffffffffull : 0xffffull);
+    return last <= limit;
+}
+
+/* Memory operand from the VM-exit instruction-information field (SDM Table 28-13/14), of
+ * size bytes, read or written. */
+static int operand_gva(struct nested_vcpu *nv, uint32_t info, unsigned size, bool write, uint64_t *gva)
 {
     static const uint32_t seg_base[] = {GUEST_ES_BASE, GUEST_CS_BASE, GUEST_SS_BASE,
                                         GUEST_DS_BASE, GUEST_FS_BASE, GUEST_GS_BASE};
@@ -66,6 +84,10 @@ static int operand_gva(struct nested_vcpu *nv, uint32_t info, uint64_t *gva)
     if (seg > 5)
         return -1;
     bool l64 = long_mode_64();
+    if (!l64 && !segment_allows((enum guest_seg)seg, ea, size, write)) {
+        hv_inject_exception(nv->rc, seg == 2 ? 12 : 13, true, 0); /* #SS(0) or #GP(0) */
+        return -1;
+    }
     if (!l64 || seg >= 4)
         ea += vmcs_read(seg_base[seg]); /* 64-bit mode: only FS and GS have a base */
     if (!l64)
@@ -82,7 +104,7 @@ static int read_ptr_operand(struct nested_vcpu *nv, uint64_t *ptr)
 {
     uint64_t gva;
     uint32_t info = (uint32_t)reg_read(nv->rc, HV_REG_EXIT_INSTR_INFO);
-    if (operand_gva(nv, info, &gva) || guest_read(nv, gva, ptr, 8))
+    if (operand_gva(nv, info, 8, false, &gva) || guest_read(nv, gva, ptr, 8))
         return -1;
     return 0;
 }
@@ -209,7 +231,7 @@ static void handle_vmptrst(struct nested_vcpu *nv)
 {
     uint64_t gva;
     uint32_t info = (uint32_t)reg_read(nv->rc, HV_REG_EXIT_INSTR_INFO);
-    if (operand_gva(nv, info, &gva) || guest_write(nv, gva, &nv->n->current_ptr, 8))
+    if (operand_gva(nv, info, 8, true, &gva) || guest_write(nv, gva, &nv->n->current_ptr, 8))
         return;
     vmx_succeed(nv);
 }
@@ -240,7 +262,7 @@ static void handle_vmread(struct nested_vcpu *nv)
         reg_write(nv->rc, (enum hv_reg)((info >> 3) & 15), val);
     } else {
         uint64_t gva;
-        if (operand_gva(nv, info, &gva) || guest_write(nv, gva, &val, l64 ? 8 : 4))
+        if (operand_gva(nv, info, l64 ? 8 : 4, true, &gva) || guest_write(nv, gva, &val, l64 ? 8 : 4))
             return;
     }
     vmx_succeed(nv);
@@ -259,7 +281,7 @@ static void handle_vmwrite(struct nested_vcpu *nv)
         val = reg_read(nv->rc, (enum hv_reg)((info >> 3) & 15));
     } else {
         uint64_t gva;
-        if (operand_gva(nv, info, &gva) || guest_read(nv, gva, &val, l64 ? 8 : 4))
+        if (operand_gva(nv, info, l64 ? 8 : 4, false, &gva) || guest_read(nv, gva, &val, l64 ? 8 : 4))
             return;
     }
     uint64_t field = reg_read(nv->rc, (enum hv_reg)((info >> 28) & 15));
@@ -288,7 +310,7 @@ static void handle_invept(struct nested_vcpu *nv)
         nested_vmx_fail(nv, VMXERR_INVALID_INVEPT_INVVPID);
         return;
     }
-    if (operand_gva(nv, info, &gva) || guest_read(nv, gva, desc, 16))
+    if (operand_gva(nv, info, 16, false, &gva) || guest_read(nv, gva, desc, 16))
         return;
     /* 31.3 INVEPT: only single-context looks at the descriptor, and only at the EPTP a VM
      * entry would accept; the reserved bits 127:64 are not checked (nor by Bochs, nor KVM). */
@@ -311,7 +333,7 @@ static void handle_invvpid(struct nested_vcpu *nv)
         nested_vmx_fail(nv, VMXERR_INVALID_INVEPT_INVVPID);
         return;
     }
-    if (operand_gva(nv, info, &gva) || guest_read(nv, gva, desc, 16))
+    if (operand_gva(nv, info, 16, false, &gva) || guest_read(nv, gva, desc, 16))
         return;
     uint16_t vpid = (uint16_t)desc[0];
     bool bad = (desc[0] >> 16) != 0 || (type != 2 && vpid == 0) ||

@@ -265,7 +265,7 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
     nested_prepare_vmcs02(nv);
     prepare_guest(nv, &l1, pae ? pdpte : NULL);
     uint32_t bad = nested_load_msr_list(nv, v12(nv, VM_ENTRY_MSR_LOAD_ADDR),
-                                        (uint32_t)v12(nv, VM_ENTRY_MSR_LOAD_COUNT), true);
+                                        (uint32_t)v12(nv, VM_ENTRY_MSR_LOAD_COUNT));
     if (bad) {
         regcache_discard(nv->rc); /* L2's registers never reach vmcs02 (nor vmcs01) */
         vmptrld(n->vmcs01_pa);

@@ -86,7 +86,11 @@ void nested_load_l1_host_state(struct nested_vcpu *nv)
     struct regcache *rc = nv->rc;
     uint32_t exit12 = (uint32_t)v12(nv, VM_EXIT_CONTROLS);
     bool l64 = exit12 & VM_EXIT_HOST_ADDR_SPACE_SIZE;
-    uint64_t cr0 = v12(nv, HOST_CR0), cr4 = v12(nv, HOST_CR4);
+    /* 28.5.1: CR0.ET, CD, NW and the reserved bits (63:32, 28:19, 17, 15:6) keep L1's values;
+     * vmcs01 still has L1's CR0 from before the entry. */
+    uint64_t keep = 0xffffffff00000000ull | 0x1ff80000ull | 1ull << 17 | 0xffc0ull | CR0_CD | CR0_NW | 1ull << 4;
+    uint64_t l1_cr0 = (reg_read(rc, HV_REG_CR0) & ~nv->cr0_mask) | (vmcs_read(CR0_READ_SHADOW) & nv->cr0_mask);
+    uint64_t cr0 = (v12(nv, HOST_CR0) & ~keep) | (l1_cr0 & keep), cr4 = v12(nv, HOST_CR4);
     vmcs_write(CR0_READ_SHADOW, cr0);
     reg_write(rc, HV_REG_CR0, (cr0 | nv->hw->cr0_fixed0) & nv->hw->cr0_fixed1);
     vmcs_write(CR4_READ_SHADOW, cr4);
@@ -172,7 +176,7 @@ static uint32_t msr_list_max(const struct nested_vcpu *nv)
     return 512u * (uint32_t)(((nv->caps->misc >> 25) & 7) + 1);
 }
 
-uint32_t nested_load_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count, bool entry)
+uint32_t nested_load_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count)
 {
     uint32_t max = msr_list_max(nv);
     for (uint32_t i = 0; i < count; i++) {
@@ -181,10 +185,10 @@ uint32_t nested_load_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t co
             return i + 1;
         const struct msr_entry *e = (const struct msr_entry *)(uintptr_t)pa;
         uint32_t m = e->index, f = vmcs_msr_field(m);
-        /* SDM 27.4: x2APIC MSRs, IA32_SMM_MONITOR_CTL, IA32_SMBASE, FS/GS base (entry)
-         * and reserved bits fail the load. */
-        if ((m >> 8) == 0x8 || m == 0x9b || m == 0x9e || e->rsvd ||
-            (entry && (m == MSR_IA32_FS_BASE || m == MSR_IA32_GS_BASE)))
+        /* SDM 27.4 (entry), 28.6 (exit): x2APIC MSRs, IA32_SMM_MONITOR_CTL, IA32_SMBASE,
+         * FS/GS base and reserved bits fail the load. */
+        if ((m >> 8) == 0x8 || m == 0x9b || m == 0x9e || e->rsvd || m == MSR_IA32_FS_BASE ||
+            m == MSR_IA32_GS_BASE)
             return i + 1;
         if (f)
             vmcs_write(f, e->value);
@@ -243,7 +247,7 @@ void nested_store_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count
 static void load_exit_msr_list(struct nested_vcpu *nv)
 {
     uint64_t addr = v12(nv, VM_EXIT_MSR_LOAD_ADDR);
-    uint32_t bad = nested_load_msr_list(nv, addr, (uint32_t)v12(nv, VM_EXIT_MSR_LOAD_COUNT), false);
+    uint32_t bad = nested_load_msr_list(nv, addr, (uint32_t)v12(nv, VM_EXIT_MSR_LOAD_COUNT));
     if (bad)
         msr_list_failed(nv, "load", addr, bad);
 }

@@ -28,6 +28,15 @@ UNIT_TESTS=(
     "test_nested_entry: nested/vmenter.c nested/vmexit.c nested/insn.c nested/gva.c nested/shadow.c nested/checks.c nested/caps.c nested/vmcs12.c nested/ept02.c nested/ept02_exit.c regcache/regcache.c tests/unit/fake_vmcs.c tests/unit/vmcs12_samples.c"
     "test_ept02: nested/ept02.c nested/ept02_exit.c nested/vmcs12.c nested/caps.c regcache/regcache.c tests/unit/fake_vmcs.c"
 )
+# nested/ on the fake VMCS with L1's RAM mapped at a fixed address (tests/unit/nested_harness.c)
+NESTED_SRCS="nested/insn.c nested/gva.c nested/vmenter.c nested/vmexit.c nested/shadow.c nested/checks.c nested/caps.c nested/vmcs12.c nested/ept02.c nested/ept02_exit.c regcache/regcache.c tests/unit/fake_vmcs.c tests/unit/vmcs12_samples.c tests/unit/nested_harness.c"
+UNIT_TESTS+=(
+    "test_nested_insn: $NESTED_SRCS"
+    "test_nested_gva: $NESTED_SRCS"
+    "test_nested_vmenter: $NESTED_SRCS"
+    "test_nested_vmexit: $NESTED_SRCS"
+    "test_nested_shadow: $NESTED_SRCS"
+)
 UNIT_TESTS+=("${EXTRA_UNIT_TESTS[@]}")
 
 count() { # add the counts of the last "N passed, N failed" line of file $1; 1 failure if none

@@ -19,8 +19,6 @@
 #include "vmx/vmx.h"
 #include "vmx/vmx_bits.h"
 
-enum vmx_status vmclear(uint64_t pa) { return VMX_OK; }
-enum vmx_status vmptrld(uint64_t pa) { return VMX_OK; }
 void hv_inject_exception(struct regcache *rc, uint8_t v, bool e, uint32_t c) {}
 void hv_inject_page_fault(struct regcache *rc, uint64_t cr2, uint32_t e) {}
 /* L1's memory: one host buffer stands in for it (host address = "guest-physical"). */

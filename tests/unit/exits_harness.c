@@ -68,7 +68,7 @@ __attribute__((weak)) bool hidden_step_end(struct vcpu *v) { return false; }
 __attribute__((weak)) uint64_t hidden_writes_total(void) { return 0; }
 __attribute__((weak)) uint64_t hidden_self_check(struct vcpu *v) { return 0; }
 void handle_io(struct vcpu *v) { io_calls++; }
-/* nested/ is tested on its own (test_vmcs12, test_nested_checks); here it is stubbed. */
+/* nested/ is tested on its own (test_vmcs12, test_nested_*: nested_harness.c); here it is stubbed. */
 int vmx_insn_calls, l2_exit_calls;
 bool l2_exit_result = true;
 bool l2_exit_saw_step; /* hv's step over a dropped write was still on when the exit went to nested/ */

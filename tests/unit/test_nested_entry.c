@@ -58,13 +58,7 @@ int hv_wrmsr(uint32_t m, uint64_t v)
     return 0;
 }
 
-static struct nested_state ns;
-enum vmx_status vmclear(uint64_t pa) { return VMX_OK; }
-enum vmx_status vmptrld(uint64_t pa)
-{
-    fake_vmcs_select(pa == ns.vmcs02_pa ? 1 : 0);
-    return VMX_OK;
-}
+static struct nested_state ns; /* VMPTRLD/VMCLEAR: tests/unit/fake_vmcs.c, one fake VMCS per pointer */
 
 /* Bochs' corei7_skylake_x */
 static const struct vmx_msrs hw = {
@@ -120,6 +114,7 @@ static void fresh(void)
         ns.vmcs01_pa = VMCS01_PA;
     }
     fake_vmcs_reset();
+    vmptrld(VMCS01_PA); /* L1 runs on vmcs01 */
     test_log_clear();
     regcache_init(&rc, true);
     memset(l1_mem, 0, L1_SIZE);
@@ -146,7 +141,7 @@ static void fresh(void)
 
 static bool enter(void)
 {
-    fake_vmcs_select(0);
+    vmptrld(VMCS01_PA);
     nested_vmenter(&nv, !ns.cache->launch_state);
     regcache_flush(&rc); /* as vmexit_handler does before the VM entry */
     return ns.guest_mode;

@@ -1,0 +1,188 @@
+/*
+ * Host tests for nested/shadow.c: VMCS shadowing for L1 (SDM 25.10). Which encodings L1
+ * reads and writes in the shadow VMCS without a VM exit (the VMREAD/VMWRITE bitmaps), and
+ * that every such field goes both ways: what L1 wrote in the shadow reaches vmcs12 before hv
+ * uses it, what hv changed in vmcs12 is in the shadow before L1 reads it. The shadow VMCS is
+ * a fake VMCS of its own (one per pointer), linked from vmcs01 only while L1 has a current
+ * vmcs12.
+ */
+#include <string.h>
+#include "lib/x86.h"
+#include "tests/unit/nested_harness.h"
+#include "vmx/vmx_bits.h"
+
+#define V12 ns.cache
+static bool exits(const uint8_t *bm, uint32_t e) { return (bm[(e & 0x7fff) / 8] >> (e % 8)) & 1; }
+static uint64_t sh(uint32_t f) { return fake_vmcs_get_in(ns.shadow_pa, f); }
+static uint64_t val_for(uint32_t e) { return (0x3000000000ull + e * 0x10001ull) & vmcs12_width_mask(e); }
+
+/* The bitmaps let through only fields vmcs12 has, and no write of a read-only one. */
+static void test_bitmaps(void)
+{
+    nh_setup(true);
+    unsigned reads = 0, writes = 0, bad = 0;
+    for (uint32_t e = 0; e < 0x8000; e++) {
+        bool r = !exits(vmread_bm, e), w = !exits(vmwrite_bm, e);
+        reads += r;
+        writes += w;
+        if ((r || w) && vmcs12_field_index(e) < 0)
+            bad++, CHECK(0, "encoding %#x shadowed but not a vmcs12 field", e);
+        if (w && vmcs12_field_read_only(e & ~1u))
+            bad++, CHECK(0, "read-only encoding %#x writable in the shadow", e);
+        if (w && !r)
+            bad++, CHECK(0, "encoding %#x writable but not readable", e);
+    }
+    CHECK(bad == 0 && reads > writes && writes >= 20, "%u readable, %u writable encodings", reads, writes);
+    CHECK(!exits(vmwrite_bm, GUEST_RIP) && !exits(vmwrite_bm, TSC_OFFSET) && !exits(vmwrite_bm, TSC_OFFSET | 1),
+          "hot fields, both halves of a 64-bit one");
+    CHECK(!exits(vmread_bm, VM_EXIT_REASON) && exits(vmwrite_bm, VM_EXIT_REASON), "exit reason: read only");
+    CHECK(exits(vmread_bm, EPT_POINTER) && exits(vmwrite_bm, EPT_POINTER), "EPT_POINTER (feature field) exits");
+    CHECK(exits(vmread_bm, GUEST_ES_SELECTOR) && exits(vmread_bm, POSTED_INTR_NV), "cold and unsupported fields exit");
+    hw.misc &= ~(1ull << 29);
+    nh_setup(true);
+    CHECK(exits(vmread_bm, VM_EXIT_REASON) && !nv.shadow_exit_info, "without IA32_VMX_MISC[29]: exit info exits");
+    hw.misc |= 1ull << 29;
+}
+
+static void check_linked(bool on, const char *what)
+{
+    uint64_t link = fake_vmcs_get_in(vmcs01_pa, VMCS_LINK_POINTER);
+    bool bit = fake_vmcs_get_in(vmcs01_pa, SECONDARY_VM_EXEC_CONTROL) & SECONDARY_SHADOW_VMCS;
+    CHECK(on ? link == ns.shadow_pa && bit && ns.shadowing : link == ~0ull && !bit && !ns.shadowing,
+          "%s: link %#llx, shadowing bit %d, want %s", what, ULL(link), bit, on ? "linked" : "none");
+    CHECK(fake_vmcs_current() == vmcs01_pa, "%s: vmcs01 current again", what);
+}
+
+static void test_link(void)
+{
+    nh_setup(true);
+    check_linked(false, "no current vmcs12");
+    l1_ready(PG_VMCS_A);
+    check_linked(true, "VMPTRLD");
+    CHECK(sh(GUEST_RIP) == vmcs12_get(V12, GUEST_RIP) && sh(CPU_BASED_VM_EXEC_CONTROL) ==
+              vmcs12_get(V12, CPU_BASED_VM_EXEC_CONTROL), "the shadow holds vmcs12");
+    CHECK(l1_vmclear(GPA(PG_VMCS_B)) == O_SUCCEED, "VMCLEAR of another");
+    check_linked(true, "VMCLEAR of another VMCS");
+    CHECK(l1_vmclear(GPA(PG_VMCS_A)) == O_SUCCEED, "VMCLEAR of the current");
+    check_linked(false, "VMCLEAR of the current VMCS");
+    CHECK(l1_vmptrld(GPA(PG_VMCS_A)) == O_SUCCEED, "VMPTRLD");
+    check_linked(true, "VMPTRLD again");
+    CHECK(l1_vmxoff() == O_SUCCEED, "VMXOFF");
+    check_linked(false, "VMXOFF");
+}
+
+/* Every field L1 may write without an exit reaches vmcs12 before hv reads it: at nested
+ * VM-Enter, at a VMREAD/VMWRITE exit, and in memory at VMCLEAR. */
+static void test_pull_every_field(void)
+{
+    nh_setup(true);
+    l1_ready(PG_VMCS_A);
+    unsigned n = 0;
+    for (uint32_t e = 0; e < 0x8000; e += 2) /* full encodings: the shadow is a whole VMCS */
+        if (!exits(vmwrite_bm, e)) {
+            fake_vmcs_set_in(ns.shadow_pa, e, val_for(e)); /* L1's VMWRITE, no exit */
+            n++;
+        }
+    uint64_t v;
+    CHECK(l1_vmread(GUEST_ES_SELECTOR, &v) == O_SUCCEED, "a VMREAD exit");
+    unsigned wrong = 0;
+    for (uint32_t e = 0; e < 0x8000; e += 2)
+        if (!exits(vmwrite_bm, e) && vmcs12_get(V12, e) != val_for(e))
+            wrong++, CHECK(0, "field %#x: vmcs12 %#llx, shadow %#llx", e, ULL(vmcs12_get(V12, e)), ULL(val_for(e)));
+    CHECK(n > 0 && wrong == 0, "%u shadow-written fields in vmcs12 after a VMREAD exit", n);
+    CHECK(l1_vmclear(GPA(PG_VMCS_A)) == O_SUCCEED, "VMCLEAR");
+    const struct vmcs12 *mem = gpa_ptr(GPA(PG_VMCS_A));
+    wrong = 0;
+    for (uint32_t e = 0; e < 0x8000; e += 2)
+        if (!exits(vmwrite_bm, e) && vmcs12_get(mem, e) != val_for(e))
+            wrong++;
+    CHECK(wrong == 0, "VMCLEAR wrote them to memory: %u wrong", wrong);
+    /* a VMWRITE exit does not lose what L1 wrote in the shadow before it */
+    CHECK(l1_vmptrld(GPA(PG_VMCS_A)) == O_SUCCEED, "VMPTRLD");
+    fake_vmcs_set_in(ns.shadow_pa, GUEST_RSP, 0x1234560);
+    CHECK(l1_vmwrite(GUEST_ES_SELECTOR, 0x18) == O_SUCCEED && vmcs12_get(V12, GUEST_RSP) == 0x1234560 &&
+              sh(GUEST_RSP) == 0x1234560, "VMWRITE exit keeps the shadow's RSP");
+}
+
+/* Every field L1 may read without an exit holds vmcs12's value whenever L1 can read it. */
+static unsigned shadow_mismatches(void)
+{
+    unsigned wrong = 0;
+    for (uint32_t e = 0; e < 0x8000; e += 2)
+        if (!exits(vmread_bm, e) && sh(e) != vmcs12_get(V12, e))
+            wrong++, CHECK(0, "field %#x: shadow %#llx, vmcs12 %#llx", e, ULL(sh(e)), ULL(vmcs12_get(V12, e)));
+    return wrong;
+}
+
+static void test_push_every_field(void)
+{
+    nh_setup(true);
+    struct vmcs12 *b = gpa_ptr(GPA(PG_VMCS_B));
+    nh_valid_vmcs12(b);
+    for (uint32_t e = 0; e < 0x8000; e += 2)
+        if (!exits(vmread_bm, e) && vmcs12_field_index(e) >= 0)
+            vmcs12_set(b, e, val_for(e));
+    l1_ready(PG_VMCS_A);
+    CHECK(l1_vmptrld(GPA(PG_VMCS_B)) == O_SUCCEED && shadow_mismatches() == 0, "VMPTRLD B: the shadow is B");
+    /* a reflected exit: L2's state and the exit information */
+    l1_ready(PG_VMCS_A);
+    CHECK(l1_vmlaunch() == O_ENTERED, "entered");
+    fake_vmcs_set(GUEST_RIP, 0xffffffff8100abcdull);
+    fake_vmcs_set(EXIT_QUALIFICATION, 0x44);
+    fake_vmcs_set(IDT_VECTORING_INFO_FIELD, INTR_INFO_VALID | 14 | INTR_TYPE_HW_EXCEPTION);
+    CHECK(l2_exit(EXIT_REASON_HLT, 0x44), "reflected");
+    CHECK(sh(GUEST_RIP) == 0xffffffff8100abcdull && sh(VM_EXIT_REASON) == EXIT_REASON_HLT && sh(EXIT_QUALIFICATION) == 0x44,
+          "exit in the shadow: RIP %#llx reason %llu", ULL(sh(GUEST_RIP)), ULL(sh(VM_EXIT_REASON)));
+    CHECK(shadow_mismatches() == 0, "every readable field after a reflected exit");
+    /* VMfailValid: the error number; a VM-entry failure: its reason */
+    CHECK(l1_vmptrld(GPA(PG_VMXON)) == O_FAIL_VALID && sh(VM_INSTRUCTION_ERROR) == VMXERR_VMPTRLD_VMXON_PTR,
+          "VMfailValid(10) in the shadow: %llu", ULL(sh(VM_INSTRUCTION_ERROR)));
+    fake_vmcs_set_in(ns.shadow_pa, GUEST_RFLAGS, 0); /* L1 breaks the guest state in the shadow */
+    enum outcome o = l1_vmresume();
+    CHECK(o == O_ENTRY_FAILED && sh(VM_EXIT_REASON) == (EXIT_REASON_INVALID_STATE | VMX_EXIT_REASON_ENTRY_FAIL),
+          "VM-entry failure: %s, shadow reason %#llx", outcome_name(o), ULL(sh(VM_EXIT_REASON)));
+    CHECK(shadow_mismatches() == 0, "every readable field after a VM-entry failure");
+}
+
+/* At nested VM-Enter vmcs02 is built from what L1 wrote in the shadow. */
+static void test_entry_pull(void)
+{
+    nh_setup(true);
+    l1_ready(PG_VMCS_A);
+    fake_vmcs_set_in(ns.shadow_pa, GUEST_RIP, 0xffffffff81777000ull);
+    fake_vmcs_set_in(ns.shadow_pa, GUEST_CR3, 0x5a5000);
+    fake_vmcs_set_in(ns.shadow_pa, TSC_OFFSET, 0x1000);
+    CHECK(l1_vmlaunch() == O_ENTERED, "entered");
+    CHECK(fake_vmcs_get(GUEST_RIP) == 0xffffffff81777000ull && fake_vmcs_get(GUEST_CR3) == 0x5a5000 &&
+              fake_vmcs_get(TSC_OFFSET) == 0x1000, "vmcs02 has L1's shadow writes");
+    CHECK(fake_vmcs_get(SECONDARY_VM_EXEC_CONTROL) & SECONDARY_EPT &&
+              !(fake_vmcs_get(SECONDARY_VM_EXEC_CONTROL) & SECONDARY_SHADOW_VMCS) && fake_vmcs_get(VMCS_LINK_POINTER) == ~0ull,
+          "vmcs02 itself links no shadow VMCS");
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0) && fake_vmcs_current() == vmcs01_pa, "back to vmcs01 after the pushes");
+}
+
+/* Without IA32_VMX_MISC[29] the exit information is not shadowed: L1's VMREAD exits and hv
+ * answers from vmcs12. */
+static void test_no_exit_info(void)
+{
+    hw.misc &= ~(1ull << 29);
+    nh_setup(true);
+    l1_ready(PG_VMCS_A);
+    CHECK(l1_vmlaunch() == O_ENTERED, "entered");
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "reflected");
+    CHECK(fake_vmcs_write_count_in(ns.shadow_pa, VM_EXIT_REASON) == 0, "exit reason not written to the shadow");
+    uint64_t v;
+    CHECK(l1_vmread(VM_EXIT_REASON, &v) == O_SUCCEED && v == EXIT_REASON_CPUID, "VMREAD exit: %llu", ULL(v));
+    hw.misc |= 1ull << 29;
+}
+
+int main(void)
+{
+    test_bitmaps();
+    test_link();
+    test_pull_every_field();
+    test_push_every_field();
+    test_entry_pull();
+    test_no_exit_info();
+    return test_summary();
+}

@@ -1,0 +1,329 @@
+/*
+ * Host tests for nested/vmenter.c: L1's VMLAUNCH/VMRESUME. The failures in the order of the
+ * SDM's VMLAUNCH/VMRESUME operation (31.3) and VM-entry chapter (VMfailInvalid, MOV-SS
+ * blocking, launch state, controls, host state, then guest state and MSR loading as VM-entry
+ * failures, 27.8), and vmcs02 as nested/ builds it from vmcs12: hv's host state, merged
+ * controls and bitmaps, vmcs12's guest state with GUEST_CR3 written at every entry (an entry
+ * in the HLT activity state included), EFER/PAT/debug state as the entry controls load them.
+ */
+#include <string.h>
+#include "lib/x86.h"
+#include "tests/unit/nested_harness.h"
+#include "vmx/vmx_bits.h"
+
+#define V12 ns.cache
+#define MSR_ENTRY(list, i) (&gpa_u64(GPA(PG_MSR_LISTS) + (list))[2 * (i)])
+#define ENTRY_LOAD 0
+#define EXIT_STORE 0x400
+#define EXIT_LOAD 0x800
+
+static void msr_entry(unsigned list, unsigned i, uint32_t msr, uint64_t val)
+{
+    MSR_ENTRY(list, i)[0] = msr;
+    MSR_ENTRY(list, i)[1] = val;
+}
+static uint64_t g02(uint32_t f) { return fake_vmcs_get_in(ns.vmcs02_pa, f); }
+static uint64_t g01(uint32_t f) { return fake_vmcs_get_in(vmcs01_pa, f); }
+
+/* Breaks one stage of the checks each. */
+static uint64_t pin12;
+static void bad_controls(void)
+{
+    pin12 = vmcs12_get(V12, PIN_BASED_VM_EXEC_CONTROL);
+    vmcs12_set(V12, PIN_BASED_VM_EXEC_CONTROL, pin12 | PIN_BASED_POSTED_INTR);
+}
+static void bad_host(void) { vmcs12_set(V12, HOST_RIP, 0x0000800000000000ull); }
+static void bad_guest(void) { vmcs12_set(V12, GUEST_RFLAGS, 0); }
+static void bad_msr(void)
+{
+    vmcs12_set(V12, VM_ENTRY_MSR_LOAD_COUNT, 2);
+    msr_entry(ENTRY_LOAD, 0, MSR_IA32_STAR, 0x5555);
+    msr_entry(ENTRY_LOAD, 1, 0x808, 0); /* x2APIC TPR: never loadable (27.4) */
+}
+
+static void fresh(void)
+{
+    nh_setup(false);
+    l1_ready(PG_VMCS_A);
+}
+
+static void check_vmfail(enum outcome o, uint32_t err, const char *what)
+{
+    CHECK(o == O_FAIL_VALID && l1_error() == err, "%s: %s error %u, want VMfailValid(%u)", what, outcome_name(o),
+          l1_error(), err);
+    CHECK(!ns.guest_mode && fake_vmcs_load_count(ns.vmcs02_pa) == 0, "%s: vmcs02 never loaded", what);
+}
+
+static void check_entry_fail(enum outcome o, uint32_t reason, uint64_t qual, const char *what)
+{
+    uint64_t r = vmcs12_get(V12, VM_EXIT_REASON), q = vmcs12_get(V12, EXIT_QUALIFICATION);
+    CHECK(o == O_ENTRY_FAILED && r == (reason | VMX_EXIT_REASON_ENTRY_FAIL) && q == qual,
+          "%s: %s, exit reason %#llx qual %llu, want VM-entry failure %u qual %llu", what, outcome_name(o), ULL(r),
+          ULL(q), reason, ULL(qual));
+    CHECK(V12->launch_state == 0, "%s: launch state %u, want still clear (31.3: set only when the entry succeeds)",
+          what, V12->launch_state);
+}
+
+/* 31.3 VMLAUNCH/VMRESUME: each failure wins over every later one. */
+static void test_failure_order(void)
+{
+    fresh();
+    enum outcome o;
+    ns.current_ptr = ~0ull;
+    fake_vmcs_set(GUEST_INTERRUPTIBILITY_INFO, GUEST_INTR_MOV_SS);
+    o = l1_vmlaunch();
+    CHECK(o == O_FAIL_INVALID, "no current VMCS, MOV-SS blocking: %s, want VMfailInvalid", outcome_name(o));
+    ns.current_ptr = GPA(PG_VMCS_A);
+
+    bad_controls();
+    bad_host();
+    bad_guest();
+    bad_msr();
+    V12->launch_state = 1;
+    fake_vmcs_set(GUEST_INTERRUPTIBILITY_INFO, GUEST_INTR_MOV_SS);
+    check_vmfail(l1_vmlaunch(), VMXERR_ENTRY_MOV_SS_BLOCKING, "VMLAUNCH with blocking by MOV SS");
+    /* The failed VMLAUNCH completed: the blocking by MOV SS it ran under is over. */
+    CHECK(fake_vmcs_get(GUEST_INTERRUPTIBILITY_INFO) == 0, "MOV-SS blocking after the VMfail: %#llx",
+          (unsigned long long)fake_vmcs_get(GUEST_INTERRUPTIBILITY_INFO));
+    fake_vmcs_set(GUEST_INTERRUPTIBILITY_INFO, GUEST_INTR_MOV_SS);
+    check_vmfail(l1_vmresume(), VMXERR_ENTRY_MOV_SS_BLOCKING, "VMRESUME with blocking by MOV SS");
+    fake_vmcs_set(GUEST_INTERRUPTIBILITY_INFO, GUEST_INTR_STI); /* STI blocking does not stop an entry */
+    check_vmfail(l1_vmlaunch(), VMXERR_VMLAUNCH_NONCLEAR, "VMLAUNCH of a launched VMCS");
+    V12->launch_state = 0;
+    check_vmfail(l1_vmresume(), VMXERR_VMRESUME_NONLAUNCHED, "VMRESUME of a clear VMCS");
+    check_vmfail(l1_vmlaunch(), VMXERR_ENTRY_INVALID_CONTROL, "bad controls and host state");
+    vmcs12_set(V12, PIN_BASED_VM_EXEC_CONTROL, pin12);
+    check_vmfail(l1_vmlaunch(), VMXERR_ENTRY_INVALID_HOST, "bad host and guest state");
+    vmcs12_set(V12, HOST_RIP, 0xffffffff81000000ull);
+    check_entry_fail(l1_vmlaunch(), EXIT_REASON_INVALID_STATE, 0, "bad guest state and MSR list");
+    CHECK(fake_msr(MSR_IA32_STAR)->writes == 0, "MSR list not processed after a guest-state failure");
+    vmcs12_set(V12, GUEST_RFLAGS, 0x202);
+    check_entry_fail(l1_vmlaunch(), EXIT_REASON_MSR_LOAD_FAIL, 2, "bad second MSR-list entry");
+    CHECK(fake_msr(MSR_IA32_STAR)->val == 0x5555, "the entries before it were loaded (27.4)");
+    CHECK(fake_vmcs_current() == vmcs01_pa && !ns.guest_mode && !rc.guest_cr3_owned_by_nested,
+          "back on vmcs01 after a VM-entry failure");
+    vmcs12_set(V12, VM_ENTRY_MSR_LOAD_COUNT, 0);
+    CHECK(l1_vmlaunch() == O_ENTERED && V12->launch_state == 1, "and with nothing wrong, L2 runs");
+}
+
+/* 27.8: a VM-entry failure loads host state as a VM exit would and processes the VM-exit
+ * MSR-load list, but stores no MSRs, leaves the guest-state area and the VM-entry
+ * interruption information alone, and updates only reason and qualification. */
+static void test_entry_failure_state(void)
+{
+    fresh();
+    bad_guest();
+    uint32_t event = INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | 13 | INTR_INFO_DELIVER_CODE;
+    vmcs12_set(V12, VM_ENTRY_INTR_INFO_FIELD, event);
+    vmcs12_set(V12, VM_ENTRY_EXCEPTION_ERROR_CODE, 0);
+    vmcs12_set(V12, VM_EXIT_INTR_INFO, 0x1234);
+    vmcs12_set(V12, VM_EXIT_MSR_STORE_COUNT, 1);
+    msr_entry(EXIT_STORE, 0, MSR_IA32_LSTAR, 0xdead);
+    vmcs12_set(V12, VM_EXIT_MSR_LOAD_COUNT, 1);
+    msr_entry(EXIT_LOAD, 0, MSR_IA32_KERNEL_GS_BASE, 0xbeef);
+    enum outcome o = l1_vmlaunch();
+    check_entry_fail(o, EXIT_REASON_INVALID_STATE, 0, "invalid guest RFLAGS");
+    CHECK(vmcs12_get(V12, GUEST_RFLAGS) == 0 && vmcs12_get(V12, GUEST_RIP) == 0xffffffff81000100ull,
+          "guest-state area unchanged");
+    CHECK(vmcs12_get(V12, VM_ENTRY_INTR_INFO_FIELD) == event, "entry interruption information still valid: %#llx",
+          ULL(vmcs12_get(V12, VM_ENTRY_INTR_INFO_FIELD)));
+    CHECK(vmcs12_get(V12, VM_EXIT_INTR_INFO) == 0x1234, "other exit information unchanged");
+    CHECK(MSR_ENTRY(EXIT_STORE, 0)[1] == 0xdead, "no MSR stored");
+    CHECK(fake_msr(MSR_IA32_KERNEL_GS_BASE)->val == 0xbeef, "VM-exit MSR-load list performed");
+    CHECK(g01(GUEST_RSP) == vmcs12_get(V12, HOST_RSP) && g01(GUEST_CR3) == vmcs12_get(V12, HOST_CR3) &&
+              g01(GUEST_CS_SELECTOR) == vmcs12_get(V12, HOST_CS_SELECTOR),
+          "L1 continues in its host state");
+}
+
+static const uint32_t host_fields[NESTED_NR_HOST_FIELDS] = {
+    HOST_ES_SELECTOR, HOST_CS_SELECTOR, HOST_SS_SELECTOR, HOST_DS_SELECTOR, HOST_FS_SELECTOR, HOST_GS_SELECTOR,
+    HOST_TR_SELECTOR, HOST_IA32_PAT, HOST_IA32_EFER, HOST_IA32_SYSENTER_CS, HOST_CR0, HOST_CR3, HOST_CR4,
+    HOST_FS_BASE, HOST_GS_BASE, HOST_TR_BASE, HOST_GDTR_BASE, HOST_IDTR_BASE, HOST_IA32_SYSENTER_ESP,
+    HOST_IA32_SYSENTER_EIP, HOST_RSP, HOST_RIP,
+}; /* the order of nested_harness.c's HOST01(i) */
+
+static void test_vmcs02(void)
+{
+    fresh();
+    /* L1's bitmaps: MSR 0x10 read and port 0x60 exit for L1; hv's own: MSR 0x1b write */
+    gpa_u64(GPA(PG_MSR_BM))[0] = 1ull << 0x10;
+    ((uint8_t *)gpa_ptr(GPA(PG_IO_A)))[0x60 / 8] = 1u << (0x60 % 8);
+    ((uint8_t *)nv.msr_bitmap01)[2048 + 0x1b / 8] |= 1u << (0x1b % 8);
+    vmcs12_set(V12, VM_ENTRY_MSR_LOAD_COUNT, 2);
+    msr_entry(ENTRY_LOAD, 0, MSR_IA32_SYSENTER_CS, 0x73);
+    msr_entry(ENTRY_LOAD, 1, MSR_IA32_KERNEL_GS_BASE, 0x4242);
+    vmcs12_set(V12, VM_ENTRY_INTR_INFO_FIELD, INTR_INFO_VALID | INTR_TYPE_EXT_INTR | 0x30);
+    enum outcome o = l1_vmlaunch();
+    CHECK(o == O_ENTERED && fake_vmcs_current() == ns.vmcs02_pa, "VMLAUNCH: %s", outcome_name(o));
+    CHECK(launch_pending && V12->launch_state == 1 && rc.guest_cr3_owned_by_nested && ns.nested_entries == 1,
+          "launch pending, vmcs12 launched, GUEST_CR3 nested's");
+    for (int i = 0; i < NESTED_NR_HOST_FIELDS; i++)
+        CHECK(g02(host_fields[i]) == (VMCS_FIELD_WIDTH(host_fields[i]) == VMCS_WIDTH_16 ? HOST01(i) & 0xffff
+                                                                                         : HOST01(i)),
+              "vmcs02 host field %#x = %#llx: hv's, never vmcs12's", host_fields[i], ULL(g02(host_fields[i])));
+    for (unsigned i = 0; i < nested_nr_guest_fields; i++)
+        CHECK(nested_guest_fields[i] == GUEST_SYSENTER_CS || /* from the MSR list below */
+                  g02(nested_guest_fields[i]) == vmcs12_get(V12, nested_guest_fields[i]),
+              "guest field %#x", nested_guest_fields[i]);
+    const uint32_t same[] = {GUEST_RIP, GUEST_RSP, GUEST_RFLAGS, GUEST_CR3, EXCEPTION_BITMAP, TSC_OFFSET,
+                             VMX_PREEMPTION_TIMER_VALUE, VM_ENTRY_INTR_INFO_FIELD};
+    for (unsigned i = 0; i < sizeof(same) / sizeof(same[0]); i++)
+        CHECK(g02(same[i]) == vmcs12_get(V12, same[i]), "field %#x %#llx, vmcs12 %#llx", same[i], ULL(g02(same[i])),
+              ULL(vmcs12_get(V12, same[i])));
+    /* CR0/CR4: masks with hv's bits, shadows as L1 set them up, VMX's fixed bits in the real ones */
+    uint64_t m0 = vmcs12_get(V12, CR0_GUEST_HOST_MASK), cr0 = vmcs12_get(V12, GUEST_CR0);
+    CHECK(g02(CR0_GUEST_HOST_MASK) == (m0 | nv.cr0_mask) && g02(CR4_GUEST_HOST_MASK) ==
+              (vmcs12_get(V12, CR4_GUEST_HOST_MASK) | nv.cr4_mask), "masks merged");
+    CHECK(g02(CR0_READ_SHADOW) == ((cr0 & ~m0) | (vmcs12_get(V12, CR0_READ_SHADOW) & m0)), "CR0 shadow %#llx",
+          ULL(g02(CR0_READ_SHADOW)));
+    CHECK(g02(GUEST_CR0) == ((cr0 | hw.cr0_fixed0) & hw.cr0_fixed1) && (g02(GUEST_CR4) & CR4_VMXE), "real CR0/CR4");
+    /* controls: hv's merged bitmaps, EPT01, no VPID, no VMCS link, no CPU-side MSR lists */
+    const uint8_t *bm = ns.msr_bitmap02;
+    CHECK(g02(MSR_BITMAP) == (uint64_t)(uintptr_t)bm && (bm[0x10 / 8] & 1u << (0x10 % 8)) &&
+              (bm[2048 + 0x1b / 8] & 1u << (0x1b % 8)) && !(bm[0x11 / 8] & 1u << (0x11 % 8)),
+          "MSR bitmap: L1's OR hv's, in hv's page");
+    CHECK(g02(IO_BITMAP_A) == (uint64_t)(uintptr_t)ns.io_bitmap02_a && (ns.io_bitmap02_a[0x60 / 8] & 1u),
+          "I/O bitmap A: L1's in hv's page");
+    CHECK(g02(EPT_POINTER) == nv.eptp, "L2 on EPT01 without L1's EPT");
+    uint32_t p2 = (uint32_t)g02(SECONDARY_VM_EXEC_CONTROL);
+    CHECK((p2 & SECONDARY_EPT) && !(p2 & SECONDARY_VPID) && (p2 & SECONDARY_RDTSCP), "secondary %#x", p2);
+    CHECK(g02(VMCS_LINK_POINTER) == ~0ull && !g02(VM_ENTRY_MSR_LOAD_COUNT) && !g02(VM_EXIT_MSR_STORE_COUNT) &&
+              !g02(VM_EXIT_MSR_LOAD_COUNT), "no L1 pointer reaches the CPU");
+    uint32_t exit02 = (uint32_t)g02(VM_EXIT_CONTROLS), entry02 = (uint32_t)g02(VM_ENTRY_CONTROLS);
+    CHECK((exit02 & VM_EXIT_HOST_ADDR_SPACE_SIZE) && (exit02 & VM_EXIT_LOAD_EFER) && (exit02 & VM_EXIT_SAVE_EFER),
+          "exit controls %#x: back to hv's 64-bit host with hv's EFER", exit02);
+    CHECK((entry02 & VM_ENTRY_IA32E_MODE) && (entry02 & VM_ENTRY_LOAD_EFER), "entry controls %#x", entry02);
+    CHECK(g02(GUEST_IA32_EFER) == vmcs12_get(V12, GUEST_IA32_EFER) && g02(GUEST_IA32_PAT) ==
+              vmcs12_get(V12, GUEST_IA32_PAT), "EFER and PAT loaded from vmcs12");
+    /* the VM-entry MSR-load list: VMCS-switched MSRs into vmcs02, the others to the CPU */
+    CHECK(g02(GUEST_SYSENTER_CS) == 0x73 && fake_msr(MSR_IA32_KERNEL_GS_BASE)->val == 0x4242,
+          "MSR list: SYSENTER_CS %#llx, KERNEL_GS_BASE %#llx", ULL(g02(GUEST_SYSENTER_CS)),
+          ULL(fake_msr(MSR_IA32_KERNEL_GS_BASE)->val));
+    CHECK(fake_vmcs_no_current == 0 && fake_vmcs_bad_fields == 0 && fake_vmcs_ro_writes == 0,
+          "VMCS accesses: %llu without a VMCS, %llu bad, %llu read-only", ULL(fake_vmcs_no_current),
+          ULL(fake_vmcs_bad_fields), ULL(fake_vmcs_ro_writes));
+}
+
+/* 27.3.2.1: without "load IA32_EFER" LMA follows "IA-32e mode guest" (and LME with CR0.PG);
+ * without "load IA32_PAT" / "load debug controls" L1's PAT, DR7, DEBUGCTL stay. */
+static void test_entry_controls(void)
+{
+    fresh();
+    fake_vmcs_set(GUEST_DR7, 0x455);
+    fake_vmcs_set(GUEST_IA32_DEBUGCTL, 1);
+    uint32_t entry = (uint32_t)vmcs12_get(V12, VM_ENTRY_CONTROLS);
+    vmcs12_set(V12, VM_ENTRY_CONTROLS, entry & ~(VM_ENTRY_LOAD_EFER | VM_ENTRY_LOAD_PAT | VM_ENTRY_LOAD_DEBUG_CONTROLS));
+    vmcs12_set(V12, GUEST_IA32_EFER, 0);
+    enum outcome o = l1_vmlaunch();
+    CHECK(o == O_ENTERED, "entry: %s (%s)", outcome_name(o), o == O_ENTERED ? "" : "see the log");
+    CHECK(g02(GUEST_IA32_EFER) == (L1_EFER | EFER_LMA | EFER_LME), "EFER %#llx: L1's, LMA/LME from the control",
+          ULL(g02(GUEST_IA32_EFER)));
+    CHECK(g02(GUEST_IA32_PAT) == g01(GUEST_IA32_PAT) && g02(GUEST_DR7) == 0x455 && g02(GUEST_IA32_DEBUGCTL) == 1,
+          "PAT, DR7, DEBUGCTL stay L1's");
+}
+
+/* The GUEST_CR3 rule (docs/nested.md): vmcs02.GUEST_CR3 = vmcs12.GUEST_CR3 at every nested
+ * VM-Enter, one entering the HLT activity state included; the wake-up exit stores it back. */
+static void test_guest_cr3(void)
+{
+    fresh();
+    vmcs12_set(V12, GUEST_CR3, 0xa000);
+    CHECK(l1_vmlaunch() == O_ENTERED && g02(GUEST_CR3) == 0xa000, "first entry: CR3 A");
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0) && vmcs12_get(V12, GUEST_CR3) == 0xa000, "exit: vmcs12 CR3 A");
+    vmcs12_set(V12, GUEST_CR3, 0xb000);
+    vmcs12_set(V12, GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_HLT);
+    uint32_t writes = fake_vmcs_write_count_in(ns.vmcs02_pa, GUEST_CR3);
+    enum outcome o = l1_vmresume();
+    CHECK(o == O_ENTERED && g02(GUEST_CR3) == 0xb000 && g02(GUEST_ACTIVITY_STATE) == GUEST_ACTIVITY_HLT,
+          "HLT entry: %s, CR3 %#llx, activity %llu", outcome_name(o), ULL(g02(GUEST_CR3)),
+          ULL(g02(GUEST_ACTIVITY_STATE)));
+    CHECK(fake_vmcs_write_count_in(ns.vmcs02_pa, GUEST_CR3) == writes + 1, "written once at this entry");
+    CHECK(!launch_pending, "VMRESUME of a launched vmcs02");
+    /* an exit handler writing CR3 through the cache cannot clobber it while L2 is active */
+    reg_write(&rc, HV_REG_CR3, 0xc000);
+    regcache_flush(&rc);
+    CHECK(g02(GUEST_CR3) == 0xb000, "the cache never writes GUEST_CR3 while L2 runs: %#llx", ULL(g02(GUEST_CR3)));
+    regcache_warn_reset();
+    fake_vmcs_set(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_ACTIVE);
+    CHECK(l2_exit(EXIT_REASON_PREEMPTION_TIMER, 0), "wake-up exit reflected");
+    CHECK(vmcs12_get(V12, GUEST_CR3) == 0xb000, "wake-up exit stores CR3 B: %#llx", ULL(vmcs12_get(V12, GUEST_CR3)));
+}
+
+/* vmcs02 is cleared and its host state written when it starts another L2 (another vmcs12,
+ * or the same after VMCLEAR); a VMRESUME of the same one rewrites neither. */
+static void test_vmcs02_reuse(void)
+{
+    fresh();
+    uint64_t v02 = ns.vmcs02_pa;
+    CHECK(l1_vmlaunch() == O_ENTERED && fake_vmcs_clear_count(v02) == 1, "first VMLAUNCH clears vmcs02");
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "exit");
+    CHECK(l1_vmresume() == O_ENTERED && fake_vmcs_clear_count(v02) == 1 && !launch_pending, "VMRESUME");
+    CHECK(fake_vmcs_write_count_in(v02, HOST_RIP) == 1, "host state written once: %u",
+          fake_vmcs_write_count_in(v02, HOST_RIP));
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "exit");
+    CHECK(l1_vmclear(GPA(PG_VMCS_A)) == O_SUCCEED && l1_vmptrld(GPA(PG_VMCS_A)) == O_SUCCEED, "VMCLEAR, VMPTRLD");
+    CHECK(l1_vmresume() == O_FAIL_VALID && l1_error() == VMXERR_VMRESUME_NONLAUNCHED, "VMRESUME after VMCLEAR");
+    CHECK(l1_vmlaunch() == O_ENTERED && fake_vmcs_clear_count(v02) == 2 && launch_pending &&
+              fake_vmcs_write_count_in(v02, HOST_RIP) == 2, "VMLAUNCH after VMCLEAR: a clear vmcs02, launched anew");
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "exit");
+    nh_valid_vmcs12(gpa_ptr(GPA(PG_VMCS_B)));
+    CHECK(l1_vmptrld(GPA(PG_VMCS_B)) == O_SUCCEED && l1_vmlaunch() == O_ENTERED && fake_vmcs_clear_count(v02) == 3,
+          "another vmcs12: vmcs02 cleared");
+}
+
+/* PAE paging in L2 without L1's EPT: L1 expects the PDPTEs loaded from L2's CR3 (an L1
+ * address); vmcs02 runs on EPT01, so nested/ loads them into vmcs02 (27.3.2.4). */
+static void test_pae_pdptes(void)
+{
+    fresh();
+    uint32_t entry = (uint32_t)vmcs12_get(V12, VM_ENTRY_CONTROLS) & ~VM_ENTRY_IA32E_MODE;
+    vmcs12_set(V12, VM_ENTRY_CONTROLS, entry);
+    vmcs12_set(V12, GUEST_IA32_EFER, 0);
+    vmcs12_set(V12, GUEST_CS_AR_BYTES, 0xc09b);
+    vmcs12_set(V12, GUEST_RIP, 0x1000);
+    vmcs12_set(V12, GUEST_RSP, 0x2000);
+    vmcs12_set(V12, GUEST_GDTR_BASE, 0x3000);
+    vmcs12_set(V12, GUEST_IDTR_BASE, 0x4000);
+    vmcs12_set(V12, GUEST_TR_BASE, 0x5000);
+    vmcs12_set(V12, GUEST_GS_BASE, 0);
+    vmcs12_set(V12, GUEST_FS_BASE, 0);
+    vmcs12_set(V12, GUEST_SYSENTER_ESP, 0);
+    vmcs12_set(V12, GUEST_SYSENTER_EIP, 0);
+    uint64_t pdpt = GPA(PG_FREE) + 0x40;
+    vmcs12_set(V12, GUEST_CR3, pdpt);
+    for (int i = 0; i < 4; i++)
+        gpa_u64(pdpt)[i] = i == 2 ? 0 : (0x100000ull * (i + 1)) | 1;
+    enum outcome o = l1_vmlaunch();
+    CHECK(o == O_ENTERED, "32-bit PAE L2: %s", outcome_name(o));
+    for (int i = 0; i < 4; i++)
+        CHECK(g02(GUEST_PDPTR0 + 2 * i) == gpa_u64(pdpt)[i], "PDPTE%d %#llx", i, ULL(g02(GUEST_PDPTR0 + 2 * i)));
+}
+
+/* The CPU refused vmcs02 after all: L1's VMLAUNCH fails with the CPU's error, as a VMfail. */
+static void test_hw_refused(void)
+{
+    fresh();
+    CHECK(l1_vmlaunch() == O_ENTERED, "entered");
+    memset(&inj, 0, sizeof(inj));
+    regcache_reset(&rc);
+    nested_hw_refused(&nv, VMXERR_ENTRY_INVALID_HOST);
+    regcache_flush(&rc);
+    CHECK(fake_vmcs_current() == vmcs01_pa && !ns.guest_mode && !rc.guest_cr3_owned_by_nested, "back on vmcs01");
+    CHECK(fake_vmcs_get(GUEST_RIP) == RIP0 + ILEN && (fake_vmcs_get(GUEST_RFLAGS) & 0x41) == 0x40 &&
+              l1_error() == VMXERR_ENTRY_INVALID_HOST, "VMLAUNCH: VMfailValid(8)");
+    CHECK(V12->launch_state == 0, "the failed VMLAUNCH leaves the VMCS clear");
+    CHECK(l1_vmlaunch() == O_ENTERED && fake_vmcs_clear_count(ns.vmcs02_pa) == 2, "next entry: a clear vmcs02");
+}
+
+int main(void)
+{
+    test_failure_order();
+    test_entry_failure_state();
+    test_vmcs02();
+    test_entry_controls();
+    test_guest_cr3();
+    test_vmcs02_reuse();
+    test_pae_pdptes();
+    test_hw_refused();
+    return test_summary();
+}

@@ -1,0 +1,347 @@
+/*
+ * Host tests for nested/vmexit.c: an exit of L2 reflected to L1. vmcs12 receives L2's state
+ * and the exit information (SDM 28.2, 28.3), the VM-exit MSR-store list is performed (28.4),
+ * L1 continues from vmcs12's host state loaded into vmcs01 (28.5) and the VM-exit MSR-load
+ * list (28.6); and the decisions which MSR, I/O and CR exits are L1's (26.1.3) and which hv's.
+ */
+#include <string.h>
+#include "lib/x86.h"
+#include "tests/unit/nested_harness.h"
+#include "vmx/vmx_bits.h"
+
+#define V12 ns.cache
+#define MSR_ENTRY(list, i) (&gpa_u64(GPA(PG_MSR_LISTS) + (list))[2 * (i)])
+#define EXIT_STORE 0x400
+#define EXIT_LOAD 0x800
+
+static void msr_entry(unsigned list, unsigned i, uint32_t msr, uint64_t val)
+{
+    MSR_ENTRY(list, i)[0] = msr;
+    MSR_ENTRY(list, i)[1] = val;
+}
+static uint64_t g01(uint32_t f) { return fake_vmcs_get_in(vmcs01_pa, f); }
+static uint64_t w12(uint32_t f) { return vmcs12_get(V12, f); }
+
+static void enter(void)
+{
+    enum outcome o = V12->launch_state ? l1_vmresume() : l1_vmlaunch();
+    CHECK(o == O_ENTERED, "nested VM-Enter: %s", outcome_name(o));
+}
+
+static void fresh(void)
+{
+    nh_setup(false);
+    l1_ready(PG_VMCS_A);
+    enter();
+}
+
+static const uint32_t exit_info[] = {
+    EXIT_QUALIFICATION, GUEST_LINEAR_ADDRESS, VM_EXIT_INTR_INFO, VM_EXIT_INTR_ERROR_CODE, IDT_VECTORING_INFO_FIELD,
+    IDT_VECTORING_ERROR_CODE, VM_EXIT_INSTRUCTION_LEN, VMX_INSTRUCTION_INFO, IO_RCX, IO_RSI, IO_RDI, IO_RIP,
+};
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+static uint64_t val_for(uint32_t f, unsigned i) { return (0x5a00 + i) & (VMCS_FIELD_WIDTH(f) == VMCS_WIDTH_16 ? 0xffff : ~0ull); }
+
+/* 28.2, 28.3: what the CPU stored in vmcs02 reaches vmcs12, with L2's view of CR0/CR4. */
+static void test_reflect_saves(void)
+{
+    fresh();
+    for (unsigned i = 0; i < nested_nr_guest_fields; i++)
+        fake_vmcs_set(nested_guest_fields[i], val_for(nested_guest_fields[i], i));
+    for (unsigned i = 0; i < N(exit_info); i++)
+        fake_vmcs_set(exit_info[i], 0x7700 + i);
+    fake_vmcs_set(GUEST_RIP, 0xffffffff81234567ull);
+    fake_vmcs_set(GUEST_RSP, 0xffffc90000123450ull);
+    fake_vmcs_set(GUEST_RFLAGS, 0x10246);
+    fake_vmcs_set(GUEST_CR3, 0x7777000);
+    fake_vmcs_set(GUEST_CR0, 0x80050033 | CR0_TS);  /* real: NE forced by hv */
+    fake_vmcs_set(CR0_READ_SHADOW, 0x80050013);      /* L2 wrote NE = 0: hv's bit */
+    fake_vmcs_set(GUEST_CR4, 0x26a0 | (1u << 9));
+    fake_vmcs_set(GUEST_DR7, 0x401);
+    fake_vmcs_set(GUEST_IA32_DEBUGCTL, 2);
+    fake_vmcs_set(GUEST_IA32_PAT, 0x0606060606060606ull);
+    fake_vmcs_set(GUEST_IA32_EFER, 0x500);
+    fake_vmcs_set(VMX_PREEMPTION_TIMER_VALUE, 1234);
+    fake_vmcs_set(GUEST_PHYSICAL_ADDRESS, 0x99000);
+    fake_vmcs_set(VM_ENTRY_CONTROLS, fake_vmcs_get(VM_ENTRY_CONTROLS) & ~VM_ENTRY_IA32E_MODE);
+    vmcs12_set(V12, VM_INSTRUCTION_ERROR, 12);
+    uint64_t gpa12 = w12(GUEST_PHYSICAL_ADDRESS);
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0x7700) && !ns.guest_mode, "CPUID exit reflected");
+    for (unsigned i = 0; i < nested_nr_guest_fields; i++)
+        CHECK(w12(nested_guest_fields[i]) == val_for(nested_guest_fields[i], i), "guest field %#x: %#llx",
+              nested_guest_fields[i], ULL(w12(nested_guest_fields[i])));
+    for (unsigned i = 0; i < N(exit_info); i++)
+        CHECK(w12(exit_info[i]) == 0x7700 + i, "exit information %#x: %#llx", exit_info[i], ULL(w12(exit_info[i])));
+    CHECK(w12(VM_EXIT_REASON) == EXIT_REASON_CPUID && w12(VM_INSTRUCTION_ERROR) == 12, "reason; error unchanged");
+    CHECK(w12(GUEST_RIP) == 0xffffffff81234567ull && w12(GUEST_RSP) == 0xffffc90000123450ull &&
+              w12(GUEST_RFLAGS) == 0x10246 && w12(GUEST_CR3) == 0x7777000, "RIP, RSP, RFLAGS, CR3");
+    CHECK(w12(GUEST_CR0) == (0x80050013 | CR0_TS), "CR0 %#llx: hv's NE as L2 set it", ULL(w12(GUEST_CR0)));
+    CHECK(w12(GUEST_CR4) == (0x26a0 | (1u << 9)), "CR4 %#llx (VMXE: L1's mask, the real bit)", ULL(w12(GUEST_CR4)));
+    CHECK(w12(GUEST_DR7) == 0x401 && w12(GUEST_IA32_DEBUGCTL) == 2 && w12(GUEST_IA32_PAT) == 0x0606060606060606ull &&
+              w12(GUEST_IA32_EFER) == 0x500 && w12(VMX_PREEMPTION_TIMER_VALUE) == 1234,
+          "saved as the exit controls ask: DR7, DEBUGCTL, PAT, EFER, timer");
+    CHECK(!(w12(VM_ENTRY_CONTROLS) & VM_ENTRY_IA32E_MODE), "IA-32e mode guest stores EFER.LMA (28.2)");
+    CHECK(!(w12(VM_ENTRY_INTR_INFO_FIELD) & INTR_INFO_VALID), "entry interruption information invalid after exit");
+    CHECK(w12(GUEST_PHYSICAL_ADDRESS) == gpa12, "guest-physical address is EPT01's, not L1's");
+    CHECK(ns.reflected_exits == 1, "counted");
+
+    /* exit controls off: those fields keep vmcs12's values */
+    nh_valid_vmcs12(V12); /* L1 sets up a valid L2 again */
+    V12->launch_state = 1;
+    uint32_t exit12 = (uint32_t)w12(VM_EXIT_CONTROLS);
+    vmcs12_set(V12, VM_EXIT_CONTROLS, exit12 & ~(VM_EXIT_SAVE_DEBUG_CONTROLS | VM_EXIT_SAVE_PAT | VM_EXIT_SAVE_EFER |
+                                                 VM_EXIT_SAVE_PREEMPTION_TIMER));
+    enter();
+    fake_vmcs_set(GUEST_IA32_EFER, 0x500);
+    fake_vmcs_set(GUEST_DR7, 0x4ff);
+    CHECK(l2_exit(EXIT_REASON_HLT, 0), "HLT exit reflected");
+    CHECK(w12(GUEST_IA32_EFER) == 0xd01 && w12(GUEST_DR7) == 0x400, "not saved: EFER %#llx DR7 %#llx",
+          ULL(w12(GUEST_IA32_EFER)), ULL(w12(GUEST_DR7)));
+    /* 27.2.1: VMREAD/VMWRITE with a register operand: exit qualification 0 */
+    enter();
+    fake_vmcs_set(VMX_INSTRUCTION_INFO, II_REGFORM);
+    CHECK(l2_exit(EXIT_REASON_VMREAD, 0x1234) && w12(EXIT_QUALIFICATION) == 0, "register VMREAD: qual %#llx",
+          ULL(w12(EXIT_QUALIFICATION)));
+    enter();
+    fake_vmcs_set(VMX_INSTRUCTION_INFO, II_MEM_RAX);
+    CHECK(l2_exit(EXIT_REASON_VMWRITE, 0x1234) && w12(EXIT_QUALIFICATION) == 0x1234, "memory VMWRITE: displacement");
+}
+
+/* 28.5: L1's state after the exit is vmcs12's host state. */
+static void test_host_state(void)
+{
+    fresh();
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "reflected");
+    CHECK(fake_vmcs_current() == vmcs01_pa && !rc.guest_cr3_owned_by_nested, "vmcs01 current");
+    CHECK(g01(GUEST_RIP) == w12(HOST_RIP) && g01(GUEST_RSP) == w12(HOST_RSP) && g01(GUEST_RFLAGS) == 2,
+          "RIP, RSP, RFLAGS = 2");
+    CHECK(g01(CR0_READ_SHADOW) == w12(HOST_CR0) && g01(GUEST_CR0) == ((w12(HOST_CR0) | hw.cr0_fixed0) & hw.cr0_fixed1),
+          "CR0 %#llx / shadow %#llx", ULL(g01(GUEST_CR0)), ULL(g01(CR0_READ_SHADOW)));
+    CHECK(g01(CR4_READ_SHADOW) == w12(HOST_CR4) && (g01(GUEST_CR4) & CR4_VMXE) && g01(GUEST_CR3) == w12(HOST_CR3),
+          "CR4, CR3");
+    CHECK(g01(GUEST_DR7) == 0x400 && g01(GUEST_IA32_DEBUGCTL) == 0, "DR7 = 400H, DEBUGCTL = 0");
+    CHECK(g01(GUEST_IA32_EFER) == w12(HOST_IA32_EFER) && g01(GUEST_IA32_PAT) == w12(HOST_IA32_PAT), "EFER, PAT loaded");
+    CHECK(g01(GUEST_SYSENTER_CS) == w12(HOST_IA32_SYSENTER_CS) && g01(GUEST_SYSENTER_EIP) ==
+              w12(HOST_IA32_SYSENTER_EIP), "SYSENTER");
+    CHECK((g01(VM_ENTRY_CONTROLS) & VM_ENTRY_IA32E_MODE), "L1 in IA-32e mode (host address-space size)");
+    /* 28.5.2 segments */
+    CHECK(g01(GUEST_CS_SELECTOR) == 0x08 && g01(GUEST_CS_AR_BYTES) == 0xa09b && g01(GUEST_CS_BASE) == 0 &&
+              g01(GUEST_CS_LIMIT) == 0xffffffff, "CS: 64-bit code, flat");
+    const enum guest_seg data[] = {SEG_SS, SEG_DS, SEG_ES};
+    for (unsigned i = 0; i < N(data); i++)
+        CHECK(g01(GUEST_SEG_SELECTOR(data[i])) == 0x10 && g01(GUEST_SEG_AR(data[i])) == 0xc093 &&
+                  g01(GUEST_SEG_BASE(data[i])) == 0 && g01(GUEST_SEG_LIMIT(data[i])) == 0xffffffff,
+              "data segment %d: flat read/write, DPL 0", data[i]);
+    CHECK(g01(GUEST_FS_SELECTOR) == 0 && g01(GUEST_FS_AR_BYTES) == 0x10000 && g01(GUEST_GS_AR_BYTES) == 0x10000,
+          "null FS, GS: unusable");
+    CHECK(g01(GUEST_GS_BASE) == w12(HOST_GS_BASE) && g01(GUEST_FS_BASE) == w12(HOST_FS_BASE), "FS/GS bases loaded");
+    CHECK(g01(GUEST_TR_SELECTOR) == 0x18 && g01(GUEST_TR_BASE) == w12(HOST_TR_BASE) && g01(GUEST_TR_LIMIT) == 0x67 &&
+              g01(GUEST_TR_AR_BYTES) == 0x8b, "TR: busy TSS, limit 67H");
+    CHECK(g01(GUEST_LDTR_SELECTOR) == 0 && (g01(GUEST_LDTR_AR_BYTES) & 0x10000), "LDTR unusable");
+    CHECK(g01(GUEST_GDTR_BASE) == w12(HOST_GDTR_BASE) && g01(GUEST_GDTR_LIMIT) == 0xffff &&
+              g01(GUEST_IDTR_BASE) == w12(HOST_IDTR_BASE) && g01(GUEST_IDTR_LIMIT) == 0xffff, "GDTR, IDTR");
+    CHECK(g01(GUEST_INTERRUPTIBILITY_INFO) == 0 && g01(GUEST_ACTIVITY_STATE) == 0 && g01(VM_ENTRY_INTR_INFO_FIELD) == 0,
+          "no STI/MOV-SS blocking, active, nothing injected into L1");
+
+    /* without "load IA32_EFER"/"load IA32_PAT": LMA = LME = host address-space size, PAT stays */
+    uint32_t exit12 = (uint32_t)w12(VM_EXIT_CONTROLS);
+    vmcs12_set(V12, VM_EXIT_CONTROLS, exit12 & ~(VM_EXIT_LOAD_EFER | VM_EXIT_LOAD_PAT));
+    enter();
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "reflected");
+    CHECK(g01(GUEST_IA32_EFER) == (L1_EFER | EFER_LMA | EFER_LME) && g01(GUEST_IA32_PAT) == w12(HOST_IA32_PAT),
+          "EFER %#llx, PAT %#llx", ULL(g01(GUEST_IA32_EFER)), ULL(g01(GUEST_IA32_PAT)));
+}
+
+/* 28.5.1: CR0.ET, CD, NW and CR0's reserved bits (63:32, 28:19, 17, 15:6) keep the values L1
+ * had when it entered L2; the other bits come from HOST_CR0. */
+static void test_host_cr0(void)
+{
+    const struct { uint64_t l1, host, want; const char *what; } c[] = {
+        {L1_CR0, L1_CR0 | CR0_CD | CR0_NW | CR0_TS, L1_CR0 | CR0_TS, "HOST_CR0 sets CD, NW: L1 keeps them clear"},
+        {L1_CR0 | CR0_CD, L1_CR0, L1_CR0 | CR0_CD, "L1 ran with CD: it still does"},
+        {L1_CR0, (L1_CR0 & ~0x10ull) | 1ull << 17 | 1ull << 6, L1_CR0, "ET and reserved bits 17, 6 not loaded"},
+    };
+    for (unsigned i = 0; i < N(c); i++) {
+        nh_setup(false);
+        fake_vmcs_set(GUEST_CR0, c[i].l1);
+        fake_vmcs_set(CR0_READ_SHADOW, c[i].l1);
+        l1_ready(PG_VMCS_A);
+        vmcs12_set(V12, HOST_CR0, c[i].host);
+        enter();
+        CHECK(l2_exit(EXIT_REASON_CPUID, 0), "reflected");
+        CHECK(g01(CR0_READ_SHADOW) == c[i].want && g01(GUEST_CR0) == ((c[i].want | hw.cr0_fixed0) & hw.cr0_fixed1),
+              "%s: CR0 %#llx, shadow %#llx, want %#llx", c[i].what, ULL(g01(GUEST_CR0)), ULL(g01(CR0_READ_SHADOW)),
+              ULL(c[i].want));
+    }
+    /* a VM-entry failure loads host state the same way (27.8) */
+    nh_setup(false);
+    l1_ready(PG_VMCS_A);
+    vmcs12_set(V12, HOST_CR0, L1_CR0 | CR0_CD | CR0_NW);
+    vmcs12_set(V12, GUEST_RFLAGS, 0);
+    enum outcome o = l1_vmlaunch();
+    CHECK(o == O_ENTRY_FAILED && g01(CR0_READ_SHADOW) == L1_CR0, "VM-entry failure: %s, CR0 %#llx", outcome_name(o),
+          ULL(g01(CR0_READ_SHADOW)));
+}
+
+/* 28.4 and 28.6: MSRs stored from L2's state before the host state is loaded; MSRs loaded
+ * after it (a VMCS-switched MSR in the list wins over the host-state field). */
+static void test_msr_lists(void)
+{
+    fresh();
+    vmcs12_set(V12, VM_EXIT_MSR_STORE_COUNT, 3);
+    msr_entry(EXIT_STORE, 0, MSR_IA32_EFER, 0);
+    msr_entry(EXIT_STORE, 1, MSR_IA32_LSTAR, 0);
+    msr_entry(EXIT_STORE, 2, 0x1234, 0x77); /* the CPU has no such MSR: a VMX abort on hardware */
+    vmcs12_set(V12, VM_EXIT_MSR_LOAD_COUNT, 2);
+    msr_entry(EXIT_LOAD, 0, MSR_IA32_EFER, 0x901);
+    msr_entry(EXIT_LOAD, 1, MSR_IA32_STAR, 0x2323);
+    fake_vmcs_set(GUEST_IA32_EFER, 0x500);
+    fake_msr(MSR_IA32_LSTAR)->val = 0xfeedface;
+    test_log_capture();
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "reflected");
+    CHECK(MSR_ENTRY(EXIT_STORE, 0)[1] == 0x500 && MSR_ENTRY(EXIT_STORE, 1)[1] == 0xfeedface,
+          "stored: L2's EFER %#llx, LSTAR %#llx", ULL(MSR_ENTRY(EXIT_STORE, 0)[1]), ULL(MSR_ENTRY(EXIT_STORE, 1)[1]));
+    CHECK(test_log_contains("MSR-store list fails at entry") && test_log_contains("MSR 0x1234"), "the failed store is logged");
+    CHECK(g01(GUEST_IA32_EFER) == 0x901 && fake_msr(MSR_IA32_STAR)->val == 0x2323, "loaded: EFER %#llx, STAR",
+          ULL(g01(GUEST_IA32_EFER)));
+}
+
+/* 28.6: an entry for IA32_FS_BASE or IA32_GS_BASE fails the VM-exit MSR load (a VMX abort on
+ * hardware): neither that MSR nor the entries after it are loaded. */
+static void test_msr_load_fs_base(void)
+{
+    fresh();
+    vmcs12_set(V12, VM_EXIT_MSR_LOAD_COUNT, 2);
+    msr_entry(EXIT_LOAD, 0, MSR_IA32_FS_BASE, 0x1234000);
+    msr_entry(EXIT_LOAD, 1, MSR_IA32_STAR, 0x2323);
+    test_log_capture();
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "reflected");
+    CHECK(g01(GUEST_FS_BASE) == w12(HOST_FS_BASE) && fake_msr(MSR_IA32_STAR)->val == 0x2222,
+          "FS base %#llx (host %#llx), STAR %#llx", ULL(g01(GUEST_FS_BASE)), ULL(w12(HOST_FS_BASE)),
+          ULL(fake_msr(MSR_IA32_STAR)->val));
+    CHECK(test_log_contains("VM-exit MSR-load list fails at entry 1"), "logged as the VMX abort it is");
+}
+
+/* Which exits are L1's (26.1.3 as L1's controls and bitmaps say); the others hv handles on
+ * L2's state, vmcs02 staying current. */
+static bool l1s(uint32_t reason, uint64_t qual)
+{
+    bool l1 = l2_exit(reason, qual);
+    CHECK(l1 == !ns.guest_mode, "exit %u: taken %d, guest mode %d", reason, l1, ns.guest_mode);
+    if (l1)
+        enter();
+    return l1;
+}
+#define CHECK_L1(reason, qual, want, what)                                                         \
+    do {                                                                                           \
+        bool l1_ = l1s(reason, qual);                                                              \
+        CHECK(l1_ == (want), "%s: %s, want %s", what, l1_ ? "L1's" : "hv's", (want) ? "L1's" : "hv's"); \
+    } while (0)
+
+static void bit(uint64_t page, uint32_t n, bool on)
+{
+    uint8_t *b = (uint8_t *)gpa_ptr(page) + n / 8;
+    *b = on ? *b | (uint8_t)(1u << (n % 8)) : *b & (uint8_t)~(1u << (n % 8));
+}
+
+static void test_msr_exits(void)
+{
+    fresh();
+    const struct { uint32_t msr, bit; bool write; } m[] = {
+        {0x10, 0x10, false}, {0x1fff, 0x1fff, false}, {0x10, 2048 * 8 + 0x10, true},
+        {0xc0000080, 1024 * 8 + 0x80, false}, {0xc0001fff, 3072 * 8 + 0x1fff, true},
+    };
+    for (unsigned i = 0; i < N(m); i++) {
+        uint32_t reason = m[i].write ? EXIT_REASON_MSR_WRITE : EXIT_REASON_MSR_READ;
+        rc.regs[HV_REG_RCX] = m[i].msr;
+        CHECK_L1(reason, 0, false, "MSR with its bitmap bit clear");
+        bit(GPA(PG_MSR_BM), m[i].bit, true);
+        rc.regs[HV_REG_RCX] = m[i].msr;
+        CHECK_L1(reason, 0, true, "MSR with its bitmap bit set");
+        bit(GPA(PG_MSR_BM), m[i].bit, false);
+    }
+    rc.regs[HV_REG_RCX] = 0x40000000;
+    CHECK_L1(EXIT_REASON_MSR_READ, 0, true, "MSR outside the bitmap's ranges");
+    rc.regs[HV_REG_RCX] = 0xc0002000;
+    CHECK_L1(EXIT_REASON_MSR_WRITE, 0, true, "MSR just above the high range");
+    vmcs12_set(V12, CPU_BASED_VM_EXEC_CONTROL, w12(CPU_BASED_VM_EXEC_CONTROL) & ~CPU_BASED_USE_MSR_BITMAPS);
+    rc.regs[HV_REG_RCX] = 0x10;
+    CHECK_L1(EXIT_REASON_MSR_READ, 0, true, "no MSR bitmaps: every MSR access");
+}
+
+static uint64_t io_qual(uint32_t port, unsigned size) { return (uint64_t)port << 16 | (size - 1); }
+
+static void test_io_exits(void)
+{
+    fresh();
+    CHECK_L1(EXIT_REASON_IO_INSTRUCTION, io_qual(0x60, 1), false, "port 0x60, bit clear");
+    bit(GPA(PG_IO_A), 0x60, true);
+    CHECK_L1(EXIT_REASON_IO_INSTRUCTION, io_qual(0x60, 1), true, "port 0x60, bit set");
+    CHECK_L1(EXIT_REASON_IO_INSTRUCTION, io_qual(0x5f, 2), true, "2 bytes from 0x5f: 0x60's bit");
+    CHECK_L1(EXIT_REASON_IO_INSTRUCTION, io_qual(0x5c, 4), false, "4 bytes 0x5c-0x5f");
+    bit(GPA(PG_IO_B), 0x0001, true);
+    CHECK_L1(EXIT_REASON_IO_INSTRUCTION, io_qual(0x8001, 1), true, "port 0x8001 in bitmap B");
+    bit(GPA(PG_IO_B), 0x0000, true);
+    CHECK_L1(EXIT_REASON_IO_INSTRUCTION, io_qual(0x7fff, 2), true, "0x7fff-0x8000: bitmap B's bit");
+    CHECK_L1(EXIT_REASON_IO_INSTRUCTION, io_qual(0xffff, 2), true, "wraps around 0xffff");
+    uint32_t proc = (uint32_t)w12(CPU_BASED_VM_EXEC_CONTROL) & ~CPU_BASED_USE_IO_BITMAPS;
+    vmcs12_set(V12, CPU_BASED_VM_EXEC_CONTROL, proc | CPU_BASED_UNCOND_IO_EXITING);
+    CHECK_L1(EXIT_REASON_IO_INSTRUCTION, io_qual(0x70, 1), true, "unconditional I/O exiting");
+    vmcs12_set(V12, CPU_BASED_VM_EXEC_CONTROL, proc);
+    CHECK_L1(EXIT_REASON_IO_INSTRUCTION, io_qual(0x60, 1), false, "no I/O exiting at all");
+}
+
+/* CR-access exit qualification (Table 28-3): CR number, access type, register. */
+static uint64_t cr_qual(unsigned cr, unsigned type, enum hv_reg r) { return cr | type << 4 | (uint64_t)r << 8; }
+
+static void test_cr_exits(void)
+{
+    fresh();
+    /* valid64: CR0 mask PG|PE with shadow 0x80050033; CR4 mask VMXE with shadow 0x6a0 */
+    rc.regs[HV_REG_RAX] = 0x80050013; /* only NE (hv's) differs from the shadow */
+    CHECK_L1(EXIT_REASON_CR_ACCESS, cr_qual(0, 0, HV_REG_RAX), false, "MOV to CR0 changing hv's bit only");
+    rc.regs[HV_REG_RAX] = 0x80050032;
+    CHECK_L1(EXIT_REASON_CR_ACCESS, cr_qual(0, 0, HV_REG_RAX), true, "MOV to CR0 clearing PE (L1's mask)");
+    rc.regs[HV_REG_RBX] = 0x6a0;
+    CHECK_L1(EXIT_REASON_CR_ACCESS, cr_qual(4, 0, HV_REG_RBX), false, "MOV to CR4 as the shadow");
+    rc.regs[HV_REG_RBX] = 0x26a0;
+    CHECK_L1(EXIT_REASON_CR_ACCESS, cr_qual(4, 0, HV_REG_RBX), true, "MOV to CR4 setting VMXE (L1's mask)");
+    const struct { unsigned cr, type; uint32_t ctl; const char *what; } c[] = {
+        {3, 0, CPU_BASED_CR3_LOAD_EXITING, "MOV to CR3"}, {3, 1, CPU_BASED_CR3_STORE_EXITING, "MOV from CR3"},
+        {8, 0, CPU_BASED_CR8_LOAD_EXITING, "MOV to CR8"}, {8, 1, CPU_BASED_CR8_STORE_EXITING, "MOV from CR8"},
+    };
+    uint32_t proc = (uint32_t)w12(CPU_BASED_VM_EXEC_CONTROL);
+    for (unsigned i = 0; i < N(c); i++) {
+        vmcs12_set(V12, CPU_BASED_VM_EXEC_CONTROL, proc & ~c[i].ctl);
+        CHECK_L1(EXIT_REASON_CR_ACCESS, cr_qual(c[i].cr, c[i].type, HV_REG_RCX), false, c[i].what);
+        vmcs12_set(V12, CPU_BASED_VM_EXEC_CONTROL, proc | c[i].ctl);
+        CHECK_L1(EXIT_REASON_CR_ACCESS, cr_qual(c[i].cr, c[i].type, HV_REG_RCX), true, c[i].what);
+    }
+    vmcs12_set(V12, CPU_BASED_VM_EXEC_CONTROL, proc);
+    CHECK_L1(EXIT_REASON_CR_ACCESS, cr_qual(0, 2, 0), true, "CLTS");
+    CHECK_L1(EXIT_REASON_CR_ACCESS, cr_qual(0, 3, 0) | 1ull << 16, true, "LMSW");
+}
+
+static void test_other_exits(void)
+{
+    fresh();
+    CHECK_L1(EXIT_REASON_EPT_VIOLATION, 0x181, false, "EPT violation on EPT01: hv's memory");
+    const uint32_t always[] = {EXIT_REASON_CPUID, EXIT_REASON_HLT, EXIT_REASON_VMCALL, EXIT_REASON_EXCEPTION_NMI,
+                               EXIT_REASON_PREEMPTION_TIMER, EXIT_REASON_TRIPLE_FAULT, EXIT_REASON_VMXON};
+    for (unsigned i = 0; i < N(always); i++)
+        CHECK_L1(always[i], 0, true, "exit L1 enabled (or that always exits)");
+}
+
+int main(void)
+{
+    test_reflect_saves();
+    test_host_state();
+    test_host_cr0();
+    test_msr_lists();
+    test_msr_load_fs_base();
+    test_msr_exits();
+    test_io_exits();
+    test_cr_exits();
+    test_other_exits();
+    return test_summary();
+}
