@@ -159,7 +159,12 @@ struct vcpu *vmexit_handler(struct vcpu *v)
     v->stats.total++;
     if (basic <= EXIT_REASON_MAX)
         v->stats.by_reason[basic]++;
-    if (hidden_step_exit(v, basic)) { /* the end of hv's step over a dropped write (hv/exit_ept.c) */
+    /* hv's steps (an I/O instruction run natively, a dropped write) end first, whatever the
+     * exit: nothing of them may outlive it, nor reach L1 */
+    bool step_done = io_step_exit(v, basic);
+    step_done |= hidden_step_exit(v, basic);
+    if (step_done) {
+        deliver_pending_nmi(v);
         regcache_flush(&v->rc);
         return v;
     }
@@ -168,6 +173,7 @@ struct vcpu *vmexit_handler(struct vcpu *v)
         if (reason & VMX_EXIT_REASON_ENTRY_FAIL)
             log_err("cpu%u: hv built a vmcs02 the CPU refused (exit reason 0x%x): reflected to L1", v->id, reason);
         if (nested_l2_exit(&v->nv, reason)) {
+            deliver_pending_nmi(v); /* to L1 now, if it was reflected */
             regcache_flush(&v->rc);
             return v;
         }
@@ -188,7 +194,8 @@ struct vcpu *vmexit_handler(struct vcpu *v)
 struct vcpu *vmresume_failed(struct vcpu *v)
 {
     uint32_t err = (uint32_t)vmcs_read(VM_INSTRUCTION_ERROR);
-    hidden_step_end(v); /* no exit will end it: nothing of hv's may stay writable */
+    io_step_end(v); /* no exit will end them: nothing of hv's may stay writable or unintercepted */
+    hidden_step_end(v);
     if (v->nested.guest_mode) {
         /* vmcs12 passed hv's checks but the CPU refused vmcs02: L1's VMLAUNCH/VMRESUME
          * fails as the CPU would have failed it, and hv keeps running. */

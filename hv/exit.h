@@ -47,6 +47,13 @@ void handle_mtf(struct vcpu *v);
  * with nothing left to do. hidden_step_end: the same, without an exit (VM entry failed). */
 bool hidden_step_exit(struct vcpu *v, uint32_t basic);
 bool hidden_step_end(struct vcpu *v);
+bool hidden_step_extends(struct vcpu *v, uint32_t basic); /* an EPT violation that extends the step */
+void step_restore_mtf(struct vcpu *v);
+/* hv/exit_io.c: an I/O instruction hv lets run natively once (string I/O, I/O of an L2 that L1
+ * does not intercept): the same rules as the step above (io_step_exit runs first; the exit
+ * that ends it is consumed if it is the step's own MTF exit). */
+bool io_step_exit(struct vcpu *v, uint32_t basic);
+void io_step_end(struct vcpu *v);
 /* HV_HC_HIDDEN_WRITES: dropped writes so far (EPT01 and EPT02, every CPU); *problems: 0 if
  * hv's memory is as it must be (HV_SELFCHECK_* bits in hv/hypercall.h otherwise). */
 uint64_t hidden_writes_total(void);

@@ -36,11 +36,13 @@ static void flush(struct vcpu *v)
 
 static uint64_t hidden_leaf_value(void) { return (uint64_t)(uintptr_t)hv.zero_page | EPT_HIDDEN_LEAF; }
 
-/* The MTF control as the current VMCS's owner wants it, once hv's step is over. */
-static void restore_mtf(struct vcpu *v)
+/* The MTF control as the current VMCS's owner wants it once a step of hv's is over: on
+ * while another step of hv's goes on (an I/O step, hv/exit_io.c), else off in vmcs01 and
+ * vmcs12's bit in a vmcs02. */
+void step_restore_mtf(struct vcpu *v)
 {
     uint32_t proc = (uint32_t)vm_read(v, CPU_BASED_VM_EXEC_CONTROL) & ~CPU_BASED_MONITOR_TRAP_FLAG;
-    if (v->nested.guest_mode && nested_l1_wants_mtf(&v->nv))
+    if (v->step.active || v->io_step || (v->nested.guest_mode && nested_l1_wants_mtf(&v->nv)))
         proc |= CPU_BASED_MONITOR_TRAP_FLAG;
     vm_write(v, CPU_BASED_VM_EXEC_CONTROL, proc);
 }
@@ -57,7 +59,7 @@ bool hidden_step_end(struct vcpu *v)
         memset(s->scratch[i], 0, EPT_PAGE_4K);
     s->npages = 0;
     s->active = false;
-    restore_mtf(v);
+    step_restore_mtf(v);
     return true;
 }
 
@@ -71,11 +73,16 @@ static uint64_t *hidden_write_leaf(struct vcpu *v)
     return ept_hidden_leaf(&v->ept01, reg_read(&v->rc, HV_REG_GUEST_PHYS_ADDR));
 }
 
+bool hidden_step_extends(struct vcpu *v, uint32_t basic)
+{
+    return v->step.active && basic == EXIT_REASON_EPT_VIOLATION && hidden_write_leaf(v);
+}
+
 bool hidden_step_exit(struct vcpu *v, uint32_t basic)
 {
     if (!v->step.active)
         return false;
-    if (basic == EXIT_REASON_EPT_VIOLATION && hidden_write_leaf(v))
+    if (hidden_step_extends(v, basic))
         return false; /* the instruction's next page of hv's: handle_ept_violation extends the step */
     hidden_step_end(v);
     /* The step's MTF exit is hv's, unless L1 asked for MTF on this L2: then it is L1's too. */
@@ -167,7 +174,7 @@ void handle_mtf(struct vcpu *v)
     static bool logged;
     if (!__atomic_exchange_n(&logged, true, __ATOMIC_RELAXED))
         log_warn("cpu%u: monitor trap flag exit without a step of hv's: MTF turned off", v->id);
-    restore_mtf(v);
+    step_restore_mtf(v);
 }
 
 uint64_t hidden_writes_total(void)

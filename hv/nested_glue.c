@@ -71,8 +71,6 @@ int vcpu_nested_init(struct vcpu *v)
     nv->cr0_mask = v->cr0_mask;
     nv->cr4_mask = v->cr4_mask;
     nv->msr_bitmap01 = hv.msr_bitmap;
-    nv->io_bitmap01_a = hv.io_bitmap_a;
-    nv->io_bitmap01_b = hv.io_bitmap_b;
     nv->eptp = v->ept01.eptp; /* an L2 without L1's EPT runs on this CPU's EPT01 */
     nv->cpu = v->id;
     nv->launch_pending = &v->launch_pending;

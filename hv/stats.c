@@ -24,6 +24,9 @@ void stats_print(struct vcpu *v)
     }
     if (n)
         log_info("stats: cpu%u:   %s", v->id, line);
+    if (s->io_steps)
+        log_info("stats: cpu%u:   %llu string I/O iterations run natively (I/O steps)", v->id,
+                 (unsigned long long)s->io_steps);
     if (s->nmis)
         log_info("stats: cpu%u:   NMIs: %llu received, %llu injected, %llu as NMI exits to L1", v->id,
                  (unsigned long long)s->nmis, (unsigned long long)s->nmis_injected,

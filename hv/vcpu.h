@@ -34,6 +34,7 @@ struct exit_stats {
     uint64_t l2_exits;        /* exits while L2 ran (reflected to L1 or handled by hv) */
     uint64_t nmis;            /* NMIs hv received (NMI exits and NMIs in root mode) */
     uint64_t nmis_injected, nmis_to_l1; /* delivered: injected into the guest, NMI exits to L1 */
+    uint64_t io_steps;        /* I/O instructions run natively for the guest (hv/exit_io.c) */
 };
 
 /* 64-bit TSS (SDM Vol. 3A 8.7) */
@@ -64,6 +65,8 @@ struct vcpu {
     struct tss64 tss;
     struct ept ept01;     /* this CPU's EPT01: own tables on the path to hv's pages (ept_clone_hidden) */
     struct hidden_step step;
+    bool io_step;         /* an I/O instruction runs natively with I/O exiting off (hv/exit_io.c) */
+    uint32_t io_step_ctls; /* the I/O-exiting controls it took off */
     uint8_t *stack;       /* host stack for VM exits; the vcpu pointer sits at its top */
     struct nested_state nested;
     struct nested_vcpu nv;

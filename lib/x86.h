@@ -3,12 +3,24 @@
 #define LIB_X86_H
 #include <stdint.h>
 
+#ifdef HV_HOST_TEST
+/* Host tests supply the ports (a host process has none). */
+uint32_t fake_port_in(uint16_t port, unsigned size);
+void fake_port_out(uint16_t port, unsigned size, uint32_t v);
+static inline void outb(uint16_t port, uint8_t v) { fake_port_out(port, 1, v); }
+static inline uint8_t inb(uint16_t port) { return (uint8_t)fake_port_in(port, 1); }
+static inline void outw(uint16_t port, uint16_t v) { fake_port_out(port, 2, v); }
+static inline uint16_t inw(uint16_t port) { return (uint16_t)fake_port_in(port, 2); }
+static inline void outl(uint16_t port, uint32_t v) { fake_port_out(port, 4, v); }
+static inline uint32_t inl(uint16_t port) { return fake_port_in(port, 4); }
+#else
 static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
 static inline uint8_t inb(uint16_t port) { uint8_t v; __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
 static inline void outw(uint16_t port, uint16_t v) { __asm__ volatile("outw %0, %1" ::"a"(v), "Nd"(port)); }
 static inline uint16_t inw(uint16_t port) { uint16_t v; __asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port)); return v; }
 static inline void outl(uint16_t port, uint32_t v) { __asm__ volatile("outl %0, %1" ::"a"(v), "Nd"(port)); }
 static inline uint32_t inl(uint16_t port) { uint32_t v; __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+#endif
 
 static inline uint64_t rdmsr(uint32_t msr)
 {
@@ -130,6 +142,8 @@ static inline uint16_t read_ldtr(void) { uint16_t v; __asm__ volatile("sldt %0" 
 #define CR4_VMXE (1ull << 13)
 #define CR4_SMXE (1ull << 14)
 #define CR4_OSXSAVE (1ull << 18)
+#define EFER_SCE (1ull << 0)
 #define EFER_LME (1ull << 8)
 #define EFER_LMA (1ull << 10)
+#define EFER_NXE (1ull << 11)
 #endif

@@ -33,7 +33,7 @@ struct nested_state {
     uint64_t vmcs02_for;     /* the vmcs12 whose L2 vmcs02 holds */
     struct vmcs12 *cache;    /* hv's copy of the current vmcs12 */
     uint64_t vmcs01_pa, vmcs02_pa;
-    uint8_t *msr_bitmap02, *io_bitmap02_a, *io_bitmap02_b;
+    uint8_t *msr_bitmap02;
     uint64_t host_fields[NESTED_NR_HOST_FIELDS];
     uint64_t nested_entries, reflected_exits;
     uint64_t shadow_pa;      /* hardware shadow VMCS linked from vmcs01 (nested/shadow.c) */
@@ -53,7 +53,6 @@ struct nested_vcpu {
     uint8_t phys_bits;
     uint64_t cr0_mask, cr4_mask;            /* bits hv owns in L1 (vmcs01 masks) */
     const uint8_t *msr_bitmap01;            /* hv's MSR bitmap */
-    const uint8_t *io_bitmap01_a, *io_bitmap01_b;
     uint64_t eptp;                          /* EPT01: L2 runs on it */
     uint32_t cpu;
     bool *launch_pending;                   /* the exit stub VMLAUNCHes instead of VMRESUMEs */

@@ -64,17 +64,10 @@ static void prepare_controls(struct nested_vcpu *nv)
         merge_bitmap(n->msr_bitmap02, v12(nv, MSR_BITMAP), nv->msr_bitmap01);
         vmcs_write(MSR_BITMAP, (uint64_t)(uintptr_t)n->msr_bitmap02);
     } /* else every MSR access exits: L1 asked for that */
-    if (proc & CPU_BASED_USE_IO_BITMAPS) {
-        merge_bitmap(n->io_bitmap02_a, v12(nv, IO_BITMAP_A), nv->io_bitmap01_a);
-        merge_bitmap(n->io_bitmap02_b, v12(nv, IO_BITMAP_B), nv->io_bitmap01_b);
-        vmcs_write(IO_BITMAP_A, (uint64_t)(uintptr_t)n->io_bitmap02_a);
-        vmcs_write(IO_BITMAP_B, (uint64_t)(uintptr_t)n->io_bitmap02_b);
-    } else if (!(proc & CPU_BASED_UNCOND_IO_EXITING)) {
-        /* Only hv's ports exit: the CPU reads hv's own bitmaps (it never writes them). */
-        vmcs_write(IO_BITMAP_A, (uint64_t)(uintptr_t)nv->io_bitmap01_a);
-        vmcs_write(IO_BITMAP_B, (uint64_t)(uintptr_t)nv->io_bitmap01_b);
-        proc |= CPU_BASED_USE_IO_BITMAPS;
-    }
+    /* Every I/O instruction of L2 exits to hv, which asks L1's I/O bitmaps as they are at
+     * that moment (nested_l2_exit): L1 or L2 may change them while L2 runs, and the CPU
+     * honours the new bits at once (KVM does the same). */
+    proc = (proc & ~CPU_BASED_USE_IO_BITMAPS) | CPU_BASED_UNCOND_IO_EXITING;
     /* L2 runs on EPT02 with L1's EPT, else on EPT01; either way EPT is on, so unrestricted
      * guest may pass through (it requires EPT, 26.2.1.1). Without VPID every transition
      * flushes L2's linear translations. */

@@ -145,22 +145,6 @@ void nested_load_l1_host_state(struct nested_vcpu *nv)
     vmcs_write(VM_ENTRY_INTR_INFO_FIELD, 0);
 }
 
-/* MSRs the VMCS switches itself: list entries for them go to the current VMCS. */
-static uint32_t vmcs_msr_field(uint32_t msr)
-{
-    switch (msr) {
-    case MSR_IA32_EFER: return GUEST_IA32_EFER;
-    case MSR_IA32_PAT: return GUEST_IA32_PAT;
-    case MSR_IA32_DEBUGCTL: return GUEST_IA32_DEBUGCTL;
-    case MSR_IA32_SYSENTER_CS: return GUEST_SYSENTER_CS;
-    case MSR_IA32_SYSENTER_ESP: return GUEST_SYSENTER_ESP;
-    case MSR_IA32_SYSENTER_EIP: return GUEST_SYSENTER_EIP;
-    case MSR_IA32_FS_BASE: return GUEST_FS_BASE;
-    case MSR_IA32_GS_BASE: return GUEST_GS_BASE;
-    default: return 0;
-    }
-}
-
 static bool hv_owned_msr(uint32_t msr) { return msr == MSR_IA32_FEATURE_CONTROL || (msr >= 0x480 && msr <= 0x491); }
 
 struct msr_entry {
@@ -184,7 +168,7 @@ uint32_t nested_load_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t co
         if (i == max || !hv_gpa_is_ram(pa, 16))
             return i + 1;
         const struct msr_entry *e = (const struct msr_entry *)(uintptr_t)pa;
-        uint32_t m = e->index, f = vmcs_msr_field(m);
+        uint32_t m = e->index, f = vmcs_guest_msr_field(m);
         /* SDM 27.4 (entry), 28.6 (exit): x2APIC MSRs, IA32_SMM_MONITOR_CTL, IA32_SMBASE,
          * FS/GS base and reserved bits fail the load. */
         if ((m >> 8) == 0x8 || m == 0x9b || m == 0x9e || e->rsvd || m == MSR_IA32_FS_BASE ||
@@ -231,7 +215,7 @@ void nested_store_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count
             break;
         }
         struct msr_entry *e = (struct msr_entry *)(uintptr_t)pa;
-        uint32_t f = vmcs_msr_field(e->index);
+        uint32_t f = vmcs_guest_msr_field(e->index);
         if (f)
             val = vmcs_read(f);
         else if ((hv_owned_msr(e->index) || hv_rdmsr(e->index, &val)) && !bad)
@@ -428,9 +412,7 @@ int nested_vcpu_init(struct nested_vcpu *nv)
     n->cache = hv_alloc_page();
     void *vmcs02 = hv_alloc_page();
     n->msr_bitmap02 = hv_alloc_page();
-    n->io_bitmap02_a = hv_alloc_page();
-    n->io_bitmap02_b = hv_alloc_page();
-    if (!n->cache || !vmcs02 || !n->msr_bitmap02 || !n->io_bitmap02_a || !n->io_bitmap02_b)
+    if (!n->cache || !vmcs02 || !n->msr_bitmap02)
         return -1;
     *(uint32_t *)vmcs02 = (uint32_t)(nv->hw->basic & 0x7fffffff);
     n->vmcs02_pa = (uint64_t)(uintptr_t)vmcs02;

@@ -23,6 +23,7 @@ UNIT_TESTS=(
     "test_fatal: hv/exit.c hv/fatal.c hv/exit_cpuid.c hv/exit_msr.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c tests/unit/fake_vmcs.c tests/unit/exits_harness.c"
     "test_vmcs01: hv/vmcs01.c tests/unit/fake_vmcs.c"
     "test_exit_ept: hv/exit.c hv/fatal.c hv/exit_ept.c hv/exit_cpuid.c hv/exit_msr.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c vmx/ept.c vmx/mtrr.c tests/unit/fake_vmcs.c tests/unit/exits_harness.c"
+    "test_exit_io: hv/exit.c hv/fatal.c hv/exit_ept.c hv/exit_io.c hv/exit_cpuid.c hv/exit_msr.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c vmx/ept.c vmx/mtrr.c tests/unit/fake_vmcs.c tests/unit/exits_harness.c"
     "test_vmcs12: nested/vmcs12.c"
     "test_nested_checks: nested/checks.c nested/caps.c nested/vmcs12.c tests/unit/vmcs12_samples.c"
     "test_nested_entry: nested/vmenter.c nested/vmexit.c nested/insn.c nested/gva.c nested/shadow.c nested/checks.c nested/caps.c nested/vmcs12.c nested/ept02.c nested/ept02_exit.c regcache/regcache.c tests/unit/fake_vmcs.c tests/unit/vmcs12_samples.c"

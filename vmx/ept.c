@@ -261,6 +261,28 @@ uint64_t *ept_walk(const struct ept *e, uint64_t gpa, int *level)
     }
 }
 
+int ept_write_protect_4k(struct ept *e, uint64_t gpa, void *(*alloc_page)(void))
+{
+    int level;
+    uint64_t *entry;
+    while ((entry = ept_walk(e, gpa, &level)) && present(*entry) && level > 1) {
+        /* A large leaf: the same mapping in 512 smaller leaves of the same type. */
+        uint64_t *t = alloc_page();
+        if (!t)
+            return -1;
+        e->pages_used++;
+        uint64_t size = level_size(level - 1), attr = *entry & ~EPT_ADDR_MASK & ~(uint64_t)EPT_LARGE;
+        uint64_t base = *entry & EPT_ADDR_MASK & ~(level_size(level) - 1);
+        for (unsigned i = 0; i < 512; i++)
+            t[i] = (base + i * size) | attr | (level - 1 > 1 ? EPT_LARGE : 0);
+        *entry = (uint64_t)(uintptr_t)t | EPT_RWX;
+    }
+    if (!entry || !present(*entry))
+        return -1;
+    *entry &= ~(uint64_t)EPT_W;
+    return 0;
+}
+
 uint64_t *ept_hidden_leaf(const struct ept *e, uint64_t gpa)
 {
     if (!e->hidden_page || !ept_is_hidden(e, gpa))

@@ -120,6 +120,10 @@ uint64_t *ept_walk(const struct ept *e, uint64_t gpa, int *level);
  * CPU using this EPT, or stale translations may survive. */
 uint64_t *ept_hidden_leaf(const struct ept *e, uint64_t gpa);
 
+/* Makes the page at gpa read-only (its writes exit), splitting large leaves into 4 KiB ones
+ * of the same memory type on the way. 0, or -1 if gpa is not mapped or out of memory. */
+int ept_write_protect_4k(struct ept *e, uint64_t gpa, void *(*alloc_page)(void));
+
 /* The limit to pass ept_build_identity() for a map of every physical address:
  * 2^min(MAXPHYADDR, 48) (a 4-level walk translates 48 bits; 36 if phys_bits is 0), halved
  * while the tables above the memory map would take more than max_pages pages (1 GiB

@@ -53,7 +53,7 @@ static struct nested_vcpu nv;
 static bool launch_pending;
 static unsigned long entered; /* inputs that reached vmcs02: printed at exit */
 static void report(void) { fprintf(stderr, "fuzz_vmenter: %lu inputs built a vmcs02\n", entered); }
-static uint8_t hv_msr_bm[4096], hv_io_a[4096], hv_io_b[4096];
+static uint8_t hv_msr_bm[4096];
 #define EPTP01 (0x1234000ull | 0x1e)
 
 static void setup_once(void)
@@ -65,8 +65,8 @@ static void setup_once(void)
     atexit(report);
     nested_caps_init(&caps, &hw);
     nv = (struct nested_vcpu){.rc = &rc, .n = &ns, .caps = &caps, .hw = &hw, .phys_bits = 48, .cr0_mask = 0x20,
-                              .cr4_mask = 0x2000, .msr_bitmap01 = hv_msr_bm, .io_bitmap01_a = hv_io_a,
-                              .io_bitmap01_b = hv_io_b, .eptp = EPTP01, .launch_pending = &launch_pending};
+                              .cr4_mask = 0x2000, .msr_bitmap01 = hv_msr_bm,
+                              .eptp = EPTP01, .launch_pending = &launch_pending};
     nested_vcpu_init(&nv); /* reads hv's host fields from the fake VMCS */
     for (int i = 0; i < NESTED_NR_HOST_FIELDS; i++)
         ns.host_fields[i] = 0xabc000 + (uint64_t)i; /* recognisable hv values */
@@ -145,10 +145,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if ((fake_vmcs_get(SECONDARY_VM_EXEC_CONTROL) & SECONDARY_UNRESTRICTED_GUEST) &&
         !(ept12 && (p2_12 & SECONDARY_UNRESTRICTED_GUEST)))
         abort();
-    uint64_t msr_bm = fake_vmcs_get(MSR_BITMAP), io_a = fake_vmcs_get(IO_BITMAP_A), io_b = fake_vmcs_get(IO_BITMAP_B);
-    /* hv's merged pages, or hv's own I/O bitmaps when L1 has none: never a page L1 chose. */
-    bool io_ok = (io_a == (uint64_t)(uintptr_t)ns.io_bitmap02_a && io_b == (uint64_t)(uintptr_t)ns.io_bitmap02_b) ||
-                 (io_a == (uint64_t)(uintptr_t)hv_io_a && io_b == (uint64_t)(uintptr_t)hv_io_b) || (!io_a && !io_b);
+    uint64_t msr_bm = fake_vmcs_get(MSR_BITMAP);
+    /* hv's merged MSR bitmap, never a page L1 chose; every I/O instruction exits to hv, which
+     * asks L1's bitmaps at the exit (no I/O bitmap in vmcs02 at all). */
+    uint32_t proc02 = (uint32_t)fake_vmcs_get(CPU_BASED_VM_EXEC_CONTROL);
+    bool io_ok = (proc02 & CPU_BASED_UNCOND_IO_EXITING) && !(proc02 & CPU_BASED_USE_IO_BITMAPS);
     if ((msr_bm && msr_bm != (uint64_t)(uintptr_t)ns.msr_bitmap02) || !io_ok)
         abort(); /* the CPU would read a bitmap L1 chose */
     if (fake_vmcs_get(VMCS_LINK_POINTER) != ~0ull || fake_vmcs_get(VM_ENTRY_MSR_LOAD_COUNT) ||

@@ -67,7 +67,27 @@ __attribute__((weak)) bool hidden_step_exit(struct vcpu *v, uint32_t basic) { re
 __attribute__((weak)) bool hidden_step_end(struct vcpu *v) { return false; }
 __attribute__((weak)) uint64_t hidden_writes_total(void) { return 0; }
 __attribute__((weak)) uint64_t hidden_self_check(struct vcpu *v) { return 0; }
-void handle_io(struct vcpu *v) { io_calls++; }
+__attribute__((weak)) bool hidden_step_extends(struct vcpu *v, uint32_t basic) { return false; }
+__attribute__((weak)) void step_restore_mtf(struct vcpu *v) {}
+/* hv/exit_io.c is linked by test_exit_io only. */
+__attribute__((weak)) void handle_io(struct vcpu *v) { io_calls++; }
+__attribute__((weak)) bool io_step_exit(struct vcpu *v, uint32_t basic) { return false; }
+__attribute__((weak)) void io_step_end(struct vcpu *v) {}
+/* Ports: a log of what hv did on them, and what an IN reads. */
+struct port_op port_ops[16];
+unsigned nport_ops;
+uint32_t port_in_value = 0xa5a5a5a5u;
+uint32_t fake_port_in(uint16_t port, unsigned size)
+{
+    if (nport_ops < 16)
+        port_ops[nport_ops++] = (struct port_op){port, size, true, 0};
+    return port_in_value & (size == 4 ? ~0u : (1u << (size * 8)) - 1);
+}
+void fake_port_out(uint16_t port, unsigned size, uint32_t val)
+{
+    if (nport_ops < 16)
+        port_ops[nport_ops++] = (struct port_op){port, size, false, val};
+}
 /* nested/ is tested on its own (test_vmcs12, test_nested_*: nested_harness.c); here it is stubbed. */
 int vmx_insn_calls, l2_exit_calls;
 bool l2_exit_result = true;
@@ -76,7 +96,7 @@ void nested_handle_vmx_insn(struct nested_vcpu *nv, uint32_t reason) { vmx_insn_
 bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason)
 {
     l2_exit_calls++;
-    l2_exit_saw_step |= v.step.active;
+    l2_exit_saw_step |= v.step.active || v.io_step;
     /* As nested/vmexit.c: an EPT violation on EPT01 (no L1 EPT) is hv's. */
     if ((reason & 0xffff) == EXIT_REASON_EPT_VIOLATION && !v.nested.ept12)
         return false;
@@ -184,6 +204,7 @@ void setup(uint32_t reason)
     reset_calls = dump_calls = halt_calls = stop_others_calls = 0;
     reset_why = NULL;
     ept_calls = mtf_calls = io_calls = 0;
+    nport_ops = 0;
     l2_exit_saw_step = false;
     xsetbv_fails = false;
     xsetbv_calls = 0;

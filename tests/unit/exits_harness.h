@@ -36,6 +36,15 @@ extern int reflect_nmi_calls, reflect_exception_calls;
 extern uint32_t reflect_exception_vector, reflect_exception_error;
 extern int reset_calls, halt_calls, stop_others_calls, dump_calls, hw_refused_calls, ept_calls, mtf_calls, io_calls, vmx_insn_calls, l2_exit_calls;
 extern bool l2_exit_saw_step;
+struct port_op {
+    uint16_t port;
+    unsigned size;
+    bool in;
+    uint32_t val;
+};
+extern struct port_op port_ops[16];
+extern unsigned nport_ops;
+extern uint32_t port_in_value;
 extern int rdmsr_calls, wrmsr_calls, xsetbv_calls;
 extern const char *reset_why;
 extern uint32_t hw_refused_err, xsetbv_xcr;

@@ -32,7 +32,7 @@ uint64_t vmcs01_pa;
 uint8_t *vmread_bm, *vmwrite_bm;
 struct injected inj;
 uint64_t ram_hole;
-static uint8_t hv_msr_bm[4096], hv_io_a[4096], hv_io_b[4096];
+static uint8_t hv_msr_bm[4096];
 
 /* ---- what hv provides (nested/nested.h) ---- */
 
@@ -176,7 +176,7 @@ void nh_setup(bool with_shadow)
         nested_shadow_bitmaps(vmread_bm, vmwrite_bm, hw.misc & (1ull << 29));
     nv = (struct nested_vcpu){
         .rc = &rc, .n = &ns, .caps = &caps, .hw = &hw, .phys_bits = 39, .cr0_mask = cr0_mask,
-        .cr4_mask = cr4_mask, .msr_bitmap01 = hv_msr_bm, .io_bitmap01_a = hv_io_a, .io_bitmap01_b = hv_io_b,
+        .cr4_mask = cr4_mask, .msr_bitmap01 = hv_msr_bm,
         .eptp = 0x5550000ull | 0x1e, .launch_pending = &launch_pending, .shadow_ok = with_shadow,
         .shadow_exit_info = with_shadow && (hw.misc & (1ull << 29)),
         .vmread_bitmap = (uint64_t)(uintptr_t)vmread_bm, .vmwrite_bitmap = (uint64_t)(uintptr_t)vmwrite_bm,
@@ -187,8 +187,6 @@ void nh_setup(bool with_shadow)
         exit(2);
     }
     memset(hv_msr_bm, 0, sizeof(hv_msr_bm));
-    memset(hv_io_a, 0, sizeof(hv_io_a));
-    memset(hv_io_b, 0, sizeof(hv_io_b));
 }
 
 /* ---- L1's instructions ---- */

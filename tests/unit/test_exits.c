@@ -436,6 +436,67 @@ static void test_ud_exits(void)
     }
 }
 
+/* ---- MSRs the VMCS switches: the guest's fields, never hv's registers --------- */
+
+/* An L2 reaches these only when L1's MSR bitmap changed while it ran (hv merged it at
+ * entry): hv performs the access on L2's state, as the CPU would have without an exit. */
+static void l2_msr(void)
+{
+    static struct vmcs12 c;
+    memset(&c, 0, sizeof(c));
+    v.nested.cache = &c;
+    v.nested.guest_mode = true;
+    l2_exit_result = false;
+}
+
+static void test_vmcs_msrs(void)
+{
+    /* WRMSR GS_BASE: into GUEST_GS_BASE (hv's GS_BASE is its per-CPU pointer). */
+    wrmsr_exit(MSR_IA32_GS_BASE, 0xffff8880, 0x12345000);
+    l2_msr();
+    run_ok("L2 wrmsr GS_BASE");
+    check_rip_advanced("L2 wrmsr GS_BASE");
+    CHECK(fake_vmcs_get(GUEST_GS_BASE) == 0xffff888012345000ull && wrmsr_calls == 0,
+          "GS_BASE: guest field %#llx, %d host WRMSRs", ULL(fake_vmcs_get(GUEST_GS_BASE)), wrmsr_calls);
+
+    rdmsr_exit(MSR_IA32_GS_BASE);
+    l2_msr();
+    fake_vmcs_set(GUEST_GS_BASE, 0xffff888000001000ull);
+    run_ok("L2 rdmsr GS_BASE");
+    CHECK(v.rc.regs[HV_REG_RAX] == 0x1000 && v.rc.regs[HV_REG_RDX] == 0xffff8880 && rdmsr_calls == 0,
+          "RDMSR GS_BASE: %#llx:%#llx, %d host RDMSRs", ULL(v.rc.regs[HV_REG_RDX]), ULL(v.rc.regs[HV_REG_RAX]),
+          rdmsr_calls);
+
+    static const struct { uint32_t msr; uint64_t val; bool ok; const char *what; } w[] = {
+        {MSR_IA32_FS_BASE, 0x0000800000000000ull, false, "non-canonical FS base"},
+        {MSR_IA32_SYSENTER_EIP, 0xffff800000001000ull, true, "canonical SYSENTER_EIP"},
+        {MSR_IA32_EFER, EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE | (1ull << 1), false, "EFER reserved bit 1"},
+        {MSR_IA32_EFER, EFER_SCE | EFER_LMA, false, "EFER.LME cleared while paging"},
+        {MSR_IA32_EFER, EFER_LME | EFER_NXE, true, "EFER SCE off (LMA read-only, kept)"},
+        {MSR_IA32_PAT, 0x0007040600070402ull, false, "PAT type 2"},
+        {MSR_IA32_PAT, 0x0007040600070406ull, true, "PAT"},
+        {MSR_IA32_DEBUGCTL, 1ull << 2, false, "DEBUGCTL reserved bit 2"},
+    };
+    for (unsigned i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+        wrmsr_exit(w[i].msr, w[i].val >> 32, (uint32_t)w[i].val);
+        l2_msr();
+        fake_vmcs_set(GUEST_CR0, 0x80000031);
+        fake_vmcs_set(GUEST_IA32_EFER, EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE);
+        run_ok(w[i].what);
+        uint32_t field = vmcs_guest_msr_field(w[i].msr);
+        if (w[i].ok) {
+            check_rip_advanced(w[i].what);
+            uint64_t want = w[i].msr == MSR_IA32_EFER ? (w[i].val | EFER_LMA) : w[i].val;
+            CHECK(fake_vmcs_get(field) == want, "%s: field %#llx, want %#llx", w[i].what, ULL(fake_vmcs_get(field)),
+                  ULL(want));
+        } else {
+            check_gp(w[i].what);
+        }
+        CHECK(wrmsr_calls == 0, "%s: the host register was written", w[i].what);
+    }
+    v.nested.guest_mode = false;
+}
+
 /* ---- NMIs: held by hv, delivered to their owner when it can take them ------- */
 
 struct vcpu *vmexit_nmi_late(struct vcpu *v);
@@ -650,6 +711,7 @@ int main(void)
     test_vmcall();
     test_xsetbv();
     test_ud_exits();
+    test_vmcs_msrs();
     test_nmi_exit();
     test_pending_nmi();
     test_l2_nmi();

@@ -72,7 +72,7 @@ static struct nested_caps caps;
 static struct regcache rc;
 static struct nested_vcpu nv;
 static bool launch_pending;
-static uint8_t hv_msr_bm[4096], hv_io_a[4096], hv_io_b[4096];
+static uint8_t hv_msr_bm[4096];
 
 struct msr_entry {
     uint32_t index, rsvd;
@@ -106,8 +106,8 @@ static void fresh(void)
         }
         nested_caps_init(&caps, &hw);
         nv = (struct nested_vcpu){.rc = &rc, .n = &ns, .caps = &caps, .hw = &hw, .phys_bits = 48, .cr0_mask = 0x20,
-                                  .cr4_mask = 0x2000, .msr_bitmap01 = hv_msr_bm, .io_bitmap01_a = hv_io_a,
-                                  .io_bitmap01_b = hv_io_b, .eptp = 0x1234000ull | 0x1e,
+                                  .cr4_mask = 0x2000, .msr_bitmap01 = hv_msr_bm,
+                                  .eptp = 0x1234000ull | 0x1e,
                                   .launch_pending = &launch_pending};
         fake_vmcs_reset();
         nested_vcpu_init(&nv);

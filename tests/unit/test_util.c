@@ -1,5 +1,6 @@
 #include "test_util.h"
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include "lib/log.h"
@@ -79,3 +80,7 @@ const char *test_log_text(void)
 {
     return logbuf;
 }
+
+/* Ports (lib/x86.h under HV_HOST_TEST): nothing answers, unless a test supplies its own. */
+__attribute__((weak)) uint32_t fake_port_in(uint16_t port, unsigned size) { return ~0u; }
+__attribute__((weak)) void fake_port_out(uint16_t port, unsigned size, uint32_t v) {}
