@@ -38,6 +38,7 @@ int vcpu_nested_init(struct vcpu *v);
 void handle_vmcall(struct vcpu *v);
 void handle_init(struct vcpu *v);
 void handle_sipi(struct vcpu *v);
+void init_after_vmxoff(struct vcpu *v); /* an INIT VMXON blocked takes effect now */
 void handle_triple_fault(struct vcpu *v);
 void handle_ept_violation(struct vcpu *v);
 void handle_mtf(struct vcpu *v);

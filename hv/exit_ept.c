@@ -22,6 +22,7 @@
 #include "../vmx/ept.h"
 #include "../vmx/vmx.h"
 #include "../vmx/vmx_bits.h"
+#include "apic.h"
 #include "exit.h"
 #include "hypercall.h"
 
@@ -162,6 +163,11 @@ void handle_ept_violation(struct vcpu *v)
     }
     if (gpa >= v->ept01.limit) {
         beyond_ept01(v, gpa, q);
+        return;
+    }
+    if (hv.apic_page && (gpa & ~0xfffull) == hv.apic_page && (q & EPT_QUAL_WRITE) &&
+        !(v->nested.guest_mode && v->nested.ept12)) {
+        apic_mmio_write(v, gpa); /* the guest's store to its local APIC (hv/apic.c) */
         return;
     }
     exit_fatal(v, "EPT violation on a page EPT01 maps for this access (hv's tables are wrong)");

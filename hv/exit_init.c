@@ -5,7 +5,9 @@
 #include "../lib/log.h"
 #include "../lib/x86.h"
 #include "../vmx/vmx_bits.h"
+#include "apic.h"
 #include "exit.h"
+#include "fatal.h"
 
 static void real_mode_segment(struct vcpu *v, enum guest_seg seg, uint16_t sel, uint64_t base, uint32_t ar)
 {
@@ -15,8 +17,43 @@ static void real_mode_segment(struct vcpu *v, enum guest_seg seg, uint16_t sel, 
     vm_write(v, GUEST_SEG_AR(seg), ar);
 }
 
+/* How long an INIT'ed vCPU waits in hv for a SIPI its sender latched (hv/apic.c) before it
+ * waits in the CPU's wait-for-SIPI state instead: about 20 ms at 2.5 GHz. */
+#define SIPI_SPIN_TICKS 50000000ull
+
+/* The SIPI: real mode at vector * 4096. */
+static void sipi_start(struct vcpu *v, uint32_t vector)
+{
+    real_mode_segment(v, SEG_CS, (uint16_t)(vector << 8), (uint64_t)vector << 12, 0x9b);
+    reg_write(&v->rc, HV_REG_RIP, 0);
+    vm_write(v, GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_ACTIVE);
+    log_debug("cpu%u: SIPI vector 0x%x: starting at 0x%x", v->id, vector, vector << 12);
+}
+
+/* After INIT: the SIPI its sender latched, whenever it came (before this INIT exit was even
+ * handled, or while hv waits here); else the CPU's wait-for-SIPI state and a SIPI exit. */
+static void wait_for_sipi(struct vcpu *v)
+{
+    uint32_t s = __atomic_fetch_or(&v->sipi, APIC_SIPI_WAITING, __ATOMIC_ACQ_REL) | APIC_SIPI_WAITING;
+    for (uint64_t t0 = rdtsc(); !(s & APIC_SIPI_VALID) && rdtsc() - t0 < SIPI_SPIN_TICKS;
+         s = __atomic_load_n(&v->sipi, __ATOMIC_ACQUIRE)) {
+        fatal_check_stop(v);
+        cpu_relax();
+    }
+    if ((s & APIC_SIPI_VALID) && __atomic_compare_exchange_n(&v->sipi, &s, 0, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        v->stats.sipis_latched++;
+        sipi_start(v, s & 0xff);
+    }
+}
+
+/* INIT while L1 is in VMX root operation is blocked (SDM 24.8: VMXON blocks INIT) until
+ * VMXOFF (handle_vmx_insn calls init_after_vmxoff); in L2 it is L1's INIT exit (nested/). */
 void handle_init(struct vcpu *v)
 {
+    if (v->nested.vmxon && !v->nested.guest_mode) {
+        v->init_blocked = true;
+        return;
+    }
     uint64_t *g = v->rc.regs;
     for (int i = 0; i < 16; i++)
         g[i] = 0;
@@ -51,18 +88,24 @@ void handle_init(struct vcpu *v)
      * outside SMM (26.3.1.5). */
     reg_write(&v->rc, HV_REG_INTR_STATE, 0);
     vm_write(v, VM_ENTRY_INTR_INFO_FIELD, 0);
-    /* No log line here: the OS sends SIPI about 10 us after INIT, and a SIPI that finds
-     * this CPU still in root mode (a polled serial line takes milliseconds) is lost. */
     vm_write(v, GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_WAIT_SIPI);
+    wait_for_sipi(v);
+}
+
+void init_after_vmxoff(struct vcpu *v)
+{
+    if (!v->init_blocked || v->nested.vmxon)
+        return;
+    v->init_blocked = false;
+    /* SIPIs that came while INIT was blocked found no CPU waiting for them: gone. */
+    __atomic_store_n(&v->sipi, 0, __ATOMIC_RELEASE);
+    handle_init(v);
 }
 
 void handle_sipi(struct vcpu *v)
 {
-    uint32_t vector = (uint32_t)reg_exit_qual(&v->rc) & 0xff;
     /* SIPI exits happen only in wait-for-SIPI (26.6.2); the saved activity state is not
      * reliable (Bochs stores "active"), so it is not checked. */
-    real_mode_segment(v, SEG_CS, (uint16_t)(vector << 8), (uint64_t)vector << 12, 0x9b);
-    reg_write(&v->rc, HV_REG_RIP, 0);
-    vm_write(v, GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_ACTIVE);
-    log_debug("cpu%u: SIPI vector 0x%x: starting at 0x%x", v->id, vector, vector << 12);
+    __atomic_store_n(&v->sipi, 0, __ATOMIC_RELEASE); /* whatever a sender latched: this is it */
+    sipi_start(v, (uint32_t)reg_exit_qual(&v->rc) & 0xff);
 }

@@ -14,7 +14,10 @@ void handle_vmx_insn(struct vcpu *v)
         inject_ud(v); /* no VMX for this guest: as on a CPU without it */
         return;
     }
-    nested_handle_vmx_insn(&v->nv, (uint32_t)reg_read(&v->rc, HV_REG_EXIT_REASON) & 0xffff);
+    uint32_t reason = (uint32_t)reg_read(&v->rc, HV_REG_EXIT_REASON) & 0xffff;
+    nested_handle_vmx_insn(&v->nv, reason);
+    if (reason == EXIT_REASON_VMXOFF)
+        init_after_vmxoff(v);
 }
 
 void handle_invd(struct vcpu *v)

@@ -5,6 +5,7 @@
  * never hv's registers. */
 #include "../lib/x86.h"
 #include "../vmx/vmx_bits.h"
+#include "apic.h"
 #include "exit.h"
 #include "host.h"
 #include "../nested/caps.h"
@@ -88,6 +89,8 @@ void handle_wrmsr(struct vcpu *v)
     uint32_t msr = (uint32_t)g[HV_REG_RCX];
     uint64_t val = (g[HV_REG_RDX] << 32) | (uint32_t)g[HV_REG_RAX];
     uint32_t field = vmcs_guest_msr_field(msr);
+    if (msr == MSR_X2APIC_ICR)
+        apic_icr_write(v, (uint32_t)val, (uint32_t)(val >> 32), true); /* INIT/SIPI latched, then sent */
     if (field) {
         /* The guest's value lives in the VMCS; the register holds hv's (e.g. GS_BASE, hv's
          * per-CPU pointer). An L2 reaches this when L1's MSR bitmap changed while it ran. */

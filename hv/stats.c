@@ -24,6 +24,10 @@ void stats_print(struct vcpu *v)
     }
     if (n)
         log_info("stats: cpu%u:   %s", v->id, line);
+    if (s->sipis_latched || s->icr_latched)
+        log_info("stats: cpu%u:   INIT/SIPI: %llu start(s) from a latched SIPI; sent %llu INIT/SIPI IPI(s); "
+                 "%llu xAPIC store(s) performed", v->id, (unsigned long long)s->sipis_latched,
+                 (unsigned long long)s->icr_latched, (unsigned long long)s->apic_writes);
     if (s->io_steps)
         log_info("stats: cpu%u:   %llu string I/O iterations run natively (I/O steps)", v->id,
                  (unsigned long long)s->io_steps);

@@ -35,6 +35,8 @@ struct exit_stats {
     uint64_t nmis;            /* NMIs hv received (NMI exits and NMIs in root mode) */
     uint64_t nmis_injected, nmis_to_l1; /* delivered: injected into the guest, NMI exits to L1 */
     uint64_t io_steps;        /* I/O instructions run natively for the guest (hv/exit_io.c) */
+    uint64_t sipis_latched;   /* vCPU starts from a SIPI hv latched (not a SIPI exit) */
+    uint64_t apic_writes, icr_latched; /* xAPIC stores hv performed; INIT/SIPI it latched (hv/apic.c) */
 };
 
 /* 64-bit TSS (SDM Vol. 3A 8.7) */
@@ -65,6 +67,8 @@ struct vcpu {
     struct tss64 tss;
     struct ept ept01;     /* this CPU's EPT01: own tables on the path to hv's pages (ept_clone_hidden) */
     struct hidden_step step;
+    uint32_t sipi;        /* INIT/SIPI latched for this vCPU by senders (hv/apic.h APIC_SIPI_*) */
+    bool init_blocked;    /* an INIT came while L1 was in VMX root operation: it waits for VMXOFF */
     bool io_step;         /* an I/O instruction runs natively with I/O exiting off (hv/exit_io.c) */
     uint32_t io_step_ctls; /* the I/O-exiting controls it took off */
     uint8_t *stack;       /* host stack for VM exits; the vcpu pointer sits at its top */
@@ -83,6 +87,7 @@ struct hv_global {
     struct ept *ept;      /* EPT01 as built: shared, never changed (each vCPU uses its clone) */
     uint8_t *msr_bitmap, *io_bitmap_a, *io_bitmap_b;
     uint8_t *zero_page;   /* what guests read in place of hv's memory */
+    uint64_t apic_page;   /* the xAPIC page EPT01 keeps read-only (hv/apic.c), 0 if none */
     uint16_t pm1a_cnt;    /* ACPI PM1a control port (power-off detection), 0 if unknown */
     bool nested;
     bool hidden_write_logged;

@@ -51,6 +51,16 @@ static int build_ept01(void)
         return -1;
     }
     hv.ept = &ept01;
+    /* The guest's ICR writes (hv/apic.c): the xAPIC page read-only, the x2APIC ICR intercepted.
+     * Before any vCPU clones EPT01, so every copy shares the read-only leaf. */
+    uint64_t apic_base = rdmsr(MSR_IA32_APIC_BASE);
+    if ((apic_base & (1ull << 11)) && !(apic_base & (1ull << 10)) &&
+        !ept_write_protect_4k(&ept01, apic_base & 0xffffff000ull, alloc_table_page))
+        hv.apic_page = apic_base & 0xffffff000ull;
+    else
+        log_warn("local APIC at 0x%llx (IA32_APIC_BASE 0x%llx) not in xAPIC mode or not mapped: its ICR writes are "
+                 "not seen by hv", (unsigned long long)(apic_base & 0xffffff000ull), (unsigned long long)apic_base);
+    msr_bitmap_intercept(hv.msr_bitmap, MSR_X2APIC_ICR, false, true);
     log_info("EPT01: identity map of %llu GiB (MAXPHYADDR %u bits) in %llu table pages (%llu 1G, %llu 2M, "
              "%llu 4K leaves) + a few per CPU; hv's %llu pages read as zeros, writes dropped; MTRRs %s; "
              "heap %llu of %llu KiB used",

@@ -91,6 +91,7 @@ static inline uint16_t read_ldtr(void) { uint16_t v; __asm__ volatile("sldt %0" 
 /* MSRs (SDM Vol. 4) */
 #define MSR_IA32_APIC_BASE        0x1b
 #define MSR_IA32_FEATURE_CONTROL  0x3a
+#define MSR_X2APIC_ICR            0x830
 #define MSR_IA32_SYSENTER_CS      0x174
 #define MSR_IA32_SYSENTER_ESP     0x175
 #define MSR_IA32_SYSENTER_EIP     0x176

@@ -247,15 +247,20 @@ static inline void reg_set_rflags(struct regcache *rc, uint64_t v)
 /* Blocking by STI and by MOV SS (SDM 25.4.2, Table 25-3): they last for one instruction. */
 #define HV_INTR_SHADOW_MASK 3ull
 
-/* Step over the instruction that caused the exit. As on the CPU, completing it ends any
- * blocking by STI or MOV SS that it ran under (KVM: skip_emulated_instruction). */
-static inline void reg_skip_instruction(struct regcache *rc)
+/* Step over the instruction that caused the exit (of len bytes, when the exit gives no
+ * length). As on the CPU, completing it ends any blocking by STI or MOV SS that it ran
+ * under (KVM: skip_emulated_instruction). */
+static inline void reg_advance_rip(struct regcache *rc, uint64_t len)
 {
     uint64_t intr = reg_read(rc, HV_REG_INTR_STATE);
 
-    reg_set_rip(rc, reg_rip(rc) + reg_read(rc, HV_REG_EXIT_INSTR_LEN));
+    reg_set_rip(rc, reg_rip(rc) + len);
     if (intr & HV_INTR_SHADOW_MASK)
         reg_write(rc, HV_REG_INTR_STATE, intr & ~HV_INTR_SHADOW_MASK);
+}
+static inline void reg_skip_instruction(struct regcache *rc)
+{
+    reg_advance_rip(rc, reg_read(rc, HV_REG_EXIT_INSTR_LEN));
 }
 #endif /* __ASSEMBLER__ */
 #endif

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Everything CI checks: host unit tests (ASan/UBSan), the fuzzer, the boot tests and the
 # nested differential test (the same L1 on bare Bochs and on hv), Linux on 2 CPUs under hv.
-# Usage: run-tests.sh [unit|fuzz|boot|nmi|nested|linux|all]. Ends with one line "N passed, N failed".
+# Usage: run-tests.sh [unit|fuzz|boot|events|nested|linux|all]. Ends with one line "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -18,12 +18,13 @@ UNIT_TESTS=(
     "test_regcache: regcache/regcache.c tests/unit/fake_vmcs.c"
     "test_mtrr: vmx/mtrr.c"
     "test_ept: vmx/ept.c vmx/mtrr.c"
-    "test_exits: hv/exit.c hv/fatal.c hv/exit_cpuid.c hv/exit_msr.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c tests/unit/fake_vmcs.c tests/unit/exits_harness.c"
-    "test_exit_cr_init: hv/exit.c hv/fatal.c hv/exit_cpuid.c hv/exit_msr.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c tests/unit/fake_vmcs.c tests/unit/exits_harness.c"
-    "test_fatal: hv/exit.c hv/fatal.c hv/exit_cpuid.c hv/exit_msr.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c tests/unit/fake_vmcs.c tests/unit/exits_harness.c"
+    "test_exits: hv/exit.c hv/fatal.c hv/exit_cpuid.c hv/exit_msr.c hv/apic.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c tests/unit/fake_vmcs.c tests/unit/exits_harness.c"
+    "test_exit_cr_init: hv/exit.c hv/fatal.c hv/exit_cpuid.c hv/exit_msr.c hv/apic.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c tests/unit/fake_vmcs.c tests/unit/exits_harness.c"
+    "test_fatal: hv/exit.c hv/fatal.c hv/exit_cpuid.c hv/exit_msr.c hv/apic.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c tests/unit/fake_vmcs.c tests/unit/exits_harness.c"
     "test_vmcs01: hv/vmcs01.c tests/unit/fake_vmcs.c"
-    "test_exit_ept: hv/exit.c hv/fatal.c hv/exit_ept.c hv/exit_cpuid.c hv/exit_msr.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c vmx/ept.c vmx/mtrr.c tests/unit/fake_vmcs.c tests/unit/exits_harness.c"
-    "test_exit_io: hv/exit.c hv/fatal.c hv/exit_ept.c hv/exit_io.c hv/exit_cpuid.c hv/exit_msr.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c vmx/ept.c vmx/mtrr.c tests/unit/fake_vmcs.c tests/unit/exits_harness.c"
+    "test_exit_ept: hv/exit.c hv/fatal.c hv/exit_ept.c hv/exit_cpuid.c hv/exit_msr.c hv/apic.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c vmx/ept.c vmx/mtrr.c tests/unit/fake_vmcs.c tests/unit/exits_harness.c"
+    "test_exit_io: hv/exit.c hv/fatal.c hv/exit_ept.c hv/exit_io.c hv/exit_cpuid.c hv/exit_msr.c hv/apic.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c vmx/ept.c vmx/mtrr.c tests/unit/fake_vmcs.c tests/unit/exits_harness.c"
+    "test_apic: hv/exit.c hv/fatal.c hv/exit_ept.c hv/exit_io.c hv/exit_cpuid.c hv/exit_msr.c hv/apic.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c vmx/ept.c vmx/mtrr.c tests/unit/fake_vmcs.c tests/unit/exits_harness.c"
     "test_vmcs12: nested/vmcs12.c"
     "test_nested_checks: nested/checks.c nested/caps.c nested/vmcs12.c tests/unit/vmcs12_samples.c"
     "test_nested_entry: nested/vmenter.c nested/vmexit.c nested/insn.c nested/gva.c nested/shadow.c nested/checks.c nested/caps.c nested/vmcs12.c nested/ept02.c nested/ept02_exit.c regcache/regcache.c tests/unit/fake_vmcs.c tests/unit/vmcs12_samples.c"
@@ -91,7 +92,7 @@ run_script() { # a test script that prints its own "N passed, N failed" line
 case $what in
 unit) run_unit; run_script layers tests/tools/check-layers.sh ;;
 boot) run_script boot tests/boot/test_boot.sh ;;
-nmi) run_script nmi tests/boot/test_nmi.sh ;;
+events) run_script events tests/boot/test_events.sh ;;
 fuzz) run_script fuzz tests/fuzz/run-fuzz.sh ;;
 nested) run_script nested tests/nested/run-diff.sh ;;
 linux) run_script linux tests/linux/test-linux.sh ;;
@@ -100,7 +101,7 @@ all)
     run_script layers tests/tools/check-layers.sh
     run_script fuzz tests/fuzz/run-fuzz.sh
     run_script boot tests/boot/test_boot.sh
-    run_script nmi tests/boot/test_nmi.sh
+    run_script events tests/boot/test_events.sh
     run_script nested tests/nested/run-diff.sh
     run_script linux tests/linux/test-linux.sh
     ;;

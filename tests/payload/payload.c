@@ -30,7 +30,7 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
         buf[i] = 0;
         out("args: %s", buf);
         bench_mode = buf[0] == 'b' && buf[1] == 'e' && buf[2] == 'n' && buf[3] == 'c' && buf[4] == 'h';
-        nmi_mode = buf[0] == 'n' && buf[1] == 'm' && buf[2] == 'i';
+        nmi_mode = buf[0] == 'n' && buf[1] == 'm' && buf[2] == 'i'; /* "nmi": NMI and INIT/SIPI tests */
         fatal_mode = buf[0] == 'f' && buf[1] == 'a' && buf[2] == 't' && buf[3] == 'a' && buf[4] == 'l';
     }
     UINT32 r[4];
@@ -48,6 +48,7 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
         UINT32 s[4];
         cpuid_(HV_CPUID_LEAF_BASE, s);
         nmi_test();
+        sipi_test();
         if (s[1] == 0x68766876)
             hv_vmcall(HV_HC_PRINT_STATS);
         out("done: powering off");

@@ -35,6 +35,8 @@ void bench(BOOLEAN hv_present);
 
 /* nmi.c: NMI stress, self and cross-CPU ("nmi" in the load options) */
 void nmi_test(void);
+/* sipi.c: INIT and SIPI sent to an AP back to back (after nmi_test, in the same mode) */
+void sipi_test(void);
 
 /* debug.c: a hardware watchpoint set before many VM exits still fires after them. */
 void check_debug_regs(BOOLEAN hv_present);

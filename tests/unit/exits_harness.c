@@ -67,6 +67,11 @@ __attribute__((weak)) bool hidden_step_exit(struct vcpu *v, uint32_t basic) { re
 __attribute__((weak)) bool hidden_step_end(struct vcpu *v) { return false; }
 __attribute__((weak)) uint64_t hidden_writes_total(void) { return 0; }
 __attribute__((weak)) uint64_t hidden_self_check(struct vcpu *v) { return 0; }
+/* nested/gva.c: no guest paging here (test_apic supplies its own). */
+__attribute__((weak)) int gva_to_gpa(struct nested_vcpu *nv, uint64_t gva, bool write, uint64_t *gpa, uint32_t *pferr)
+{
+    return -1;
+}
 __attribute__((weak)) bool hidden_step_extends(struct vcpu *v, uint32_t basic) { return false; }
 __attribute__((weak)) void step_restore_mtf(struct vcpu *v) {}
 /* hv/exit_io.c is linked by test_exit_io only. */

@@ -1,8 +1,12 @@
 #!/bin/bash
-# NMI stress (tests/payload/nmi.c): NMIs sent by the BSP to itself and to an AP that loops
-# on CPUID (plain, after STI, after MOV SS, inside its NMI handler, around a #GP), on bare
-# Bochs (hv with vmx=off starts the payload natively: the reference) and under hv, with 1
-# and 2 CPUs. Every NMI must arrive exactly once, and hv's lines equal bare Bochs' lines.
+# Events the OS sends between CPUs, on bare Bochs (hv with vmx=off starts the payload
+# natively: the reference) and under hv, with 1 and 2 CPUs; hv's lines must equal bare
+# Bochs' lines:
+#  - NMI stress (tests/payload/nmi.c): NMIs sent by the BSP to itself and to an AP that loops
+#    on CPUID (plain, after STI, after MOV SS, inside its NMI handler, around a #GP). Every
+#    NMI must arrive exactly once.
+#  - INIT and SIPI (tests/payload/sipi.c, 2 CPUs): INIT+SIPI at once, INIT+SIPI+SIPI at
+#    once, INIT-pause-SIPI-pause-SIPI: the AP starts exactly once each time.
 # Logs: build/tests/nmi-{bare,hv}{1,2}/serial.log.
 source "$(dirname "$0")/lib.sh"
 T=$B/tests
@@ -18,11 +22,11 @@ wait
 run_bochs "$T/nmi-bare2" 2 300 &
 run_bochs "$T/nmi-hv2" 2 300 &
 wait
-echo "nmi: the four runs took $(($(date +%s) - start)) s"
-lines() { tr -d '\r' <"$1/serial.log" | grep -a '^payload: nmi: '; }
+echo "events: the four runs took $(($(date +%s) - start)) s"
+lines() { tr -d '\r' <"$1/serial.log" | grep -a -E '^payload: (nmi|sipi): '; }
 for n in 1 2; do
     bare=$T/nmi-bare$n hv=$T/nmi-hv$n
-    echo "nmi test, $n CPU(s):"
+    echo "events test, $n CPU(s):"
     expect "bare$n" "$bare" '^payload: nmi: self: 4[0-9][0-9] sent, 4[0-9][0-9] received \(0 missing, 0 extra\), 0 waits timed out' \
         "bare Bochs: every self NMI arrives once"
     expect "hv$n" "$hv" '^payload: nmi: self: 4[0-9][0-9] sent, 4[0-9][0-9] received \(0 missing, 0 extra\), 0 waits timed out' \
@@ -38,6 +42,16 @@ for n in 1 2; do
         expect "hv$n" "$hv" '^payload: nmi: burst: 2000 sent back to back, at most that many received' \
             "2000 NMIs back to back: the machine keeps running, none duplicated"
         expect "hv$n" "$hv" '^hv: stats: cpu1:   NMIs: [0-9]+ received, [0-9]+ injected' "hv delivered the AP's NMIs"
+        for b in "$bare" "$hv"; do
+            m=$(basename "$b")
+            expect "$m" "$b" '^payload: sipi: INIT, SIPI at once: the AP started 1 time' "INIT, SIPI at once: one start"
+            expect "$m" "$b" '^payload: sipi: INIT, SIPI, SIPI at once: the AP started 1 time' \
+                "INIT, SIPI, SIPI at once: one start"
+            expect "$m" "$b" '^payload: sipi: INIT, pause, SIPI, pause, SIPI: the AP started 1 time' \
+                "INIT, pause, SIPI, pause, SIPI: one start"
+        done
+        expect "hv$n" "$hv" '^hv: stats: cpu1:   INIT/SIPI: [1-9][0-9]* start\(s\) from a latched SIPI' \
+            "the AP started from SIPIs hv latched"
     fi
     expect "hv$n" "$hv" '^hv: stats: cpu0:   NMIs: [0-9]+ received, [0-9]+ injected' "hv delivered the BSP's NMIs"
     if [ "$(lines "$bare")" = "$(lines "$hv")" ] && [ -n "$(lines "$bare")" ]; then
@@ -50,5 +64,5 @@ for n in 1 2; do
     expect "hv$n" "$hv" '^payload: done' "the payload finished"
 done
 show_failures
-echo "nmi: $PASS passed, $FAIL failed"
+echo "events: $PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]
