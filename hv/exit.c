@@ -89,6 +89,20 @@ static bool nmi_blocked(struct vcpu *v, bool exit_to_l1)
     return reg_read(&v->rc, HV_REG_INTR_STATE) & block;
 }
 
+/* An NMI exit to L1 waits only for STI/MOV SS blocking or an injection (nmi_blocked), but
+ * with L2 virtual-NMI blocked (now, or by the NMI being injected) vmcs02's NMI window stays
+ * shut until L2's IRET: hv takes the next instruction boundary instead, with MTF (a pending
+ * MTF exit follows an injected event's delivery, SDM 25.5.2). */
+static bool nmi_needs_mtf(struct vcpu *v, bool to_l1)
+{
+    if (!to_l1 || !nested_l1_virtual_nmis(&v->nv) ||
+        !((uint32_t)(hv.msrs.procbased >> 32) & CPU_BASED_MONITOR_TRAP_FLAG))
+        return false;
+    uint32_t inj = (uint32_t)vm_read(v, VM_ENTRY_INTR_INFO_FIELD);
+    return (reg_read(&v->rc, HV_REG_INTR_STATE) & GUEST_INTR_NMI) ||
+           (inj & (INTR_INFO_VALID | INTR_INFO_TYPE_MASK)) == (INTR_INFO_VALID | INTR_TYPE_NMI);
+}
+
 void deliver_pending_nmi(struct vcpu *v)
 {
     v->nmi_arrived = false; /* every held NMI is considered now */
@@ -96,10 +110,12 @@ void deliver_pending_nmi(struct vcpu *v)
     if (!v->nmi_pending || vm_read(v, GUEST_ACTIVITY_STATE) == GUEST_ACTIVITY_WAIT_SIPI)
         return; /* wait-for-SIPI blocks NMIs: it stays held */
     bool to_l1 = v->nested.guest_mode && nested_exit_on_nmi(&v->nv);
+    if (to_l1 && v->nested.l2_nmi_blocked)
+        return; /* until the nested VM exit, after which L1 takes it (SDM 26.6.1) */
     if (nmi_blocked(v, to_l1)) {
+        uint32_t want = nmi_needs_mtf(v, to_l1) ? CPU_BASED_MONITOR_TRAP_FLAG : CPU_BASED_NMI_WINDOW_EXITING;
         if (vmx_virtual_nmi_pin(hv.msrs.pinbased)) /* else: at the next exit */
-            vm_write(v, CPU_BASED_VM_EXEC_CONTROL,
-                     vm_read(v, CPU_BASED_VM_EXEC_CONTROL) | CPU_BASED_NMI_WINDOW_EXITING);
+            vm_write(v, CPU_BASED_VM_EXEC_CONTROL, vm_read(v, CPU_BASED_VM_EXEC_CONTROL) | want);
         return;
     }
     v->nmi_pending = false;
@@ -173,7 +189,7 @@ struct vcpu *vmexit_handler(struct vcpu *v)
         if (reason & VMX_EXIT_REASON_ENTRY_FAIL)
             log_err("cpu%u: hv built a vmcs02 the CPU refused (exit reason 0x%x): reflected to L1", v->id, reason);
         if (nested_l2_exit(&v->nv, reason)) {
-            deliver_pending_nmi(v); /* to L1 now, if it was reflected */
+            deliver_pending_nmi(v); /* an NMI held for L2 or L1 is L1's if L1 runs now */
             regcache_flush(&v->rc);
             return v;
         }

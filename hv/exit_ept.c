@@ -175,10 +175,11 @@ void handle_ept_violation(struct vcpu *v)
 
 void handle_mtf(struct vcpu *v)
 {
-    /* hv sets MTF only for its steps, and the steps' MTF exits never get here
-     * (hidden_step_exit). Nothing to undo but the control itself. */
+    /* hv sets MTF for its steps, whose MTF exits never get here (hidden_step_exit), and to
+     * reach the next instruction boundary of an L2 with an NMI held for L1 (hv/exit.c), which
+     * vmexit_handler delivers after this. Nothing to undo but the control itself. */
     static bool logged;
-    if (!__atomic_exchange_n(&logged, true, __ATOMIC_RELAXED))
+    if (!v->nmi_pending && !__atomic_exchange_n(&logged, true, __ATOMIC_RELAXED))
         log_warn("cpu%u: monitor trap flag exit without a step of hv's: MTF turned off", v->id);
     step_restore_mtf(v);
 }

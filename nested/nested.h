@@ -42,6 +42,10 @@ struct nested_state {
     struct ept02 *ept02;     /* this vCPU's EPT02, from the first entry with L1's EPT on */
     uint64_t msr_list_failures; /* VM-exit MSR-store/load lists that failed (a VMX abort on hardware) */
     bool msr_list_warned;    /* the first failure was logged; the rest are only counted */
+    /* L1 has NMI exiting without virtual NMIs and L2 entered NMI-blocked (bit 3, or an NMI
+     * injected): blocked until the nested VM exit, IRET or not (SDM 26.6.1, 25.3). vmcs02's
+     * virtual-NMI blocking, which L2's IRET ends, does not show it. */
+    bool l2_nmi_blocked;
 };
 
 /* What nested/ needs of one vCPU; hv fills it once. */

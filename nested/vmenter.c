@@ -126,8 +126,10 @@ static void prepare_guest(struct nested_vcpu *nv, const struct l1_state *l1, con
     struct regcache *rc = nv->rc;
     uint64_t intr = v12(nv, GUEST_INTERRUPTIBILITY_INFO);
     uint32_t inj = (uint32_t)v12(nv, VM_ENTRY_INTR_INFO_FIELD);
-    if ((inj & (INTR_INFO_VALID | INTR_INFO_TYPE_MASK)) == (INTR_INFO_VALID | INTR_TYPE_NMI) &&
-        !nested_l1_virtual_nmis(nv))
+    bool inject_nmi = (inj & (INTR_INFO_VALID | INTR_INFO_TYPE_MASK)) == (INTR_INFO_VALID | INTR_TYPE_NMI);
+    nv->n->l2_nmi_blocked = nested_exit_on_nmi(nv) && !nested_l1_virtual_nmis(nv) &&
+                            (inject_nmi || (intr & GUEST_INTR_NMI));
+    if (inject_nmi && !nested_l1_virtual_nmis(nv))
         intr &= ~(uint64_t)GUEST_INTR_NMI;
     reg_write(rc, HV_REG_INTR_STATE, intr);
     reg_write(rc, HV_REG_RIP, v12(nv, GUEST_RIP));

@@ -36,7 +36,9 @@ static void sync_vmcs12(struct nested_vcpu *nv)
     uint32_t basic = (uint32_t)v12(nv, VM_EXIT_REASON) & 0xffff;
     if ((basic == EXIT_REASON_VMREAD || basic == EXIT_REASON_VMWRITE) && (v12(nv, VMX_INSTRUCTION_INFO) & (1u << 10)))
         v12_set(nv, EXIT_QUALIFICATION, 0);
-    v12_set(nv, GUEST_INTERRUPTIBILITY_INFO, reg_read(rc, HV_REG_INTR_STATE)); /* hv may have ended STI blocking */
+    /* hv may have ended STI blocking; L2's blocking by NMI that vmcs02 lost (l2_nmi_blocked) */
+    v12_set(nv, GUEST_INTERRUPTIBILITY_INFO,
+            reg_read(rc, HV_REG_INTR_STATE) | (nv->n->l2_nmi_blocked ? GUEST_INTR_NMI : 0));
     v12_set(nv, GUEST_RIP, reg_rip(rc));
     v12_set(nv, GUEST_RSP, reg_read(rc, HV_REG_RSP));
     v12_set(nv, GUEST_RFLAGS, reg_rflags(rc));
@@ -276,6 +278,11 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
     uint32_t r12 = (uint32_t)v12(nv, VM_EXIT_REASON), info12 = (uint32_t)v12(nv, VM_EXIT_INTR_INFO);
     bool nmi_exit = r12 == EXIT_REASON_EXCEPTION_NMI &&
                     (info12 & (INTR_INFO_VALID | INTR_INFO_TYPE_MASK)) == (INTR_INFO_VALID | INTR_TYPE_NMI);
+    /* Without NMI exiting (so without virtual NMIs) L2's blocking by NMI is the CPU's own: it
+     * lasts until an IRET (SDM 26.6.1, 6.7.1), L1's after this exit. With NMI exiting it ends
+     * with VMX non-root operation (26.6.1); with virtual NMIs it was virtual. */
+    bool l2_blocked = !nested_exit_on_nmi(nv) && (v12(nv, GUEST_INTERRUPTIBILITY_INFO) & GUEST_INTR_NMI);
+    n->l2_nmi_blocked = false;
     nested_store_msr_list(nv, v12(nv, VM_EXIT_MSR_STORE_ADDR), (uint32_t)v12(nv, VM_EXIT_MSR_STORE_COUNT));
     regcache_reset(nv->rc); /* the cache described vmcs02 */
     nv->rc->guest_cr3_owned_by_nested = false;
@@ -283,8 +290,9 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
     vmptrld(n->vmcs01_pa);
     nested_load_l1_host_state(nv);
     /* After an NMI VM exit the CPU blocks NMIs until L1's next IRET (bare Bochs does the
-     * same): L1 runs on vmcs01 with virtual NMIs, so that is bit 3. */
-    if (nmi_exit)
+     * same), and L2's own blocking carries over (above): L1 runs on vmcs01 with virtual NMIs,
+     * so that is bit 3. */
+    if (nmi_exit || l2_blocked)
         reg_write(nv->rc, HV_REG_INTR_STATE, GUEST_INTR_NMI);
     load_exit_msr_list(nv);
     nested_shadow_push_exit(nv); /* L1 VMREADs the exit information from the shadow */
@@ -397,6 +405,9 @@ bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason)
         break;
     case EXIT_REASON_NMI_WINDOW: /* vmcs02 has hv's NMI window too */
         l1 = v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_NMI_WINDOW_EXITING;
+        break;
+    case EXIT_REASON_MONITOR_TRAP_FLAG: /* and hv's MTF, for an NMI of L1's (hv/exit.c) */
+        l1 = nested_l1_wants_mtf(nv);
         break;
     default: l1 = true; /* vmcs02 only enables what L1 asked for, or what always exits */
     }

@@ -47,7 +47,7 @@ count() { # add the counts of the last "N passed, N failed" line of file $1; 1 f
     if [ -z "$line" ]; then TOTAL_F=$((TOTAL_F + 1)); return 1; fi
     local p f
     p=$(sed -E 's/^([A-Za-z-]+: )?([0-9]+) passed.*/\2/' <<<"$line")
-    f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")
+    f=$(sed -E 's/^([A-Za-z-]+: )?[0-9]+ passed, ([0-9]+) failed.*/\2/' <<<"$line") # the first count, not a later section's
     TOTAL_P=$((TOTAL_P + p)); TOTAL_F=$((TOTAL_F + f))
 }
 

@@ -514,6 +514,12 @@ static void check_nmi_window(const char *test, bool want)
     CHECK(set == want, "%s: NMI-window exiting %s", test, set ? "set" : "clear");
 }
 
+static void check_mtf(const char *test, bool want)
+{
+    bool set = fake_vmcs_get(CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_MONITOR_TRAP_FLAG;
+    CHECK(set == want, "%s: monitor trap flag %s", test, set ? "set" : "clear");
+}
+
 static void test_nmi_exit(void)
 {
     /* An NMI exit with nothing in the way: injected at once, RIP unchanged. */
@@ -659,6 +665,55 @@ static void test_l2_nmi(void)
     CHECK(v.nmi_pending && reflect_nmi_calls == 0, "NMI not held for L2");
     check_nmi_window("L2 nmi-blocked, L2's own", true);
     check_no_event("L2 nmi-blocked, L2's own");
+
+    /* L1 without virtual NMIs, L2 entered NMI-blocked: blocked until the nested VM exit
+     * (SDM 26.6.1), even once L2's IRET ended vmcs02's virtual-NMI blocking. No window (it
+     * would open at that IRET), no MTF: held. */
+    l2_nmi(PIN_BASED_NMI_EXITING, 0);
+    v.nested.l2_nmi_blocked = true;
+    run_ok("L2 blocked until the exit");
+    CHECK(reflect_nmi_calls == 0 && v.nmi_pending, "NMI exit to L1 while L2 blocks NMIs until the exit");
+    check_nmi_window("L2 blocked until the exit", false);
+    check_mtf("L2 blocked until the exit", false);
+    v.nested.l2_nmi_blocked = false;
+
+    /* ... and the exit that ends L2's run (reflected by nested/) delivers it to L1. */
+    l2_nmi(0, 0);
+    fake_vmcs_set(VM_EXIT_REASON, EXIT_REASON_CPUID);
+    v.nmi_pending = true;
+    l2_exit_result = true;
+    run_ok("held NMI at a reflected exit");
+    CHECK(!v.nmi_pending && fake_vmcs_get(VM_ENTRY_INTR_INFO_FIELD) == NMI_INFO,
+          "held NMI not delivered after the exit nested/ took: info %#llx",
+          ULL(fake_vmcs_get(VM_ENTRY_INTR_INFO_FIELD)));
+
+    /* L1 with virtual NMIs: an NMI exit waits only for STI/MOV SS or an injection, but with
+     * L2 virtual-NMI blocked (or an NMI being injected) the NMI window would open only at
+     * L2's IRET: hv asks for MTF, the next instruction boundary (SDM 25.5.2). */
+    l2_nmi(PIN_BASED_NMI_EXITING | PIN_BASED_VIRTUAL_NMIS, GUEST_INTR_STI | GUEST_INTR_NMI);
+    hv.msrs.procbased = (uint64_t)CPU_BASED_MONITOR_TRAP_FLAG << 32;
+    run_ok("L2 virtual-NMI blocked and STI");
+    CHECK(reflect_nmi_calls == 0 && v.nmi_pending, "NMI exit to L1 under STI blocking");
+    check_mtf("L2 virtual-NMI blocked and STI", true);
+    check_nmi_window("L2 virtual-NMI blocked and STI", false);
+
+    l2_nmi(PIN_BASED_NMI_EXITING | PIN_BASED_VIRTUAL_NMIS, 0);
+    hv.msrs.procbased = (uint64_t)CPU_BASED_MONITOR_TRAP_FLAG << 32;
+    fake_vmcs_set(VM_ENTRY_INTR_INFO_FIELD, NMI_INFO); /* L1's NMI for L2, not delivered yet */
+    run_ok("NMI being injected into L2");
+    check_mtf("NMI being injected into L2", true);
+    check_nmi_window("NMI being injected into L2", false);
+
+    l2_nmi(PIN_BASED_NMI_EXITING | PIN_BASED_VIRTUAL_NMIS, GUEST_INTR_STI);
+    hv.msrs.procbased = (uint64_t)CPU_BASED_MONITOR_TRAP_FLAG << 32;
+    run_ok("L2 under STI blocking only");
+    check_mtf("L2 under STI blocking only", false);
+    check_nmi_window("L2 under STI blocking only", true); /* it opens right after the shadow */
+
+    l2_nmi(PIN_BASED_NMI_EXITING | PIN_BASED_VIRTUAL_NMIS, GUEST_INTR_STI | GUEST_INTR_NMI);
+    run_ok("no MTF on this CPU");
+    check_mtf("no MTF on this CPU", false);
+    check_nmi_window("no MTF on this CPU", true); /* late (at L2's IRET) but not lost */
     v.nested.guest_mode = false;
 }
 

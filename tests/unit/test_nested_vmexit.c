@@ -330,6 +330,64 @@ static void test_other_exits(void)
                                EXIT_REASON_PREEMPTION_TIMER, EXIT_REASON_TRIPLE_FAULT, EXIT_REASON_VMXON};
     for (unsigned i = 0; i < N(always); i++)
         CHECK_L1(always[i], 0, true, "exit L1 enabled (or that always exits)");
+    /* MTF and the NMI window: hv's own too (an NMI it holds for L1, hv/exit.c) */
+    uint32_t proc = (uint32_t)w12(CPU_BASED_VM_EXEC_CONTROL);
+    CHECK_L1(EXIT_REASON_MONITOR_TRAP_FLAG, 0, false, "MTF L1 did not ask for");
+    CHECK_L1(EXIT_REASON_NMI_WINDOW, 0, false, "NMI window L1 did not ask for");
+    vmcs12_set(V12, CPU_BASED_VM_EXEC_CONTROL, proc | CPU_BASED_MONITOR_TRAP_FLAG | CPU_BASED_NMI_WINDOW_EXITING);
+    CHECK_L1(EXIT_REASON_MONITOR_TRAP_FLAG, 0, true, "L1's MTF");
+    CHECK_L1(EXIT_REASON_NMI_WINDOW, 0, true, "L1's NMI window");
+    vmcs12_set(V12, CPU_BASED_VM_EXEC_CONTROL, proc);
+}
+
+/* L2's blocking by NMI at the exit (SDM 26.6.1). Without NMI exiting (so without virtual
+ * NMIs) it is the CPU's own and lasts until an IRET: L1's, after the exit. With NMI exiting
+ * but no virtual NMIs it lasts as long as L2 runs, even past L2's IRET, which ends vmcs02's
+ * virtual-NMI blocking: vmcs12 still shows it, and the exit ends it. */
+static void test_nmi_blocking(void)
+{
+    nh_setup(false);
+    l1_ready(PG_VMCS_A);
+    uint32_t pin = (uint32_t)w12(PIN_BASED_VM_EXEC_CONTROL) & ~(PIN_BASED_NMI_EXITING | PIN_BASED_VIRTUAL_NMIS);
+    const struct { uint32_t pin; uint64_t intr12, inj12, intr02; bool blocked02, saved, l1; const char *what; } c[] = {
+        {pin, 0, 0, GUEST_INTR_NMI, false, true, true, "no NMI exiting, L2 in its NMI handler: L1 blocked"},
+        {pin, 0, 0, 0, false, false, false, "no NMI exiting, L2 not blocked"},
+        {pin | PIN_BASED_NMI_EXITING, GUEST_INTR_NMI, 0, 0, true, true, false,
+         "NMI exiting, entered blocked, L2's IRET: still blocked, until the exit"},
+        {pin | PIN_BASED_NMI_EXITING, 0, 0x80000202, 0, true, true, false,
+         "NMI exiting, NMI injected, L2's IRET: still blocked, until the exit"},
+        {pin | PIN_BASED_NMI_EXITING, 0, 0, 0, false, false, false, "NMI exiting, not blocked"},
+        {pin | PIN_BASED_NMI_EXITING | PIN_BASED_VIRTUAL_NMIS, GUEST_INTR_NMI, 0, 0, false, false, false,
+         "virtual NMIs, entered virtual-NMI blocked, L2's IRET"},
+        {pin | PIN_BASED_NMI_EXITING | PIN_BASED_VIRTUAL_NMIS, 0, 0, GUEST_INTR_NMI, false, true, false,
+         "virtual NMIs, L2 virtual-NMI blocked at the exit: L1 not blocked"},
+    };
+    for (unsigned i = 0; i < N(c); i++) {
+        vmcs12_set(V12, PIN_BASED_VM_EXEC_CONTROL, c[i].pin);
+        vmcs12_set(V12, GUEST_INTERRUPTIBILITY_INFO, c[i].intr12);
+        vmcs12_set(V12, VM_ENTRY_INTR_INFO_FIELD, c[i].inj12);
+        enter();
+        CHECK(ns.l2_nmi_blocked == c[i].blocked02, "%s: blocked until the exit %d", c[i].what, ns.l2_nmi_blocked);
+        fake_vmcs_set(GUEST_INTERRUPTIBILITY_INFO, c[i].intr02); /* what the CPU left in vmcs02 */
+        CHECK(l2_exit(EXIT_REASON_CPUID, 0), "%s: reflected", c[i].what);
+        CHECK(!!(w12(GUEST_INTERRUPTIBILITY_INFO) & GUEST_INTR_NMI) == c[i].saved, "%s: vmcs12 interruptibility %#llx",
+              c[i].what, ULL(w12(GUEST_INTERRUPTIBILITY_INFO)));
+        CHECK(g01(GUEST_INTERRUPTIBILITY_INFO) == (c[i].l1 ? GUEST_INTR_NMI : 0), "%s: L1's interruptibility %#llx",
+              c[i].what, ULL(g01(GUEST_INTERRUPTIBILITY_INFO)));
+        CHECK(!ns.l2_nmi_blocked, "%s: cleared by the exit", c[i].what);
+    }
+    /* An NMI exit: L1 blocked until its IRET, whatever L2's state. */
+    vmcs12_set(V12, PIN_BASED_VM_EXEC_CONTROL, pin | PIN_BASED_NMI_EXITING);
+    vmcs12_set(V12, GUEST_INTERRUPTIBILITY_INFO, 0);
+    vmcs12_set(V12, VM_ENTRY_INTR_INFO_FIELD, 0);
+    enter();
+    fake_vmcs_set(GUEST_INTERRUPTIBILITY_INFO, 0);
+    regcache_reset(&rc);
+    nested_reflect_nmi(&nv);
+    regcache_flush(&rc);
+    CHECK(w12(VM_EXIT_REASON) == EXIT_REASON_EXCEPTION_NMI && w12(VM_EXIT_INTR_INFO) == 0x80000202 &&
+              g01(GUEST_INTERRUPTIBILITY_INFO) == GUEST_INTR_NMI, "NMI exit: info %#llx, L1's interruptibility %#llx",
+          ULL(w12(VM_EXIT_INTR_INFO)), ULL(g01(GUEST_INTERRUPTIBILITY_INFO)));
 }
 
 int main(void)
@@ -343,5 +401,6 @@ int main(void)
     test_io_exits();
     test_cr_exits();
     test_other_exits();
+    test_nmi_blocking();
     return test_summary();
 }
