@@ -117,7 +117,9 @@ if [ "$mode" != nohv ]; then
     else echo "  skip $m: hv's INIT/SIPI lines (log=$HV_LOG; they are debug lines)"; fi
     expect "$m" "$D" 'hv: stats: exit statistics \(guest power-off\)' "hv's statistics at power-off"
     expect "$m" "$D" 'hv: stats: cpu1: [0-9]+ exits' "cpu1 statistics"
-    expect "$m" "$D" 'hv: stats: cpu1: .*INIT [0-9]+, SIPI [0-9]+' "hv emulated INIT and SIPI for cpu1"
+    expect "$m" "$D" 'hv: stats: cpu1: .*INIT [0-9]+' "hv emulated INIT for cpu1"
+    expect "$m" "$D" 'hv: stats: cpu1: .*(SIPI [1-9]|INIT/SIPI: [1-9][0-9]* start\(s\) from a latched SIPI)' \
+        "cpu1 started from the OS's SIPI (latched by hv, or a SIPI exit)"
     expect_not "$m" "$D" 'hv: ERROR' "no hv errors"
 fi
 expect_not "$m" "$D" 'Kernel panic' "no kernel panic"
