@@ -19,7 +19,7 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
     serial_init(0x3f8);
     out("started");
     EFI_LOADED_IMAGE *li;
-    BOOLEAN bench_mode = FALSE, nmi_mode = FALSE, fatal_mode = FALSE;
+    BOOLEAN bench_mode = FALSE, nmi_mode = FALSE, sipi_only = FALSE, fatal_mode = FALSE;
     if (!EFI_ERROR(uefi_call_wrapper(BS->HandleProtocol, 3, self, &LoadedImageProtocol, (void **)&li)) &&
         li->LoadOptionsSize) {
         char buf[128];
@@ -31,6 +31,7 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
         out("args: %s", buf);
         bench_mode = buf[0] == 'b' && buf[1] == 'e' && buf[2] == 'n' && buf[3] == 'c' && buf[4] == 'h';
         nmi_mode = buf[0] == 'n' && buf[1] == 'm' && buf[2] == 'i'; /* "nmi": NMI and INIT/SIPI tests */
+        sipi_only = buf[0] == 's' && buf[1] == 'i' && buf[2] == 'p' && buf[3] == 'i'; /* "sipi": INIT/SIPI only */
         fatal_mode = buf[0] == 'f' && buf[1] == 'a' && buf[2] == 't' && buf[3] == 'a' && buf[4] == 'l';
     }
     UINT32 r[4];
@@ -44,10 +45,11 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
         out("done: powering off");
         uefi_call_wrapper(RT->ResetSystem, 4, EfiResetShutdown, EFI_SUCCESS, 0, NULL);
     }
-    if (nmi_mode) {
+    if (nmi_mode || sipi_only) {
         UINT32 s[4];
         cpuid_(HV_CPUID_LEAF_BASE, s);
-        nmi_test();
+        if (nmi_mode)
+            nmi_test();
         sipi_test();
         if (s[1] == 0x68766876)
             hv_vmcall(HV_HC_PRINT_STATS);
