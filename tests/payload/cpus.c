@@ -164,3 +164,20 @@ BOOLEAN check_cpus(void)
     }
     return hv;
 }
+
+/* The first AP (its MP services number and information), for the tests that send it IPIs. */
+BOOLEAN first_ap(MP_SERVICES **mp_out, UINTN *ap, MP_PROCESSOR_INFO *info)
+{
+    MP_SERVICES *mp = NULL;
+    UINTN total = 1, enabled = 1, bsp = 0;
+    if (EFI_ERROR(uefi_call_wrapper(BS->LocateProtocol, 3, &mp_guid, NULL, (void **)&mp)) ||
+        EFI_ERROR(mp->GetNumberOfProcessors(mp, &total, &enabled)) || EFI_ERROR(mp->WhoAmI(mp, &bsp)) ||
+        enabled < 2)
+        return FALSE;
+    *ap = bsp == 0 ? 1 : 0;
+    SetMem(info, sizeof(*info), 0);
+    if (EFI_ERROR(mp->GetProcessorInfo(mp, *ap, info)))
+        return FALSE;
+    *mp_out = mp;
+    return TRUE;
+}

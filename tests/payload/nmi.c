@@ -9,7 +9,6 @@
  * The BSP waits for each NMI to be counted before it sends the next one, so none merge.
  */
 #include "payload.h"
-#include "../../boot/mp_services.h"
 
 #define APIC_BASE 0xfee00000ull
 #define APIC_ID 0x20
@@ -175,23 +174,17 @@ static VOID EFIAPI receiver(VOID *arg)
 
 static void cross_test(void)
 {
-    static EFI_GUID mp_guid = MP_SERVICES_GUID;
     static struct idt_copy ap_idt;
-    MP_SERVICES *mp = NULL;
-    UINTN total = 1, enabled = 1, bsp = 0, ap = 0;
+    MP_SERVICES *mp;
+    UINTN ap;
     MP_PROCESSOR_INFO info;
-    if (EFI_ERROR(uefi_call_wrapper(BS->LocateProtocol, 3, &mp_guid, NULL, (void **)&mp)) ||
-        EFI_ERROR(mp->GetNumberOfProcessors(mp, &total, &enabled)) || EFI_ERROR(mp->WhoAmI(mp, &bsp)) ||
-        enabled < 2) {
+    EFI_EVENT ev;
+    if (!first_ap(&mp, &ap, &info)) {
         out("nmi: cross: skipped (one CPU)");
         return;
     }
-    ap = bsp == 0 ? 1 : 0;
-    SetMem(&info, sizeof(info), 0);
-    EFI_EVENT ev;
-    if (EFI_ERROR(mp->GetProcessorInfo(mp, ap, &info)) ||
-        EFI_ERROR(uefi_call_wrapper(BS->CreateEvent, 5, 0, 0, NULL, NULL, &ev))) {
-        out("nmi: cross: no AP information");
+    if (EFI_ERROR(uefi_call_wrapper(BS->CreateEvent, 5, 0, 0, NULL, NULL, &ev))) {
+        out("nmi: cross: no event");
         return;
     }
     nmi_count = gp_count = 0;

@@ -20,6 +20,9 @@ struct cpu_report {
     BOOLEAN done;            /* set last, so a timed-out AP is visible */
 };
 
+#include "../../boot/mp_services.h"
+/* cpus.c: the first AP, if there is one: MP services, its number and information */
+BOOLEAN first_ap(MP_SERVICES **mp, UINTN *ap, MP_PROCESSOR_INFO *info);
 /* cpus.c: probe the BSP and every AP, print their lines; TRUE if hv answered on the BSP. */
 BOOLEAN check_cpus(void);
 /* hv present on this CPU: VMCALL is safe. */

@@ -8,7 +8,6 @@
  * Under hv the SIPI of 1 and 2 arrives while the AP is still in hv with its INIT exit.
  */
 #include "payload.h"
-#include "../../boot/mp_services.h"
 
 #define APIC_BASE 0xfee00000ull
 #define ICR_LO 0x300
@@ -44,21 +43,16 @@ static UINT32 starts_after(volatile UINT32 *count, UINT32 before, UINT32 want)
 
 void sipi_test(void)
 {
-    static EFI_GUID mp_guid = MP_SERVICES_GUID;
-    MP_SERVICES *mp = NULL;
-    UINTN total = 1, enabled = 1, bsp = 0;
+    MP_SERVICES *mp;
+    UINTN n;
     MP_PROCESSOR_INFO info;
-    if (EFI_ERROR(uefi_call_wrapper(BS->LocateProtocol, 3, &mp_guid, NULL, (void **)&mp)) ||
-        EFI_ERROR(mp->GetNumberOfProcessors(mp, &total, &enabled)) || EFI_ERROR(mp->WhoAmI(mp, &bsp)) ||
-        enabled < 2) {
+    if (!first_ap(&mp, &n, &info)) {
         out("sipi: skipped (one CPU)");
         return;
     }
-    SetMem(&info, sizeof(info), 0);
     EFI_PHYSICAL_ADDRESS page = 0x9f000;
-    if (EFI_ERROR(mp->GetProcessorInfo(mp, bsp == 0 ? 1 : 0, &info)) ||
-        EFI_ERROR(uefi_call_wrapper(BS->AllocatePages, 4, AllocateMaxAddress, EfiLoaderCode, 1, &page))) {
-        out("sipi: no AP information or no page below 1 MiB");
+    if (EFI_ERROR(uefi_call_wrapper(BS->AllocatePages, 4, AllocateMaxAddress, EfiLoaderCode, 1, &page))) {
+        out("sipi: no page below 1 MiB");
         return;
     }
     /* cli; mov ax, cs; mov ds, ax; lock inc dword [COUNTER]; 1: hlt; jmp 1b */
