@@ -13,8 +13,12 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch);
 void nested_prepare_vmcs02(struct nested_vcpu *nv);
 /* VM-entry failure after the VMfail checks (SDM 27.8): L1 resumes at its host state. */
 void nested_entry_fail(struct nested_vcpu *nv, uint32_t reason, uint64_t qual);
-/* The MSR lists of vmcs12 (SDM 27.4, 28.4, 28.6): 0, or the 1-based index that failed. */
-uint32_t nested_load_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count);
+/* The MSR lists of vmcs12 (SDM 27.4, 28.4, 28.6): 0, or the 1-based index that failed.
+ * undo: record what the load list writes to the CPU (nested_state.entry_undo_*), or not. */
+uint32_t nested_load_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count, bool undo);
+/* The CPU refused vmcs02 with a VM-entry failure (exit reason with bit 31): L1 gets it as
+ * the VM-entry failure of its VM entry (SDM 27.8). vmcs02 is current; vmcs01 after. */
+void nested_hw_entry_failed(struct nested_vcpu *nv, uint32_t reason, uint64_t qual);
 void nested_store_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count);
 /* vmcs12's host state into vmcs01's guest state (SDM 28.5). vmcs01 must be current. */
 void nested_load_l1_host_state(struct nested_vcpu *nv);

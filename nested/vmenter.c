@@ -265,7 +265,7 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
     nested_prepare_vmcs02(nv);
     prepare_guest(nv, &l1, pae ? pdpte : NULL);
     uint32_t bad = nested_load_msr_list(nv, v12(nv, VM_ENTRY_MSR_LOAD_ADDR),
-                                        (uint32_t)v12(nv, VM_ENTRY_MSR_LOAD_COUNT));
+                                        (uint32_t)v12(nv, VM_ENTRY_MSR_LOAD_COUNT), true);
     if (bad) {
         regcache_discard(nv->rc); /* L2's registers never reach vmcs02 (nor vmcs01) */
         vmptrld(n->vmcs01_pa);
@@ -273,6 +273,7 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
         return;
     }
     n->launch_was_clear = !c->launch_state;
+    n->entry_in_flight = true; /* until vmcs02's first exit (nested_vmcs02_accepted) */
     c->launch_state = 1;
     n->guest_mode = true;
     nv->rc->guest_cr3_owned_by_nested = true;
@@ -281,15 +282,40 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
     n->nested_entries++;
 }
 
-void nested_hw_refused(struct nested_vcpu *nv, uint32_t err)
+/* Back to vmcs01 after the CPU refused vmcs02. If that was at the nested VM-Enter in flight,
+ * the entry never happened for L1: the CPU checks controls, host and guest state before it
+ * loads anything (SDM 27.1-27.4), so L1's VMCS stays clear after a VMLAUNCH and the MSRs of the
+ * VM-entry MSR-load list keep their old values. A later VMRESUME of vmcs02 (after an exit hv
+ * handled) that the CPU refuses undoes nothing: L2 has run. */
+static void leave_refused_vmcs02(struct nested_vcpu *nv)
 {
     struct nested_state *n = nv->n;
     regcache_reset(nv->rc); /* the cache described vmcs02 */
     nv->rc->guest_cr3_owned_by_nested = false;
     n->guest_mode = false;
     n->vmcs02_for = ~0ull; /* start the next entry from a clear vmcs02 */
-    if (n->launch_was_clear)
-        n->cache->launch_state = 0;
+    if (n->entry_in_flight) {
+        if (n->launch_was_clear)
+            n->cache->launch_state = 0;
+        while (n->entry_undo_n) { /* last written first: a list may name an MSR twice */
+            n->entry_undo_n--;
+            hv_wrmsr(n->entry_undo_msr[n->entry_undo_n], n->entry_undo_val[n->entry_undo_n]);
+        }
+        n->entry_in_flight = false;
+    }
     vmptrld(n->vmcs01_pa);
+}
+
+void nested_hw_refused(struct nested_vcpu *nv, uint32_t err)
+{
+    leave_refused_vmcs02(nv);
     nested_vmx_fail(nv, err == VMXERR_ENTRY_INVALID_HOST ? err : VMXERR_ENTRY_INVALID_CONTROL);
+}
+
+/* SDM 27.8: no guest state, MSR store or exit information but reason and qualification; the
+ * VM-entry interruption information stays valid; host state and the VM-exit MSR-load list. */
+void nested_hw_entry_failed(struct nested_vcpu *nv, uint32_t reason, uint64_t qual)
+{
+    leave_refused_vmcs02(nv);
+    nested_entry_fail(nv, reason & ~VMX_EXIT_REASON_ENTRY_FAIL, qual);
 }

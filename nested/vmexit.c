@@ -176,9 +176,12 @@ static uint32_t msr_list_max(const struct nested_vcpu *nv)
     return 512u * (uint32_t)(((nv->caps->misc >> 25) & 7) + 1);
 }
 
-uint32_t nested_load_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count)
+uint32_t nested_load_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count, bool undo)
 {
+    struct nested_state *n = nv->n;
     uint32_t max = msr_list_max(nv);
+    if (undo)
+        n->entry_undo_n = 0;
     for (uint32_t i = 0; i < count; i++) {
         uint64_t pa = addr + 16ull * i;
         if (i == max || !hv_gpa_is_ram(pa, 16))
@@ -190,10 +193,18 @@ uint32_t nested_load_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t co
         if ((m >> 8) == 0x8 || m == 0x9b || m == 0x9e || e->rsvd || m == MSR_IA32_FS_BASE ||
             m == MSR_IA32_GS_BASE)
             return i + 1;
-        if (f)
+        if (f) {
             vmcs_write(f, e->value);
-        else if (hv_owned_msr(m) || hv_wrmsr(m, e->value))
+            continue;
+        }
+        uint64_t old = 0; /* a write-only MSR (a command) has no old value to restore */
+        bool record = undo && n->entry_undo_n < NESTED_MSR_UNDO_MAX && !hv_rdmsr(m, &old);
+        if (hv_owned_msr(m) || hv_wrmsr(m, e->value))
             return i + 1;
+        if (record) {
+            n->entry_undo_msr[n->entry_undo_n] = m;
+            n->entry_undo_val[n->entry_undo_n++] = old;
+        }
     }
     return 0;
 }
@@ -247,7 +258,7 @@ void nested_store_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count
 static void load_exit_msr_list(struct nested_vcpu *nv)
 {
     uint64_t addr = v12(nv, VM_EXIT_MSR_LOAD_ADDR);
-    uint32_t bad = nested_load_msr_list(nv, addr, (uint32_t)v12(nv, VM_EXIT_MSR_LOAD_COUNT));
+    uint32_t bad = nested_load_msr_list(nv, addr, (uint32_t)v12(nv, VM_EXIT_MSR_LOAD_COUNT), false);
     if (bad)
         msr_list_failed(nv, "load", addr, bad);
 }
@@ -279,6 +290,12 @@ static void save_pending_event(struct nested_vcpu *nv)
 static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
 {
     struct nested_state *n = nv->n;
+    uint32_t reason = (uint32_t)reg_read(nv->rc, HV_REG_EXIT_REASON);
+    if (!ov && (reason & VMX_EXIT_REASON_ENTRY_FAIL)) {
+        nested_hw_entry_failed(nv, reason, reg_exit_qual(nv->rc));
+        return;
+    }
+    n->entry_in_flight = false;
     sync_vmcs12(nv);
     if (ov) {
         v12_set(nv, VM_EXIT_REASON, ov->reason);
@@ -430,7 +447,11 @@ int nested_vcpu_init(struct nested_vcpu *nv)
     n->msr_bitmap02 = hv_alloc_page();
     n->io_bitmap02_a = hv_alloc_page();
     n->io_bitmap02_b = hv_alloc_page();
-    if (!n->cache || !vmcs02 || !n->msr_bitmap02 || !n->io_bitmap02_a || !n->io_bitmap02_b)
+    n->entry_undo_msr = hv_alloc_page();
+    n->entry_undo_val = hv_alloc_page();
+    _Static_assert(NESTED_MSR_UNDO_MAX * sizeof(uint64_t) <= 4096, "the undo record fits a page");
+    if (!n->cache || !vmcs02 || !n->msr_bitmap02 || !n->io_bitmap02_a || !n->io_bitmap02_b || !n->entry_undo_msr ||
+        !n->entry_undo_val)
         return -1;
     *(uint32_t *)vmcs02 = (uint32_t)(nv->hw->basic & 0x7fffffff);
     n->vmcs02_pa = (uint64_t)(uintptr_t)vmcs02;

@@ -347,6 +347,8 @@ bool l2_exit(uint32_t reason, uint64_t qual)
     memset(&inj, 0, sizeof(inj));
     launch_pending = false;
     regcache_reset(&rc);
+    if (!(reason & VMX_EXIT_REASON_ENTRY_FAIL)) /* as hv/exit.c: vmcs02 ran */
+        nested_vmcs02_accepted(&ns);
     bool taken = nested_l2_exit(&nv, reason);
     regcache_flush(&rc);
     return taken;

@@ -299,11 +299,23 @@ static void test_pae_pdptes(void)
         CHECK(g02(GUEST_PDPTR0 + 2 * i) == gpa_u64(pdpt)[i], "PDPTE%d %#llx", i, ULL(g02(GUEST_PDPTR0 + 2 * i)));
 }
 
-/* The CPU refused vmcs02 after all: L1's VMLAUNCH fails with the CPU's error, as a VMfail. */
+/* A VM-entry MSR-load list writing KERNEL_GS_BASE twice and STAR (the CPU has 0x1111, 0x2222). */
+static void entry_msr_list(void)
+{
+    vmcs12_set(V12, VM_ENTRY_MSR_LOAD_COUNT, 3);
+    msr_entry(ENTRY_LOAD, 0, MSR_IA32_KERNEL_GS_BASE, 0x4242);
+    msr_entry(ENTRY_LOAD, 1, MSR_IA32_STAR, 0x5555);
+    msr_entry(ENTRY_LOAD, 2, MSR_IA32_KERNEL_GS_BASE, 0x6666);
+}
+static bool msrs_as_before(void) { return fake_msr(MSR_IA32_KERNEL_GS_BASE)->val == 0x1111 && fake_msr(MSR_IA32_STAR)->val == 0x2222; }
+
+/* The CPU refused vmcs02 after all: L1's VMLAUNCH fails with the CPU's error, as a VMfail,
+ * and nothing of the entry happened: the CPU checks before it loads MSRs (27.4). */
 static void test_hw_refused(void)
 {
     fresh();
-    CHECK(l1_vmlaunch() == O_ENTERED, "entered");
+    entry_msr_list();
+    CHECK(l1_vmlaunch() == O_ENTERED && fake_msr(MSR_IA32_KERNEL_GS_BASE)->val == 0x6666, "entered");
     memset(&inj, 0, sizeof(inj));
     regcache_reset(&rc);
     nested_hw_refused(&nv, VMXERR_ENTRY_INVALID_HOST);
@@ -312,7 +324,54 @@ static void test_hw_refused(void)
     CHECK(fake_vmcs_get(GUEST_RIP) == RIP0 + ILEN && (fake_vmcs_get(GUEST_RFLAGS) & 0x41) == 0x40 &&
               l1_error() == VMXERR_ENTRY_INVALID_HOST, "VMLAUNCH: VMfailValid(8)");
     CHECK(V12->launch_state == 0, "the failed VMLAUNCH leaves the VMCS clear");
+    CHECK(msrs_as_before(), "the VM-entry MSR-load list undone: KERNEL_GS_BASE %#llx, STAR %#llx",
+          ULL(fake_msr(MSR_IA32_KERNEL_GS_BASE)->val), ULL(fake_msr(MSR_IA32_STAR)->val));
+    vmcs12_set(V12, VM_ENTRY_MSR_LOAD_COUNT, 0);
     CHECK(l1_vmlaunch() == O_ENTERED && fake_vmcs_clear_count(ns.vmcs02_pa) == 2, "next entry: a clear vmcs02");
+}
+
+/* The CPU refused vmcs02 with a VM-entry failure (reason 33 with bit 31): L1 sees the VM-entry
+ * failure of its VMLAUNCH as SDM 27.8 describes it, not a reflected exit: no guest state or
+ * MSR stored, the event to inject still valid, host state and the exit MSR-load list, the VMCS
+ * still clear, and no MSR of the entry list loaded (the checks come first, 27.4). */
+static void test_hw_entry_failure(void)
+{
+    fresh();
+    entry_msr_list();
+    uint32_t event = INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | 6;
+    vmcs12_set(V12, VM_ENTRY_INTR_INFO_FIELD, event);
+    vmcs12_set(V12, VM_EXIT_MSR_STORE_COUNT, 1);
+    msr_entry(EXIT_STORE, 0, MSR_IA32_LSTAR, 0xdead);
+    vmcs12_set(V12, VM_EXIT_MSR_LOAD_COUNT, 1);
+    msr_entry(EXIT_LOAD, 0, MSR_IA32_LSTAR, 0xbeef);
+    vmcs12_set(V12, VM_EXIT_INTR_INFO, 0x1234);
+    uint64_t rip12 = vmcs12_get(V12, GUEST_RIP);
+    CHECK(l1_vmlaunch() == O_ENTERED, "entered");
+    fake_vmcs_set(GUEST_RIP, rip12 + 0x10); /* what a reflected exit would store */
+    CHECK(l2_exit(EXIT_REASON_INVALID_STATE | VMX_EXIT_REASON_ENTRY_FAIL, 0), "taken by nested/");
+    CHECK(fake_vmcs_current() == vmcs01_pa && !ns.guest_mode && !rc.guest_cr3_owned_by_nested, "back on vmcs01");
+    CHECK(vmcs12_get(V12, VM_EXIT_REASON) == (EXIT_REASON_INVALID_STATE | VMX_EXIT_REASON_ENTRY_FAIL) &&
+              vmcs12_get(V12, EXIT_QUALIFICATION) == 0 && vmcs12_get(V12, VM_EXIT_INTR_INFO) == 0x1234,
+          "exit reason %#llx, other exit information unchanged", ULL(vmcs12_get(V12, VM_EXIT_REASON)));
+    CHECK(vmcs12_get(V12, GUEST_RIP) == rip12, "guest-state area unchanged: RIP %#llx", ULL(vmcs12_get(V12, GUEST_RIP)));
+    CHECK(vmcs12_get(V12, VM_ENTRY_INTR_INFO_FIELD) == event, "event still valid: %#llx",
+          ULL(vmcs12_get(V12, VM_ENTRY_INTR_INFO_FIELD)));
+    CHECK(MSR_ENTRY(EXIT_STORE, 0)[1] == 0xdead && fake_msr(MSR_IA32_LSTAR)->val == 0xbeef,
+          "no MSR stored (%#llx), the exit MSR-load list performed", ULL(MSR_ENTRY(EXIT_STORE, 0)[1]));
+    CHECK(msrs_as_before(), "the VM-entry MSR-load list undone: KERNEL_GS_BASE %#llx, STAR %#llx",
+          ULL(fake_msr(MSR_IA32_KERNEL_GS_BASE)->val), ULL(fake_msr(MSR_IA32_STAR)->val));
+    CHECK(V12->launch_state == 0, "the VMCS stays clear");
+    CHECK(g01(GUEST_RIP) == vmcs12_get(V12, HOST_RIP) && g01(GUEST_RFLAGS) == 2, "L1 at its host RIP");
+    CHECK(l1_vmresume() == O_FAIL_VALID && l1_error() == VMXERR_VMRESUME_NONLAUNCHED, "VMRESUME after it: error 5");
+
+    /* After an exit hv handled L2 has run: a VMRESUME the CPU refuses then undoes nothing. */
+    vmcs12_set(V12, VM_ENTRY_INTR_INFO_FIELD, 0);
+    CHECK(l1_vmlaunch() == O_ENTERED, "entered again");
+    rc.regs[HV_REG_RCX] = 0x10;
+    CHECK(!l2_exit(EXIT_REASON_MSR_READ, 0), "an exit hv handles");
+    CHECK(l2_exit(EXIT_REASON_INVALID_STATE | VMX_EXIT_REASON_ENTRY_FAIL, 0) && !ns.guest_mode, "refused later");
+    CHECK(fake_msr(MSR_IA32_KERNEL_GS_BASE)->val == 0x6666 && V12->launch_state == 1,
+          "after L2 ran: MSRs as L2 left them, the VMCS launched");
 }
 
 int main(void)
@@ -325,5 +384,6 @@ int main(void)
     test_vmcs02_reuse();
     test_pae_pdptes();
     test_hw_refused();
+    test_hw_entry_failure();
     return test_summary();
 }
