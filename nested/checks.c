@@ -565,6 +565,8 @@ static bool check_guest_interruptibility(struct ctx *x)
                "26.3.1.5: virtual-NMI blocking with NMI injection");
     CHECK_RULE(!(intr & INTERRUPTIBILITY_ENCLAVE) || !(intr & GUEST_INTR_MOV_SS),
                "26.3.1.5: enclave interruption with blocking by MOV SS");
+    CHECK_RULE(!(intr & INTERRUPTIBILITY_ENCLAVE) || x->c->sgx,
+               "26.3.1.5: enclave interruption (bit 4) requires SGX (CPUID.(EAX=07H,ECX=0):EBX[2])");
     return true;
 }
 
@@ -580,6 +582,7 @@ static bool check_guest_pending_debug(struct ctx *x)
     if (pde & PDE_RTM) {
         CHECK_RULE((pde & PDE_ENABLED_BP) && !(pde & (0xfffull | PDE_BS)) && !(intr & GUEST_INTR_MOV_SS),
                    "26.3.1.5: pending debug exceptions RTM needs bit 12 only, no MOV-SS blocking");
+        CHECK_RULE(x->c->rtm, "26.3.1.5: pending debug exceptions RTM (bit 16) requires RTM (CPUID.(EAX=07H,ECX=0):EBX[11])");
     }
     return true;
 }

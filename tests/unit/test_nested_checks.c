@@ -567,7 +567,9 @@ static const struct tcase cases[] = {
     OK("NMI blocking with NMI, no virtual NMIs", B64, C(PIN, PIN_BASED_VIRTUAL_NMIS), S(INTR, GUEST_INTR_NMI),
        S(INFO, V(INTR_TYPE_NMI, 2))),
     OK("MOV-SS blocking with #GP", B64, S(INTR, GUEST_INTR_MOV_SS), S(INFO, V(INTR_TYPE_HW_EXCEPTION, 13) | EC)),
-    TG("enclave interruption with MOV-SS", "enclave interruption", S(INTR, 0x10 | GUEST_INTR_MOV_SS)),
+    TG("enclave interruption with MOV-SS", "enclave interruption with blocking by MOV SS",
+       S(INTR, 0x10 | GUEST_INTR_MOV_SS)),
+    TG("enclave interruption without SGX", "enclave interruption (bit 4) requires SGX", S(INTR, 0x10)),
     TG("pending debug bit 4", "pending debug exceptions bits 11:4", S(PDE, 1u << 4)),
     TG("pending debug bit 13", "pending debug exceptions bits 11:4", S(PDE, 1u << 13)),
     TG("pending debug bit 15", "pending debug exceptions bits 11:4", S(PDE, 1u << 15)),
@@ -580,7 +582,7 @@ static const struct tcase cases[] = {
        S(GUEST_IA32_DEBUGCTL, 2), S(PDE, 1u << 14)),
     TG("RTM without enabled breakpoint", "RTM", S(PDE, 1u << 16)),
     TG("RTM with B0", "RTM", S(PDE, 1u << 16 | 1u << 12 | 1)),
-    OK("RTM with enabled breakpoint", B64, S(PDE, 1u << 16 | 1u << 12)),
+    TG("RTM with enabled breakpoint, no RTM", "RTM (bit 16) requires RTM", S(PDE, 1u << 16 | 1u << 12)),
     T("link pointer 0x1000", B64, GUEST, "VMCS link pointer must be FFFFFFFF_FFFFFFFFH", ENTRY_FAIL_VMCS_LINK_PTR,
       S(VMCS_LINK_POINTER, 0x1000)),
     T("link pointer unaligned", B64, GUEST, "VMCS link pointer bits 11:0", ENTRY_FAIL_VMCS_LINK_PTR,
@@ -735,6 +737,18 @@ static void test_other_caps(void)
     CHECK(nested_check_guest(&v, &c, PHYS_BITS, &qual) == EXIT_REASON_INVALID_STATE &&
           strstr(nested_check_last_rule(), "IA-32e mode guest requires CR0.PG"), "IA-32e without PG: %s",
           nested_check_last_rule());
+
+    /* A CPU with SGX and RTM (CPUID.(7,0):EBX[2], [11]; Bochs has neither): bits 4 and 16. */
+    m = bochs();
+    m.cpuid7_ebx = 1u << 2 | 1u << 11;
+    nested_caps_init(&c, &m);
+    valid64(&v);
+    vmcs12_set(&v, INTR, 0x10);
+    vmcs12_set(&v, PDE, 1u << 16 | 1u << 12);
+    CHECK(nested_check_guest(&v, &c, PHYS_BITS, &qual) == 0, "enclave interruption, RTM with SGX and RTM: %s",
+          nested_check_last_rule());
+    vmcs12_set(&v, INTR, 0x10 | GUEST_INTR_MOV_SS);
+    CHECK(nested_check_guest(&v, &c, PHYS_BITS, &qual) == EXIT_REASON_INVALID_STATE, "with SGX, MOV-SS still refused");
 
     /* A narrower physical-address width. */
     valid64(&v);
