@@ -99,7 +99,7 @@ static void prepare_controls(struct nested_vcpu *nv)
                      VM_ENTRY_LOAD_PAT | VM_ENTRY_LOAD_DEBUG_CONTROLS;
     vmcs_write(VM_ENTRY_CONTROLS, vmx_adjust_ctls(hw->entry, entry));
     vmcs_write(EPT_POINTER, n->ept12 ? n->ept02->eptp : nv->eptp);
-    vmcs_write(VMCS_LINK_POINTER, ~0ull);
+    vmcs_write(VMCS_LINK_POINTER, ~0ull); /* vmcs02 has no shadowing: never L1's link pointer, an L1 page */
     vmcs_write(VM_EXIT_MSR_STORE_COUNT, 0); /* hv performs vmcs12's MSR lists itself */
     vmcs_write(VM_EXIT_MSR_LOAD_COUNT, 0);
     vmcs_write(VM_ENTRY_MSR_LOAD_COUNT, 0);
@@ -230,8 +230,11 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
         nested_vmx_fail(nv, VMXERR_ENTRY_INVALID_HOST);
         return;
     }
-    uint64_t qual = 0;
-    if (nested_check_guest(c, nv->caps, nv->phys_bits, &qual)) {
+    uint64_t qual = 0, link_ptr = v12(nv, VMCS_LINK_POINTER);
+    struct nested_link link = {n->current_ptr, 0};
+    if (!(link_ptr & 0xfff) && hv_gpa_is_ram(link_ptr, 4)) /* the CPU reads it there (26.3.1.5) */
+        link.revision = *(const uint32_t *)(uintptr_t)link_ptr;
+    if (nested_check_guest(c, nv->caps, nv->phys_bits, &link, &qual)) {
         nested_log_check();
         nested_entry_fail(nv, EXIT_REASON_INVALID_STATE, qual);
         return;

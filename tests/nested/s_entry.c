@@ -85,6 +85,20 @@ void s_entryfail(void)
     *(u32 *)m.link = (cap.revision + 1) & 0x7fffffff;
     vw(LINK_PTR, PA(m.link)); /* qualification 4: VMCS link pointer (SDM 27.8) */
     try_entry("entry: VMCS link pointer with a bad revision");
+    /* SDM 27.3.1.5: a link pointer other than all 1s names a VMCS of the processor's revision,
+     * bit 31 = "VMCS shadowing" (0 here), and not the current VMCS. */
+    vmcs_init(0, l2_vmcall);
+    *(u32 *)m.link = cap.revision;
+    vw(LINK_PTR, PA(m.link));
+    try_entry("entry: VMCS link pointer to a VMCS of the right revision");
+    vmcs_init(0, l2_vmcall);
+    *(u32 *)m.link = cap.revision | 0x80000000u;
+    vw(LINK_PTR, PA(m.link));
+    try_entry("entry: VMCS link pointer to a shadow VMCS without VMCS shadowing");
+    vmcs_init(0, l2_vmcall);
+    vw(LINK_PTR, PA(m.vmcs[0]));
+    try_entry("entry: VMCS link pointer to the current VMCS");
+    *(u32 *)m.link = 0;
     vmcs_init(0, l2_vmcall);
     vw(ENTRY_INTR, 0x80000040); /* external interrupt needs RFLAGS.IF=1 (SDM 27.3.1.5) */
     try_entry("entry: inject external interrupt with IF=0");

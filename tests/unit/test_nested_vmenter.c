@@ -299,6 +299,36 @@ static void test_pae_pdptes(void)
         CHECK(g02(GUEST_PDPTR0 + 2 * i) == gpa_u64(pdpt)[i], "PDPTE%d %#llx", i, ULL(g02(GUEST_PDPTR0 + 2 * i)));
 }
 
+/* 26.3.1.5: a VMCS link pointer other than all 1s must name memory holding the revision
+ * identifier with bit 31 = "VMCS shadowing" (0: hv offers no shadowing), not the current VMCS;
+ * else a VM-entry failure with qualification 4. vmcs02 never gets L1's pointer. */
+static void test_link_pointer(void)
+{
+    fresh();
+    uint64_t link = GPA(PG_FREE);
+    *(uint32_t *)gpa_ptr(link) = VMCS12_REVISION;
+    vmcs12_set(V12, VMCS_LINK_POINTER, link);
+    enum outcome o = l1_vmlaunch();
+    CHECK(o == O_ENTERED && g02(VMCS_LINK_POINTER) == ~0ull, "link pointer to a VMCS: %s, vmcs02 link %#llx",
+          outcome_name(o), ULL(g02(VMCS_LINK_POINTER)));
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0) && vmcs12_get(V12, VMCS_LINK_POINTER) == link, "kept in vmcs12");
+    static const struct { uint32_t rev; bool hole; const char *what; } bad[] = {
+        {VMCS12_REVISION + 1, false, "another revision"},
+        {VMCS12_REVISION | 0x80000000u, false, "a shadow VMCS without VMCS shadowing"},
+        {VMCS12_REVISION, true, "hv's memory (reads as zeros)"},
+    };
+    for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        fresh();
+        *(uint32_t *)gpa_ptr(link) = bad[i].rev;
+        ram_hole = bad[i].hole ? link : 0;
+        vmcs12_set(V12, VMCS_LINK_POINTER, link);
+        check_entry_fail(l1_vmlaunch(), EXIT_REASON_INVALID_STATE, 4, bad[i].what);
+    }
+    fresh();
+    vmcs12_set(V12, VMCS_LINK_POINTER, GPA(PG_VMCS_A));
+    check_entry_fail(l1_vmlaunch(), EXIT_REASON_INVALID_STATE, 4, "the current VMCS");
+}
+
 /* A VM-entry MSR-load list writing KERNEL_GS_BASE twice and STAR (the CPU has 0x1111, 0x2222). */
 static void entry_msr_list(void)
 {
@@ -383,6 +413,7 @@ int main(void)
     test_guest_cr3();
     test_vmcs02_reuse();
     test_pae_pdptes();
+    test_link_pointer();
     test_hw_refused();
     test_hw_entry_failure();
     return test_summary();
