@@ -99,6 +99,8 @@ static void prepare_controls(struct nested_vcpu *nv)
                      VM_ENTRY_LOAD_PAT | VM_ENTRY_LOAD_DEBUG_CONTROLS;
     vmcs_write(VM_ENTRY_CONTROLS, vmx_adjust_ctls(hw->entry, entry));
     vmcs_write(EPT_POINTER, n->ept12 ? n->ept02->eptp : nv->eptp);
+    if (nested_allowed1(nv->caps->procbased2) & SECONDARY_XSAVES) /* offered: the CPU has the field */
+        vmcs_write(XSS_EXIT_BITMAP, proc2 & SECONDARY_XSAVES ? vmcs12_xss_exit_bitmap(n->cache) : 0);
     vmcs_write(VMCS_LINK_POINTER, ~0ull); /* vmcs02 has no shadowing: never L1's link pointer, an L1 page */
     vmcs_write(VM_EXIT_MSR_STORE_COUNT, 0); /* hv performs vmcs12's MSR lists itself */
     vmcs_write(VM_EXIT_MSR_LOAD_COUNT, 0);

@@ -329,6 +329,25 @@ static void test_link_pointer(void)
     check_entry_fail(l1_vmlaunch(), EXIT_REASON_INVALID_STATE, 4, "the current VMCS");
 }
 
+/* "enable XSAVES/XRSTORS" is offered (Bochs has it), so its XSS-exiting bitmap exists for L1
+ * (SDM 25.6.20; KVM VMWRITEs it whenever the control is offered) and reaches vmcs02. */
+static void test_xss_exit_bitmap(void)
+{
+    fresh();
+    CHECK(nested_allowed1(caps.procbased2) & SECONDARY_XSAVES, "XSAVES offered");
+    enum outcome o = l1_vmwrite(XSS_EXIT_BITMAP, 0x1800);
+    uint64_t val = 0;
+    enum outcome r = l1_vmread(XSS_EXIT_BITMAP, &val);
+    CHECK(o == O_SUCCEED && r == O_SUCCEED && val == 0x1800, "VMWRITE %s (error %u), VMREAD %s %#llx",
+          outcome_name(o), l1_error(), outcome_name(r), ULL(val));
+    vmcs12_set(V12, SECONDARY_VM_EXEC_CONTROL, vmcs12_get(V12, SECONDARY_VM_EXEC_CONTROL) | SECONDARY_XSAVES);
+    CHECK(l1_vmlaunch() == O_ENTERED && (g02(SECONDARY_VM_EXEC_CONTROL) & SECONDARY_XSAVES) &&
+              g02(XSS_EXIT_BITMAP) == 0x1800, "vmcs02: XSAVES, XSS-exiting bitmap %#llx", ULL(g02(XSS_EXIT_BITMAP)));
+    CHECK(l2_exit(EXIT_REASON_XSAVES, 0) && vmcs12_get(V12, VM_EXIT_REASON) == EXIT_REASON_XSAVES, "XSAVES exit: L1's");
+    vmcs12_set(V12, SECONDARY_VM_EXEC_CONTROL, vmcs12_get(V12, SECONDARY_VM_EXEC_CONTROL) & ~SECONDARY_XSAVES);
+    CHECK(l1_vmresume() == O_ENTERED && g02(XSS_EXIT_BITMAP) == 0, "without the control: 0 in vmcs02");
+}
+
 /* A VM-entry MSR-load list writing KERNEL_GS_BASE twice and STAR (the CPU has 0x1111, 0x2222). */
 static void entry_msr_list(void)
 {
@@ -414,6 +433,7 @@ int main(void)
     test_vmcs02_reuse();
     test_pae_pdptes();
     test_link_pointer();
+    test_xss_exit_bitmap();
     test_hw_refused();
     test_hw_entry_failure();
     return test_summary();
