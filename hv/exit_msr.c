@@ -21,21 +21,33 @@ void msr_bitmap_intercept(uint8_t *bm, uint32_t msr, bool read, bool write)
 
 static bool is_vmx_cap_msr(uint32_t msr) { return msr >= MSR_IA32_VMX_BASIC && msr <= MSR_IA32_VMX_VMFUNC; }
 
+/* What the guest's RDMSR reads: 0, or -1 for #GP. Also what L1's VM-exit MSR-store lists store
+ * (nested/ through hv_rdmsr): hardware stores what RDMSR would return (SDM 28.4). */
+int guest_rdmsr(uint32_t msr, uint64_t *val)
+{
+    if (msr == MSR_IA32_FEATURE_CONTROL) {
+        /* Locked; VMXON allowed only when hv emulates VMX (Hyper-V checks this). */
+        *val = FEATURE_CONTROL_LOCKED | (hv.nested ? FEATURE_CONTROL_VMXON_OUTSIDE_SMX : 0);
+        return 0;
+    }
+    if (is_vmx_cap_msr(msr)) /* what hv emulates (nested/caps.c); without nested VMX they do not exist */
+        return hv.nested && nested_caps_msr(&hv.ncaps, msr, val) ? 0 : -1;
+    return safe_rdmsr(msr, val) ? -1 : 0;
+}
+
+/* What the guest's WRMSR does: 0, or -1 for #GP (locked, read-only, or refused by the CPU).
+ * Also the MSR-load lists of nested VMX (hv_wrmsr). */
+int guest_wrmsr(uint32_t msr, uint64_t val)
+{
+    return msr == MSR_IA32_FEATURE_CONTROL || is_vmx_cap_msr(msr) || safe_wrmsr(msr, val) ? -1 : 0;
+}
+
 void handle_rdmsr(struct vcpu *v)
 {
     uint64_t *g = v->rc.regs;
     uint32_t msr = (uint32_t)g[HV_REG_RCX];
     uint64_t val;
-    if (msr == MSR_IA32_FEATURE_CONTROL) {
-        /* Locked; VMXON allowed only when hv emulates VMX (Hyper-V checks this). */
-        val = FEATURE_CONTROL_LOCKED | (hv.nested ? FEATURE_CONTROL_VMXON_OUTSIDE_SMX : 0);
-    } else if (is_vmx_cap_msr(msr)) {
-        /* What hv emulates (nested/caps.c); without nested VMX they do not exist. */
-        if (!hv.nested || !nested_caps_msr(&hv.ncaps, msr, &val)) {
-            inject_gp(v);
-            return;
-        }
-    } else if (safe_rdmsr(msr, &val)) {
+    if (guest_rdmsr(msr, &val)) {
         inject_gp(v);
         return;
     }
@@ -49,8 +61,8 @@ void handle_wrmsr(struct vcpu *v)
     uint64_t *g = v->rc.regs;
     uint32_t msr = (uint32_t)g[HV_REG_RCX];
     uint64_t val = (g[HV_REG_RDX] << 32) | (uint32_t)g[HV_REG_RAX];
-    if (msr == MSR_IA32_FEATURE_CONTROL || is_vmx_cap_msr(msr) || safe_wrmsr(msr, val)) {
-        inject_gp(v); /* locked, read-only, or refused by the CPU */
+    if (guest_wrmsr(msr, val)) {
+        inject_gp(v);
         return;
     }
     reg_skip_instruction(&v->rc);

@@ -132,7 +132,8 @@ void hv_inject_page_fault(struct regcache *rc, uint64_t cr2, uint32_t error);
 /* Guest-physical range usable as VMX structure memory: RAM outside hv's region. */
 bool hv_gpa_is_ram(uint64_t gpa, uint64_t len);
 void *hv_alloc_page(void);
-/* MSR access on L1's behalf (VM-entry/exit MSR lists): 0, or -1 if the CPU refused. */
+/* MSR access on L1's behalf (VM-entry/exit MSR lists) as L1's RDMSR/WRMSR would do it, MSRs
+ * hv emulates included (IA32_FEATURE_CONTROL, IA32_VMX_*): 0, or -1 where they #GP. */
 int hv_rdmsr(uint32_t msr, uint64_t *val);
 int hv_wrmsr(uint32_t msr, uint64_t val);
 #endif

@@ -161,8 +161,6 @@ static uint32_t vmcs_msr_field(uint32_t msr)
     }
 }
 
-static bool hv_owned_msr(uint32_t msr) { return msr == MSR_IA32_FEATURE_CONTROL || (msr >= 0x480 && msr <= 0x491); }
-
 struct msr_entry {
     uint32_t index, rsvd;
     uint64_t value;
@@ -199,7 +197,7 @@ uint32_t nested_load_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t co
         }
         uint64_t old = 0; /* a write-only MSR (a command) has no old value to restore */
         bool record = undo && n->entry_undo_n < NESTED_MSR_UNDO_MAX && !hv_rdmsr(m, &old);
-        if (hv_owned_msr(m) || hv_wrmsr(m, e->value))
+        if (hv_wrmsr(m, e->value))
             return i + 1;
         if (record) {
             n->entry_undo_msr[n->entry_undo_n] = m;
@@ -245,7 +243,7 @@ void nested_store_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count
         uint32_t f = vmcs_msr_field(e->index);
         if (f)
             val = vmcs_read(f);
-        else if ((hv_owned_msr(e->index) || hv_rdmsr(e->index, &val)) && !bad)
+        else if (hv_rdmsr(e->index, &val) && !bad) /* what RDMSR returns, emulated MSRs too (28.4) */
             bad = i + 1;
         e->value = val;
     }

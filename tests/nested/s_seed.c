@@ -42,6 +42,21 @@ void s_msrlists(void)
         out("%s: exit store area holds 0x%llx", tag, exit_st[1]);
         out("%s: L1 reads 0x%llx after the exit", tag, l1v);
     }
+    /* The exit store list stores what RDMSR returns, for MSRs a VMM emulates too (SDM 28.4). */
+    static const struct { u32 msr; const char *name; } st[] = {
+        {0x3a, "IA32_FEATURE_CONTROL"}, {0x480, "IA32_VMX_BASIC"}, {0xc0000102, "IA32_KERNEL_GS_BASE"}};
+    vmcs_init(0, l2_vmcall);
+    for (unsigned i = 0; i < 3; i++) {
+        exit_st[2 * i] = st[i].msr;
+        exit_st[2 * i + 1] = 0x5a5a;
+    }
+    vw(EXIT_MSR_ST_ADDR, PA(exit_st));
+    vw(EXIT_MSR_ST_CNT, 3);
+    l2_run(&e);
+    pr_exit("msrlist: exit store", &e, F_LEN);
+    for (unsigned i = 0; i < 3; i++)
+        out("msrlist: exit store of %s: %s", st[i].name,
+            exit_st[2 * i + 1] == rdmsr(st[i].msr) ? "what RDMSR reads" : "not what RDMSR reads");
     for (int i = 0; i < 96; i++)
         entry_ld[i] = 0;
 }

@@ -206,6 +206,28 @@ static void test_msr_lists(void)
           ULL(g01(GUEST_IA32_EFER)));
 }
 
+/* 28.4: the store list stores what RDMSR returns, also for the MSRs hv emulates for L1
+ * (IA32_FEATURE_CONTROL, IA32_VMX_*: hv_rdmsr answers as L1's RDMSR); 28.6: loading them
+ * fails as WRMSR would (locked, read-only). */
+static void test_msr_store_emulated(void)
+{
+    fresh();
+    vmcs12_set(V12, VM_EXIT_MSR_STORE_COUNT, 2);
+    msr_entry(EXIT_STORE, 0, MSR_IA32_FEATURE_CONTROL, 0x77);
+    msr_entry(EXIT_STORE, 1, MSR_IA32_VMX_BASIC, 0x77);
+    vmcs12_set(V12, VM_EXIT_MSR_LOAD_COUNT, 2);
+    msr_entry(EXIT_LOAD, 0, MSR_IA32_STAR, 0x2323);
+    msr_entry(EXIT_LOAD, 1, MSR_IA32_FEATURE_CONTROL, 1);
+    test_log_capture();
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "reflected");
+    CHECK(MSR_ENTRY(EXIT_STORE, 0)[1] == 5 && MSR_ENTRY(EXIT_STORE, 1)[1] == caps.basic,
+          "stored: FEATURE_CONTROL %#llx, VMX_BASIC %#llx (L1 reads 5, %#llx)", ULL(MSR_ENTRY(EXIT_STORE, 0)[1]),
+          ULL(MSR_ENTRY(EXIT_STORE, 1)[1]), ULL(caps.basic));
+    CHECK(!test_log_contains("MSR-store list fails"), "no store failure");
+    CHECK(fake_msr(MSR_IA32_STAR)->val == 0x2323 && test_log_contains("MSR-load list fails at entry 2") &&
+              fake_msr(MSR_IA32_FEATURE_CONTROL)->val == 5, "loading FEATURE_CONTROL fails (locked)");
+}
+
 /* 28.6: an entry for IA32_FS_BASE or IA32_GS_BASE fails the VM-exit MSR load (a VMX abort on
  * hardware): neither that MSR nor the entries after it are loaded. */
 static void test_msr_load_fs_base(void)
@@ -338,6 +360,7 @@ int main(void)
     test_host_state();
     test_host_cr0();
     test_msr_lists();
+    test_msr_store_emulated();
     test_msr_load_fs_base();
     test_msr_exits();
     test_io_exits();
