@@ -238,7 +238,7 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
         link.revision = *(const uint32_t *)(uintptr_t)link_ptr;
     if (nested_check_guest(c, nv->caps, nv->phys_bits, &link, &qual)) {
         nested_log_check();
-        nested_entry_fail(nv, EXIT_REASON_INVALID_STATE, qual);
+        nested_entry_fail(nv, EXIT_REASON_INVALID_STATE, qual, vmcs_read(GUEST_IA32_EFER));
         return;
     }
     /* L1's EPT: EPT02 must exist and shadow vmcs12's EPTP before vmcs02 points at it. Out of
@@ -249,7 +249,7 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
     bool pae = l2_pdptes(nv, pdpte);
     if (pae && !n->ept12 && nested_check_loaded_pdptes(pdpte, nv->phys_bits, &qual)) {
         nested_log_check();
-        nested_entry_fail(nv, EXIT_REASON_INVALID_STATE, qual);
+        nested_entry_fail(nv, EXIT_REASON_INVALID_STATE, qual, vmcs_read(GUEST_IA32_EFER));
         return;
     }
     if (n->ept12 && nested_ept02_enter(nv)) {
@@ -272,9 +272,10 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
     uint32_t bad = nested_load_msr_list(nv, v12(nv, VM_ENTRY_MSR_LOAD_ADDR),
                                         (uint32_t)v12(nv, VM_ENTRY_MSR_LOAD_COUNT), true);
     if (bad) {
+        uint64_t efer = vmcs_read(GUEST_IA32_EFER); /* L2's as loaded: the failure comes after (27.8) */
         regcache_discard(nv->rc); /* L2's registers never reach vmcs02 (nor vmcs01) */
         vmptrld(n->vmcs01_pa);
-        nested_entry_fail(nv, EXIT_REASON_MSR_LOAD_FAIL, bad);
+        nested_entry_fail(nv, EXIT_REASON_MSR_LOAD_FAIL, bad, efer);
         return;
     }
     n->launch_was_clear = !c->launch_state;
@@ -322,5 +323,6 @@ void nested_hw_refused(struct nested_vcpu *nv, uint32_t err)
 void nested_hw_entry_failed(struct nested_vcpu *nv, uint32_t reason, uint64_t qual)
 {
     leave_refused_vmcs02(nv);
-    nested_entry_fail(nv, reason & ~VMX_EXIT_REASON_ENTRY_FAIL, qual);
+    /* The CPU checks guest state before it loads it: L1's EFER (vmcs01) is the one in place. */
+    nested_entry_fail(nv, reason & ~VMX_EXIT_REASON_ENTRY_FAIL, qual, vmcs_read(GUEST_IA32_EFER));
 }

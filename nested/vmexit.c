@@ -81,7 +81,7 @@ static void segment(enum guest_seg seg, uint16_t sel, uint64_t base, uint32_t ar
     vmcs_write(GUEST_SEG_AR(seg), sel ? ar : 0x10000); /* a null selector leaves the register unusable */
 }
 
-void nested_load_l1_host_state(struct nested_vcpu *nv)
+void nested_load_l1_host_state(struct nested_vcpu *nv, uint64_t efer)
 {
     struct regcache *rc = nv->rc;
     uint32_t exit12 = (uint32_t)v12(nv, VM_EXIT_CONTROLS);
@@ -101,7 +101,7 @@ void nested_load_l1_host_state(struct nested_vcpu *nv)
     vmcs_write(GUEST_SYSENTER_CS, v12(nv, HOST_IA32_SYSENTER_CS));
     vmcs_write(GUEST_SYSENTER_ESP, v12(nv, HOST_IA32_SYSENTER_ESP));
     vmcs_write(GUEST_SYSENTER_EIP, v12(nv, HOST_IA32_SYSENTER_EIP));
-    uint64_t efer = vmcs_read(GUEST_IA32_EFER);
+    /* 28.5.1: without "load IA32_EFER" only LMA and LME change; NXE, SCE keep their value. */
     if (exit12 & VM_EXIT_LOAD_EFER)
         efer = v12(nv, HOST_IA32_EFER);
     else
@@ -308,11 +308,12 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
     bool nmi_exit = r12 == EXIT_REASON_EXCEPTION_NMI &&
                     (info12 & (INTR_INFO_VALID | INTR_INFO_TYPE_MASK)) == (INTR_INFO_VALID | INTR_TYPE_NMI);
     nested_store_msr_list(nv, v12(nv, VM_EXIT_MSR_STORE_ADDR), (uint32_t)v12(nv, VM_EXIT_MSR_STORE_COUNT));
+    uint64_t efer = vmcs_read(GUEST_IA32_EFER); /* L2's: vmcs02 always saves it */
     regcache_reset(nv->rc); /* the cache described vmcs02 */
     nv->rc->guest_cr3_owned_by_nested = false;
     n->guest_mode = false;
     vmptrld(n->vmcs01_pa);
-    nested_load_l1_host_state(nv);
+    nested_load_l1_host_state(nv, efer);
     /* After an NMI VM exit the CPU blocks NMIs until L1's next IRET (bare Bochs does the
      * same): L1 runs on vmcs01 with virtual NMIs, so that is bit 3. */
     if (nmi_exit)
@@ -336,12 +337,12 @@ void nested_reflect_exception(struct nested_vcpu *nv, uint8_t vector, bool has_e
     reflect(nv, &ex);
 }
 
-void nested_entry_fail(struct nested_vcpu *nv, uint32_t reason, uint64_t qual)
+void nested_entry_fail(struct nested_vcpu *nv, uint32_t reason, uint64_t qual, uint64_t efer)
 {
     /* SDM 27.8: host state is loaded as for a VM exit; only reason and qualification change. */
     v12_set(nv, VM_EXIT_REASON, reason | VMX_EXIT_REASON_ENTRY_FAIL);
     v12_set(nv, EXIT_QUALIFICATION, qual);
-    nested_load_l1_host_state(nv);
+    nested_load_l1_host_state(nv, efer);
     load_exit_msr_list(nv);
     nested_shadow_push_exit(nv);
 }

@@ -299,6 +299,30 @@ static void test_pae_pdptes(void)
         CHECK(g02(GUEST_PDPTR0 + 2 * i) == gpa_u64(pdpt)[i], "PDPTE%d %#llx", i, ULL(g02(GUEST_PDPTR0 + 2 * i)));
 }
 
+/* 27.8 with 28.5.1: a VM-entry failure loads host state; without "load IA32_EFER" EFER keeps
+ * its bits but LMA/LME: L1's for a guest-state failure (checked before loading), L2's for an
+ * MSR-loading failure (guest state already loaded). */
+static void test_entry_failure_efer(void)
+{
+    for (int msr = 0; msr <= 1; msr++) {
+        fresh();
+        vmcs12_set(V12, VM_EXIT_CONTROLS, vmcs12_get(V12, VM_EXIT_CONTROLS) & ~VM_EXIT_LOAD_EFER);
+        vmcs12_set(V12, VM_ENTRY_CONTROLS, vmcs12_get(V12, VM_ENTRY_CONTROLS) | VM_ENTRY_LOAD_EFER);
+        vmcs12_set(V12, GUEST_IA32_EFER, EFER_LMA | EFER_LME); /* L2 without NXE, SCE */
+        if (msr) {
+            vmcs12_set(V12, VM_ENTRY_MSR_LOAD_COUNT, 1);
+            msr_entry(ENTRY_LOAD, 0, 0x808, 0);
+        } else {
+            bad_guest();
+        }
+        check_entry_fail(l1_vmlaunch(), msr ? EXIT_REASON_MSR_LOAD_FAIL : EXIT_REASON_INVALID_STATE, msr ? 1 : 0,
+                         msr ? "MSR loading" : "guest state");
+        uint64_t want = msr ? EFER_LMA | EFER_LME : L1_EFER;
+        CHECK(g01(GUEST_IA32_EFER) == want, "%s failure: EFER %#llx, want %#llx", msr ? "MSR-loading" : "guest-state",
+              ULL(g01(GUEST_IA32_EFER)), ULL(want));
+    }
+}
+
 /* 26.3.1.5: a VMCS link pointer other than all 1s must name memory holding the revision
  * identifier with bit 31 = "VMCS shadowing" (0: hv offers no shadowing), not the current VMCS;
  * else a VM-entry failure with qualification 4. vmcs02 never gets L1's pointer. */
@@ -432,6 +456,7 @@ int main(void)
     test_guest_cr3();
     test_vmcs02_reuse();
     test_pae_pdptes();
+    test_entry_failure_efer();
     test_link_pointer();
     test_xss_exit_bitmap();
     test_hw_refused();

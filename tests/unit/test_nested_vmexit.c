@@ -143,13 +143,16 @@ static void test_host_state(void)
     CHECK(g01(GUEST_INTERRUPTIBILITY_INFO) == 0 && g01(GUEST_ACTIVITY_STATE) == 0 && g01(VM_ENTRY_INTR_INFO_FIELD) == 0,
           "no STI/MOV-SS blocking, active, nothing injected into L1");
 
-    /* without "load IA32_EFER"/"load IA32_PAT": LMA = LME = host address-space size, PAT stays */
+    /* without "load IA32_EFER"/"load IA32_PAT": LMA = LME = host address-space size, the other
+     * EFER bits as they were at the exit (L2's: it cleared NXE and SCE), PAT stays */
     uint32_t exit12 = (uint32_t)w12(VM_EXIT_CONTROLS);
     vmcs12_set(V12, VM_EXIT_CONTROLS, exit12 & ~(VM_EXIT_LOAD_EFER | VM_EXIT_LOAD_PAT));
     enter();
+    fake_vmcs_set(GUEST_IA32_EFER, EFER_LMA | EFER_LME);
     CHECK(l2_exit(EXIT_REASON_CPUID, 0), "reflected");
-    CHECK(g01(GUEST_IA32_EFER) == (L1_EFER | EFER_LMA | EFER_LME) && g01(GUEST_IA32_PAT) == w12(HOST_IA32_PAT),
-          "EFER %#llx, PAT %#llx", ULL(g01(GUEST_IA32_EFER)), ULL(g01(GUEST_IA32_PAT)));
+    CHECK(g01(GUEST_IA32_EFER) == (EFER_LMA | EFER_LME) && g01(GUEST_IA32_PAT) == w12(HOST_IA32_PAT),
+          "EFER %#llx (L2's NXE/SCE clear, L1 had %#llx), PAT %#llx", ULL(g01(GUEST_IA32_EFER)), ULL(L1_EFER),
+          ULL(g01(GUEST_IA32_PAT)));
 }
 
 /* 28.5.1: CR0.ET, CD, NW and CR0's reserved bits (63:32, 28:19, 17, 15:6) keep the values L1
