@@ -342,7 +342,10 @@ void nested_entry_fail(struct nested_vcpu *nv, uint32_t reason, uint64_t qual, u
     /* SDM 27.8: host state is loaded as for a VM exit; only reason and qualification change. */
     v12_set(nv, VM_EXIT_REASON, reason | VMX_EXIT_REASON_ENTRY_FAIL);
     v12_set(nv, EXIT_QUALIFICATION, qual);
+    uint64_t nmi_blocked = reg_read(nv->rc, HV_REG_INTR_STATE) & GUEST_INTR_NMI; /* L1's, in vmcs01 */
     nested_load_l1_host_state(nv, efer);
+    if (nmi_blocked) /* 27.8: blocking by NMI is what it was before the VM entry */
+        reg_write(nv->rc, HV_REG_INTR_STATE, nmi_blocked);
     load_exit_msr_list(nv);
     nested_shadow_push_exit(nv);
 }

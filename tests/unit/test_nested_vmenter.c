@@ -323,6 +323,33 @@ static void test_entry_failure_efer(void)
     }
 }
 
+/* 27.8 step 3: after a VM-entry failure blocking by NMI is what it was before the entry (an L1
+ * in its NMI handler stays NMI-blocked); a VM exit's other blocking (STI) is gone. Failures
+ * on guest state, in MSR loading and by the CPU refusing vmcs02. */
+static void test_entry_failure_nmi_blocking(void)
+{
+    for (int k = 0; k < 3; k++) {
+        fresh();
+        if (k == 0)
+            bad_guest();
+        if (k == 1) {
+            vmcs12_set(V12, VM_ENTRY_MSR_LOAD_COUNT, 1);
+            msr_entry(ENTRY_LOAD, 0, 0x808, 0);
+        }
+        fake_vmcs_set(GUEST_INTERRUPTIBILITY_INFO, GUEST_INTR_NMI | GUEST_INTR_STI);
+        enum outcome o = l1_vmlaunch();
+        if (k == 2) {
+            CHECK(o == O_ENTERED, "entered");
+            l2_exit(EXIT_REASON_INVALID_STATE | VMX_EXIT_REASON_ENTRY_FAIL, 0);
+        } else {
+            CHECK(o == O_ENTRY_FAILED, "VM-entry failure %d: %s", k, outcome_name(o));
+        }
+        CHECK(fake_vmcs_current() == vmcs01_pa && g01(GUEST_INTERRUPTIBILITY_INFO) == GUEST_INTR_NMI,
+              "failure %d: L1's interruptibility %#llx, want NMI blocking only", k,
+              ULL(g01(GUEST_INTERRUPTIBILITY_INFO)));
+    }
+}
+
 /* 26.3.1.5: a VMCS link pointer other than all 1s must name memory holding the revision
  * identifier with bit 31 = "VMCS shadowing" (0: hv offers no shadowing), not the current VMCS;
  * else a VM-entry failure with qualification 4. vmcs02 never gets L1's pointer. */
@@ -457,6 +484,7 @@ int main(void)
     test_vmcs02_reuse();
     test_pae_pdptes();
     test_entry_failure_efer();
+    test_entry_failure_nmi_blocking();
     test_link_pointer();
     test_xss_exit_bitmap();
     test_hw_refused();
