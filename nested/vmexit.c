@@ -288,9 +288,8 @@ static void save_pending_event(struct nested_vcpu *nv)
 static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
 {
     struct nested_state *n = nv->n;
-    uint32_t reason = (uint32_t)reg_read(nv->rc, HV_REG_EXIT_REASON);
-    if (!ov && (reason & VMX_EXIT_REASON_ENTRY_FAIL)) {
-        nested_hw_entry_failed(nv, reason, reg_exit_qual(nv->rc));
+    if (!ov && (reg_read(nv->rc, HV_REG_EXIT_REASON) & VMX_EXIT_REASON_ENTRY_FAIL)) { /* the CPU refused vmcs02 */
+        nested_hw_entry_failed(nv, (uint32_t)reg_read(nv->rc, HV_REG_EXIT_REASON), reg_exit_qual(nv->rc));
         return;
     }
     n->entry_in_flight = false;
