@@ -187,7 +187,9 @@ struct vcpu *vmexit_handler(struct vcpu *v)
     if (v->nested.guest_mode) {
         v->stats.l2_exits++;
         if (reason & VMX_EXIT_REASON_ENTRY_FAIL)
-            log_err("cpu%u: hv built a vmcs02 the CPU refused (exit reason 0x%x): reflected to L1", v->id, reason);
+            log_err("cpu%u: hv built a vmcs02 the CPU refused (exit reason 0x%x): L1's VM entry fails", v->id, reason);
+        else
+            nested_vmcs02_accepted(&v->nested);
         if (nested_l2_exit(&v->nv, reason)) {
             deliver_pending_nmi(v); /* an NMI held for L2 or L1 is L1's if L1 runs now */
             regcache_flush(&v->rc);

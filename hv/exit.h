@@ -28,6 +28,8 @@ void stats_print_all(const char *why);
 void handle_cpuid(struct vcpu *v);
 void cpuid_set_nested(bool on); /* CPUID.1:ECX[5] follows hv.nested */
 void handle_rdmsr(struct vcpu *v);
+int guest_rdmsr(uint32_t msr, uint64_t *val); /* the guest's RDMSR / WRMSR: 0, or -1 for #GP */
+int guest_wrmsr(uint32_t msr, uint64_t val);
 void handle_wrmsr(struct vcpu *v);
 void handle_cr_access(struct vcpu *v);
 void handle_xsetbv(struct vcpu *v);

@@ -58,23 +58,35 @@ static bool vmcs_msr_value_ok(struct vcpu *v, uint32_t msr, uint64_t *val)
     }
 }
 
+/* What the guest's RDMSR reads: 0, or -1 for #GP. Also what L1's VM-exit MSR-store lists store
+ * (nested/ through hv_rdmsr): hardware stores what RDMSR would return (SDM 28.4). */
+int guest_rdmsr(uint32_t msr, uint64_t *val)
+{
+    if (msr == MSR_IA32_FEATURE_CONTROL) {
+        /* Locked; VMXON allowed only when hv emulates VMX (Hyper-V checks this). */
+        *val = FEATURE_CONTROL_LOCKED | (hv.nested ? FEATURE_CONTROL_VMXON_OUTSIDE_SMX : 0);
+        return 0;
+    }
+    if (is_vmx_cap_msr(msr)) /* what hv emulates (nested/caps.c); without nested VMX they do not exist */
+        return hv.nested && nested_caps_msr(&hv.ncaps, msr, val) ? 0 : -1;
+    return safe_rdmsr(msr, val) ? -1 : 0;
+}
+
+/* What the guest's WRMSR does: 0, or -1 for #GP (locked, read-only, or refused by the CPU).
+ * Also the MSR-load lists of nested VMX (hv_wrmsr). */
+int guest_wrmsr(uint32_t msr, uint64_t val)
+{
+    return msr == MSR_IA32_FEATURE_CONTROL || is_vmx_cap_msr(msr) || safe_wrmsr(msr, val) ? -1 : 0;
+}
+
 void handle_rdmsr(struct vcpu *v)
 {
     uint64_t *g = v->rc.regs;
     uint32_t msr = (uint32_t)g[HV_REG_RCX];
     uint64_t val;
-    if (msr == MSR_IA32_FEATURE_CONTROL) {
-        /* Locked; VMXON allowed only when hv emulates VMX (Hyper-V checks this). */
-        val = FEATURE_CONTROL_LOCKED | (hv.nested ? FEATURE_CONTROL_VMXON_OUTSIDE_SMX : 0);
-    } else if (is_vmx_cap_msr(msr)) {
-        /* What hv emulates (nested/caps.c); without nested VMX they do not exist. */
-        if (!hv.nested || !nested_caps_msr(&hv.ncaps, msr, &val)) {
-            inject_gp(v);
-            return;
-        }
-    } else if (vmcs_guest_msr_field(msr)) {
+    if (vmcs_guest_msr_field(msr)) {
         val = vm_read(v, vmcs_guest_msr_field(msr)); /* the guest's, not hv's register */
-    } else if (safe_rdmsr(msr, &val)) {
+    } else if (guest_rdmsr(msr, &val)) {
         inject_gp(v);
         return;
     }
@@ -99,7 +111,7 @@ void handle_wrmsr(struct vcpu *v)
             return;
         }
         vm_write(v, field, val);
-    } else if (msr == MSR_IA32_FEATURE_CONTROL || is_vmx_cap_msr(msr) || safe_wrmsr(msr, val)) {
+    } else if (guest_wrmsr(msr, val)) {
         inject_gp(v); /* locked, read-only, or refused by the CPU */
         return;
     }

@@ -35,8 +35,8 @@ bool hv_gpa_is_ram(uint64_t gpa, uint64_t len)
 }
 
 void *hv_alloc_page(void) { return page_alloc(1); }
-int hv_rdmsr(uint32_t msr, uint64_t *val) { return safe_rdmsr(msr, val); }
-int hv_wrmsr(uint32_t msr, uint64_t val) { return safe_wrmsr(msr, val); }
+int hv_rdmsr(uint32_t msr, uint64_t *val) { return guest_rdmsr(msr, val); }
+int hv_wrmsr(uint32_t msr, uint64_t val) { return guest_wrmsr(msr, val); }
 
 /* EPT02's view of EPT01 (nested/ept02.h ept02_l1_page_fn): identity below EPT01's limit,
  * hv's memory as EPT01 shows it to L1 (the zero page, never writable), nothing above. */

@@ -124,6 +124,9 @@ void nested_caps_init(struct nested_caps *c, const struct vmx_msrs *hw)
     if (nested_allowed1(c->procbased2) & SECONDARY_EPT)
         c->ept_vpid |= (hw->ept_vpid & EPT_CAPS_AS_HW) | EPT_CAPS_ALWAYS;
     c->vmfunc = 0; /* A.11 (the MSR does not even exist for L1: no "enable VM functions") */
+    /* hv passes CPUID leaf 7 through: L1 has SGX and RTM exactly when the CPU has them. */
+    c->sgx = hw->cpuid7_ebx & (1u << 2);
+    c->rtm = hw->cpuid7_ebx & (1u << 11);
 }
 
 bool nested_caps_msr(const struct nested_caps *c, uint32_t msr, uint64_t *val)

@@ -22,6 +22,7 @@ struct nested_caps {
     uint64_t ept_vpid;                                    /* 0x48c */
     uint64_t true_pinbased, true_procbased, true_exit, true_entry; /* 0x48d-0x490 */
     uint64_t vmfunc;                                      /* 0x491 */
+    bool sgx, rtm; /* CPUID.(EAX=07H,ECX=0):EBX[2], [11] as L1 sees them (the CPU's): entry checks */
 };
 
 /* "Default1" controls (A.2-A.5): reported as must-be-1 by the non-true MSRs. */

@@ -56,6 +56,7 @@ const char *nested_check_last_rule(void) { return last_rule; }
 struct ctx {
     const struct vmcs12 *v;
     const struct nested_caps *c;
+    const struct nested_link *link;
     uint8_t pa;
     uint32_t pin, proc, proc2, exit, entry, intr_info, intr_type, vector;
     bool intr_valid, ia32e_guest, host64, v86, ept, ug;
@@ -565,6 +566,8 @@ static bool check_guest_interruptibility(struct ctx *x)
                "26.3.1.5: virtual-NMI blocking with NMI injection");
     CHECK_RULE(!(intr & INTERRUPTIBILITY_ENCLAVE) || !(intr & GUEST_INTR_MOV_SS),
                "26.3.1.5: enclave interruption with blocking by MOV SS");
+    CHECK_RULE(!(intr & INTERRUPTIBILITY_ENCLAVE) || x->c->sgx,
+               "26.3.1.5: enclave interruption (bit 4) requires SGX (CPUID.(EAX=07H,ECX=0):EBX[2])");
     return true;
 }
 
@@ -580,6 +583,7 @@ static bool check_guest_pending_debug(struct ctx *x)
     if (pde & PDE_RTM) {
         CHECK_RULE((pde & PDE_ENABLED_BP) && !(pde & (0xfffull | PDE_BS)) && !(intr & GUEST_INTR_MOV_SS),
                    "26.3.1.5: pending debug exceptions RTM needs bit 12 only, no MOV-SS blocking");
+        CHECK_RULE(x->c->rtm, "26.3.1.5: pending debug exceptions RTM (bit 16) requires RTM (CPUID.(EAX=07H,ECX=0):EBX[11])");
     }
     return true;
 }
@@ -591,9 +595,14 @@ static bool check_guest_link_pointer(struct ctx *x)
         return true;
     CHECK_RULE_Q(!(link & 0xfff), ENTRY_FAIL_VMCS_LINK_PTR, "26.3.1.5: VMCS link pointer bits 11:0 must be 0");
     CHECK_RULE_Q(pa_ok(x, link), ENTRY_FAIL_VMCS_LINK_PTR, "26.3.1.5: VMCS link pointer beyond physical-address width");
-    /* The SDM would now compare the revision (and shadow-VMCS bit) at that address;
-     * hv does not read L1 memory here and, offering no VMCS shadowing, accepts only ~0. */
-    CHECK_RULE_Q(false, ENTRY_FAIL_VMCS_LINK_PTR, "26.3.1.5: VMCS link pointer must be FFFFFFFF_FFFFFFFFH");
+    uint32_t rev = x->link->revision;
+    CHECK_RULE_Q((rev & 0x7fffffffu) == (uint32_t)(x->c->basic & 0x7fffffffu), ENTRY_FAIL_VMCS_LINK_PTR,
+                 "26.3.1.5: VMCS link pointer: bits 30:0 there must be the VMCS revision identifier");
+    CHECK_RULE_Q(!!(rev >> 31) == !!(x->proc2 & SECONDARY_SHADOW_VMCS), ENTRY_FAIL_VMCS_LINK_PTR,
+                 "26.3.1.5: VMCS link pointer: bit 31 there (shadow VMCS) must equal VMCS shadowing");
+    /* L1 is never in SMM (no dual-monitor treatment offered): the current-VMCS rule applies. */
+    CHECK_RULE_Q(link != x->link->vmcs_ptr, ENTRY_FAIL_VMCS_LINK_PTR,
+                 "26.3.1.5: VMCS link pointer must not be the current-VMCS pointer");
     return true;
 }
 
@@ -628,10 +637,11 @@ int nested_check_loaded_pdptes(const uint64_t pdpte[4], uint8_t phys_bits, uint6
 }
 
 int nested_check_guest(const struct vmcs12 *v, const struct nested_caps *c, uint8_t phys_bits,
-                       uint64_t *exit_qual)
+                       const struct nested_link *link, uint64_t *exit_qual)
 {
     struct ctx ctx, *x = &ctx;
     ctx_init(x, v, c, phys_bits);
+    x->link = link;
     bool ok = check_guest_cr_msrs(x) && check_guest_rip_rflags(x) && check_guest_segments(x) &&
               check_guest_descriptor_tables(x) && check_guest_activity(x) && check_guest_interruptibility(x) &&
               check_guest_pending_debug(x) && check_guest_link_pointer(x) && check_guest_pdptes(x);

@@ -23,10 +23,17 @@ int nested_check_controls(const struct vmcs12 *v, const struct nested_caps *c, u
 /* 26.2.2-26.2.4: 0 or VMXERR_ENTRY_INVALID_HOST (VMfailValid 8). L1 is taken to be in
  * IA-32e mode (hv's L1 is 64-bit), so "host address-space size" must be 1. */
 int nested_check_host(const struct vmcs12 *v, const struct nested_caps *c, uint8_t phys_bits);
+/* What the guest-state checks read besides vmcs12 (26.3.1.5, VMCS link pointer): L1's
+ * current-VMCS pointer and the 32 bits at the link pointer in L1's memory (0 where that is not
+ * L1's RAM: hv's memory reads as zeros, and no revision identifier is 0). */
+struct nested_link {
+    uint64_t vmcs_ptr;
+    uint32_t revision;
+};
 /* 26.3.1: 0 or EXIT_REASON_INVALID_STATE (the VM-entry failure L1 sees as exit reason
  * 33 with bit 31 set); *exit_qual gets the exit qualification (ENTRY_FAIL_*). */
 int nested_check_guest(const struct vmcs12 *v, const struct nested_caps *c, uint8_t phys_bits,
-                       uint64_t *exit_qual);
+                       const struct nested_link *link, uint64_t *exit_qual);
 /* 26.3.1.6 for PAE paging outside IA-32e mode without EPT: the four PDPTEs the CPU loads
  * from guest CR3 (the caller reads them). 0 or EXIT_REASON_INVALID_STATE, *exit_qual = 2. */
 int nested_check_loaded_pdptes(const uint64_t pdpte[4], uint8_t phys_bits, uint64_t *exit_qual);

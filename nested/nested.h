@@ -46,7 +46,15 @@ struct nested_state {
      * injected): blocked until the nested VM exit, IRET or not (SDM 26.6.1, 25.3). vmcs02's
      * virtual-NMI blocking, which L2's IRET ends, does not show it. */
     bool l2_nmi_blocked;
+    /* From a nested VM-Enter until vmcs02's first exit: the CPU may still refuse vmcs02. The
+     * MSRs its VM-entry MSR-load list wrote to the CPU, with their old values, are then
+     * restored: the CPU checks everything before it loads any MSR (SDM 27.4). */
+    bool entry_in_flight;
+    uint32_t entry_undo_n;
+    uint32_t *entry_undo_msr; /* one page each, NESTED_MSR_UNDO_MAX entries */
+    uint64_t *entry_undo_val;
 };
+#define NESTED_MSR_UNDO_MAX 512
 
 /* What nested/ needs of one vCPU; hv fills it once. */
 struct nested_vcpu {
@@ -80,8 +88,11 @@ void nested_handle_vmx_insn(struct nested_vcpu *nv, uint32_t reason);
  * resolved: nothing else to do), false if hv handles it itself (on L2's state in vmcs02). */
 bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason);
 /* The CPU refused vmcs02 (VMfailValid on VMLAUNCH/VMRESUME of it): back to vmcs01,
- * and L1's VM-entry instruction fails with that error. */
+ * and L1's VM-entry instruction fails with that error. A VM-entry failure of vmcs02 (an
+ * exit with bit 31 set) reaches L1 through nested_l2_exit as a VM-entry failure. */
 void nested_hw_refused(struct nested_vcpu *nv, uint32_t vm_instruction_error);
+/* An L2 exit that is no VM-entry failure: the CPU accepted vmcs02 (hv/exit.c). */
+static inline void nested_vmcs02_accepted(struct nested_state *n) { n->entry_in_flight = false; }
 /* NMIs while L2 runs (hv/exit.c holds them): L1's pin-based controls decide who owns one. */
 static inline bool nested_exit_on_nmi(const struct nested_vcpu *nv)
 {
@@ -124,7 +135,8 @@ void hv_inject_page_fault(struct regcache *rc, uint64_t cr2, uint32_t error);
 /* Guest-physical range usable as VMX structure memory: RAM outside hv's region. */
 bool hv_gpa_is_ram(uint64_t gpa, uint64_t len);
 void *hv_alloc_page(void);
-/* MSR access on L1's behalf (VM-entry/exit MSR lists): 0, or -1 if the CPU refused. */
+/* MSR access on L1's behalf (VM-entry/exit MSR lists) as L1's RDMSR/WRMSR would do it, MSRs
+ * hv emulates included (IA32_FEATURE_CONTROL, IA32_VMX_*): 0, or -1 where they #GP. */
 int hv_rdmsr(uint32_t msr, uint64_t *val);
 int hv_wrmsr(uint32_t msr, uint64_t val);
 #endif

@@ -11,13 +11,20 @@ void nested_vmcs12_writeback(struct nested_vcpu *nv);
 void nested_vmenter(struct nested_vcpu *nv, bool launch);
 /* Build vmcs02 (current) from vmcs12 and hv's needs. */
 void nested_prepare_vmcs02(struct nested_vcpu *nv);
-/* VM-entry failure after the VMfail checks (SDM 27.8): L1 resumes at its host state. */
-void nested_entry_fail(struct nested_vcpu *nv, uint32_t reason, uint64_t qual);
-/* The MSR lists of vmcs12 (SDM 27.4, 28.4, 28.6): 0, or the 1-based index that failed. */
-uint32_t nested_load_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count);
+/* VM-entry failure after the VMfail checks (SDM 27.8): L1 resumes at its host state. efer:
+ * IA32_EFER at the failure, L1's if it came before guest state was loaded (reason 33), L2's
+ * after (34). vmcs01 must be current. */
+void nested_entry_fail(struct nested_vcpu *nv, uint32_t reason, uint64_t qual, uint64_t efer);
+/* The MSR lists of vmcs12 (SDM 27.4, 28.4, 28.6): 0, or the 1-based index that failed.
+ * undo: record what the load list writes to the CPU (nested_state.entry_undo_*), or not. */
+uint32_t nested_load_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count, bool undo);
+/* The CPU refused vmcs02 with a VM-entry failure (exit reason with bit 31): L1 gets it as
+ * the VM-entry failure of its VM entry (SDM 27.8). vmcs02 is current; vmcs01 after. */
+void nested_hw_entry_failed(struct nested_vcpu *nv, uint32_t reason, uint64_t qual);
 void nested_store_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count);
-/* vmcs12's host state into vmcs01's guest state (SDM 28.5). vmcs01 must be current. */
-void nested_load_l1_host_state(struct nested_vcpu *nv);
+/* vmcs12's host state into vmcs01's guest state (SDM 28.5). vmcs01 must be current. efer:
+ * IA32_EFER at the exit, whose bits other than LMA/LME stay without "load IA32_EFER". */
+void nested_load_l1_host_state(struct nested_vcpu *nv, uint64_t efer);
 void nested_save_host_fields(struct nested_vcpu *nv);
 void nested_log_check(void); /* log the vmcs12 check that failed */
 /* VMCS shadowing (nested/shadow.c): no-ops while it is off */

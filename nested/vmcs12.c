@@ -10,9 +10,9 @@
  * also the slot in struct vmcs12.fields[] (and so the layout of L1's VMCS region).
  * Left out: fields of features hv does not advertise to L1 (posted interrupts,
  * EPTP switching/VMFUNC, APIC virtualization and TPR shadow, PML, shadow VMCS, #VE,
- * XSAVES/ENCLS exiting bitmaps, TSC scaling, MPX, PAUSE-loop exiting, perf global ctrl),
- * and EPT_POINTER, which exists only while EPT is advertised: a feature-dependent field
- * in its own slot past the table (vmcs12.h, vmcs12_vmread_feat).
+ * ENCLS exiting bitmap, TSC scaling, MPX, PAUSE-loop exiting, perf global ctrl), and
+ * EPT_POINTER and XSS_EXIT_BITMAP, which exist only while EPT / XSAVES are advertised:
+ * feature-dependent fields in their own slots past the table (vmcs12.h, vmcs12_vmread_feat).
  *
  * Sorted so that tests/unit/test_vmcs12.c can check it; lookups go through the small
  * map below vmcs12_field_index().
@@ -74,7 +74,7 @@ const uint16_t vmcs12_field_table[] = {
 _Static_assert(NR_FIELDS <= VMCS12_MAX_FIELDS, "VMCS12_MAX_FIELDS too small for the field table");
 
 const unsigned VMCS12_NR_FIELDS = NR_FIELDS;
-_Static_assert(NR_FIELDS <= VMCS12_SLOT_EPT_POINTER, "the feature-dependent slots follow the table");
+_Static_assert(NR_FIELDS <= VMCS12_SLOT_XSS_EXIT_BITMAP, "the feature-dependent slots follow the table");
 
 /*
  * hv looks fields up on every nested VM-Enter and exit, so besides the binary search
@@ -184,12 +184,14 @@ void vmcs12_set_slow(struct vmcs12 *v, uint32_t encoding, uint64_t val)
         field_write(v, i, encoding, val);
 }
 
-/* The slot of a feature-dependent field (vmcs12.h), or -1. EPT_POINTER is a 64-bit
- * control field: its high half (encoding bit 0) is accessible too (B.1). */
+/* The slot of a feature-dependent field (vmcs12.h), or -1. They are 64-bit control
+ * fields: the high half (encoding bit 0) is accessible too (B.1). */
 static int feature_slot(uint64_t encoding, unsigned features)
 {
     if ((features & VMCS12_FEAT_EPT) && (encoding | 1) == (EPT_POINTER | 1u))
         return VMCS12_SLOT_EPT_POINTER;
+    if ((features & VMCS12_FEAT_XSAVES) && (encoding | 1) == (XSS_EXIT_BITMAP | 1u))
+        return VMCS12_SLOT_XSS_EXIT_BITMAP;
     return -1;
 }
 

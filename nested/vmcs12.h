@@ -56,11 +56,15 @@ extern const unsigned VMCS12_NR_FIELDS;
 /* Fields that exist only while hv advertises their feature: VMREAD/VMWRITE of a field the
  * processor does not support fail with error 12 (SDM 31.3), so they stay out of the field
  * table (whose fields always exist) and live in slots past it, at the end of fields[].
- * EPT_POINTER exists with "enable EPT" (nested/ept02.h). */
+ * EPT_POINTER exists with "enable EPT" (nested/ept02.h), XSS_EXIT_BITMAP with "enable
+ * XSAVES/XRSTORS" (SDM 25.6.20). Both are 64-bit control fields. */
 #define VMCS12_FEAT_EPT 1u
+#define VMCS12_FEAT_XSAVES 2u
 #define VMCS12_SLOT_EPT_POINTER (VMCS12_MAX_FIELDS - 1)
+#define VMCS12_SLOT_XSS_EXIT_BITMAP (VMCS12_MAX_FIELDS - 2)
 static inline uint64_t vmcs12_eptp(const struct vmcs12 *v) { return v->fields[VMCS12_SLOT_EPT_POINTER]; }
 static inline void vmcs12_set_eptp(struct vmcs12 *v, uint64_t eptp) { v->fields[VMCS12_SLOT_EPT_POINTER] = eptp; }
+static inline uint64_t vmcs12_xss_exit_bitmap(const struct vmcs12 *v) { return v->fields[VMCS12_SLOT_XSS_EXIT_BITMAP]; }
 
 /* Index of a supported encoding in fields[], or -1 (-> VMXERR_UNSUPPORTED_FIELD).
  * For a 64-bit field's high half (encoding bit 0 set) the index of the full field. */

@@ -92,7 +92,9 @@ static void prepare_controls(struct nested_vcpu *nv)
                      VM_ENTRY_LOAD_PAT | VM_ENTRY_LOAD_DEBUG_CONTROLS;
     vmcs_write(VM_ENTRY_CONTROLS, vmx_adjust_ctls(hw->entry, entry));
     vmcs_write(EPT_POINTER, n->ept12 ? n->ept02->eptp : nv->eptp);
-    vmcs_write(VMCS_LINK_POINTER, ~0ull);
+    if (nested_allowed1(nv->caps->procbased2) & SECONDARY_XSAVES) /* offered: the CPU has the field */
+        vmcs_write(XSS_EXIT_BITMAP, proc2 & SECONDARY_XSAVES ? vmcs12_xss_exit_bitmap(n->cache) : 0);
+    vmcs_write(VMCS_LINK_POINTER, ~0ull); /* vmcs02 has no shadowing: never L1's link pointer, an L1 page */
     vmcs_write(VM_EXIT_MSR_STORE_COUNT, 0); /* hv performs vmcs12's MSR lists itself */
     vmcs_write(VM_EXIT_MSR_LOAD_COUNT, 0);
     vmcs_write(VM_ENTRY_MSR_LOAD_COUNT, 0);
@@ -225,10 +227,13 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
         nested_vmx_fail(nv, VMXERR_ENTRY_INVALID_HOST);
         return;
     }
-    uint64_t qual = 0;
-    if (nested_check_guest(c, nv->caps, nv->phys_bits, &qual)) {
+    uint64_t qual = 0, link_ptr = v12(nv, VMCS_LINK_POINTER);
+    struct nested_link link = {n->current_ptr, 0};
+    if (!(link_ptr & 0xfff) && hv_gpa_is_ram(link_ptr, 4)) /* the CPU reads it there (26.3.1.5) */
+        link.revision = *(const uint32_t *)(uintptr_t)link_ptr;
+    if (nested_check_guest(c, nv->caps, nv->phys_bits, &link, &qual)) {
         nested_log_check();
-        nested_entry_fail(nv, EXIT_REASON_INVALID_STATE, qual);
+        nested_entry_fail(nv, EXIT_REASON_INVALID_STATE, qual, vmcs_read(GUEST_IA32_EFER));
         return;
     }
     /* L1's EPT: EPT02 must exist and shadow vmcs12's EPTP before vmcs02 points at it. Out of
@@ -239,7 +244,7 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
     bool pae = l2_pdptes(nv, pdpte);
     if (pae && !n->ept12 && nested_check_loaded_pdptes(pdpte, nv->phys_bits, &qual)) {
         nested_log_check();
-        nested_entry_fail(nv, EXIT_REASON_INVALID_STATE, qual);
+        nested_entry_fail(nv, EXIT_REASON_INVALID_STATE, qual, vmcs_read(GUEST_IA32_EFER));
         return;
     }
     if (n->ept12 && nested_ept02_enter(nv)) {
@@ -260,14 +265,16 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
     nested_prepare_vmcs02(nv);
     prepare_guest(nv, &l1, pae ? pdpte : NULL);
     uint32_t bad = nested_load_msr_list(nv, v12(nv, VM_ENTRY_MSR_LOAD_ADDR),
-                                        (uint32_t)v12(nv, VM_ENTRY_MSR_LOAD_COUNT));
+                                        (uint32_t)v12(nv, VM_ENTRY_MSR_LOAD_COUNT), true);
     if (bad) {
+        uint64_t efer = vmcs_read(GUEST_IA32_EFER); /* L2's as loaded: the failure comes after (27.8) */
         regcache_discard(nv->rc); /* L2's registers never reach vmcs02 (nor vmcs01) */
         vmptrld(n->vmcs01_pa);
-        nested_entry_fail(nv, EXIT_REASON_MSR_LOAD_FAIL, bad);
+        nested_entry_fail(nv, EXIT_REASON_MSR_LOAD_FAIL, bad, efer);
         return;
     }
     n->launch_was_clear = !c->launch_state;
+    n->entry_in_flight = true; /* until vmcs02's first exit (nested_vmcs02_accepted) */
     c->launch_state = 1;
     n->guest_mode = true;
     nv->rc->guest_cr3_owned_by_nested = true;
@@ -276,15 +283,41 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
     n->nested_entries++;
 }
 
-void nested_hw_refused(struct nested_vcpu *nv, uint32_t err)
+/* Back to vmcs01 after the CPU refused vmcs02. If that was at the nested VM-Enter in flight,
+ * the entry never happened for L1: the CPU checks controls, host and guest state before it
+ * loads anything (SDM 27.1-27.4), so L1's VMCS stays clear after a VMLAUNCH and the MSRs of the
+ * VM-entry MSR-load list keep their old values. A later VMRESUME of vmcs02 (after an exit hv
+ * handled) that the CPU refuses undoes nothing: L2 has run. */
+static void leave_refused_vmcs02(struct nested_vcpu *nv)
 {
     struct nested_state *n = nv->n;
     regcache_reset(nv->rc); /* the cache described vmcs02 */
     nv->rc->guest_cr3_owned_by_nested = false;
     n->guest_mode = false;
     n->vmcs02_for = ~0ull; /* start the next entry from a clear vmcs02 */
-    if (n->launch_was_clear)
-        n->cache->launch_state = 0;
+    if (n->entry_in_flight) {
+        if (n->launch_was_clear)
+            n->cache->launch_state = 0;
+        while (n->entry_undo_n) { /* last written first: a list may name an MSR twice */
+            n->entry_undo_n--;
+            hv_wrmsr(n->entry_undo_msr[n->entry_undo_n], n->entry_undo_val[n->entry_undo_n]);
+        }
+        n->entry_in_flight = false;
+    }
     vmptrld(n->vmcs01_pa);
+}
+
+void nested_hw_refused(struct nested_vcpu *nv, uint32_t err)
+{
+    leave_refused_vmcs02(nv);
     nested_vmx_fail(nv, err == VMXERR_ENTRY_INVALID_HOST ? err : VMXERR_ENTRY_INVALID_CONTROL);
+}
+
+/* SDM 27.8: no guest state, MSR store or exit information but reason and qualification; the
+ * VM-entry interruption information stays valid; host state and the VM-exit MSR-load list. */
+void nested_hw_entry_failed(struct nested_vcpu *nv, uint32_t reason, uint64_t qual)
+{
+    leave_refused_vmcs02(nv);
+    /* The CPU checks guest state before it loads it: L1's EFER (vmcs01) is the one in place. */
+    nested_entry_fail(nv, reason & ~VMX_EXIT_REASON_ENTRY_FAIL, qual, vmcs_read(GUEST_IA32_EFER));
 }

@@ -83,7 +83,7 @@ static void segment(enum guest_seg seg, uint16_t sel, uint64_t base, uint32_t ar
     vmcs_write(GUEST_SEG_AR(seg), sel ? ar : 0x10000); /* a null selector leaves the register unusable */
 }
 
-void nested_load_l1_host_state(struct nested_vcpu *nv)
+void nested_load_l1_host_state(struct nested_vcpu *nv, uint64_t efer)
 {
     struct regcache *rc = nv->rc;
     uint32_t exit12 = (uint32_t)v12(nv, VM_EXIT_CONTROLS);
@@ -103,7 +103,7 @@ void nested_load_l1_host_state(struct nested_vcpu *nv)
     vmcs_write(GUEST_SYSENTER_CS, v12(nv, HOST_IA32_SYSENTER_CS));
     vmcs_write(GUEST_SYSENTER_ESP, v12(nv, HOST_IA32_SYSENTER_ESP));
     vmcs_write(GUEST_SYSENTER_EIP, v12(nv, HOST_IA32_SYSENTER_EIP));
-    uint64_t efer = vmcs_read(GUEST_IA32_EFER);
+    /* 28.5.1: without "load IA32_EFER" only LMA and LME change; NXE, SCE keep their value. */
     if (exit12 & VM_EXIT_LOAD_EFER)
         efer = v12(nv, HOST_IA32_EFER);
     else
@@ -147,7 +147,6 @@ void nested_load_l1_host_state(struct nested_vcpu *nv)
     vmcs_write(VM_ENTRY_INTR_INFO_FIELD, 0);
 }
 
-static bool hv_owned_msr(uint32_t msr) { return msr == MSR_IA32_FEATURE_CONTROL || (msr >= 0x480 && msr <= 0x491); }
 
 struct msr_entry {
     uint32_t index, rsvd;
@@ -162,9 +161,12 @@ static uint32_t msr_list_max(const struct nested_vcpu *nv)
     return 512u * (uint32_t)(((nv->caps->misc >> 25) & 7) + 1);
 }
 
-uint32_t nested_load_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count)
+uint32_t nested_load_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count, bool undo)
 {
+    struct nested_state *n = nv->n;
     uint32_t max = msr_list_max(nv);
+    if (undo)
+        n->entry_undo_n = 0;
     for (uint32_t i = 0; i < count; i++) {
         uint64_t pa = addr + 16ull * i;
         if (i == max || !hv_gpa_is_ram(pa, 16))
@@ -176,10 +178,18 @@ uint32_t nested_load_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t co
         if ((m >> 8) == 0x8 || m == 0x9b || m == 0x9e || e->rsvd || m == MSR_IA32_FS_BASE ||
             m == MSR_IA32_GS_BASE)
             return i + 1;
-        if (f)
+        if (f) {
             vmcs_write(f, e->value);
-        else if (hv_owned_msr(m) || hv_wrmsr(m, e->value))
+            continue;
+        }
+        uint64_t old = 0; /* a write-only MSR (a command) has no old value to restore */
+        bool record = undo && n->entry_undo_n < NESTED_MSR_UNDO_MAX && !hv_rdmsr(m, &old);
+        if (hv_wrmsr(m, e->value))
             return i + 1;
+        if (record) {
+            n->entry_undo_msr[n->entry_undo_n] = m;
+            n->entry_undo_val[n->entry_undo_n++] = old;
+        }
     }
     return 0;
 }
@@ -220,7 +230,7 @@ void nested_store_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count
         uint32_t f = vmcs_guest_msr_field(e->index);
         if (f)
             val = vmcs_read(f);
-        else if ((hv_owned_msr(e->index) || hv_rdmsr(e->index, &val)) && !bad)
+        else if (hv_rdmsr(e->index, &val) && !bad) /* what RDMSR returns, emulated MSRs too (28.4) */
             bad = i + 1;
         e->value = val;
     }
@@ -233,7 +243,7 @@ void nested_store_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count
 static void load_exit_msr_list(struct nested_vcpu *nv)
 {
     uint64_t addr = v12(nv, VM_EXIT_MSR_LOAD_ADDR);
-    uint32_t bad = nested_load_msr_list(nv, addr, (uint32_t)v12(nv, VM_EXIT_MSR_LOAD_COUNT));
+    uint32_t bad = nested_load_msr_list(nv, addr, (uint32_t)v12(nv, VM_EXIT_MSR_LOAD_COUNT), false);
     if (bad)
         msr_list_failed(nv, "load", addr, bad);
 }
@@ -265,6 +275,11 @@ static void save_pending_event(struct nested_vcpu *nv)
 static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
 {
     struct nested_state *n = nv->n;
+    if (!ov && (reg_read(nv->rc, HV_REG_EXIT_REASON) & VMX_EXIT_REASON_ENTRY_FAIL)) { /* the CPU refused vmcs02 */
+        nested_hw_entry_failed(nv, (uint32_t)reg_read(nv->rc, HV_REG_EXIT_REASON), reg_exit_qual(nv->rc));
+        return;
+    }
+    n->entry_in_flight = false;
     sync_vmcs12(nv);
     if (ov) {
         v12_set(nv, VM_EXIT_REASON, ov->reason);
@@ -284,11 +299,12 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
     bool l2_blocked = !nested_exit_on_nmi(nv) && (v12(nv, GUEST_INTERRUPTIBILITY_INFO) & GUEST_INTR_NMI);
     n->l2_nmi_blocked = false;
     nested_store_msr_list(nv, v12(nv, VM_EXIT_MSR_STORE_ADDR), (uint32_t)v12(nv, VM_EXIT_MSR_STORE_COUNT));
+    uint64_t efer = vmcs_read(GUEST_IA32_EFER); /* L2's: vmcs02 always saves it */
     regcache_reset(nv->rc); /* the cache described vmcs02 */
     nv->rc->guest_cr3_owned_by_nested = false;
     n->guest_mode = false;
     vmptrld(n->vmcs01_pa);
-    nested_load_l1_host_state(nv);
+    nested_load_l1_host_state(nv, efer);
     /* After an NMI VM exit the CPU blocks NMIs until L1's next IRET (bare Bochs does the
      * same), and L2's own blocking carries over (above): L1 runs on vmcs01 with virtual NMIs,
      * so that is bit 3. */
@@ -313,12 +329,15 @@ void nested_reflect_exception(struct nested_vcpu *nv, uint8_t vector, bool has_e
     reflect(nv, &ex);
 }
 
-void nested_entry_fail(struct nested_vcpu *nv, uint32_t reason, uint64_t qual)
+void nested_entry_fail(struct nested_vcpu *nv, uint32_t reason, uint64_t qual, uint64_t efer)
 {
     /* SDM 27.8: host state is loaded as for a VM exit; only reason and qualification change. */
     v12_set(nv, VM_EXIT_REASON, reason | VMX_EXIT_REASON_ENTRY_FAIL);
     v12_set(nv, EXIT_QUALIFICATION, qual);
-    nested_load_l1_host_state(nv);
+    uint64_t nmi_blocked = reg_read(nv->rc, HV_REG_INTR_STATE) & GUEST_INTR_NMI; /* L1's, in vmcs01 */
+    nested_load_l1_host_state(nv, efer);
+    if (nmi_blocked) /* 27.8: blocking by NMI is what it was before the VM entry */
+        reg_write(nv->rc, HV_REG_INTR_STATE, nmi_blocked);
     load_exit_msr_list(nv);
     nested_shadow_push_exit(nv);
 }
@@ -423,7 +442,10 @@ int nested_vcpu_init(struct nested_vcpu *nv)
     n->cache = hv_alloc_page();
     void *vmcs02 = hv_alloc_page();
     n->msr_bitmap02 = hv_alloc_page();
-    if (!n->cache || !vmcs02 || !n->msr_bitmap02)
+    n->entry_undo_msr = hv_alloc_page();
+    n->entry_undo_val = hv_alloc_page();
+    _Static_assert(NESTED_MSR_UNDO_MAX * sizeof(uint64_t) <= 4096, "the undo record fits a page");
+    if (!n->cache || !vmcs02 || !n->msr_bitmap02 || !n->entry_undo_msr || !n->entry_undo_val)
         return -1;
     *(uint32_t *)vmcs02 = (uint32_t)(nv->hw->basic & 0x7fffffff);
     n->vmcs02_pa = (uint64_t)(uintptr_t)vmcs02;

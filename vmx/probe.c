@@ -9,6 +9,8 @@ void vmx_read_msrs(struct vmx_msrs *m)
     memset(m, 0, sizeof(*m));
     cpuid_vendor(m->vendor);
     m->cpuid1_ecx = cpuid(1, 0).ecx;
+    if (cpuid(0, 0).eax >= 7)
+        m->cpuid7_ebx = cpuid(7, 0).ebx;
     if (!(m->cpuid1_ecx & (1u << 5)))
         return; /* the MSRs below would #GP */
     m->feature_control = rdmsr(MSR_IA32_FEATURE_CONTROL);

@@ -179,7 +179,7 @@ enum {
     IO_A = 0x2000, IO_B = 0x2002, MSR_BITMAP = 0x2004, EXIT_MSR_ST_ADDR = 0x2006,
     EXIT_MSR_LD_ADDR = 0x2008, ENTRY_MSR_LD_ADDR = 0x200a, TSC_OFFSET = 0x2010,
     EPTP = 0x201a, G_PHYS_ADDR = 0x2400,
-    LINK_PTR = 0x2800, G_DEBUGCTL = 0x2802,
+    LINK_PTR = 0x2800, G_DEBUGCTL = 0x2802, G_EFER = 0x2806, XSS_BITMAP = 0x202c,
     PIN_CTLS = 0x4000, PROC_CTLS = 0x4002, EXC_BITMAP = 0x4004, CR3_TARGET_COUNT = 0x400a,
     EXIT_CTLS = 0x400c, EXIT_MSR_ST_CNT = 0x400e, EXIT_MSR_LD_CNT = 0x4010, ENTRY_CTLS = 0x4012,
     ENTRY_MSR_LD_CNT = 0x4014, ENTRY_INTR = 0x4016, ENTRY_ERR = 0x4018, ENTRY_LEN = 0x401a,
@@ -230,9 +230,12 @@ enum {
 #define P2_EPT (1u << 1)
 #define P2_VPID (1u << 5)
 #define P2_UG (1u << 7)
+#define P2_XSAVES (1u << 20)
 #define X_HOST64 (1u << 9)
 #define X_SAVE_TIMER (1u << 22)
+#define X_LOAD_EFER (1u << 21)
 #define E_IA32E (1u << 9)
+#define E_LOAD_EFER (1u << 15)
 
 /* Exit reasons (SDM Vol. 3D Appendix C) */
 enum { R_EXC = 0, R_EXTINT = 1, R_TRIPLE = 2, R_INTR_WIN = 7, R_NMI_WIN = 8, R_CPUID = 10,

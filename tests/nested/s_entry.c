@@ -9,6 +9,35 @@ static void try_entry(const char *tag)
     pr_exit(tag, &e, F_LEN);
 }
 
+/* A VM entry that fails on vmcs12's guest state (field = val), with an entry MSR-load list,
+ * an exit MSR-store list and an event to inject: what L1 finds after it (SDM 27.8). */
+static void entry_fail_effects(const char *tag, u32 field, u64 val)
+{
+    u64 kgs = rdmsr(0xc0000102), *area = (u64 *)m.msr_area;
+    vmcs_init(0, l2_vmcall);
+    vw(field, val);
+    area[0] = 0xc0000102; /* entry load: IA32_KERNEL_GS_BASE */
+    area[1] = kgs ^ 0x1000;
+    area[2] = 0xc0000102; /* exit store */
+    area[3] = 0x5a5a;
+    vw(ENTRY_MSR_LD_ADDR, PA(area));
+    vw(ENTRY_MSR_LD_CNT, 1);
+    vw(EXIT_MSR_ST_ADDR, PA(area + 2));
+    vw(EXIT_MSR_ST_CNT, 1);
+    vw(ENTRY_INTR, 0x80000306); /* #UD */
+    l2_run(&e);
+    u64 kgs_after = rdmsr(0xc0000102);
+    wrmsr(0xc0000102, kgs);
+    pr_exit(tag, &e, F_LEN);
+    out("%s: IA32_KERNEL_GS_BASE %s, store area 0x%llx, entry interruption info 0x%llx, guest field 0x%llx", tag,
+        kgs_after == kgs ? "unchanged" : kgs_after == (kgs ^ 0x1000) ? "loaded" : "other", area[3], vr(ENTRY_INTR),
+        vr(field));
+    l2_enter(&e, 1);
+    out("%s: vmresume after it: %s", tag, st_str(e.st));
+    for (unsigned i = 0; i < 4; i++)
+        area[i] = 0;
+}
+
 /* 4: the three check families in their order (SDM 27.1-27.4): controls and host state
  * fail the instruction (VMfailValid 7 / 8); guest state and MSR loading fail the entry
  * itself as an exit with bit 31 set (reason 33 / 34, SDM 27.8). */
@@ -56,9 +85,31 @@ void s_entryfail(void)
     *(u32 *)m.link = (cap.revision + 1) & 0x7fffffff;
     vw(LINK_PTR, PA(m.link)); /* qualification 4: VMCS link pointer (SDM 27.8) */
     try_entry("entry: VMCS link pointer with a bad revision");
+    /* SDM 27.3.1.5: a link pointer other than all 1s names a VMCS of the processor's revision,
+     * bit 31 = "VMCS shadowing" (0 here), and not the current VMCS. */
+    vmcs_init(0, l2_vmcall);
+    *(u32 *)m.link = cap.revision;
+    vw(LINK_PTR, PA(m.link));
+    try_entry("entry: VMCS link pointer to a VMCS of the right revision");
+    vmcs_init(0, l2_vmcall);
+    *(u32 *)m.link = cap.revision | 0x80000000u;
+    vw(LINK_PTR, PA(m.link));
+    try_entry("entry: VMCS link pointer to a shadow VMCS without VMCS shadowing");
+    vmcs_init(0, l2_vmcall);
+    vw(LINK_PTR, PA(m.vmcs[0]));
+    try_entry("entry: VMCS link pointer to the current VMCS");
+    *(u32 *)m.link = 0;
     vmcs_init(0, l2_vmcall);
     vw(ENTRY_INTR, 0x80000040); /* external interrupt needs RFLAGS.IF=1 (SDM 27.3.1.5) */
     try_entry("entry: inject external interrupt with IF=0");
+    /* Bits the CPU accepts only with a feature L1's CPUID does not have (SDM 27.3.1.5): a
+     * VM-entry failure, so no MSR loaded, none stored, the event still pending, VMCS clear. */
+    static const struct { u32 field; u64 val; const char *tag; } feat[] = {
+        {G_INTR_STATE, 1u << 4, "entry: enclave interruption (interruptibility bit 4) without SGX"},
+        {G_PENDING_DBG, 1u << 16 | 1u << 12, "entry: pending debug exception RTM (bit 16) without RTM"},
+    };
+    for (unsigned i = 0; i < sizeof(feat) / sizeof(feat[0]); i++)
+        entry_fail_effects(feat[i].tag, feat[i].field, feat[i].val);
 
     /* MSR-load area (SDM 27.4): entry n fails -> qualification n. */
     static const struct { u64 idx, val; const char *what; } bad[] = {

@@ -137,6 +137,15 @@ void s_widths(void)
             out("widths: %s <- 0x%llx: %s, reads 0x%llx", t[i].name, t[i].v, st_str(st), v);
         }
     }
+    /* The XSS-exiting bitmap exists with "enable XSAVES/XRSTORS" (SDM 25.6.20, B.2.1). */
+    if (cap.secondary && allowed(P2_XSAVES, cap.proc2)) {
+        int st = vmwrite_(XSS_BITMAP, 0x1800);
+        u64 v = 0;
+        int st2 = vmread_(XSS_BITMAP, &v);
+        out("widths: 64-bit XSS_EXITING_BITMAP <- 0x1800: %s, read: %s 0x%llx", st_str(st), st_str(st2), v);
+    } else {
+        out("widths: XSS_EXITING_BITMAP: enable XSAVES/XRSTORS not offered");
+    }
     /* VMREAD into memory and from a 32-bit field into a 64-bit register (zero-extended). */
     u64 mem = 0x5555555555555555ull, f = G_ES_LIMIT;
     __asm__ volatile("vmread %1, %0" : "=m"(mem) : "r"(f) : "cc");

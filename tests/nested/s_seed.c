@@ -42,8 +42,54 @@ void s_msrlists(void)
         out("%s: exit store area holds 0x%llx", tag, exit_st[1]);
         out("%s: L1 reads 0x%llx after the exit", tag, l1v);
     }
+    /* The exit store list stores what RDMSR returns, for MSRs a VMM emulates too (SDM 28.4). */
+    static const struct { u32 msr; const char *name; } st[] = {
+        {0x3a, "IA32_FEATURE_CONTROL"}, {0x480, "IA32_VMX_BASIC"}, {0xc0000102, "IA32_KERNEL_GS_BASE"}};
+    vmcs_init(0, l2_vmcall);
+    for (unsigned i = 0; i < 3; i++) {
+        exit_st[2 * i] = st[i].msr;
+        exit_st[2 * i + 1] = 0x5a5a;
+    }
+    vw(EXIT_MSR_ST_ADDR, PA(exit_st));
+    vw(EXIT_MSR_ST_CNT, 3);
+    l2_run(&e);
+    pr_exit("msrlist: exit store", &e, F_LEN);
+    for (unsigned i = 0; i < 3; i++)
+        out("msrlist: exit store of %s: %s", st[i].name,
+            exit_st[2 * i + 1] == rdmsr(st[i].msr) ? "what RDMSR reads" : "not what RDMSR reads");
     for (int i = 0; i < 96; i++)
         entry_ld[i] = 0;
+
+    /* Without "load IA32_EFER" on exit only LME/LMA change (SDM 28.5.1): EFER.SCE stays L2's. */
+    u64 efer = rdmsr(0xc0000080);
+    if (!allowed(E_LOAD_EFER, cap.entry)) {
+        out("msrlist: efer: load IA32_EFER not offered");
+        return;
+    }
+    /* The same after VM-entry failures (SDM 27.8): L1's EFER for one on guest state (checked
+     * before it is loaded), L2's for one in MSR loading (after). */
+    static const char *const how[] = {"an exit", "a guest-state entry failure", "an MSR-loading entry failure"};
+    for (unsigned k = 0; k < 3; k++) {
+        vmcs_init(0, l2_vmcall);
+        vw(ENTRY_CTLS, adj(E_IA32E | E_LOAD_EFER, cap.entry));
+        vw(G_EFER, efer ^ 1);
+        if (k == 1)
+            vw(G_RFLAGS, 0);
+        if (k == 2) {
+            entry_ld[0] = 0x808; /* x2APIC TPR: never loadable (SDM 27.4) */
+            entry_ld[1] = 0;
+            vw(ENTRY_MSR_LD_ADDR, PA(entry_ld));
+            vw(ENTRY_MSR_LD_CNT, 1);
+        }
+        u32 x = (u32)vr(EXIT_CTLS);
+        l2_run(&e);
+        u64 after = rdmsr(0xc0000080);
+        wrmsr(0xc0000080, efer);
+        pr_exit("msrlist: efer: L2 with EFER.SCE flipped", &e, F_LEN);
+        out("msrlist: efer: %s %s load IA32_EFER: L1's EFER.SCE after it is %s", how[k],
+            x & X_LOAD_EFER ? "with" : "without", (after & 1) == (efer & 1) ? "L1's" : "L2's");
+    }
+    entry_ld[0] = 0;
 }
 
 static const char *cr3_name(u64 v)

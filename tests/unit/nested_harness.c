@@ -88,7 +88,7 @@ int hv_rdmsr(uint32_t msr, uint64_t *val)
 int hv_wrmsr(uint32_t msr, uint64_t val)
 {
     struct fake_msr *m = fake_msr(msr);
-    if (!m)
+    if (!m || m->read_only)
         return -1;
     m->val = val;
     m->writes++;
@@ -141,10 +141,12 @@ void nh_setup(bool with_shadow)
     regcache_init(&rc, true);
     memset(&ns, 0, sizeof(ns));
     launch_pending = false;
-    fmsr[0] = (struct fake_msr){MSR_IA32_KERNEL_GS_BASE, 0x1111, 0};
-    fmsr[1] = (struct fake_msr){MSR_IA32_STAR, 0x2222, 0};
-    fmsr[2] = (struct fake_msr){MSR_IA32_LSTAR, 0x3333, 0};
-    fmsr[3] = (struct fake_msr){0x10 /* TSC */, 0x4444, 0};
+    fmsr[0] = (struct fake_msr){MSR_IA32_KERNEL_GS_BASE, 0x1111, 0, false};
+    fmsr[1] = (struct fake_msr){MSR_IA32_STAR, 0x2222, 0, false};
+    fmsr[2] = (struct fake_msr){MSR_IA32_LSTAR, 0x3333, 0, false};
+    fmsr[3] = (struct fake_msr){0x10 /* TSC */, 0x4444, 0, false};
+    fmsr[4] = (struct fake_msr){MSR_IA32_FEATURE_CONTROL, 5, 0, true}; /* as hv/exit_msr.c emulates them */
+    fmsr[5] = (struct fake_msr){MSR_IA32_VMX_BASIC, caps.basic, 0, true};
 
     vmcs01_pa = (uint64_t)(uintptr_t)hv_alloc_page();
     vmptrld(vmcs01_pa);
@@ -345,6 +347,8 @@ bool l2_exit(uint32_t reason, uint64_t qual)
     memset(&inj, 0, sizeof(inj));
     launch_pending = false;
     regcache_reset(&rc);
+    if (!(reason & VMX_EXIT_REASON_ENTRY_FAIL)) /* as hv/exit.c: vmcs02 ran */
+        nested_vmcs02_accepted(&ns);
     bool taken = nested_l2_exit(&nv, reason);
     regcache_flush(&rc);
     return taken;

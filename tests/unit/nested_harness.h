@@ -61,12 +61,13 @@ struct injected {
 };
 extern struct injected inj;
 
-/* hv_rdmsr/hv_wrmsr: a few MSRs the fake CPU has. */
-#define FAKE_MSRS 4
+/* hv_rdmsr/hv_wrmsr: a few MSRs the fake CPU has, and two hv emulates (read-only: WRMSR #GPs). */
+#define FAKE_MSRS 6
 struct fake_msr {
     uint32_t msr;
     uint64_t val;
     int writes;
+    bool read_only;
 };
 extern struct fake_msr fmsr[FAKE_MSRS];
 struct fake_msr *fake_msr(uint32_t msr);

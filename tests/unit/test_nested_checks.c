@@ -38,6 +38,9 @@ static struct vmx_msrs bochs(void)
 }
 
 static struct nested_caps caps;
+/* L1's current VMCS, and what the memory at any link pointer holds: hv's revision identifier. */
+#define CURRENT_VMCS 0x9000ull
+static struct nested_link link = {CURRENT_VMCS, VMCS12_REVISION};
 
 /* ---- nested_caps ---- */
 
@@ -567,7 +570,9 @@ static const struct tcase cases[] = {
     OK("NMI blocking with NMI, no virtual NMIs", B64, C(PIN, PIN_BASED_VIRTUAL_NMIS), S(INTR, GUEST_INTR_NMI),
        S(INFO, V(INTR_TYPE_NMI, 2))),
     OK("MOV-SS blocking with #GP", B64, S(INTR, GUEST_INTR_MOV_SS), S(INFO, V(INTR_TYPE_HW_EXCEPTION, 13) | EC)),
-    TG("enclave interruption with MOV-SS", "enclave interruption", S(INTR, 0x10 | GUEST_INTR_MOV_SS)),
+    TG("enclave interruption with MOV-SS", "enclave interruption with blocking by MOV SS",
+       S(INTR, 0x10 | GUEST_INTR_MOV_SS)),
+    TG("enclave interruption without SGX", "enclave interruption (bit 4) requires SGX", S(INTR, 0x10)),
     TG("pending debug bit 4", "pending debug exceptions bits 11:4", S(PDE, 1u << 4)),
     TG("pending debug bit 13", "pending debug exceptions bits 11:4", S(PDE, 1u << 13)),
     TG("pending debug bit 15", "pending debug exceptions bits 11:4", S(PDE, 1u << 15)),
@@ -580,14 +585,16 @@ static const struct tcase cases[] = {
        S(GUEST_IA32_DEBUGCTL, 2), S(PDE, 1u << 14)),
     TG("RTM without enabled breakpoint", "RTM", S(PDE, 1u << 16)),
     TG("RTM with B0", "RTM", S(PDE, 1u << 16 | 1u << 12 | 1)),
-    OK("RTM with enabled breakpoint", B64, S(PDE, 1u << 16 | 1u << 12)),
-    T("link pointer 0x1000", B64, GUEST, "VMCS link pointer must be FFFFFFFF_FFFFFFFFH", ENTRY_FAIL_VMCS_LINK_PTR,
-      S(VMCS_LINK_POINTER, 0x1000)),
+    TG("RTM with enabled breakpoint, no RTM", "RTM (bit 16) requires RTM", S(PDE, 1u << 16 | 1u << 12)),
+    /* The link pointer names memory holding hv's revision identifier (struct nested_link). */
+    OK("link pointer to a VMCS", B64, S(VMCS_LINK_POINTER, 0x1000)),
+    OK("link pointer 0 to a VMCS", B64, S(VMCS_LINK_POINTER, 0)),
     T("link pointer unaligned", B64, GUEST, "VMCS link pointer bits 11:0", ENTRY_FAIL_VMCS_LINK_PTR,
       S(VMCS_LINK_POINTER, 0x1008)),
     T("link pointer too high", B64, GUEST, "VMCS link pointer beyond", ENTRY_FAIL_VMCS_LINK_PTR,
       S(VMCS_LINK_POINTER, 1ull << PHYS_BITS)),
-    T("link pointer 0", B64, GUEST, "VMCS link pointer must be", ENTRY_FAIL_VMCS_LINK_PTR, S(VMCS_LINK_POINTER, 0)),
+    T("link pointer to the current VMCS", B64, GUEST, "must not be the current-VMCS pointer", ENTRY_FAIL_VMCS_LINK_PTR,
+      S(VMCS_LINK_POINTER, CURRENT_VMCS)),
     /* Unrestricted guest: 26.3.1.1 CR0.PE/PG, 26.3.1.2 segments, 26.2.1.3 error codes */
     OK("real-mode guest (unrestricted guest)", BREAL, ),
     OK("real mode, CR0.CD and NW", BREAL, O(GUEST_CR0, CR0_CD | CR0_NW)),
@@ -666,7 +673,7 @@ static void run_case(const struct tcase *t)
     build(&v, t);
     int ctl = nested_check_controls(&v, &caps, PHYS_BITS);
     int host = ctl ? -1 : nested_check_host(&v, &caps, PHYS_BITS);
-    int guest = ctl || host ? -1 : nested_check_guest(&v, &caps, PHYS_BITS, &qual);
+    int guest = ctl || host ? -1 : nested_check_guest(&v, &caps, PHYS_BITS, &link, &qual);
     const char *rule = nested_check_last_rule();
     switch (t->fn) {
     case PASS:
@@ -709,9 +716,9 @@ static void test_other_caps(void)
     m.misc &= ~(1ull << 6); /* no HLT activity state */
     nested_caps_init(&c, &m);
     valid64(&v);
-    CHECK(nested_check_guest(&v, &c, PHYS_BITS, &qual) == 0, "active without HLT support");
+    CHECK(nested_check_guest(&v, &c, PHYS_BITS, &link, &qual) == 0, "active without HLT support");
     vmcs12_set(&v, GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_HLT);
-    CHECK(nested_check_guest(&v, &c, PHYS_BITS, &qual) == EXIT_REASON_INVALID_STATE && qual == 0 &&
+    CHECK(nested_check_guest(&v, &c, PHYS_BITS, &link, &qual) == EXIT_REASON_INVALID_STATE && qual == 0 &&
           strstr(nested_check_last_rule(), "activity state not supported"), "no HLT: %s", nested_check_last_rule());
 
     m = bochs();
@@ -728,13 +735,44 @@ static void test_other_caps(void)
     nested_caps_init(&c, &m);
     valid64(&v);
     vmcs12_set(&v, GUEST_CR0, vmcs12_get(&v, GUEST_CR0) & ~CR0_PE);
-    CHECK(nested_check_guest(&v, &c, PHYS_BITS, &qual) == EXIT_REASON_INVALID_STATE &&
+    CHECK(nested_check_guest(&v, &c, PHYS_BITS, &link, &qual) == EXIT_REASON_INVALID_STATE &&
           strstr(nested_check_last_rule(), "guest CR0.PG requires CR0.PE"), "PG without PE: %s",
           nested_check_last_rule());
     vmcs12_set(&v, GUEST_CR0, vmcs12_get(&v, GUEST_CR0) & ~CR0_PG);
-    CHECK(nested_check_guest(&v, &c, PHYS_BITS, &qual) == EXIT_REASON_INVALID_STATE &&
+    CHECK(nested_check_guest(&v, &c, PHYS_BITS, &link, &qual) == EXIT_REASON_INVALID_STATE &&
           strstr(nested_check_last_rule(), "IA-32e mode guest requires CR0.PG"), "IA-32e without PG: %s",
           nested_check_last_rule());
+
+    /* A CPU with SGX and RTM (CPUID.(7,0):EBX[2], [11]; Bochs has neither): bits 4 and 16. */
+    m = bochs();
+    m.cpuid7_ebx = 1u << 2 | 1u << 11;
+    nested_caps_init(&c, &m);
+    valid64(&v);
+    vmcs12_set(&v, INTR, 0x10);
+    vmcs12_set(&v, PDE, 1u << 16 | 1u << 12);
+    CHECK(nested_check_guest(&v, &c, PHYS_BITS, &link, &qual) == 0, "enclave interruption, RTM with SGX and RTM: %s",
+          nested_check_last_rule());
+    vmcs12_set(&v, INTR, 0x10 | GUEST_INTR_MOV_SS);
+    CHECK(nested_check_guest(&v, &c, PHYS_BITS, &link, &qual) == EXIT_REASON_INVALID_STATE, "with SGX, MOV-SS still refused");
+
+    /* 26.3.1.5: the link pointer's memory must hold the revision identifier, bit 31 clear
+     * without VMCS shadowing (hv does not offer it); 0 is what hv's memory reads as. */
+    static const struct { uint32_t rev; const char *rule; } lr[] = {
+        {VMCS12_REVISION + 1, "bits 30:0 there must be the VMCS revision identifier"},
+        {0, "bits 30:0 there must be the VMCS revision identifier"},
+        {VMCS12_REVISION | 0x80000000u, "bit 31 there (shadow VMCS) must equal VMCS shadowing"},
+    };
+    for (unsigned i = 0; i < sizeof(lr) / sizeof(lr[0]); i++) {
+        struct nested_link l = {CURRENT_VMCS, lr[i].rev};
+        valid64(&v);
+        vmcs12_set(&v, VMCS_LINK_POINTER, 0x1000);
+        CHECK(nested_check_guest(&v, &caps, PHYS_BITS, &l, &qual) == EXIT_REASON_INVALID_STATE &&
+                  qual == ENTRY_FAIL_VMCS_LINK_PTR && strstr(nested_check_last_rule(), lr[i].rule),
+              "link pointer to revision %#x: qual %llu, %s", lr[i].rev, ULL(qual), nested_check_last_rule());
+    }
+    valid64(&v);
+    struct nested_link bad = {CURRENT_VMCS, 0};
+    CHECK(nested_check_guest(&v, &caps, PHYS_BITS, &bad, &qual) == 0, "link pointer all 1s: the memory is not read");
 
     /* A narrower physical-address width. */
     valid64(&v);

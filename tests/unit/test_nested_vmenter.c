@@ -300,11 +300,123 @@ static void test_pae_pdptes(void)
         CHECK(g02(GUEST_PDPTR0 + 2 * i) == gpa_u64(pdpt)[i], "PDPTE%d %#llx", i, ULL(g02(GUEST_PDPTR0 + 2 * i)));
 }
 
-/* The CPU refused vmcs02 after all: L1's VMLAUNCH fails with the CPU's error, as a VMfail. */
+/* 27.8 with 28.5.1: a VM-entry failure loads host state; without "load IA32_EFER" EFER keeps
+ * its bits but LMA/LME: L1's for a guest-state failure (checked before loading), L2's for an
+ * MSR-loading failure (guest state already loaded). */
+static void test_entry_failure_efer(void)
+{
+    for (int msr = 0; msr <= 1; msr++) {
+        fresh();
+        vmcs12_set(V12, VM_EXIT_CONTROLS, vmcs12_get(V12, VM_EXIT_CONTROLS) & ~VM_EXIT_LOAD_EFER);
+        vmcs12_set(V12, VM_ENTRY_CONTROLS, vmcs12_get(V12, VM_ENTRY_CONTROLS) | VM_ENTRY_LOAD_EFER);
+        vmcs12_set(V12, GUEST_IA32_EFER, EFER_LMA | EFER_LME); /* L2 without NXE, SCE */
+        if (msr) {
+            vmcs12_set(V12, VM_ENTRY_MSR_LOAD_COUNT, 1);
+            msr_entry(ENTRY_LOAD, 0, 0x808, 0);
+        } else {
+            bad_guest();
+        }
+        check_entry_fail(l1_vmlaunch(), msr ? EXIT_REASON_MSR_LOAD_FAIL : EXIT_REASON_INVALID_STATE, msr ? 1 : 0,
+                         msr ? "MSR loading" : "guest state");
+        uint64_t want = msr ? EFER_LMA | EFER_LME : L1_EFER;
+        CHECK(g01(GUEST_IA32_EFER) == want, "%s failure: EFER %#llx, want %#llx", msr ? "MSR-loading" : "guest-state",
+              ULL(g01(GUEST_IA32_EFER)), ULL(want));
+    }
+}
+
+/* 27.8 step 3: after a VM-entry failure blocking by NMI is what it was before the entry (an L1
+ * in its NMI handler stays NMI-blocked); a VM exit's other blocking (STI) is gone. Failures
+ * on guest state, in MSR loading and by the CPU refusing vmcs02. */
+static void test_entry_failure_nmi_blocking(void)
+{
+    for (int k = 0; k < 3; k++) {
+        fresh();
+        if (k == 0)
+            bad_guest();
+        if (k == 1) {
+            vmcs12_set(V12, VM_ENTRY_MSR_LOAD_COUNT, 1);
+            msr_entry(ENTRY_LOAD, 0, 0x808, 0);
+        }
+        fake_vmcs_set(GUEST_INTERRUPTIBILITY_INFO, GUEST_INTR_NMI | GUEST_INTR_STI);
+        enum outcome o = l1_vmlaunch();
+        if (k == 2) {
+            CHECK(o == O_ENTERED, "entered");
+            l2_exit(EXIT_REASON_INVALID_STATE | VMX_EXIT_REASON_ENTRY_FAIL, 0);
+        } else {
+            CHECK(o == O_ENTRY_FAILED, "VM-entry failure %d: %s", k, outcome_name(o));
+        }
+        CHECK(fake_vmcs_current() == vmcs01_pa && g01(GUEST_INTERRUPTIBILITY_INFO) == GUEST_INTR_NMI,
+              "failure %d: L1's interruptibility %#llx, want NMI blocking only", k,
+              ULL(g01(GUEST_INTERRUPTIBILITY_INFO)));
+    }
+}
+
+/* 26.3.1.5: a VMCS link pointer other than all 1s must name memory holding the revision
+ * identifier with bit 31 = "VMCS shadowing" (0: hv offers no shadowing), not the current VMCS;
+ * else a VM-entry failure with qualification 4. vmcs02 never gets L1's pointer. */
+static void test_link_pointer(void)
+{
+    fresh();
+    uint64_t link = GPA(PG_FREE);
+    *(uint32_t *)gpa_ptr(link) = VMCS12_REVISION;
+    vmcs12_set(V12, VMCS_LINK_POINTER, link);
+    enum outcome o = l1_vmlaunch();
+    CHECK(o == O_ENTERED && g02(VMCS_LINK_POINTER) == ~0ull, "link pointer to a VMCS: %s, vmcs02 link %#llx",
+          outcome_name(o), ULL(g02(VMCS_LINK_POINTER)));
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0) && vmcs12_get(V12, VMCS_LINK_POINTER) == link, "kept in vmcs12");
+    static const struct { uint32_t rev; bool hole; const char *what; } bad[] = {
+        {VMCS12_REVISION + 1, false, "another revision"},
+        {VMCS12_REVISION | 0x80000000u, false, "a shadow VMCS without VMCS shadowing"},
+        {VMCS12_REVISION, true, "hv's memory (reads as zeros)"},
+    };
+    for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        fresh();
+        *(uint32_t *)gpa_ptr(link) = bad[i].rev;
+        ram_hole = bad[i].hole ? link : 0;
+        vmcs12_set(V12, VMCS_LINK_POINTER, link);
+        check_entry_fail(l1_vmlaunch(), EXIT_REASON_INVALID_STATE, 4, bad[i].what);
+    }
+    fresh();
+    vmcs12_set(V12, VMCS_LINK_POINTER, GPA(PG_VMCS_A));
+    check_entry_fail(l1_vmlaunch(), EXIT_REASON_INVALID_STATE, 4, "the current VMCS");
+}
+
+/* "enable XSAVES/XRSTORS" is offered (Bochs has it), so its XSS-exiting bitmap exists for L1
+ * (SDM 25.6.20; KVM VMWRITEs it whenever the control is offered) and reaches vmcs02. */
+static void test_xss_exit_bitmap(void)
+{
+    fresh();
+    CHECK(nested_allowed1(caps.procbased2) & SECONDARY_XSAVES, "XSAVES offered");
+    enum outcome o = l1_vmwrite(XSS_EXIT_BITMAP, 0x1800);
+    uint64_t val = 0;
+    enum outcome r = l1_vmread(XSS_EXIT_BITMAP, &val);
+    CHECK(o == O_SUCCEED && r == O_SUCCEED && val == 0x1800, "VMWRITE %s (error %u), VMREAD %s %#llx",
+          outcome_name(o), l1_error(), outcome_name(r), ULL(val));
+    vmcs12_set(V12, SECONDARY_VM_EXEC_CONTROL, vmcs12_get(V12, SECONDARY_VM_EXEC_CONTROL) | SECONDARY_XSAVES);
+    CHECK(l1_vmlaunch() == O_ENTERED && (g02(SECONDARY_VM_EXEC_CONTROL) & SECONDARY_XSAVES) &&
+              g02(XSS_EXIT_BITMAP) == 0x1800, "vmcs02: XSAVES, XSS-exiting bitmap %#llx", ULL(g02(XSS_EXIT_BITMAP)));
+    CHECK(l2_exit(EXIT_REASON_XSAVES, 0) && vmcs12_get(V12, VM_EXIT_REASON) == EXIT_REASON_XSAVES, "XSAVES exit: L1's");
+    vmcs12_set(V12, SECONDARY_VM_EXEC_CONTROL, vmcs12_get(V12, SECONDARY_VM_EXEC_CONTROL) & ~SECONDARY_XSAVES);
+    CHECK(l1_vmresume() == O_ENTERED && g02(XSS_EXIT_BITMAP) == 0, "without the control: 0 in vmcs02");
+}
+
+/* A VM-entry MSR-load list writing KERNEL_GS_BASE twice and STAR (the CPU has 0x1111, 0x2222). */
+static void entry_msr_list(void)
+{
+    vmcs12_set(V12, VM_ENTRY_MSR_LOAD_COUNT, 3);
+    msr_entry(ENTRY_LOAD, 0, MSR_IA32_KERNEL_GS_BASE, 0x4242);
+    msr_entry(ENTRY_LOAD, 1, MSR_IA32_STAR, 0x5555);
+    msr_entry(ENTRY_LOAD, 2, MSR_IA32_KERNEL_GS_BASE, 0x6666);
+}
+static bool msrs_as_before(void) { return fake_msr(MSR_IA32_KERNEL_GS_BASE)->val == 0x1111 && fake_msr(MSR_IA32_STAR)->val == 0x2222; }
+
+/* The CPU refused vmcs02 after all: L1's VMLAUNCH fails with the CPU's error, as a VMfail,
+ * and nothing of the entry happened: the CPU checks before it loads MSRs (27.4). */
 static void test_hw_refused(void)
 {
     fresh();
-    CHECK(l1_vmlaunch() == O_ENTERED, "entered");
+    entry_msr_list();
+    CHECK(l1_vmlaunch() == O_ENTERED && fake_msr(MSR_IA32_KERNEL_GS_BASE)->val == 0x6666, "entered");
     memset(&inj, 0, sizeof(inj));
     regcache_reset(&rc);
     nested_hw_refused(&nv, VMXERR_ENTRY_INVALID_HOST);
@@ -313,7 +425,54 @@ static void test_hw_refused(void)
     CHECK(fake_vmcs_get(GUEST_RIP) == RIP0 + ILEN && (fake_vmcs_get(GUEST_RFLAGS) & 0x41) == 0x40 &&
               l1_error() == VMXERR_ENTRY_INVALID_HOST, "VMLAUNCH: VMfailValid(8)");
     CHECK(V12->launch_state == 0, "the failed VMLAUNCH leaves the VMCS clear");
+    CHECK(msrs_as_before(), "the VM-entry MSR-load list undone: KERNEL_GS_BASE %#llx, STAR %#llx",
+          ULL(fake_msr(MSR_IA32_KERNEL_GS_BASE)->val), ULL(fake_msr(MSR_IA32_STAR)->val));
+    vmcs12_set(V12, VM_ENTRY_MSR_LOAD_COUNT, 0);
     CHECK(l1_vmlaunch() == O_ENTERED && fake_vmcs_clear_count(ns.vmcs02_pa) == 2, "next entry: a clear vmcs02");
+}
+
+/* The CPU refused vmcs02 with a VM-entry failure (reason 33 with bit 31): L1 sees the VM-entry
+ * failure of its VMLAUNCH as SDM 27.8 describes it, not a reflected exit: no guest state or
+ * MSR stored, the event to inject still valid, host state and the exit MSR-load list, the VMCS
+ * still clear, and no MSR of the entry list loaded (the checks come first, 27.4). */
+static void test_hw_entry_failure(void)
+{
+    fresh();
+    entry_msr_list();
+    uint32_t event = INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | 6;
+    vmcs12_set(V12, VM_ENTRY_INTR_INFO_FIELD, event);
+    vmcs12_set(V12, VM_EXIT_MSR_STORE_COUNT, 1);
+    msr_entry(EXIT_STORE, 0, MSR_IA32_LSTAR, 0xdead);
+    vmcs12_set(V12, VM_EXIT_MSR_LOAD_COUNT, 1);
+    msr_entry(EXIT_LOAD, 0, MSR_IA32_LSTAR, 0xbeef);
+    vmcs12_set(V12, VM_EXIT_INTR_INFO, 0x1234);
+    uint64_t rip12 = vmcs12_get(V12, GUEST_RIP);
+    CHECK(l1_vmlaunch() == O_ENTERED, "entered");
+    fake_vmcs_set(GUEST_RIP, rip12 + 0x10); /* what a reflected exit would store */
+    CHECK(l2_exit(EXIT_REASON_INVALID_STATE | VMX_EXIT_REASON_ENTRY_FAIL, 0), "taken by nested/");
+    CHECK(fake_vmcs_current() == vmcs01_pa && !ns.guest_mode && !rc.guest_cr3_owned_by_nested, "back on vmcs01");
+    CHECK(vmcs12_get(V12, VM_EXIT_REASON) == (EXIT_REASON_INVALID_STATE | VMX_EXIT_REASON_ENTRY_FAIL) &&
+              vmcs12_get(V12, EXIT_QUALIFICATION) == 0 && vmcs12_get(V12, VM_EXIT_INTR_INFO) == 0x1234,
+          "exit reason %#llx, other exit information unchanged", ULL(vmcs12_get(V12, VM_EXIT_REASON)));
+    CHECK(vmcs12_get(V12, GUEST_RIP) == rip12, "guest-state area unchanged: RIP %#llx", ULL(vmcs12_get(V12, GUEST_RIP)));
+    CHECK(vmcs12_get(V12, VM_ENTRY_INTR_INFO_FIELD) == event, "event still valid: %#llx",
+          ULL(vmcs12_get(V12, VM_ENTRY_INTR_INFO_FIELD)));
+    CHECK(MSR_ENTRY(EXIT_STORE, 0)[1] == 0xdead && fake_msr(MSR_IA32_LSTAR)->val == 0xbeef,
+          "no MSR stored (%#llx), the exit MSR-load list performed", ULL(MSR_ENTRY(EXIT_STORE, 0)[1]));
+    CHECK(msrs_as_before(), "the VM-entry MSR-load list undone: KERNEL_GS_BASE %#llx, STAR %#llx",
+          ULL(fake_msr(MSR_IA32_KERNEL_GS_BASE)->val), ULL(fake_msr(MSR_IA32_STAR)->val));
+    CHECK(V12->launch_state == 0, "the VMCS stays clear");
+    CHECK(g01(GUEST_RIP) == vmcs12_get(V12, HOST_RIP) && g01(GUEST_RFLAGS) == 2, "L1 at its host RIP");
+    CHECK(l1_vmresume() == O_FAIL_VALID && l1_error() == VMXERR_VMRESUME_NONLAUNCHED, "VMRESUME after it: error 5");
+
+    /* After an exit hv handled L2 has run: a VMRESUME the CPU refuses then undoes nothing. */
+    vmcs12_set(V12, VM_ENTRY_INTR_INFO_FIELD, 0);
+    CHECK(l1_vmlaunch() == O_ENTERED, "entered again");
+    rc.regs[HV_REG_RCX] = 0x10;
+    CHECK(!l2_exit(EXIT_REASON_MSR_READ, 0), "an exit hv handles");
+    CHECK(l2_exit(EXIT_REASON_INVALID_STATE | VMX_EXIT_REASON_ENTRY_FAIL, 0) && !ns.guest_mode, "refused later");
+    CHECK(fake_msr(MSR_IA32_KERNEL_GS_BASE)->val == 0x6666 && V12->launch_state == 1,
+          "after L2 ran: MSRs as L2 left them, the VMCS launched");
 }
 
 int main(void)
@@ -325,6 +484,11 @@ int main(void)
     test_guest_cr3();
     test_vmcs02_reuse();
     test_pae_pdptes();
+    test_entry_failure_efer();
+    test_entry_failure_nmi_blocking();
+    test_link_pointer();
+    test_xss_exit_bitmap();
     test_hw_refused();
+    test_hw_entry_failure();
     return test_summary();
 }

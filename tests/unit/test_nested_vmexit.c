@@ -143,13 +143,16 @@ static void test_host_state(void)
     CHECK(g01(GUEST_INTERRUPTIBILITY_INFO) == 0 && g01(GUEST_ACTIVITY_STATE) == 0 && g01(VM_ENTRY_INTR_INFO_FIELD) == 0,
           "no STI/MOV-SS blocking, active, nothing injected into L1");
 
-    /* without "load IA32_EFER"/"load IA32_PAT": LMA = LME = host address-space size, PAT stays */
+    /* without "load IA32_EFER"/"load IA32_PAT": LMA = LME = host address-space size, the other
+     * EFER bits as they were at the exit (L2's: it cleared NXE and SCE), PAT stays */
     uint32_t exit12 = (uint32_t)w12(VM_EXIT_CONTROLS);
     vmcs12_set(V12, VM_EXIT_CONTROLS, exit12 & ~(VM_EXIT_LOAD_EFER | VM_EXIT_LOAD_PAT));
     enter();
+    fake_vmcs_set(GUEST_IA32_EFER, EFER_LMA | EFER_LME);
     CHECK(l2_exit(EXIT_REASON_CPUID, 0), "reflected");
-    CHECK(g01(GUEST_IA32_EFER) == (L1_EFER | EFER_LMA | EFER_LME) && g01(GUEST_IA32_PAT) == w12(HOST_IA32_PAT),
-          "EFER %#llx, PAT %#llx", ULL(g01(GUEST_IA32_EFER)), ULL(g01(GUEST_IA32_PAT)));
+    CHECK(g01(GUEST_IA32_EFER) == (EFER_LMA | EFER_LME) && g01(GUEST_IA32_PAT) == w12(HOST_IA32_PAT),
+          "EFER %#llx (L2's NXE/SCE clear, L1 had %#llx), PAT %#llx", ULL(g01(GUEST_IA32_EFER)), ULL(L1_EFER),
+          ULL(g01(GUEST_IA32_PAT)));
 }
 
 /* 28.5.1: CR0.ET, CD, NW and CR0's reserved bits (63:32, 28:19, 17, 15:6) keep the values L1
@@ -204,6 +207,28 @@ static void test_msr_lists(void)
     CHECK(test_log_contains("MSR-store list fails at entry") && test_log_contains("MSR 0x1234"), "the failed store is logged");
     CHECK(g01(GUEST_IA32_EFER) == 0x901 && fake_msr(MSR_IA32_STAR)->val == 0x2323, "loaded: EFER %#llx, STAR",
           ULL(g01(GUEST_IA32_EFER)));
+}
+
+/* 28.4: the store list stores what RDMSR returns, also for the MSRs hv emulates for L1
+ * (IA32_FEATURE_CONTROL, IA32_VMX_*: hv_rdmsr answers as L1's RDMSR); 28.6: loading them
+ * fails as WRMSR would (locked, read-only). */
+static void test_msr_store_emulated(void)
+{
+    fresh();
+    vmcs12_set(V12, VM_EXIT_MSR_STORE_COUNT, 2);
+    msr_entry(EXIT_STORE, 0, MSR_IA32_FEATURE_CONTROL, 0x77);
+    msr_entry(EXIT_STORE, 1, MSR_IA32_VMX_BASIC, 0x77);
+    vmcs12_set(V12, VM_EXIT_MSR_LOAD_COUNT, 2);
+    msr_entry(EXIT_LOAD, 0, MSR_IA32_STAR, 0x2323);
+    msr_entry(EXIT_LOAD, 1, MSR_IA32_FEATURE_CONTROL, 1);
+    test_log_capture();
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "reflected");
+    CHECK(MSR_ENTRY(EXIT_STORE, 0)[1] == 5 && MSR_ENTRY(EXIT_STORE, 1)[1] == caps.basic,
+          "stored: FEATURE_CONTROL %#llx, VMX_BASIC %#llx (L1 reads 5, %#llx)", ULL(MSR_ENTRY(EXIT_STORE, 0)[1]),
+          ULL(MSR_ENTRY(EXIT_STORE, 1)[1]), ULL(caps.basic));
+    CHECK(!test_log_contains("MSR-store list fails"), "no store failure");
+    CHECK(fake_msr(MSR_IA32_STAR)->val == 0x2323 && test_log_contains("MSR-load list fails at entry 2") &&
+              fake_msr(MSR_IA32_FEATURE_CONTROL)->val == 5, "loading FEATURE_CONTROL fails (locked)");
 }
 
 /* 28.6: an entry for IA32_FS_BASE or IA32_GS_BASE fails the VM-exit MSR load (a VMX abort on
@@ -396,6 +421,7 @@ int main(void)
     test_host_state();
     test_host_cr0();
     test_msr_lists();
+    test_msr_store_emulated();
     test_msr_load_fs_base();
     test_msr_exits();
     test_io_exits();

@@ -190,8 +190,29 @@ static void test_unsupported(void)
     CHECK(vmcs12_vmread(&v, VM_EXIT_REASON, &got) == 0 && got == 0x77777777, "scribbled 32-bit: %llx", ULL(got));
 }
 
+/* Feature-dependent fields (vmcs12.h): error 12 unless their feature is advertised; each its
+ * own slot, high half included. */
+static void test_feature_fields(void)
+{
+    uint64_t got;
+    memset(&v, 0, sizeof(v));
+    CHECK(vmcs12_vmwrite_feat(&v, XSS_EXIT_BITMAP, 0x1800, false, VMCS12_FEAT_EPT) == VMXERR_UNSUPPORTED_FIELD &&
+              vmcs12_vmread_feat(&v, XSS_EXIT_BITMAP, &got, 0) == VMXERR_UNSUPPORTED_FIELD,
+          "XSS_EXIT_BITMAP without XSAVES: error 12");
+    CHECK(vmcs12_vmwrite_feat(&v, XSS_EXIT_BITMAP, 0x1122334400001800ull, false, VMCS12_FEAT_XSAVES) == 0 &&
+              vmcs12_vmread_feat(&v, XSS_EXIT_BITMAP, &got, VMCS12_FEAT_XSAVES) == 0 && got == 0x1122334400001800ull,
+          "XSS_EXIT_BITMAP with XSAVES: %llx", ULL(got));
+    CHECK(vmcs12_vmread_feat(&v, XSS_EXIT_BITMAP | 1, &got, VMCS12_FEAT_XSAVES) == 0 && got == 0x11223344,
+          "high half: %llx", ULL(got));
+    CHECK(vmcs12_vmwrite_feat(&v, EPT_POINTER, 0x5e, false, VMCS12_FEAT_EPT | VMCS12_FEAT_XSAVES) == 0 &&
+              vmcs12_xss_exit_bitmap(&v) == 0x1122334400001800ull && vmcs12_eptp(&v) == 0x5e,
+          "EPT_POINTER and XSS_EXIT_BITMAP in slots of their own");
+    CHECK(vmcs12_field_index(XSS_EXIT_BITMAP) < 0, "not in the always-present table (VMCS shadowing)");
+}
+
 int main(void)
 {
+    test_feature_fields();
     test_table();
     test_round_trip();
     test_high_access();
