@@ -50,6 +50,9 @@ grep -q 'BOOTX64.EFI' <<<"$ls" && cmp -s <(mtype -i "$img@@1M" ::/EFI/BOOT/BOOTX
 mtype -i "$img@@1M" ::/EFI/BOOT/hv.cfg 2>/dev/null | grep -q '^#next=label:' && ok "a commented hv.cfg" || bad "hv.cfg missing"
 minfo -i "$img@@1M" :: 2>/dev/null | grep -q 'disk type="FAT32' && ok "FAT32" || bad "not FAT32"
 
+gcc -O2 -Wall -Wextra -Werror -o "$T/hvlog" tools/hvlog.c 2>"$T/hvlog.err" && ok "tools/hvlog.c builds (the Linux reader of hv's log ring)" ||
+    { bad "tools/hvlog.c does not build"; cat "$T/hvlog.err"; }
+
 echo "make usb DEV= (dry run: checks only):"
 refuses() { # WHY DEV — write-usb.sh must refuse DEV, naming WHY
     local out rc
