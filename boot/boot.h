@@ -33,5 +33,5 @@ EFI_STATUS mp_cpus(struct hv_handoff *h);
 EFI_STATUS mp_run_aps(struct core *core);
 
 /* next.c: the next stage */
-EFI_STATUS next_start(EFI_HANDLE self, EFI_HANDLE device, const struct hv_config *cfg);
+EFI_STATUS next_start(EFI_HANDLE self, EFI_HANDLE device, const CHAR16 *dir, const struct hv_config *cfg);
 #endif

@@ -26,6 +26,7 @@ void config_defaults(struct hv_config *cfg)
     cfg->shadow = 1;
     cfg->on_fatal = HV_ON_FATAL_HALT;
     cfg->test_hooks = 0;
+    cfg->guest_log = HV_GUEST_LOG_ANY;
 }
 
 static int parse_bool(const char *v, size_t n, uint8_t *out)
@@ -93,8 +94,35 @@ static unsigned parse_line(struct hv_config *cfg, unsigned no, const char *s, si
     size_t vn = n - eq - 1;
     while (vn && is_space(*v))
         v++, vn--;
-    if (word_eq(s, kn, "next"))
-        return copy_str(cfg->next, sizeof(cfg->next), v, vn, 1) ? 0 : BAD("bad path (ASCII, shorter than 256)");
+    if (word_eq(s, kn, "next")) {
+        unsigned i = 0;
+        struct next_spec ns;
+        while (i < HV_NEXT_MAX && cfg->next[i][0])
+            i++;
+        if (!vn) { /* "next=" empties the list */
+            for (i = 0; i < HV_NEXT_MAX; i++)
+                cfg->next[i][0] = 0;
+            return 0;
+        }
+        if (i == HV_NEXT_MAX)
+            return BAD("too many next= lines (at most 4 candidates)");
+        if (!copy_str(cfg->next[i], sizeof(cfg->next[i]), v, vn, 1))
+            return BAD("bad path (ASCII, shorter than 256)");
+        if (!next_spec_parse(cfg->next[i], &ns)) {
+            cfg->next[i][0] = 0;
+            return BAD("bad next= (a path, label:LABEL:\\path or guid:PARTITION-GUID:\\path)");
+        }
+        return 0;
+    }
+    if (word_eq(s, kn, "guest_log")) {
+        if (word_eq(v, vn, "any"))
+            return cfg->guest_log = HV_GUEST_LOG_ANY, 0;
+        if (word_eq(v, vn, "kernel"))
+            return cfg->guest_log = HV_GUEST_LOG_KERNEL, 0;
+        if (word_eq(v, vn, "off"))
+            return cfg->guest_log = HV_GUEST_LOG_OFF, 0;
+        return BAD("bad value for guest_log (any, kernel, off)");
+    }
     if (word_eq(s, kn, "args"))
         return copy_str(cfg->args, sizeof(cfg->args), v, vn, 0) ? 0 : BAD("bad args (ASCII, shorter than 512)");
     if (word_eq(s, kn, "serial"))
@@ -123,6 +151,64 @@ static unsigned parse_line(struct hv_config *cfg, unsigned no, const char *s, si
     }
     return BAD("unknown key");
 #undef BAD
+}
+
+static int hex_digit(char c)
+{
+    c = lower(c);
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" as in the GPT entry: the first three fields are stored
+ * little-endian, the last two byte by byte (UEFI spec, appendix A, EFI GUID format). */
+int guid_parse(const char *s, size_t n, uint8_t out[16])
+{
+    static const unsigned char order[16] = {3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15};
+    unsigned b = 0;
+    if (n != 36)
+        return 0;
+    for (size_t i = 0; i < n;) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i++] != '-')
+                return 0;
+            continue;
+        }
+        int hi = hex_digit(s[i]), lo = hex_digit(s[i + 1]);
+        if (hi < 0 || lo < 0)
+            return 0;
+        out[order[b++]] = (uint8_t)(hi << 4 | lo);
+        i += 2;
+    }
+    return b == 16;
+}
+
+int next_spec_parse(const char *s, struct next_spec *ns)
+{
+    size_t c1 = 0, c2;
+    while (s[c1] && s[c1] != ':')
+        c1++;
+    ns->kind = NEXT_PATH;
+    ns->key[0] = 0;
+    ns->path = s;
+    if (!s[c1])
+        return s[0] != 0;
+    for (c2 = c1 + 1; s[c2] && s[c2] != ':'; c2++)
+        ;
+    if (!s[c2] || s[c2 + 1] != '\\' || c2 - c1 - 1 == 0 || c2 - c1 - 1 >= sizeof(ns->key))
+        return 0; /* another volume's path is absolute: there is no "hv's directory" there */
+    if (word_eq(s, c1, "label"))
+        ns->kind = NEXT_LABEL;
+    else if (word_eq(s, c1, "guid") || word_eq(s, c1, "partuuid")) {
+        ns->kind = NEXT_GUID;
+        if (!guid_parse(s + c1 + 1, c2 - c1 - 1, ns->guid))
+            return 0;
+    } else
+        return 0;
+    for (size_t i = c1 + 1; i < c2; i++)
+        ns->key[i - c1 - 1] = s[i];
+    ns->key[c2 - c1 - 1] = 0;
+    ns->path = s + c2 + 1;
+    return 1;
 }
 
 unsigned config_parse(struct hv_config *cfg, const char *text, size_t len, config_diag_fn diag, void *ctx)

@@ -58,21 +58,8 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
     path_dir_of(li->FilePath, dir, HV_PATH_MAX);
     read_config(li->DeviceHandle, dir);
     blog_init(cfg.serial_port, cfg.log_level);
-    if (cfg.next[0] && cfg.next[0] != '\\') { /* relative to hv's directory */
-        static char abs[HV_PATH_MAX];
-        ucs2_to_ascii(abs, HV_PATH_MAX, dir);
-        UINTN n = 0;
-        while (abs[n])
-            n++;
-        if (n && abs[n - 1] != '\\' && n + 1 < HV_PATH_MAX)
-            abs[n++] = '\\';
-        for (const char *p = cfg.next; *p && n + 1 < HV_PATH_MAX; p++)
-            abs[n++] = *p;
-        abs[n] = 0;
-        CopyMem(cfg.next, abs, sizeof(cfg.next));
-    }
-    blog(BLOG_INFO, "loaded from %S; next stage: %s; nested VMX %s", dir, cfg.next[0] ? cfg.next : "(none)",
-         cfg.nested ? "on" : "off");
+    blog(BLOG_INFO, "loaded from %S; next stage: %s%s; nested VMX %s", dir, cfg.next[0][0] ? cfg.next[0] : "(none)",
+         cfg.next[1][0] ? " (and fallbacks)" : "", cfg.nested ? "on" : "off");
 
     struct core core;
     s = core_load(&core, &cfg);
@@ -90,10 +77,5 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
         blog(BLOG_ERROR, "core not loaded (0x%llx): continuing without hv", (uint64_t)s);
     }
 
-    if (!cfg.next[0]) {
-        blog(BLOG_INFO, "no next= in hv.cfg: returning to the firmware to boot its next boot option");
-        return EFI_NOT_FOUND;
-    }
-    s = next_start(self, li->DeviceHandle, &cfg);
-    return s;
+    return next_start(self, li->DeviceHandle, dir, &cfg);
 }

@@ -39,14 +39,39 @@ void handle_xsetbv(struct vcpu *v)
     reg_skip_instruction(&v->rc);
 }
 
+/* HV_HC_LOG_READ: 24 bytes of hv's log ring in RBX, RCX, RDX (hv/hypercall.h). */
+static void hc_log_read(struct vcpu *v)
+{
+    uint64_t *g = v->rc.regs, pos = g[HV_REG_RBX], head, w[3] = {0, 0, 0};
+    if (hv.guest_log == HV_GUEST_LOG_OFF) {
+        g[HV_REG_RAX] = (uint64_t)HV_HC_ERR_DENIED;
+    } else {
+        size_t n = log_ring_read(&pos, (char *)w, sizeof(w), &head);
+        g[HV_REG_RAX] = n;
+        g[HV_REG_RBX] = w[0];
+        g[HV_REG_RCX] = w[1];
+        g[HV_REG_RDX] = w[2];
+        g[HV_REG_RSI] = pos;
+        g[HV_REG_RDI] = head;
+    }
+    reg_skip_instruction(&v->rc);
+}
+
 void handle_vmcall(struct vcpu *v)
 {
     uint64_t *g = v->rc.regs;
+    if ((uint32_t)g[HV_REG_RAX] == HV_HC_LOG_READ && hv.guest_log != HV_GUEST_LOG_KERNEL) {
+        hc_log_read(v); /* guest_log=any: a root tool in the guest's user space reads the log */
+        return;
+    }
     if (guest_cpl(v) != 0) {
         inject_ud(v); /* hypercalls are for the guest's kernel only */
         return;
     }
     switch ((uint32_t)g[HV_REG_RAX]) {
+    case HV_HC_LOG_READ: /* guest_log=kernel, CPL 0 */
+        hc_log_read(v);
+        return;
     case HV_HC_VERSION:
         g[HV_REG_RAX] = HV_VERSION_NUM;
         g[HV_REG_RBX] = 0x76687668; /* "hvhv" */

@@ -15,12 +15,13 @@
 
 #define HV_IMAGE_MAGIC 0x45524f4356480a7full /* "\x7f\nHVCORE" */
 #define HV_HANDOFF_MAGIC 0x46464f444e414856ull /* "HVANDOFF" */
-#define HV_HANDOFF_VERSION 3
+#define HV_HANDOFF_VERSION 4
 
 #define HV_MAX_CPUS 64
 #define HV_MAX_MEM 256
 #define HV_PATH_MAX 256
 #define HV_ARGS_MAX 512
+#define HV_NEXT_MAX 4 /* next= candidates, tried in order */
 
 /* At offset 0 of the core image. All offsets are from the image's load address. */
 struct hv_image_header {
@@ -66,9 +67,15 @@ struct hv_cpu {
 #define HV_ON_FATAL_HALT 0  /* stop every CPU, so the log can be read */
 #define HV_ON_FATAL_RESET 1 /* reset the platform */
 
+#define HV_GUEST_LOG_ANY 0    /* the log-ring hypercall works at any CPL (a root tool in Linux) */
+#define HV_GUEST_LOG_KERNEL 1 /* CPL 0 only */
+#define HV_GUEST_LOG_OFF 2    /* never */
+
 /* Parsed hv.cfg (see docs/config.md). */
 struct hv_config {
-    char next[HV_PATH_MAX];   /* next stage, absolute path on hv's device; "" = return to firmware */
+    /* next stage candidates, tried in order: "\\path" (hv's device), "label:L:\\path" or
+     * "guid:G:\\path" (another volume); "" ends the list; none = return to firmware */
+    char next[HV_NEXT_MAX][HV_PATH_MAX];
     char args[HV_ARGS_MAX];   /* its load options */
     uint16_t serial_port;     /* 0 = no serial log */
     uint8_t log_level;        /* enum log_level */
@@ -77,6 +84,7 @@ struct hv_config {
     uint8_t shadow;           /* VMCS shadowing for L1's VMREAD/VMWRITE when the CPU has it */
     uint8_t on_fatal;         /* HV_ON_FATAL_*: what hv does after reporting a fatal error */
     uint8_t test_hooks;       /* test-only hypercalls (docs/hypercalls.md); never in production */
+    uint8_t guest_log;        /* HV_GUEST_LOG_*: who may read hv's log ring (HV_HC_LOG_READ) */
 };
 
 struct hv_handoff {

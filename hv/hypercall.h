@@ -24,5 +24,13 @@
 #define HV_SELFCHECK_TEXT      (1u << 4) /* hv's .text/.rodata checksum differs from the one at start */
 #define HV_HC_TEST_FATAL     0x48560005u /* test_hooks=on only: hv's fatal-error path; else unknown */
 
+/* Reads hv's log ring (lib/log.c), 24 bytes a call; the one call allowed at any CPL (hv.cfg
+ * guest_log=any, the default; guest_log=kernel: CPL 0 only; off: never, HV_HC_ERR_DENIED).
+ * In: RBX = stream position (bytes since hv started). Out: RAX = bytes returned (0 = the end),
+ * RBX, RCX, RDX = the bytes (little-endian, in that order), RSI = position of the first byte
+ * returned (later than RBX when that part was overwritten), RDI = end of the stream. */
+#define HV_HC_LOG_READ       0x48560006u
+
 #define HV_HC_ERR_UNKNOWN    (-1ll)
+#define HV_HC_ERR_DENIED     (-2ll)
 #endif

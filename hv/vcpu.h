@@ -97,6 +97,7 @@ struct hv_global {
     uint32_t nvcpus;
     uint8_t on_fatal;     /* hv.cfg on_fatal= (HV_ON_FATAL_*) */
     bool test_hooks;      /* hv.cfg test_hooks=on: test-only hypercalls */
+    uint8_t guest_log;    /* hv.cfg guest_log=: HV_GUEST_LOG_*, who may call HV_HC_LOG_READ */
     uint32_t fatal_cpu;   /* 1 + the CPU that hit a fatal error; 0 while all is well */
     uint32_t cpus_stopped; /* other CPUs that stopped since (hv/fatal.c) */
 };

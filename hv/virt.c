@@ -105,6 +105,7 @@ int hv_global_init(void)
     nested_caps_init(&hv.ncaps, &hv.msrs);
     hv.on_fatal = hv.ho->cfg.on_fatal;
     hv.test_hooks = hv.ho->cfg.test_hooks;
+    hv.guest_log = hv.ho->cfg.guest_log;
     if (hv.test_hooks)
         log_warn("test_hooks=on in hv.cfg: the guest may call test-only hypercalls (never use this in production)");
     hv.nested = hv.ho->cfg.nested;

@@ -1,11 +1,16 @@
 #include "log.h"
 #include <stdio.h>
+#include <stdint.h>
 #include "spinlock.h"
 
 static enum log_level level = LOG_INFO;
 static void (*sink)(const char *s, size_t n);
 static spinlock_t lock;
 static volatile int fatal_mode, lock_broken;
+/* The ring: the last LOG_RING_SIZE bytes of the log, in hv's own memory (hidden from the guest
+ * by EPT01), for machines without a serial port; read through HV_HC_LOG_READ. */
+static char ring[LOG_RING_SIZE];
+static uint64_t ring_head; /* bytes ever written: the stream position of the next byte */
 
 void log_set_level(enum log_level l) { level = l; }
 enum log_level log_get_level(void) { return level; }
@@ -57,17 +62,40 @@ static int lock_log(void)
     return 0;
 }
 
+static void ring_put(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ring[(ring_head + i) % LOG_RING_SIZE] = s[i];
+    ring_head += n;
+}
+
 void log_vprintf(enum log_level l, const char *fmt, va_list ap)
 {
     char buf[256];
-    if ((l > level && l != LOG_FATAL) || !sink)
+    if (l > level && l != LOG_FATAL)
         return;
     size_t n = log_format(buf, sizeof(buf) - 1, l, fmt, ap);
     buf[n++] = '\n';
     int locked = lock_log();
-    sink(buf, n);
+    ring_put(buf, n);
+    if (sink)
+        sink(buf, n);
     if (locked)
         spin_unlock(&lock);
+}
+
+size_t log_ring_read(uint64_t *pos, char *buf, size_t n, uint64_t *head)
+{
+    spin_lock(&lock);
+    uint64_t oldest = ring_head > LOG_RING_SIZE ? ring_head - LOG_RING_SIZE : 0;
+    uint64_t p = *pos < oldest ? oldest : *pos > ring_head ? ring_head : *pos;
+    size_t k = ring_head - p < n ? (size_t)(ring_head - p) : n;
+    for (size_t i = 0; i < k; i++)
+        buf[i] = ring[(p + i) % LOG_RING_SIZE];
+    *pos = p;
+    *head = ring_head;
+    spin_unlock(&lock);
+    return k;
 }
 
 void log_printf(enum log_level l, const char *fmt, ...)

@@ -3,6 +3,7 @@
 #define LIB_LOG_H
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* LOG_FATAL lines ("hv: FATAL: ") are printed at every level: hv's report of an error it
  * cannot go on from (hv/fatal.c). */
@@ -20,6 +21,13 @@ const char *log_level_name(enum log_level l);
 /* From now on, wait only so long for the log's lock, then print anyway: the CPU that holds
  * it may never give it back (a fatal error hit it while it printed). */
 void log_enter_fatal(void);
+
+/* Every line logged (at the log level, with or without a sink) also goes into a ring of the
+ * last LOG_RING_SIZE bytes. log_ring_read copies up to n bytes of the log stream from position
+ * *pos (bytes since hv started); a *pos older than the ring holds moves to the oldest byte kept,
+ * one past the end to the end. Returns the bytes copied; *head = the stream's end. */
+#define LOG_RING_SIZE (64 * 1024)
+size_t log_ring_read(uint64_t *pos, char *buf, size_t n, uint64_t *head);
 
 #define log_err(...) log_printf(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_printf(LOG_WARN, __VA_ARGS__)

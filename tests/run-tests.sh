@@ -1,7 +1,7 @@
 #!/bin/bash
 # Everything CI checks: host unit tests (ASan/UBSan), the fuzzer, the boot tests and the
 # nested differential test (the same L1 on bare Bochs and on hv), Linux on 2 CPUs under hv.
-# Usage: run-tests.sh [unit|fuzz|boot|events|nested|linux|all]. Ends with one line "N passed, N failed".
+# Usage: run-tests.sh [unit|fuzz|boot|usb|events|nested|linux|all]. Ends with one line "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -92,6 +92,7 @@ run_script() { # a test script that prints its own "N passed, N failed" line
 case $what in
 unit) run_unit; run_script layers tests/tools/check-layers.sh ;;
 boot) run_script boot tests/boot/test_boot.sh ;;
+usb) run_script usb tests/boot/test_usb.sh ;;
 events) run_script events tests/boot/test_events.sh ;;
 fuzz) run_script fuzz tests/fuzz/run-fuzz.sh ;;
 nested) run_script nested tests/nested/run-diff.sh ;;
@@ -101,6 +102,7 @@ all)
     run_script layers tests/tools/check-layers.sh
     run_script fuzz tests/fuzz/run-fuzz.sh
     run_script boot tests/boot/test_boot.sh
+    run_script usb tests/boot/test_usb.sh
     run_script events tests/boot/test_events.sh
     run_script nested tests/nested/run-diff.sh
     run_script linux tests/linux/test-linux.sh

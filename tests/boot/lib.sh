@@ -23,12 +23,15 @@ mkdisk() {
     for f in "$@"; do mcopy -i "$dir/disk.img" "${f%%:*}" "::${f#*:}"; done
 }
 
-# run_qemu DIR TIMEOUT — TCG (no VMX here); ends when the guest powers off
+# run_qemu DIR TIMEOUT [CPUS] — TCG (no VMX here); ends when the guest powers off.
+# DIR/disk2.img, when there, is a second disk (booted after the first).
 run_qemu() {
-    local dir=$1 t=$2
+    local dir=$1 t=$2 d2=()
     : >"$dir/serial.log"
+    [ -f "$dir/disk2.img" ] && d2=(-drive file="$dir/disk2.img",format=raw,if=none,id=d2 -device ide-hd,drive=d2,bus=ide.1,bootindex=1)
     timeout --foreground -k 5 "$t" qemu-system-x86_64 -machine q35 -m 256 -bios "$OVMF" \
-        -drive file="$dir/disk.img",format=raw,if=ide -display none -serial file:"$dir/serial.log" \
+        -drive file="$dir/disk.img",format=raw,if=none,id=d1 -device ide-hd,drive=d1,bus=ide.0,bootindex=0 "${d2[@]}" \
+        -display none -serial file:"$dir/serial.log" \
         -monitor none -no-reboot -net none -smp "${3:-1}" >"$dir/qemu.out" 2>&1
     echo $? >"$dir/rc"
 }
@@ -40,7 +43,7 @@ run_qemu() {
 run_bochs() {
     local dir=$1 cpus=$2 t=$3
     : >"$dir/serial.log"
-    rm -f "$dir/disk.img.lock" "$dir/fatal"
+    rm -f "$dir/disk.img.lock" "$dir/disk2.img.lock" "$dir/fatal"
     cat >"$dir/bochsrc" <<EOC
 megs: ${BOCHS_MEGS:-256}
 cpu: model=corei7_skylake_x, count=$cpus, ips=200000000
@@ -49,6 +52,7 @@ vgaromimage: file=/usr/share/vgabios/vgabios.bin
 display_library: nogui
 ata0: enabled=1, ioaddr1=0x1f0, ioaddr2=0x3f0, irq=14
 ata0-master: type=disk, path=$dir/disk.img, mode=flat
+$([ -f "$dir/disk2.img" ] && echo "ata0-slave: type=disk, path=$dir/disk2.img, mode=flat")
 boot: disk
 com1: enabled=1, mode=file, dev=$dir/serial.log
 port_e9_hack: enabled=1
@@ -75,7 +79,7 @@ EOC
     wait "$pid"; rc=$?
     echo $rc >"$dir/rc"
     echo $(( ($(date +%s%N) - start) / 1000000000 )) >"$dir/elapsed"
-    rm -f "$dir/disk.img.lock"
+    rm -f "$dir/disk.img.lock" "$dir/disk2.img.lock"
     if [ -n "$fatal_at" ]; then
         echo "fatal" >"$dir/fatal"
         echo "---- hv reported a fatal error: Bochs stopped after $(cat "$dir/elapsed") s (timeout $t s); tail of $dir/serial.log ----"

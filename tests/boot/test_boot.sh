@@ -54,6 +54,9 @@ for m in bochs1 bochs2; do
     expect "$m" "$d" '^payload: hv memory writes \(bsp\): .*: reads zeros, [1-9][0-9]* dropped, self-check 0x0$' \
         "1/2/4/8-byte, page-straddling, REP STOSB/MOVSB writes into hv's memory dropped and counted; hv's memory intact"
     expect_not "$m" "$d" "^hv: WARN: .*step restarted" "no instruction wrote more pages of hv's than a step holds"
+    expect "$m" "$d" '^payload: log ring: [1-9][0-9]+ bytes from position 0 to [1-9][0-9]+ in [0-9]+ calls, [1-9][0-9]* lines; first: "hv: core ' \
+        "hv's log ring read back through HV_HC_LOG_READ, from the core's first line"
+    expect "$m" "$d" '^payload: log ring: has the VMXON line: yes; whole lines: yes' "the ring holds what the serial log showed"
     expect "$m" "$d" '^hv: stats: exit statistics \(hypercall\)' "statistics on hypercall"
     expect "$m" "$d" '^hv: stats: exit statistics \(guest power-off\)' "statistics at power-off"
     expect "$m" "$d" '^hv: stats: cpu0: [0-9]+ exits, [0-9]+ VMREADs' "per-vCPU counts"

@@ -64,6 +64,8 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
     }
     check_debug_regs(hv);
     check_memory(hv);
+    if (hv)
+        check_log_ring();
     if (hv) {
         hv_vmcall(HV_HC_PRINT_STATS);
         out("asked hv for exit statistics");

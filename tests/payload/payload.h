@@ -27,6 +27,7 @@ BOOLEAN first_ap(MP_SERVICES **mp, UINTN *ap, MP_PROCESSOR_INFO *info);
 BOOLEAN check_cpus(void);
 /* hv present on this CPU: VMCALL is safe. */
 UINT64 hv_vmcall(UINT64 fn);
+void check_log_ring(void); /* logring.c: hv's log ring through HV_HC_LOG_READ */
 
 /* The same, also returning RBX (HV_HC_HIDDEN_WRITES). */
 UINT64 hv_vmcall_rbx(UINT64 fn, UINT64 *rbx);

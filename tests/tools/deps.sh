@@ -5,7 +5,7 @@ set -uo pipefail
 want=${1:-test}
 # package:file-or-command that proves it is installed
 need=(gcc:gcc g++:g++ libc6-dev:/usr/include/stdio.h make:make binutils:objcopy gnu-efi:/usr/lib/crt0-efi-x86_64.o nasm:nasm
-      newlib-source:/usr/src/newlib xz-utils:xz mtools:mcopy dosfstools:mkfs.fat)
+      newlib-source:/usr/src/newlib xz-utils:xz mtools:mcopy dosfstools:mkfs.fat fdisk:sfdisk)
 if [ "$want" = test ]; then
     need+=(qemu-system-x86:qemu-system-x86_64 ovmf:/usr/share/ovmf/OVMF.fd vgabios:/usr/share/vgabios/vgabios.bin
            clang:clang libclang-rt-14-dev:/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a

@@ -72,5 +72,33 @@ int main(void)
     CHECK(n == 7 && !strcmp(b, "0123456"), "bfmt truncates: %zu '%s'", n, b);
     bf(b, sizeof(b), "%s", (char *)NULL);
     CHECK(!strcmp(b, "(null)"), "NULL string");
+
+    /* The log ring (HV_HC_LOG_READ's source): every logged line, also without a sink. */
+    {
+        static char rb[LOG_RING_SIZE + 100];
+        uint64_t head0, pos = ~0ull, head;
+        CHECK(log_ring_read(&pos, rb, 10, &head0) == 0 && pos == head0, "past the end: nothing, pos = end");
+        log_set_level(LOG_INFO);
+        log_info("ring line %d", 1);
+        log_debug("not at info");
+        pos = head0;
+        size_t k = log_ring_read(&pos, rb, sizeof(rb), &head);
+        rb[k] = 0;
+        CHECK(pos == head0 && head == head0 + k && !strcmp(rb, "hv: ring line 1\n"), "one line: '%s'", rb);
+        log_set_sink(NULL);
+        log_info("no sink");
+        pos = head;
+        k = log_ring_read(&pos, rb, 5, &head);
+        CHECK(k == 5 && !memcmp(rb, "hv: n", 5), "without a sink, 5 bytes at a time: %zu", k);
+        for (int i = 0; i < 5000; i++)
+            log_info("filler %04d ........", i); /* 25 bytes each: 125000 bytes, the ring wraps */
+        pos = 0;
+        k = log_ring_read(&pos, rb, sizeof(rb), &head);
+        rb[k] = 0;
+        CHECK(k == LOG_RING_SIZE && pos == head - LOG_RING_SIZE && !strcmp(rb + k - 25, "hv: filler 4999 ........\n"),
+              "wrapped: the last %d bytes kept, oldest first: %zu, pos %llu head %llu", LOG_RING_SIZE, k,
+              (unsigned long long)pos, (unsigned long long)head);
+        test_log_capture();
+    }
     return test_summary();
 }
