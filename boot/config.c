@@ -26,7 +26,7 @@ void config_defaults(struct hv_config *cfg)
     cfg->shadow = 1;
     cfg->on_fatal = HV_ON_FATAL_HALT;
     cfg->test_hooks = 0;
-    cfg->guest_log = HV_GUEST_LOG_ANY;
+    cfg->guest_log = HV_GUEST_LOG_KERNEL; /* the log names guest addresses: not for any process */
 }
 
 static int parse_bool(const char *v, size_t n, uint8_t *out)

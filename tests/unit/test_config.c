@@ -110,9 +110,10 @@ int main(void)
     CHECK(parse(&c, "next=disk:1:\\x.efi\n") == 1 && strstr(diag_text, "bad next="), "unknown kind: %s", diag_text);
     CHECK(parse(&c, "next=label::\\x.efi\n") == 1, "empty label refused");
     CHECK(parse(&c, "next=label:EFI\n") == 1, "label without path refused");
-    CHECK(c.guest_log == HV_GUEST_LOG_ANY && parse(&c, "guest_log=kernel\n") == 0 &&
+    CHECK(c.guest_log == HV_GUEST_LOG_KERNEL && parse(&c, "guest_log=any\n") == 0 && c.guest_log == HV_GUEST_LOG_ANY &&
+              parse(&c, "guest_log=kernel\n") == 0 &&
               c.guest_log == HV_GUEST_LOG_KERNEL && parse(&c, "guest_log=Off\n") == 0 && c.guest_log == HV_GUEST_LOG_OFF,
-          "guest_log: any (default), kernel, off");
-    CHECK(parse(&c, "guest_log=root\n") == 1 && c.guest_log == HV_GUEST_LOG_ANY, "bad guest_log keeps default");
+          "guest_log: kernel (default), any, off");
+    CHECK(parse(&c, "guest_log=root\n") == 1 && c.guest_log == HV_GUEST_LOG_KERNEL, "bad guest_log keeps the default");
     return test_summary();
 }
