@@ -71,13 +71,14 @@ int apic_decode_store(const uint8_t *b, unsigned n, bool long_mode, bool addr32_
                       struct apic_store *st)
 {
     unsigned i = 0;
-    bool rex_r = false, addr16 = !long_mode && !addr32_default;
+    bool rex_r = false, addr16 = !long_mode && !addr32_default, asize = false;
     for (; i < n && i < 14; i++) { /* legacy prefixes */
         uint8_t p = b[i];
         if (p == 0x26 || p == 0x2e || p == 0x36 || p == 0x3e || p == 0x64 || p == 0x65)
             continue;
         if (p == 0x67) {
             addr16 = !long_mode && !addr16;
+            asize = true;
             continue;
         }
         break;
@@ -88,8 +89,8 @@ int apic_decode_store(const uint8_t *b, unsigned n, bool long_mode, bool addr32_
     }
     if (addr16 || i + 1 > n)
         return -1;
-    if (b[i] == 0xa3) { /* MOV moffs32, EAX: an absolute address, 8 bytes in 64-bit mode */
-        i += 1 + (long_mode ? 8 : 4);
+    if (b[i] == 0xa3) { /* MOV moffs32, EAX: an absolute address, 8 bytes in 64-bit mode (4 with 67) */
+        i += 1 + (long_mode && !asize ? 8 : 4);
         if (i > n || i > 15)
             return -1;
         *st = (struct apic_store){.reg = 0, .len = i};
@@ -129,7 +130,7 @@ int apic_decode_store(const uint8_t *b, unsigned n, bool long_mode, bool addr32_
 /* A write to the xAPIC page (EPT violation): decode the store, perform it, skip it. */
 bool apic_mmio_write(struct vcpu *v, uint64_t gpa)
 {
-    uint8_t b[15];
+    uint8_t b[15] = {0};
     uint64_t rip = reg_rip(&v->rc), efer = vm_read(v, GUEST_IA32_EFER);
     uint32_t cs_ar = (uint32_t)vm_read(v, GUEST_CS_AR_BYTES);
     bool long_mode = (efer & EFER_LMA) && (cs_ar & (1u << 13));

@@ -151,6 +151,9 @@ void handle_exception_nmi(struct vcpu *v)
 /* The exit stub found an NMI held after vmexit_handler's last look (hv/entry.asm). */
 struct vcpu *vmexit_nmi_late(struct vcpu *v)
 {
+    /* The exit may have been the stub's CPUID fast path, which leaves the cache as an earlier
+     * exit left it: nothing cached may be trusted. */
+    regcache_reset(&v->rc);
     deliver_pending_nmi(v);
     regcache_flush(&v->rc);
     return v;
@@ -220,6 +223,7 @@ struct vcpu *vmresume_failed(struct vcpu *v)
         log_err("cpu%u: the CPU refused vmcs02 (VM-instruction error %u): L1's VM entry fails instead", v->id, err);
         nested_hw_refused(&v->nv, err);
         v->launch_pending = false;
+        deliver_pending_nmi(v); /* a window asked for in the abandoned vmcs02 is gone */
         regcache_flush(&v->rc);
         return v;
     }

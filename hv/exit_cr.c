@@ -37,28 +37,27 @@ static void set_cr0(struct vcpu *v, uint64_t val)
         inject_gp(v);
         return;
     }
-    uint64_t efer = vm_read(v, GUEST_IA32_EFER);
-    /* Paging on/off with EFER.LME switches IA-32e mode, which hardware would do itself. */
-    if ((val ^ old) & CR0_PG) {
-        uint32_t entry = (uint32_t)vm_read(v, VM_ENTRY_CONTROLS);
-        if ((val & CR0_PG) && (efer & EFER_LME)) {
-            if (!(reg_read(&v->rc, HV_REG_CR4) & CR4_PAE)) {
-                inject_gp(v);
-                return;
-            }
-            efer |= EFER_LMA;
-            entry |= VM_ENTRY_IA32E_MODE;
-        } else if (!(val & CR0_PG)) {
-            efer &= ~EFER_LMA;
-            entry &= ~VM_ENTRY_IA32E_MODE;
-        }
-        vm_write(v, GUEST_IA32_EFER, efer);
-        vm_write(v, VM_ENTRY_CONTROLS, entry);
+    /* The CR0 the guest will have (for L2, with the bits L1 owns as they are); every check
+     * comes before any change: a MOV that faults changes nothing. */
+    uint64_t real = guest_cr_value(v, false, val, old);
+    if (real == ~0ull) {
+        inject_gp(v); /* a bit fixed in VMX operation */
+        return;
     }
+    uint64_t efer = vm_read(v, GUEST_IA32_EFER), cr4 = reg_read(&v->rc, HV_REG_CR4);
+    bool pg_change = (real ^ old) & CR0_PG;
+    /* Paging on/off with EFER.LME switches IA-32e mode, which hardware would do itself. */
+    if (pg_change && (real & CR0_PG) && (efer & EFER_LME) && !(cr4 & CR4_PAE)) {
+        inject_gp(v);
+        return;
+    }
+    if (pg_change)
+        efer = (real & CR0_PG) && (efer & EFER_LME) ? efer | EFER_LMA : efer & ~EFER_LMA;
     /* PAE paging outside IA-32e mode: with EPT the CPU takes the PDPTEs from the VMCS
      * (SDM 27.3.2.4), so load them from the guest's CR3 as the CPU would. */
-    uint64_t cr4 = reg_read(&v->rc, HV_REG_CR4);
-    if ((val & CR0_PG) && !(efer & EFER_LME) && (cr4 & CR4_PAE)) {
+    uint64_t pdpte[4];
+    bool pae = (real & CR0_PG) && !(efer & EFER_LME) && (cr4 & CR4_PAE);
+    if (pae) {
         uint64_t base = reg_read(&v->rc, HV_REG_CR3) & 0xffffffe0ull;
         /* An L2 on L1's EPT has an L2-physical CR3: EPT12 gives the L1 address (the
          * PDPT is 32-byte aligned, so it never straddles a page). */
@@ -68,19 +67,20 @@ static void set_cr0(struct vcpu *v, uint64_t val)
                        ? w.l1_gpa : ~0ull;
         }
         for (int i = 0; i < 4; i++) {
-            uint64_t pdpte = hv_gpa_is_ram(base, 32) ? ((const uint64_t *)(uintptr_t)base)[i] : 0;
-            if ((pdpte & 1) && (pdpte & 0x1e6)) { /* reserved bits in a present PDPTE */
+            pdpte[i] = hv_gpa_is_ram(base, 32) ? ((const uint64_t *)(uintptr_t)base)[i] : 0;
+            if ((pdpte[i] & 1) && (pdpte[i] & 0x1e6)) { /* reserved bits in a present PDPTE */
                 inject_gp(v);
                 return;
             }
-            reg_write(&v->rc, (enum hv_reg)(HV_REG_PDPTR0 + i), pdpte);
         }
     }
-    uint64_t real = guest_cr_value(v, false, val, old);
-    if (real == ~0ull) {
-        inject_gp(v); /* a bit fixed in VMX operation */
-        return;
+    if (pg_change) {
+        uint32_t entry = (uint32_t)vm_read(v, VM_ENTRY_CONTROLS);
+        vm_write(v, GUEST_IA32_EFER, efer);
+        vm_write(v, VM_ENTRY_CONTROLS, efer & EFER_LMA ? entry | VM_ENTRY_IA32E_MODE : entry & ~VM_ENTRY_IA32E_MODE);
     }
+    for (int i = 0; pae && i < 4; i++)
+        reg_write(&v->rc, (enum hv_reg)(HV_REG_PDPTR0 + i), pdpte[i]);
     vm_write(v, CR0_READ_SHADOW, val);
     reg_write(&v->rc, HV_REG_CR0, (real | (hv.msrs.cr0_fixed0 & ~(CR0_PE | CR0_PG))) & (hv.msrs.cr0_fixed1 | CR0_PE | CR0_PG));
     reg_skip_instruction(&v->rc);

@@ -18,8 +18,15 @@ void hv_inject_exception(struct regcache *rc, uint8_t vector, bool has_error, ui
 
 void hv_inject_page_fault(struct regcache *rc, uint64_t cr2, uint32_t error)
 {
+    struct vcpu *v = vcpu_of(rc);
+    /* L2's #PF that L1 intercepts: the exit's qualification is the linear address and CR2 is
+     * not written (SDM 27.1, 27.2.1). */
+    if (v->nested.guest_mode && nested_l1_wants_exception(&v->nv, 14, error)) {
+        nested_reflect_exception(&v->nv, 14, true, error, cr2);
+        return;
+    }
     write_cr2(cr2); /* CR2 is not in the VMCS: the guest's value is the live register */
-    inject_exception(vcpu_of(rc), 14, true, error);
+    inject_exception(v, 14, true, error);
 }
 
 bool hv_gpa_is_ram(uint64_t gpa, uint64_t len)

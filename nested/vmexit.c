@@ -300,7 +300,9 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
     n->l2_nmi_blocked = false;
     nested_store_msr_list(nv, v12(nv, VM_EXIT_MSR_STORE_ADDR), (uint32_t)v12(nv, VM_EXIT_MSR_STORE_COUNT));
     uint64_t efer = vmcs_read(GUEST_IA32_EFER); /* L2's: vmcs02 always saves it */
-    regcache_reset(nv->rc); /* the cache described vmcs02 */
+    /* The cache described vmcs02, and vmcs12 now has what it held (also what hv changed for
+     * an exit it handled just before one it made up): nothing of it goes to vmcs01. */
+    regcache_discard(nv->rc);
     nv->rc->guest_cr3_owned_by_nested = false;
     n->guest_mode = false;
     vmptrld(n->vmcs01_pa);

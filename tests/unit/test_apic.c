@@ -55,6 +55,7 @@ static void test_decode(void)
         {{0x89, 0x54, 0x24, 0x08}, 4, true, 2, 4, false, "mov [rsp+8], edx"},
         {{0xa3, 0x10, 0x03, 0xe0, 0xfe, 0, 0, 0, 0}, 9, true, 0, 9, false, "movabs [0xfee00310], eax"},
         {{0xa3, 0x10, 0x03, 0xe0, 0xfe}, 5, false, 0, 5, false, "mov [0xfee00310], eax (32-bit)"},
+        {{0x67, 0xa3, 0x10, 0x03, 0xe0, 0xfe, 0x90, 0x90, 0x90, 0x90}, 10, true, 0, 6, false, "addr32 movabs: 4-byte moffs"},
     };
     for (unsigned i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
         struct apic_store st;

@@ -280,6 +280,17 @@ static void test_cr_vmx_operation(void)
     check_gp("L1 after VMXON clears NE");
     check_cr0_unchanged("L1 after VMXON clears NE", 0x80000031, 0x80000031);
 
+    /* The same clearing PG too: the #GP changes nothing, not EFER.LMA nor IA-32e mode. */
+    cr_exit(0, HV_REG_RCX, 0x11);
+    guest_cr0(0x80000031, 0x80000031, EFER_LME | EFER_LMA, CR4_PAE | CR4_VMXE);
+    vmx_operation(false, 0, 0, 0);
+    run_ok("L1 after VMXON clears NE and PG");
+    check_gp("L1 after VMXON clears NE and PG");
+    CHECK(fake_vmcs_get(GUEST_IA32_EFER) == (EFER_LME | EFER_LMA) && (fake_vmcs_get(VM_ENTRY_CONTROLS) & VM_ENTRY_IA32E_MODE) &&
+              fake_vmcs_write_count(GUEST_IA32_EFER) == 0,
+          "a faulting MOV to CR0 changed EFER %#llx / entry controls %#llx", ULL(fake_vmcs_get(GUEST_IA32_EFER)),
+          ULL(fake_vmcs_get(VM_ENTRY_CONTROLS)));
+
     /* L2 clears NE, which L1 does not own: #GP into L2 (L1 does not intercept #GP). */
     cr_exit(0, HV_REG_RCX, 0x80000011);
     guest_cr0(0x80000031, 0x80000031, EFER_LME | EFER_LMA, CR4_PAE | CR4_VMXE);

@@ -617,6 +617,19 @@ static void test_pending_nmi(void)
             CHECK(fake_vmcs_get(VM_ENTRY_INTR_INFO_FIELD) == NMI_INFO, "not injected after %#llx", ULL(shadow[i]));
     }
 
+    /* The late look also follows the stub's CPUID fast path, which leaves the register cache
+     * as an earlier exit left it: here the guest has since entered its NMI handler. */
+    setup(EXIT_REASON_CPUID);
+    v.rc.regs[HV_REG_RAX] = 0;
+    run_ok("exit before the fast path");
+    fake_vmcs_set(GUEST_INTERRUPTIBILITY_INFO, GUEST_INTR_NMI);
+    fake_vmcs_set(VM_ENTRY_INTR_INFO_FIELD, 0);
+    v.nmi_pending = true;
+    vmexit_nmi_late(&v);
+    CHECK(!(fake_vmcs_get(VM_ENTRY_INTR_INFO_FIELD) & INTR_INFO_VALID) && v.nmi_pending,
+          "late NMI injected on a stale interruptibility state: %#llx", ULL(fake_vmcs_get(VM_ENTRY_INTR_INFO_FIELD)));
+    check_nmi_window("late NMI, guest NMI-blocked", true);
+
     /* Held after vmexit_handler's last look: the exit stub's late path delivers it. */
     setup(EXIT_REASON_CPUID);
     v.nmi_pending = true;
