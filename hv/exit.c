@@ -189,6 +189,8 @@ struct vcpu *vmexit_handler(struct vcpu *v)
     }
     if (v->nested.guest_mode) {
         v->stats.l2_exits++;
+        if (basic == EXIT_REASON_INIT_SIGNAL) /* L1's INIT exit: a SIPI latched for it is not hv's to use */
+            __atomic_store_n(&v->sipi, 0, __ATOMIC_RELEASE);
         if (reason & VMX_EXIT_REASON_ENTRY_FAIL)
             log_err("cpu%u: hv built a vmcs02 the CPU refused (exit reason 0x%x): L1's VM entry fails", v->id, reason);
         else
