@@ -102,15 +102,15 @@ $(B)/%.efi: $(B)/%.so
 -include $(shell find $(B)/core $(B)/efi -name '*.d' 2>/dev/null)
 
 # ---- the USB stick: a GPT image with hv on its ESP; DEV=/dev/sdX also writes it (checked first) ----
-$(B)/hv-usb.img: $(B)/hv.efi tools/usb-hv.cfg tools/mkgpt.sh | deps
-	tools/mkgpt.sh $@ HVBOOT "" $(B)/hv.efi:/EFI/BOOT/BOOTX64.EFI tools/usb-hv.cfg:/EFI/BOOT/hv.cfg
+$(B)/hv-usb.img: $(B)/hv.efi tests/tools/usb-hv.cfg tests/tools/mkgpt.sh | deps
+	tests/tools/mkgpt.sh $@ HVBOOT "" $(B)/hv.efi:/EFI/BOOT/BOOTX64.EFI tests/tools/usb-hv.cfg:/EFI/BOOT/hv.cfg
 	@echo "built $@: GPT, one EFI System Partition (FAT32, label HVBOOT) with \\EFI\\BOOT\\BOOTX64.EFI and hv.cfg"
 usb: $(B)/hv-usb.img
-	@if [ -n "$(DEV)" ]; then tools/write-usb.sh "$(DEV)" $<; \
+	@if [ -n "$(DEV)" ]; then tests/tools/write-usb.sh "$(DEV)" $<; \
 	else echo "make usb: to write it to a stick: make usb DEV=/dev/sdX (or any image writer; see docs/hardware.md)"; fi
 # The stick image under QEMU: KVM with nested VMX when it can, TCG otherwise (no VMX: hv steps aside).
 run-qemu: $(B)/hv-usb.img
-	@tools/run-qemu.sh $<
+	@tests/tools/run-qemu.sh $<
 
 # ---- tests ----
 run: all $(BOCHS)

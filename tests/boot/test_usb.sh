@@ -15,8 +15,8 @@ make --no-print-directory usb >"$T/usb-make.out" 2>&1; mrc=$?
 # labelled EFI with the payload as Debian's shim (and as its fallback loader, for the firmware).
 stick() { # DIR CFG
     mkdir -p "$1"; printf '%s' "$2" >"$1/hv.cfg"
-    tools/mkgpt.sh "$1/disk.img" HVBOOT "" "$B/hv.efi:/EFI/BOOT/BOOTX64.EFI" "$1/hv.cfg:/EFI/BOOT/hv.cfg"
-    tools/mkgpt.sh "$1/disk2.img" EFI "$GUID" "$B/payload.efi:/EFI/debian/shimx64.efi" \
+    tests/tools/mkgpt.sh "$1/disk.img" HVBOOT "" "$B/hv.efi:/EFI/BOOT/BOOTX64.EFI" "$1/hv.cfg:/EFI/BOOT/hv.cfg"
+    tests/tools/mkgpt.sh "$1/disk2.img" EFI "$GUID" "$B/payload.efi:/EFI/debian/shimx64.efi" \
         "$B/payload.efi:/EFI/BOOT/BOOTX64.EFI"
 }
 CROSS=$'# candidates in order: no such volume, no such file, then the partition by GUID\r\n'
@@ -50,8 +50,8 @@ grep -q 'BOOTX64.EFI' <<<"$ls" && cmp -s <(mtype -i "$img@@1M" ::/EFI/BOOT/BOOTX
 mtype -i "$img@@1M" ::/EFI/BOOT/hv.cfg 2>/dev/null | grep -q '^#next=label:' && ok "a commented hv.cfg" || bad "hv.cfg missing"
 minfo -i "$img@@1M" :: 2>/dev/null | grep -q 'disk type="FAT32' && ok "FAT32" || bad "not FAT32"
 
-gcc -O2 -Wall -Wextra -Werror -o "$T/hvlog" tools/hvlog.c 2>"$T/hvlog.err" && ok "tools/hvlog.c builds (the Linux reader of hv's log ring)" ||
-    { bad "tools/hvlog.c does not build"; cat "$T/hvlog.err"; }
+gcc -O2 -Wall -Wextra -Werror -o "$T/hvlog" tests/tools/hvlog.c 2>"$T/hvlog.err" && ok "tests/tools/hvlog.c builds (the Linux reader of hv's log ring)" ||
+    { bad "tests/tools/hvlog.c does not build"; cat "$T/hvlog.err"; }
 
 echo "make usb DEV= (dry run: checks only):"
 refuses() { # WHY DEV — write-usb.sh must refuse DEV, naming WHY

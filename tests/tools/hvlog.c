@@ -1,6 +1,6 @@
 /*
  * hvlog: print hv's log ring from inside its guest (Linux, or any x86-64 user space), for
- * machines without a serial port. Build: gcc -O2 -o hvlog tools/hvlog.c. Run: ./hvlog
+ * machines without a serial port. Build: gcc -O2 -o hvlog tests/tools/hvlog.c. Run: ./hvlog
  * (hv.cfg guest_log=any lets user space call it, as the stick image's hv.cfg sets; the default,
  * guest_log=kernel, is CPL 0 only).
  * Uses HV_HC_LOG_READ (docs/hypercalls.md): 24 bytes a VMCALL from a stream position.
