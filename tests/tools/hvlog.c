@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cpuid.h>
-#include "../hv/hypercall.h"
+#include "../../hv/hypercall.h"
 
 int main(int argc, char **argv)
 {
