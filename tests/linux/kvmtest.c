@@ -5,7 +5,7 @@
  * user space in order; test-kvm.sh compares the lines of the two runs and checks them.
  * Guests: real mode (OUT, HLT), long mode (OUT, IN, MMIO write and read, HLT), an
  * interrupt injected with KVM_INTERRUPT (user-space interrupt controller: no
- * KVM_CREATE_IRQCHIP, so HLT exits to us too), and two vCPUs on two host CPUs at once
+ * KVM_CREATE_IRQCHIP, so HLT exits to us too) at once or after an interrupt window, and two vCPUs on two host CPUs at once
  * (a ping-pong through guest memory, which needs both running).
  */
 #define _GNU_SOURCE
@@ -50,7 +50,7 @@ static void out_line(const char *fmt, ...)
 #define FAIL(...) (failures++, out_line("kvmtest: ERROR: " __VA_ARGS__))
 
 /* ---- guests (GNU as; each copied into guest RAM at the address its test names) ---- */
-extern const uint8_t rm_start[], rm_end[], irq_start[], irq_handler[], irq_end[], lm_start[], lm_end[];
+extern const uint8_t rm_start[], rm_end[], irq_start[], irq_end[], irqw_start[], irqw_end[], lm_start[], lm_end[];
 extern const uint8_t smp0_start[], smp0_end[], smp1_start[], smp1_end[];
 __asm__(".pushsection .rodata\n"
         ".code16\n"
@@ -79,6 +79,24 @@ __asm__(".pushsection .rodata\n"
         "  out %ax, $0x11\n"
         "  iret\n"
         "irq_end:\n"
+        /* As irq_start, but the OUT to port 0x12 comes with IF=0: the test asks for an
+         * interrupt window, which opens after STI and the instruction after it. */
+        "irqw_start: xor %ax, %ax\n"
+        "  mov %ax, %ds\n"
+        "  movw $(irqw_handler - irqw_start + 0x1000), (0x80)\n"
+        "  movw $0, (0x82)\n"
+        "  cli\n"
+        "  out %al, $0x12\n"
+        "  sti\n"
+        "  nop\n"
+        "  hlt\n"
+        "  out %al, $0x13\n"
+        "  hlt\n"
+        "irqw_handler: mov %sp, %bp\n"
+        "  mov (%bp), %ax\n"
+        "  out %ax, $0x11\n"
+        "  iret\n"
+        "irqw_end:\n"
         /* Two vCPUs, real mode, vCPU 0 at 0x1000, vCPU 1 at 0x1100: 100 rounds of ping-pong
          * through the word at 0x600 (vCPU 0 writes odd values, vCPU 1 even ones). */
         "smp0_start: xor %ax, %ax\n"
@@ -367,16 +385,16 @@ static void irq_on_io(struct vcpu *c)
         note(c, " [KVM_INTERRUPT 0x20]");
 }
 
-static void test_irq(void)
+static void test_irq(const char *name, const uint8_t *start, const uint8_t *end)
 {
     struct vm vm;
     struct vcpu c;
     if (vm_create(&vm) || vcpu_create(&vm, &c, 0))
         return;
-    memcpy(vm.mem + 0x1000, irq_start, irq_end - irq_start);
+    memcpy(vm.mem + 0x1000, start, end - start);
     if (set_real_mode(&c, 0x1000))
         return;
-    report("irq", &c, vcpu_run(&c, irq_on_io), NULL);
+    report(name, &c, vcpu_run(&c, irq_on_io), NULL);
     vcpu_destroy(&c);
     vm_destroy(&vm);
 }
@@ -448,7 +466,8 @@ int main(void)
     out_line("kvmtest: api %d", api);
     test_guest("realmode", rm_start, rm_end, 0x1000, 0);
     test_guest("longmode", lm_start, lm_end, 0x10000, 1);
-    test_irq();
+    test_irq("irq", irq_start, irq_end);
+    test_irq("irq-window", irqw_start, irqw_end);
     test_smp();
     out_line("kvmtest: done, %d error(s)", failures);
     return failures ? 1 : 0;
