@@ -10,11 +10,11 @@
 # parameters are compared too: while hv does not offer L1 every VMX feature Bochs has,
 # they differ; each difference is a "known gap" line and the check an expected failure
 # ("XFAIL", not counted) unless KVM_PARAMS_STRICT=1.
-# Env: KVM_TIMEOUT (s, default 900), BOCHS_MEGS (default 512), HV_EFI (default build/hv.efi).
+# Env: KVM_TIMEOUT (s, default 600; a run takes about 100 s on an idle machine), BOCHS_MEGS (default 512), HV_EFI (default build/hv.efi).
 # Logs: build/kvm-test/{bare,hv}/serial.log; extracted lines build/kvm-test/{bare,hv}.{guests,params}.
 source "$(dirname "$0")/../boot/lib.sh"
 T=$B/kvm-test
-TMO=${KVM_TIMEOUT:-900}
+TMO=${KVM_TIMEOUT:-600}
 export BOCHS_MEGS=${BOCHS_MEGS:-512}
 KERNEL=$B/linux/vmlinuz INITRD=$B/linux/initrd.img FIXTURE=$B/acpi_fixture.efi HV_EFI=${HV_EFI:-$B/hv.efi}
 KARGS='console=ttyS0 initrd=\EFI\linux\initrd.img printk.devkmsg=on hvtest=kvm'
