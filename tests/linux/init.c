@@ -113,7 +113,7 @@ static void run_kvm(void)
     const char *dir = "/sys/module/kvm_intel/parameters";
     int n = scandir(dir, &ents, NULL, by_name);
     if (n < 0)
-        say("kvmtest: param: none (no %s)", dir);
+        say("kvmtest: no kvm_intel parameters (no %s)", dir);
     for (int i = 0; i < n; i++) {
         if (ents[i]->d_name[0] != '.') {
             char path[320], val[128] = "<unreadable>";
