@@ -140,13 +140,22 @@ $(B)/linux/vmlinuz: tests/tools/get-kernel.sh
 $(B)/linux/init: tests/linux/init.c
 	@mkdir -p $(dir $@)
 	$(CC) -static -Os -Wall -Wextra -o $@ $<
-# get-kernel.sh also installs cpio.
-$(B)/linux/initrd.img: $(B)/linux/init tests/linux/mkinitrd.sh | $(B)/linux/vmlinuz
-	@tests/linux/mkinitrd.sh $< $@
+$(B)/linux/kvmtest: tests/linux/kvmtest.c
+	@mkdir -p $(dir $@)
+	$(CC) -static -O2 -Wall -Wextra -pthread -o $@ $<
+# get-kernel.sh also installs cpio; it leaves KVM's modules in $(B)/linux/modules.
+$(B)/linux/initrd.img: $(B)/linux/init $(B)/linux/kvmtest tests/linux/mkinitrd.sh | $(B)/linux/vmlinuz
+	@tests/linux/mkinitrd.sh $< $@ $(B)/linux/kvmtest $(B)/linux/modules
 
 .PHONY: test-linux
 test-linux: all $(BOCHS) $(LINUX_DEPS) | deps-test
 	@tests/linux/test-linux.sh
+
+# ---- test-kvm: Linux's kvm_intel as L1 (the same initramfs, /init's hvtest=kvm mode) under hv
+# and on bare Bochs in parallel, 2 CPUs each; the guests' result lines must agree ----
+.PHONY: test-kvm
+test-kvm: all $(BOCHS) $(LINUX_DEPS) | deps-test
+	@tests/linux/test-kvm.sh
 
 # ---- test-nested: l1.efi, a small VMX hypervisor, on bare Bochs and as hv's guest; the
 # two serial logs must agree line for line (tests/nested/run-diff.sh) ----

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Everything CI checks: host unit tests (ASan/UBSan), the fuzzer, the boot tests and the
 # nested differential test (the same L1 on bare Bochs and on hv), Linux on 2 CPUs under hv.
-# Usage: run-tests.sh [unit|fuzz|boot|usb|events|nested|linux|all]. Ends with one line "N passed, N failed".
+# Usage: run-tests.sh [unit|fuzz|boot|usb|events|nested|linux|kvm|all]. Ends with one line "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -97,6 +97,7 @@ events) run_script events tests/boot/test_events.sh ;;
 fuzz) run_script fuzz tests/fuzz/run-fuzz.sh ;;
 nested) run_script nested tests/nested/run-diff.sh ;;
 linux) run_script linux tests/linux/test-linux.sh ;;
+kvm) run_script kvm tests/linux/test-kvm.sh ;;
 all)
     run_unit
     run_script layers tests/tools/check-layers.sh
@@ -106,6 +107,7 @@ all)
     run_script events tests/boot/test_events.sh
     run_script nested tests/nested/run-diff.sh
     run_script linux tests/linux/test-linux.sh
+    run_script kvm tests/linux/test-kvm.sh
     ;;
 esac
 echo "$TOTAL_P passed, $TOTAL_F failed"
