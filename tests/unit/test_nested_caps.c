@@ -1,0 +1,85 @@
+/*
+ * Host tests for the VMX capabilities hv offers L1 beyond the basics (issue 8: "every
+ * capability the CPU has, offered and exact"), each end to end: the bit in the capability
+ * MSR only when the CPU has it, the VM-entry checks on vmcs12, vmcs02 as nested/ builds it,
+ * and the exits reflected to L1 with their exit information (SDM 28.2).
+ */
+#include <string.h>
+#include "lib/x86.h"
+#include "tests/unit/nested_harness.h"
+#include "vmx/vmx_bits.h"
+
+#define V12 ns.cache
+static uint64_t g02(uint32_t f) { return fake_vmcs_get_in(ns.vmcs02_pa, f); }
+static uint64_t w12(uint32_t f) { return vmcs12_get(V12, f); }
+static void s12(uint32_t f, uint64_t v) { vmcs12_set(V12, f, v); }
+
+static void fresh(void)
+{
+    nh_setup(false);
+    l1_ready(PG_VMCS_A);
+}
+
+/* Caps from hw with one capability MSR's bits removed. */
+static struct nested_caps caps_without(uint64_t *msr, uint64_t clear)
+{
+    uint64_t saved = *msr;
+    *msr &= ~clear;
+    struct nested_caps c;
+    nested_caps_init(&c, &hw);
+    *msr = saved;
+    return c;
+}
+
+static void proc2_on(uint32_t bits)
+{
+    s12(CPU_BASED_VM_EXEC_CONTROL, w12(CPU_BASED_VM_EXEC_CONTROL) | CPU_BASED_ACTIVATE_SECONDARY);
+    s12(SECONDARY_VM_EXEC_CONTROL, w12(SECONDARY_VM_EXEC_CONTROL) | bits);
+}
+
+/* An exit of L2 with instruction information: reflected with all of it (28.2.1, 28.2.4, 28.2.5). */
+static void check_reflected(uint32_t reason, uint64_t qual, uint32_t len, uint32_t info, const char *what)
+{
+    fake_vmcs_set(VM_EXIT_INSTRUCTION_LEN, len);
+    fake_vmcs_set(VMX_INSTRUCTION_INFO, info);
+    bool l1 = l2_exit(reason, qual);
+    CHECK(l1 && w12(VM_EXIT_REASON) == reason && w12(EXIT_QUALIFICATION) == qual &&
+              w12(VM_EXIT_INSTRUCTION_LEN) == len && w12(VMX_INSTRUCTION_INFO) == info,
+          "%s: %s, vmcs12 reason %llu qual %#llx len %llu info %#llx", what, l1 ? "L1's" : "hv's",
+          ULL(w12(VM_EXIT_REASON)), ULL(w12(EXIT_QUALIFICATION)), ULL(w12(VM_EXIT_INSTRUCTION_LEN)),
+          ULL(w12(VMX_INSTRUCTION_INFO)));
+}
+
+/* Descriptor-table exiting (secondary bit 2; SDM 26.1.3): LGDT/LIDT/SGDT/SIDT exit with
+ * reason 46, LLDT/LTR/SLDT/STR with 47, the instruction information of Tables 28-10/28-11. */
+static void test_desc_exiting(void)
+{
+    fresh();
+    CHECK(nested_allowed1(caps.procbased2) & SECONDARY_DESC_EXITING, "descriptor-table exiting offered: %#llx",
+          ULL(caps.procbased2));
+    struct nested_caps c = caps_without(&hw.procbased2, (uint64_t)SECONDARY_DESC_EXITING << 32);
+    CHECK(!(nested_allowed1(c.procbased2) & SECONDARY_DESC_EXITING), "not offered without the CPU's");
+
+    proc2_on(SECONDARY_DESC_EXITING);
+    enum outcome o = l1_vmlaunch();
+    CHECK(o == O_ENTERED && (g02(SECONDARY_VM_EXEC_CONTROL) & SECONDARY_DESC_EXITING),
+          "VMLAUNCH with descriptor-table exiting: %s (error %u), vmcs02 secondary %#llx", outcome_name(o), l1_error(),
+          ULL(g02(SECONDARY_VM_EXEC_CONTROL)));
+    if (o != O_ENTERED)
+        return;
+    /* SGDT [rsp-16]: 64-bit addressing, SS, base RSP, no index, identity 0 (SGDT) */
+    check_reflected(EXIT_REASON_GDTR_IDTR, (uint64_t)-16, 5, 0x02000000u | (4u << 23) | (1u << 22) | (2u << 15) | (2u << 7),
+                    "SGDT exit");
+    CHECK(l1_vmresume() == O_ENTERED, "VMRESUME");
+    /* LTR cx: register form, reg1 = RCX, identity 3 (LTR) */
+    check_reflected(EXIT_REASON_LDTR_TR, 0, 3, (3u << 28) | (1u << 10) | (1u << 3) | (2u << 7), "LTR exit");
+    s12(SECONDARY_VM_EXEC_CONTROL, w12(SECONDARY_VM_EXEC_CONTROL) & ~SECONDARY_DESC_EXITING);
+    CHECK(l1_vmresume() == O_ENTERED && !(g02(SECONDARY_VM_EXEC_CONTROL) & SECONDARY_DESC_EXITING),
+          "L1 turns it off: off in vmcs02");
+}
+
+int main(void)
+{
+    test_desc_exiting();
+    return test_summary();
+}
