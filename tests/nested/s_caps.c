@@ -33,6 +33,10 @@ static void t_desc(void)
         l2_run(&e);
         if (is(R_GDTR_IDTR) || is(R_LDTR_TR))
             e.info &= (e.info & (1u << 10)) ? 0x30000478u : 0x3fff8783u;
+        /* A register operand has no displacement: the qualification is 0 (SDM 27.2.1). Bochs
+         * stores a stale decoder displacement there (0x50 seen); hv gives L1 the 0 (unit test). */
+        if (is(R_LDTR_TR) && (e.info & (1u << 10)))
+            e.qual = 0;
         pr_exit(tag, &e, F_LEN | F_INFO);
         if (!is(R_GDTR_IDTR) && !is(R_LDTR_TR))
             return;

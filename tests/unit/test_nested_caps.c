@@ -71,8 +71,16 @@ static void test_desc_exiting(void)
     check_reflected(EXIT_REASON_GDTR_IDTR, (uint64_t)-16, 5, 0x02000000u | (4u << 23) | (1u << 22) | (2u << 15) | (2u << 7),
                     "SGDT exit");
     CHECK(l1_vmresume() == O_ENTERED, "VMRESUME");
-    /* LTR cx: register form, reg1 = RCX, identity 3 (LTR) */
-    check_reflected(EXIT_REASON_LDTR_TR, 0, 3, (3u << 28) | (1u << 10) | (1u << 3) | (2u << 7), "LTR exit");
+    /* LTR cx: register form, reg1 = RCX, identity 3 (LTR). No displacement: qualification 0
+     * (27.2.1), whatever the CPU stored (Bochs: a stale one). */
+    fake_vmcs_set(VM_EXIT_INSTRUCTION_LEN, 3);
+    fake_vmcs_set(VMX_INSTRUCTION_INFO, (3u << 28) | (1u << 10) | (1u << 3) | (2u << 7));
+    bool l1 = l2_exit(EXIT_REASON_LDTR_TR, 0x50);
+    CHECK(l1 && w12(VM_EXIT_REASON) == EXIT_REASON_LDTR_TR && w12(EXIT_QUALIFICATION) == 0,
+          "LTR exit: qualification %#llx in vmcs12", ULL(w12(EXIT_QUALIFICATION)));
+    CHECK(l1_vmresume() == O_ENTERED, "VMRESUME");
+    /* LLDT [rax+0x50]: memory form, the displacement is the qualification */
+    check_reflected(EXIT_REASON_LDTR_TR, 0x50, 4, (2u << 28) | II_MEM_RAX, "LLDT [rax+0x50] exit");
     s12(SECONDARY_VM_EXEC_CONTROL, w12(SECONDARY_VM_EXEC_CONTROL) & ~SECONDARY_DESC_EXITING);
     CHECK(l1_vmresume() == O_ENTERED && !(g02(SECONDARY_VM_EXEC_CONTROL) & SECONDARY_DESC_EXITING),
           "L1 turns it off: off in vmcs02");
