@@ -524,7 +524,15 @@ l2_seed_hlt:
     vmcall
     ud2
 ; Capability scenarios (s_caps.c)
-global l2_desc
+global l2_desc, l2_ple
+l2_ple:                              ; PAUSE-loop exiting: 2000 PAUSEs in a loop
+    mov ecx, 2000
+.loop:
+    pause
+    dec ecx
+    jnz .loop
+    vmcall
+    ud2
 l2_desc:                             ; descriptor-table exiting: each exits before it executes
     sgdt [rsp - 16]
     sidt [rsp - 32]

@@ -46,7 +46,50 @@ static void t_desc(void)
     finish(tag, &e);
 }
 
+/* PAUSE-loop exiting (SDM 26.1.3, 25.6.13): PLE_GAP and PLE_WINDOW are 32-bit fields that
+ * exist with the control. L2 runs a loop of 2000 PAUSEs at CPL 0 (about 6000 TSC ticks on
+ * Bochs): with a gap of 2^16 ticks and a window of 0 a PAUSE in the loop exits (40) once the
+ * loop has lasted longer than the window (which PAUSE depends on when the TSC ticks: only
+ * "in the loop" is printed); with a window of 2^20, or a gap of 0 (every PAUSE starts a
+ * new loop), none does. */
+static void ple_run(const char *tag, u32 gap, u32 window)
+{
+    vmcs_init(0, l2_ple);
+    set_proc(P_SECONDARY);
+    vw(PROC2_CTLS, adj(P2_PLE, cap.proc2));
+    vw(PLE_GAP, gap);
+    vw(PLE_WINDOW, window);
+    l2_run(&e);
+    if (is(R_PAUSE)) {
+        u64 rcx = l2r.rcx;
+        pr_exit(tag, &e, F_LEN | F_NORIP);
+        out("%s: at the loop's PAUSE %s, before its end %s", tag, e.rip - PA(l2_ple) == 5 ? "yes" : "no",
+            rcx > 0 && rcx < 2000 ? "yes" : "no");
+        vw(PROC2_CTLS, adj(0, cap.proc2)); /* finish the loop without it */
+        l2_skip(&e);
+        l2_run(&e);
+    }
+    finish(tag, &e);
+    if (is(R_VMCALL))
+        out("%s: L2 at its VMCALL, rcx 0x%llx", tag, l2r.rcx);
+}
+
+static void t_ple(void)
+{
+    const char *tag = "caps: pause-loop exiting";
+    if (!setup2(tag, l2_ple, 0, P2_PLE))
+        return;
+    u64 v = 0, hi = 0;
+    int w = vmwrite_(PLE_GAP, 0xffffffff00010000ull), r = vmread_(PLE_GAP, &v), h = vmread_(PLE_GAP | 1, &hi);
+    out("%s: vmwrite gap 0xffffffff00010000: %s, vmread %s 0x%llx, high half %s", tag, st_str(w), st_str(r), v,
+        st_str(h));
+    ple_run("caps: pause-loop exiting, gap 2^16 window 0", 1u << 16, 0);
+    ple_run("caps: pause-loop exiting, gap 2^16 window 2^20", 1u << 16, 1u << 20);
+    ple_run("caps: pause-loop exiting, gap 0 window 0", 0, 0);
+}
+
 void s_caps(void)
 {
     t_desc();
+    t_ple();
 }

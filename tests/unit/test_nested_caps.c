@@ -86,8 +86,45 @@ static void test_desc_exiting(void)
           "L1 turns it off: off in vmcs02");
 }
 
+/* PAUSE-loop exiting (secondary bit 10; SDM 26.1.3, 25.6.13): PLE_GAP and PLE_WINDOW exist
+ * only while it is offered (32-bit control fields: no high half, VMWRITE truncates), and
+ * vmcs02 gets L1's values; the PAUSE exit (40) is L1's. */
+static void test_ple(void)
+{
+    fresh();
+    CHECK(nested_allowed1(caps.procbased2) & SECONDARY_PAUSE_LOOP_EXITING, "PAUSE-loop exiting offered");
+    struct nested_caps c = caps_without(&hw.procbased2, (uint64_t)SECONDARY_PAUSE_LOOP_EXITING << 32);
+    CHECK(!(nested_allowed1(c.procbased2) & SECONDARY_PAUSE_LOOP_EXITING), "not offered without the CPU's");
+
+    uint64_t gap = 0, win = 0, hi = 0;
+    enum outcome o1 = l1_vmwrite(PLE_GAP, 0xabcd00000080ull), o2 = l1_vmwrite(PLE_WINDOW, 0x1000);
+    enum outcome r1 = l1_vmread(PLE_GAP, &gap), r2 = l1_vmread(PLE_WINDOW, &win);
+    CHECK(o1 == O_SUCCEED && o2 == O_SUCCEED && r1 == O_SUCCEED && r2 == O_SUCCEED && gap == 0x80 && win == 0x1000,
+          "VMWRITE/VMREAD PLE_GAP %#llx PLE_WINDOW %#llx (32 bits)", ULL(gap), ULL(win));
+    enum outcome rh = l1_vmread(PLE_GAP | 1, &hi);
+    CHECK(rh == O_FAIL_VALID && l1_error() == VMXERR_UNSUPPORTED_FIELD, "PLE_GAP has no high half: %s (error %u)",
+          outcome_name(rh), l1_error());
+
+    proc2_on(SECONDARY_PAUSE_LOOP_EXITING);
+    enum outcome o = l1_vmlaunch();
+    CHECK(o == O_ENTERED && (g02(SECONDARY_VM_EXEC_CONTROL) & SECONDARY_PAUSE_LOOP_EXITING) && g02(PLE_GAP) == 0x80 &&
+              g02(PLE_WINDOW) == 0x1000,
+          "VMLAUNCH with PAUSE-loop exiting: %s (error %u), vmcs02 gap %#llx window %#llx", outcome_name(o), l1_error(),
+          ULL(g02(PLE_GAP)), ULL(g02(PLE_WINDOW)));
+    if (o != O_ENTERED)
+        return;
+    check_reflected(EXIT_REASON_PAUSE, 0, 2, 0, "PAUSE-loop exit");
+
+    /* Not offered: the fields do not exist (SDM 31.3: error 12), as on a CPU without it. */
+    caps.procbased2 &= ~((uint64_t)SECONDARY_PAUSE_LOOP_EXITING << 32);
+    enum outcome w = l1_vmwrite(PLE_WINDOW, 5);
+    CHECK(w == O_FAIL_VALID && l1_error() == VMXERR_UNSUPPORTED_FIELD, "not offered: VMWRITE PLE_WINDOW %s (error %u)",
+          outcome_name(w), l1_error());
+}
+
 int main(void)
 {
     test_desc_exiting();
+    test_ple();
     return test_summary();
 }

@@ -56,7 +56,7 @@ static void test_caps(void)
     CHECK(c.true_procbased == 0xffd9fffe04006172ull, "true proc %llx", ULL(c.true_procbased));
     CHECK(c.true_exit == 0x007fefff00036dfbull, "true exit %llx", ULL(c.true_exit));
     CHECK(c.true_entry == 0x0000d3ff000011fbull, "true entry %llx", ULL(c.true_entry));
-    CHECK(c.procbased2 == 0x001118ee00000000ull, "procbased2 %llx", ULL(c.procbased2));
+    CHECK(c.procbased2 == 0x00111cee00000000ull, "procbased2 %llx", ULL(c.procbased2));
     CHECK(c.misc == 0x20040065ull, "misc %llx", ULL(c.misc));
     CHECK(c.ept_vpid == 0x00000f0106134141ull, "ept_vpid %llx", ULL(c.ept_vpid));
     CHECK(c.vmcs_enum == 0x2e, "vmcs_enum %llx", ULL(c.vmcs_enum));
@@ -72,7 +72,7 @@ static void test_caps(void)
     CHECK(!(p2 & (SECONDARY_SHADOW_VMCS | SECONDARY_VMFUNC |
                   SECONDARY_PML | SECONDARY_VIRTUALIZE_APIC | SECONDARY_VIRTUALIZE_X2APIC |
                   SECONDARY_APIC_REGISTER_VIRT | SECONDARY_VIRTUAL_INTR_DELIVERY | SECONDARY_EPT_VE |
-                  SECONDARY_TSC_SCALING | SECONDARY_PAUSE_LOOP_EXITING)),
+                  SECONDARY_TSC_SCALING)),
           "secondary allowed-1 %x", p2);
     /* EPT as EPT02 shadows it: execute-only, UC, 2M, 1G as the CPU; 4-level, WB, INVEPT
      * single and all; never A/D (21), advanced exit information (22), 5-level (7). */
