@@ -215,10 +215,11 @@ static bool check_event_injection(struct ctx *x)
     CHECK_RULE(!(info & INTR_INFO_RESERVED), "26.2.1.3: event injection: interruption-information bits 30:12 must be 0");
     CHECK_RULE(!(info & INTR_INFO_DELIVER_CODE) || !(G(VM_ENTRY_EXCEPTION_ERROR_CODE) & 0xffff0000u),
                "26.2.1.3: event injection: error code bits 31:16 must be 0");
-    /* Length 0 would need IA32_VMX_MISC[30], which L1 is not offered. */
-    uint64_t len = G(VM_ENTRY_INSTRUCTION_LEN);
-    CHECK_RULE(!(t == T_SW_INTR || t == T_PRIV_SW_EXC || t == T_SW_EXC) || (len >= 1 && len <= 15),
-               "26.2.1.3: event injection: instruction length of a software event must be 1-15");
+    /* Length 0 only with IA32_VMX_MISC[30] as advertised. */
+    uint64_t len = G(VM_ENTRY_INSTRUCTION_LEN), min = (x->c->misc >> 30) & 1 ? 0 : 1;
+    CHECK_RULE(!(t == T_SW_INTR || t == T_PRIV_SW_EXC || t == T_SW_EXC) || (len >= min && len <= 15),
+               "26.2.1.3: event injection: instruction length of a software event must be 1-15 (0-15 with "
+               "IA32_VMX_MISC[30])");
     return true;
 }
 

@@ -88,8 +88,35 @@ static void t_ple(void)
     ple_run("caps: pause-loop exiting, gap 0 window 0", 0, 0);
 }
 
+/* Software events injected with instruction length 0 (SDM 26.2.1.3: allowed only with
+ * IA32_VMX_MISC[30], else VMfailValid(7)): the return address pushed is GUEST_RIP itself
+ * (27.6.1.1). Length 16 stays refused either way. */
+static void zero_len(const char *tag, u32 info, u32 len)
+{
+    vmcs_init(0, l2_nops);
+    vw(ENTRY_INTR, info);
+    vw(ENTRY_LEN, len);
+    l2_run(&e);
+    if (!is(R_VMCALL) || l2r.r15 != L2_ISR_MARK) {
+        pr_exit(tag, &e, F_LEN);
+        return;
+    }
+    u64 *f = (u64 *)(UINTN)e.rsp;
+    out("%s: L2 vector %llu, frame rip +%llu", tag, l2r.rbx, f[0] - PA(l2_nops));
+}
+
+static void t_zero_len(void)
+{
+    out("caps: IA32_VMX_MISC[30] (software events of length 0) %llu", cap.misc >> 30 & 1);
+    zero_len("caps: inject software interrupt 0x30 length 0", 0x80000430, 0);
+    zero_len("caps: inject software exception #BP length 0", 0x80000603, 0);
+    zero_len("caps: inject privileged software exception #DB length 0", 0x80000501, 0);
+    zero_len("caps: inject software interrupt 0x30 length 16", 0x80000430, 16);
+}
+
 void s_caps(void)
 {
     t_desc();
     t_ple();
+    t_zero_len();
 }

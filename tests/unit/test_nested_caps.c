@@ -122,9 +122,50 @@ static void test_ple(void)
           outcome_name(w), l1_error());
 }
 
+/* Zero-length software-event injection (IA32_VMX_MISC[30]; SDM 26.2.1.3): offered as the
+ * CPU has it; then a software interrupt, software exception or privileged software
+ * exception may be injected with VM-entry instruction length 0, which vmcs02 gets as it is.
+ * Without it (and for length 16 always) the VM entry fails with error 7. */
+static enum outcome inject_len(uint32_t info, uint32_t len)
+{
+    s12(VM_ENTRY_INTR_INFO_FIELD, info);
+    s12(VM_ENTRY_INSTRUCTION_LEN, len);
+    return V12->launch_state ? l1_vmresume() : l1_vmlaunch();
+}
+
+static void test_zero_length_injection(void)
+{
+    uint64_t misc = hw.misc;
+    hw.misc |= 1ull << 30; /* Bochs' corei7_skylake_x has it (0x7004c1e7) */
+    fresh();
+    CHECK(caps.misc & (1ull << 30), "IA32_VMX_MISC[30] offered: %#llx", ULL(caps.misc));
+    const uint32_t events[] = {INTR_INFO_VALID | INTR_TYPE_SW_INTR | 0x30, INTR_INFO_VALID | INTR_TYPE_SW_EXCEPTION | 3,
+                               INTR_INFO_VALID | INTR_TYPE_PRIV_SW_EXCEPTION | 1};
+    for (unsigned i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
+        enum outcome o = inject_len(events[i], 0);
+        CHECK(o == O_ENTERED && g02(VM_ENTRY_INTR_INFO_FIELD) == events[i] && g02(VM_ENTRY_INSTRUCTION_LEN) == 0,
+              "inject %#x length 0: %s (error %u), vmcs02 info %#llx len %llu", events[i], outcome_name(o), l1_error(),
+              ULL(g02(VM_ENTRY_INTR_INFO_FIELD)), ULL(g02(VM_ENTRY_INSTRUCTION_LEN)));
+        if (o == O_ENTERED)
+            l2_exit(EXIT_REASON_CPUID, 0); /* back to L1 */
+    }
+    enum outcome o = inject_len(events[0], 16);
+    CHECK(o == O_FAIL_VALID && l1_error() == VMXERR_ENTRY_INVALID_CONTROL, "length 16: %s (error %u)",
+          outcome_name(o), l1_error());
+
+    hw.misc = misc & ~(1ull << 30);
+    fresh();
+    CHECK(!(caps.misc & (1ull << 30)), "not offered without the CPU's");
+    o = inject_len(events[0], 0);
+    CHECK(o == O_FAIL_VALID && l1_error() == VMXERR_ENTRY_INVALID_CONTROL, "not offered: length 0 %s (error %u)",
+          outcome_name(o), l1_error());
+    hw.misc = misc;
+}
+
 int main(void)
 {
     test_desc_exiting();
     test_ple();
+    test_zero_length_injection();
     return test_summary();
 }

@@ -85,7 +85,7 @@ static void test_caps(void)
     CHECK(!(nested_allowed1(c.true_entry) & (VM_ENTRY_SMM | VM_ENTRY_DEACT_DUAL_MONITOR |
                                              VM_ENTRY_LOAD_PERF_GLOBAL_CTRL)), "no SMM, no perf global (entry)");
     CHECK(!(c.basic & (1ull << 48 | 1ull << 49 | 1ull << 56)) && (c.basic & VMX_BASIC_TRUE_CTLS), "basic bits");
-    CHECK(!(c.misc & (1ull << 7 | 1ull << 8 | 1ull << 28 | 1ull << 30)), "misc: no shutdown/SIPI/SMM/zero-length");
+    CHECK(!(c.misc & (1ull << 7 | 1ull << 8 | 1ull << 28 | 1ull << 30)), "misc: no shutdown/SIPI/SMM; no zero-length injection on a CPU without it");
 
     /* The non-true MSRs: the true ones with the default1 bits must-be-1. */
     CHECK(c.pinbased == (c.true_pinbased | NESTED_PIN_DEFAULT1), "pin %llx", ULL(c.pinbased));
