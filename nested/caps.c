@@ -39,6 +39,8 @@
 #define MISC_TIMER_RATE     0x1full
 #define MISC_STORE_LMA      (1ull << 5)
 #define MISC_ACTIVITY_HLT   (1ull << 6)
+#define MISC_ACTIVITY_SHUTDOWN (1ull << 7)
+#define MISC_ACTIVITY_SIPI  (1ull << 8)
 #define MISC_CR3_TARGETS_SH 16
 #define MISC_VMWRITE_ANY    (1ull << 29)
 #define MISC_INJECT_LEN0    (1ull << 30)
@@ -100,14 +102,17 @@ void nested_caps_init(struct nested_caps *c, const struct vmx_msrs *hw)
     if (!(nested_allowed1(c->procbased2) & SECONDARY_EPT))
         c->procbased2 &= ~((uint64_t)SECONDARY_UNRESTRICTED_GUEST << 32);
 
-    /* A.6: timer rate and LMA storing as the hardware; only the HLT activity state;
-     * at most 4 CR3 targets; 512 MSRs per list (27:25 = 0); no SMM features; VMWRITE to
-     * exit-information fields and zero-length software-event injection (30: vmcs02 takes
-     * vmcs12's instruction length as it is) as the hardware. */
+    /* A.6: timer rate and LMA storing as the hardware; the HLT, shutdown and wait-for-SIPI
+     * activity states as the hardware (vmcs02 takes vmcs12's after hv's checks of 26.3.1.5;
+     * INIT and SIPI exits of L2 are L1's, and hv holds NMIs in wait-for-SIPI); at most 4 CR3
+     * targets; 512 MSRs per list (27:25 = 0); no SMM features; VMWRITE to exit-information
+     * fields and zero-length software-event injection (30: vmcs02 takes vmcs12's instruction
+     * length as it is) as the hardware. */
     unsigned cr3_targets = (unsigned)(hw->misc >> MISC_CR3_TARGETS_SH) & 0x1ff;
     if (cr3_targets > 4)
         cr3_targets = 4;
-    c->misc = (hw->misc & (MISC_TIMER_RATE | MISC_STORE_LMA | MISC_ACTIVITY_HLT | MISC_VMWRITE_ANY | MISC_INJECT_LEN0)) |
+    c->misc = (hw->misc & (MISC_TIMER_RATE | MISC_STORE_LMA | MISC_ACTIVITY_HLT | MISC_ACTIVITY_SHUTDOWN | MISC_ACTIVITY_SIPI |
+                          MISC_VMWRITE_ANY | MISC_INJECT_LEN0)) |
               (uint64_t)cr3_targets << MISC_CR3_TARGETS_SH;
 
     /* A.7, A.8: as the hardware. PE and PG stay reported as fixed to 1: unrestricted guest

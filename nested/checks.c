@@ -535,15 +535,20 @@ static bool injectable_in_hlt(const struct ctx *x)
 static bool check_guest_activity(struct ctx *x)
 {
     uint64_t act = G(GUEST_ACTIVITY_STATE), intr = G(GUEST_INTERRUPTIBILITY_INFO);
-    /* IA32_VMX_MISC[8:6] as advertised: only HLT besides active. */
+    /* IA32_VMX_MISC[8:6] as advertised: HLT, shutdown, wait-for-SIPI as the CPU has them. */
     CHECK_RULE(act == GUEST_ACTIVITY_ACTIVE || (act <= 3 && (x->c->misc >> (5 + act) & 1)),
-               "26.3.1.5: activity state not supported (only active and HLT are advertised)");
+               "26.3.1.5: activity state not supported (IA32_VMX_MISC[8:6])");
     CHECK_RULE(act != GUEST_ACTIVITY_HLT || AR_DPL(G(GUEST_SS_AR_BYTES)) == 0,
                "26.3.1.5: HLT activity state requires SS.DPL 0");
     CHECK_RULE(act == GUEST_ACTIVITY_ACTIVE || !(intr & (GUEST_INTR_STI | GUEST_INTR_MOV_SS)),
                "26.3.1.5: activity state must be active with blocking by STI or MOV SS");
-    CHECK_RULE(!x->intr_valid || act == GUEST_ACTIVITY_ACTIVE || (act == GUEST_ACTIVITY_HLT && injectable_in_hlt(x)),
+    CHECK_RULE(!x->intr_valid || act != GUEST_ACTIVITY_HLT || injectable_in_hlt(x),
                "26.3.1.5: injected event not allowed in the HLT activity state");
+    CHECK_RULE(!x->intr_valid || act != GUEST_ACTIVITY_SHUTDOWN || x->intr_type == T_NMI ||
+                   (x->intr_type == T_HW_EXC && x->vector == 18),
+               "26.3.1.5: only an NMI or #MC may be injected in the shutdown activity state");
+    CHECK_RULE(!x->intr_valid || act != GUEST_ACTIVITY_WAIT_SIPI,
+               "26.3.1.5: no event may be injected in the wait-for-SIPI activity state");
     return true;
 }
 

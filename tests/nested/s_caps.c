@@ -114,9 +114,42 @@ static void t_zero_len(void)
     zero_len("caps: inject software interrupt 0x30 length 16", 0x80000430, 16);
 }
 
+/* The shutdown and wait-for-SIPI activity states (IA32_VMX_MISC[7], [8]; SDM 26.3.1.5,
+ * 26.6.2). On one CPU nothing can send L2 a SIPI, so wait-for-SIPI is only entered where the
+ * entry must fail; shutdown is left by the VMX-preemption timer (which counts in shutdown) or
+ * by an injected NMI. Unsupported states fail the entry too (exit 33), so every line is
+ * meaningful with or without the bits. */
+static void activity(const char *tag, u32 state, u32 inject, u32 intr, u64 timer)
+{
+    vmcs_init(0, l2_nops);
+    vw(G_ACTIVITY, state);
+    vw(ENTRY_INTR, inject);
+    vw(G_INTR_STATE, intr);
+    if (intr & 1)
+        vw(G_RFLAGS, 0x202); /* blocking by STI needs IF = 1 */
+    if (timer && cap.timer)
+        vw(G_TIMER, timer);
+    l2_run(&e);
+    pr_exit(tag, &e, F_ACT | (is(R_VMCALL) ? 0 : F_NORIP));
+    if (is(R_VMCALL) && l2r.r15 == L2_ISR_MARK)
+        out("%s: L2 took vector %llu", tag, l2r.rbx);
+}
+
+static void t_activity(void)
+{
+    out("caps: activity states hlt %llu shutdown %llu wait-for-SIPI %llu", cap.misc >> 6 & 1, cap.misc >> 7 & 1,
+        cap.misc >> 8 & 1);
+    activity("caps: shutdown, preemption timer 1000", 2, 0, 0, 1000);
+    activity("caps: shutdown, NMI injected", 2, 0x80000202, 0, 0);
+    activity("caps: shutdown, #UD injected", 2, 0x80000306, 0, 0);
+    activity("caps: wait-for-SIPI, NMI injected", 3, 0x80000202, 0, 0);
+    activity("caps: wait-for-SIPI, blocking by STI", 3, 0, 1, 0);
+}
+
 void s_caps(void)
 {
     t_desc();
     t_ple();
     t_zero_len();
+    t_activity();
 }

@@ -162,10 +162,58 @@ static void test_zero_length_injection(void)
     hw.misc = misc;
 }
 
+/* The shutdown and wait-for-SIPI activity states (IA32_VMX_MISC[7], [8]; SDM 26.3.1.5,
+ * 26.6.2): offered as the CPU has them; vmcs02 enters in the state vmcs12 names once hv's
+ * checks passed (an event L2 cannot take in it is a VM-entry failure, exit 33, before
+ * vmcs02 is touched); INIT and SIPI exits of L2 are L1's, with the activity state saved. */
+static void test_activity_states(void)
+{
+    fresh();
+    CHECK((caps.misc & (3ull << 7)) == (3ull << 7), "shutdown and wait-for-SIPI offered: %#llx", ULL(caps.misc));
+    struct nested_caps c = caps_without(&hw.misc, 3ull << 7);
+    CHECK(!(c.misc & (3ull << 7)), "not offered without the CPU's");
+
+    s12(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_WAIT_SIPI);
+    s12(VM_ENTRY_INTR_INFO_FIELD, INTR_INFO_VALID | INTR_TYPE_NMI | 2);
+    enum outcome o = l1_vmlaunch();
+    CHECK(o == O_ENTRY_FAILED && w12(VM_EXIT_REASON) == (VMX_EXIT_REASON_ENTRY_FAIL | EXIT_REASON_INVALID_STATE),
+          "wait-for-SIPI with an NMI injected: %s, reason %#llx", outcome_name(o), ULL(w12(VM_EXIT_REASON)));
+    s12(VM_ENTRY_INTR_INFO_FIELD, 0);
+    o = l1_vmlaunch();
+    CHECK(o == O_ENTERED && g02(GUEST_ACTIVITY_STATE) == GUEST_ACTIVITY_WAIT_SIPI,
+          "VMLAUNCH into wait-for-SIPI: %s (error %u), vmcs02 activity %llu", outcome_name(o), l1_error(),
+          ULL(g02(GUEST_ACTIVITY_STATE)));
+    if (o != O_ENTERED)
+        return;
+    /* A SIPI (vector 0x9a) exits (26.6.2); the CPU saved the activity state. */
+    bool l1 = l2_exit(EXIT_REASON_SIPI_SIGNAL, 0x9a);
+    CHECK(l1 && w12(VM_EXIT_REASON) == EXIT_REASON_SIPI_SIGNAL && w12(EXIT_QUALIFICATION) == 0x9a &&
+              w12(GUEST_ACTIVITY_STATE) == GUEST_ACTIVITY_WAIT_SIPI,
+          "SIPI exit: %s, reason %llu qual %#llx activity %llu", l1 ? "L1's" : "hv's", ULL(w12(VM_EXIT_REASON)),
+          ULL(w12(EXIT_QUALIFICATION)), ULL(w12(GUEST_ACTIVITY_STATE)));
+
+    s12(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_SHUTDOWN);
+    s12(VM_ENTRY_INTR_INFO_FIELD, INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | 6);
+    o = l1_vmresume();
+    CHECK(o == O_ENTRY_FAILED && w12(VM_EXIT_REASON) == (VMX_EXIT_REASON_ENTRY_FAIL | EXIT_REASON_INVALID_STATE),
+          "shutdown with #UD injected: %s, reason %#llx", outcome_name(o), ULL(w12(VM_EXIT_REASON)));
+    s12(VM_ENTRY_INTR_INFO_FIELD, INTR_INFO_VALID | INTR_TYPE_NMI | 2);
+    o = l1_vmresume();
+    CHECK(o == O_ENTERED && g02(GUEST_ACTIVITY_STATE) == GUEST_ACTIVITY_SHUTDOWN &&
+              g02(VM_ENTRY_INTR_INFO_FIELD) == (INTR_INFO_VALID | INTR_TYPE_NMI | 2),
+          "VMRESUME into shutdown with an NMI injected: %s (error %u), vmcs02 activity %llu", outcome_name(o),
+          l1_error(), ULL(g02(GUEST_ACTIVITY_STATE)));
+    if (o != O_ENTERED)
+        return;
+    l1 = l2_exit(EXIT_REASON_INIT_SIGNAL, 0);
+    CHECK(l1 && w12(VM_EXIT_REASON) == EXIT_REASON_INIT_SIGNAL, "INIT exit: %s", l1 ? "L1's" : "hv's");
+}
+
 int main(void)
 {
     test_desc_exiting();
     test_ple();
     test_zero_length_injection();
+    test_activity_states();
     return test_summary();
 }
