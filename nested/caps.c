@@ -19,7 +19,8 @@
                         CPU_BASED_MONITOR_EXITING | CPU_BASED_PAUSE_EXITING | CPU_BASED_ACTIVATE_SECONDARY)
 #define PROC2_SUPPORTED (SECONDARY_EPT | SECONDARY_RDTSCP | SECONDARY_VPID | SECONDARY_WBINVD_EXITING |             \
                          SECONDARY_UNRESTRICTED_GUEST | SECONDARY_RDRAND_EXITING | SECONDARY_INVPCID |         \
-                         SECONDARY_RDSEED_EXITING | SECONDARY_XSAVES)
+                         SECONDARY_RDSEED_EXITING | SECONDARY_XSAVES | SECONDARY_DESC_EXITING | \
+                         SECONDARY_PAUSE_LOOP_EXITING)
 #define EXIT_SUPPORTED (VM_EXIT_SAVE_DEBUG_CONTROLS | VM_EXIT_HOST_ADDR_SPACE_SIZE | VM_EXIT_ACK_INTR_ON_EXIT | \
                         VM_EXIT_SAVE_PAT | VM_EXIT_LOAD_PAT | VM_EXIT_SAVE_EFER | VM_EXIT_LOAD_EFER |         \
                         VM_EXIT_SAVE_PREEMPTION_TIMER)
@@ -38,8 +39,11 @@
 #define MISC_TIMER_RATE     0x1full
 #define MISC_STORE_LMA      (1ull << 5)
 #define MISC_ACTIVITY_HLT   (1ull << 6)
+#define MISC_ACTIVITY_SHUTDOWN (1ull << 7)
+#define MISC_ACTIVITY_SIPI  (1ull << 8)
 #define MISC_CR3_TARGETS_SH 16
 #define MISC_VMWRITE_ANY    (1ull << 29)
+#define MISC_INJECT_LEN0    (1ull << 30)
 
 /* A control MSR: allowed-0 as the hardware's (settings L1 must use so that hv can run
  * L2 with them), allowed-1 = hardware AND supported. Must-be-1 bits stay allowed too:
@@ -98,13 +102,17 @@ void nested_caps_init(struct nested_caps *c, const struct vmx_msrs *hw)
     if (!(nested_allowed1(c->procbased2) & SECONDARY_EPT))
         c->procbased2 &= ~((uint64_t)SECONDARY_UNRESTRICTED_GUEST << 32);
 
-    /* A.6: timer rate and LMA storing as the hardware; only the HLT activity state;
-     * at most 4 CR3 targets; 512 MSRs per list (27:25 = 0); no SMM features, no
-     * zero-length software-event injection (30); VMWRITE to exit-information fields as hw. */
+    /* A.6: timer rate and LMA storing as the hardware; the HLT, shutdown and wait-for-SIPI
+     * activity states as the hardware (vmcs02 takes vmcs12's after hv's checks of 26.3.1.5;
+     * INIT and SIPI exits of L2 are L1's, and hv holds NMIs in wait-for-SIPI); at most 4 CR3
+     * targets; 512 MSRs per list (27:25 = 0); no SMM features; VMWRITE to exit-information
+     * fields and zero-length software-event injection (30: vmcs02 takes vmcs12's instruction
+     * length as it is) as the hardware. */
     unsigned cr3_targets = (unsigned)(hw->misc >> MISC_CR3_TARGETS_SH) & 0x1ff;
     if (cr3_targets > 4)
         cr3_targets = 4;
-    c->misc = (hw->misc & (MISC_TIMER_RATE | MISC_STORE_LMA | MISC_ACTIVITY_HLT | MISC_VMWRITE_ANY)) |
+    c->misc = (hw->misc & (MISC_TIMER_RATE | MISC_STORE_LMA | MISC_ACTIVITY_HLT | MISC_ACTIVITY_SHUTDOWN | MISC_ACTIVITY_SIPI |
+                          MISC_VMWRITE_ANY | MISC_INJECT_LEN0)) |
               (uint64_t)cr3_targets << MISC_CR3_TARGETS_SH;
 
     /* A.7, A.8: as the hardware. PE and PG stay reported as fixed to 1: unrestricted guest

@@ -215,10 +215,11 @@ static bool check_event_injection(struct ctx *x)
     CHECK_RULE(!(info & INTR_INFO_RESERVED), "26.2.1.3: event injection: interruption-information bits 30:12 must be 0");
     CHECK_RULE(!(info & INTR_INFO_DELIVER_CODE) || !(G(VM_ENTRY_EXCEPTION_ERROR_CODE) & 0xffff0000u),
                "26.2.1.3: event injection: error code bits 31:16 must be 0");
-    /* Length 0 would need IA32_VMX_MISC[30], which L1 is not offered. */
-    uint64_t len = G(VM_ENTRY_INSTRUCTION_LEN);
-    CHECK_RULE(!(t == T_SW_INTR || t == T_PRIV_SW_EXC || t == T_SW_EXC) || (len >= 1 && len <= 15),
-               "26.2.1.3: event injection: instruction length of a software event must be 1-15");
+    /* Length 0 only with IA32_VMX_MISC[30] as advertised. */
+    uint64_t len = G(VM_ENTRY_INSTRUCTION_LEN), min = (x->c->misc >> 30) & 1 ? 0 : 1;
+    CHECK_RULE(!(t == T_SW_INTR || t == T_PRIV_SW_EXC || t == T_SW_EXC) || (len >= min && len <= 15),
+               "26.2.1.3: event injection: instruction length of a software event must be 1-15 (0-15 with "
+               "IA32_VMX_MISC[30])");
     return true;
 }
 
@@ -534,15 +535,20 @@ static bool injectable_in_hlt(const struct ctx *x)
 static bool check_guest_activity(struct ctx *x)
 {
     uint64_t act = G(GUEST_ACTIVITY_STATE), intr = G(GUEST_INTERRUPTIBILITY_INFO);
-    /* IA32_VMX_MISC[8:6] as advertised: only HLT besides active. */
+    /* IA32_VMX_MISC[8:6] as advertised: HLT, shutdown, wait-for-SIPI as the CPU has them. */
     CHECK_RULE(act == GUEST_ACTIVITY_ACTIVE || (act <= 3 && (x->c->misc >> (5 + act) & 1)),
-               "26.3.1.5: activity state not supported (only active and HLT are advertised)");
+               "26.3.1.5: activity state not supported (IA32_VMX_MISC[8:6])");
     CHECK_RULE(act != GUEST_ACTIVITY_HLT || AR_DPL(G(GUEST_SS_AR_BYTES)) == 0,
                "26.3.1.5: HLT activity state requires SS.DPL 0");
     CHECK_RULE(act == GUEST_ACTIVITY_ACTIVE || !(intr & (GUEST_INTR_STI | GUEST_INTR_MOV_SS)),
                "26.3.1.5: activity state must be active with blocking by STI or MOV SS");
-    CHECK_RULE(!x->intr_valid || act == GUEST_ACTIVITY_ACTIVE || (act == GUEST_ACTIVITY_HLT && injectable_in_hlt(x)),
+    CHECK_RULE(!x->intr_valid || act != GUEST_ACTIVITY_HLT || injectable_in_hlt(x),
                "26.3.1.5: injected event not allowed in the HLT activity state");
+    CHECK_RULE(!x->intr_valid || act != GUEST_ACTIVITY_SHUTDOWN || x->intr_type == T_NMI ||
+                   (x->intr_type == T_HW_EXC && x->vector == 18),
+               "26.3.1.5: only an NMI or #MC may be injected in the shutdown activity state");
+    CHECK_RULE(!x->intr_valid || act != GUEST_ACTIVITY_WAIT_SIPI,
+               "26.3.1.5: no event may be injected in the wait-for-SIPI activity state");
     return true;
 }
 

@@ -240,7 +240,8 @@ static void handle_vmptrst(struct nested_vcpu *nv)
 static unsigned features(const struct nested_vcpu *nv)
 {
     return (nested_has_ept(nv->caps) ? VMCS12_FEAT_EPT : 0) |
-           (nested_allowed1(nv->caps->procbased2) & SECONDARY_XSAVES ? VMCS12_FEAT_XSAVES : 0);
+           (nested_allowed1(nv->caps->procbased2) & SECONDARY_XSAVES ? VMCS12_FEAT_XSAVES : 0) |
+           (nested_allowed1(nv->caps->procbased2) & SECONDARY_PAUSE_LOOP_EXITING ? VMCS12_FEAT_PLE : 0);
 }
 
 static void handle_vmread(struct nested_vcpu *nv)

@@ -10,8 +10,9 @@
  * also the slot in struct vmcs12.fields[] (and so the layout of L1's VMCS region).
  * Left out: fields of features hv does not advertise to L1 (posted interrupts,
  * EPTP switching/VMFUNC, APIC virtualization and TPR shadow, PML, shadow VMCS, #VE,
- * ENCLS exiting bitmap, TSC scaling, MPX, PAUSE-loop exiting, perf global ctrl), and
- * EPT_POINTER and XSS_EXIT_BITMAP, which exist only while EPT / XSAVES are advertised:
+ * ENCLS exiting bitmap, TSC scaling, MPX, perf global ctrl), and EPT_POINTER,
+ * XSS_EXIT_BITMAP, PLE_GAP and PLE_WINDOW, which exist only while EPT / XSAVES / PAUSE-loop
+ * exiting are advertised:
  * feature-dependent fields in their own slots past the table (vmcs12.h, vmcs12_vmread_feat).
  *
  * Sorted so that tests/unit/test_vmcs12.c can check it; lookups go through the small
@@ -74,7 +75,7 @@ const uint16_t vmcs12_field_table[] = {
 _Static_assert(NR_FIELDS <= VMCS12_MAX_FIELDS, "VMCS12_MAX_FIELDS too small for the field table");
 
 const unsigned VMCS12_NR_FIELDS = NR_FIELDS;
-_Static_assert(NR_FIELDS <= VMCS12_SLOT_XSS_EXIT_BITMAP, "the feature-dependent slots follow the table");
+_Static_assert(NR_FIELDS <= VMCS12_FIRST_FEAT_SLOT, "the feature-dependent slots follow the table");
 
 /*
  * hv looks fields up on every nested VM-Enter and exit, so besides the binary search
@@ -184,14 +185,18 @@ void vmcs12_set_slow(struct vmcs12 *v, uint32_t encoding, uint64_t val)
         field_write(v, i, encoding, val);
 }
 
-/* The slot of a feature-dependent field (vmcs12.h), or -1. They are 64-bit control
- * fields: the high half (encoding bit 0) is accessible too (B.1). */
+/* The slot of a feature-dependent field (vmcs12.h), or -1. A 64-bit field's high half
+ * (encoding bit 0) is accessible too; a 32-bit field has none (B.1). */
 static int feature_slot(uint64_t encoding, unsigned features)
 {
     if ((features & VMCS12_FEAT_EPT) && (encoding | 1) == (EPT_POINTER | 1u))
         return VMCS12_SLOT_EPT_POINTER;
     if ((features & VMCS12_FEAT_XSAVES) && (encoding | 1) == (XSS_EXIT_BITMAP | 1u))
         return VMCS12_SLOT_XSS_EXIT_BITMAP;
+    if ((features & VMCS12_FEAT_PLE) && encoding == PLE_GAP)
+        return VMCS12_SLOT_PLE_GAP;
+    if ((features & VMCS12_FEAT_PLE) && encoding == PLE_WINDOW)
+        return VMCS12_SLOT_PLE_WINDOW;
     return -1;
 }
 
@@ -200,7 +205,7 @@ int vmcs12_vmread_feat(const struct vmcs12 *v, uint64_t encoding, uint64_t *val,
     int i = feature_slot(encoding, features);
     if (i < 0)
         return vmcs12_vmread(v, encoding, val);
-    *val = VMCS_FIELD_HIGH(encoding) ? v->fields[i] >> 32 : v->fields[i];
+    *val = VMCS_FIELD_HIGH(encoding) ? v->fields[i] >> 32 : v->fields[i] & width_mask((uint32_t)encoding);
     return 0;
 }
 
@@ -210,6 +215,7 @@ int vmcs12_vmwrite_feat(struct vmcs12 *v, uint64_t encoding, uint64_t val, bool 
     int i = feature_slot(encoding, features);
     if (i < 0)
         return vmcs12_vmwrite(v, encoding, val, any_field_writable);
-    v->fields[i] = VMCS_FIELD_HIGH(encoding) ? (v->fields[i] & 0xffffffffull) | (val << 32) : val;
+    v->fields[i] = VMCS_FIELD_HIGH(encoding) ? (v->fields[i] & 0xffffffffull) | (val << 32)
+                                             : val & width_mask((uint32_t)encoding);
     return 0;
 }

@@ -57,14 +57,21 @@ extern const unsigned VMCS12_NR_FIELDS;
  * processor does not support fail with error 12 (SDM 31.3), so they stay out of the field
  * table (whose fields always exist) and live in slots past it, at the end of fields[].
  * EPT_POINTER exists with "enable EPT" (nested/ept02.h), XSS_EXIT_BITMAP with "enable
- * XSAVES/XRSTORS" (SDM 25.6.20). Both are 64-bit control fields. */
+ * XSAVES/XRSTORS" (SDM 25.6.20): 64-bit control fields. PLE_GAP and PLE_WINDOW exist with
+ * "PAUSE-loop exiting" (25.6.13): 32-bit control fields (no high half). */
 #define VMCS12_FEAT_EPT 1u
 #define VMCS12_FEAT_XSAVES 2u
+#define VMCS12_FEAT_PLE 4u
 #define VMCS12_SLOT_EPT_POINTER (VMCS12_MAX_FIELDS - 1)
 #define VMCS12_SLOT_XSS_EXIT_BITMAP (VMCS12_MAX_FIELDS - 2)
+#define VMCS12_SLOT_PLE_GAP (VMCS12_MAX_FIELDS - 3)
+#define VMCS12_SLOT_PLE_WINDOW (VMCS12_MAX_FIELDS - 4)
+#define VMCS12_FIRST_FEAT_SLOT VMCS12_SLOT_PLE_WINDOW
 static inline uint64_t vmcs12_eptp(const struct vmcs12 *v) { return v->fields[VMCS12_SLOT_EPT_POINTER]; }
 static inline void vmcs12_set_eptp(struct vmcs12 *v, uint64_t eptp) { v->fields[VMCS12_SLOT_EPT_POINTER] = eptp; }
 static inline uint64_t vmcs12_xss_exit_bitmap(const struct vmcs12 *v) { return v->fields[VMCS12_SLOT_XSS_EXIT_BITMAP]; }
+static inline uint32_t vmcs12_ple_gap(const struct vmcs12 *v) { return (uint32_t)v->fields[VMCS12_SLOT_PLE_GAP]; }
+static inline uint32_t vmcs12_ple_window(const struct vmcs12 *v) { return (uint32_t)v->fields[VMCS12_SLOT_PLE_WINDOW]; }
 
 /* Index of a supported encoding in fields[], or -1 (-> VMXERR_UNSUPPORTED_FIELD).
  * For a 64-bit field's high half (encoding bit 0 set) the index of the full field. */

@@ -94,6 +94,10 @@ static void prepare_controls(struct nested_vcpu *nv)
     vmcs_write(EPT_POINTER, n->ept12 ? n->ept02->eptp : nv->eptp);
     if (nested_allowed1(nv->caps->procbased2) & SECONDARY_XSAVES) /* offered: the CPU has the field */
         vmcs_write(XSS_EXIT_BITMAP, proc2 & SECONDARY_XSAVES ? vmcs12_xss_exit_bitmap(n->cache) : 0);
+    if (nested_allowed1(nv->caps->procbased2) & SECONDARY_PAUSE_LOOP_EXITING) { /* offered: the CPU has them */
+        vmcs_write(PLE_GAP, vmcs12_ple_gap(n->cache));
+        vmcs_write(PLE_WINDOW, vmcs12_ple_window(n->cache));
+    }
     vmcs_write(VMCS_LINK_POINTER, ~0ull); /* vmcs02 has no shadowing: never L1's link pointer, an L1 page */
     vmcs_write(VM_EXIT_MSR_STORE_COUNT, 0); /* hv performs vmcs12's MSR lists itself */
     vmcs_write(VM_EXIT_MSR_LOAD_COUNT, 0);

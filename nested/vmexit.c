@@ -34,7 +34,8 @@ static void sync_vmcs12(struct nested_vcpu *nv)
      * qualification is 0. Bochs stores a stale decoder displacement there instead; L1 gets
      * the architectural value. */
     uint32_t basic = (uint32_t)v12(nv, VM_EXIT_REASON) & 0xffff;
-    if ((basic == EXIT_REASON_VMREAD || basic == EXIT_REASON_VMWRITE) && (v12(nv, VMX_INSTRUCTION_INFO) & (1u << 10)))
+    if ((basic == EXIT_REASON_VMREAD || basic == EXIT_REASON_VMWRITE || basic == EXIT_REASON_LDTR_TR) &&
+        (v12(nv, VMX_INSTRUCTION_INFO) & (1u << 10))) /* also LLDT/LTR/SLDT/STR reg (Table 28-11) */
         v12_set(nv, EXIT_QUALIFICATION, 0);
     /* hv may have ended STI blocking; L2's blocking by NMI that vmcs02 lost (l2_nmi_blocked) */
     v12_set(nv, GUEST_INTERRUPTIBILITY_INFO,

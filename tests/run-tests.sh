@@ -38,6 +38,7 @@ UNIT_TESTS+=(
     "test_nested_vmenter: $NESTED_SRCS"
     "test_nested_vmexit: $NESTED_SRCS"
     "test_nested_shadow: $NESTED_SRCS"
+    "test_nested_caps: $NESTED_SRCS"
 )
 UNIT_TESTS+=("${EXTRA_UNIT_TESTS[@]}")
 

@@ -523,6 +523,27 @@ l2_seed_hlt:
     mov rax, cr3
     vmcall
     ud2
+; Capability scenarios (s_caps.c)
+global l2_desc, l2_ple
+l2_ple:                              ; PAUSE-loop exiting: 2000 PAUSEs in a loop
+    mov ecx, 2000
+.loop:
+    pause
+    dec ecx
+    jnz .loop
+    vmcall
+    ud2
+l2_desc:                             ; descriptor-table exiting: each exits before it executes
+    sgdt [rsp - 16]
+    sidt [rsp - 32]
+    sldt eax
+    str ecx
+    lgdt [rsp - 16]
+    lidt [rsp - 32]
+    lldt ax
+    ltr cx
+    vmcall
+    ud2
 ; EPT scenarios (s_ept.c): L1 sets RBX/RCX before the entry; an EPT violation exits at the
 ; access, and after L1's fix the VMRESUME re-executes it.
 global l2_ept_read, l2_ept_rd2, l2_ept_rw, l2_ept_call, l2_rep_stos

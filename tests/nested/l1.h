@@ -50,7 +50,7 @@ extern char vmx_exit_landing[];
 extern char l2_vmcall[], l2_cpuid[], l2_hlt[], l2_out80[], l2_io2[], l2_msr[], l2_cr0[], l2_cr3[],
     l2_cr4[], l2_cr8[], l2_exc[], l2_sti[], l2_iret[], l2_iret_after[], l2_spin[], l2_nops[], l2_rdtsc[],
     l2_invlpg[], l2_pause[], l2_movdr[], l2_vmxinsn[], l2_kgs[], l2_seed[], l2_seed_hlt[], l2_bench[], l2_bench_tsc[],
-    l2_ept_read[], l2_ept_rd2[], l2_ept_rw[], l2_ept_call[], l2_rep_stos[];
+    l2_ept_read[], l2_ept_rd2[], l2_ept_rw[], l2_ept_call[], l2_rep_stos[], l2_desc[], l2_ple[];
 #define L2_ISR_MARK 0x15cull /* r15 of an L2 exception/interrupt stub's VMCALL */
 
 /* ---- VMX instructions (vmx.c), with faults turned into ST_EXC ---- */
@@ -156,6 +156,7 @@ BOOLEAN ept_setup_l2(const char *tag, const char *script);
 BOOLEAN ept_map_rwx(u64 l2pa, u64 l1pa);
 void hidden_find(void); /* s_hidden.c: under hv, find its region (boot services: before the scenarios) */
 void s_hidden(void);    /* 10, hv only, "l1hv: " lines: L2's writes to hv's memory are dropped */
+void s_caps(void);      /* 12: capabilities beyond the basics (s_caps.c) */
 void s_nmi(void);       /* 11: NMIs while L2 runs (s_nmi.c, nmi.asm); runs before 9 */
 /* "l1hv: " lines: under hv only, not compared with the bare run (run-diff.sh checks them). */
 void outhv(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -183,7 +184,7 @@ enum {
     PIN_CTLS = 0x4000, PROC_CTLS = 0x4002, EXC_BITMAP = 0x4004, CR3_TARGET_COUNT = 0x400a,
     EXIT_CTLS = 0x400c, EXIT_MSR_ST_CNT = 0x400e, EXIT_MSR_LD_CNT = 0x4010, ENTRY_CTLS = 0x4012,
     ENTRY_MSR_LD_CNT = 0x4014, ENTRY_INTR = 0x4016, ENTRY_ERR = 0x4018, ENTRY_LEN = 0x401a,
-    PROC2_CTLS = 0x401e,
+    PROC2_CTLS = 0x401e, PLE_GAP = 0x4020, PLE_WINDOW = 0x4022,
     INSN_ERROR = 0x4400, EXIT_REASON = 0x4402, EXIT_INTR = 0x4404, EXIT_INTR_ERR = 0x4406,
     IDT_INFO = 0x4408, IDT_ERR = 0x440a, EXIT_LEN = 0x440c, INSN_INFO = 0x440e,
     G_ES_LIMIT = 0x4800, G_CS_LIMIT = 0x4802, G_SS_LIMIT = 0x4804, G_DS_LIMIT = 0x4806,
@@ -228,8 +229,10 @@ enum {
 #define P_PAUSE (1u << 30)
 #define P_SECONDARY (1u << 31)
 #define P2_EPT (1u << 1)
+#define P2_DESC (1u << 2)
 #define P2_VPID (1u << 5)
 #define P2_UG (1u << 7)
+#define P2_PLE (1u << 10)
 #define P2_XSAVES (1u << 20)
 #define X_HOST64 (1u << 9)
 #define X_SAVE_TIMER (1u << 22)
@@ -241,6 +244,6 @@ enum {
 enum { R_EXC = 0, R_EXTINT = 1, R_TRIPLE = 2, R_INTR_WIN = 7, R_NMI_WIN = 8, R_CPUID = 10,
        R_HLT = 12, R_INVLPG = 14, R_RDTSC = 16, R_VMCALL = 18, R_VMPTRST = 22, R_VMREAD = 23,
        R_CR = 28, R_DR = 29, R_IO = 30, R_RDMSR = 31, R_WRMSR = 32, R_BAD_GUEST = 33,
-       R_BAD_MSR = 34, R_MTF = 37, R_PAUSE = 40, R_EPT_VIOL = 48, R_EPT_MISC = 49, R_TIMER = 52 };
+       R_BAD_MSR = 34, R_MTF = 37, R_PAUSE = 40, R_GDTR_IDTR = 46, R_LDTR_TR = 47, R_EPT_VIOL = 48, R_EPT_MISC = 49, R_TIMER = 52 };
 #define R_ENTRY_FAIL 0x80000000u
 #endif

@@ -56,8 +56,8 @@ static void test_caps(void)
     CHECK(c.true_procbased == 0xffd9fffe04006172ull, "true proc %llx", ULL(c.true_procbased));
     CHECK(c.true_exit == 0x007fefff00036dfbull, "true exit %llx", ULL(c.true_exit));
     CHECK(c.true_entry == 0x0000d3ff000011fbull, "true entry %llx", ULL(c.true_entry));
-    CHECK(c.procbased2 == 0x001118ea00000000ull, "procbased2 %llx", ULL(c.procbased2));
-    CHECK(c.misc == 0x20040065ull, "misc %llx", ULL(c.misc));
+    CHECK(c.procbased2 == 0x00111cee00000000ull, "procbased2 %llx", ULL(c.procbased2));
+    CHECK(c.misc == 0x200401e5ull, "misc %llx", ULL(c.misc));
     CHECK(c.ept_vpid == 0x00000f0106134141ull, "ept_vpid %llx", ULL(c.ept_vpid));
     CHECK(c.vmcs_enum == 0x2e, "vmcs_enum %llx", ULL(c.vmcs_enum));
     CHECK(c.vmfunc == 0, "vmfunc");
@@ -72,7 +72,7 @@ static void test_caps(void)
     CHECK(!(p2 & (SECONDARY_SHADOW_VMCS | SECONDARY_VMFUNC |
                   SECONDARY_PML | SECONDARY_VIRTUALIZE_APIC | SECONDARY_VIRTUALIZE_X2APIC |
                   SECONDARY_APIC_REGISTER_VIRT | SECONDARY_VIRTUAL_INTR_DELIVERY | SECONDARY_EPT_VE |
-                  SECONDARY_TSC_SCALING | SECONDARY_PAUSE_LOOP_EXITING | SECONDARY_DESC_EXITING)),
+                  SECONDARY_TSC_SCALING)),
           "secondary allowed-1 %x", p2);
     /* EPT as EPT02 shadows it: execute-only, UC, 2M, 1G as the CPU; 4-level, WB, INVEPT
      * single and all; never A/D (21), advanced exit information (22), 5-level (7). */
@@ -85,7 +85,7 @@ static void test_caps(void)
     CHECK(!(nested_allowed1(c.true_entry) & (VM_ENTRY_SMM | VM_ENTRY_DEACT_DUAL_MONITOR |
                                              VM_ENTRY_LOAD_PERF_GLOBAL_CTRL)), "no SMM, no perf global (entry)");
     CHECK(!(c.basic & (1ull << 48 | 1ull << 49 | 1ull << 56)) && (c.basic & VMX_BASIC_TRUE_CTLS), "basic bits");
-    CHECK(!(c.misc & (1ull << 7 | 1ull << 8 | 1ull << 28 | 1ull << 30)), "misc: no shutdown/SIPI/SMM/zero-length");
+    CHECK(!(c.misc & (1ull << 28 | 1ull << 30)), "misc: no SMM; no zero-length injection on a CPU without it");
 
     /* The non-true MSRs: the true ones with the default1 bits must-be-1. */
     CHECK(c.pinbased == (c.true_pinbased | NESTED_PIN_DEFAULT1), "pin %llx", ULL(c.pinbased));
@@ -531,8 +531,19 @@ static const struct tcase cases[] = {
     TG("GDTR limit", "guest GDTR limit bits 31:16", S(GUEST_GDTR_LIMIT, 0x10000)),
     TG("IDTR limit", "guest IDTR limit bits 31:16", S(GUEST_IDTR_LIMIT, 0x1ffff)),
     /* 26.3.1.5 non-register state */
-    TG("activity shutdown", "activity state not supported", S(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_SHUTDOWN)),
-    TG("activity wait-for-SIPI", "activity state not supported", S(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_WAIT_SIPI)),
+    OK("activity shutdown", B64, S(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_SHUTDOWN)),
+    OK("activity wait-for-SIPI", B64, S(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_WAIT_SIPI)),
+    OK("shutdown with NMI injection", B64, S(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_SHUTDOWN), S(INFO, V(INTR_TYPE_NMI, 2))),
+    OK("shutdown with #MC injection", B64, S(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_SHUTDOWN),
+       S(INFO, V(INTR_TYPE_HW_EXCEPTION, 18))),
+    TG("shutdown with #UD injection", "only an NMI or #MC may be injected in the shutdown activity state",
+       S(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_SHUTDOWN), S(INFO, V(INTR_TYPE_HW_EXCEPTION, 6))),
+    TG("shutdown with external interrupt", "only an NMI or #MC may be injected in the shutdown activity state",
+       S(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_SHUTDOWN), S(INFO, V(INTR_TYPE_EXT_INTR, 0x30))),
+    TG("wait-for-SIPI with NMI injection", "no event may be injected in the wait-for-SIPI activity state",
+       S(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_WAIT_SIPI), S(INFO, V(INTR_TYPE_NMI, 2))),
+    TG("wait-for-SIPI with STI blocking", "activity state must be active with blocking by STI or MOV SS",
+       S(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_WAIT_SIPI), S(INTR, GUEST_INTR_STI)),
     TG("activity 4", "activity state not supported", S(GUEST_ACTIVITY_STATE, 4)),
     OK("activity HLT", B64, S(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_HLT)),
     TG("HLT at CPL 3", "HLT activity state requires SS.DPL 0", S(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_HLT),
