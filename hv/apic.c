@@ -58,7 +58,8 @@ void apic_icr_write(struct vcpu *v, uint32_t lo, uint32_t dest, bool x2apic)
         struct vcpu *t = hv.vcpus[i];
         if (!t)
             continue;
-        bool to = sh == 1 ? t == v : sh == 2 ? true : sh == 3 ? t != v : t->apic_id == (x2apic ? dest : dest & 0xff);
+        uint32_t id = x2apic ? dest : dest & 0xff, all = x2apic ? 0xffffffffu : 0xff; /* physical broadcast */
+        bool to = sh == 1 ? t == v : sh == 2 ? true : sh == 3 ? t != v : id == all || t->apic_id == id;
         if (to)
             latch(t, mode, lo & 0xff);
     }

@@ -98,6 +98,12 @@ static void test_latch(void)
     apic_icr_write(&v, 0x4620, 2, true);
     CHECK(cpu2.sipi == (APIC_SIPI_INIT_SENT | APIC_SIPI_VALID | 0x20) && cpu1.sipi == APIC_SIPI_INIT_SENT,
           "x2APIC SIPI to 2: %#x", cpu2.sipi);
+    /* A physical destination of all 1s is a broadcast (xAPIC 0xff, x2APIC 0xffffffff). */
+    cpu1.sipi = cpu2.sipi = v.sipi = 0;
+    apic_icr_write(&v, 0x4500, 0xff, false);
+    apic_icr_write(&v, 0x4600 | 0x42, 0xffffffffu, true);
+    CHECK(cpu1.sipi == (APIC_SIPI_INIT_SENT | APIC_SIPI_VALID | 0x42) && cpu2.sipi == cpu1.sipi && v.sipi == cpu1.sipi,
+          "broadcast INIT/SIPI: %#x %#x %#x", cpu1.sipi, cpu2.sipi, v.sipi);
     hv.vcpus[1] = hv.vcpus[2] = NULL;
 }
 
