@@ -52,6 +52,9 @@ bool hidden_step_exit(struct vcpu *v, uint32_t basic);
 bool hidden_step_end(struct vcpu *v);
 bool hidden_step_extends(struct vcpu *v, uint32_t basic); /* an EPT violation that extends the step */
 void step_restore_mtf(struct vcpu *v);
+/* The exit that ends a step is consumed when it is the step's own MTF exit, unless L1 asked
+ * for MTF on this L2 (then it is L1's too). */
+bool step_mtf_exit_is_hvs(struct vcpu *v, uint32_t basic);
 /* hv/exit_io.c: an I/O instruction hv lets run natively once (string I/O, I/O of an L2 that L1
  * does not intercept): the same rules as the step above (io_step_exit runs first; the exit
  * that ends it is consumed if it is the step's own MTF exit). */

@@ -48,6 +48,11 @@ void step_restore_mtf(struct vcpu *v)
     vm_write(v, CPU_BASED_VM_EXEC_CONTROL, proc);
 }
 
+bool step_mtf_exit_is_hvs(struct vcpu *v, uint32_t basic)
+{
+    return basic == EXIT_REASON_MONITOR_TRAP_FLAG && !(v->nested.guest_mode && nested_l1_wants_mtf(&v->nv));
+}
+
 bool hidden_step_end(struct vcpu *v)
 {
     struct hidden_step *s = &v->step;
@@ -86,8 +91,7 @@ bool hidden_step_exit(struct vcpu *v, uint32_t basic)
     if (hidden_step_extends(v, basic))
         return false; /* the instruction's next page of hv's: handle_ept_violation extends the step */
     hidden_step_end(v);
-    /* The step's MTF exit is hv's, unless L1 asked for MTF on this L2: then it is L1's too. */
-    return basic == EXIT_REASON_MONITOR_TRAP_FLAG && !(v->nested.guest_mode && nested_l1_wants_mtf(&v->nv));
+    return step_mtf_exit_is_hvs(v, basic);
 }
 
 static void hidden_write(struct vcpu *v, uint64_t *leaf, uint64_t gpa)

@@ -57,7 +57,7 @@ bool io_step_exit(struct vcpu *v, uint32_t basic)
     if (!v->io_step || hidden_step_extends(v, basic))
         return false; /* none; or the string instruction writes hv's memory: both steps go on */
     io_step_end(v);
-    return basic == EXIT_REASON_MONITOR_TRAP_FLAG && !(v->nested.guest_mode && nested_l1_wants_mtf(&v->nv));
+    return step_mtf_exit_is_hvs(v, basic);
 }
 
 void handle_io(struct vcpu *v)

@@ -74,6 +74,7 @@ __attribute__((weak)) int gva_to_gpa(struct nested_vcpu *nv, uint64_t gva, bool 
 }
 __attribute__((weak)) bool hidden_step_extends(struct vcpu *v, uint32_t basic) { return false; }
 __attribute__((weak)) void step_restore_mtf(struct vcpu *v) {}
+__attribute__((weak)) bool step_mtf_exit_is_hvs(struct vcpu *v, uint32_t basic) { return false; }
 /* hv/exit_io.c is linked by test_exit_io only. */
 __attribute__((weak)) void handle_io(struct vcpu *v) { io_calls++; }
 __attribute__((weak)) bool io_step_exit(struct vcpu *v, uint32_t basic) { return false; }
