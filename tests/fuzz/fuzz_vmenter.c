@@ -38,13 +38,7 @@ void *hv_alloc_page(void) /* zeroed, as hv's page_alloc */
 int hv_rdmsr(uint32_t m, uint64_t *v) { *v = 0; return 0; }
 int hv_wrmsr(uint32_t m, uint64_t v) { return 0; }
 
-static struct vmx_msrs hw = {
-    .vendor = "GenuineIntel", .cpuid1_ecx = 1u << 5, .basic = 0x00d810000000002bull,
-    .pinbased = 0x0000007f00000016ull, .procbased = 0xfff9fffe04006172ull, .exit = 0x01ffffff00036dfbull,
-    .entry = 0x0003ffff000011fbull, .procbased2 = 0x02177fff00000000ull, .ept_vpid = 0x00000f0106334141ull,
-    .misc = 0x00000000300481e5ull, .cr0_fixed0 = 0x80000021, .cr0_fixed1 = 0xffffffff, .cr4_fixed0 = 0x2000,
-    .cr4_fixed1 = 0x3767ff,
-};
+static const struct vmx_msrs *const hw = &bochs_skylake_x; /* tests/unit/vmcs12_samples.c */
 /* For a hard failure, say which check the input got past last. */
 static struct nested_caps caps;
 static struct regcache rc;
@@ -63,8 +57,8 @@ static void setup_once(void)
         return;
     done = true;
     atexit(report);
-    nested_caps_init(&caps, &hw);
-    nv = (struct nested_vcpu){.rc = &rc, .n = &ns, .caps = &caps, .hw = &hw, .phys_bits = 48, .cr0_mask = 0x20,
+    nested_caps_init(&caps, hw);
+    nv = (struct nested_vcpu){.rc = &rc, .n = &ns, .caps = &caps, .hw = hw, .phys_bits = 48, .cr0_mask = 0x20,
                               .cr4_mask = 0x2000, .msr_bitmap01 = hv_msr_bm,
                               .eptp = EPTP01, .launch_pending = &launch_pending};
     nested_vcpu_init(&nv); /* reads hv's host fields from the fake VMCS */

@@ -16,13 +16,7 @@
 #include "tests/unit/vmcs12_samples.h"
 #include "vmx/vmx_bits.h"
 
-struct vmx_msrs hw = {
-    .vendor = "GenuineIntel", .cpuid1_ecx = 1u << 5, .basic = 0x00d810000000002bull,
-    .pinbased = 0x0000007f00000016ull, .procbased = 0xfff9fffe04006172ull, .exit = 0x01ffffff00036dfbull,
-    .entry = 0x0003ffff000011fbull, .procbased2 = 0x02177fff00000000ull, .ept_vpid = 0x00000f0106334141ull,
-    .misc = 0x00000000300481e5ull, .cr0_fixed0 = 0x80000021, .cr0_fixed1 = 0xffffffff, .cr4_fixed0 = 0x2000,
-    .cr4_fixed1 = 0x3767ff,
-}; /* Bochs' corei7_skylake_x */
+struct vmx_msrs hw; /* bochs_skylake_x from the first nh_setup on; tests may change it */
 struct nested_caps caps;
 struct regcache rc;
 struct nested_state ns;
@@ -137,6 +131,9 @@ void nh_setup(bool with_shadow)
     regcache_warn_reset();
     test_log_clear();
     memset(&inj, 0, sizeof(inj));
+    static bool hw_set;
+    if (!hw_set)
+        hw = bochs_skylake_x, hw_set = true;
     nested_caps_init(&caps, &hw);
     regcache_init(&rc, true);
     memset(&ns, 0, sizeof(ns));

@@ -10,32 +10,14 @@
 #include "nested/checks.h"
 #include "nested/vmcs12.h"
 #include "tests/unit/test_util.h"
+#include "tests/unit/vmcs12_samples.h"
 #include "vmx/vmx_bits.h"
 
 #define ULL(x) ((unsigned long long)(x))
 #define PHYS_BITS 40
 #define NONCANON 0x0000800000000000ull
 
-static struct vmx_msrs bochs(void)
-{
-    struct vmx_msrs m;
-    memset(&m, 0, sizeof(m));
-    strcpy(m.vendor, "GenuineIntel");
-    m.cpuid1_ecx = 1u << 5;
-    m.basic = 0x00d810000000002bull;
-    m.pinbased = 0x0000007f00000016ull; /* the TRUE MSRs (basic[55] = 1) */
-    m.procbased = 0xfff9fffe04006172ull;
-    m.exit = 0x01ffffff00036dfbull;
-    m.entry = 0x0003ffff000011fbull;
-    m.procbased2 = 0x02177fff00000000ull;
-    m.misc = 0x300481e5ull; /* rate 5, LMA, HLT/shutdown/SIPI, 4 CR3 targets, SMM MSR, VMWRITE any */
-    m.cr0_fixed0 = 0x80000021ull;
-    m.cr0_fixed1 = 0xffffffffull;
-    m.cr4_fixed0 = 0x2000ull;
-    m.cr4_fixed1 = 0x3767ffull;
-    m.ept_vpid = 0x00000f0106334141ull;
-    return m;
-}
+static struct vmx_msrs bochs(void) { return bochs_skylake_x; }
 
 static struct nested_caps caps;
 /* L1's current VMCS, and what the memory at any link pointer holds: hv's revision identifier. */
@@ -165,7 +147,6 @@ static void test_caps(void)
 
 /* ---- a valid vmcs12 ---- */
 
-#include "vmcs12_samples.h"
 
 /* A 32-bit protected-mode (PAE paging) L2. */
 static void valid32(struct vmcs12 *v)

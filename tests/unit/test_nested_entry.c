@@ -60,14 +60,7 @@ int hv_wrmsr(uint32_t m, uint64_t v)
 
 static struct nested_state ns; /* VMPTRLD/VMCLEAR: tests/unit/fake_vmcs.c, one fake VMCS per pointer */
 
-/* Bochs' corei7_skylake_x */
-static const struct vmx_msrs hw = {
-    .vendor = "GenuineIntel", .cpuid1_ecx = 1u << 5, .basic = 0x00d810000000002bull,
-    .pinbased = 0x0000007f00000016ull, .procbased = 0xfff9fffe04006172ull, .exit = 0x01ffffff00036dfbull,
-    .entry = 0x0003ffff000011fbull, .procbased2 = 0x02177fff00000000ull, .ept_vpid = 0x00000f0106334141ull,
-    .misc = 0x00000000300481e5ull, .cr0_fixed0 = 0x80000021, .cr0_fixed1 = 0xffffffff, .cr4_fixed0 = 0x2000,
-    .cr4_fixed1 = 0x3767ff,
-};
+static const struct vmx_msrs *const hw = &bochs_skylake_x; /* tests/unit/vmcs12_samples.c */
 static struct nested_caps caps;
 static struct regcache rc;
 static struct nested_vcpu nv;
@@ -104,8 +97,8 @@ static void fresh(void)
             perror("mmap below 4 GiB");
             exit(1);
         }
-        nested_caps_init(&caps, &hw);
-        nv = (struct nested_vcpu){.rc = &rc, .n = &ns, .caps = &caps, .hw = &hw, .phys_bits = 48, .cr0_mask = 0x20,
+        nested_caps_init(&caps, hw);
+        nv = (struct nested_vcpu){.rc = &rc, .n = &ns, .caps = &caps, .hw = hw, .phys_bits = 48, .cr0_mask = 0x20,
                                   .cr4_mask = 0x2000, .msr_bitmap01 = hv_msr_bm,
                                   .eptp = 0x1234000ull | 0x1e,
                                   .launch_pending = &launch_pending};

@@ -66,3 +66,10 @@ void valid64(struct vmcs12 *v)
     set_seg(v, GUEST_TR_SELECTOR, 0x40, 0xfffffe0000003000, 0x67, TSS_AR);
 }
 
+const struct vmx_msrs bochs_skylake_x = {
+    .vendor = "GenuineIntel", .cpuid1_ecx = 1u << 5, .basic = 0x00d810000000002bull,
+    .pinbased = 0x0000007f00000016ull, .procbased = 0xfff9fffe04006172ull, .exit = 0x01ffffff00036dfbull,
+    .entry = 0x0003ffff000011fbull, .procbased2 = 0x02177fff00000000ull, .ept_vpid = 0x00000f0106334141ull,
+    .misc = 0x00000000300481e5ull, .cr0_fixed0 = 0x80000021, .cr0_fixed1 = 0xffffffff, .cr4_fixed0 = 0x2000,
+    .cr4_fixed1 = 0x3767ff,
+};
