@@ -126,8 +126,6 @@ static inline bool nested_l1_wants_mtf(const struct nested_vcpu *nv)
 {
     return vmcs12_get(nv->n->cache, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_MONITOR_TRAP_FLAG;
 }
-/* The CR4.VMXE bit may be cleared only outside VMX operation. */
-static inline bool nested_in_vmx_operation(const struct nested_vcpu *nv) { return nv->n->vmxon; }
 
 /* ---- provided by hv/ ---- */
 void hv_inject_exception(struct regcache *rc, uint8_t vector, bool has_error, uint32_t error);
