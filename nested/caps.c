@@ -177,6 +177,20 @@ bool nested_caps_msr(const struct nested_caps *c, uint32_t msr, uint64_t *val)
     }
 }
 
+unsigned nested_vmcs12_features(const struct nested_caps *c)
+{
+    uint32_t pin = nested_allowed1(c->true_pinbased), proc = nested_allowed1(c->true_procbased);
+    uint32_t proc2 = (proc & CPU_BASED_ACTIVATE_SECONDARY) ? nested_allowed1(c->procbased2) : 0;
+    return (proc2 & SECONDARY_EPT ? VMCS12_FEAT_EPT : 0) | (proc2 & SECONDARY_XSAVES ? VMCS12_FEAT_XSAVES : 0) |
+           (proc2 & SECONDARY_PAUSE_LOOP_EXITING ? VMCS12_FEAT_PLE : 0) |
+           (proc & CPU_BASED_TPR_SHADOW ? VMCS12_FEAT_TPR_SHADOW : 0) |
+           (proc2 & SECONDARY_VIRTUALIZE_APIC ? VMCS12_FEAT_APIC_ACCESS : 0) |
+           (pin & PIN_BASED_POSTED_INTR ? VMCS12_FEAT_POSTED_INTR : 0) |
+           (proc2 & SECONDARY_VIRTUAL_INTR_DELIVERY ? VMCS12_FEAT_VID : 0) | (proc2 & SECONDARY_PML ? VMCS12_FEAT_PML : 0) |
+           (proc2 & SECONDARY_SHADOW_VMCS ? VMCS12_FEAT_SHADOW_VMCS : 0) |
+           (proc2 & SECONDARY_VMFUNC ? VMCS12_FEAT_VMFUNC : 0) | (proc2 & SECONDARY_EPT_VE ? VMCS12_FEAT_EPT_VE : 0);
+}
+
 bool nested_ctl_ok(uint64_t cap_msr, uint32_t value)
 {
     uint32_t must1 = nested_allowed0(cap_msr), may1 = nested_allowed1(cap_msr);

@@ -41,6 +41,8 @@ bool nested_caps_msr(const struct nested_caps *c, uint32_t msr, uint64_t *val);
 /* A control value is valid for a capability MSR: every allowed-0 (must be 1) bit set,
  * nothing outside allowed-1. */
 bool nested_ctl_ok(uint64_t cap_msr, uint32_t value);
+/* The feature-dependent vmcs12 fields (VMCS12_FEAT_*) that exist for L1 with these capabilities. */
+unsigned nested_vmcs12_features(const struct nested_caps *c);
 
 static inline uint32_t nested_allowed0(uint64_t cap_msr) { return (uint32_t)cap_msr; }
 static inline uint32_t nested_allowed1(uint64_t cap_msr) { return (uint32_t)(cap_msr >> 32); }

@@ -236,13 +236,7 @@ static void handle_vmptrst(struct nested_vcpu *nv)
     vmx_succeed(nv);
 }
 
-/* The feature-dependent vmcs12 fields that exist for L1 (nested/vmcs12.h). */
-static unsigned features(const struct nested_vcpu *nv)
-{
-    return (nested_has_ept(nv->caps) ? VMCS12_FEAT_EPT : 0) |
-           (nested_allowed1(nv->caps->procbased2) & SECONDARY_XSAVES ? VMCS12_FEAT_XSAVES : 0) |
-           (nested_allowed1(nv->caps->procbased2) & SECONDARY_PAUSE_LOOP_EXITING ? VMCS12_FEAT_PLE : 0);
-}
+static unsigned features(const struct nested_vcpu *nv) { return nested_vmcs12_features(nv->caps); }
 
 static void handle_vmread(struct nested_vcpu *nv)
 {

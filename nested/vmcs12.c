@@ -8,12 +8,10 @@
 /*
  * Every encoding hv supports for L1, sorted ascending; the position in this array is
  * also the slot in struct vmcs12.fields[] (and so the layout of L1's VMCS region).
- * Left out: fields of features hv does not advertise to L1 (posted interrupts,
- * EPTP switching/VMFUNC, APIC virtualization and TPR shadow, PML, shadow VMCS, #VE,
- * ENCLS exiting bitmap, TSC scaling, MPX, perf global ctrl), and EPT_POINTER,
- * XSS_EXIT_BITMAP, PLE_GAP and PLE_WINDOW, which exist only while EPT / XSAVES / PAUSE-loop
- * exiting are advertised:
- * feature-dependent fields in their own slots past the table (vmcs12.h, vmcs12_vmread_feat).
+ * Left out: fields of features hv never offers L1 (ENCLS exiting bitmap, TSC scaling,
+ * MPX, perf global ctrl), and the fields that exist only while their feature is
+ * advertised (EPT_POINTER, APIC virtualization, PML, VMCS shadowing, VM functions, ...):
+ * those live in their own slots past the table (vmcs12.h, feat_fields, vmcs12_vmread_feat).
  *
  * Sorted so that tests/unit/test_vmcs12.c can check it; lookups go through the small
  * map below vmcs12_field_index().
@@ -75,7 +73,6 @@ const uint16_t vmcs12_field_table[] = {
 _Static_assert(NR_FIELDS <= VMCS12_MAX_FIELDS, "VMCS12_MAX_FIELDS too small for the field table");
 
 const unsigned VMCS12_NR_FIELDS = NR_FIELDS;
-_Static_assert(NR_FIELDS <= VMCS12_FIRST_FEAT_SLOT, "the feature-dependent slots follow the table");
 
 /*
  * hv looks fields up on every nested VM-Enter and exit, so besides the binary search
@@ -175,29 +172,76 @@ int vmcs12_vmwrite(struct vmcs12 *v, uint64_t encoding, uint64_t val, bool any_f
 uint64_t vmcs12_get_slow(const struct vmcs12 *v, uint32_t encoding)
 {
     int i = vmcs12_field_index(encoding);
-    return i < 0 ? 0 : field_read(v, i, encoding);
+    if (i >= 0)
+        return field_read(v, i, encoding);
+    if ((i = vmcs12_feat_slot(encoding, NULL)) < 0)
+        return 0;
+    return VMCS_FIELD_HIGH(encoding) ? v->fields[i] >> 32 : v->fields[i] & width_mask(encoding);
 }
 
 void vmcs12_set_slow(struct vmcs12 *v, uint32_t encoding, uint64_t val)
 {
     int i = vmcs12_field_index(encoding);
-    if (i >= 0)
+    if (i >= 0) {
         field_write(v, i, encoding, val);
+    } else if ((i = vmcs12_feat_slot(encoding, NULL)) >= 0) {
+        v->fields[i] = VMCS_FIELD_HIGH(encoding) ? (v->fields[i] & 0xffffffffull) | (val << 32)
+                                                 : val & width_mask(encoding);
+    }
 }
 
-/* The slot of a feature-dependent field (vmcs12.h), or -1. A 64-bit field's high half
- * (encoding bit 0) is accessible too; a 32-bit field has none (B.1). */
+/* The feature-dependent fields (vmcs12.h): the n-th is at slot VMCS12_MAX_FIELDS - 1 - n. */
+static const struct {
+    uint16_t encoding, feature;
+} feat_fields[VMCS12_NR_FEAT_FIELDS] = {
+    {EPT_POINTER, VMCS12_FEAT_EPT},
+    {XSS_EXIT_BITMAP, VMCS12_FEAT_XSAVES},
+    {PLE_GAP, VMCS12_FEAT_PLE},
+    {PLE_WINDOW, VMCS12_FEAT_PLE},
+    {VIRTUAL_APIC_PAGE_ADDR, VMCS12_FEAT_TPR_SHADOW},
+    {TPR_THRESHOLD, VMCS12_FEAT_TPR_SHADOW},
+    {APIC_ACCESS_ADDR, VMCS12_FEAT_APIC_ACCESS},
+    {POSTED_INTR_NV, VMCS12_FEAT_POSTED_INTR},
+    {POSTED_INTR_DESC_ADDR, VMCS12_FEAT_POSTED_INTR},
+    {EOI_EXIT_BITMAP0, VMCS12_FEAT_VID},
+    {EOI_EXIT_BITMAP1, VMCS12_FEAT_VID},
+    {EOI_EXIT_BITMAP2, VMCS12_FEAT_VID},
+    {EOI_EXIT_BITMAP3, VMCS12_FEAT_VID},
+    {GUEST_INTR_STATUS, VMCS12_FEAT_VID},
+    {PML_ADDRESS, VMCS12_FEAT_PML},
+    {GUEST_PML_INDEX, VMCS12_FEAT_PML},
+    {VMREAD_BITMAP, VMCS12_FEAT_SHADOW_VMCS},
+    {VMWRITE_BITMAP, VMCS12_FEAT_SHADOW_VMCS},
+    {VM_FUNCTION_CONTROL, VMCS12_FEAT_VMFUNC},
+    {EPTP_LIST_ADDRESS, VMCS12_FEAT_VMFUNC},
+    {VE_INFO_ADDRESS, VMCS12_FEAT_EPT_VE},
+    {EPTP_INDEX, VMCS12_FEAT_EPT_VE},
+};
+_Static_assert(NR_FIELDS <= VMCS12_FIRST_FEAT_SLOT, "the feature-dependent slots follow the table");
+
+int vmcs12_feat_slot(uint64_t encoding, unsigned *feature)
+{
+    if (encoding >> 15)
+        return -1;
+    uint16_t full = (uint16_t)(encoding & ~1ull);
+    for (int n = 0; n < VMCS12_NR_FEAT_FIELDS; n++) {
+        if (feat_fields[n].encoding != full)
+            continue;
+        if (VMCS_FIELD_HIGH(encoding) && VMCS_FIELD_WIDTH(full) != VMCS_WIDTH_64)
+            return -1; /* only 64-bit fields have a high half (B.1) */
+        if (feature)
+            *feature = feat_fields[n].feature;
+        return VMCS12_MAX_FIELDS - 1 - n;
+    }
+    return -1;
+}
+
+/* The slot of a feature-dependent field whose feature is advertised, or -1. */
 static int feature_slot(uint64_t encoding, unsigned features)
 {
-    if ((features & VMCS12_FEAT_EPT) && (encoding | 1) == (EPT_POINTER | 1u))
-        return VMCS12_SLOT_EPT_POINTER;
-    if ((features & VMCS12_FEAT_XSAVES) && (encoding | 1) == (XSS_EXIT_BITMAP | 1u))
-        return VMCS12_SLOT_XSS_EXIT_BITMAP;
-    if ((features & VMCS12_FEAT_PLE) && encoding == PLE_GAP)
-        return VMCS12_SLOT_PLE_GAP;
-    if ((features & VMCS12_FEAT_PLE) && encoding == PLE_WINDOW)
-        return VMCS12_SLOT_PLE_WINDOW;
-    return -1;
+    unsigned f;
+    int i = vmcs12_feat_slot(encoding, &f);
+    return i >= 0 && (features & f) ? i : -1;
 }
 
 int vmcs12_vmread_feat(const struct vmcs12 *v, uint64_t encoding, uint64_t *val, unsigned features)

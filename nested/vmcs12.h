@@ -55,23 +55,37 @@ extern const unsigned VMCS12_NR_FIELDS;
 
 /* Fields that exist only while hv advertises their feature: VMREAD/VMWRITE of a field the
  * processor does not support fail with error 12 (SDM 31.3), so they stay out of the field
- * table (whose fields always exist) and live in slots past it, at the end of fields[].
- * EPT_POINTER exists with "enable EPT" (nested/ept02.h), XSS_EXIT_BITMAP with "enable
- * XSAVES/XRSTORS" (SDM 25.6.20): 64-bit control fields. PLE_GAP and PLE_WINDOW exist with
- * "PAUSE-loop exiting" (25.6.13): 32-bit control fields (no high half). */
+ * table (whose fields always exist) and live in slots past it, at the end of fields[]
+ * (nested/vmcs12.c feat_fields: the n-th entry is slot VMCS12_MAX_FIELDS - 1 - n). Which
+ * control makes each exist: SDM 25.6 (EPT_POINTER with "enable EPT", XSS_EXIT_BITMAP with
+ * "enable XSAVES/XRSTORS", PLE_GAP/PLE_WINDOW with "PAUSE-loop exiting", the virtual-APIC
+ * address and TPR threshold with "use TPR shadow", ...). hv's own accessors (vmcs12_get/
+ * vmcs12_set) reach them whatever is advertised. */
 #define VMCS12_FEAT_EPT 1u
 #define VMCS12_FEAT_XSAVES 2u
 #define VMCS12_FEAT_PLE 4u
+#define VMCS12_FEAT_TPR_SHADOW 8u     /* VIRTUAL_APIC_PAGE_ADDR, TPR_THRESHOLD */
+#define VMCS12_FEAT_APIC_ACCESS 16u   /* APIC_ACCESS_ADDR */
+#define VMCS12_FEAT_POSTED_INTR 32u   /* POSTED_INTR_NV, POSTED_INTR_DESC_ADDR */
+#define VMCS12_FEAT_VID 64u           /* EOI_EXIT_BITMAP0-3, GUEST_INTR_STATUS */
+#define VMCS12_FEAT_PML 128u          /* PML_ADDRESS, GUEST_PML_INDEX */
+#define VMCS12_FEAT_SHADOW_VMCS 256u  /* VMREAD_BITMAP, VMWRITE_BITMAP */
+#define VMCS12_FEAT_VMFUNC 512u       /* VM_FUNCTION_CONTROL, EPTP_LIST_ADDRESS */
+#define VMCS12_FEAT_EPT_VE 1024u      /* VE_INFO_ADDRESS, EPTP_INDEX */
+#define VMCS12_NR_FEAT_FIELDS 22
 #define VMCS12_SLOT_EPT_POINTER (VMCS12_MAX_FIELDS - 1)
 #define VMCS12_SLOT_XSS_EXIT_BITMAP (VMCS12_MAX_FIELDS - 2)
 #define VMCS12_SLOT_PLE_GAP (VMCS12_MAX_FIELDS - 3)
 #define VMCS12_SLOT_PLE_WINDOW (VMCS12_MAX_FIELDS - 4)
-#define VMCS12_FIRST_FEAT_SLOT VMCS12_SLOT_PLE_WINDOW
+#define VMCS12_FIRST_FEAT_SLOT (VMCS12_MAX_FIELDS - VMCS12_NR_FEAT_FIELDS)
 static inline uint64_t vmcs12_eptp(const struct vmcs12 *v) { return v->fields[VMCS12_SLOT_EPT_POINTER]; }
 static inline void vmcs12_set_eptp(struct vmcs12 *v, uint64_t eptp) { v->fields[VMCS12_SLOT_EPT_POINTER] = eptp; }
 static inline uint64_t vmcs12_xss_exit_bitmap(const struct vmcs12 *v) { return v->fields[VMCS12_SLOT_XSS_EXIT_BITMAP]; }
 static inline uint32_t vmcs12_ple_gap(const struct vmcs12 *v) { return (uint32_t)v->fields[VMCS12_SLOT_PLE_GAP]; }
 static inline uint32_t vmcs12_ple_window(const struct vmcs12 *v) { return (uint32_t)v->fields[VMCS12_SLOT_PLE_WINDOW]; }
+/* The slot of a feature-dependent field (either half of a 64-bit one), whatever is
+ * advertised, or -1; and the feature (VMCS12_FEAT_*) that makes it exist. */
+int vmcs12_feat_slot(uint64_t encoding, unsigned *feature);
 
 /* Index of a supported encoding in fields[], or -1 (-> VMXERR_UNSUPPORTED_FIELD).
  * For a 64-bit field's high half (encoding bit 0 set) the index of the full field. */

@@ -159,6 +159,40 @@ static void test_high_access(void)
     CHECK(n64 == 19, "%u 64-bit fields", n64);
 }
 
+/* Every feature-dependent field: in L1's reach only with its feature, in hv's always; each its own slot. */
+static void test_all_feature_fields(void)
+{
+    static const struct { uint32_t enc; unsigned feat; } f[] = {
+        {EPT_POINTER, VMCS12_FEAT_EPT}, {XSS_EXIT_BITMAP, VMCS12_FEAT_XSAVES}, {PLE_GAP, VMCS12_FEAT_PLE},
+        {PLE_WINDOW, VMCS12_FEAT_PLE}, {VIRTUAL_APIC_PAGE_ADDR, VMCS12_FEAT_TPR_SHADOW},
+        {TPR_THRESHOLD, VMCS12_FEAT_TPR_SHADOW}, {APIC_ACCESS_ADDR, VMCS12_FEAT_APIC_ACCESS},
+        {POSTED_INTR_NV, VMCS12_FEAT_POSTED_INTR}, {POSTED_INTR_DESC_ADDR, VMCS12_FEAT_POSTED_INTR},
+        {EOI_EXIT_BITMAP0, VMCS12_FEAT_VID}, {EOI_EXIT_BITMAP3, VMCS12_FEAT_VID}, {GUEST_INTR_STATUS, VMCS12_FEAT_VID},
+        {PML_ADDRESS, VMCS12_FEAT_PML}, {GUEST_PML_INDEX, VMCS12_FEAT_PML}, {VMREAD_BITMAP, VMCS12_FEAT_SHADOW_VMCS},
+        {VMWRITE_BITMAP, VMCS12_FEAT_SHADOW_VMCS}, {VM_FUNCTION_CONTROL, VMCS12_FEAT_VMFUNC},
+        {EPTP_LIST_ADDRESS, VMCS12_FEAT_VMFUNC}, {VE_INFO_ADDRESS, VMCS12_FEAT_EPT_VE}, {EPTP_INDEX, VMCS12_FEAT_EPT_VE},
+    };
+    memset(&v, 0, sizeof(v));
+    for (unsigned i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+        unsigned feat = 0;
+        int slot = vmcs12_feat_slot(f[i].enc, &feat);
+        CHECK(slot >= (int)VMCS12_NR_FIELDS && slot < VMCS12_MAX_FIELDS && feat == f[i].feat, "slot of %x: %d", f[i].enc, slot);
+        uint64_t got = 1, val = 0x1122334455667788ull + i;
+        CHECK(vmcs12_vmwrite_feat(&v, f[i].enc, val, false, ~0u & ~feat) == VMXERR_UNSUPPORTED_FIELD, "%x without its feature", f[i].enc);
+        CHECK(vmcs12_vmwrite_feat(&v, f[i].enc, val, false, feat) == 0, "vmwrite %x", f[i].enc);
+        CHECK(vmcs12_vmread_feat(&v, f[i].enc, &got, feat) == 0 && got == (val & vmcs12_width_mask(f[i].enc)), "vmread %x: %llx", f[i].enc, ULL(got));
+        CHECK(vmcs12_get(&v, f[i].enc) == got, "hv's get %x", f[i].enc);
+        vmcs12_set(&v, f[i].enc, 5);
+        CHECK(vmcs12_vmread_feat(&v, f[i].enc, &got, feat) == 0 && got == 5, "hv's set %x", f[i].enc);
+        if (VMCS_FIELD_WIDTH(f[i].enc) != VMCS_WIDTH_64)
+            CHECK(vmcs12_feat_slot(f[i].enc | 1, NULL) < 0, "%x has no high half", f[i].enc);
+        for (unsigned j = 0; j < i; j++)
+            CHECK(vmcs12_feat_slot(f[j].enc, NULL) != slot, "%x and %x share a slot", f[i].enc, f[j].enc);
+    }
+    CHECK(vmcs12_feat_slot(EPT_POINTER, NULL) == VMCS12_SLOT_EPT_POINTER, "EPT_POINTER keeps its slot");
+    CHECK(vmcs12_feat_slot(PLE_WINDOW, NULL) == VMCS12_SLOT_PLE_WINDOW, "PLE_WINDOW keeps its slot");
+}
+
 static void test_unsupported(void)
 {
     static const uint64_t bad[] = {
@@ -178,7 +212,7 @@ static void test_unsupported(void)
         CHECK(vmcs12_field_index(bad[i]) < 0, "index of %llx", ULL(bad[i]));
         CHECK(vmcs12_vmread(&v, bad[i], &got) == VMXERR_UNSUPPORTED_FIELD && got == 42, "vmread %llx", ULL(bad[i]));
         CHECK(vmcs12_vmwrite(&v, bad[i], 0, true) == VMXERR_UNSUPPORTED_FIELD, "vmwrite %llx", ULL(bad[i]));
-        if (bad[i] <= 0xffffffff) {
+        if (bad[i] <= 0xffffffff && vmcs12_feat_slot(bad[i], NULL) < 0) { /* hv reaches feature slots */
             CHECK(vmcs12_get(&v, (uint32_t)bad[i]) == 0, "get %llx", ULL(bad[i]));
             vmcs12_set(&v, (uint32_t)bad[i], 0);
         }
@@ -217,5 +251,6 @@ int main(void)
     test_round_trip();
     test_high_access();
     test_unsupported();
+    test_all_feature_fields();
     return test_summary();
 }
