@@ -61,13 +61,20 @@ static uint64_t non_true(uint64_t true_msr, uint32_t default1)
     return true_msr | default1;
 }
 
-/* The highest index (encoding bits 9:1) among the supported fields (A.9). */
-static uint64_t vmcs_enum(void)
+/* The highest index (encoding bits 9:1) among the fields L1 has (A.9): the table's and
+ * those of the features offered. */
+static uint64_t vmcs_enum(unsigned features)
 {
     uint32_t max = 0;
     for (unsigned i = 0; i < VMCS12_NR_FIELDS; i++) {
         uint32_t idx = (vmcs12_field_encoding(i) >> 1) & 0x1ff;
         if (idx > max)
+            max = idx;
+    }
+    for (unsigned n = 0; n < VMCS12_NR_FEAT_FIELDS; n++) {
+        unsigned f;
+        uint32_t idx = (vmcs12_feat_encoding(n, &f) >> 1) & 0x1ff;
+        if ((features & f) && idx > max)
             max = idx;
     }
     return (uint64_t)max << 1;
@@ -122,7 +129,6 @@ void nested_caps_init(struct nested_caps *c, const struct vmx_msrs *hw)
     c->cr4_fixed0 = hw->cr4_fixed0;
     c->cr4_fixed1 = hw->cr4_fixed1;
 
-    c->vmcs_enum = vmcs_enum();
 
     /* A.10: EPT as EPT02 shadows it; INVVPID and its types as the hardware. */
     if (nested_allowed1(c->procbased2) & SECONDARY_VPID)
@@ -131,6 +137,7 @@ void nested_caps_init(struct nested_caps *c, const struct vmx_msrs *hw)
         c->ept_vpid = 0;
     if (nested_allowed1(c->procbased2) & SECONDARY_EPT)
         c->ept_vpid |= (hw->ept_vpid & EPT_CAPS_AS_HW) | EPT_CAPS_ALWAYS;
+    c->vmcs_enum = vmcs_enum(nested_vmcs12_features(c));
     c->vmfunc = 0; /* A.11 (the MSR does not even exist for L1: no "enable VM functions") */
     /* hv passes CPUID leaf 7 through: L1 has SGX and RTM exactly when the CPU has them. */
     c->sgx = hw->cpuid7_ebx & (1u << 2);

@@ -236,6 +236,14 @@ int vmcs12_feat_slot(uint64_t encoding, unsigned *feature)
     return -1;
 }
 
+uint32_t vmcs12_feat_encoding(unsigned n, unsigned *feature)
+{
+    if (n >= VMCS12_NR_FEAT_FIELDS)
+        return 0xffffffffu;
+    *feature = feat_fields[n].feature;
+    return feat_fields[n].encoding;
+}
+
 /* The slot of a feature-dependent field whose feature is advertised, or -1. */
 static int feature_slot(uint64_t encoding, unsigned features)
 {

@@ -86,6 +86,8 @@ static inline uint32_t vmcs12_ple_window(const struct vmcs12 *v) { return (uint3
 /* The slot of a feature-dependent field (either half of a 64-bit one), whatever is
  * advertised, or -1; and the feature (VMCS12_FEAT_*) that makes it exist. */
 int vmcs12_feat_slot(uint64_t encoding, unsigned *feature);
+/* The n-th feature-dependent field and its feature, for n < VMCS12_NR_FEAT_FIELDS. */
+uint32_t vmcs12_feat_encoding(unsigned n, unsigned *feature);
 
 /* Index of a supported encoding in fields[], or -1 (-> VMXERR_UNSUPPORTED_FIELD).
  * For a 64-bit field's high half (encoding bit 0 set) the index of the full field. */

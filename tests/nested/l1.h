@@ -160,6 +160,7 @@ void s_caps(void);      /* 12: capabilities beyond the basics (s_caps.c) */
 void s_nmi(void);       /* 11: NMIs while L2 runs (s_nmi.c, nmi.asm); runs before 9 */
 /* "l1hv: " lines: under hv only, not compared with the bare run (run-diff.sh checks them). */
 void outhv(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void outcap(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* raw capability MSRs, not compared */
 
 /* ---- bench mode (bench.c; asm.asm bench_rt/bench_handler): load options contain "bench" ---- */
 void s_bench(void); /* does its own VMXON; prints "l1: bench: ..." lines */

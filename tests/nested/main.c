@@ -73,6 +73,22 @@ static void read_caps(void)
     /* The watchdog: about 2^24 TSC ticks per L2 run (rate: IA32_VMX_MISC[4:0], SDM 26.5.1). */
     u32 rate = (u32)cap.misc & 0x1f;
     watchdog = rate >= 24 ? 1 : (1u << (24 - rate));
+    /* The raw capability MSRs, for the table of what L1 sees next to the CPU's (not compared:
+     * tests/tools/captable.sh). Only the MSRs that exist (SDM A.1-A.11). */
+    static const struct { u32 msr; const char *name; } raw[] = {
+        {0x480, "BASIC"}, {0x481, "PINBASED_CTLS"}, {0x482, "PROCBASED_CTLS"}, {0x483, "EXIT_CTLS"},
+        {0x484, "ENTRY_CTLS"}, {0x485, "MISC"}, {0x486, "CR0_FIXED0"}, {0x487, "CR0_FIXED1"},
+        {0x488, "CR4_FIXED0"}, {0x489, "CR4_FIXED1"}, {0x48a, "VMCS_ENUM"}, {0x48b, "PROCBASED_CTLS2"},
+        {0x48c, "EPT_VPID_CAP"}, {0x48d, "TRUE_PINBASED_CTLS"}, {0x48e, "TRUE_PROCBASED_CTLS"},
+        {0x48f, "TRUE_EXIT_CTLS"}, {0x490, "TRUE_ENTRY_CTLS"}, {0x491, "VMFUNC"},
+    };
+    for (unsigned i = 0; i < sizeof(raw) / sizeof(raw[0]); i++) {
+        u32 n = raw[i].msr;
+        if ((n == 0x48b && !cap.secondary) || (n == 0x48c && !(p2 & (P2_EPT | P2_VPID))) ||
+            (n >= 0x48d && n <= 0x490 && !cap.true_ctls) || (n == 0x491 && !(p2 & (1u << 13))))
+            continue;
+        outcap("0x%x %s 0x%llx", n, raw[i].name, rdmsr(n));
+    }
 #define YN(x) ((x) ? "yes" : "no")
     out("caps: true-controls %s preemption-timer %s save-timer %s hlt-activity %s", YN(cap.true_ctls),
         YN(cap.timer), YN(cap.save_timer), YN(cap.hlt_state));

@@ -19,6 +19,14 @@ void outhv(const char *fmt, ...)
     __builtin_va_end(ap);
 }
 
+void outcap(const char *fmt, ...)
+{
+    __builtin_va_list ap;
+    __builtin_va_start(ap, fmt);
+    bline("l1cap: ", fmt, ap);
+    __builtin_va_end(ap);
+}
+
 static const char *exc_name(unsigned v)
 {
     static const char *n[] = {"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "#CSO",

@@ -29,6 +29,10 @@ extract() { tr -d '\r' <"$1/serial.log" | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g' | gr
 extract "$N/bare" "$N/bare.txt"
 extract "$N/hv" "$N/hv.txt"
 extract "$N/hv2" "$N/hv2.txt"
+# What L1 sees next to what the CPU has (the note's and docs/nested.md's table).
+if "$(dirname "$0")/../tools/captable.sh" "$N/bare/serial.log" "$N/hv/serial.log" >"$N/captable.md" 2>&1; then
+    echo "nested-diff: capability MSRs, CPU and L1: $N/captable.md"
+fi
 
 PASS=0 FAIL=0
 if grep -qx 'l1: done' "$N/bare.txt"; then
