@@ -60,6 +60,10 @@ vmx_exit_stub:
     vmread rbx, rdx
     test ebx, 3                     ; under STI/MOV SS blocking: skipping CPUID ends it, in C
     jnz .slow
+    mov edx, VMCS_GUEST_RFLAGS
+    vmread rbx, rdx
+    test ebx, 0x100                 ; RFLAGS.TF: the single-step trap after CPUID, in C
+    jnz .slow
     cpuid
     cmp dword [rsp], 1
     jne .rip
@@ -77,7 +81,7 @@ vmx_exit_stub:
     vmwrite rsi, rdi
     add qword [gs:VCPU_STATS_TOTAL], 1 ; statistics as the C path keeps them
     add qword [gs:VCPU_STATS_CPUID], 1
-    add qword [gs:VCPU_VMREADS], 4
+    add qword [gs:VCPU_VMREADS], 5
     add qword [gs:VCPU_VMWRITES], 1
     pop rdi
     pop rsi

@@ -129,6 +129,7 @@ static inline uint16_t read_ldtr(void) { uint16_t v; __asm__ volatile("sldt %0" 
 #define X86_EFLAGS_AF (1ull << 4)
 #define X86_EFLAGS_ZF (1ull << 6)
 #define X86_EFLAGS_SF (1ull << 7)
+#define X86_EFLAGS_TF (1ull << 8)
 #define X86_EFLAGS_IF (1ull << 9)
 #define X86_EFLAGS_OF (1ull << 11)
 

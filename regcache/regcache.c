@@ -176,3 +176,17 @@ void regcache_redeliver_event(struct regcache *rc, bool nmi_unblocked_by_iret)
         reg_write(rc, HV_REG_INTR_STATE, reg_read(rc, HV_REG_INTR_STATE) | (1u << 3));
     }
 }
+
+/* The completed instruction's single-step trap (RFLAGS.TF; SDM 18.3.1.4): the CPU left it to
+ * hv with the exit, so it goes into the pending debug exceptions (BS, bit 14), which the CPU
+ * delivers as a #DB trap right after VM entry (26.7.3). With DEBUGCTL.BTF, TF traps only on
+ * branches, and no instruction hv completes is one. */
+void reg_single_step_trap(struct regcache *rc)
+{
+    rc->vmreads++;
+    if (vmcs_read(GUEST_IA32_DEBUGCTL) & (1ull << 1))
+        return;
+    vmcs_write(GUEST_PENDING_DBG_EXCEPTIONS, vmcs_read(GUEST_PENDING_DBG_EXCEPTIONS) | (1ull << 14));
+    rc->vmreads++;
+    rc->vmwrites++;
+}

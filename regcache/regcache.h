@@ -97,6 +97,9 @@ enum hv_reg {
 #ifndef X86_EFLAGS_VM
 #define X86_EFLAGS_VM (1ull << 17)
 #endif
+#ifndef X86_EFLAGS_TF
+#define X86_EFLAGS_TF (1ull << 8)
+#endif
 
 struct regcache {
     uint64_t regs[HV_NR_REGS]; /* must stay first: the exit stub uses it */
@@ -247,9 +250,11 @@ static inline void reg_set_rflags(struct regcache *rc, uint64_t v)
 /* Blocking by STI and by MOV SS (SDM 25.4.2, Table 25-3): they last for one instruction. */
 #define HV_INTR_SHADOW_MASK 3ull
 
+void reg_single_step_trap(struct regcache *rc);
+
 /* Step over the instruction that caused the exit (of len bytes, when the exit gives no
  * length). As on the CPU, completing it ends any blocking by STI or MOV SS that it ran
- * under (KVM: skip_emulated_instruction). */
+ * under, and with RFLAGS.TF it raises the single-step trap (KVM: skip_emulated_instruction). */
 static inline void reg_advance_rip(struct regcache *rc, uint64_t len)
 {
     uint64_t intr = reg_read(rc, HV_REG_INTR_STATE);
@@ -257,6 +262,8 @@ static inline void reg_advance_rip(struct regcache *rc, uint64_t len)
     reg_set_rip(rc, reg_rip(rc) + len);
     if (intr & HV_INTR_SHADOW_MASK)
         reg_write(rc, HV_REG_INTR_STATE, intr & ~HV_INTR_SHADOW_MASK);
+    if (reg_read(rc, HV_REG_RFLAGS) & X86_EFLAGS_TF)
+        reg_single_step_trap(rc);
 }
 static inline void reg_skip_instruction(struct regcache *rc)
 {

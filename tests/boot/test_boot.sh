@@ -33,6 +33,8 @@ for m in qemu bochs1 bochs2; do
     expect "$m" "$d" '^payload: args: hello from hv.cfg' "args= reached the payload"
     expect "$m" "$d" '^payload: canary scan: [1-9][0-9]* MiB scanned, 0 hits' "canary never found in guest memory"
     expect "$m" "$d" '^payload: done' "payload finished"
+    expect "$m" "$d" '^payload: debug: single-step: #DB after CPUID yes, after RDMSR yes, after NOP yes, 7 in all, DR6.BS 1$' \
+        "single-stepping over CPUID and RDMSR traps after each (7 steps, as on bare Bochs)"
     expect_not "$m" "$d" '^hv: ERROR' "no errors logged"
     expect_not "$m" "$d" '^hv: FATAL' "no fatal error"
 done

@@ -14,6 +14,7 @@
 
 static volatile UINT32 db_count __attribute__((used));
 static volatile UINT64 db_dr6 __attribute__((used));
+static volatile UINT64 db_rip[8] __attribute__((used)); /* where each of the first 8 #DBs returns to */
 static volatile UINT32 watched;
 
 /* #DB (a trap for data breakpoints): count it, keep DR6, clear it as the SDM asks. */
@@ -21,6 +22,16 @@ __asm__(".text\n"
         ".globl payload_db_handler\n"
         "payload_db_handler:\n"
         "    push %rax\n"
+        "    push %rbx\n"
+        "    mov db_count(%rip), %eax\n"
+        "    cmp $8, %eax\n"
+        "    jae 1f\n"
+        "    lea db_rip(%rip), %rbx\n"
+        "    push %rcx\n"
+        "    mov 24(%rsp), %rcx\n" /* the frame's RIP: after the stepped instruction */
+        "    mov %rcx, (%rbx,%rax,8)\n"
+        "    pop %rcx\n"
+        "1:  pop %rbx\n"
         "    lock incl db_count(%rip)\n"
         "    mov %dr6, %rax\n"
         "    mov %rax, db_dr6(%rip)\n"
@@ -49,16 +60,16 @@ static UINT64 rdmsr_fc(void)
     return ((UINT64)hi << 32) | lo;
 }
 
-void check_debug_regs(BOOLEAN hv_present)
+/* A copy of the firmware's IDT with vector 1 sent to payload_db_handler; false if impossible. */
+static BOOLEAN db_idt(struct idtr *old, struct idtr *mine)
 {
     static UINT8 idt[4096] __attribute__((aligned(16)));
-    struct idtr old, mine;
-    __asm__ volatile("sidt %0" : "=m"(old));
-    if (old.limit + 1u > sizeof(idt) || old.limit < 2 * 16 - 1) {
-        out("debug: firmware IDT limit 0x%llx: test skipped", (unsigned long long)old.limit);
-        return;
+    __asm__ volatile("sidt %0" : "=m"(*old));
+    if (old->limit + 1u > sizeof(idt) || old->limit < 2 * 16 - 1) {
+        out("debug: firmware IDT limit 0x%llx: test skipped", (unsigned long long)old->limit);
+        return FALSE;
     }
-    CopyMem(idt, (void *)(UINTN)old.base, old.limit + 1u);
+    CopyMem(idt, (void *)(UINTN)old->base, old->limit + 1u);
     UINT16 cs;
     __asm__ volatile("mov %%cs, %0" : "=r"(cs));
     UINT64 h = (UINT64)(UINTN)payload_db_handler;
@@ -67,8 +78,61 @@ void check_debug_regs(BOOLEAN hv_present)
     g[4] = 0, g[5] = 0x8e, g[6] = (UINT8)(h >> 16), g[7] = (UINT8)(h >> 24);
     for (int i = 0; i < 4; i++)
         g[8 + i] = (UINT8)(h >> (32 + 8 * i)), g[12 + i] = 0;
-    mine.limit = old.limit;
-    mine.base = (UINT64)(UINTN)idt;
+    mine->limit = old->limit;
+    mine->base = (UINT64)(UINTN)idt;
+    return TRUE;
+}
+
+/* Single-stepping (RFLAGS.TF) over instructions that exit: the CPU leaves their single-step
+ * trap to the hypervisor, which must deliver it once it completes the instruction (as KVM
+ * does: DR6.BS and #DB). A debugger's stepi over CPUID or RDMSR. */
+__attribute__((noinline)) void check_single_step(void)
+{
+    struct idtr old, mine;
+    if (!db_idt(&old, &mine))
+        return;
+    extern char ss_after_cpuid[], ss_after_rdmsr[], ss_after_nop[];
+    UINT64 flags;
+    __asm__ volatile("pushfq; pop %0" : "=r"(flags));
+    db_count = 0;
+    __asm__ volatile("cli; lidt %0" ::"m"(mine));
+    __asm__ volatile("mov %0, %%dr6" ::"r"(0xffff0ff0ull));
+    UINT32 leaf = 0;
+    __asm__ volatile(".globl ss_after_cpuid, ss_after_rdmsr, ss_after_nop\n\t"
+                     "pushfq\n\t"
+                     "orq $0x100, (%%rsp)\n\t"
+                     "popfq\n\t" /* TF from here: the first trap follows the next instruction */
+                     "cpuid\n"
+                     "ss_after_cpuid:\n\t"
+                     "mov $0x3a, %%ecx\n\t"
+                     "rdmsr\n"
+                     "ss_after_rdmsr:\n\t"
+                     "nop\n"
+                     "ss_after_nop:\n\t"
+                     "pushfq\n\t"
+                     "andq $~0x100, (%%rsp)\n\t"
+                     "popfq"
+                     : "+a"(leaf) : : "rbx", "rcx", "rdx", "memory", "cc");
+    UINT32 n = db_count;
+    __asm__ volatile("lidt %0" ::"m"(old));
+    if (flags & 0x200)
+        __asm__ volatile("sti");
+    BOOLEAN cpuid_ok = FALSE, rdmsr_ok = FALSE, nop_ok = FALSE;
+    for (UINT32 i = 0; i < n && i < 8; i++) {
+        cpuid_ok |= db_rip[i] == (UINT64)(UINTN)ss_after_cpuid;
+        rdmsr_ok |= db_rip[i] == (UINT64)(UINTN)ss_after_rdmsr;
+        nop_ok |= db_rip[i] == (UINT64)(UINTN)ss_after_nop;
+    }
+    out("debug: single-step: #DB after CPUID %s, after RDMSR %s, after NOP %s, %u in all, DR6.BS %u",
+        cpuid_ok ? "yes" : "no", rdmsr_ok ? "yes" : "no", nop_ok ? "yes" : "no", n,
+        (unsigned)((db_dr6 >> 14) & 1));
+}
+
+void check_debug_regs(BOOLEAN hv_present)
+{
+    struct idtr old, mine;
+    if (!db_idt(&old, &mine))
+        return;
 
     UINT64 exits0 = hv_present ? hv_vmcall(HV_HC_GET_EXITS) : 0;
     db_count = 0;

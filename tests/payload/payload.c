@@ -63,6 +63,7 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
         out("fatal: hv returned 0x%llx instead", (unsigned long long)r);
     }
     check_debug_regs(hv);
+    check_single_step();
     check_memory(hv);
     if (hv)
         check_log_ring();

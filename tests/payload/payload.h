@@ -44,6 +44,7 @@ void sipi_test(void);
 
 /* debug.c: a hardware watchpoint set before many VM exits still fires after them. */
 void check_debug_regs(BOOLEAN hv_present);
+void check_single_step(void);
 
 /* memscan.c: canary scan, hv region guess, and the hv memory write test. */
 void check_memory(BOOLEAN hv_present);

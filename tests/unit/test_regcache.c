@@ -344,8 +344,9 @@ static void test_skip_instruction_and_lost_dirty(void)
     fake_vmcs_set(VM_EXIT_INSTRUCTION_LEN, 3);
     reg_skip_instruction(&rc);
     regcache_flush(&rc);
-    /* RIP, the instruction length and the interruptibility state (no blocking to end). */
-    CHECK(fake_vmcs_get(GUEST_RIP) == 0x1003 && fake_vmcs_reads == 3 && fake_vmcs_writes == 1,
+    /* RIP, the instruction length, the interruptibility state (no blocking to end) and
+     * RFLAGS (no TF: no single-step trap). */
+    CHECK(fake_vmcs_get(GUEST_RIP) == 0x1003 && fake_vmcs_reads == 4 && fake_vmcs_writes == 1,
           "rip %#llx, %llu reads, %llu writes", ULL(fake_vmcs_get(GUEST_RIP)),
           ULL(fake_vmcs_reads), ULL(fake_vmcs_writes));
     /* A write after flush is lost at the next exit: say so. */
@@ -354,6 +355,31 @@ static void test_skip_instruction_and_lost_dirty(void)
     CHECK(test_log_contains("unflushed"), "no lost-write warning: %s", test_log_text());
     CHECK(!reg_is_dirty(&rc, HV_REG_RIP), "RIP dirty after reset");
     check_counters(&rc, __func__);
+}
+
+/* RFLAGS.TF: the completed instruction's single-step trap is pending (BS) after the skip,
+ * next to what was pending; not with DEBUGCTL.BTF, not without TF. */
+static void test_skip_single_step(void)
+{
+    static const struct { uint64_t rflags, debugctl, bs; } cases[] = {
+        {0x102, 0, 1}, {0x102, 2, 0}, {0x002, 0, 0}, {0x302, 1, 1},
+    };
+    for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct regcache rc;
+        setup(&rc);
+        fake_vmcs_set(GUEST_RIP, 0x1000);
+        fake_vmcs_set(VM_EXIT_INSTRUCTION_LEN, 2);
+        fake_vmcs_set(GUEST_RFLAGS, cases[i].rflags);
+        fake_vmcs_set(GUEST_IA32_DEBUGCTL, cases[i].debugctl);
+        fake_vmcs_set(GUEST_PENDING_DBG_EXCEPTIONS, 1); /* B0 already pending: kept */
+        reg_skip_instruction(&rc);
+        regcache_flush(&rc);
+        CHECK(fake_vmcs_get(GUEST_PENDING_DBG_EXCEPTIONS) == (1 | cases[i].bs << 14),
+              "rflags %#llx debugctl %#llx: pending %#llx", ULL(cases[i].rflags), ULL(cases[i].debugctl),
+              ULL(fake_vmcs_get(GUEST_PENDING_DBG_EXCEPTIONS)));
+        CHECK(fake_vmcs_get(GUEST_RIP) == 0x1002 && fake_vmcs_get(GUEST_RFLAGS) == cases[i].rflags, "rip, rflags kept");
+        check_counters(&rc, __func__);
+    }
 }
 
 int main(void)
@@ -372,5 +398,6 @@ int main(void)
     test_rflags_and_shadows();
     test_skip_instruction_and_lost_dirty();
     test_skip_ends_sti_and_mov_ss_blocking();
+    test_skip_single_step();
     return test_summary();
 }
