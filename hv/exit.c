@@ -82,6 +82,10 @@ static bool nmi_blocked(struct vcpu *v, bool exit_to_l1)
 {
     if (vm_read(v, VM_ENTRY_INTR_INFO_FIELD) & INTR_INFO_VALID)
         return true; /* an event is being injected: it goes first */
+    /* A single-step trap pending (hv completed an instruction under TF): an injection would
+     * lose it (SDM 26.7.3), and it goes before an NMI (a trap on the previous instruction). */
+    if (vm_read(v, GUEST_PENDING_DBG_EXCEPTIONS) & PENDING_DBG_BS)
+        return true;
     uint64_t block = GUEST_INTR_STI | GUEST_INTR_MOV_SS | GUEST_INTR_NMI;
     /* With L1's virtual NMIs, L2's NMI blocking is virtual: the NMI still exits to L1. */
     if (exit_to_l1 && nested_l1_virtual_nmis(&v->nv))

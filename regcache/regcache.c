@@ -1,6 +1,7 @@
 #include "regcache.h"
 #include "lib/log.h"
 #include "vmx/vmcs.h"
+#include "vmx/vmx_bits.h"
 
 /*
  * One-time warnings, keyed by a string (helper name or condition). A bug in a
@@ -186,7 +187,7 @@ void reg_single_step_trap(struct regcache *rc)
     rc->vmreads++;
     if (vmcs_read(GUEST_IA32_DEBUGCTL) & (1ull << 1))
         return;
-    vmcs_write(GUEST_PENDING_DBG_EXCEPTIONS, vmcs_read(GUEST_PENDING_DBG_EXCEPTIONS) | (1ull << 14));
+    vmcs_write(GUEST_PENDING_DBG_EXCEPTIONS, vmcs_read(GUEST_PENDING_DBG_EXCEPTIONS) | PENDING_DBG_BS);
     rc->vmreads++;
     rc->vmwrites++;
 }

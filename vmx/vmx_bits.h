@@ -111,6 +111,7 @@
 #define GUEST_INTR_MOV_SS                  (1u << 1)
 #define GUEST_INTR_SMI                     (1u << 2)
 #define GUEST_INTR_NMI                     (1u << 3)
+#define PENDING_DBG_BS                     (1ull << 14) /* pending debug exceptions: single step (24.4.2) */
 
 /* VM-entry interruption information / exit interruption information (25.8.3, 25.9.2) */
 #define INTR_INFO_VALID                    (1u << 31)

@@ -520,6 +520,24 @@ static void check_mtf(const char *test, bool want)
     CHECK(set == want, "%s: monitor trap flag %s", test, set ? "set" : "clear");
 }
 
+/* CPUID under RFLAGS.TF with an NMI held: the single-step trap is pending (BS) and the NMI
+ * waits for the window, since an injection would lose the trap (SDM 26.7.3) and the trap goes
+ * first anyway (a trap on the previous instruction). */
+static void test_single_step_before_nmi(void)
+{
+    setup(EXIT_REASON_CPUID);
+    v.rc.regs[HV_REG_RAX] = 0;
+    fake_vmcs_set(GUEST_RFLAGS, 0x102);
+    v.nmi_pending = true;
+    run_ok(__func__);
+    check_rip_advanced(__func__);
+    CHECK(fake_vmcs_get(GUEST_PENDING_DBG_EXCEPTIONS) == PENDING_DBG_BS, "pending debug exceptions %#llx",
+          ULL(fake_vmcs_get(GUEST_PENDING_DBG_EXCEPTIONS)));
+    check_no_event(__func__);
+    CHECK(v.nmi_pending, "NMI held");
+    check_nmi_window(__func__, true);
+}
+
 static void test_nmi_exit(void)
 {
     /* An NMI exit with nothing in the way: injected at once, RIP unchanged. */
@@ -781,6 +799,7 @@ int main(void)
     test_ud_exits();
     test_vmcs_msrs();
     test_nmi_exit();
+    test_single_step_before_nmi();
     test_pending_nmi();
     test_l2_nmi();
     test_vmresume_failed();
