@@ -18,7 +18,6 @@
  * - L1's VMXOFF forgets the table after a flush of all of hv's VPIDs (dropping more than
  *   the CPU would is always allowed: it may drop any cached translation at any time).
  */
-#include "../vmx/vmcs.h"
 #include "../vmx/vmx_bits.h"
 #include "nested_int.h"
 #include "vpid.h"
