@@ -83,6 +83,7 @@ static void set_cr0(struct vcpu *v, uint64_t val)
         reg_write(&v->rc, (enum hv_reg)(HV_REG_PDPTR0 + i), pdpte[i]);
     vm_write(v, CR0_READ_SHADOW, val);
     reg_write(&v->rc, HV_REG_CR0, (real | (hv.msrs.cr0_fixed0 & ~(CR0_PE | CR0_PG))) & (hv.msrs.cr0_fixed1 | CR0_PE | CR0_PG));
+    nested_vpid02_flush_current(&v->nv); /* L2 keeps its TLB across hv's exits (VPID) */
     reg_skip_instruction(&v->rc);
 }
 
@@ -101,6 +102,7 @@ static void set_cr4(struct vcpu *v, uint64_t val)
     }
     vm_write(v, CR4_READ_SHADOW, val);
     reg_write(&v->rc, HV_REG_CR4, (real | hv.msrs.cr4_fixed0) & hv.msrs.cr4_fixed1);
+    nested_vpid02_flush_current(&v->nv);
     reg_skip_instruction(&v->rc);
 }
 

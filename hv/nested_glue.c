@@ -67,6 +67,18 @@ static int l1_page(uint64_t gpa, uint64_t *host_pa, uint64_t *max_access)
 /* EPT02 changed: this CPU's EPT-derived translations go (all contexts). */
 static void flush_ept(void) { invept(2, 0); }
 
+/* INVVPID of hv's VPIDs for L2 (nested/vpid.c), which only asks for types the CPU has: a
+ * failure would leave translations L1 expects gone, so all contexts go then. */
+static void flush_vpid(uint64_t type, uint16_t vpid, uint64_t la)
+{
+    static bool logged;
+    if (invvpid(type, vpid, la) == VMX_OK)
+        return;
+    if (!__atomic_exchange_n(&logged, true, __ATOMIC_RELAXED))
+        log_err("nested: INVVPID type %llu of VPID %u failed; all contexts instead", (unsigned long long)type, vpid);
+    invvpid(2, 0, 0);
+}
+
 int vcpu_nested_init(struct vcpu *v)
 {
     struct nested_vcpu *nv = &v->nv;
@@ -87,6 +99,7 @@ int vcpu_nested_init(struct vcpu *v)
     nv->vmwrite_bitmap = (uint64_t)(uintptr_t)hv.shadow_vmwrite_bitmap;
     nv->l1_page = l1_page;
     nv->flush_ept = flush_ept;
+    nv->invvpid = flush_vpid;
     v->nested.vmcs01_pa = v->vmcs_pa;
     return nested_vcpu_init(nv);
 }

@@ -169,6 +169,7 @@ static void handle_vmxoff(struct nested_vcpu *nv)
 {
     /* EPT02 shadows an EPT12 in memory L1 may now reuse for anything: drop it. */
     nested_ept02_invalidate(nv, 2, 0);
+    nested_vpid02_vmxoff(nv);
     nested_vmcs12_writeback(nv);
     nested_shadow_deactivate(nv);
     nv->n->vmxon = false;
@@ -341,8 +342,7 @@ static void handle_invvpid(struct nested_vcpu *nv)
         nested_vmx_fail(nv, VMXERR_INVALID_INVEPT_INVVPID);
         return;
     }
-    /* vmcs02 runs L2 without VPID, so every nested transition already flushed L2's
-     * translations: nothing is left to invalidate. */
+    nested_vpid02_invvpid(nv, type, vpid, desc[1]);
     vmx_succeed(nv);
 }
 

@@ -19,6 +19,7 @@
 #include "../vmx/vmx_bits.h"
 #include "caps.h"
 #include "vmcs12.h"
+#include "vpid.h"
 
 /* hv's host-state fields, identical in vmcs01 and vmcs02 */
 #define NESTED_NR_HOST_FIELDS 22
@@ -53,6 +54,8 @@ struct nested_state {
     uint32_t entry_undo_n;
     uint32_t *entry_undo_msr; /* one page each, NESTED_MSR_UNDO_MAX entries */
     uint64_t *entry_undo_val;
+    struct vpid02_table vpid02; /* hv's VPIDs for L1's (nested/vpid.c) */
+    uint16_t vpid02_cur;     /* the VPID vmcs02 runs L2 with; 0: none */
 };
 #define NESTED_MSR_UNDO_MAX 512
 
@@ -75,6 +78,8 @@ struct nested_vcpu {
      * of all contexts on this CPU. Pointers, not hv_* functions: NULL in host tests. */
     int (*l1_page)(uint64_t l1_gpa, uint64_t *host_pa, uint64_t *max_access);
     void (*flush_ept)(void);
+    /* INVVPID on this CPU (nested/vpid.c); NULL in host tests: vmcs02 then has no VPID. */
+    void (*invvpid)(uint64_t type, uint16_t vpid, uint64_t la);
 };
 
 /* VMREAD/VMWRITE bitmaps for VMCS shadowing: the fields hv supports run in hardware. */
@@ -126,6 +131,10 @@ static inline bool nested_l1_wants_mtf(const struct nested_vcpu *nv)
 {
     return vmcs12_get(nv->n->cache, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_MONITOR_TRAP_FLAG;
 }
+
+/* hv emulated an instruction of L2 that may invalidate its translations (a MOV to CR0/CR4
+ * of a bit hv owns): L2's VPID is flushed, as the CPU would have done (SDM 4.10.4.1). */
+void nested_vpid02_flush_current(struct nested_vcpu *nv);
 
 /* ---- provided by hv/ ---- */
 void hv_inject_exception(struct regcache *rc, uint8_t vector, bool has_error, uint32_t error);

@@ -48,6 +48,14 @@ uint32_t nested_ept02_exit(struct nested_vcpu *nv, uint32_t basic, uint64_t *qua
 /* L1's INVEPT (checked), L1's VMXOFF (type 2): EPT02 and the CPU's EPT TLB cleared. */
 void nested_ept02_invalidate(struct nested_vcpu *nv, uint64_t type, uint64_t eptp);
 
+/* VPIDs for L2 (nested/vpid.c). At nested VM-Enter: the VPID vmcs02 gets (invalidated as
+ * vmcs12 requires), or 0 for none. */
+uint16_t nested_vpid02_enter(struct nested_vcpu *nv);
+/* L1's INVVPID (checked) on hv's VPID for vpid12 (type 2: all of hv's VPIDs). */
+void nested_vpid02_invvpid(struct nested_vcpu *nv, uint64_t type, uint16_t vpid12, uint64_t la);
+/* L1's VMXOFF: hv's VPIDs flushed and forgotten. */
+void nested_vpid02_vmxoff(struct nested_vcpu *nv);
+
 static inline uint64_t v12(const struct nested_vcpu *nv, uint32_t f) { return vmcs12_get(nv->n->cache, f); }
 static inline void v12_set(struct nested_vcpu *nv, uint32_t f, uint64_t x) { vmcs12_set(nv->n->cache, f, x); }
 #endif

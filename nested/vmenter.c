@@ -69,9 +69,11 @@ static void prepare_controls(struct nested_vcpu *nv)
      * honours the new bits at once (KVM does the same). */
     proc = (proc & ~CPU_BASED_USE_IO_BITMAPS) | CPU_BASED_UNCOND_IO_EXITING;
     /* L2 runs on EPT02 with L1's EPT, else on EPT01; either way EPT is on, so unrestricted
-     * guest may pass through (it requires EPT, 26.2.1.1). Without VPID every transition
-     * flushes L2's linear translations. */
-    proc2 = (proc2 & ~SECONDARY_VPID) | SECONDARY_EPT;
+     * guest may pass through (it requires EPT, 26.2.1.1). L2's VPID is hv's (nested/vpid.c). */
+    uint16_t vpid02 = nested_vpid02_enter(nv);
+    proc2 = (proc2 & ~SECONDARY_VPID) | SECONDARY_EPT | (vpid02 ? SECONDARY_VPID : 0);
+    if (vpid02)
+        vmcs_write(VIRTUAL_PROCESSOR_ID, vpid02);
     proc |= CPU_BASED_ACTIVATE_SECONDARY;
     /* hv's NMI handling (hv/exit.c) in vmcs02 too: NMIs exit to hv, which gives each to L1 or
      * L2 as L1's controls say. L2's NMI blocking is then virtual, as L1 expects it. */
