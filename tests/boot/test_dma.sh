@@ -39,6 +39,9 @@ expect dma-on "$d" "^payload: dma: disk read into hv's region at 0x[0-9a-f]+ .*:
     "a disk read into hv's region leaves hv's page as it was"
 expect dma-on "$d" '^payload: dma: disk read elsewhere at 0x[0-9a-f]+: status 0x0, boot sector signature 55aa, label HVTEST' \
     "a disk read into the payload's page brings the boot sector"
+expect dma-on "$d" '^hv: dma: unit 0: translation off \(1 fault\(s\), 1 on hv.s region\)' \
+    "at ExitBootServices: translation off, one fault counted, on hv's region"
+expect dma-on "$d" '^payload: dma: boot services exited' "the payload exited boot services"
 expect dma-on "$d" '^payload: done' "payload finished"
 expect_not dma-on "$d" '^hv: (ERROR|FATAL)' "no errors logged"
 # The page the payload aimed at is hv's (as hv logged its region), and hv's fault line names it.

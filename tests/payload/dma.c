@@ -58,4 +58,14 @@ void dma_test(EFI_HANDLE self)
         (unsigned long long)buf, (unsigned long long)s, b[510] == 0x55 && b[511] == 0xaa ? "55aa" : "missing",
         b[43], b[44], b[45], b[46], b[47], b[48]);
     uefi_call_wrapper(BS->FreePages, 2, buf, 1);
+
+    /* As an OS loader would: hv (without VMX) turns remapping off here and says so. */
+    for (int tries = 0; tries < 4; tries++) {
+        map = LibMemoryMap(&n, &key, &dsz, &dver);
+        if (!EFI_ERROR(uefi_call_wrapper(BS->ExitBootServices, 2, self, key))) {
+            out("dma: boot services exited");
+            return;
+        }
+    }
+    out("dma: ExitBootServices failed");
 }
