@@ -62,7 +62,7 @@ $(B)/core/asm_offsets.inc: hv/asm_offsets.c hv/*.h regcache/*.h vmx/*.h | $(NEWL
 
 $(B)/core.elf: $(CORE_OBJ) linker.ld $(NEWLIB)/lib/libc.a
 	$(LD) -pie --no-dynamic-linker -z notext -z norelro -z noexecstack --no-warn-rwx-segments -nostdlib --gc-sections -Bsymbolic \
-		--undefined=hv_cpu_main -T linker.ld -o $@ $(CORE_OBJ) $(NEWLIB)/lib/libc.a $(LIBGCC)
+		--undefined=hv_cpu_main --undefined=hv_dma_entry -T linker.ld -o $@ $(CORE_OBJ) $(NEWLIB)/lib/libc.a $(LIBGCC)
 	@# boot/ applies only R_X86_64_RELATIVE; anything else would be a silent miscompile.
 	@if readelf -rW $@ | awk '/^ *[0-9a-f]+ +[0-9a-f]+ R_X86/ && $$3 != "R_X86_64_RELATIVE"' | grep -q .; then \
 		echo "core.elf: relocations other than R_X86_64_RELATIVE:"; readelf -rW $@ | grep -v RELATIVE; exit 1; fi

@@ -20,6 +20,7 @@ struct core {
     struct hv_handoff *handoff;
     void *main;     /* int hv_main(handoff, 0, resume) */
     void *cpu_main; /* int hv_cpu_main(handoff, cpu, resume) */
+    void *dma_entry; /* int hv_dma_entry(handoff, op, NULL) */
     uint64_t base, pages; /* hv's region, for core_unload */
 };
 /* trampoline.asm: fn(arg0, arg1, &resume); if the core virtualizes this CPU, its
@@ -31,6 +32,10 @@ void core_unload(struct core *core); /* only while the core runs on no CPU */
 /* mp.c: the firmware's MP services */
 EFI_STATUS mp_cpus(struct hv_handoff *h);
 EFI_STATUS mp_run_aps(struct core *core);
+
+/* dma.c: hv not virtualizing but DMA remapping on (HV_DMA_ONLY): keep the region, poll the
+ * fault records from a timer, remapping off at ExitBootServices. */
+EFI_STATUS dma_keep(struct core *core);
 
 /* next.c: the next stage */
 EFI_STATUS next_start(EFI_HANDLE self, EFI_HANDLE device, const CHAR16 *dir, const struct hv_config *cfg);

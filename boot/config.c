@@ -26,6 +26,7 @@ void config_defaults(struct hv_config *cfg)
     cfg->shadow = 1;
     cfg->on_fatal = HV_ON_FATAL_HALT;
     cfg->test_hooks = 0;
+    cfg->dma_protect = 1;
     cfg->guest_log = HV_GUEST_LOG_KERNEL; /* the log names guest addresses: not for any process */
 }
 
@@ -140,6 +141,8 @@ static unsigned parse_line(struct hv_config *cfg, unsigned no, const char *s, si
             return cfg->on_fatal = HV_ON_FATAL_RESET, 0;
         return BAD("bad value for on_fatal (halt, reset)");
     }
+    if (word_eq(s, kn, "dma_protect"))
+        return parse_bool(v, vn, &cfg->dma_protect) ? 0 : BAD("bad value for dma_protect (on/off)");
     if (word_eq(s, kn, "test_hooks"))
         return parse_bool(v, vn, &cfg->test_hooks) ? 0 : BAD("bad value for test_hooks (on/off)");
     if (word_eq(s, kn, "log")) {

@@ -71,6 +71,8 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
             blog(BLOG_ERROR, "core rejected the handoff: hv.efi and its core come from different builds");
         if (rc == 0)
             mp_run_aps(&core);
+        else if (rc == HV_DMA_ONLY)
+            dma_keep(&core);
         else
             core_unload(&core); /* not virtualized: give the memory back, leave nothing behind */
     } else {

@@ -181,6 +181,7 @@ EFI_STATUS core_load(struct core *core, const struct hv_config *cfg)
     core->pages = total;
     core->main = img + hdr.entry;
     core->cpu_main = img + hdr.cpu_entry;
+    core->dma_entry = hdr.dma_entry ? img + hdr.dma_entry : NULL;
     blog(BLOG_INFO, "core loaded at 0x%llx: %llu KiB image, %llu page-table pages (%s pages up to %llu GiB)",
          (uint64_t)base, img_pages << 2, ptp, gbpages ? "1 GiB" : "2 MiB", limit >> 30);
     return EFI_SUCCESS;

@@ -5,7 +5,7 @@
 
 static const void *phys(uint64_t pa) { return (const void *)(uintptr_t)pa; }
 
-static uint64_t find_table(uint64_t rsdp, const char *sig)
+uint64_t acpi_find_table(uint64_t rsdp, const char *sig)
 {
     const uint8_t *r = phys(rsdp);
     if (memcmp(r, "RSD PTR ", 8))
@@ -34,7 +34,7 @@ static uint32_t pci_read32(uint32_t bus, uint32_t dev, uint32_t fn, uint32_t reg
 
 uint16_t acpi_pm1a_cnt(uint64_t rsdp, const char **source)
 {
-    uint64_t fadt = rsdp ? find_table(rsdp, "FACP") : 0;
+    uint64_t fadt = rsdp ? acpi_find_table(rsdp, "FACP") : 0;
     if (fadt) {
         const uint8_t *f = phys(fadt);
         uint32_t len = *(const uint32_t *)(f + 4);

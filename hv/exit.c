@@ -176,6 +176,8 @@ struct vcpu *vmexit_handler(struct vcpu *v)
 {
     fatal_check_stop(v); /* another CPU hit a fatal error (its INIT IPI brought this exit) */
     v->launch_pending = false;
+    if (hv.dma_poll)
+        hv.dma_poll(); /* rate-limited: no interrupt tells hv of a DMA fault */
     regcache_reset(&v->rc);
     uint32_t reason = (uint32_t)reg_read(&v->rc, HV_REG_EXIT_REASON);
     uint32_t basic = reason & 0xffff;

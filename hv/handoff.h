@@ -15,7 +15,7 @@
 
 #define HV_IMAGE_MAGIC 0x45524f4356480a7full /* "\x7f\nHVCORE" */
 #define HV_HANDOFF_MAGIC 0x46464f444e414856ull /* "HVANDOFF" */
-#define HV_HANDOFF_VERSION 4
+#define HV_HANDOFF_VERSION 5
 
 #define HV_MAX_CPUS 64
 #define HV_MAX_MEM 256
@@ -34,7 +34,7 @@ struct hv_image_header {
     uint64_t rela_end;
     uint64_t entry;        /* int hv_main(struct hv_handoff *, uint64_t cpu = 0, const struct hv_resume *) on the boot CPU */
     uint64_t cpu_entry;    /* int hv_cpu_main(struct hv_handoff *, uint32_t cpu, const struct hv_resume *) on each AP */
-    uint64_t reserved;
+    uint64_t dma_entry;    /* int hv_dma_entry(struct hv_handoff *, uint64_t op, const void *): HV_DMA_OP_* */
 };
 
 /*
@@ -48,6 +48,12 @@ struct hv_resume {
 /* Entry point results: 0 = this CPU now runs as hv's guest. */
 #define HV_NOT_VIRTUALIZED 1      /* no (usable) VMX, vmx=off, or a failure that was logged */
 #define HV_BAD_HANDOFF (-100)     /* boot/ and core from different builds */
+/* Not virtualized, but DMA remapping is on and its tables are in hv's region: boot/ keeps
+ * the region, polls faults while boot services run and turns remapping off at
+ * ExitBootServices, both through dma_entry (docs/architecture.md, "Device isolation"). */
+#define HV_DMA_ONLY 2
+#define HV_DMA_OP_POLL 1
+#define HV_DMA_OP_STOP 2
 
 /* Table pages EPT01 takes to map the whole physical-address width with 1 GiB leaves (one
  * PDPT per 512 GiB; a 4-level walk stops at 2^48): boot/ adds them to the core's heap and
@@ -85,6 +91,7 @@ struct hv_config {
     uint8_t on_fatal;         /* HV_ON_FATAL_*: what hv does after reporting a fatal error */
     uint8_t test_hooks;       /* test-only hypercalls (docs/hypercalls.md); never in production */
     uint8_t guest_log;        /* HV_GUEST_LOG_*: who may read hv's log ring (HV_HC_LOG_READ) */
+    uint8_t dma_protect;      /* DMA remapping (VT-d) keeps devices out of hv's region */
 };
 
 struct hv_handoff {

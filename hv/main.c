@@ -10,6 +10,7 @@
 #include "../lib/x86.h"
 #include "../vmx/probe.h"
 #include "cpu.h"
+#include "dma.h"
 #include "handoff.h"
 #include "vcpu.h"
 #include "version.h"
@@ -105,6 +106,7 @@ int hv_main(struct hv_handoff *h, uint64_t unused, const struct hv_resume *r)
     log_info("core %s running on its own page tables (CR3 0x%llx)", HV_VERSION, (unsigned long long)h->host_cr3);
     log_platform();
     probe_vmx();
+    dma_init(h); /* before the next stage runs: no device it drives may reach hv */
     int rc = HV_NOT_VIRTUALIZED;
     if (vmx_ok && !h->cfg.vmx) {
         log_warn("vmx=off in hv.cfg: not entering VMX operation");
@@ -113,11 +115,35 @@ int hv_main(struct hv_handoff *h, uint64_t unused, const struct hv_resume *r)
         log_err("cannot set up virtualization: continuing without it");
         vmx_ok = false;
     } else if (vmx_ok) {
+        dma_hide_table(true); /* EPT01 keeps the guest off the units' registers */
         vcpu_start(0, r, ctx.cr3); /* returns only if this CPU could not be virtualized */
+        dma_hide_table(false);
         vmx_ok = false;
+    }
+    if (dma_active()) {
+        log_warn("dma: hv does not virtualize this machine: DMA remapping stays on while boot services run (faults "
+                 "polled every 10 ms), off at ExitBootServices; nothing stops the OS from reprogramming the units");
+        rc = HV_DMA_ONLY;
     }
     host_leave(&ctx);
     return rc;
+}
+
+/* boot/'s timer and ExitBootServices events when hv runs without VMX (HV_DMA_ONLY): on the
+ * firmware's stack, at its TPL; hv's own page tables for the registers, interrupts off. */
+int hv_dma_entry(struct hv_handoff *h, uint64_t op, const void *unused)
+{
+    (void)unused;
+    if (h != ho)
+        return -1;
+    struct host_ctx ctx;
+    host_enter(&ctx);
+    if (op == HV_DMA_OP_POLL)
+        dma_poll();
+    else if (op == HV_DMA_OP_STOP)
+        dma_stop();
+    host_leave(&ctx);
+    return 0;
 }
 
 int hv_cpu_main(struct hv_handoff *h, uint64_t cpu, const struct hv_resume *r)

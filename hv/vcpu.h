@@ -100,6 +100,7 @@ struct hv_global {
     uint8_t guest_log;    /* hv.cfg guest_log=: HV_GUEST_LOG_*, who may call HV_HC_LOG_READ */
     uint32_t fatal_cpu;   /* 1 + the CPU that hit a fatal error; 0 while all is well */
     uint32_t cpus_stopped; /* other CPUs that stopped since (hv/fatal.c) */
+    void (*dma_poll)(void); /* DMA-remapping fault polling (hv/dma.c), NULL without it */
 };
 extern struct hv_global hv;
 

@@ -11,6 +11,7 @@
 #include "../vmx/vmx_bits.h"
 #include "../nested/caps.h"
 #include "acpi.h"
+#include "dma.h"
 #include "exit.h"
 #include "host.h"
 #include "vcpu.h"
@@ -46,11 +47,20 @@ static int build_ept01(void)
      * boot/ sized the heap for it (hv_ept01_width_pages); without 1 GiB pages the same
      * pages hold one PD per GiB, a narrower map. */
     uint64_t want = ept_full_limit(phys_bits, hv.caps.ept_1g, hv_ept01_width_pages(phys_bits));
-    if (ept_build_identity(&ept01, hv.ho->mem, hv.ho->nmem, want, &mtrr, hv.caps.ept_1g, alloc_table_page)) {
+    /* The DMA-remapping units' registers are hidden like hv's memory: reads give zeros, writes
+     * are dropped, so the guest cannot turn translation off or point it elsewhere. */
+    static struct hv_mem_range mem[HV_MAX_MEM + 4];
+    memcpy(mem, hv.ho->mem, hv.ho->nmem * sizeof(mem[0]));
+    unsigned nregs = dma_register_ranges(mem + hv.ho->nmem, 4);
+    if (ept_build_identity(&ept01, mem, hv.ho->nmem + nregs, want, &mtrr, hv.caps.ept_1g, alloc_table_page)) {
         log_err("EPT01: construction failed (%llu table pages used)", (unsigned long long)ept01.pages_used);
         return -1;
     }
     hv.ept = &ept01;
+    for (unsigned i = 0; i < nregs; i++)
+        log_info("EPT01: DMA-remapping unit registers 0x%llx-0x%llx hidden from the guest",
+                 (unsigned long long)mem[hv.ho->nmem + i].base,
+                 (unsigned long long)(mem[hv.ho->nmem + i].base + mem[hv.ho->nmem + i].size - 1));
     /* The guest's ICR writes (hv/apic.c): the xAPIC page read-only, the x2APIC ICR intercepted.
      * Before any vCPU clones EPT01, so every copy shares the read-only leaf. */
     uint64_t apic_base = rdmsr(MSR_IA32_APIC_BASE);
@@ -108,6 +118,8 @@ int hv_global_init(void)
     hv.guest_log = hv.ho->cfg.guest_log;
     if (hv.test_hooks)
         log_warn("test_hooks=on in hv.cfg: the guest may call test-only hypercalls (never use this in production)");
+    if (dma_active())
+        hv.dma_poll = dma_poll_rate_limited;
     hv.nested = hv.ho->cfg.nested;
     cpuid_set_nested(hv.nested);
     if (hv.nested && hv.caps.vmcs_shadowing && hv.ho->cfg.shadow) {

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Everything CI checks: host unit tests (ASan/UBSan), the fuzzer, the boot tests and the
 # nested differential test (the same L1 on bare Bochs and on hv), Linux on 2 CPUs under hv.
-# Usage: run-tests.sh [unit|fuzz|boot|usb|events|nested|linux|kvm|all]. Ends with one line "N passed, N failed".
+# Usage: run-tests.sh [unit|fuzz|boot|usb|events|dma|nested|linux|kvm|all]. Ends with one line "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -28,6 +28,8 @@ UNIT_TESTS=(
     "test_vmcs12: nested/vmcs12.c"
     "test_nested_checks: nested/checks.c nested/caps.c nested/vmcs12.c nested/vpid.c tests/unit/vmcs12_samples.c"
     "test_nested_entry: nested/vmenter.c nested/vmexit.c nested/insn.c nested/gva.c nested/shadow.c nested/checks.c nested/caps.c nested/vmcs12.c nested/vpid.c nested/ept02.c nested/ept02_exit.c regcache/regcache.c tests/unit/fake_vmcs.c tests/unit/vmcs12_samples.c"
+    "test_dmar: hv/dmar.c"
+    "test_vtd: hv/vtd.c"
     "test_ept02: nested/ept02.c nested/ept02_exit.c nested/vmcs12.c nested/caps.c regcache/regcache.c tests/unit/fake_vmcs.c"
 )
 # nested/ on the fake VMCS with L1's RAM mapped at a fixed address (tests/unit/nested_harness.c)
@@ -96,6 +98,7 @@ unit) run_unit; run_script layers tests/tools/check-layers.sh ;;
 boot) run_script boot tests/boot/test_boot.sh ;;
 usb) run_script usb tests/boot/test_usb.sh ;;
 events) run_script events tests/boot/test_events.sh ;;
+dma) run_script dma tests/boot/test_dma.sh ;;
 fuzz) run_script fuzz tests/fuzz/run-fuzz.sh ;;
 nested) run_script nested tests/nested/run-diff.sh ;;
 linux) run_script linux tests/linux/test-linux.sh ;;
@@ -107,6 +110,7 @@ all)
     run_script boot tests/boot/test_boot.sh
     run_script usb tests/boot/test_usb.sh
     run_script events tests/boot/test_events.sh
+    run_script dma tests/boot/test_dma.sh
     run_script nested tests/nested/run-diff.sh
     run_script linux tests/linux/test-linux.sh
     run_script kvm tests/linux/test-kvm.sh

@@ -117,7 +117,7 @@ static void canary_scan(EFI_MEMORY_DESCRIPTOR *map, UINTN n, UINTN dsz)
 }
 
 /* hv's region: the largest reserved WB (RAM) descriptor below 4 GiB, if >= 4 MiB. */
-static EFI_MEMORY_DESCRIPTOR *hv_region(EFI_MEMORY_DESCRIPTOR *map, UINTN n, UINTN dsz)
+EFI_MEMORY_DESCRIPTOR *hv_region(EFI_MEMORY_DESCRIPTOR *map, UINTN n, UINTN dsz)
 {
     EFI_MEMORY_DESCRIPTOR *best = NULL;
     for (UINTN i = 0; i < n; i++) {

@@ -33,6 +33,11 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
         nmi_mode = buf[0] == 'n' && buf[1] == 'm' && buf[2] == 'i'; /* "nmi": NMI and INIT/SIPI tests */
         sipi_only = buf[0] == 's' && buf[1] == 'i' && buf[2] == 'p' && buf[3] == 'i'; /* "sipi": INIT/SIPI only */
         fatal_mode = buf[0] == 'f' && buf[1] == 'a' && buf[2] == 't' && buf[3] == 'a' && buf[4] == 'l';
+        if (buf[0] == 'd' && buf[1] == 'm' && buf[2] == 'a') { /* "dma": device DMA against hv's region */
+            dma_test(self);
+            out("done: powering off");
+            uefi_call_wrapper(RT->ResetSystem, 4, EfiResetShutdown, EFI_SUCCESS, 0, NULL);
+        }
     }
     UINT32 r[4];
     cpuid_(1, r);

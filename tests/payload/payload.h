@@ -48,4 +48,8 @@ void check_single_step(void);
 
 /* memscan.c: canary scan, hv region guess, and the hv memory write test. */
 void check_memory(BOOLEAN hv_present);
+/* hv's region: the largest reserved WB descriptor below 4 GiB of at least 4 MiB, or NULL. */
+EFI_MEMORY_DESCRIPTOR *hv_region(EFI_MEMORY_DESCRIPTOR *map, UINTN n, UINTN dsz);
+/* dma.c: disk reads (device DMA) into hv's region and elsewhere ("dma" in the load options) */
+void dma_test(EFI_HANDLE self);
 #endif

@@ -54,6 +54,9 @@ int main(void)
           "bad on_fatal keeps halt: %s", diag_text);
     CHECK(parse(&c, "test_hooks=on\n") == 0 && c.test_hooks == 1, "test_hooks=on: %s", diag_text);
     CHECK(parse(&c, "test_hooks=sure\n") == 1 && c.test_hooks == 0, "bad test_hooks keeps off");
+    CHECK(c.dma_protect == 1 && parse(&c, "dma_protect=off\n") == 0 && c.dma_protect == 0, "dma_protect: on by default, off");
+    CHECK(parse(&c, "dma_protect=maybe\n") == 1 && c.dma_protect == 1 && strstr(diag_text, "dma_protect (on/off)"),
+          "bad dma_protect: %s", diag_text);
 
     /* Bad input: one diagnostic each, with its line number; the good lines still apply. */
     CHECK(parse(&c, "colour=blue\nlog=info\n") == 1 && strstr(diag_text, "1:unknown key:colour=blue"), "unknown key: %s",
