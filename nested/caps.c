@@ -27,10 +27,11 @@
 #define ENTRY_SUPPORTED (VM_ENTRY_LOAD_DEBUG_CONTROLS | VM_ENTRY_IA32E_MODE | VM_ENTRY_LOAD_PAT | VM_ENTRY_LOAD_EFER)
 
 /* EPT for L1 (nested/ept02.c): what EPT02 can shadow. Execute-only, UC paging structures and
- * large pages as the CPU has them (EPT02 maps large EPT12 pages with 4 KiB leaves); 4-level
- * walks, WB and INVEPT of both types always (hv needs the first two, emulates the last). No
- * accessed/dirty flags (21), no #VE, no EPTP switching, no advanced exit information (22). */
-#define EPT_CAPS_AS_HW (EPT_CAP_EXEC_ONLY | EPT_CAP_UC | EPT_CAP_2M | EPT_CAP_1G)
+ * large pages as the CPU has them (EPT02 maps large EPT12 pages with 4 KiB leaves); accessed/
+ * dirty flags (21) as the CPU has them (EPT02 runs with them, for L2's paging-structure
+ * accesses to count as writes); 4-level walks, WB and INVEPT of both types always (hv needs
+ * the first two, emulates the last). No #VE, no EPTP switching, no advanced exit information (22). */
+#define EPT_CAPS_AS_HW (EPT_CAP_EXEC_ONLY | EPT_CAP_UC | EPT_CAP_2M | EPT_CAP_1G | EPT_CAP_AD)
 #define EPT_CAPS_ALWAYS (EPT_CAP_PWL4 | EPT_CAP_WB | EPT_CAP_INVEPT | EPT_CAP_INVEPT_SINGLE | EPT_CAP_INVEPT_ALL)
 #define VPID_CAPS (EPT_CAP_INVVPID | EPT_CAP_INVVPID_ADDR | EPT_CAP_INVVPID_SINGLE | EPT_CAP_INVVPID_ALL | \
                    EPT_CAP_INVVPID_SINGLE_NONGLOBAL)
