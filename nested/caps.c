@@ -20,7 +20,7 @@
 #define PROC2_SUPPORTED (SECONDARY_EPT | SECONDARY_RDTSCP | SECONDARY_VPID | SECONDARY_WBINVD_EXITING |             \
                          SECONDARY_UNRESTRICTED_GUEST | SECONDARY_RDRAND_EXITING | SECONDARY_INVPCID |         \
                          SECONDARY_RDSEED_EXITING | SECONDARY_XSAVES | SECONDARY_DESC_EXITING | \
-                         SECONDARY_PAUSE_LOOP_EXITING)
+                         SECONDARY_PAUSE_LOOP_EXITING | SECONDARY_PML)
 #define EXIT_SUPPORTED (VM_EXIT_SAVE_DEBUG_CONTROLS | VM_EXIT_HOST_ADDR_SPACE_SIZE | VM_EXIT_ACK_INTR_ON_EXIT | \
                         VM_EXIT_SAVE_PAT | VM_EXIT_LOAD_PAT | VM_EXIT_SAVE_EFER | VM_EXIT_LOAD_EFER |         \
                         VM_EXIT_SAVE_PREEMPTION_TIMER)
@@ -132,6 +132,9 @@ void nested_caps_init(struct nested_caps *c, const struct vmx_msrs *hw)
         c->ept_vpid = 0;
     if (nested_allowed1(c->procbased2) & SECONDARY_EPT)
         c->ept_vpid |= (hw->ept_vpid & EPT_CAPS_AS_HW) | EPT_CAPS_ALWAYS;
+    /* PML is emulated on EPT02's faults with the A/D flags (nested/ept02.c): only with them. */
+    if (!(c->ept_vpid & EPT_CAP_AD))
+        c->procbased2 &= ~((uint64_t)SECONDARY_PML << 32);
     c->vmfunc = 0; /* A.11 (the MSR does not even exist for L1: no "enable VM functions") */
     /* hv passes CPUID leaf 7 through: L1 has SGX and RTM exactly when the CPU has them. */
     c->sgx = hw->cpuid7_ebx & (1u << 2);

@@ -172,24 +172,49 @@ static uint64_t qual12(uint64_t qual, uint64_t access)
            (access & EPT_RWX) << EPT_QUAL_PERM_SHIFT;
 }
 
+/* 29.3.5: does the access need a flag set: an accessed flag in an EPT12 entry the
+ * translation used, or for a write the dirty flag of its leaf? */
+static bool flags_needed(const struct ept12_walk *w, bool write)
+{
+    for (int level = 4; level >= w->level; level--)
+        if (!(w->entry[level] & EPT_ACCESSED))
+            return true;
+    return write && !(w->leaf & EPT_DIRTY);
+}
+
 /* 29.3.5: the accessed flag in each EPT12 entry the translation used, the dirty flag in its
  * leaf for a write. The CPU sets them with locked operations; here each is a compare-exchange
- * against the value the walk used: false if L1 changed an entry otherwise meanwhile (flags
- * set so far stay: the CPU used those entries), and the walk must be done again. */
-static bool set_ad(const struct ept12_walk *w, bool write)
+ * against the value the walk used: -1 if L1 changed an entry otherwise meanwhile (flags set
+ * so far stay: the CPU used those entries), and the walk must be done again; else 1 if this
+ * set the dirty flag (0 to 1), 0 if not. */
+static int set_ad(const struct ept12_walk *w, bool write)
 {
+    int dirtied = 0;
     for (int level = 4; level >= w->level; level--) {
         uint64_t want = EPT_ACCESSED | (level == w->level && write ? EPT_DIRTY : 0);
         uint64_t old = w->entry[level];
         uint64_t *p = (uint64_t *)(uintptr_t)w->entry_pa[level];
         while ((old & want) != want) {
-            if (__atomic_compare_exchange_n(p, &old, old | want, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+            if (__atomic_compare_exchange_n(p, &old, old | want, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+                dirtied = (want & ~old & EPT_DIRTY) != 0;
                 break;
+            }
             if ((old ^ w->entry[level]) & ~(EPT_ACCESSED | EPT_DIRTY))
-                return false;
+                return -1;
         }
     }
-    return true;
+    return dirtied;
+}
+
+/* 29.3.6: the log entry for a dirty flag just set (the page's L2-physical address), then the
+ * index goes down (0 becomes 0xffff). A PML address that is not L1's RAM (hv's memory, MMIO)
+ * takes nothing, as L1's own writes there. */
+static void pml_log(struct ept02_fault *f)
+{
+    uint64_t pa = f->pml_address + 8ull * f->pml_index;
+    if (hv_gpa_is_ram(pa, 8))
+        __atomic_store_n((uint64_t *)(uintptr_t)pa, f->l2_gpa & ~0xfffull, __ATOMIC_RELAXED);
+    f->pml_index--;
 }
 
 enum ept02_result ept02_fault(struct ept02 *e, struct ept02_fault *f)
@@ -220,14 +245,23 @@ walk:;
     }
     uint64_t perm = w.access & max;
     if (ad) {
-        /* Another CPU of L1 keeps changing the entries: let L2 retry the access, as it would
-         * after an EPT02 fill, so hv never spins here. */
-        if (!set_ad(&w, need & EPT_W)) {
+        bool write = need & EPT_W;
+        if (f->pml && f->pml_index > 511 && flags_needed(&w, write)) {
+            f->qual12 = f->qual & EPT_QUAL_NMI_UNBLOCK; /* the only bit defined for exit 62 */
+            e->reflected++;
+            return EPT02_PML_FULL;
+        }
+        int dirtied = set_ad(&w, write);
+        if (dirtied < 0) {
+            /* Another CPU of L1 keeps changing the entries: let L2 retry the access, as
+             * it would after an EPT02 fill, so hv never spins here. */
             if (++tries < 4)
                 goto walk;
             f->leaf = NULL;
             return EPT02_FILLED; /* nothing filled: L2 faults again */
         }
+        if (dirtied && f->pml)
+            pml_log(f);
         if (!(need & EPT_W) && !(w.leaf & EPT_DIRTY))
             perm &= ~EPT_W; /* clean: the first write must set the dirty flag */
     }

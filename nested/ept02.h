@@ -86,17 +86,24 @@ enum ept02_result {
     EPT02_VIOLATION,    /* EPT12 does not allow the access: reflect exit 48 with qual12 */
     EPT02_MISCONFIG,    /* EPT12 is misconfigured there: reflect exit 49 */
     EPT02_UNBACKED,     /* EPT12 maps it where EPT01 has nothing: reflect 48 with qual12 */
+    EPT02_PML_FULL,     /* a flag to set, the PML index outside 0..511: reflect 62 with qual12 */
 };
 struct ept02_fault {
     uint64_t l2_gpa, qual; /* in: what the CPU reported for EPT02 */
     uint64_t qual12;       /* out: L1's exit qualification (VIOLATION, UNBACKED) */
     uint64_t l1_gpa;       /* out: EPT12's translation (FILLED, HIDDEN_WRITE, UNBACKED) */
     uint64_t *leaf;        /* out: EPT02's 4 KiB leaf for l2_gpa (FILLED, HIDDEN_WRITE) */
+    bool pml;              /* in: vmcs12's "enable PML" (it logs only with EPTP12 bit 6) */
+    uint64_t pml_address;  /* in: vmcs12's PML address (L1-physical, checked at entry) */
+    uint16_t pml_index;    /* in/out: vmcs12's guest PML index */
 };
 /* An EPT violation of L2 on EPT02. With EPTP12 bit 6 (29.3.5) a translation that succeeds
  * sets the accessed flag of each EPT12 entry it used and, for a write, the dirty flag of its
  * leaf, atomically (L1 may race on another CPU); EPT02 maps a page whose EPT12 leaf is clean
- * without write access, so that the first write comes back here to set the dirty flag. */
+ * without write access, so that the first write comes back here to set the dirty flag.
+ * With PML (29.3.6) a flag to set needs a PML index in 0..511 (else EPT02_PML_FULL, nothing
+ * set, the access not done), and each dirty flag set logs the 4 KiB-aligned L2-physical
+ * address at the index, which is then decremented. */
 enum ept02_result ept02_fault(struct ept02 *e, struct ept02_fault *f);
 
 /* Dropping a write to hv's memory (EPT02_HIDDEN_WRITE): the leaf gets a zeroed scratch page,

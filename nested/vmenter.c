@@ -72,6 +72,7 @@ static void prepare_controls(struct nested_vcpu *nv)
      * guest may pass through (it requires EPT, 26.2.1.1). Without VPID every transition
      * flushes L2's linear translations. */
     proc2 = (proc2 & ~SECONDARY_VPID) | SECONDARY_EPT;
+    proc2 &= ~SECONDARY_PML; /* L1's PML is hv's (nested/ept02.c): the CPU would log EPT02's faults */
     proc |= CPU_BASED_ACTIVATE_SECONDARY;
     /* hv's NMI handling (hv/exit.c) in vmcs02 too: NMIs exit to hv, which gives each to L1 or
      * L2 as L1's controls say. L2's NMI blocking is then virtual, as L1 expects it. */

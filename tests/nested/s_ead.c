@@ -15,6 +15,7 @@
 #define QUAL_MASK 0x11bfull /* EPT-violation qualification bits 5:0, 7, 8, 12 (SDM Table 28-7) */
 enum { EPT_R = 1, EPT_W = 2, EPT_X = 4, EPT_WB = 6 << 3, EPTP_AD = 1 << 6 };
 enum { F_A = 1 << 8, F_D = 1 << 9 };
+enum { P2_PML = 1 << 17, PML_ADDR = 0x200e, PML_INDEX = 0x0812, R_PML_FULL = 62 };
 
 static struct exit e;
 
@@ -159,6 +160,140 @@ static void t_walk(void)
     pdpt[3] = saved;
 }
 
+/* A page L2's accesses may log, by name: no host address reaches a line. */
+static const char *name(u64 a)
+{
+    static char bufs[4][24];
+    static unsigned k;
+    char *s = bufs[k++ & 3];
+    const char *fixed = a == PA(m.pml4_a) ? "pml4" : a == PA(m.pdpt) ? "pdpt" : NULL;
+    if (a >= PA(m.pd) && a < PA(m.pd) + 4 * 4096 && !(a & 0xfff)) {
+        s[0] = 'p', s[1] = 'd', s[2] = (char)('0' + ((a - PA(m.pd)) >> 12)), s[3] = 0;
+        return s;
+    }
+    if (fixed)
+        return fixed;
+    if (a < G || a - G >= 0x100000 || (a & 0xfff))
+        return "other";
+    const char *pre = "G+0x";
+    int i = 0, j = 0;
+    while (*pre)
+        s[i++] = *pre++;
+    char d[8];
+    u64 off = a - G;
+    do {
+        d[j++] = "0123456789abcdef"[off & 15];
+        off >>= 4;
+    } while (off);
+    while (j)
+        s[i++] = d[--j];
+    s[i] = 0;
+    return s;
+}
+
+/* The PML index and the entries logged since it was `from` (from down to index + 1). */
+static void pr_log(const char *tag, const u64 *log, u64 from)
+{
+    u64 index = vr(PML_INDEX);
+    char line[200];
+    int n = 0;
+    for (u64 i = from; i != index && i < 512 && n < 170; i--) {
+        const char *s = name(log[i]);
+        line[n++] = ' ';
+        while (*s)
+            line[n++] = *s++;
+    }
+    line[n] = 0;
+    out("%s: index 0x%llx, logged:%s", tag, index, n ? line : " nothing");
+}
+
+/* 3: PML (29.3.6) with EPTP bit 6: L2's first run logs each page whose dirty flag it sets
+ * (L2's paging structures, as its walks count as writes, and the page it writes); then index
+ * 0: one entry, index 0xffff, and the next write to a clean page is a PML-full exit that sets
+ * no flag; L1 empties the log and resumes: the write is logged at 511. */
+static void t_pml(void)
+{
+    const char *tag = "ead: pml";
+    u8 *log8 = ept_page(4);
+    u64 *log = (u64 *)log8;
+    if (!allowed(P2_PML, cap.proc2)) {
+        out("%s: not supported", tag);
+        return;
+    }
+    if (!setup(tag, l2_ept_rw))
+        return;
+    if (!ept_map(G + 0x1000, PA(ept_page(5)), EPT_R | EPT_W) || !ept_map(G + 0x2000, PA(ept_page(6)), EPT_R | EPT_W) ||
+        !ept_map(G + 0x3000, PA(ept_page(7)), EPT_R | EPT_W)) {
+        out("%s: ERROR: EPT layout", tag);
+        return;
+    }
+    ept_invept(tag);
+    vw(PROC2_CTLS, adj(P2_EPT | P2_PML, cap.proc2));
+    for (int i = 0; i < 512; i++)
+        log[i] = 0;
+    vw(PML_ADDR, PA(log8));
+    vw(PML_INDEX, 511);
+    l2r.rbx = G + 0x1008;
+    l2r.rcx = 0x1111;
+    if (!to_vmcall(tag))
+        return;
+    pr_log(tag, log, 511);
+    out("%s: G+0x1000 %s, G+0x2000 %s", tag, flags(G + 0x1000), flags(G + 0x2000));
+
+    tag = "ead: pml index 0, then full";
+    vw(PML_INDEX, 0);
+    vw(G_RIP, PA(l2_ept_w2));
+    l2r.rbx = G + 0x2010;
+    l2r.rdx = G + 0x3018;
+    l2_run(&e);
+    if (!is(R_PML_FULL)) {
+        pr_exit(tag, &e, F_LEN);
+        return;
+    }
+    out("%s: exit %u qual 0x%llx at +%llu", tag, e.reason, e.qual, e.rip - PA(l2_ept_w2));
+    pr_log(tag, log, 0);
+    out("%s: G+0x2000 %s, G+0x3000 %s; G+0x3018 holds 0x%llx", tag, flags(G + 0x2000), flags(G + 0x3000),
+        ((u64 *)ept_page(7))[3]);
+    vw(PML_INDEX, 511);
+    if (!to_vmcall(tag))
+        return;
+    pr_log(tag, log, 511);
+    out("%s: log emptied, resumed: G+0x3000 %s; G+0x3018 holds 0x%llx", tag, flags(G + 0x3000),
+        ((u64 *)ept_page(7))[3]);
+
+    /* Without EPTP bit 6 nothing is logged, and a full log makes no exit. */
+    tag = "ead: pml without EPTP bit 6";
+    if (!ept_map(G + 0x4000, PA(ept_page(8)), EPT_R | EPT_W))
+        return;
+    vw(EPTP, ept_eptp());
+    ept_invept(tag);
+    vw(PML_INDEX, 0xffff);
+    vw(G_RIP, PA(l2_ept_rw));
+    l2r.rbx = G + 0x4000;
+    if (to_vmcall(tag))
+        out("%s: L2 wrote: index 0x%llx, G+0x4000 %s", tag, vr(PML_INDEX), flags(G + 0x4000));
+}
+
+/* 4: the VM-entry checks of PML (26.2.1.1): "enable EPT" required, the address 4 KiB
+ * aligned and within the physical-address width. */
+static void t_pml_checks(void)
+{
+    const char *tag = "ead: pml entry check";
+    if (!allowed(P2_PML, cap.proc2) || !setup(tag, l2_vmcall))
+        return;
+    static const struct { u32 p2; u64 addr; const char *what; } t[] = {
+        {P2_PML, 0, "without EPT"},
+        {P2_EPT | P2_PML, 8, "address bit 3"},
+        {P2_EPT | P2_PML, 1, "address at MAXPHYADDR"},
+    };
+    for (unsigned i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        vw(PROC2_CTLS, adj(t[i].p2, cap.proc2));
+        vw(PML_ADDR, i == 2 ? 1ull << cap.maxphys : PA(ept_page(4)) + t[i].addr);
+        l2_enter(&e, 0); /* VMfailValid leaves the VMCS clear: VMLAUNCH again */
+        out("%s %s: %s", tag, t[i].what, e.st == ST_OK && (e.reason & R_ENTRY_FAIL) ? "entry failure" : st_str(e.st));
+    }
+}
+
 void s_ead(void)
 {
     if (!has(21)) { /* SDM A.10: accessed and dirty flags for EPT */
@@ -171,4 +306,6 @@ void s_ead(void)
     }
     t_rw();
     t_walk();
+    t_pml();
+    t_pml_checks();
 }

@@ -123,6 +123,9 @@ static uint64_t ept02_entry(const struct ept02 *e, uint64_t l2)
     return t[(l2 >> 12) & 511];
 }
 
+static unsigned flushes;
+static void flush_ept(void) { flushes++; }
+
 static struct ept02 *e02;
 static const uint64_t CAPS = EPT_CAP_EXEC_ONLY | EPT_CAP_PWL4 | EPT_CAP_UC | EPT_CAP_WB | EPT_CAP_2M | EPT_CAP_1G |
                              EPT_CAP_AD;
@@ -262,6 +265,127 @@ static void test_caps_ad(void)
     CHECK(why && strstr(why, "bit 6"), "EPTP bit 6 refused: %s", why ? why : "accepted");
 }
 
+/* ---- page-modification logging ---- */
+
+static uint64_t *pml;  /* L1's PML page */
+static enum ept02_result pfault(uint64_t l2, uint64_t qual, uint16_t *index, struct ept02_fault *f)
+{
+    *f = (struct ept02_fault){.l2_gpa = l2, .qual = qual, .pml = true, .pml_address = (uint64_t)(uintptr_t)pml,
+                              .pml_index = *index};
+    enum ept02_result r = ept02_fault(e02, f);
+    *index = f->pml_index;
+    return r;
+}
+
+static void test_pml(void)
+{
+    struct ept02_fault f;
+    uint16_t index = 511;
+    reset_l1();
+    fresh();
+    pml = (uint64_t *)(uintptr_t)L1(L1_PAGES - 1);
+    for (int i = 0; i < 512; i++)
+        pml[i] = 0x5a5a;
+    for (int i = 0; i < 4; i++)
+        map12(0x10000 + 0x1000 * i, L1(20 + i), 1, EPT_RWX | WB_LEAF, 0);
+
+    /* A read sets accessed flags only: nothing logged. A write logs its page, 4 KiB aligned. */
+    CHECK(pfault(0x10008, 1, &index, &f) == EPT02_FILLED && index == 511 && pml[511] == 0x5a5a, "read: no entry");
+    CHECK(pfault(0x10ff8, 2, &index, &f) == EPT02_FILLED && index == 510 && pml[511] == 0x10000,
+          "write: logged at 511 (%llx), index %u", ULL(pml[511]), index);
+    CHECK(pfault(0x10010, 2, &index, &f) == EPT02_FILLED && index == 510, "dirty already: nothing logged");
+
+    /* Index 0, then full: the entry at 0, index 0xffff; the next flag to set is a PML-full
+     * exit that sets nothing and fills nothing. */
+    index = 0;
+    CHECK(pfault(0x11000, 2, &index, &f) == EPT02_FILLED && index == 0xffff && pml[0] == 0x11000,
+          "index 0: logged (%llx), index %x", ULL(pml[0]), index);
+    CHECK(pfault(0x12000, 2 | EPT_QUAL_NMI_UNBLOCK | EPT_QUAL_GLA_VALID, &index, &f) == EPT02_PML_FULL &&
+          f.qual12 == EPT_QUAL_NMI_UNBLOCK && index == 0xffff, "full: exit 62, qual %llx", ULL(f.qual12));
+    CHECK(!strcmp(flags12(0x12000), "A A A -") && ept02_entry(e02, 0x12000) == 0 && pml[1] == 0x5a5a,
+          "full: no flag set, no fill: %s", flags12(0x12000));
+    CHECK(pfault(0x13000, 1, &index, &f) == EPT02_PML_FULL, "full: a read needing an accessed flag too");
+    /* No flag to set: no log entry needed, no exit (29.3.6: only a flag update examines it). */
+    CHECK(pfault(0x10020, 1, &index, &f) == EPT02_FILLED && pfault(0x11000, 2, &index, &f) == EPT02_FILLED,
+          "full, flags already set: filled");
+    /* L1 empties the log: the write is done and logged. */
+    index = 511;
+    CHECK(pfault(0x12000, 2, &index, &f) == EPT02_FILLED && index == 510 && pml[511] == 0x12000 &&
+          !strcmp(flags12(0x12000), "A A A AD"), "log emptied: %s, index %u", flags12(0x12000), index);
+    /* Index 512 is outside 0..511 too. */
+    index = 512;
+    CHECK(pfault(0x13000, 2, &index, &f) == EPT02_PML_FULL && index == 512, "index 512: full");
+    /* A violation is no PML event, even with the log full. */
+    map12(0x14000, L1(24), 1, EPT_R | WB_LEAF, 0);
+    CHECK(pfault(0x14000, 2, &index, &f) == EPT02_VIOLATION, "violation before PML-full");
+    /* A PML address outside L1's RAM: nothing written, the index still counts down. */
+    index = 3;
+    f = (struct ept02_fault){.l2_gpa = 0x13000, .qual = 2, .pml = true, .pml_address = 1ull << 40, .pml_index = 3};
+    CHECK(ept02_fault(e02, &f) == EPT02_FILLED && f.pml_index == 2, "PML page not RAM: index %u", f.pml_index);
+
+    /* Without EPTP12 bit 6 no flags and so no log and no PML-full exit (29.3.6). */
+    eptp12 &= ~EPTP_AD;
+    ept02_use(e02, eptp12);
+    map12(0x15000, L1(25), 1, EPT_RWX | WB_LEAF, 0);
+    index = 0xffff;
+    CHECK(pfault(0x15000, 2, &index, &f) == EPT02_FILLED && index == 0xffff && !strcmp(flags12(0x15000), "A A A -"),
+          "no A/D: PML does nothing");
+    eptp12 |= EPTP_AD;
+}
+
+/* The VMCS side: vmcs12's PML index, exit 62 for L1. */
+static void test_pml_exit(void)
+{
+    static struct vmcs12 v12;
+    static struct nested_caps caps;
+    static struct regcache rc;
+    static struct nested_state ns;
+    static struct nested_vcpu nv;
+    uint64_t q12 = 0;
+    reset_l1();
+    fake_vmcs_reset();
+    const struct vmx_msrs hw = {.procbased = 0xfff9fffe04006172ull, .procbased2 = 0x02177fff00000000ull,
+                                .ept_vpid = 0x00000f0106334141ull};
+    nested_caps_init(&caps, &hw);
+    CHECK(nested_allowed1(caps.procbased2) & SECONDARY_PML, "PML offered with EPT A/D");
+    struct vmx_msrs no_ad = hw;
+    no_ad.ept_vpid &= ~EPT_CAP_AD;
+    struct nested_caps c2;
+    nested_caps_init(&c2, &no_ad);
+    CHECK(!(nested_allowed1(c2.procbased2) & SECONDARY_PML), "no PML without EPT A/D");
+    regcache_init(&rc, true);
+    memset(&v12, 0, sizeof(v12));
+    ns = (struct nested_state){.cache = &v12, .ept12 = true};
+    nv = (struct nested_vcpu){.rc = &rc, .n = &ns, .caps = &caps, .hw = &hw, .phys_bits = PHYS,
+                              .l1_page = l1_page, .flush_ept = flush_ept};
+    vmcs12_set_eptp(&v12, eptp12);
+    vmcs12_set(&v12, CPU_BASED_VM_EXEC_CONTROL, CPU_BASED_ACTIVATE_SECONDARY);
+    vmcs12_set(&v12, SECONDARY_VM_EXEC_CONTROL, SECONDARY_EPT | SECONDARY_PML);
+    pml = (uint64_t *)(uintptr_t)L1(L1_PAGES - 1);
+    vmcs12_set(&v12, PML_ADDRESS, (uint64_t)(uintptr_t)pml);
+    vmcs12_set(&v12, GUEST_PML_INDEX, 0);
+    CHECK(nested_ept02_enter(&nv) == 0 && (ns.ept02->eptp & EPTP_AD), "enter: EPTP02 with A/D");
+    map12(0x1000, L1(20), 1, EPT_RWX | WB_LEAF, 0);
+    map12(0x2000, L1(21), 1, EPT_RWX | WB_LEAF, 0);
+    fake_vmcs_set(GUEST_PHYSICAL_ADDRESS, 0x1234);
+    fake_vmcs_set(EXIT_QUALIFICATION, 2);
+    regcache_reset(&rc);
+    CHECK(nested_ept02_exit(&nv, EXIT_REASON_EPT_VIOLATION, &q12) == 0 && pml[0] == 0x1000 &&
+          vmcs12_get(&v12, GUEST_PML_INDEX) == 0xffff, "logged at 0, vmcs12 index %llx",
+          ULL(vmcs12_get(&v12, GUEST_PML_INDEX)));
+    fake_vmcs_set(GUEST_PHYSICAL_ADDRESS, 0x2000);
+    fake_vmcs_set(EXIT_QUALIFICATION, 2 | EPT_QUAL_NMI_UNBLOCK);
+    regcache_reset(&rc);
+    CHECK(nested_ept02_exit(&nv, EXIT_REASON_EPT_VIOLATION, &q12) == EXIT_REASON_PML_FULL &&
+          q12 == EPT_QUAL_NMI_UNBLOCK && vmcs12_get(&v12, GUEST_PML_INDEX) == 0xffff, "PML-full exit for L1: %llx",
+          ULL(q12));
+    /* Without "enable PML" in vmcs12: no log, no exit. */
+    vmcs12_set(&v12, SECONDARY_VM_EXEC_CONTROL, SECONDARY_EPT);
+    regcache_reset(&rc);
+    CHECK(nested_ept02_exit(&nv, EXIT_REASON_EPT_VIOLATION, &q12) == 0 && !strcmp(flags12(0x2000), "A A A AD"),
+          "no PML: dirty flag set");
+}
+
 int main(void)
 {
     l1 = aligned_alloc(4096, 4096ull * L1_PAGES);
@@ -269,6 +393,8 @@ int main(void)
     test_no_flags();
     test_large();
     test_caps_ad();
+    test_pml();
+    test_pml_exit();
     for (unsigned i = 0; i < nallocated; i++)
         free(allocated[i]);
     free(l1);

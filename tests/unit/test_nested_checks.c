@@ -38,7 +38,7 @@ static void test_caps(void)
     CHECK(c.true_procbased == 0xffd9fffe04006172ull, "true proc %llx", ULL(c.true_procbased));
     CHECK(c.true_exit == 0x007fefff00036dfbull, "true exit %llx", ULL(c.true_exit));
     CHECK(c.true_entry == 0x0000d3ff000011fbull, "true entry %llx", ULL(c.true_entry));
-    CHECK(c.procbased2 == 0x00111cee00000000ull, "procbased2 %llx", ULL(c.procbased2));
+    CHECK(c.procbased2 == 0x00131cee00000000ull, "procbased2 %llx", ULL(c.procbased2));
     CHECK(c.misc == 0x200401e5ull, "misc %llx", ULL(c.misc));
     CHECK(c.ept_vpid == 0x00000f0106334141ull, "ept_vpid %llx", ULL(c.ept_vpid));
     CHECK(c.vmcs_enum == 0x2e, "vmcs_enum %llx", ULL(c.vmcs_enum));
@@ -51,8 +51,9 @@ static void test_caps(void)
     CHECK((p2 & (SECONDARY_EPT | SECONDARY_UNRESTRICTED_GUEST)) == (SECONDARY_EPT | SECONDARY_UNRESTRICTED_GUEST),
           "EPT and unrestricted guest (EPT02): %x", p2);
     CHECK(nested_has_ept(&c), "nested_has_ept");
+    CHECK(p2 & SECONDARY_PML, "PML (with EPT A/D): %x", p2);
     CHECK(!(p2 & (SECONDARY_SHADOW_VMCS | SECONDARY_VMFUNC |
-                  SECONDARY_PML | SECONDARY_VIRTUALIZE_APIC | SECONDARY_VIRTUALIZE_X2APIC |
+                  SECONDARY_VIRTUALIZE_APIC | SECONDARY_VIRTUALIZE_X2APIC |
                   SECONDARY_APIC_REGISTER_VIRT | SECONDARY_VIRTUAL_INTR_DELIVERY | SECONDARY_EPT_VE |
                   SECONDARY_TSC_SCALING)),
           "secondary allowed-1 %x", p2);
@@ -289,7 +290,11 @@ static const struct tcase cases[] = {
       C(PROC2, SECONDARY_EPT)),
     TC("proc2: shadow VMCS", "secondary processor-based controls", O(PROC2, SECONDARY_SHADOW_VMCS)),
     TC("proc2: VM functions", "secondary processor-based controls", O(PROC2, SECONDARY_VMFUNC)),
-    TC("proc2: PML", "secondary processor-based controls", O(PROC2, SECONDARY_PML)),
+    TC("proc2: PML without EPT", "enable PML requires enable EPT", O(PROC2, SECONDARY_PML)),
+    OK("PML with EPT", BEPT, O(PROC2, SECONDARY_PML), S(PML_ADDRESS, (1ull << PHYS_BITS) - 0x1000)),
+    TE("PML address bit 3", "PML address bits 11:0 must be 0", O(PROC2, SECONDARY_PML), S(PML_ADDRESS, 0x6008)),
+    TE("PML address beyond MAXPHYADDR", "PML address beyond", O(PROC2, SECONDARY_PML),
+       S(PML_ADDRESS, 1ull << PHYS_BITS)),
     TC("proc2: APIC virtualization", "secondary processor-based controls", O(PROC2, SECONDARY_VIRTUALIZE_APIC)),
     TC("proc2: TSC scaling", "secondary processor-based controls", O(PROC2, SECONDARY_TSC_SCALING)),
     TC("proc2: ENCLS exiting", "secondary processor-based controls", O(PROC2, SECONDARY_ENCLS_EXITING)),
