@@ -20,17 +20,18 @@
 #define PROC2_SUPPORTED (SECONDARY_EPT | SECONDARY_RDTSCP | SECONDARY_VPID | SECONDARY_WBINVD_EXITING |             \
                          SECONDARY_UNRESTRICTED_GUEST | SECONDARY_RDRAND_EXITING | SECONDARY_INVPCID |         \
                          SECONDARY_RDSEED_EXITING | SECONDARY_XSAVES | SECONDARY_DESC_EXITING | \
-                         SECONDARY_PAUSE_LOOP_EXITING)
+                         SECONDARY_PAUSE_LOOP_EXITING | SECONDARY_PML)
 #define EXIT_SUPPORTED (VM_EXIT_SAVE_DEBUG_CONTROLS | VM_EXIT_HOST_ADDR_SPACE_SIZE | VM_EXIT_ACK_INTR_ON_EXIT | \
                         VM_EXIT_SAVE_PAT | VM_EXIT_LOAD_PAT | VM_EXIT_SAVE_EFER | VM_EXIT_LOAD_EFER |         \
                         VM_EXIT_SAVE_PREEMPTION_TIMER)
 #define ENTRY_SUPPORTED (VM_ENTRY_LOAD_DEBUG_CONTROLS | VM_ENTRY_IA32E_MODE | VM_ENTRY_LOAD_PAT | VM_ENTRY_LOAD_EFER)
 
 /* EPT for L1 (nested/ept02.c): what EPT02 can shadow. Execute-only, UC paging structures and
- * large pages as the CPU has them (EPT02 maps large EPT12 pages with 4 KiB leaves); 4-level
- * walks, WB and INVEPT of both types always (hv needs the first two, emulates the last). No
- * accessed/dirty flags (21), no #VE, no EPTP switching, no advanced exit information (22). */
-#define EPT_CAPS_AS_HW (EPT_CAP_EXEC_ONLY | EPT_CAP_UC | EPT_CAP_2M | EPT_CAP_1G)
+ * large pages as the CPU has them (EPT02 maps large EPT12 pages with 4 KiB leaves); accessed/
+ * dirty flags (21) as the CPU has them (EPT02 runs with them, for L2's paging-structure
+ * accesses to count as writes); 4-level walks, WB and INVEPT of both types always (hv needs
+ * the first two, emulates the last). No #VE, no EPTP switching, no advanced exit information (22). */
+#define EPT_CAPS_AS_HW (EPT_CAP_EXEC_ONLY | EPT_CAP_UC | EPT_CAP_2M | EPT_CAP_1G | EPT_CAP_AD)
 #define EPT_CAPS_ALWAYS (EPT_CAP_PWL4 | EPT_CAP_WB | EPT_CAP_INVEPT | EPT_CAP_INVEPT_SINGLE | EPT_CAP_INVEPT_ALL)
 #define VPID_CAPS (EPT_CAP_INVVPID | EPT_CAP_INVVPID_ADDR | EPT_CAP_INVVPID_SINGLE | EPT_CAP_INVVPID_ALL | \
                    EPT_CAP_INVVPID_SINGLE_NONGLOBAL)
@@ -137,6 +138,9 @@ void nested_caps_init(struct nested_caps *c, const struct vmx_msrs *hw)
         c->ept_vpid = 0;
     if (nested_allowed1(c->procbased2) & SECONDARY_EPT)
         c->ept_vpid |= (hw->ept_vpid & EPT_CAPS_AS_HW) | EPT_CAPS_ALWAYS;
+    /* PML is emulated on EPT02's faults with the A/D flags (nested/ept02.c): only with them. */
+    if (!(c->ept_vpid & EPT_CAP_AD))
+        c->procbased2 &= ~((uint64_t)SECONDARY_PML << 32);
     c->vmcs_enum = vmcs_enum(nested_vmcs12_features(c));
     c->vmfunc = 0; /* A.11 (the MSR does not even exist for L1: no "enable VM functions") */
     /* hv passes CPUID leaf 7 through: L1 has SGX and RTM exactly when the CPU has them. */

@@ -155,12 +155,17 @@ static bool check_exec_controls(struct ctx *x)
         !page_addr_ok(x, MSR_BITMAP, "26.2.1.1: MSR-bitmap address bits 11:0 must be 0",
                       "26.2.1.1: MSR-bitmap address beyond physical-address width"))
         return false;
-    /* No TPR shadow, APIC virtualization, posted interrupts, PML, VM functions, shadow
+    /* No TPR shadow, APIC virtualization, posted interrupts, VM functions, shadow
      * VMCS or #VE for L1: their controls fail the reserved-bit checks above. */
     if (x->ept) {
         const char *why = nested_eptp_problem(c, vmcs12_eptp(x->v), x->pa);
         CHECK_RULE(!why, why);
     }
+    CHECK_RULE(x->ept || !(x->proc2 & SECONDARY_PML), "26.2.1.1: enable PML requires enable EPT");
+    if ((x->proc2 & SECONDARY_PML) &&
+        !page_addr_ok(x, PML_ADDRESS, "26.2.1.1: PML address bits 11:0 must be 0",
+                      "26.2.1.1: PML address beyond physical-address width"))
+        return false;
     CHECK_RULE(x->ept || !x->ug, "26.2.1.1: unrestricted guest requires enable EPT");
     CHECK_RULE((x->pin & PIN_BASED_NMI_EXITING) || !(x->pin & PIN_BASED_VIRTUAL_NMIS),
                "26.2.1.1: virtual NMIs require NMI exiting");

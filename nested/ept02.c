@@ -77,9 +77,11 @@ void ept02_clear(struct ept02 *e)
 
 void ept02_use(struct ept02 *e, uint64_t eptp12)
 {
-    if (e->eptp12 == EPT02_NO_EPT12 || ((e->eptp12 ^ eptp12) & EPT_ADDR_MASK))
+    /* A change of bit 6 changes what EPT02's leaves mean (clean pages without write access). */
+    if (e->eptp12 == EPT02_NO_EPT12 || ((e->eptp12 ^ eptp12) & (EPT_ADDR_MASK | EPTP_AD)))
         ept02_clear(e);
     e->eptp12 = eptp12;
+    e->eptp = ept_make_eptp((uint64_t)(uintptr_t)e->pages[0], eptp12 & EPTP_AD);
 }
 
 bool ept02_invept(struct ept02 *e, uint64_t type, uint64_t eptp)
@@ -125,6 +127,8 @@ enum ept12_status ept12_walk(const struct ept02 *e, uint64_t l2_gpa, struct ept1
         uint64_t pte = hv_gpa_is_ram(pa, 8) ? __atomic_load_n((const uint64_t *)(uintptr_t)pa, __ATOMIC_RELAXED) : 0;
         bool leaf = level == 1 || (level <= 3 && (pte & EPT_LARGE));
         w->level = level;
+        w->entry_pa[level] = pa;
+        w->entry[level] = pte;
         if (!(pte & EPT_RWX)) {
             w->access = 0; /* the not-present entry is one of those AND-ed (28.2.1) */
             return w->status = EPT12_NOT_PRESENT;
@@ -168,10 +172,58 @@ static uint64_t qual12(uint64_t qual, uint64_t access)
            (access & EPT_RWX) << EPT_QUAL_PERM_SHIFT;
 }
 
+/* 29.3.5: does the access need a flag set: an accessed flag in an EPT12 entry the
+ * translation used, or for a write the dirty flag of its leaf? */
+static bool flags_needed(const struct ept12_walk *w, bool write)
+{
+    for (int level = 4; level >= w->level; level--)
+        if (!(w->entry[level] & EPT_ACCESSED))
+            return true;
+    return write && !(w->leaf & EPT_DIRTY);
+}
+
+/* 29.3.5: the accessed flag in each EPT12 entry the translation used, the dirty flag in its
+ * leaf for a write. The CPU sets them with locked operations; here each is a compare-exchange
+ * against the value the walk used: -1 if L1 changed an entry otherwise meanwhile (flags set
+ * so far stay: the CPU used those entries), and the walk must be done again; else 1 if this
+ * set the dirty flag (0 to 1), 0 if not. */
+static int set_ad(const struct ept12_walk *w, bool write)
+{
+    int dirtied = 0;
+    for (int level = 4; level >= w->level; level--) {
+        uint64_t want = EPT_ACCESSED | (level == w->level && write ? EPT_DIRTY : 0);
+        uint64_t old = w->entry[level];
+        uint64_t *p = (uint64_t *)(uintptr_t)w->entry_pa[level];
+        while ((old & want) != want) {
+            if (__atomic_compare_exchange_n(p, &old, old | want, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+                dirtied = (want & ~old & EPT_DIRTY) != 0;
+                break;
+            }
+            if ((old ^ w->entry[level]) & ~(EPT_ACCESSED | EPT_DIRTY))
+                return -1;
+        }
+    }
+    return dirtied;
+}
+
+/* 29.3.6: the log entry for a dirty flag just set (the page's L2-physical address), then the
+ * index goes down (0 becomes 0xffff). A PML address that is not L1's RAM (hv's memory, MMIO)
+ * takes nothing, as L1's own writes there. */
+static void pml_log(struct ept02_fault *f)
+{
+    uint64_t pa = f->pml_address + 8ull * f->pml_index;
+    if (hv_gpa_is_ram(pa, 8))
+        __atomic_store_n((uint64_t *)(uintptr_t)pa, f->l2_gpa & ~0xfffull, __ATOMIC_RELAXED);
+    f->pml_index--;
+}
+
 enum ept02_result ept02_fault(struct ept02 *e, struct ept02_fault *f)
 {
     struct ept12_walk w;
     uint64_t need = f->qual & EPT_QUAL_ACCESS;
+    bool ad = e->eptp12 & EPTP_AD;
+    int tries = 0;
+walk:;
     enum ept12_status st = ept12_walk(e, f->l2_gpa, &w);
     if (st == EPT12_MISCONFIG) {
         e->reflected++;
@@ -192,6 +244,27 @@ enum ept02_result ept02_fault(struct ept02 *e, struct ept02_fault *f)
         return EPT02_UNBACKED;
     }
     uint64_t perm = w.access & max;
+    if (ad) {
+        bool write = need & EPT_W;
+        if (f->pml && f->pml_index > 511 && flags_needed(&w, write)) {
+            f->qual12 = f->qual & EPT_QUAL_NMI_UNBLOCK; /* the only bit defined for exit 62 */
+            e->reflected++;
+            return EPT02_PML_FULL;
+        }
+        int dirtied = set_ad(&w, write);
+        if (dirtied < 0) {
+            /* Another CPU of L1 keeps changing the entries: let L2 retry the access, as
+             * it would after an EPT02 fill, so hv never spins here. */
+            if (++tries < 4)
+                goto walk;
+            f->leaf = NULL;
+            return EPT02_FILLED; /* nothing filled: L2 faults again */
+        }
+        if (dirtied && f->pml)
+            pml_log(f);
+        if (!(need & EPT_W) && !(w.leaf & EPT_DIRTY))
+            perm &= ~EPT_W; /* clean: the first write must set the dirty flag */
+    }
     uint64_t attrs = (max & EPT_W) ? w.leaf & PAGE_ATTRS : HV_PAGE_ATTRS; /* EPT12's type, or hv's page */
     uint64_t val = (host & EPT_ADDR_MASK) | perm | attrs;
     uint64_t *leaf = leaf_slot(e, f->l2_gpa);
@@ -203,7 +276,7 @@ enum ept02_result ept02_fault(struct ept02 *e, struct ept02_fault *f)
         }
     }
     /* A present leaf changing (L1 remapped or widened EPT12 without INVEPT) is flushed. */
-    if ((*leaf & EPT_RWX) && *leaf != val)
+    if ((*leaf & EPT_RWX) && ((*leaf ^ val) & ~(EPT_ACCESSED | EPT_DIRTY))) /* A/D: the CPU's, in EPT02 */
         e->flush = true;
     *leaf = val;
     f->leaf = leaf;

@@ -38,7 +38,7 @@ struct ept02_step {
 struct ept02 {
     uint64_t *pages[EPT02_MAX_PAGES]; /* table pool; pages[0] is the root (PML4) */
     unsigned npages, nused, max_pages;
-    uint64_t eptp;       /* EPT02's own pointer (WB, 4-level, no A/D): vmcs02.EPT_POINTER */
+    uint64_t eptp;       /* EPT02's own pointer (WB, 4-level, A/D as EPTP12): vmcs02.EPT_POINTER */
     uint64_t eptp12;     /* L1's EPTP that EPT02 shadows, EPT02_NO_EPT12 if none yet */
     uint64_t ept_caps;   /* IA32_VMX_EPT_VPID_CAP as advertised to L1 */
     uint8_t phys_bits;   /* MAXPHYADDR as L1 sees it */
@@ -56,7 +56,9 @@ struct ept02 {
 int ept02_init(struct ept02 *e, unsigned max_pages, unsigned min_pages, uint64_t ept_caps, uint8_t phys_bits,
                ept02_l1_page_fn l1_page);
 
-/* Shadow EPT12 eptp12 from now on: EPT02 is cleared if its root (bits 51:12) changed. */
+/* Shadow EPT12 eptp12 from now on: EPT02 is cleared if its root (bits 51:12) or its A/D
+ * enable (bit 6) changed. With EPTP12 bit 6, EPT02 runs with A/D too, so that the CPU treats
+ * L2's paging-structure accesses as writes (29.3.3.2) and they reach EPT12's dirty flags. */
 void ept02_use(struct ept02 *e, uint64_t eptp12);
 /* Forget every translation (and any step in flight): the root stays, empty. */
 void ept02_clear(struct ept02 *e);
@@ -72,6 +74,7 @@ struct ept12_walk {
     uint64_t leaf;   /* EPT12's leaf entry (EPT12_OK) */
     int level;       /* 4 = PML4E .. 1 = PTE: the leaf's, or where the walk stopped */
     uint64_t l1_gpa; /* the translation (EPT12_OK) */
+    uint64_t entry_pa[5], entry[5]; /* by level: where each entry used is, and its value */
 };
 /* EPT12's tables are read from L1's memory as hv_gpa_is_ram() allows; anything else reads
  * as a not-present entry. */
@@ -83,14 +86,24 @@ enum ept02_result {
     EPT02_VIOLATION,    /* EPT12 does not allow the access: reflect exit 48 with qual12 */
     EPT02_MISCONFIG,    /* EPT12 is misconfigured there: reflect exit 49 */
     EPT02_UNBACKED,     /* EPT12 maps it where EPT01 has nothing: reflect 48 with qual12 */
+    EPT02_PML_FULL,     /* a flag to set, the PML index outside 0..511: reflect 62 with qual12 */
 };
 struct ept02_fault {
     uint64_t l2_gpa, qual; /* in: what the CPU reported for EPT02 */
     uint64_t qual12;       /* out: L1's exit qualification (VIOLATION, UNBACKED) */
     uint64_t l1_gpa;       /* out: EPT12's translation (FILLED, HIDDEN_WRITE, UNBACKED) */
     uint64_t *leaf;        /* out: EPT02's 4 KiB leaf for l2_gpa (FILLED, HIDDEN_WRITE) */
+    bool pml;              /* in: vmcs12's "enable PML" (it logs only with EPTP12 bit 6) */
+    uint64_t pml_address;  /* in: vmcs12's PML address (L1-physical, checked at entry) */
+    uint16_t pml_index;    /* in/out: vmcs12's guest PML index */
 };
-/* An EPT violation of L2 on EPT02. */
+/* An EPT violation of L2 on EPT02. With EPTP12 bit 6 (29.3.5) a translation that succeeds
+ * sets the accessed flag of each EPT12 entry it used and, for a write, the dirty flag of its
+ * leaf, atomically (L1 may race on another CPU); EPT02 maps a page whose EPT12 leaf is clean
+ * without write access, so that the first write comes back here to set the dirty flag.
+ * With PML (29.3.6) a flag to set needs a PML index in 0..511 (else EPT02_PML_FULL, nothing
+ * set, the access not done), and each dirty flag set logs the 4 KiB-aligned L2-physical
+ * address at the index, which is then decremented. */
 enum ept02_result ept02_fault(struct ept02 *e, struct ept02_fault *f);
 
 /* Dropping a write to hv's memory (EPT02_HIDDEN_WRITE): the leaf gets a zeroed scratch page,

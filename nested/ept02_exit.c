@@ -111,8 +111,17 @@ uint32_t nested_ept02_exit(struct nested_vcpu *nv, uint32_t basic, uint64_t *qua
             r = EPT02_FILLED;
         }
     } else {
+        /* PML (29.3.6): the index lives in vmcs12 while L2 runs; vmcs02 has no PML. */
         f.qual = reg_exit_qual(rc);
+        f.pml = (v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_ACTIVATE_SECONDARY) &&
+                (v12(nv, SECONDARY_VM_EXEC_CONTROL) & SECONDARY_PML);
+        if (f.pml) {
+            f.pml_address = v12(nv, PML_ADDRESS);
+            f.pml_index = (uint16_t)v12(nv, GUEST_PML_INDEX);
+        }
         r = ept02_fault(e, &f);
+        if (f.pml)
+            v12_set(nv, GUEST_PML_INDEX, f.pml_index);
     }
     switch (r) {
     case EPT02_HIDDEN_WRITE:
@@ -133,6 +142,10 @@ uint32_t nested_ept02_exit(struct nested_vcpu *nv, uint32_t basic, uint64_t *qua
         steps_end(nv, e, false); /* before L1 runs: nothing of a step may stay mapped */
         *qual12 = f.qual12;
         return EXIT_REASON_EPT_VIOLATION;
+    case EPT02_PML_FULL:
+        steps_end(nv, e, false);
+        *qual12 = f.qual12;
+        return EXIT_REASON_PML_FULL;
     case EPT02_MISCONFIG:
     default:
         steps_end(nv, e, false);

@@ -74,6 +74,7 @@ static void prepare_controls(struct nested_vcpu *nv)
     proc2 = (proc2 & ~SECONDARY_VPID) | SECONDARY_EPT | (vpid02 ? SECONDARY_VPID : 0);
     if (vpid02)
         vmcs_write(VIRTUAL_PROCESSOR_ID, vpid02);
+    proc2 &= ~SECONDARY_PML; /* L1's PML is hv's (nested/ept02.c): the CPU would log EPT02's faults */
     proc |= CPU_BASED_ACTIVATE_SECONDARY;
     /* hv's NMI handling (hv/exit.c) in vmcs02 too: NMIs exit to hv, which gives each to L1 or
      * L2 as L1's controls say. L2's NMI blocking is then virtual, as L1 expects it. */

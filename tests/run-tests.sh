@@ -31,6 +31,7 @@ UNIT_TESTS=(
     "test_dmar: hv/dmar.c"
     "test_vtd: hv/vtd.c"
     "test_ept02: nested/ept02.c nested/ept02_exit.c nested/vmcs12.c nested/caps.c regcache/regcache.c tests/unit/fake_vmcs.c"
+    "test_ept02_ad: nested/ept02.c nested/ept02_exit.c nested/vmcs12.c nested/caps.c regcache/regcache.c tests/unit/fake_vmcs.c"
 )
 # nested/ on the fake VMCS with L1's RAM mapped at a fixed address (tests/unit/nested_harness.c)
 NESTED_SRCS="nested/insn.c nested/gva.c nested/vmenter.c nested/vmexit.c nested/shadow.c nested/checks.c nested/caps.c nested/vmcs12.c nested/vpid.c nested/ept02.c nested/ept02_exit.c regcache/regcache.c tests/unit/fake_vmcs.c tests/unit/vmcs12_samples.c tests/unit/nested_harness.c"

@@ -565,6 +565,13 @@ l2_ept_rw:                           ; RAX = [RBX], then [RBX] = RCX (a plain st
     mov [rbx], rcx
     vmcall
     ud2
+global l2_ept_w2
+align 16
+l2_ept_w2:                           ; [RBX] = RCX, then [RDX] = RCX (two plain stores)
+    mov [rbx], rcx
+    mov [rdx], rcx
+    vmcall
+    ud2
 l2_ept_call:                         ; call the code L1 put at RBX (it sets EAX and returns)
     call rbx
     vmcall

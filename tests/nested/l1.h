@@ -50,7 +50,7 @@ extern char vmx_exit_landing[];
 extern char l2_vmcall[], l2_cpuid[], l2_hlt[], l2_out80[], l2_io2[], l2_msr[], l2_cr0[], l2_cr3[],
     l2_cr4[], l2_cr8[], l2_exc[], l2_sti[], l2_iret[], l2_iret_after[], l2_spin[], l2_nops[], l2_rdtsc[],
     l2_invlpg[], l2_pause[], l2_movdr[], l2_vmxinsn[], l2_kgs[], l2_seed[], l2_seed_hlt[], l2_bench[], l2_bench_tsc[],
-    l2_ept_read[], l2_ept_rd2[], l2_ept_rw[], l2_ept_call[], l2_rep_stos[], l2_desc[], l2_ple[];
+    l2_ept_read[], l2_ept_rd2[], l2_ept_rw[], l2_ept_w2[], l2_ept_call[], l2_rep_stos[], l2_desc[], l2_ple[];
 #define L2_ISR_MARK 0x15cull /* r15 of an L2 exception/interrupt stub's VMCALL */
 
 /* ---- VMX instructions (vmx.c), with faults turned into ST_EXC ---- */
@@ -154,6 +154,16 @@ void ept_alloc(void);   /* s_ept.c's memory, allocated before the scenarios if E
  * offered or out of room), and one more 4 KiB EPT12 page, RWX. */
 BOOLEAN ept_setup_l2(const char *tag, const char *script);
 BOOLEAN ept_map_rwx(u64 l2pa, u64 l1pa);
+/* For s_ead.c, after s_ept.c is done with them: one more 4 KiB EPT12 page (perm: bits 2:0,
+ * memory type WB), the EPT12 entry for gpa at level (4 = PML4E .. 1 = PTE; tables made as
+ * needed, NULL if out of room), the EPTP (WB, 4-level, no A/D), INVEPT of EPT12 (single-
+ * context if supported, else all-context), and s_ept.c's test page i (0..11). */
+BOOLEAN ept_map(u64 l2pa, u64 l1pa, u32 perm);
+u64 *ept_entry(u64 gpa, int level);
+u64 ept_eptp(void);
+void ept_invept(const char *tag);
+u8 *ept_page(int i);
+void s_ead(void);       /* 13: EPT accessed/dirty flags and PML (s_ead.c), after s_ept */
 void hidden_find(void); /* s_hidden.c: under hv, find its region (boot services: before the scenarios) */
 void s_hidden(void);    /* 10, hv only, "l1hv: " lines: L2's writes to hv's memory are dropped */
 void s_caps(void);      /* 12: capabilities beyond the basics (s_caps.c) */

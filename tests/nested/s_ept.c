@@ -231,6 +231,11 @@ BOOLEAN ept_setup_l2(const char *tag, const char *script)
 }
 
 BOOLEAN ept_map_rwx(u64 l2pa, u64 l1pa) { return map(l2pa, l1pa, EPT_RWX); }
+BOOLEAN ept_map(u64 l2pa, u64 l1pa, u32 perm) { return map(l2pa, l1pa, perm); }
+u64 *ept_entry(u64 gpa, int level) { return slot(gpa, level); }
+u64 ept_eptp(void) { return eptp; }
+void ept_invept(const char *tag) { inv(tag); }
+u8 *ept_page(int i) { return i >= 0 && i < DATA ? data[i] : NULL; }
 
 /* 1: EPT12 maps what L2 needs one to one: CPUID exits as without EPT. */
 static void t_identity(void)

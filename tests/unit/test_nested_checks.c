@@ -38,9 +38,9 @@ static void test_caps(void)
     CHECK(c.true_procbased == 0xffd9fffe04006172ull, "true proc %llx", ULL(c.true_procbased));
     CHECK(c.true_exit == 0x007fefff00036dfbull, "true exit %llx", ULL(c.true_exit));
     CHECK(c.true_entry == 0x0000d3ff000011fbull, "true entry %llx", ULL(c.true_entry));
-    CHECK(c.procbased2 == 0x00111cee00000000ull, "procbased2 %llx", ULL(c.procbased2));
+    CHECK(c.procbased2 == 0x00131cee00000000ull, "procbased2 %llx", ULL(c.procbased2));
     CHECK(c.misc == 0x200401e5ull, "misc %llx", ULL(c.misc));
-    CHECK(c.ept_vpid == 0x00000f0106134141ull, "ept_vpid %llx", ULL(c.ept_vpid));
+    CHECK(c.ept_vpid == 0x00000f0106334141ull, "ept_vpid %llx", ULL(c.ept_vpid));
     CHECK(c.vmcs_enum == 0x2e, "vmcs_enum %llx", ULL(c.vmcs_enum));
     CHECK(c.vmfunc == 0, "vmfunc");
     CHECK(c.cr0_fixed0 == m.cr0_fixed0 && c.cr0_fixed1 == m.cr0_fixed1 && c.cr4_fixed0 == m.cr4_fixed0 &&
@@ -51,15 +51,17 @@ static void test_caps(void)
     CHECK((p2 & (SECONDARY_EPT | SECONDARY_UNRESTRICTED_GUEST)) == (SECONDARY_EPT | SECONDARY_UNRESTRICTED_GUEST),
           "EPT and unrestricted guest (EPT02): %x", p2);
     CHECK(nested_has_ept(&c), "nested_has_ept");
+    CHECK(p2 & SECONDARY_PML, "PML (with EPT A/D): %x", p2);
     CHECK(!(p2 & (SECONDARY_SHADOW_VMCS | SECONDARY_VMFUNC |
-                  SECONDARY_PML | SECONDARY_VIRTUALIZE_APIC | SECONDARY_VIRTUALIZE_X2APIC |
+                  SECONDARY_VIRTUALIZE_APIC | SECONDARY_VIRTUALIZE_X2APIC |
                   SECONDARY_APIC_REGISTER_VIRT | SECONDARY_VIRTUAL_INTR_DELIVERY | SECONDARY_EPT_VE |
                   SECONDARY_TSC_SCALING)),
           "secondary allowed-1 %x", p2);
-    /* EPT as EPT02 shadows it: execute-only, UC, 2M, 1G as the CPU; 4-level, WB, INVEPT
-     * single and all; never A/D (21), advanced exit information (22), 5-level (7). */
+    /* EPT as EPT02 shadows it: execute-only, UC, 2M, 1G, A/D (21) as the CPU; 4-level, WB,
+     * INVEPT single and all; never advanced exit information (22), 5-level (7). */
     CHECK((c.ept_vpid & 0xffffffffull) == (EPT_CAP_EXEC_ONLY | EPT_CAP_PWL4 | EPT_CAP_UC | EPT_CAP_WB | EPT_CAP_2M |
-                                           EPT_CAP_1G | EPT_CAP_INVEPT | EPT_CAP_INVEPT_SINGLE | EPT_CAP_INVEPT_ALL),
+                                           EPT_CAP_1G | EPT_CAP_AD | EPT_CAP_INVEPT | EPT_CAP_INVEPT_SINGLE |
+                                           EPT_CAP_INVEPT_ALL),
           "EPT capabilities %llx", ULL(c.ept_vpid));
     CHECK(!(nested_allowed1(c.true_procbased) & (CPU_BASED_TPR_SHADOW | CPU_BASED_ACTIVATE_TERTIARY)), "no TPR shadow");
     CHECK(!(nested_allowed1(c.true_pinbased) & PIN_BASED_POSTED_INTR), "no posted interrupts");
@@ -95,7 +97,7 @@ static void test_caps(void)
     m = bochs();
     m.procbased2 &= ~((uint64_t)SECONDARY_VPID << 32);
     nested_caps_init(&c, &m);
-    CHECK(c.ept_vpid == 0x06134141ull && nested_caps_msr(&c, 0x48c, &val) && val == c.ept_vpid,
+    CHECK(c.ept_vpid == 0x06334141ull && nested_caps_msr(&c, 0x48c, &val) && val == c.ept_vpid,
           "no VPID: ept_vpid %llx", ULL(c.ept_vpid));
     /* ... and without EPT either: no EPT_VPID_CAP MSR, no unrestricted guest. */
     m.procbased2 &= ~((uint64_t)(SECONDARY_EPT | SECONDARY_UNRESTRICTED_GUEST) << 32);
@@ -107,9 +109,9 @@ static void test_caps(void)
     nested_caps_init(&c, &m);
     CHECK(!(nested_allowed1(c.procbased2) & (SECONDARY_EPT | SECONDARY_UNRESTRICTED_GUEST)) &&
           !(c.ept_vpid & 0xffffffffull), "no EPT: procbased2 %llx ept_vpid %llx", ULL(c.procbased2), ULL(c.ept_vpid));
-    /* EPT without execute-only, UC, large pages, WB-only: those follow; no WB walks: no EPT. */
+    /* EPT without execute-only, UC, large pages, A/D, WB-only: those follow; no WB walks: no EPT. */
     m = bochs();
-    m.ept_vpid &= ~(EPT_CAP_EXEC_ONLY | EPT_CAP_UC | EPT_CAP_2M | EPT_CAP_1G | EPT_CAP_INVEPT_SINGLE);
+    m.ept_vpid &= ~(EPT_CAP_EXEC_ONLY | EPT_CAP_UC | EPT_CAP_2M | EPT_CAP_1G | EPT_CAP_AD | EPT_CAP_INVEPT_SINGLE);
     nested_caps_init(&c, &m);
     CHECK((c.ept_vpid & 0xffffffffull) == (EPT_CAP_PWL4 | EPT_CAP_WB | EPT_CAP_INVEPT | EPT_CAP_INVEPT_SINGLE |
                                            EPT_CAP_INVEPT_ALL), "minimal EPT: %llx", ULL(c.ept_vpid));
@@ -278,7 +280,7 @@ static const struct tcase cases[] = {
     TE("EPTP memory type WT", "EPTP memory type not supported", S(EPTP, 0x5000 | 0x1c)),
     TE("EPTP page-walk length 5", "EPTP page-walk length must be 4", S(EPTP, 0x5000 | 0x26)),
     TE("EPTP page-walk length 1", "EPTP page-walk length must be 4", S(EPTP, 0x5000 | 0x06)),
-    TE("EPTP A/D flags (not advertised)", "EPTP bit 6 (accessed/dirty flags)", S(EPTP, 0x5000 | 0x5e)),
+    OK("EPTP A/D flags (advertised; tests/unit/test_ept02_ad.c: not)", BEPT, S(EPTP, 0x5000 | 0x5e)),
     TE("EPTP bit 7", "EPTP bits 11:7 are reserved", S(EPTP, 0x5000 | 0x9e)),
     TE("EPTP bit 11", "EPTP bits 11:7 are reserved", S(EPTP, 0x5800 | 0x1e)),
     TE("EPTP beyond MAXPHYADDR", "EPTP beyond physical-address width", S(EPTP, (1ull << PHYS_BITS) | 0x1e)),
@@ -288,7 +290,11 @@ static const struct tcase cases[] = {
       C(PROC2, SECONDARY_EPT)),
     TC("proc2: shadow VMCS", "secondary processor-based controls", O(PROC2, SECONDARY_SHADOW_VMCS)),
     TC("proc2: VM functions", "secondary processor-based controls", O(PROC2, SECONDARY_VMFUNC)),
-    TC("proc2: PML", "secondary processor-based controls", O(PROC2, SECONDARY_PML)),
+    TC("proc2: PML without EPT", "enable PML requires enable EPT", O(PROC2, SECONDARY_PML)),
+    OK("PML with EPT", BEPT, O(PROC2, SECONDARY_PML), S(PML_ADDRESS, (1ull << PHYS_BITS) - 0x1000)),
+    TE("PML address bit 3", "PML address bits 11:0 must be 0", O(PROC2, SECONDARY_PML), S(PML_ADDRESS, 0x6008)),
+    TE("PML address beyond MAXPHYADDR", "PML address beyond", O(PROC2, SECONDARY_PML),
+       S(PML_ADDRESS, 1ull << PHYS_BITS)),
     TC("proc2: APIC virtualization", "secondary processor-based controls", O(PROC2, SECONDARY_VIRTUALIZE_APIC)),
     TC("proc2: TSC scaling", "secondary processor-based controls", O(PROC2, SECONDARY_TSC_SCALING)),
     TC("proc2: ENCLS exiting", "secondary processor-based controls", O(PROC2, SECONDARY_ENCLS_EXITING)),
