@@ -26,6 +26,7 @@ static void fresh(void)
 }
 
 static void set_or(uint32_t f, uint64_t bits) { vmcs12_set(V12, f, vmcs12_get(V12, f) | bits); }
+static void set_clear(uint32_t f, uint64_t bits) { vmcs12_set(V12, f, vmcs12_get(V12, f) & ~bits); }
 
 /* "use TPR shadow" with a virtual-APIC page and threshold that pass the checks. */
 static void tpr_shadow(void)
@@ -190,6 +191,8 @@ static void test_vmcs02(void)
     CHECK(o == O_ENTERED && va && va != HOLE && !(va & 0xfff), "hv's memory: %s, vmcs02 virtual-APIC page %llx",
           outcome_name(o), ULL(va));
     CHECK(g02(APIC_ACCESS_ADDR) == HOLE, "APIC-access address in hv's memory kept: %llx", ULL(g02(APIC_ACCESS_ADDR)));
+    if (!va)
+        return;
     ((uint8_t *)(uintptr_t)va)[0x80] = 0xf0; /* the CPU's write while L2 ran */
     CHECK(l2_exit(EXIT_REASON_CPUID, 0), "CPUID reflected");
     CHECK(l1_vmresume() == O_ENTERED && g02(VIRTUAL_APIC_PAGE_ADDR) == va && ((uint8_t *)(uintptr_t)va)[0x80] == 0,
@@ -222,9 +225,135 @@ static void test_apic_page_write(void)
     CHECK(l1_vmlaunch() == O_ENTERED && !nested_l2_apic_page_write(&nv, 0xfee00300ull, q), "no APIC accesses: hv's");
 }
 
+/* ---- step 2: APIC-register virtualization, virtual-interrupt delivery, posted interrupts ---- */
+
+static void fresh_pi(void) /* a CPU with posted interrupts (Bochs' fixture lacks them) */
+{
+    nh_setup(false);
+    hw.pinbased |= (uint64_t)PIN_BASED_POSTED_INTR << 32;
+    fresh();
+}
+static void vid(void)
+{
+    flexpriority();
+    set_or(SECONDARY_VM_EXEC_CONTROL, SECONDARY_APIC_REGISTER_VIRT | SECONDARY_VIRTUAL_INTR_DELIVERY);
+    vmcs12_set(V12, TPR_THRESHOLD, 0xabc0); /* not checked with virtual-interrupt delivery */
+}
+static void posted(void)
+{
+    vid();
+    set_or(PIN_BASED_VM_EXEC_CONTROL, PIN_BASED_POSTED_INTR);
+    vmcs12_set(V12, POSTED_INTR_NV, 0xf2);
+    vmcs12_set(V12, POSTED_INTR_DESC_ADDR, PID + 0x40);
+}
+static void c_vid_no_tpr(void) { set_or(SECONDARY_VM_EXEC_CONTROL, SECONDARY_VIRTUAL_INTR_DELIVERY); }
+static void c_regvirt_no_tpr(void) { set_or(SECONDARY_VM_EXEC_CONTROL, SECONDARY_APIC_REGISTER_VIRT); }
+static void c_vid_no_extint(void) { vid(); set_clear(PIN_BASED_VM_EXEC_CONTROL, PIN_BASED_EXT_INTR_EXITING); }
+static void c_pi_no_vid(void)
+{
+    posted();
+    set_clear(SECONDARY_VM_EXEC_CONTROL, SECONDARY_VIRTUAL_INTR_DELIVERY);
+    vmcs12_set(V12, TPR_THRESHOLD, 0);
+}
+static void c_pi_no_ack(void) { posted(); set_clear(VM_EXIT_CONTROLS, VM_EXIT_ACK_INTR_ON_EXIT); }
+static void c_pi_nv(void) { posted(); vmcs12_set(V12, POSTED_INTR_NV, 0x1f2); }
+static void c_pi_desc(void) { posted(); vmcs12_set(V12, POSTED_INTR_DESC_ADDR, PID + 0x20); }
+static void c_pi_wide(void) { posted(); vmcs12_set(V12, POSTED_INTR_DESC_ADDR, 1ull << 39); }
+
+static const struct rule_case cases2[] = {
+    {"APIC-register virtualization, virtual-interrupt delivery", NULL, vid},
+    {"posted interrupts", NULL, posted},
+    {"virtual-interrupt delivery without TPR shadow", "virtual-interrupt delivery requires use TPR shadow", c_vid_no_tpr},
+    {"APIC-register virtualization without TPR shadow", "APIC-register virtualization requires use TPR shadow",
+     c_regvirt_no_tpr},
+    {"virtual-interrupt delivery without external-interrupt exiting",
+     "virtual-interrupt delivery requires external-interrupt exiting", c_vid_no_extint},
+    {"posted interrupts without virtual-interrupt delivery",
+     "process posted interrupts requires virtual-interrupt delivery", c_pi_no_vid},
+    {"posted interrupts without acknowledge interrupt on exit",
+     "process posted interrupts requires acknowledge interrupt on exit", c_pi_no_ack},
+    {"notification vector 0x1f2", "notification vector bits 15:8 must be 0", c_pi_nv},
+    {"descriptor at +0x20", "descriptor address bits 5:0 must be 0", c_pi_desc},
+    {"descriptor at bit 39", "descriptor address beyond physical-address width", c_pi_wide},
+};
+
+static void test_rules2(void)
+{
+    for (unsigned i = 0; i < sizeof(cases2) / sizeof(cases2[0]); i++) {
+        const struct rule_case *t = &cases2[i];
+        fresh_pi();
+        t->setup();
+        enum outcome o = l1_vmlaunch();
+        if (t->rule)
+            CHECK(o == O_FAIL_VALID && l1_error() == VMXERR_ENTRY_INVALID_CONTROL &&
+                      strstr(nested_check_last_rule(), t->rule),
+                  "%s: %s error %u rule \"%s\", want VMfailValid(7) \"%s\"", t->name, outcome_name(o), l1_error(),
+                  nested_check_last_rule(), t->rule);
+        else
+            CHECK(o == O_ENTERED, "%s: %s (%s), want L2 entered", t->name, outcome_name(o), nested_check_last_rule());
+    }
+}
+
+/* vmcs02 gets the EOI-exit bitmaps, the guest interrupt status (RVI, SVI), the notification
+ * vector and L1's descriptor; a reflected exit saves the guest interrupt status (28.3.3). */
+static void test_vmcs02_vid(void)
+{
+    fresh_pi();
+    uint32_t pin = nested_allowed1(caps.true_pinbased), proc2 = nested_allowed1(caps.procbased2);
+    CHECK(pin & PIN_BASED_POSTED_INTR, "posted interrupts offered where the CPU has them: %x", pin);
+    CHECK((proc2 & (SECONDARY_APIC_REGISTER_VIRT | SECONDARY_VIRTUAL_INTR_DELIVERY)) ==
+              (SECONDARY_APIC_REGISTER_VIRT | SECONDARY_VIRTUAL_INTR_DELIVERY),
+          "APIC-register virtualization, virtual-interrupt delivery offered: %x", proc2);
+    posted();
+    for (unsigned i = 0; i < 4; i++)
+        vmcs12_set(V12, EOI_EXIT_BITMAP0 + 2 * i, 0x1111111111111111ull << i);
+    vmcs12_set(V12, GUEST_INTR_STATUS, 0x3051); /* SVI 0x30, RVI 0x51 */
+    enum outcome o = l1_vmlaunch();
+    CHECK(o == O_ENTERED, "posted interrupts: %s (%s)", outcome_name(o), nested_check_last_rule());
+    CHECK(g02(PIN_BASED_VM_EXEC_CONTROL) & PIN_BASED_POSTED_INTR, "vmcs02: posted interrupts");
+    CHECK(g02(VM_EXIT_CONTROLS) & VM_EXIT_ACK_INTR_ON_EXIT, "vmcs02: L1's acknowledge interrupt on exit");
+    CHECK((g02(SECONDARY_VM_EXEC_CONTROL) & (SECONDARY_APIC_REGISTER_VIRT | SECONDARY_VIRTUAL_INTR_DELIVERY)) ==
+              (SECONDARY_APIC_REGISTER_VIRT | SECONDARY_VIRTUAL_INTR_DELIVERY), "vmcs02: VID");
+    for (unsigned i = 0; i < 4; i++)
+        CHECK(g02(EOI_EXIT_BITMAP0 + 2 * i) == 0x1111111111111111ull << i, "EOI-exit bitmap %u %llx", i,
+              ULL(g02(EOI_EXIT_BITMAP0 + 2 * i)));
+    CHECK(g02(GUEST_INTR_STATUS) == 0x3051, "vmcs02 guest interrupt status %llx", ULL(g02(GUEST_INTR_STATUS)));
+    CHECK(g02(POSTED_INTR_NV) == 0xf2 && g02(POSTED_INTR_DESC_ADDR) == PID + 0x40, "vmcs02 NV %llx, descriptor %llx",
+          ULL(g02(POSTED_INTR_NV)), ULL(g02(POSTED_INTR_DESC_ADDR)));
+    fake_vmcs_set(GUEST_INTR_STATUS, 0x5100); /* the CPU delivered 0x51: SVI 0x51, RVI 0 */
+    CHECK(l2_exit(EXIT_REASON_EOI_INDUCED, 0x51) && !ns.guest_mode, "virtualized EOI (45) reflected");
+    CHECK(vmcs12_get(V12, GUEST_INTR_STATUS) == 0x5100 && vmcs12_get(V12, EXIT_QUALIFICATION) == 0x51,
+          "vmcs12 guest interrupt status %llx qual %llx", ULL(vmcs12_get(V12, GUEST_INTR_STATUS)),
+          ULL(vmcs12_get(V12, EXIT_QUALIFICATION)));
+    CHECK(l1_vmresume() == O_ENTERED && l2_exit(EXIT_REASON_APIC_WRITE, 0x300) &&
+              vmcs12_get(V12, VM_EXIT_REASON) == EXIT_REASON_APIC_WRITE && vmcs12_get(V12, EXIT_QUALIFICATION) == 0x300,
+          "APIC write (56) reflected with its offset");
+
+    /* Without virtual-interrupt delivery the field is not L1's guest state: left alone. */
+    fresh_pi();
+    flexpriority();
+    vmcs12_set(V12, GUEST_INTR_STATUS, 0x77);
+    CHECK(l1_vmlaunch() == O_ENTERED, "flexpriority");
+    fake_vmcs_set(GUEST_INTR_STATUS, 0x5100);
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0) && vmcs12_get(V12, GUEST_INTR_STATUS) == 0x77, "not saved without VID: %llx",
+          ULL(vmcs12_get(V12, GUEST_INTR_STATUS)));
+
+    /* A descriptor in hv's memory: hv's zeroed stand-in at the same offset in its page. */
+    fresh_pi();
+    posted();
+    ram_hole = HOLE;
+    vmcs12_set(V12, POSTED_INTR_DESC_ADDR, HOLE + 0x80);
+    CHECK(l1_vmlaunch() == O_ENTERED, "descriptor in hv's memory: entered");
+    uint64_t pid = g02(POSTED_INTR_DESC_ADDR);
+    CHECK((pid & 0xfff) == 0x80 && (pid & ~0xfffull) != HOLE && !*(uint64_t *)(uintptr_t)pid,
+          "vmcs02 descriptor %llx: hv's zeroed page", ULL(pid));
+}
+
 int main(void)
 {
     test_caps();
+    test_rules2();
+    test_vmcs02_vid();
     test_rules();
     test_vmcs02();
     test_apic_page_write();

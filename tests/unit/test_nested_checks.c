@@ -38,7 +38,7 @@ static void test_caps(void)
     CHECK(c.true_procbased == 0xfff9fffe04006172ull, "true proc %llx", ULL(c.true_procbased));
     CHECK(c.true_exit == 0x007fefff00036dfbull, "true exit %llx", ULL(c.true_exit));
     CHECK(c.true_entry == 0x0000d3ff000011fbull, "true entry %llx", ULL(c.true_entry));
-    CHECK(c.procbased2 == 0x00111cff00000000ull, "procbased2 %llx", ULL(c.procbased2));
+    CHECK(c.procbased2 == 0x00111fff00000000ull, "procbased2 %llx", ULL(c.procbased2));
     CHECK(c.misc == 0x200401e5ull, "misc %llx", ULL(c.misc));
     CHECK(c.ept_vpid == 0x00000f0106134141ull, "ept_vpid %llx", ULL(c.ept_vpid));
     CHECK(c.vmcs_enum == 0x2e, "vmcs_enum %llx", ULL(c.vmcs_enum));
