@@ -171,7 +171,9 @@ void handle_ept_violation(struct vcpu *v)
     }
     if (hv.apic_page && (gpa & ~0xfffull) == hv.apic_page && (q & EPT_QUAL_WRITE) &&
         !(v->nested.guest_mode && v->nested.ept12)) {
-        apic_mmio_write(v, gpa); /* the guest's store to its local APIC (hv/apic.c) */
+        /* L1 made this page L2's APIC-access page: the write is L1's APIC access, never the APIC's */
+        if (!nested_l2_apic_page_write(&v->nv, gpa, q))
+            apic_mmio_write(v, gpa); /* the guest's store to its local APIC (hv/apic.c) */
         return;
     }
     exit_fatal(v, "EPT violation on a page EPT01 maps for this access (hv's tables are wrong)");

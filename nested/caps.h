@@ -1,8 +1,8 @@
 /*
  * The VMX capabilities hv advertises to L1: the IA32_VMX_* MSR values (SDM Vol. 3D
  * Appendix A) L1 reads, derived from the hardware's and cut down to what nested/
- * emulates (EPT and unrestricted guest through EPT02, nested/ept02.h; no APIC
- * virtualization, no posted interrupts, no shadow VMCS, no PML, no VM functions, no
+ * emulates (EPT and unrestricted guest through EPT02, nested/ept02.h; APIC virtualization
+ * in vmcs02, nested/apicv.c; no shadow VMCS, no PML, no VM functions, no
  * SMM/dual-monitor, no perf-global controls, no EPT A/D flags, #VE or EPTP switching).
  */
 #ifndef NESTED_CAPS_H

@@ -136,6 +136,41 @@ static bool msr_area_ok(const struct ctx *x, uint32_t count_field, uint32_t addr
     return true;
 }
 
+/* APIC virtualization (29), posted interrupts (29.6). */
+static bool check_apic_controls(struct ctx *x)
+{
+    bool tpr = x->proc & CPU_BASED_TPR_SHADOW, vid = x->proc2 & SECONDARY_VIRTUAL_INTR_DELIVERY;
+    if (tpr) {
+        if (!page_addr_ok(x, VIRTUAL_APIC_PAGE_ADDR, "26.2.1.1: virtual-APIC address bits 11:0 must be 0",
+                          "26.2.1.1: virtual-APIC address beyond physical-address width"))
+            return false;
+        CHECK_RULE(vid || !(G(TPR_THRESHOLD) & ~0xfull),
+                   "26.2.1.1: TPR threshold bits 31:4 must be 0 (use TPR shadow, no virtual-interrupt delivery)");
+    }
+    CHECK_RULE(tpr || !(x->proc2 & SECONDARY_VIRTUALIZE_X2APIC), "26.2.1.1: virtualize x2APIC mode requires use TPR shadow");
+    CHECK_RULE(tpr || !(x->proc2 & SECONDARY_APIC_REGISTER_VIRT),
+               "26.2.1.1: APIC-register virtualization requires use TPR shadow");
+    CHECK_RULE(tpr || !vid, "26.2.1.1: virtual-interrupt delivery requires use TPR shadow");
+    CHECK_RULE(!(x->proc2 & SECONDARY_VIRTUALIZE_X2APIC) || !(x->proc2 & SECONDARY_VIRTUALIZE_APIC),
+               "26.2.1.1: virtualize x2APIC mode requires virtualize APIC accesses 0");
+    CHECK_RULE(!vid || (x->pin & PIN_BASED_EXT_INTR_EXITING),
+               "26.2.1.1: virtual-interrupt delivery requires external-interrupt exiting");
+    if (x->pin & PIN_BASED_POSTED_INTR) {
+        uint64_t pid = G(POSTED_INTR_DESC_ADDR);
+        CHECK_RULE(vid, "26.2.1.1: process posted interrupts requires virtual-interrupt delivery");
+        CHECK_RULE(x->exit & VM_EXIT_ACK_INTR_ON_EXIT,
+                   "26.2.1.1: process posted interrupts requires acknowledge interrupt on exit");
+        CHECK_RULE(!(G(POSTED_INTR_NV) & 0xff00), "26.2.1.1: posted-interrupt notification vector bits 15:8 must be 0");
+        CHECK_RULE(!(pid & 0x3f), "26.2.1.1: posted-interrupt descriptor address bits 5:0 must be 0");
+        CHECK_RULE(pa_ok(x, pid), "26.2.1.1: posted-interrupt descriptor address beyond physical-address width");
+    }
+    if ((x->proc2 & SECONDARY_VIRTUALIZE_APIC) &&
+        !page_addr_ok(x, APIC_ACCESS_ADDR, "26.2.1.1: APIC-access address bits 11:0 must be 0",
+                      "26.2.1.1: APIC-access address beyond physical-address width"))
+        return false;
+    return true;
+}
+
 static bool check_exec_controls(struct ctx *x)
 {
     const struct nested_caps *c = x->c;
@@ -155,8 +190,10 @@ static bool check_exec_controls(struct ctx *x)
         !page_addr_ok(x, MSR_BITMAP, "26.2.1.1: MSR-bitmap address bits 11:0 must be 0",
                       "26.2.1.1: MSR-bitmap address beyond physical-address width"))
         return false;
-    /* No TPR shadow, APIC virtualization, posted interrupts, VM functions, shadow
-     * VMCS or #VE for L1: their controls fail the reserved-bit checks above. */
+    if (!check_apic_controls(x))
+        return false;
+    /* No VM functions, shadow VMCS or #VE for L1: their controls fail the reserved-bit
+     * checks above. */
     if (x->ept) {
         const char *why = nested_eptp_problem(c, vmcs12_eptp(x->v), x->pa);
         CHECK_RULE(!why, why);
@@ -245,6 +282,22 @@ int nested_check_controls(const struct vmcs12 *v, const struct nested_caps *c, u
     if (!check_exec_controls(x) || !check_exit_controls(x) || !check_entry_controls(x))
         return VMXERR_ENTRY_INVALID_CONTROL;
     return 0;
+}
+
+static bool vtpr_ok(struct ctx *x, uint8_t vtpr)
+{
+    if (!(x->proc & CPU_BASED_TPR_SHADOW) || (x->proc2 & (SECONDARY_VIRTUALIZE_APIC | SECONDARY_VIRTUAL_INTR_DELIVERY)))
+        return true;
+    CHECK_RULE((G(TPR_THRESHOLD) & 0xf) <= (vtpr >> 4u), "26.2.1.1: TPR threshold bits 3:0 must not exceed VTPR bits "
+               "7:4 (use TPR shadow, no virtualize APIC accesses, no virtual-interrupt delivery)");
+    return true;
+}
+
+int nested_check_vtpr(const struct vmcs12 *v, uint8_t vtpr)
+{
+    struct ctx ctx;
+    ctx_init(&ctx, v, NULL, 0);
+    return vtpr_ok(&ctx, vtpr) ? 0 : VMXERR_ENTRY_INVALID_CONTROL;
 }
 
 /* ---- 26.2.2-26.2.4 checks on host state ---- */

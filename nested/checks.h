@@ -20,6 +20,10 @@ enum {
 
 /* 26.2.1: 0 or VMXERR_ENTRY_INVALID_CONTROL (VMfailValid 7). */
 int nested_check_controls(const struct vmcs12 *v, const struct nested_caps *c, uint8_t phys_bits);
+/* 26.2.1.1, the one control check on memory: with "use TPR shadow" but neither "virtualize
+ * APIC accesses" nor "virtual-interrupt delivery", TPR threshold bits 3:0 must not exceed
+ * VTPR bits 7:4 (vtpr: byte 0x80 of the virtual-APIC page). 0 or VMXERR_ENTRY_INVALID_CONTROL. */
+int nested_check_vtpr(const struct vmcs12 *v, uint8_t vtpr);
 /* 26.2.2-26.2.4: 0 or VMXERR_ENTRY_INVALID_HOST (VMfailValid 8). L1 is taken to be in
  * IA-32e mode (hv's L1 is 64-bit), so "host address-space size" must be 1. */
 int nested_check_host(const struct vmcs12 *v, const struct nested_caps *c, uint8_t phys_bits);

@@ -56,6 +56,7 @@ struct nested_state {
     uint64_t *entry_undo_val;
     struct vpid02_table vpid02; /* hv's VPIDs for L1's (nested/vpid.c) */
     uint16_t vpid02_cur;     /* the VPID vmcs02 runs L2 with; 0: none */
+    uint8_t *apicv_page[2];  /* stand-ins for a virtual-APIC page / PI descriptor not in RAM (nested/apicv.c) */
 };
 #define NESTED_MSR_UNDO_MAX 512
 
@@ -107,6 +108,9 @@ static inline bool nested_l1_virtual_nmis(const struct nested_vcpu *nv)
 {
     return vmcs12_get(nv->n->cache, PIN_BASED_VM_EXEC_CONTROL) & PIN_BASED_VIRTUAL_NMIS;
 }
+/* A write of L2 on EPT01 to hv's write-protected xAPIC page (hv/apic.c) that L1 made its
+ * APIC-access page: true if reflected to L1 as an APIC-access VM exit (nested/apicv.c). */
+bool nested_l2_apic_page_write(struct nested_vcpu *nv, uint64_t gpa, uint64_t ept_qual);
 /* An NMI for L1 while L2 runs: an NMI VM exit to L1 (SDM 25.2), vmcs01 current after. */
 void nested_reflect_nmi(struct nested_vcpu *nv);
 /* An exception hv raises for L2 while emulating its instruction goes through L1's

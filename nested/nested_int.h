@@ -55,6 +55,15 @@ uint16_t nested_vpid02_enter(struct nested_vcpu *nv);
 void nested_vpid02_invvpid(struct nested_vcpu *nv, uint64_t type, uint16_t vpid12, uint64_t la);
 /* L1's VMXOFF: hv's VPIDs flushed and forgotten. */
 void nested_vpid02_vmxoff(struct nested_vcpu *nv);
+/* APIC virtualization (nested/apicv.c). The VTPR rule of 26.2.1.1 on L1's virtual-APIC
+ * page (and hv's stand-in pages): 0 or VMXERR_ENTRY_INVALID_CONTROL. */
+int nested_apicv_check(struct nested_vcpu *nv);
+/* vmcs02's APIC-virtualization fields from vmcs12 (vmcs02 current). */
+void nested_apicv_prepare(struct nested_vcpu *nv);
+/* At a reflected exit: the guest interrupt status into vmcs12. */
+void nested_apicv_sync(struct nested_vcpu *nv);
+/* An APIC-access VM exit (reason 44) with this qualification, made up by hv. */
+void nested_reflect_apic_access(struct nested_vcpu *nv, uint64_t qual);
 
 static inline uint64_t v12(const struct nested_vcpu *nv, uint32_t f) { return vmcs12_get(nv->n->cache, f); }
 static inline void v12_set(struct nested_vcpu *nv, uint32_t f, uint64_t x) { vmcs12_set(nv->n->cache, f, x); }

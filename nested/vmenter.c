@@ -101,6 +101,7 @@ static void prepare_controls(struct nested_vcpu *nv)
         vmcs_write(PLE_GAP, vmcs12_ple_gap(n->cache));
         vmcs_write(PLE_WINDOW, vmcs12_ple_window(n->cache));
     }
+    nested_apicv_prepare(nv); /* TPR shadow, APIC-access page, posted interrupts (nested/apicv.c) */
     vmcs_write(VMCS_LINK_POINTER, ~0ull); /* vmcs02 has no shadowing: never L1's link pointer, an L1 page */
     vmcs_write(VM_EXIT_MSR_STORE_COUNT, 0); /* hv performs vmcs12's MSR lists itself */
     vmcs_write(VM_EXIT_MSR_LOAD_COUNT, 0);
@@ -225,6 +226,11 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
         return;
     }
     if (nested_check_controls(c, nv->caps, nv->phys_bits)) {
+        nested_log_check();
+        nested_vmx_fail(nv, VMXERR_ENTRY_INVALID_CONTROL);
+        return;
+    }
+    if (nested_apicv_check(nv)) {
         nested_log_check();
         nested_vmx_fail(nv, VMXERR_ENTRY_INVALID_CONTROL);
         return;

@@ -69,6 +69,7 @@ static void sync_vmcs12(struct nested_vcpu *nv)
             v12_set(nv, GUEST_PDPTR0 + 2 * i, reg_read(rc, (enum hv_reg)(HV_REG_PDPTR0 + i)));
         v12_set(nv, GUEST_PHYSICAL_ADDRESS, reg_read(rc, HV_REG_GUEST_PHYS_ADDR));
     }
+    nested_apicv_sync(nv);
     /* The CPU stores EFER.LMA into "IA-32e mode guest" on every exit. */
     uint64_t entry = v12(nv, VM_ENTRY_CONTROLS) & ~(uint64_t)VM_ENTRY_IA32E_MODE;
     v12_set(nv, VM_ENTRY_CONTROLS, entry | (vmcs_read(VM_ENTRY_CONTROLS) & VM_ENTRY_IA32E_MODE));
@@ -322,6 +323,12 @@ void nested_reflect_nmi(struct nested_vcpu *nv)
 {
     const struct exit12 nmi = {EXIT_REASON_EXCEPTION_NMI, 0, INTR_INFO_VALID | INTR_TYPE_NMI | 2, true, 0};
     reflect(nv, &nmi);
+}
+
+void nested_reflect_apic_access(struct nested_vcpu *nv, uint64_t qual)
+{
+    const struct exit12 acc = {EXIT_REASON_APIC_ACCESS, qual, 0, false, 0};
+    reflect(nv, &acc);
 }
 
 void nested_reflect_exception(struct nested_vcpu *nv, uint8_t vector, bool has_error, uint32_t error, uint64_t qual)

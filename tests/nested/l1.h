@@ -167,7 +167,9 @@ void s_ead(void);       /* 13: EPT accessed/dirty flags and PML (s_ead.c), after
 void hidden_find(void); /* s_hidden.c: under hv, find its region (boot services: before the scenarios) */
 void s_hidden(void);    /* 10, hv only, "l1hv: " lines: L2's writes to hv's memory are dropped */
 void s_caps(void);      /* 12: capabilities beyond the basics (s_caps.c) */
-void s_vpid(void);      /* 13: VPIDs for L2, INVVPID (s_vpid.c); runs before 9 */
+void s_vpid(void);      /* 14: VPIDs for L2, INVVPID (s_vpid.c); runs before 9 */
+void s_apicv(void);     /* 15: APIC virtualization (s_apicv.c, apicv.asm) */
+void apicv_alloc(void); /* its pages, allocated before the scenarios */
 void s_nmi(void);       /* 11: NMIs while L2 runs (s_nmi.c, nmi.asm); runs before 9 */
 /* "l1hv: " lines: under hv only, not compared with the bare run (run-diff.sh checks them). */
 void outhv(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

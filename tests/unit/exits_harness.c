@@ -108,6 +108,13 @@ bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason)
         return false;
     return l2_exit_result;
 }
+int apic_page_write_calls;
+bool apic_page_write_result; /* nested/apicv.c's answer: L1's APIC-access page (reflected) or not */
+bool nested_l2_apic_page_write(struct nested_vcpu *nv, uint64_t gpa, uint64_t ept_qual)
+{
+    apic_page_write_calls++;
+    return apic_page_write_result;
+}
 int reflect_nmi_calls;
 void nested_reflect_nmi(struct nested_vcpu *nv) { reflect_nmi_calls++; v.nested.guest_mode = false; }
 int reflect_exception_calls;

@@ -35,10 +35,10 @@ static void test_caps(void)
 
     CHECK(c.basic == 0x00d8100000007668ull, "basic %llx", ULL(c.basic));
     CHECK(c.true_pinbased == 0x0000007f00000016ull, "true pin %llx", ULL(c.true_pinbased));
-    CHECK(c.true_procbased == 0xffd9fffe04006172ull, "true proc %llx", ULL(c.true_procbased));
+    CHECK(c.true_procbased == 0xfff9fffe04006172ull, "true proc %llx", ULL(c.true_procbased));
     CHECK(c.true_exit == 0x007fefff00036dfbull, "true exit %llx", ULL(c.true_exit));
     CHECK(c.true_entry == 0x0000d3ff000011fbull, "true entry %llx", ULL(c.true_entry));
-    CHECK(c.procbased2 == 0x00131cee00000000ull, "procbased2 %llx", ULL(c.procbased2));
+    CHECK(c.procbased2 == 0x00131fff00000000ull, "procbased2 %llx", ULL(c.procbased2));
     CHECK(c.misc == 0x200401e5ull, "misc %llx", ULL(c.misc));
     CHECK(c.ept_vpid == 0x00000f0106334141ull, "ept_vpid %llx", ULL(c.ept_vpid));
     CHECK(c.vmcs_enum == 0x2e, "vmcs_enum %llx", ULL(c.vmcs_enum));
@@ -52,9 +52,7 @@ static void test_caps(void)
           "EPT and unrestricted guest (EPT02): %x", p2);
     CHECK(nested_has_ept(&c), "nested_has_ept");
     CHECK(p2 & SECONDARY_PML, "PML (with EPT A/D): %x", p2);
-    CHECK(!(p2 & (SECONDARY_SHADOW_VMCS | SECONDARY_VMFUNC |
-                  SECONDARY_VIRTUALIZE_APIC | SECONDARY_VIRTUALIZE_X2APIC |
-                  SECONDARY_APIC_REGISTER_VIRT | SECONDARY_VIRTUAL_INTR_DELIVERY | SECONDARY_EPT_VE |
+    CHECK(!(p2 & (SECONDARY_SHADOW_VMCS | SECONDARY_VMFUNC | SECONDARY_EPT_VE |
                   SECONDARY_TSC_SCALING)),
           "secondary allowed-1 %x", p2);
     /* EPT as EPT02 shadows it: execute-only, UC, 2M, 1G, A/D (21) as the CPU; 4-level, WB,
@@ -63,7 +61,7 @@ static void test_caps(void)
                                            EPT_CAP_1G | EPT_CAP_AD | EPT_CAP_INVEPT | EPT_CAP_INVEPT_SINGLE |
                                            EPT_CAP_INVEPT_ALL),
           "EPT capabilities %llx", ULL(c.ept_vpid));
-    CHECK(!(nested_allowed1(c.true_procbased) & (CPU_BASED_TPR_SHADOW | CPU_BASED_ACTIVATE_TERTIARY)), "no TPR shadow");
+    CHECK(!(nested_allowed1(c.true_procbased) & CPU_BASED_ACTIVATE_TERTIARY), "no tertiary controls");
     CHECK(!(nested_allowed1(c.true_pinbased) & PIN_BASED_POSTED_INTR), "no posted interrupts");
     CHECK(!(nested_allowed1(c.true_exit) & VM_EXIT_LOAD_PERF_GLOBAL_CTRL), "no perf global (exit)");
     CHECK(!(nested_allowed1(c.true_entry) & (VM_ENTRY_SMM | VM_ENTRY_DEACT_DUAL_MONITOR |
@@ -266,7 +264,7 @@ static const struct tcase cases[] = {
     /* 26.2.1.1 VM-execution controls */
     TC("pin: default1 bit clear", "pin-based controls reserved bits", C(PIN, 1u << 1)),
     TC("pin: posted interrupts", "pin-based controls reserved bits", O(PIN, PIN_BASED_POSTED_INTR)),
-    TC("proc: TPR shadow", "primary processor-based controls reserved bits", O(PROC, CPU_BASED_TPR_SHADOW)),
+    TC("proc: tertiary controls", "primary processor-based controls reserved bits", O(PROC, CPU_BASED_ACTIVATE_TERTIARY)),
     TC("proc: default1 bit clear", "primary processor-based controls reserved bits", C(PROC, 1u << 26)),
     TC("proc2: EPT with EPTP 0", "EPTP page-walk length must be 4", O(PROC2, SECONDARY_EPT)),
     TC("proc2: unrestricted guest without EPT", "unrestricted guest requires enable EPT", O(PROC2, UG)),
@@ -295,7 +293,6 @@ static const struct tcase cases[] = {
     TE("PML address bit 3", "PML address bits 11:0 must be 0", O(PROC2, SECONDARY_PML), S(PML_ADDRESS, 0x6008)),
     TE("PML address beyond MAXPHYADDR", "PML address beyond", O(PROC2, SECONDARY_PML),
        S(PML_ADDRESS, 1ull << PHYS_BITS)),
-    TC("proc2: APIC virtualization", "secondary processor-based controls", O(PROC2, SECONDARY_VIRTUALIZE_APIC)),
     TC("proc2: TSC scaling", "secondary processor-based controls", O(PROC2, SECONDARY_TSC_SCALING)),
     TC("proc2: ENCLS exiting", "secondary processor-based controls", O(PROC2, SECONDARY_ENCLS_EXITING)),
     OK("proc2: XSAVES", B64, O(PROC2, SECONDARY_XSAVES)),
