@@ -72,6 +72,8 @@ static void prepare_controls(struct nested_vcpu *nv)
      * guest may pass through (it requires EPT, 26.2.1.1). Without VPID every transition
      * flushes L2's linear translations. */
     proc2 = (proc2 & ~SECONDARY_VPID) | SECONDARY_EPT;
+    /* L1's VMCS shadowing is emulated (nested/vshadow.c): L2's VMREAD/VMWRITE exit to hv. */
+    proc2 &= ~SECONDARY_SHADOW_VMCS;
     proc |= CPU_BASED_ACTIVATE_SECONDARY;
     /* hv's NMI handling (hv/exit.c) in vmcs02 too: NMIs exit to hv, which gives each to L1 or
      * L2 as L1's controls say. L2's NMI blocking is then virtual, as L1 expects it. */
@@ -203,7 +205,8 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
 {
     struct nested_state *n = nv->n;
     struct vmcs12 *c = n->cache;
-    if (n->current_ptr == ~0ull) {
+    /* 26.1: no current VMCS, or a shadow VMCS (24.10): VMfailInvalid. */
+    if (n->current_ptr == ~0ull || (c->revision & VMCS12_SHADOW)) {
         reg_set_rflags(nv->rc, (reg_rflags(nv->rc) & ~0x8d5ull) | X86_EFLAGS_CF);
         reg_skip_instruction(nv->rc);
         return;
