@@ -158,6 +158,8 @@ void hidden_find(void); /* s_hidden.c: under hv, find its region (boot services:
 void s_hidden(void);    /* 10, hv only, "l1hv: " lines: L2's writes to hv's memory are dropped */
 void s_caps(void);      /* 12: capabilities beyond the basics (s_caps.c) */
 void s_nmi(void);       /* 11: NMIs while L2 runs (s_nmi.c, nmi.asm); runs before 9 */
+void s_vshadow(void);   /* 13: VMCS shadowing for L1 (s_vshadow.c, vshadow.asm) */
+void vshadow_alloc(void); /* its pages (boot services: before the scenarios) */
 /* "l1hv: " lines: under hv only, not compared with the bare run (run-diff.sh checks them). */
 void outhv(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

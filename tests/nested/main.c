@@ -277,6 +277,7 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
     } else {
         ept_alloc(); /* before the scenarios: boot services with interrupts on */
         hidden_find();
+        vshadow_alloc();
         run("vmfail", s_vmfail, FALSE);
         run("widths", s_widths, TRUE);
         run("exits", s_exits, TRUE);
@@ -286,6 +287,7 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
         run("seed", s_seed, TRUE);
         run("switch", s_switch, TRUE);
         run("caps", s_caps, TRUE);
+        run("vshadow", s_vshadow, TRUE);
         run("nmi", s_nmi, TRUE); /* before ept: run-diff.sh's EPT section runs to the end */
         run("ept", s_ept, TRUE); /* hv may not offer EPT (run-diff.sh compares it apart) */
         run("hidden", s_hidden, TRUE); /* under hv only; prints no "l1: " line */
