@@ -110,7 +110,6 @@ static void t_shadow_vmcs(void)
 
 static void t_entry(void)
 {
-    const char *tag = "vshadow: entry";
     *(u32 *)shadow = cap.revision; /* bit 31 clear with VMCS shadowing on: 26.3.1.5 */
     setup(l2_vmcall, PA(shadow));
     l2_run(&e);
@@ -126,7 +125,6 @@ static void t_entry(void)
     setup(l2_vmcall, ~0ull);
     l2_run(&e);
     pr_exit("vshadow: entry, link pointer all 1s", &e, 0);
-    (void)tag;
 }
 
 void s_vshadow(void)
