@@ -2,8 +2,8 @@
  * The VMX capabilities hv advertises to L1: the IA32_VMX_* MSR values (SDM Vol. 3D
  * Appendix A) L1 reads, derived from the hardware's and cut down to what nested/
  * emulates (EPT and unrestricted guest through EPT02, nested/ept02.h; APIC virtualization
- * in vmcs02, nested/apicv.c; no shadow VMCS, no PML, no VM functions, no
- * SMM/dual-monitor, no perf-global controls, no EPT A/D flags, #VE or EPTP switching).
+ * in vmcs02, nested/apicv.c; VMCS shadowing, nested/vshadow.c; no VM functions, no
+ * SMM/dual-monitor, no perf-global controls, no #VE or EPTP switching).
  */
 #ifndef NESTED_CAPS_H
 #define NESTED_CAPS_H
@@ -50,6 +50,11 @@ static inline uint32_t nested_allowed1(uint64_t cap_msr) { return (uint32_t)(cap
 static inline unsigned nested_cr3_targets(const struct nested_caps *c) { return (unsigned)(c->misc >> 16) & 0x1ff; }
 /* "enable EPT" may be set (IA32_VMX_PROCBASED_CTLS2[33]). */
 static inline bool nested_has_ept(const struct nested_caps *c) { return (c->procbased2 >> 32) & SECONDARY_EPT; }
+/* "VMCS shadowing" may be set (IA32_VMX_PROCBASED_CTLS2[46]): L1 may have shadow VMCSs. */
+static inline bool nested_offers_vmcs_shadowing(const struct nested_caps *c)
+{
+    return (c->procbased2 >> 32) & SECONDARY_SHADOW_VMCS;
+}
 /* An EPTP L1 may use (25.6.11 as advertised: memory type, 4-level walk, no A/D flags,
  * bits 11:7 reserved, within the physical-address width): NULL, or the rule it breaks.
  * The VM-entry check of "enable EPT" and INVEPT's single-context check (31.3). */

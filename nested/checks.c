@@ -192,8 +192,13 @@ static bool check_exec_controls(struct ctx *x)
         return false;
     if (!check_apic_controls(x))
         return false;
-    /* No VM functions, shadow VMCS or #VE for L1: their controls fail the reserved-bit
-     * checks above. */
+    if ((x->proc2 & SECONDARY_SHADOW_VMCS) &&
+        (!page_addr_ok(x, VMREAD_BITMAP, "26.2.1.1: VMREAD-bitmap address bits 11:0 must be 0",
+                       "26.2.1.1: VMREAD-bitmap address beyond physical-address width") ||
+         !page_addr_ok(x, VMWRITE_BITMAP, "26.2.1.1: VMWRITE-bitmap address bits 11:0 must be 0",
+                       "26.2.1.1: VMWRITE-bitmap address beyond physical-address width")))
+        return false;
+    /* No VM functions or #VE for L1: their controls fail the reserved-bit checks above. */
     if (x->ept) {
         const char *why = nested_eptp_problem(c, vmcs12_eptp(x->v), x->pa);
         CHECK_RULE(!why, why);

@@ -1,10 +1,15 @@
 /* L1's memory operands: linear → guest-physical through L1's own paging structures (SDM
  * Vol. 3A ch. 4), and copies to/from L1 memory. A walk that fails raises the #PF L1 would
- * get. L1 runs at CPL 0: its accesses are supervisor-mode data accesses. */
+ * get. L1 runs at CPL 0: its accesses are supervisor-mode data accesses.
+ * The same for L2's operands while vmcs02 is current (its VMREAD/VMWRITE under L1's VMCS
+ * shadowing, at CPL 0): L2's paging (vmcs02's CR0, CR3, CR4, EFER, PDPTEs), and with L1's
+ * EPT every L2-physical address of the walk and of the operand through EPT12 (29.3). */
 #include <string.h>
 #include "../lib/x86.h"
 #include "../vmx/vmcs.h"
+#include "ept02.h"
 #include "gva.h"
+#include "nested_int.h"
 
 #define PTE_P (1ull << 0)
 #define PTE_W (1ull << 1)
@@ -39,7 +44,30 @@ struct walk {
     uint64_t rights;
     uint64_t entry[4]; /* guest-physical addresses of the entries used, the leaf last */
     unsigned n, size;
+    uint32_t ept_reason; /* EPT12 refused an access: exit 48 or 49 for L1 */
+    uint64_t ept_qual, ept_gpa;
 };
+
+/* An L2-physical address as L1-physical through EPT12 when L2 runs with L1's EPT (else they
+ * are the same): 0, or -1 with the EPT violation (qualification as 28.2.1: the access, EPT12's
+ * R/W/X, linear address valid, bit 8 for the operand itself rather than a paging-structure
+ * entry) or misconfiguration the CPU would give L1 recorded in w. */
+static int l1_phys(const struct nested_vcpu *nv, uint64_t *gpa, uint64_t need, bool final, struct walk *w)
+{
+    struct ept12_walk e;
+    if (!nv->n->guest_mode || !nv->n->ept12 || !nv->n->ept02)
+        return 0;
+    enum ept12_status st = ept12_walk(nv->n->ept02, *gpa, &e);
+    if (st == EPT12_OK && !(need & ~e.access)) {
+        *gpa = e.l1_gpa;
+        return 0;
+    }
+    w->ept_gpa = *gpa;
+    w->ept_reason = st == EPT12_MISCONFIG ? EXIT_REASON_EPT_MISCONFIG : EXIT_REASON_EPT_VIOLATION;
+    w->ept_qual = st == EPT12_MISCONFIG ? 0 : need | (e.access & EPT_RWX) << EPT_QUAL_PERM_SHIFT | EPT_QUAL_GLA_VALID |
+                                                  (final ? EPT_QUAL_GLA_XLATE : 0);
+    return -1;
+}
 static void use(struct walk *w, uint64_t entry_gpa, uint64_t e)
 {
     w->rights &= e;
@@ -71,7 +99,10 @@ static void set_accessed_dirty(const struct walk *w, bool write)
 static int walk32(const struct nested_vcpu *nv, uint64_t cr3, uint64_t cr4, uint64_t gva, struct walk *w,
                   uint64_t *gpa, uint32_t *err)
 {
-    uint64_t pde_gpa = (cr3 & 0xfffff000ull) + ((gva >> 22) & 1023) * 4, pde = read_pte(pde_gpa, 4);
+    uint64_t pde_gpa = (cr3 & 0xfffff000ull) + ((gva >> 22) & 1023) * 4;
+    if (l1_phys(nv, &pde_gpa, EPT_R, false, w))
+        return -1;
+    uint64_t pde = read_pte(pde_gpa, 4);
     w->size = 4;
     if (!(pde & PTE_P))
         return -1;
@@ -83,7 +114,10 @@ static int walk32(const struct nested_vcpu *nv, uint64_t cr3, uint64_t cr4, uint
         *gpa = (pde & 0xffc00000ull) | ((pde >> 13) & ((1ull << hi) - 1)) << 32 | (gva & 0x3fffff);
         return 0;
     }
-    uint64_t pte_gpa = (pde & 0xfffff000ull) + ((gva >> 12) & 1023) * 4, pte = read_pte(pte_gpa, 4);
+    uint64_t pte_gpa = (pde & 0xfffff000ull) + ((gva >> 12) & 1023) * 4;
+    if (l1_phys(nv, &pte_gpa, EPT_R, false, w))
+        return -1;
+    uint64_t pte = read_pte(pte_gpa, 4);
     if (!(pte & PTE_P))
         return -1;
     use(w, pde_gpa, pde);
@@ -118,7 +152,10 @@ static int walk64(struct nested_vcpu *nv, uint64_t cr3, uint64_t efer, uint64_t 
     }
     for (; level >= 1; level--) { /* at most 4 entries */
         unsigned shift = 12 + 9 * (level - 1);
-        uint64_t e_gpa = table + ((gva >> shift) & 511) * 8, e = read_pte(e_gpa, 8);
+        uint64_t e_gpa = table + ((gva >> shift) & 511) * 8;
+        if (l1_phys(nv, &e_gpa, EPT_R, false, w))
+            return -1;
+        uint64_t e = read_pte(e_gpa, 8);
         if (!(e & PTE_P))
             return -1;
         bool leaf = level == 1 || ((e & PTE_PS) && level <= 3);
@@ -136,26 +173,33 @@ static int walk64(struct nested_vcpu *nv, uint64_t cr3, uint64_t efer, uint64_t 
     return -1;
 }
 
-static int translate(struct nested_vcpu *nv, uint64_t gva, bool write, bool set_ad, uint64_t *gpa, uint32_t *pferr)
+/* 0, -1 for a #PF (*pferr), -2 for an EPT12 exit (w). */
+static int translate(struct nested_vcpu *nv, uint64_t gva, bool write, bool set_ad, uint64_t *gpa, uint32_t *pferr,
+                     struct walk *fail)
 {
     uint64_t cr0 = reg_cr0(nv->rc), cr4 = reg_cr4(nv->rc), efer = vmcs_read(GUEST_IA32_EFER);
     uint64_t cr3 = reg_read(nv->rc, HV_REG_CR3);
     struct walk w = {.rights = PTE_W | PTE_US};
+    uint64_t need = write ? EPT_W : EPT_R;
     *pferr = write ? PF_W : 0;
     if (!(cr0 & CR0_PG)) {
         *gpa = gva & 0xffffffffull;
-        return 0;
+        return l1_phys(nv, gpa, need, true, fail) ? -2 : 0;
     }
     int r = (efer & EFER_LMA) || (cr4 & CR4_PAE) ? walk64(nv, cr3, efer, gva, &w, gpa, pferr)
                                                  : walk32(nv, cr3, cr4, gva, &w, gpa, pferr);
-    if (r)
-        return -1;
+    if (r) {
+        *fail = w;
+        return w.ept_reason ? -2 : -1;
+    }
     /* Access rights (4.6): at CPL 0 only CR0.WP stops a write to a read-only translation, and
      * SMAP (CR4.SMAP = 1, RFLAGS.AC = 0) any access to a user-mode page (4.6.1). */
     if (write && !(w.rights & PTE_W) && (cr0 & CR0_WP))
         return *pferr |= PF_P, -1;
     if ((w.rights & PTE_US) && (cr4 & CR4_SMAP) && !(reg_rflags(nv->rc) & RFLAGS_AC))
         return *pferr |= PF_P, -1;
+    if (l1_phys(nv, gpa, need, true, fail))
+        return -2;
     if (set_ad)
         set_accessed_dirty(&w, write);
     return 0;
@@ -163,7 +207,8 @@ static int translate(struct nested_vcpu *nv, uint64_t gva, bool write, bool set_
 
 int gva_to_gpa(struct nested_vcpu *nv, uint64_t gva, bool write, uint64_t *gpa, uint32_t *pferr)
 {
-    return translate(nv, gva, write, true, gpa, pferr);
+    struct walk fail;
+    return translate(nv, gva, write, true, gpa, pferr, &fail) ? -1 : 0;
 }
 
 /* An operand on two pages is copied only once both translate: a #PF on the second leaves
@@ -177,10 +222,16 @@ static int copy(struct nested_vcpu *nv, uint64_t gva, void *buf, size_t len, boo
         for (size_t left = len; left;) {
             uint64_t gpa;
             uint32_t err;
+            struct walk fail = {0};
             size_t chunk = 4096 - (a & 4095);
             if (chunk > left)
                 chunk = left;
-            if (translate(nv, a, write, pass, &gpa, &err)) {
+            int r = translate(nv, a, write, pass, &gpa, &err, &fail);
+            if (r == -2) {
+                nested_reflect_ept(nv, fail.ept_reason, fail.ept_qual, fail.ept_gpa, a);
+                return -1;
+            }
+            if (r) {
                 hv_inject_page_fault(nv->rc, a, err);
                 return -1;
             }

@@ -32,7 +32,7 @@ void nested_vmx_fail(struct nested_vcpu *nv, uint32_t err)
 }
 
 unsigned nested_l1_cpl(void) { return (vmcs_read(GUEST_SS_AR_BYTES) >> 5) & 3; }
-static bool long_mode_64(void) { return (vmcs_read(GUEST_IA32_EFER) & EFER_LMA) && (vmcs_read(GUEST_CS_AR_BYTES) & (1u << 13)); }
+bool nested_guest_64(void) { return (vmcs_read(GUEST_IA32_EFER) & EFER_LMA) && (vmcs_read(GUEST_CS_AR_BYTES) & (1u << 13)); }
 
 /* #UD outside VMX operation, #GP(0) at CPL > 0 (the mode #UDs come from the CPU itself). */
 static bool common_checks(struct nested_vcpu *nv)
@@ -83,7 +83,7 @@ static int operand_gva(struct nested_vcpu *nv, uint32_t info, unsigned size, boo
         ea &= 0xffffffff;
     if (seg > 5)
         return -1;
-    bool l64 = long_mode_64();
+    bool l64 = nested_guest_64();
     if (!l64 && !segment_allows((enum guest_seg)seg, ea, size, write)) {
         hv_inject_exception(nv->rc, seg == 2 ? 12 : 13, true, 0); /* #SS(0) or #GP(0) */
         return -1;
@@ -216,7 +216,9 @@ static void handle_vmptrld(struct nested_vcpu *nv)
         nested_vmx_fail(nv, VMXERR_VMPTRLD_VMXON_PTR);
         return;
     }
-    if (*(const uint32_t *)(uintptr_t)pa != VMCS12_REVISION) {
+    /* 31.3 VMPTRLD: bit 31 (a shadow VMCS) only where VMCS shadowing is offered (24.10). */
+    uint32_t rev = *(const uint32_t *)(uintptr_t)pa;
+    if (rev != VMCS12_REVISION && (rev != (VMCS12_REVISION | VMCS12_SHADOW) || !nested_offers_vmcs_shadowing(nv->caps))) {
         nested_vmx_fail(nv, VMXERR_VMPTRLD_BAD_REVISION);
         return;
     }
@@ -239,19 +241,17 @@ static void handle_vmptrst(struct nested_vcpu *nv)
 
 static unsigned features(const struct nested_vcpu *nv) { return nested_vmcs12_features(nv->caps); }
 
-static void handle_vmread(struct nested_vcpu *nv)
+/* VMREAD/VMWRITE (31.3) of VMCS v: the current vmcs12 (L1, VMX root operation) or, for L2
+ * with L1's "VMCS shadowing" (nested/vshadow.c), the shadow VMCS its link pointer names.
+ * The #UD, #GP and VMfailInvalid checks are the caller's. */
+static void vmread_of(struct nested_vcpu *nv, struct vmcs12 *v)
 {
     uint32_t info = (uint32_t)reg_read(nv->rc, HV_REG_EXIT_INSTR_INFO);
-    bool l64 = long_mode_64();
-    if (nv->n->current_ptr == ~0ull) {
-        vmx_fail_invalid(nv);
-        return;
-    }
+    bool l64 = nested_guest_64();
     uint64_t field = reg_read(nv->rc, (enum hv_reg)((info >> 28) & 15)), val;
     if (!l64)
         field &= 0xffffffff;
-    nested_shadow_pull(nv);
-    int err = vmcs12_vmread_feat(nv->n->cache, field, &val, features(nv));
+    int err = vmcs12_vmread_feat(v, field, &val, features(nv));
     if (err) {
         nested_vmx_fail(nv, (uint32_t)err);
         return;
@@ -268,42 +268,81 @@ static void handle_vmread(struct nested_vcpu *nv)
     vmx_succeed(nv);
 }
 
-static void handle_vmwrite(struct nested_vcpu *nv)
+/* 0, or -1 when the instruction ended (an operand fault or a VMfail). */
+static int vmwrite_of(struct nested_vcpu *nv, struct vmcs12 *v, uint64_t *field_out)
 {
     uint32_t info = (uint32_t)reg_read(nv->rc, HV_REG_EXIT_INSTR_INFO);
-    bool l64 = long_mode_64();
+    bool l64 = nested_guest_64();
     uint64_t val = 0;
-    if (nv->n->current_ptr == ~0ull) {
-        vmx_fail_invalid(nv);
-        return;
-    }
     if (info & (1u << 10)) {
         val = reg_read(nv->rc, (enum hv_reg)((info >> 3) & 15));
     } else {
         uint64_t gva;
         if (operand_gva(nv, info, l64 ? 8 : 4, false, &gva) || guest_read(nv, gva, &val, l64 ? 8 : 4))
-            return;
+            return -1;
     }
     uint64_t field = reg_read(nv->rc, (enum hv_reg)((info >> 28) & 15));
     if (!l64) {
         field &= 0xffffffff;
         val &= 0xffffffff;
     }
-    nested_shadow_pull(nv);
-    int err = vmcs12_vmwrite_feat(nv->n->cache, field, val, nv->caps->misc & (1ull << 29), features(nv));
+    int err = vmcs12_vmwrite_feat(v, field, val, nv->caps->misc & (1ull << 29), features(nv));
     if (err) {
         nested_vmx_fail(nv, (uint32_t)err);
+        return -1;
+    }
+    *field_out = field;
+    return 0;
+}
+
+static void handle_vmread(struct nested_vcpu *nv)
+{
+    if (nv->n->current_ptr == ~0ull) {
+        vmx_fail_invalid(nv);
         return;
     }
+    nested_shadow_pull(nv);
+    vmread_of(nv, nv->n->cache);
+}
+
+static void handle_vmwrite(struct nested_vcpu *nv)
+{
+    uint64_t field;
+    if (nv->n->current_ptr == ~0ull) {
+        vmx_fail_invalid(nv);
+        return;
+    }
+    nested_shadow_pull(nv);
+    if (vmwrite_of(nv, nv->n->cache, &field))
+        return;
     nested_shadow_push_field(nv, (uint32_t)field & ~1u);
     vmx_succeed(nv);
+}
+
+void nested_l2_vmread_vmwrite(struct nested_vcpu *nv, uint32_t reason, uint64_t link)
+{
+    uint64_t field;
+    /* 31.3: after the VM-exit decision, CPL > 0 is #GP(0), then an invalid link pointer. */
+    if (nested_l1_cpl() > 0) {
+        hv_inject_exception(nv->rc, 13, true, 0);
+        return;
+    }
+    if (link == ~0ull || (link & 0xfff) || !hv_gpa_is_ram(link, VMCS12_SIZE)) {
+        vmx_fail_invalid(nv);
+        return;
+    }
+    struct vmcs12 *shadow = (struct vmcs12 *)(uintptr_t)link; /* in L1's memory, as the CPU accesses it */
+    if (reason == EXIT_REASON_VMREAD)
+        vmread_of(nv, shadow);
+    else if (!vmwrite_of(nv, shadow, &field))
+        vmx_succeed(nv);
 }
 
 static void handle_invept(struct nested_vcpu *nv)
 {
     uint32_t info = (uint32_t)reg_read(nv->rc, HV_REG_EXIT_INSTR_INFO);
     uint64_t type = reg_read(nv->rc, (enum hv_reg)((info >> 28) & 15)), gva, desc[2];
-    if (!long_mode_64())
+    if (!nested_guest_64())
         type &= 0xffffffff;
     /* Supported types: IA32_VMX_EPT_VPID_CAP bits 25 (single-context) and 26 (all-context). */
     if ((type != 1 && type != 2) || !(nv->caps->ept_vpid & (1ull << (24 + type)))) {
@@ -326,7 +365,7 @@ static void handle_invvpid(struct nested_vcpu *nv)
 {
     uint32_t info = (uint32_t)reg_read(nv->rc, HV_REG_EXIT_INSTR_INFO);
     uint64_t type = reg_read(nv->rc, (enum hv_reg)((info >> 28) & 15)), gva, desc[2];
-    if (!long_mode_64())
+    if (!nested_guest_64())
         type &= 0xffffffff;
     /* Supported types: IA32_VMX_EPT_VPID_CAP bits 40..43 as advertised. */
     if (type > 3 || !(nv->caps->ept_vpid & (1ull << (40 + type)))) {

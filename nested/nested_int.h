@@ -6,7 +6,8 @@
 extern const uint32_t nested_guest_fields[]; /* guest state copied both ways (vmenter.c) */
 extern const unsigned nested_nr_guest_fields;
 void nested_vmx_fail(struct nested_vcpu *nv, uint32_t err);
-unsigned nested_l1_cpl(void);
+unsigned nested_l1_cpl(void); /* the CPL of the guest running now (L1, or L2 on vmcs02) */
+bool nested_guest_64(void);   /* that guest is in 64-bit mode */
 void nested_vmcs12_writeback(struct nested_vcpu *nv);
 void nested_vmenter(struct nested_vcpu *nv, bool launch);
 /* Build vmcs02 (current) from vmcs12 and hv's needs. */
@@ -27,6 +28,14 @@ void nested_store_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count
 void nested_load_l1_host_state(struct nested_vcpu *nv, uint64_t efer);
 void nested_save_host_fields(struct nested_vcpu *nv);
 void nested_log_check(void); /* log the vmcs12 check that failed */
+/* An EPT violation (48) or misconfiguration (49) of L2 that hv found emulating its instruction,
+ * reflected to L1 with these qualification and addresses (vmcs02 current; vmcs01 after). */
+void nested_reflect_ept(struct nested_vcpu *nv, uint32_t reason, uint64_t qual, uint64_t gpa, uint64_t gla);
+/* L1's VMCS shadowing (nested/vshadow.c): L2's VMREAD/VMWRITE exit (reason 23, 25), vmcs02
+ * current. true: hv carried it out on the shadow VMCS (or raised its fault); false: L1's exit. */
+bool nested_vshadow_l2_access(struct nested_vcpu *nv, uint32_t reason);
+/* VMREAD/VMWRITE (reason) of L2 on the shadow VMCS at link, from the CPL check on (31.3). */
+void nested_l2_vmread_vmwrite(struct nested_vcpu *nv, uint32_t reason, uint64_t link);
 /* VMCS shadowing (nested/shadow.c): no-ops while it is off */
 int nested_shadow_init(struct nested_vcpu *nv);
 void nested_shadow_pull(struct nested_vcpu *nv);

@@ -18,6 +18,7 @@
 
 #define VMCS12_REVISION 0x00007668u /* "hv"; advertised in L1's IA32_VMX_BASIC[30:0] */
 #define VMCS12_SIZE 4096u
+#define VMCS12_SHADOW 0x80000000u   /* revision bit 31: the shadow-VMCS indicator (SDM 24.10) */
 
 /* VM-instruction error numbers (SDM Vol. 3C 31.4) */
 enum vmx_insn_err {

@@ -75,6 +75,8 @@ static void prepare_controls(struct nested_vcpu *nv)
     if (vpid02)
         vmcs_write(VIRTUAL_PROCESSOR_ID, vpid02);
     proc2 &= ~SECONDARY_PML; /* L1's PML is hv's (nested/ept02.c): the CPU would log EPT02's faults */
+    /* L1's VMCS shadowing is emulated (nested/vshadow.c): L2's VMREAD/VMWRITE exit to hv. */
+    proc2 &= ~SECONDARY_SHADOW_VMCS;
     proc |= CPU_BASED_ACTIVATE_SECONDARY;
     /* hv's NMI handling (hv/exit.c) in vmcs02 too: NMIs exit to hv, which gives each to L1 or
      * L2 as L1's controls say. L2's NMI blocking is then virtual, as L1 expects it. */
@@ -207,7 +209,8 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
 {
     struct nested_state *n = nv->n;
     struct vmcs12 *c = n->cache;
-    if (n->current_ptr == ~0ull) {
+    /* 26.1: no current VMCS, or a shadow VMCS (24.10): VMfailInvalid. */
+    if (n->current_ptr == ~0ull || (c->revision & VMCS12_SHADOW)) {
         reg_set_rflags(nv->rc, (reg_rflags(nv->rc) & ~0x8d5ull) | X86_EFLAGS_CF);
         reg_skip_instruction(nv->rc);
         return;

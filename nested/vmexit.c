@@ -339,6 +339,16 @@ void nested_reflect_exception(struct nested_vcpu *nv, uint8_t vector, bool has_e
     reflect(nv, &ex);
 }
 
+void nested_reflect_ept(struct nested_vcpu *nv, uint32_t reason, uint64_t qual, uint64_t gpa, uint64_t gla)
+{
+    const struct exit12 ept = {reason, qual, 0, false, 0};
+    reflect(nv, &ept);
+    v12_set(nv, GUEST_PHYSICAL_ADDRESS, gpa);
+    v12_set(nv, GUEST_LINEAR_ADDRESS, gla); /* defined for violations only (28.2.1); harmless */
+    nested_shadow_push_field(nv, GUEST_PHYSICAL_ADDRESS);
+    nested_shadow_push_field(nv, GUEST_LINEAR_ADDRESS);
+}
+
 void nested_entry_fail(struct nested_vcpu *nv, uint32_t reason, uint64_t qual, uint64_t efer)
 {
     /* SDM 27.8: host state is loaded as for a VM exit; only reason and qualification change. */
@@ -417,6 +427,12 @@ bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason)
     case EXIT_REASON_MSR_WRITE: l1 = l1_wants_msr(nv, true); break;
     case EXIT_REASON_IO_INSTRUCTION: l1 = l1_wants_io(nv); break;
     case EXIT_REASON_CR_ACCESS: l1 = l1_wants_cr(nv); break;
+    case EXIT_REASON_VMREAD:
+    case EXIT_REASON_VMWRITE: /* L1's VMCS shadowing: perhaps L2's access to its shadow VMCS */
+        if (nested_vshadow_l2_access(nv, basic))
+            return true;
+        l1 = true;
+        break;
     case EXIT_REASON_EPT_VIOLATION:
     case EXIT_REASON_EPT_MISCONFIG:
         if (!nv->n->ept12) {

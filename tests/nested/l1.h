@@ -171,6 +171,8 @@ void s_vpid(void);      /* 14: VPIDs for L2, INVVPID (s_vpid.c); runs before 9 *
 void s_apicv(void);     /* 15: APIC virtualization (s_apicv.c, apicv.asm) */
 void apicv_alloc(void); /* its pages, allocated before the scenarios */
 void s_nmi(void);       /* 11: NMIs while L2 runs (s_nmi.c, nmi.asm); runs before 9 */
+void s_vshadow(void);   /* 13: VMCS shadowing for L1 (s_vshadow.c, vshadow.asm) */
+void vshadow_alloc(void); /* its pages (boot services: before the scenarios) */
 /* "l1hv: " lines: under hv only, not compared with the bare run (run-diff.sh checks them). */
 void outhv(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void outcap(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* raw capability MSRs, not compared */

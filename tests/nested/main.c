@@ -294,6 +294,7 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
         ept_alloc(); /* before the scenarios: boot services with interrupts on */
         hidden_find();
         apicv_alloc();
+        vshadow_alloc();
         run("vmfail", s_vmfail, FALSE);
         run("widths", s_widths, TRUE);
         run("exits", s_exits, TRUE);
@@ -305,6 +306,7 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
         run("caps", s_caps, TRUE);
         run("vpid", s_vpid, TRUE);
         run("apicv", s_apicv, TRUE);
+        run("vshadow", s_vshadow, TRUE);
         run("nmi", s_nmi, TRUE); /* before ept: run-diff.sh's EPT section runs to the end */
         run("ept", s_ept, TRUE); /* hv may not offer EPT (run-diff.sh compares it apart) */
         run("ead", s_ead, TRUE); /* EPT A/D and PML: in the EPT section too */

@@ -38,7 +38,7 @@ static void test_caps(void)
     CHECK(c.true_procbased == 0xfff9fffe04006172ull, "true proc %llx", ULL(c.true_procbased));
     CHECK(c.true_exit == 0x007fefff00036dfbull, "true exit %llx", ULL(c.true_exit));
     CHECK(c.true_entry == 0x0000d3ff000011fbull, "true entry %llx", ULL(c.true_entry));
-    CHECK(c.procbased2 == 0x00131fff00000000ull, "procbased2 %llx", ULL(c.procbased2));
+    CHECK(c.procbased2 == 0x00135fff00000000ull, "procbased2 %llx", ULL(c.procbased2));
     CHECK(c.misc == 0x200401e5ull, "misc %llx", ULL(c.misc));
     CHECK(c.ept_vpid == 0x00000f0106334141ull, "ept_vpid %llx", ULL(c.ept_vpid));
     CHECK(c.vmcs_enum == 0x2e, "vmcs_enum %llx", ULL(c.vmcs_enum));
@@ -52,7 +52,7 @@ static void test_caps(void)
           "EPT and unrestricted guest (EPT02): %x", p2);
     CHECK(nested_has_ept(&c), "nested_has_ept");
     CHECK(p2 & SECONDARY_PML, "PML (with EPT A/D): %x", p2);
-    CHECK(!(p2 & (SECONDARY_SHADOW_VMCS | SECONDARY_VMFUNC | SECONDARY_EPT_VE |
+    CHECK(!(p2 & (SECONDARY_VMFUNC | SECONDARY_EPT_VE |
                   SECONDARY_TSC_SCALING)),
           "secondary allowed-1 %x", p2);
     /* EPT as EPT02 shadows it: execute-only, UC, 2M, 1G, A/D (21) as the CPU; 4-level, WB,
@@ -286,7 +286,12 @@ static const struct tcase cases[] = {
     OK("unrestricted guest with EPT, 64-bit L2", BUG, ),
     T("unrestricted guest, EPT cleared", BUG, CTL, "unrestricted guest requires enable EPT", 0,
       C(PROC2, SECONDARY_EPT)),
-    TC("proc2: shadow VMCS", "secondary processor-based controls", O(PROC2, SECONDARY_SHADOW_VMCS)),
+    OK("proc2: VMCS shadowing, bitmaps at 0, link pointer all 1s", B64, O(PROC2, SECONDARY_SHADOW_VMCS)),
+    OK("VMREAD-bitmap junk without VMCS shadowing", B64, S(VMREAD_BITMAP, 0x10807)),
+    TC("VMREAD bitmap unaligned", "VMREAD-bitmap address bits 11:0", O(PROC2, SECONDARY_SHADOW_VMCS),
+       S(VMREAD_BITMAP, 0x10800)),
+    TC("VMWRITE bitmap beyond MAXPHYADDR", "VMWRITE-bitmap address beyond", O(PROC2, SECONDARY_SHADOW_VMCS),
+       S(VMWRITE_BITMAP, 1ull << PHYS_BITS)),
     TC("proc2: VM functions", "secondary processor-based controls", O(PROC2, SECONDARY_VMFUNC)),
     TC("proc2: PML without EPT", "enable PML requires enable EPT", O(PROC2, SECONDARY_PML)),
     OK("PML with EPT", BEPT, O(PROC2, SECONDARY_PML), S(PML_ADDRESS, (1ull << PHYS_BITS) - 0x1000)),

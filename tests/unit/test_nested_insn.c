@@ -230,8 +230,10 @@ static void test_vmptrld(void)
     CHECK_ERR(l1_vmptrld(GPA(PG_VMXON)), VMXERR_VMPTRLD_VMXON_PTR, "VMPTRLD of the VMXON pointer");
     b->revision = VMCS12_REVISION ^ 1;
     CHECK_ERR(l1_vmptrld(GPA(PG_VMCS_B)), VMXERR_VMPTRLD_BAD_REVISION, "VMPTRLD wrong revision");
-    b->revision = VMCS12_REVISION | 0x80000000u; /* a shadow VMCS: L1 has no VMCS shadowing */
+    b->revision = VMCS12_REVISION | 0x80000000u; /* a shadow VMCS, where VMCS shadowing is not offered */
+    caps.procbased2 &= ~((uint64_t)SECONDARY_SHADOW_VMCS << 32);
     CHECK_ERR(l1_vmptrld(GPA(PG_VMCS_B)), VMXERR_VMPTRLD_BAD_REVISION, "VMPTRLD shadow-VMCS indicator");
+    nested_caps_init(&caps, &hw);
     CHECK(vmptrst() == GPA(PG_VMCS_A), "A still current");
     /* switching: each VMCS keeps its own data */
     b->revision = VMCS12_REVISION;
