@@ -198,6 +198,8 @@ static bool check_exec_controls(struct ctx *x)
          !page_addr_ok(x, VMWRITE_BITMAP, "26.2.1.1: VMWRITE-bitmap address bits 11:0 must be 0",
                        "26.2.1.1: VMWRITE-bitmap address beyond physical-address width")))
         return false;
+    CHECK_RULE(!(x->proc2 & SECONDARY_TSC_SCALING) || G(TSC_MULTIPLIER) != 0,
+               "26.2.1.1: TSC multiplier must not be 0 with use TSC scaling");
     /* No VM functions or #VE for L1: their controls fail the reserved-bit checks above. */
     if (x->ept) {
         const char *why = nested_eptp_problem(c, vmcs12_eptp(x->v), x->pa);

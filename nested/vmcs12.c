@@ -8,7 +8,7 @@
 /*
  * Every encoding hv supports for L1, sorted ascending; the position in this array is
  * also the slot in struct vmcs12.fields[] (and so the layout of L1's VMCS region).
- * Left out: fields of features hv never offers L1 (ENCLS exiting bitmap, TSC scaling,
+ * Left out: fields of features hv never offers L1 (ENCLS exiting bitmap,
  * MPX, perf global ctrl), and the fields that exist only while their feature is
  * advertised (EPT_POINTER, APIC virtualization, PML, VMCS shadowing, VM functions, ...):
  * those live in their own slots past the table (vmcs12.h, feat_fields, vmcs12_vmread_feat).
@@ -216,6 +216,7 @@ static const struct {
     {EPTP_LIST_ADDRESS, VMCS12_FEAT_VMFUNC},
     {VE_INFO_ADDRESS, VMCS12_FEAT_EPT_VE},
     {EPTP_INDEX, VMCS12_FEAT_EPT_VE},
+    {TSC_MULTIPLIER, VMCS12_FEAT_TSC_SCALING},
 };
 _Static_assert(NR_FIELDS <= VMCS12_FIRST_FEAT_SLOT, "the feature-dependent slots follow the table");
 

@@ -99,6 +99,10 @@ static void prepare_controls(struct nested_vcpu *nv)
     vmcs_write(EPT_POINTER, n->ept12 ? n->ept02->eptp : nv->eptp);
     if (nested_allowed1(nv->caps->procbased2) & SECONDARY_XSAVES) /* offered: the CPU has the field */
         vmcs_write(XSS_EXIT_BITMAP, proc2 & SECONDARY_XSAVES ? vmcs12_xss_exit_bitmap(n->cache) : 0);
+    /* TSC scaling and offsetting pass through: hv neither scales nor offsets L1's TSC, so
+     * L2 reads what L1 asked for (SDM 26.6.5). */
+    if (proc2 & SECONDARY_TSC_SCALING)
+        vmcs_write(TSC_MULTIPLIER, v12(nv, TSC_MULTIPLIER));
     if (nested_allowed1(nv->caps->procbased2) & SECONDARY_PAUSE_LOOP_EXITING) { /* offered: the CPU has them */
         vmcs_write(PLE_GAP, vmcs12_ple_gap(n->cache));
         vmcs_write(PLE_WINDOW, vmcs12_ple_window(n->cache));

@@ -146,10 +146,52 @@ static void t_activity(void)
     activity("caps: wait-for-SIPI, blocking by STI", 3, 0, 1, 0);
 }
 
+static u64 l1_tsc(void)
+{
+    u32 lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return lo | (u64)hi << 32;
+}
+
+/* TSC scaling (SDM 26.6.5): RDTSC in L2 returns (TSC x multiplier) >> 48 + offset. A
+ * multiplier of 0 is refused (26.2.1.1); with 1 L2 reads the offset exactly (the TSC is
+ * below 2^48); with 2^47 (one half) half of L1's TSC, read by L1 before and after the entry. */
+static void t_tsc_scaling(void)
+{
+    const char *tag = "caps: TSC scaling";
+    if (!setup2(tag, l2_rdtsc, P_TSC_OFFSET, P2_TSC_SCALING))
+        return;
+    vw(TSC_MULTIPLIER, 0);
+    l2_run(&e);
+    out("%s: multiplier 0: entry %s", tag, st_str(e.st));
+    setup2(tag, l2_rdtsc, P_TSC_OFFSET, P2_TSC_SCALING);
+    vw(TSC_OFFSET, 0x123456789ull);
+    vw(TSC_MULTIPLIER, 1);
+    l2_run(&e);
+    pr_exit(tag, &e, F_LEN);
+    if (is(R_VMCALL))
+        out("%s: multiplier 1, offset 0x123456789: L2 reads 0x%llx", tag,
+            (l2r.rax & 0xffffffff) | (l2r.rdx & 0xffffffff) << 32);
+    setup2(tag, l2_rdtsc, P_TSC_OFFSET, P2_TSC_SCALING);
+    vw(TSC_OFFSET, 0);
+    vw(TSC_MULTIPLIER, 1ull << 47);
+    u64 before = l1_tsc();
+    l2_run(&e);
+    u64 after = l1_tsc();
+    if (!is(R_VMCALL)) {
+        finish(tag, &e);
+        return;
+    }
+    u64 t = (l2r.rax & 0xffffffff) | (l2r.rdx & 0xffffffff) << 32;
+    out("%s: multiplier 2^47: L2's TSC within L1's before/2 and after/2: %s", tag,
+        t >= before / 2 && t <= after / 2 ? "yes" : "no");
+}
+
 void s_caps(void)
 {
     t_desc();
     t_ple();
     t_zero_len();
     t_activity();
+    t_tsc_scaling();
 }

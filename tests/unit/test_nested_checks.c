@@ -38,10 +38,10 @@ static void test_caps(void)
     CHECK(c.true_procbased == 0xfff9fffe04006172ull, "true proc %llx", ULL(c.true_procbased));
     CHECK(c.true_exit == 0x007fefff00036dfbull, "true exit %llx", ULL(c.true_exit));
     CHECK(c.true_entry == 0x0000d3ff000011fbull, "true entry %llx", ULL(c.true_entry));
-    CHECK(c.procbased2 == 0x00135fff00000000ull, "procbased2 %llx", ULL(c.procbased2));
+    CHECK(c.procbased2 == 0x02135fff00000000ull, "procbased2 %llx", ULL(c.procbased2));
     CHECK(c.misc == 0x200401e5ull, "misc %llx", ULL(c.misc));
     CHECK(c.ept_vpid == 0x00000f0106334141ull, "ept_vpid %llx", ULL(c.ept_vpid));
-    CHECK(c.vmcs_enum == 0x2e, "vmcs_enum %llx", ULL(c.vmcs_enum));
+    CHECK(c.vmcs_enum == 0x32, "vmcs_enum %llx (TSC_MULTIPLIER 0x2032: index 0x19)", ULL(c.vmcs_enum));
     CHECK(c.vmfunc == 0, "vmfunc");
     CHECK(c.cr0_fixed0 == m.cr0_fixed0 && c.cr0_fixed1 == m.cr0_fixed1 && c.cr4_fixed0 == m.cr4_fixed0 &&
           c.cr4_fixed1 == m.cr4_fixed1, "fixed bits as hardware");
@@ -52,9 +52,8 @@ static void test_caps(void)
           "EPT and unrestricted guest (EPT02): %x", p2);
     CHECK(nested_has_ept(&c), "nested_has_ept");
     CHECK(p2 & SECONDARY_PML, "PML (with EPT A/D): %x", p2);
-    CHECK(!(p2 & (SECONDARY_VMFUNC | SECONDARY_EPT_VE |
-                  SECONDARY_TSC_SCALING)),
-          "secondary allowed-1 %x", p2);
+    CHECK(p2 & SECONDARY_TSC_SCALING, "TSC scaling (passed through): %x", p2);
+    CHECK(!(p2 & (SECONDARY_VMFUNC | SECONDARY_EPT_VE)), "secondary allowed-1 %x", p2);
     /* EPT as EPT02 shadows it: execute-only, UC, 2M, 1G, A/D (21) as the CPU; 4-level, WB,
      * INVEPT single and all; never advanced exit information (22), 5-level (7). */
     CHECK((c.ept_vpid & 0xffffffffull) == (EPT_CAP_EXEC_ONLY | EPT_CAP_PWL4 | EPT_CAP_UC | EPT_CAP_WB | EPT_CAP_2M |
@@ -298,7 +297,8 @@ static const struct tcase cases[] = {
     TE("PML address bit 3", "PML address bits 11:0 must be 0", O(PROC2, SECONDARY_PML), S(PML_ADDRESS, 0x6008)),
     TE("PML address beyond MAXPHYADDR", "PML address beyond", O(PROC2, SECONDARY_PML),
        S(PML_ADDRESS, 1ull << PHYS_BITS)),
-    TC("proc2: TSC scaling", "secondary processor-based controls", O(PROC2, SECONDARY_TSC_SCALING)),
+    TC("proc2: TSC scaling, multiplier 0", "TSC multiplier must not be 0", O(PROC2, SECONDARY_TSC_SCALING)),
+    OK("proc2: TSC scaling, multiplier 1", B64, O(PROC2, SECONDARY_TSC_SCALING), S(TSC_MULTIPLIER, 1)),
     TC("proc2: ENCLS exiting", "secondary processor-based controls", O(PROC2, SECONDARY_ENCLS_EXITING)),
     OK("proc2: XSAVES", B64, O(PROC2, SECONDARY_XSAVES)),
     OK("proc2 ignored without activate secondary", B64, C(PROC, CPU_BASED_ACTIVATE_SECONDARY),
