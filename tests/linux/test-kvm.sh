@@ -7,9 +7,8 @@
 # kvm_intel runs on Bochs's VMX) is the reference; both run at once.
 # Checks: the guests' lines as expected on bare and identical under hv; no WARNING, VMX
 # instruction failure, BUG or panic in either kernel log; no hv error. kvm_intel's
-# parameters are compared too: while hv does not offer L1 every VMX feature Bochs has,
-# they differ; each difference is a "known gap" line and the check an expected failure
-# ("XFAIL", not counted) unless KVM_PARAMS_STRICT=1.
+# parameters must be identical too (each difference is printed with what kvm_intel needs
+# for that parameter).
 # Env: KVM_TIMEOUT (s, default 600; a run takes about 100 s on an idle machine), BOCHS_MEGS (default 512), HV_EFI (default build/hv.efi).
 # Logs: build/kvm-test/{bare,hv}/serial.log; extracted lines build/kvm-test/{bare,hv}.{guests,params}.
 source "$(dirname "$0")/../boot/lib.sh"
@@ -157,10 +156,9 @@ else
     )
     while IFS='=' read -r name b h; do
         [ "$b" = "$h" ] && continue
-        echo "  known gap: kvm_intel parameter $name: bare $b, hv $h${NEEDS[$name]:+ (kvm_intel needs ${NEEDS[$name]})}"
+        echo "  kvm_intel parameter $name: bare $b, hv $h${NEEDS[$name]:+ (kvm_intel needs ${NEEDS[$name]})}"
     done < <(join -t= -a1 -a2 -e '<none>' -o 0,1.2,2.2 "$T/bare.params" "$T/hv.params")
-    if [ "${KVM_PARAMS_STRICT:-0}" = 1 ]; then bad "hv: kvm_intel's parameters differ from bare Bochs's" "$T/hv"
-    else echo "  XFAIL hv: kvm_intel's parameters differ from bare Bochs's (features hv does not offer L1 yet; not counted, KVM_PARAMS_STRICT=1 counts it)"; fi
+    bad "hv: kvm_intel's parameters differ from bare Bochs's" "$T/hv"
 fi
 show_failures
 echo "test-kvm: wall time $(($(date +%s) - start))s"
