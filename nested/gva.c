@@ -51,12 +51,15 @@ struct walk {
 /* An L2-physical address as L1-physical through EPT12 when L2 runs with L1's EPT (else they
  * are the same): 0, or -1 with the EPT violation (qualification as 28.2.1: the access, EPT12's
  * R/W/X, linear address valid, bit 8 for the operand itself rather than a paging-structure
- * entry) or misconfiguration the CPU would give L1 recorded in w. */
+ * entry, which with EPT A/D flags is a write) or misconfiguration the CPU would give L1 recorded in w. */
 static int l1_phys(const struct nested_vcpu *nv, uint64_t *gpa, uint64_t need, bool final, struct walk *w)
 {
     struct ept12_walk e;
     if (!nv->n->guest_mode || !nv->n->ept12 || !nv->n->ept02)
         return 0;
+    /* 29.3.3.2: with EPTP bit 6, accesses to L2's paging structures are writes for EPT12. */
+    if (!final && (nv->n->ept02->eptp12 & EPTP_AD))
+        need = EPT_W;
     enum ept12_status st = ept12_walk(nv->n->ept02, *gpa, &e);
     if (st == EPT12_OK && !(need & ~e.access)) {
         *gpa = e.l1_gpa;

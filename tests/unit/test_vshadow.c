@@ -231,6 +231,18 @@ static void test_l2_ept12(void)
               vmcs12_get(V12, GUEST_PHYSICAL_ADDRESS) == GPA(PG_PML4),
           "L2's PML4 not in EPT12: EPT violation on the paging-structure read (qual %#llx gpa %#llx)",
           ULL(vmcs12_get(V12, EXIT_QUALIFICATION)), ULL(vmcs12_get(V12, GUEST_PHYSICAL_ADDRESS)));
+    /* EPTP12 bit 6: L2's paging-structure accesses are writes for EPT violations (29.3.3.2), so
+     * L2's page tables on a page EPT12 maps without write access fault, with qualification bit 1. */
+    pd[GPA_BASE >> 21] = GPA_BASE | 5 | 6 << 3 | 0x80; /* L1's RAM, R+X */
+    vmcs12_set_eptp(V12, GPA(PG_EPT_PML4) | 0x5e);
+    CHECK(enter() == O_ENTERED, "back to L2, EPT A/D flags on");
+    *gpa_u64(GPA(PG_L2DATA)) = 0x7777;
+    CHECK(l2_access(EXIT_REASON_VMWRITE, GUEST_RSP, &v, II_MEM_RAX | II_REG2(HV_REG_RCX)) && !ns.guest_mode &&
+              vmcs12_get(V12, VM_EXIT_REASON) == EXIT_REASON_EPT_VIOLATION &&
+              vmcs12_get(V12, EXIT_QUALIFICATION) == (EPT_QUAL_WRITE | 5 << 3 | EPT_QUAL_GLA_VALID) &&
+              vmcs12_get(V12, GUEST_PHYSICAL_ADDRESS) == GPA(PG_PML4) && vmcs12_get(shadow(), GUEST_RSP) == 0x9999,
+          "EPT A/D: L2's PML4 on a page EPT12 maps R+X: EPT violation, a write (qual %#llx gpa %#llx)",
+          ULL(vmcs12_get(V12, EXIT_QUALIFICATION)), ULL(vmcs12_get(V12, GUEST_PHYSICAL_ADDRESS)));
 }
 
 int main(void)
