@@ -8,8 +8,9 @@
  * EPT violation or misconfiguration the CPU would have given it; what it allows gets a
  * 4 KiB EPT02 leaf to the host page EPT01 has for that L1 page, and L2 retries.
  *
- * EPT02 is a cache of EPT12, per vCPU, like the TLB it stands in for: entries stay until
- * L1's INVEPT, a change of EPT12's root, or a full table pool (then it starts over).
+ * EPT02 is a cache of EPT12, per vCPU and EPT12 root (struct ept02_roots), like the TLB it
+ * stands in for: entries stay until L1's INVEPT, the eviction of its root, or a full table
+ * pool (then it starts over).
  * Pure logic over host memory: host-tested by tests/unit/test_ept02.c; the VMCS side
  * (reflection, MTF steps, INVEPT of the hardware) is nested/ept02_exit.c.
  */

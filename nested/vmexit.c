@@ -434,7 +434,9 @@ bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason)
         l1 = true;
         break;
     case EXIT_REASON_VMFUNC: /* vmcs02 enables no VM function: hv switches EPTPs (nested/vmfunc.c) */
-        l1 = !nested_vmfunc_exit(nv);
+        if (nested_vmfunc_exit(nv))
+            return true; /* the switch is done: L2 goes on */
+        l1 = true;
         break;
     case EXIT_REASON_EPT_VIOLATION:
     case EXIT_REASON_EPT_MISCONFIG:

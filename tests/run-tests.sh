@@ -45,6 +45,7 @@ UNIT_TESTS+=(
     "test_nested_vpid: $NESTED_SRCS"
     "test_nested_apicv: $NESTED_SRCS"
     "test_vshadow: $NESTED_SRCS"
+    "test_nested_vmfunc: $NESTED_SRCS"
 )
 UNIT_TESTS+=("${EXTRA_UNIT_TESTS[@]}")
 
