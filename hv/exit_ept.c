@@ -194,8 +194,9 @@ uint64_t hidden_writes_total(void)
 {
     uint64_t n = __atomic_load_n(&hv.hidden_writes, __ATOMIC_RELAXED);
     for (unsigned i = 0; i < HV_MAX_CPUS; i++)
-        if (hv.vcpus[i] && hv.vcpus[i]->nested.ept02)
-            n += hv.vcpus[i]->nested.ept02->hidden_writes;
+        for (int r = 0; hv.vcpus[i] && r < EPT02_ROOTS; r++)
+            if (hv.vcpus[i]->nested.ept02_roots.ctx[r])
+                n += hv.vcpus[i]->nested.ept02_roots.ctx[r]->hidden_writes;
     return n;
 }
 

@@ -46,11 +46,17 @@ void stats_print(struct vcpu *v)
     if (ns->msr_list_failures)
         log_info("stats: cpu%u:   nested: %llu VM-exit MSR lists of L1 failed (VMX aborts on hardware)", v->id,
                  (unsigned long long)ns->msr_list_failures);
+    for (int r = 0; r < EPT02_ROOTS; r++) {
+        const struct ept02 *e = ns->ept02_roots.ctx[r];
+        if (e && ns->ept02_roots.used[r])
+            log_info("stats: cpu%u:   EPT02 %d: %llu fills, %llu violations reflected, %llu clears, %llu writes to "
+                     "hv's memory dropped", v->id, r, (unsigned long long)e->fills, (unsigned long long)e->reflected,
+                     (unsigned long long)e->clears, (unsigned long long)e->hidden_writes);
+    }
     if (ns->ept02)
-        log_info("stats: cpu%u:   EPT02: %llu fills, %llu violations reflected, %llu clears, %llu writes to hv's "
-                 "memory dropped", v->id, (unsigned long long)ns->ept02->fills,
-                 (unsigned long long)ns->ept02->reflected, (unsigned long long)ns->ept02->clears,
-                 (unsigned long long)ns->ept02->hidden_writes);
+        log_info("stats: cpu%u:   EPT02 roots: %llu evictions; %llu EPTP switches (VMFUNC), %llu #VE", v->id,
+                 (unsigned long long)ns->ept02_roots.evictions, (unsigned long long)ns->vmfunc_switches,
+                 (unsigned long long)ns->ve_delivered);
 }
 
 void stats_print_all(const char *why)

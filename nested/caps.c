@@ -23,7 +23,8 @@
                          SECONDARY_RDSEED_EXITING | SECONDARY_XSAVES | SECONDARY_DESC_EXITING | \
                          SECONDARY_PAUSE_LOOP_EXITING | SECONDARY_PML | SECONDARY_SHADOW_VMCS | SECONDARY_TSC_SCALING | \
                          SECONDARY_VIRTUALIZE_APIC | SECONDARY_VIRTUALIZE_X2APIC | \
-                         SECONDARY_APIC_REGISTER_VIRT | SECONDARY_VIRTUAL_INTR_DELIVERY)
+                         SECONDARY_APIC_REGISTER_VIRT | SECONDARY_VIRTUAL_INTR_DELIVERY | SECONDARY_VMFUNC | \
+                         SECONDARY_EPT_VE)
 #define EXIT_SUPPORTED (VM_EXIT_SAVE_DEBUG_CONTROLS | VM_EXIT_HOST_ADDR_SPACE_SIZE | VM_EXIT_ACK_INTR_ON_EXIT | \
                         VM_EXIT_SAVE_PAT | VM_EXIT_LOAD_PAT | VM_EXIT_SAVE_EFER | VM_EXIT_LOAD_EFER |         \
                         VM_EXIT_SAVE_PREEMPTION_TIMER)
@@ -33,7 +34,8 @@
  * large pages as the CPU has them (EPT02 maps large EPT12 pages with 4 KiB leaves); accessed/
  * dirty flags (21) as the CPU has them (EPT02 runs with them, for L2's paging-structure
  * accesses to count as writes); 4-level walks, WB and INVEPT of both types always (hv needs
- * the first two, emulates the last). No #VE, no EPTP switching, no advanced exit information (22). */
+ * the first two, emulates the last). #VE and EPTP switching are secondary controls and
+ * IA32_VMX_VMFUNC (no bits here); no advanced exit information (22). */
 #define EPT_CAPS_AS_HW (EPT_CAP_EXEC_ONLY | EPT_CAP_UC | EPT_CAP_2M | EPT_CAP_1G | EPT_CAP_AD)
 #define EPT_CAPS_ALWAYS (EPT_CAP_PWL4 | EPT_CAP_WB | EPT_CAP_INVEPT | EPT_CAP_INVEPT_SINGLE | EPT_CAP_INVEPT_ALL)
 #define VPID_CAPS (EPT_CAP_INVVPID | EPT_CAP_INVVPID_ADDR | EPT_CAP_INVVPID_SINGLE | EPT_CAP_INVVPID_ALL | \
@@ -110,8 +112,10 @@ void nested_caps_init(struct nested_caps *c, const struct vmx_msrs *hw)
      * only with EPT (SDM 26.2.1.1: it requires "enable EPT"). */
     if ((hw->ept_vpid & (EPT_CAP_PWL4 | EPT_CAP_WB)) != (EPT_CAP_PWL4 | EPT_CAP_WB))
         c->procbased2 &= ~((uint64_t)SECONDARY_EPT << 32);
+    /* Unrestricted guest, EPTP switching and #VE only with EPT (26.2.1.1; hv emulates the
+     * latter two on EPT02: nested/vmfunc.c). */
     if (!(nested_allowed1(c->procbased2) & SECONDARY_EPT))
-        c->procbased2 &= ~((uint64_t)SECONDARY_UNRESTRICTED_GUEST << 32);
+        c->procbased2 &= ~((uint64_t)(SECONDARY_UNRESTRICTED_GUEST | SECONDARY_VMFUNC | SECONDARY_EPT_VE) << 32);
 
     /* A.6: timer rate and LMA storing as the hardware; the HLT, shutdown and wait-for-SIPI
      * activity states as the hardware (vmcs02 takes vmcs12's after hv's checks of 26.3.1.5;
@@ -145,7 +149,8 @@ void nested_caps_init(struct nested_caps *c, const struct vmx_msrs *hw)
     if (!(c->ept_vpid & EPT_CAP_AD))
         c->procbased2 &= ~((uint64_t)SECONDARY_PML << 32);
     c->vmcs_enum = vmcs_enum(nested_vmcs12_features(c));
-    c->vmfunc = 0; /* A.11 (the MSR does not even exist for L1: no "enable VM functions") */
+    /* A.11: EPTP switching (bit 0), emulated by hv; the MSR exists with "enable VM functions". */
+    c->vmfunc = (nested_allowed1(c->procbased2) & SECONDARY_VMFUNC) ? 1 : 0;
     /* hv passes CPUID leaf 7 through: L1 has SGX and RTM exactly when the CPU has them. */
     c->sgx = hw->cpuid7_ebx & (1u << 2);
     c->rtm = hw->cpuid7_ebx & (1u << 11);

@@ -124,6 +124,25 @@ static bool page_addr_ok(const struct ctx *x, uint32_t field, const char *align_
     return true;
 }
 
+/* 26.2.1.1: VM functions (bits of IA32_VMX_VMFUNC only; EPTP switching needs EPT and an
+ * EPTP-list address 4 KiB aligned within the width) and the #VE information address. */
+static bool check_vmfunc_ve(const struct ctx *x, const struct nested_caps *c)
+{
+    if (x->proc2 & SECONDARY_VMFUNC) {
+        uint64_t fc = G(VM_FUNCTION_CONTROL);
+        CHECK_RULE(!(fc & ~c->vmfunc), "26.2.1.1: VM-function controls beyond IA32_VMX_VMFUNC");
+        CHECK_RULE(!(fc & 1) || x->ept, "26.2.1.1: EPTP switching requires enable EPT");
+        if ((fc & 1) && !page_addr_ok(x, EPTP_LIST_ADDRESS, "26.2.1.1: EPTP-list address bits 11:0 must be 0",
+                                      "26.2.1.1: EPTP-list address beyond physical-address width"))
+            return false;
+    }
+    if ((x->proc2 & SECONDARY_EPT_VE) &&
+        !page_addr_ok(x, VE_INFO_ADDRESS, "26.2.1.1: virtualization-exception information address bits 11:0 must be 0",
+                      "26.2.1.1: virtualization-exception information address beyond physical-address width"))
+        return false;
+    return true;
+}
+
 /* An MSR-load/store area: 16-byte aligned, it and its last byte within the width. */
 static bool msr_area_ok(const struct ctx *x, uint32_t count_field, uint32_t addr_field, const char *const rule[3])
 {
@@ -200,7 +219,8 @@ static bool check_exec_controls(struct ctx *x)
         return false;
     CHECK_RULE(!(x->proc2 & SECONDARY_TSC_SCALING) || G(TSC_MULTIPLIER) != 0,
                "26.2.1.1: TSC multiplier must not be 0 with use TSC scaling");
-    /* No VM functions or #VE for L1: their controls fail the reserved-bit checks above. */
+    if (!check_vmfunc_ve(x, c))
+        return false;
     if (x->ept) {
         const char *why = nested_eptp_problem(c, vmcs12_eptp(x->v), x->pa);
         CHECK_RULE(!why, why);

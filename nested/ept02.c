@@ -231,6 +231,7 @@ walk:;
     }
     if (st == EPT12_NOT_PRESENT || (need & ~w.access)) {
         f->qual12 = qual12(f->qual, w.access);
+        f->suppress_ve = w.entry[w.level] >> 63;
         e->reflected++;
         return EPT02_VIOLATION;
     }

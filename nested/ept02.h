@@ -8,8 +8,9 @@
  * EPT violation or misconfiguration the CPU would have given it; what it allows gets a
  * 4 KiB EPT02 leaf to the host page EPT01 has for that L1 page, and L2 retries.
  *
- * EPT02 is a cache of EPT12, per vCPU, like the TLB it stands in for: entries stay until
- * L1's INVEPT, a change of EPT12's root, or a full table pool (then it starts over).
+ * EPT02 is a cache of EPT12, per vCPU and EPT12 root (struct ept02_roots), like the TLB it
+ * stands in for: entries stay until L1's INVEPT, the eviction of its root, or a full table
+ * pool (then it starts over).
  * Pure logic over host memory: host-tested by tests/unit/test_ept02.c; the VMCS side
  * (reflection, MTF steps, INVEPT of the hardware) is nested/ept02_exit.c.
  */
@@ -96,6 +97,8 @@ struct ept02_fault {
     bool pml;              /* in: vmcs12's "enable PML" (it logs only with EPTP12 bit 6) */
     uint64_t pml_address;  /* in: vmcs12's PML address (L1-physical, checked at entry) */
     uint16_t pml_index;    /* in/out: vmcs12's guest PML index */
+    bool suppress_ve;      /* out (VIOLATION): bit 63 of the EPT12 entry that caused it, the
+                            * not-present one or the leaf (25.5.7.1: convertible only if clear) */
 };
 /* An EPT violation of L2 on EPT02. With EPTP12 bit 6 (29.3.5) a translation that succeeds
  * sets the accessed flag of each EPT12 entry it used and, for a write, the dirty flag of its
@@ -112,4 +115,22 @@ enum ept02_result ept02_fault(struct ept02 *e, struct ept02_fault *f);
 int ept02_step_begin(struct ept02 *e, uint64_t *leaf);
 bool ept02_step_pending(const struct ept02 *e);
 void ept02_step_end(struct ept02 *e);
+
+/* Several EPT02s per vCPU, one per EPT12 root in use (L1's EPTP list with EPTP switching,
+ * or L2s on different EPTPs): a small cache keyed by EPTP12 bits 51:12, least recently
+ * used evicted. Each EPT02 has its own root and pool, so switching among them keeps every
+ * one's translations (the CPU tags them by EPTP, 29.4). */
+#define EPT02_ROOTS 4
+struct ept02_roots {
+    struct ept02 *ctx[EPT02_ROOTS]; /* a page each, from hv_alloc_page; NULL until used */
+    uint64_t used[EPT02_ROOTS];     /* clock of the last use: 0 never */
+    uint64_t clock, evictions;
+};
+/* The EPT02 that shadows eptp12, made current for it (ept02_use): the one already keyed by
+ * its root, else a free slot, else the least recently used one (cleared by ept02_use).
+ * Set up as ept02_init says; NULL when out of memory. */
+struct ept02 *ept02_roots_get(struct ept02_roots *r, uint64_t eptp12, unsigned max_pages, unsigned min_pages,
+                              uint64_t ept_caps, uint8_t phys_bits, ept02_l1_page_fn l1_page);
+/* L1's INVEPT on every EPT02 (ept02_invept): true if any was cleared. */
+bool ept02_roots_invept(struct ept02_roots *r, uint64_t type, uint64_t eptp);
 #endif

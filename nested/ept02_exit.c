@@ -26,28 +26,43 @@ static void flush(struct nested_vcpu *nv, struct ept02 *e)
     e->flush = false;
 }
 
-int nested_ept02_enter(struct nested_vcpu *nv)
+/* The EPT02 for eptp12 becomes vmcs02's (not yet written to the VMCS): 0, or -1 when out
+ * of memory. */
+static int use_root(struct nested_vcpu *nv, uint64_t eptp12)
 {
     struct nested_state *n = nv->n;
     static bool logged;
-    if (!n->ept02 && !(n->ept02 = hv_alloc_page()))
-        return -1;
-    /* Idempotent: after running out of memory once, later entries try again. */
-    if (ept02_init(n->ept02, EPT02_MAX_PAGES, EPT02_MIN_PAGES, nv->caps->ept_vpid, nv->phys_bits, nv->l1_page)) {
+    struct ept02 *e = ept02_roots_get(&n->ept02_roots, eptp12, EPT02_MAX_PAGES, EPT02_MIN_PAGES,
+                                      nv->caps->ept_vpid, nv->phys_bits, nv->l1_page);
+    if (!e) {
         if (!__atomic_exchange_n(&logged, true, __ATOMIC_RELAXED))
             log_err("cpu%u: out of memory for EPT02: L1's VM entries with EPT fail", nv->cpu);
         return -1;
     }
-    ept02_use(n->ept02, vmcs12_eptp(n->cache));
-    flush(nv, n->ept02);
+    n->ept02 = e;
+    flush(nv, e);
+    return 0;
+}
+
+int nested_ept02_enter(struct nested_vcpu *nv) { return use_root(nv, vmcs12_eptp(nv->n->cache)); }
+
+int nested_ept02_switch(struct nested_vcpu *nv, uint64_t eptp12)
+{
+    if (use_root(nv, eptp12))
+        return -1;
+    vmcs_write(EPT_POINTER, nv->n->ept02->eptp);
     return 0;
 }
 
 void nested_ept02_invalidate(struct nested_vcpu *nv, uint64_t type, uint64_t eptp)
 {
-    struct ept02 *e = nv->n->ept02;
-    if (e && ept02_invept(e, type, eptp))
-        flush(nv, e);
+    struct ept02_roots *r = &nv->n->ept02_roots;
+    /* One INVEPT of all contexts on the CPU covers every EPT02 cleared. */
+    if (ept02_roots_invept(r, type, eptp) && nv->flush_ept)
+        nv->flush_ept();
+    for (int i = 0; i < EPT02_ROOTS; i++)
+        if (r->ctx[i])
+            r->ctx[i]->flush = false;
 }
 
 /* The steps end: read-only leaves back, scratch wiped, MTF as L1 set it (when L2 runs on). */
@@ -139,7 +154,19 @@ uint32_t nested_ept02_exit(struct nested_vcpu *nv, uint32_t basic, uint64_t *qua
     }
         /* fall through */
     case EPT02_VIOLATION:
+    {
+        /* A convertible violation is L2's #VE instead (25.5.7), or L1's exception exit. */
+        int ve = r == EPT02_VIOLATION ? nested_ve_convert(nv, &f) : NESTED_VE_NONE;
+        if (ve == NESTED_VE_INJECTED) {
+            steps_end(nv, e, true);
+            return 0;
+        }
         steps_end(nv, e, false); /* before L1 runs: nothing of a step may stay mapped */
+        if (ve == NESTED_VE_EXIT) {
+            *qual12 = 0;
+            return NESTED_EXIT_VE; /* L1's exception exit, vector 20 */
+        }
+    }
         *qual12 = f.qual12;
         return EXIT_REASON_EPT_VIOLATION;
     case EPT02_PML_FULL:

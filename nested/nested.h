@@ -20,6 +20,7 @@
 #include "caps.h"
 #include "vmcs12.h"
 #include "vpid.h"
+#include "ept02.h"
 
 /* hv's host-state fields, identical in vmcs01 and vmcs02 */
 #define NESTED_NR_HOST_FIELDS 22
@@ -40,7 +41,9 @@ struct nested_state {
     uint64_t shadow_pa;      /* hardware shadow VMCS linked from vmcs01 (nested/shadow.c) */
     bool shadowing;          /* vmcs01 has VMCS shadowing on: the shadow holds vmcs12 */
     bool ept12;              /* L2 runs with L1's EPT: on EPT02 (nested/ept02.h), not EPT01 */
-    struct ept02 *ept02;     /* this vCPU's EPT02, from the first entry with L1's EPT on */
+    struct ept02 *ept02;     /* the EPT02 vmcs02 runs on (one of ept02_roots), from the first entry with L1's EPT */
+    struct ept02_roots ept02_roots; /* this vCPU's EPT02s, one per EPT12 root in use */
+    uint64_t vmfunc_switches, ve_delivered; /* L2's EPTP switches and #VEs (nested/vmfunc.c) */
     uint64_t msr_list_failures; /* VM-exit MSR-store/load lists that failed (a VMX abort on hardware) */
     bool msr_list_warned;    /* the first failure was logged; the rest are only counted */
     /* L1 has NMI exiting without virtual NMIs and L2 entered NMI-blocked (bit 3, or an NMI

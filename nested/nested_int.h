@@ -52,10 +52,23 @@ int nested_ept02_enter(struct nested_vcpu *nv);
  * was that step's MTF and nothing else is to be done. */
 bool nested_ept02_before_exit(struct nested_vcpu *nv, uint32_t basic);
 /* An EPT violation/misconfiguration of L2 on EPT02: 0 if resolved (L2 retries), else the
- * exit reason (48, 49) to reflect with *qual12. */
+ * exit reason (48, 49, 62) to reflect with *qual12, or NESTED_EXIT_VE: L2's #VE is L1's
+ * exception exit (its exception bitmap has bit 20). */
+#define NESTED_EXIT_VE 0xffffu
 uint32_t nested_ept02_exit(struct nested_vcpu *nv, uint32_t basic, uint64_t *qual12);
-/* L1's INVEPT (checked), L1's VMXOFF (type 2): EPT02 and the CPU's EPT TLB cleared. */
+/* L2's EPTP switch (VMFUNC): vmcs02 (current) runs on the EPT02 for eptp12. 0 or -1 (out
+ * of memory). */
+int nested_ept02_switch(struct nested_vcpu *nv, uint64_t eptp12);
+/* L1's INVEPT (checked), L1's VMXOFF (type 2): EPT02s and the CPU's EPT TLB cleared. */
 void nested_ept02_invalidate(struct nested_vcpu *nv, uint64_t type, uint64_t eptp);
+
+/* VM functions and #VE (nested/vmfunc.c). L2's VMFUNC exit (59), vmcs02 current: true if
+ * hv carried out the EPTP switch (L2 resumes after VMFUNC), false if it is L1's exit. */
+bool nested_vmfunc_exit(struct nested_vcpu *nv);
+/* An EPT02 violation reflected as EPT12's (f as ept02_fault left it): 25.5.7's #VE instead? */
+enum { NESTED_VE_NONE, NESTED_VE_INJECTED, NESTED_VE_EXIT };
+#define NESTED_VE_VECTOR 20
+int nested_ve_convert(struct nested_vcpu *nv, const struct ept02_fault *f);
 
 /* VPIDs for L2 (nested/vpid.c). At nested VM-Enter: the VPID vmcs02 gets (invalidated as
  * vmcs12 requires), or 0 for none. */

@@ -77,6 +77,8 @@ static void prepare_controls(struct nested_vcpu *nv)
     proc2 &= ~SECONDARY_PML; /* L1's PML is hv's (nested/ept02.c): the CPU would log EPT02's faults */
     /* L1's VMCS shadowing is emulated (nested/vshadow.c): L2's VMREAD/VMWRITE exit to hv. */
     proc2 &= ~SECONDARY_SHADOW_VMCS;
+    /* L1's #VE is hv's, from EPT12 (nested/vmfunc.c): the CPU would convert EPT02's violations. */
+    proc2 &= ~SECONDARY_EPT_VE;
     proc |= CPU_BASED_ACTIVATE_SECONDARY;
     /* hv's NMI handling (hv/exit.c) in vmcs02 too: NMIs exit to hv, which gives each to L1 or
      * L2 as L1's controls say. L2's NMI blocking is then virtual, as L1 expects it. */
@@ -107,6 +109,10 @@ static void prepare_controls(struct nested_vcpu *nv)
         vmcs_write(PLE_GAP, vmcs12_ple_gap(n->cache));
         vmcs_write(PLE_WINDOW, vmcs12_ple_window(n->cache));
     }
+    /* "Enable VM functions" as vmcs12 has it, but no function: each VMFUNC of L2 exits to hv
+     * (nested/vmfunc.c). */
+    if (proc2 & SECONDARY_VMFUNC)
+        vmcs_write(VM_FUNCTION_CONTROL, 0);
     nested_apicv_prepare(nv); /* TPR shadow, APIC-access page, posted interrupts (nested/apicv.c) */
     vmcs_write(VMCS_LINK_POINTER, ~0ull); /* vmcs02 has no shadowing: never L1's link pointer, an L1 page */
     vmcs_write(VM_EXIT_MSR_STORE_COUNT, 0); /* hv performs vmcs12's MSR lists itself */

@@ -433,6 +433,11 @@ bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason)
             return true;
         l1 = true;
         break;
+    case EXIT_REASON_VMFUNC: /* vmcs02 enables no VM function: hv switches EPTPs (nested/vmfunc.c) */
+        if (nested_vmfunc_exit(nv))
+            return true; /* the switch is done: L2 goes on */
+        l1 = true;
+        break;
     case EXIT_REASON_EPT_VIOLATION:
     case EXIT_REASON_EPT_MISCONFIG:
         if (!nv->n->ept12) {
@@ -440,7 +445,9 @@ bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason)
             break;
         }
         reason12 = nested_ept02_exit(nv, basic, &qual12);
-        if (reason12) {
+        if (reason12 == NESTED_EXIT_VE) {
+            nested_reflect_exception(nv, NESTED_VE_VECTOR, false, 0, 0);
+        } else if (reason12) {
             const struct exit12 ept = {reason12, qual12, 0, false, 0};
             reflect(nv, &ept);
         }

@@ -310,6 +310,7 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
         run("nmi", s_nmi, TRUE); /* before ept: run-diff.sh's EPT section runs to the end */
         run("ept", s_ept, TRUE); /* hv may not offer EPT (run-diff.sh compares it apart) */
         run("ead", s_ead, TRUE); /* EPT A/D and PML: in the EPT section too */
+        run("vmfunc", s_vmfunc, TRUE); /* EPTP switching and #VE: in the EPT section too */
         run("hidden", s_hidden, TRUE); /* under hv only; prints no "l1: " line */
     }
 

@@ -38,11 +38,11 @@ static void test_caps(void)
     CHECK(c.true_procbased == 0xfff9fffe04006172ull, "true proc %llx", ULL(c.true_procbased));
     CHECK(c.true_exit == 0x007fefff00036dfbull, "true exit %llx", ULL(c.true_exit));
     CHECK(c.true_entry == 0x0000d3ff000011fbull, "true entry %llx", ULL(c.true_entry));
-    CHECK(c.procbased2 == 0x02135fff00000000ull, "procbased2 %llx", ULL(c.procbased2));
+    CHECK(c.procbased2 == 0x02177fff00000000ull, "procbased2 %llx", ULL(c.procbased2));
     CHECK(c.misc == 0x200401e5ull, "misc %llx", ULL(c.misc));
     CHECK(c.ept_vpid == 0x00000f0106334141ull, "ept_vpid %llx", ULL(c.ept_vpid));
     CHECK(c.vmcs_enum == 0x32, "vmcs_enum %llx (TSC_MULTIPLIER 0x2032: index 0x19)", ULL(c.vmcs_enum));
-    CHECK(c.vmfunc == 0, "vmfunc");
+    CHECK(c.vmfunc == 1, "vmfunc: EPTP switching");
     CHECK(c.cr0_fixed0 == m.cr0_fixed0 && c.cr0_fixed1 == m.cr0_fixed1 && c.cr4_fixed0 == m.cr4_fixed0 &&
           c.cr4_fixed1 == m.cr4_fixed1, "fixed bits as hardware");
 
@@ -53,7 +53,8 @@ static void test_caps(void)
     CHECK(nested_has_ept(&c), "nested_has_ept");
     CHECK(p2 & SECONDARY_PML, "PML (with EPT A/D): %x", p2);
     CHECK(p2 & SECONDARY_TSC_SCALING, "TSC scaling (passed through): %x", p2);
-    CHECK(!(p2 & (SECONDARY_VMFUNC | SECONDARY_EPT_VE)), "secondary allowed-1 %x", p2);
+    CHECK((p2 & (SECONDARY_VMFUNC | SECONDARY_EPT_VE)) == (SECONDARY_VMFUNC | SECONDARY_EPT_VE),
+          "VM functions and #VE (with EPT): %x", p2);
     /* EPT as EPT02 shadows it: execute-only, UC, 2M, 1G, A/D (21) as the CPU; 4-level, WB,
      * INVEPT single and all; never advanced exit information (22), 5-level (7). */
     CHECK((c.ept_vpid & 0xffffffffull) == (EPT_CAP_EXEC_ONLY | EPT_CAP_PWL4 | EPT_CAP_UC | EPT_CAP_WB | EPT_CAP_2M |
@@ -86,7 +87,7 @@ static void test_caps(void)
         val = 0;
         CHECK(nested_caps_msr(&c, msr, &val) && val == want[msr - 0x480], "MSR %x = %llx", msr, ULL(val));
     }
-    CHECK(!nested_caps_msr(&c, 0x491, &val), "VMFUNC MSR #GPs (no VM functions)");
+    CHECK(nested_caps_msr(&c, 0x491, &val) && val == 1, "IA32_VMX_VMFUNC = 1 (EPTP switching): %llx", ULL(val));
     CHECK(!nested_caps_msr(&c, 0x47f, &val) && !nested_caps_msr(&c, 0x492, &val) &&
           !nested_caps_msr(&c, 0x3a, &val), "other MSRs are not VMX capabilities");
 
@@ -291,7 +292,25 @@ static const struct tcase cases[] = {
        S(VMREAD_BITMAP, 0x10800)),
     TC("VMWRITE bitmap beyond MAXPHYADDR", "VMWRITE-bitmap address beyond", O(PROC2, SECONDARY_SHADOW_VMCS),
        S(VMWRITE_BITMAP, 1ull << PHYS_BITS)),
-    TC("proc2: VM functions", "secondary processor-based controls", O(PROC2, SECONDARY_VMFUNC)),
+    OK("VM functions, none enabled, without EPT", B64, O(PROC2, SECONDARY_VMFUNC)),
+    OK("VM-function controls junk without enable VM functions", B64, S(VM_FUNCTION_CONTROL, 0xff)),
+    TC("VM-function control bit 1", "VM-function controls beyond", O(PROC2, SECONDARY_VMFUNC),
+       S(VM_FUNCTION_CONTROL, 2)),
+    TC("EPTP switching without EPT", "EPTP switching requires enable EPT", O(PROC2, SECONDARY_VMFUNC),
+       S(VM_FUNCTION_CONTROL, 1)),
+    OK("EPTP switching with EPT", BEPT, O(PROC2, SECONDARY_VMFUNC), S(VM_FUNCTION_CONTROL, 1),
+       S(EPTP_LIST_ADDRESS, (1ull << PHYS_BITS) - 0x1000)),
+    OK("EPTP-list junk, switching off", BEPT, O(PROC2, SECONDARY_VMFUNC), S(EPTP_LIST_ADDRESS, 0x6008)),
+    TE("EPTP-list address bit 3", "EPTP-list address bits 11:0 must be 0", O(PROC2, SECONDARY_VMFUNC),
+       S(VM_FUNCTION_CONTROL, 1), S(EPTP_LIST_ADDRESS, 0x6008)),
+    TE("EPTP-list address beyond MAXPHYADDR", "EPTP-list address beyond", O(PROC2, SECONDARY_VMFUNC),
+       S(VM_FUNCTION_CONTROL, 1), S(EPTP_LIST_ADDRESS, 1ull << PHYS_BITS)),
+    OK("#VE with EPT", BEPT, O(PROC2, SECONDARY_EPT_VE), S(VE_INFO_ADDRESS, (1ull << PHYS_BITS) - 0x1000)),
+    OK("#VE address junk without #VE", BEPT, S(VE_INFO_ADDRESS, 0x6008)),
+    TE("#VE address bit 3", "virtualization-exception information address bits 11:0", O(PROC2, SECONDARY_EPT_VE),
+       S(VE_INFO_ADDRESS, 0x6008)),
+    TE("#VE address beyond MAXPHYADDR", "virtualization-exception information address beyond",
+       O(PROC2, SECONDARY_EPT_VE), S(VE_INFO_ADDRESS, 1ull << PHYS_BITS)),
     TC("proc2: PML without EPT", "enable PML requires enable EPT", O(PROC2, SECONDARY_PML)),
     OK("PML with EPT", BEPT, O(PROC2, SECONDARY_PML), S(PML_ADDRESS, (1ull << PHYS_BITS) - 0x1000)),
     TE("PML address bit 3", "PML address bits 11:0 must be 0", O(PROC2, SECONDARY_PML), S(PML_ADDRESS, 0x6008)),
