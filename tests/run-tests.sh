@@ -39,6 +39,7 @@ UNIT_TESTS+=(
     "test_nested_vmexit: $NESTED_SRCS"
     "test_nested_shadow: $NESTED_SRCS"
     "test_nested_caps: $NESTED_SRCS"
+    "test_nested_caps_hide: nested/caps_hide.c nested/caps.c nested/vmcs12.c tests/unit/vmcs12_samples.c"
 )
 UNIT_TESTS+=("${EXTRA_UNIT_TESTS[@]}")
 
