@@ -105,6 +105,21 @@ static void test_apply(void)
     CHECK(!c.procbased2 && !c.ept_vpid, "no secondary controls: no IA32_VMX_PROCBASED_CTLS2, no EPT/VPID caps");
 }
 
+/* A CPU with the timer but without "save VMX-preemption timer value" (as a nested hypervisor
+ * may offer it): vmcs02 could not keep L1's timer across the exits hv handles itself, so hv
+ * does not offer the timer at all. */
+static void test_timer_needs_save(void)
+{
+    struct vmx_msrs hw;
+    struct nested_caps c = caps_hiding("preemption-timer-save", &hw);
+    CHECK(hw.pinbased >> 32 & PIN_BASED_PREEMPTION_TIMER, "the CPU still has the timer");
+    CHECK(!(nested_allowed1(c.true_pinbased) & PIN_BASED_PREEMPTION_TIMER) &&
+              !(nested_allowed1(c.pinbased) & PIN_BASED_PREEMPTION_TIMER),
+          "timer not offered without its save control: true pin %#llx pin %#llx", ULL(c.true_pinbased),
+          ULL(c.pinbased));
+    CHECK(!(nested_allowed1(c.true_exit) & VM_EXIT_SAVE_PREEMPTION_TIMER), "nor the save control");
+}
+
 static void test_lacking(void)
 {
     char buf[400];
@@ -148,6 +163,7 @@ int main(void)
 {
     test_parse();
     test_apply();
+    test_timer_needs_save();
     test_lacking();
     test_offer_is_stable();
     return test_summary();
