@@ -13,8 +13,9 @@
 #   kvm-pay    KVM-like outer, the payload under the inner hv: sees hv, hv's memory hidden
 #   full-pay2  the same on the full set with 2 CPUs: the inner hv starts its AP through the
 #              firmware's INIT-SIPI-SIPI under the outer hv; the payload sees it on both
-#   no-ug      outer hides unrestricted guest, which hv needs: the inner says so and boots
-#              the payload anyway (under the outer hv)
+#   no-ug, no-mtf, no-2m  the outer hides what hv needs (unrestricted guest; the monitor trap
+#              flag of hv's write steps; 2 MiB EPT pages for EPT01): the inner hv says which and
+#              boots the payload anyway (under the outer hv)
 # Logs: build/hvhv/<run>/serial.log. Ends with "hvhv: N passed, N failed".
 source "$(dirname "$0")/../boot/lib.sh"
 H=$B/hvhv
@@ -41,10 +42,14 @@ hvhv_disk kvm-l1 "$OUTER""l1_vmx_hide=$KVM_LIKE"$'\r\n' "$INNER"$'next=\\EFI\\hv
 mkdisk "$H/kvm-ref" $'next=\\EFI\\hv\\l1.efi\r\n'"l1_vmx_hide=$KVM_LIKE"$'\r\n' "$B/l1.efi:/EFI/hv/l1.efi"
 hvhv_disk kvm-pay "$OUTER""l1_vmx_hide=$KVM_LIKE"$'\r\n' "$INNER"$'next=\\EFI\\hv\\payload.efi\r\n' "$B/payload.efi"
 hvhv_disk full-pay2 "$OUTER" "$INNER"$'next=\\EFI\\hv\\payload.efi\r\n' "$B/payload.efi"
-hvhv_disk no-ug "$OUTER"$'l1_vmx_hide=unrestricted-guest\r\n' "$INNER"$'next=\\EFI\\hv\\payload.efi\r\n' "$B/payload.efi"
+MISSING=("no-ug|unrestricted-guest|unrestricted guest" "no-mtf|mtf|monitor trap flag" "no-2m|ept-2m|2 MiB EPT pages")
+for x in "${MISSING[@]}"; do
+    IFS='|' read -r r hide why <<<"$x"
+    hvhv_disk "$r" "$OUTER""l1_vmx_hide=$hide"$'\r\n' "$INNER"$'next=\\EFI\\hv\\payload.efi\r\n' "$B/payload.efi"
+done
 
 BARE=$B/nested/bare.txt
-runs=(full-l1 kvm-l1 kvm-ref kvm-pay full-pay2 no-ug)
+runs=(full-l1 kvm-l1 kvm-ref kvm-pay full-pay2 no-ug no-mtf no-2m)
 if [ -s "$BARE" ] && [ "$BARE" -nt "$B/l1.efi" ] && [ "$BARE" -nt "$B/hv.efi" ] && grep -qx 'l1: done' "$BARE"; then
     echo "hvhv: bare Bochs' l1 lines from $BARE (tests/nested/run-diff.sh)"
 else
@@ -130,14 +135,17 @@ expect full-pay2 "$d" '^payload: cpu1: signature hvhvhvhvhvhv' "payload on the A
 expect full-pay2 "$d" '^payload: hv memory writes \(2 cpus at once\): reads zeros, [1-9][0-9]* dropped, self-check bsp 0x0 ap 0x0 now 0x0$' \
     "both CPUs writing the inner hv's pages at once: dropped, its memory intact"
 
-echo "hvhv no-ug (outer hides unrestricted guest, which hv needs):"
-d=$H/no-ug
-expect no-ug "$d" '^hv1: WARN: VMX unavailable: required feature missing: unrestricted guest' "inner hv says which capability it misses"
-expect no-ug "$d" '^hv1: WARN: continuing without virtualization' "and steps aside"
-expect no-ug "$d" '^hv1: starting next stage .*payload.efi' "inner hv still boots its next stage"
-expect no-ug "$d" '^payload: cpu0: signature hvhvhvhvhvhv' "payload runs under the outer hv"
-expect no-ug "$d" '^payload: done' "payload finished"
-expect_not no-ug "$d" '^hv1?: (ERROR|FATAL)' "no errors at either level"
+for x in "${MISSING[@]}"; do
+    IFS='|' read -r r hide why <<<"$x"
+    d=$H/$r
+    echo "hvhv $r (outer: l1_vmx_hide=$hide, which hv needs):"
+    expect $r "$d" "^hv1: WARN: VMX unavailable: required feature missing: $why" "inner hv says which capability it misses"
+    expect $r "$d" '^hv1: WARN: continuing without virtualization' "and steps aside"
+    expect $r "$d" '^hv1: starting next stage .*payload.efi' "inner hv still boots its next stage"
+    expect $r "$d" '^payload: cpu0: signature hvhvhvhvhvhv' "payload runs under the outer hv"
+    expect $r "$d" '^payload: done' "payload finished"
+    expect_not $r "$d" '^hv1?: (ERROR|FATAL)' "no errors at either level"
+done
 
 show_failures
 echo "hvhv: $PASS passed, $FAIL failed"
