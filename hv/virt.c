@@ -80,9 +80,21 @@ static int build_ept01(void)
 static void l1_caps_init(void)
 {
     struct vmx_msrs l1hw = hv.msrs;
-    char list[200];
-    if (nested_hide_lacking(&hv.msrs, list, sizeof(list)))
-        log_info("vmx: the CPU lacks (hv neither uses nor offers them): %s", list);
+    char list[640];
+    nested_hide_lacking(&hv.msrs, list, sizeof(list));
+    for (const char *p = list; *p;) { /* lines of at most ~160 characters, cut after a name */
+        size_t n = strlen(p);
+        if (n > 160) {
+            n = 160;
+            while (n && p[n] != ',')
+                n--;
+            n = n ? n : 160;
+        }
+        log_info("vmx: the CPU lacks (hv neither uses nor offers them): %.*s", (int)n, p);
+        p += n;
+        while (*p == ',' || *p == ' ')
+            p++;
+    }
     if (hv.ho->cfg.l1_vmx_hide[0]) {
         struct nested_hide h = {0};
         char bad[32];

@@ -10,7 +10,8 @@
 #   kvm-l1     outer with l1_vmx_hide=$KVM_LIKE (what a nested KVM typically lacks); l1.efi's
 #              lines must equal kvm-ref's: the inner hv offers exactly what it was offered
 #   kvm-ref    one hv with the same l1_vmx_hide=, l1.efi its direct L1
-#   kvm-pay    KVM-like outer, the payload under the inner hv: sees hv, hv's memory hidden
+#   kvm-pay    KVM-like outer (and one unknown name, warned about), the payload under the inner
+#              hv: sees hv, hv's memory hidden
 #   full-pay2  the same on the full set with 2 CPUs: the inner hv starts its AP through the
 #              firmware's INIT-SIPI-SIPI under the outer hv; the payload sees it on both
 #   no-ug, no-mtf, no-2m  the outer hides what hv needs (unrestricted guest; the monitor trap
@@ -40,7 +41,7 @@ INNER=$'log_prefix=hv1\r\n'
 hvhv_disk full-l1 "$OUTER" "$INNER"$'next=\\EFI\\hv\\l1.efi\r\n' "$B/l1.efi"
 hvhv_disk kvm-l1 "$OUTER""l1_vmx_hide=$KVM_LIKE"$'\r\n' "$INNER"$'next=\\EFI\\hv\\l1.efi\r\n' "$B/l1.efi"
 mkdisk "$H/kvm-ref" $'next=\\EFI\\hv\\l1.efi\r\n'"l1_vmx_hide=$KVM_LIKE"$'\r\n' "$B/l1.efi:/EFI/hv/l1.efi"
-hvhv_disk kvm-pay "$OUTER""l1_vmx_hide=$KVM_LIKE"$'\r\n' "$INNER"$'next=\\EFI\\hv\\payload.efi\r\n' "$B/payload.efi"
+hvhv_disk kvm-pay "$OUTER""l1_vmx_hide=$KVM_LIKE warp-drive"$'\r\n' "$INNER"$'next=\\EFI\\hv\\payload.efi\r\n' "$B/payload.efi"
 hvhv_disk full-pay2 "$OUTER" "$INNER"$'next=\\EFI\\hv\\payload.efi\r\n' "$B/payload.efi"
 MISSING=("no-ug|unrestricted-guest|unrestricted guest" "no-mtf|mtf|monitor trap flag" "no-2m|ept-2m|2 MiB EPT pages")
 for x in "${MISSING[@]}"; do
@@ -125,6 +126,10 @@ for r in full-pay2 kvm-pay; do
     expect $r "$d" '^payload: done' "payload finished"
     expect $r "$d" '^hv: stats: exit statistics \(guest power-off\)' "outer hv sees the power-off"
 done
+expect kvm-pay "$H/kvm-pay" '^hv: WARN: l1_vmx_hide: 1 unknown feature name\(s\), the first "warp-drive": ignored' \
+    "an unknown l1_vmx_hide name is named in a warning, the rest applies"
+expect kvm-pay "$H/kvm-pay" '^hv1: vmx: the CPU lacks .*shadow-vmcs' "the inner hv lists what it lacks: shadow-vmcs"
+expect kvm-pay "$H/kvm-pay" '^hv1: vmx: the CPU lacks .*activity-shutdown' "... through the last hidden name (lines cut after a name)"
 
 echo "hvhv full-pay2 (2 CPUs):"
 d=$H/full-pay2
