@@ -167,3 +167,9 @@ $(B)/l1.so: $(L1_OBJ)
 .PHONY: test-nested
 test-nested: all $(B)/l1.efi $(BOCHS) | deps-test
 	@tests/nested/run-diff.sh
+
+# ---- test-hvhv: hv as L1 of hv (the inner hv.efi is the outer's next stage), with the payload and
+# l1.efi under the inner one, on the full and a KVM-like capability set (tests/hvhv/test-hvhv.sh) ----
+.PHONY: test-hvhv
+test-hvhv: all $(B)/l1.efi $(BOCHS) | deps-test
+	@tests/hvhv/test-hvhv.sh

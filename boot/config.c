@@ -124,6 +124,20 @@ static unsigned parse_line(struct hv_config *cfg, unsigned no, const char *s, si
             return cfg->guest_log = HV_GUEST_LOG_OFF, 0;
         return BAD("bad value for guest_log (any, kernel, off)");
     }
+    if (word_eq(s, kn, "log_prefix")) {
+        for (size_t i = 0; i < vn; i++)
+            if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') || (v[i] >= '0' && v[i] <= '9') ||
+                  v[i] == '-' || v[i] == '_' || v[i] == '.'))
+                return BAD("bad log_prefix (1-15 letters, digits, '-', '_', '.')");
+        return vn && copy_str(cfg->log_prefix, sizeof(cfg->log_prefix), v, vn, 0)
+                   ? 0
+                   : BAD("bad log_prefix (1-15 letters, digits, '-', '_', '.')");
+    }
+    /* The names are checked by the core (nested/caps_hide.c), which logs any it does not know. */
+    if (word_eq(s, kn, "l1_vmx_hide"))
+        return copy_str(cfg->l1_vmx_hide, sizeof(cfg->l1_vmx_hide), v, vn, 0)
+                   ? 0
+                   : BAD("bad l1_vmx_hide (a list of feature names, ASCII, shorter than 256)");
     if (word_eq(s, kn, "args"))
         return copy_str(cfg->args, sizeof(cfg->args), v, vn, 0) ? 0 : BAD("bad args (ASCII, shorter than 512)");
     if (word_eq(s, kn, "serial"))

@@ -45,19 +45,24 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
     static CHAR16 dir[HV_PATH_MAX];
     InitializeLib(self, systab);
     config_defaults(&cfg);
-    blog_init(cfg.serial_port, BLOG_INFO);
-    blog(BLOG_INFO, "hv %s starting (UEFI %u.%u, firmware %S rev 0x%x)", HV_VERSION, ST->Hdr.Revision >> 16,
-         ST->Hdr.Revision & 0xffff, ST->FirmwareVendor, ST->FirmwareRevision);
-
+    /* hv.cfg first, its lines held: the version line is the first, with log_prefix= already. */
+    blog_hold();
     EFI_LOADED_IMAGE *li;
     EFI_STATUS s = uefi_call_wrapper(BS->HandleProtocol, 3, self, &LoadedImageProtocol, (void **)&li);
+    if (!EFI_ERROR(s)) {
+        path_dir_of(li->FilePath, dir, HV_PATH_MAX);
+        read_config(li->DeviceHandle, dir);
+    }
+    blog_init(cfg.serial_port, BLOG_INFO); /* the version line whatever log= says */
+    blog_set_prefix(cfg.log_prefix);
+    blog(BLOG_INFO | BLOG_NOW, "hv %s starting (UEFI %u.%u, firmware %S rev 0x%x)", HV_VERSION, ST->Hdr.Revision >> 16,
+         ST->Hdr.Revision & 0xffff, ST->FirmwareVendor, ST->FirmwareRevision);
+    blog_set_level(cfg.log_level);
+    blog_release();
     if (EFI_ERROR(s)) {
         blog(BLOG_ERROR, "no EFI_LOADED_IMAGE_PROTOCOL on hv's image (0x%llx): cannot find hv.cfg", (uint64_t)s);
         return s;
     }
-    path_dir_of(li->FilePath, dir, HV_PATH_MAX);
-    read_config(li->DeviceHandle, dir);
-    blog_init(cfg.serial_port, cfg.log_level);
     blog(BLOG_INFO, "loaded from %S; next stage: %s%s; nested VMX %s", dir, cfg.next[0][0] ? cfg.next[0] : "(none)",
          cfg.next[1][0] ? " (and fallbacks)" : "", cfg.nested ? "on" : "off");
 

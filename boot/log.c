@@ -3,12 +3,34 @@
 #include "../lib/serial.h"
 
 static int blevel = BLOG_INFO;
+static char bprefix[16] = "hv";
+/* Lines logged before hv.cfg was read (blog_hold): printed at blog_release with the prefix and
+ * at the level hv.cfg names, so that even hv's first line carries log_prefix=. */
+static struct {
+    int on;
+    unsigned n, dropped;
+    struct { int level; char text[200]; } line[8];
+} held;
 
 void blog_init(unsigned short port, int level)
 {
     serial_init(port);
     blevel = level;
 }
+
+void blog_set_level(int level) { blevel = level; }
+
+void blog_set_prefix(const char *p)
+{
+    size_t i = 0;
+    for (; p && p[i] && i < sizeof(bprefix) - 1; i++)
+        bprefix[i] = p[i];
+    if (!i)
+        bprefix[i++] = 'h', bprefix[i++] = 'v';
+    bprefix[i] = 0;
+}
+
+void blog_hold(void) { held.on = 1; }
 
 static void put(char *buf, size_t size, size_t *n, char c)
 {
@@ -106,13 +128,52 @@ void bline(const char *prefix, const char *fmt, va_list ap)
     serial_write(line, n);
 }
 
-void blog(int level, const char *fmt, ...)
+static void emit(int level, const char *fmt, va_list ap)
 {
-    static const char *const tag[] = {"hv: ERROR: ", "hv: WARN: ", "hv: ", "hv: "};
-    if (level > blevel)
-        return;
+    static const char *const tag[] = {"ERROR: ", "WARN: ", "", ""};
+    char p[40];
+    size_t n = 0;
+    for (const char *s = bprefix; *s; s++)
+        p[n++] = *s;
+    p[n++] = ':', p[n++] = ' ';
+    for (const char *s = tag[level & 3]; *s; s++)
+        p[n++] = *s;
+    p[n] = 0;
+    bline(p, fmt, ap);
+}
+
+static void emit_fmt(int level, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    bline(tag[level & 3], fmt, ap);
+    emit(level, fmt, ap);
     va_end(ap);
+}
+
+void blog(int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int now = level & BLOG_NOW;
+    level &= 3;
+    if (held.on && !now && held.n < sizeof(held.line) / sizeof(held.line[0])) {
+        held.line[held.n].level = level;
+        bfmt(held.line[held.n++].text, sizeof(held.line[0].text), fmt, ap);
+    } else if (held.on && !now) {
+        held.dropped++;
+    } else if (level <= blevel) {
+        emit(level, fmt, ap);
+    }
+    va_end(ap);
+}
+
+void blog_release(void)
+{
+    held.on = 0;
+    for (unsigned i = 0; i < held.n; i++)
+        if (held.line[i].level <= blevel)
+            emit_fmt(held.line[i].level, "%s", held.line[i].text);
+    if (held.dropped)
+        blog(BLOG_WARN, "%u early log line(s) lost (more than %u before hv.cfg was read)", held.dropped, held.n);
+    held.n = held.dropped = 0;
 }

@@ -34,8 +34,12 @@ static void sipi_start(struct vcpu *v, uint32_t vector)
  * handled, or while hv waits here); else the CPU's wait-for-SIPI state and a SIPI exit. */
 static void wait_for_sipi(struct vcpu *v)
 {
+    /* Without the wait-for-SIPI activity state (IA32_VMX_MISC bit 8, A.6; a hypervisor below hv
+     * may not offer it) entering it would fail the VM entry: wait here until a sender's SIPI is
+     * latched (every sender runs under hv, hv/apic.c). */
+    bool can_wait_in_cpu = hv.msrs.misc & (1ull << 8);
     uint32_t s = __atomic_fetch_or(&v->sipi, APIC_SIPI_WAITING, __ATOMIC_ACQ_REL) | APIC_SIPI_WAITING;
-    for (uint64_t t0 = rdtsc(); !(s & APIC_SIPI_VALID) && rdtsc() - t0 < SIPI_SPIN_TICKS;
+    for (uint64_t t0 = rdtsc(); !(s & APIC_SIPI_VALID) && (!can_wait_in_cpu || rdtsc() - t0 < SIPI_SPIN_TICKS);
          s = __atomic_load_n(&v->sipi, __ATOMIC_ACQUIRE)) {
         fatal_check_stop(v);
         cpu_relax();

@@ -15,13 +15,15 @@
 
 #define HV_IMAGE_MAGIC 0x45524f4356480a7full /* "\x7f\nHVCORE" */
 #define HV_HANDOFF_MAGIC 0x46464f444e414856ull /* "HVANDOFF" */
-#define HV_HANDOFF_VERSION 5
+#define HV_HANDOFF_VERSION 6
 
 #define HV_MAX_CPUS 64
 #define HV_MAX_MEM 256
 #define HV_PATH_MAX 256
 #define HV_ARGS_MAX 512
 #define HV_NEXT_MAX 4 /* next= candidates, tried in order */
+#define HV_LOG_PREFIX_MAX 16 /* log_prefix=: up to 15 characters */
+#define HV_L1_HIDE_MAX 256  /* l1_vmx_hide=: the list as written, < 256 characters */
 
 /* At offset 0 of the core image. All offsets are from the image's load address. */
 struct hv_image_header {
@@ -92,6 +94,8 @@ struct hv_config {
     uint8_t test_hooks;       /* test-only hypercalls (docs/hypercalls.md); never in production */
     uint8_t guest_log;        /* HV_GUEST_LOG_*: who may read hv's log ring (HV_HC_LOG_READ) */
     uint8_t dma_protect;      /* DMA remapping (VT-d) keeps devices out of hv's region */
+    char log_prefix[HV_LOG_PREFIX_MAX]; /* every log line starts "<prefix>: "; "" = "hv" */
+    char l1_vmx_hide[HV_L1_HIDE_MAX];   /* VMX features not offered to L1 (nested/caps_hide.c parses it) */
 };
 
 struct hv_handoff {

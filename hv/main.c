@@ -98,6 +98,7 @@ int hv_main(struct hv_handoff *h, uint64_t unused, const struct hv_resume *r)
     ho = hv.ho = h;
     serial_init(h->cfg.serial_port);
     log_set_sink(serial_write);
+    log_set_prefix(h->cfg.log_prefix);
     log_set_level((enum log_level)h->cfg.log_level);
     pages_init(h->heap_base, h->heap_size);
 

@@ -10,6 +10,7 @@
 #include "../vmx/vmx.h"
 #include "../vmx/vmx_bits.h"
 #include "../nested/caps.h"
+#include "../nested/caps_hide.h"
 #include "acpi.h"
 #include "dma.h"
 #include "exit.h"
@@ -85,6 +86,38 @@ static int build_ept01(void)
     return 0;
 }
 
+/* What L1 is offered: the CPU's VMX as nested/ emulates it, minus hv.cfg's l1_vmx_hide=. */
+static void l1_caps_init(void)
+{
+    struct vmx_msrs l1hw = hv.msrs;
+    char list[640];
+    nested_hide_lacking(&hv.msrs, list, sizeof(list));
+    for (const char *p = list; *p;) { /* lines of at most ~160 characters, cut after a name */
+        size_t n = strlen(p);
+        if (n > 160) {
+            n = 160;
+            while (n && p[n] != ',')
+                n--;
+            n = n ? n : 160;
+        }
+        log_info("vmx: the CPU lacks (hv neither uses nor offers them): %.*s", (int)n, p);
+        p += n;
+        while (*p == ',' || *p == ' ')
+            p++;
+    }
+    if (hv.ho->cfg.l1_vmx_hide[0]) {
+        struct nested_hide h = {0};
+        char bad[32];
+        unsigned nbad = nested_hide_parse(hv.ho->cfg.l1_vmx_hide, &h, bad, sizeof(bad));
+        if (nbad)
+            log_warn("l1_vmx_hide: %u unknown feature name(s), the first \"%s\": ignored (docs/config.md lists them)",
+                     nbad, bad);
+        nested_hide_apply(&h, &l1hw);
+        log_info("l1_vmx_hide: not offered to L1: %s", hv.ho->cfg.l1_vmx_hide);
+    }
+    nested_caps_init(&hv.ncaps, &l1hw);
+}
+
 int hv_global_init(void)
 {
     host_idt_init();
@@ -112,7 +145,7 @@ int hv_global_init(void)
     }
     hv.phys_bits = (uint8_t)(cpuid(0x80000000, 0).eax >= 0x80000008 ? cpuid(0x80000008, 0).eax & 0xff : 36);
     hv.text_sum = hv_text_checksum();
-    nested_caps_init(&hv.ncaps, &hv.msrs);
+    l1_caps_init();
     hv.on_fatal = hv.ho->cfg.on_fatal;
     hv.test_hooks = hv.ho->cfg.test_hooks;
     hv.guest_log = hv.ho->cfg.guest_log;

@@ -4,6 +4,7 @@
 #include "spinlock.h"
 
 static enum log_level level = LOG_INFO;
+static char prefix[16] = "hv";
 static void (*sink)(const char *s, size_t n);
 static spinlock_t lock;
 static volatile int fatal_mode, lock_broken;
@@ -16,6 +17,16 @@ void log_set_level(enum log_level l) { level = l; }
 enum log_level log_get_level(void) { return level; }
 void log_set_sink(void (*s)(const char *, size_t)) { sink = s; }
 
+void log_set_prefix(const char *p)
+{
+    size_t i = 0;
+    for (; p && p[i] && i < sizeof(prefix) - 1; i++)
+        prefix[i] = p[i];
+    if (!i)
+        prefix[i++] = 'h', prefix[i++] = 'v';
+    prefix[i] = 0;
+}
+
 const char *log_level_name(enum log_level l)
 {
     static const char *const names[] = {"error", "warn", "info", "debug", "fatal"};
@@ -27,7 +38,7 @@ size_t log_format(char *buf, size_t size, enum log_level l, const char *fmt, va_
     static const char *const tags[] = {"ERROR: ", "WARN: ", "", "", "FATAL: "};
     if (size < 2)
         return 0;
-    int n = snprintf(buf, size, "hv: %s", (unsigned)l < 5 ? tags[l] : "");
+    int n = snprintf(buf, size, "%s: %s", prefix, (unsigned)l < 5 ? tags[l] : "");
     if (n < 0)
         n = 0;
     if ((size_t)n < size) {

@@ -1,4 +1,4 @@
-/* The serial log: every line "hv: " + level tag + text. */
+/* The serial log: every line "hv: " (or hv.cfg's log_prefix= and ": ") + level tag + text. */
 #ifndef LIB_LOG_H
 #define LIB_LOG_H
 #include <stdarg.h>
@@ -13,6 +13,8 @@ void log_set_level(enum log_level l);
 enum log_level log_get_level(void);
 /* Where finished lines go (serial_write in hv; a buffer in host tests). */
 void log_set_sink(void (*sink)(const char *s, size_t n));
+/* The word before ": " on every line; NULL or "" = "hv"; up to 15 characters kept. */
+void log_set_prefix(const char *prefix);
 void log_printf(enum log_level l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_vprintf(enum log_level l, const char *fmt, va_list ap);
 /* Format one line into buf (no trailing newline is added); returns its length. */

@@ -99,6 +99,10 @@ void nested_caps_init(struct nested_caps *c, const struct vmx_msrs *hw)
     c->true_procbased = ctl(hw->procbased, PROC_SUPPORTED);
     c->true_exit = ctl(hw->exit, EXIT_SUPPORTED);
     c->true_entry = ctl(hw->entry, ENTRY_SUPPORTED);
+    /* vmcs02 keeps what is left of L1's timer across the exits hv handles itself only by saving
+     * it (nested/vmenter.c): without that control the timer would restart at each of them. */
+    if (!(nested_allowed1(hw->exit) & VM_EXIT_SAVE_PREEMPTION_TIMER))
+        c->true_pinbased &= ~((uint64_t)PIN_BASED_PREEMPTION_TIMER << 32);
     if (!(nested_allowed1(c->true_pinbased) & PIN_BASED_PREEMPTION_TIMER))
         c->true_exit &= ~((uint64_t)VM_EXIT_SAVE_PREEMPTION_TIMER << 32);
     c->pinbased = non_true(c->true_pinbased, NESTED_PIN_DEFAULT1);

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Everything CI checks: host unit tests (ASan/UBSan), the fuzzer, the boot tests and the
 # nested differential test (the same L1 on bare Bochs and on hv), Linux on 2 CPUs under hv.
-# Usage: run-tests.sh [unit|fuzz|boot|usb|events|dma|nested|linux|kvm|all]. Ends with one line "N passed, N failed".
+# Usage: run-tests.sh [unit|fuzz|boot|usb|events|dma|nested|hvhv|linux|kvm|all]. Ends with one line "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -46,6 +46,7 @@ UNIT_TESTS+=(
     "test_nested_apicv: $NESTED_SRCS"
     "test_vshadow: $NESTED_SRCS"
     "test_nested_vmfunc: $NESTED_SRCS"
+    "test_nested_caps_hide: nested/caps_hide.c nested/caps.c nested/vmcs12.c tests/unit/vmcs12_samples.c"
 )
 UNIT_TESTS+=("${EXTRA_UNIT_TESTS[@]}")
 
@@ -105,6 +106,7 @@ events) run_script events tests/boot/test_events.sh ;;
 dma) run_script dma tests/boot/test_dma.sh ;;
 fuzz) run_script fuzz tests/fuzz/run-fuzz.sh ;;
 nested) run_script nested tests/nested/run-diff.sh ;;
+hvhv) run_script hvhv tests/hvhv/test-hvhv.sh ;;
 linux) run_script linux tests/linux/test-linux.sh ;;
 kvm) run_script kvm tests/linux/test-kvm.sh ;;
 all)
@@ -116,6 +118,7 @@ all)
     run_script events tests/boot/test_events.sh
     run_script dma tests/boot/test_dma.sh
     run_script nested tests/nested/run-diff.sh
+    run_script hvhv tests/hvhv/test-hvhv.sh # after nested: reuses its bare Bochs log
     run_script linux tests/linux/test-linux.sh
     run_script kvm tests/linux/test-kvm.sh
     ;;

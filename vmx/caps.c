@@ -41,6 +41,7 @@ bool vmx_caps_decode(const struct vmx_msrs *in, struct vmx_caps *c, char *why, s
     c->vmcs_shadowing = c->proc2_allowed1 & SECONDARY_SHADOW_VMCS;
     c->msr_bitmaps = c->proc_allowed1 & CPU_BASED_USE_MSR_BITMAPS;
     c->io_bitmaps = c->proc_allowed1 & CPU_BASED_USE_IO_BITMAPS;
+    c->mtf = c->proc_allowed1 & CPU_BASED_MONITOR_TRAP_FLAG;
     c->preemption_timer = c->pin_allowed1 & PIN_BASED_PREEMPTION_TIMER;
     c->preemption_timer_shift = in->misc & 0x1f;
     uint64_t ev = c->ept || c->vpid ? in->ept_vpid : 0;
@@ -57,10 +58,14 @@ bool vmx_caps_decode(const struct vmx_msrs *in, struct vmx_caps *c, char *why, s
     /* What hv cannot run a firmware and an OS without, in the order a reader would check. */
     static const struct { size_t off; const char *name; } need[] = {
         {offsetof(struct vmx_caps, msr_bitmaps), "MSR bitmaps"},
+        /* hv/exit_ept.c, hv/exit_io.c: a write to hv's memory, a string I/O, is one instruction stepped */
+        {offsetof(struct vmx_caps, mtf), "monitor trap flag (primary control bit 27)"},
         {offsetof(struct vmx_caps, ept), "EPT (secondary control bit 1)"},
         {offsetof(struct vmx_caps, unrestricted), "unrestricted guest (secondary control bit 7)"},
         {offsetof(struct vmx_caps, ept_4level), "4-level EPT page walk"},
         {offsetof(struct vmx_caps, ept_wb), "write-back EPT paging structures"},
+        /* vmx/ept.c: EPT01 maps what 1 GiB leaves do not cover with 2 MiB ones */
+        {offsetof(struct vmx_caps, ept_2m), "2 MiB EPT pages (IA32_VMX_EPT_VPID_CAP bit 16)"},
         {offsetof(struct vmx_caps, invept_all), "INVEPT all-context"},
     };
     if ((in->basic >> 50 & 0xf) != 6) {

@@ -24,7 +24,7 @@ struct vmx_caps {
     uint32_t pin_allowed1, proc_allowed1, proc2_allowed1, exit_allowed1, entry_allowed1;
     bool ept, vpid, unrestricted, ept_wb, ept_4level, ept_2m, ept_1g, ept_ad;
     bool invept_single, invept_all, invvpid_single, invvpid_all;
-    bool preemption_timer, vmcs_shadowing, msr_bitmaps, io_bitmaps;
+    bool preemption_timer, vmcs_shadowing, msr_bitmaps, io_bitmaps, mtf;
     uint8_t preemption_timer_shift;
 };
 

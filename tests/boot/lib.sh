@@ -5,6 +5,7 @@ B=$ROOT/build
 BOCHS=$B/bochs/bin/bochs
 OVMF=/usr/share/ovmf/OVMF.fd
 PASS=0 FAIL=0
+FATAL_RE='^[A-Za-z0-9_.-]{1,15}: FATAL: ' # hv's, whatever its log_prefix=
 
 # mkdisk DIR CFG_TEXT [SRC:DEST ...]  — raw FAT16 "superfloppy" ESP with hv as BOOTX64.EFI
 mkdisk() {
@@ -37,7 +38,8 @@ run_qemu() {
 }
 
 # run_bochs DIR CPUS TIMEOUT — Bochs 3.0 with VMX; ends at ACPI soft power off, at the hard
-# timeout, or as soon as hv reports a fatal error: a "hv: FATAL: " line, then the report's
+# timeout, or as soon as hv reports a fatal error: a "hv: FATAL: " line (or "<log_prefix>: FATAL: "
+# of an hv with log_prefix=, such as the inner hv of tests/hvhv), then the report's
 # last line (the one naming on_fatal=) or 10 s. Writes DIR/rc, DIR/elapsed (seconds) and,
 # after a fatal error, DIR/fatal; prints the log's tail then.
 run_bochs() {
@@ -69,8 +71,8 @@ EOC
     while kill -0 "$pid" 2>/dev/null; do
         sleep 0.5
         now=$(date +%s%N)
-        if [ -z "$fatal_at" ] && grep -qa '^hv: FATAL: ' "$dir/serial.log"; then fatal_at=$now; fi
-        if [ -n "$fatal_at" ] && { grep -qa '^hv: FATAL: .*on_fatal=' "$dir/serial.log" ||
+        if [ -z "$fatal_at" ] && grep -qaE "$FATAL_RE" "$dir/serial.log"; then fatal_at=$now; fi
+        if [ -n "$fatal_at" ] && { grep -qaE "$FATAL_RE.*on_fatal=" "$dir/serial.log" ||
                                    [ $((now - fatal_at)) -ge 10000000000 ]; }; then
             kill -TERM "$pid" 2>/dev/null
             break
@@ -84,7 +86,7 @@ EOC
         echo "fatal" >"$dir/fatal"
         echo "---- hv reported a fatal error: Bochs stopped after $(cat "$dir/elapsed") s (timeout $t s); tail of $dir/serial.log ----"
         local first
-        first=$(grep -an -m 1 '^hv: FATAL: ' "$dir/serial.log" | cut -d: -f1)
+        first=$(grep -anE -m 1 "$FATAL_RE" "$dir/serial.log" | cut -d: -f1)
         tail -n +$((first > 3 ? first - 3 : 1)) "$dir/serial.log" | head -n 40 | tr -d '\r'
     fi
 }

@@ -377,7 +377,7 @@ bench_split:
 ; L1 points GUEST_RIP at a script and prints exits as offsets from its start.
 global l2_vmcall, l2_cpuid, l2_hlt, l2_out80, l2_io2, l2_msr, l2_cr0, l2_cr3, l2_cr4, l2_cr8, l2_exc
 global l2_sti, l2_iret, l2_iret_after, l2_spin, l2_nops, l2_rdtsc, l2_invlpg, l2_pause, l2_movdr
-global l2_vmxinsn, l2_kgs, l2_seed, l2_seed_hlt
+global l2_vmxinsn, l2_kgs, l2_seed, l2_seed_hlt, l2_out_loop
 
 align 16
 l2_vmcall:
@@ -472,6 +472,14 @@ l2_iret_after:
 l2_spin:
     inc rax
     jmp l2_spin
+l2_out_loop:                         ; 2000 OUTs L1 does not intercept (each one hv's exit)
+    mov ecx, 2000
+.again:
+    out 0x80, al
+    dec ecx
+    jnz .again
+    vmcall
+    ud2
 l2_nops:
     nop
     nop

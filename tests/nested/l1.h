@@ -50,7 +50,7 @@ extern char vmx_exit_landing[];
 extern char l2_vmcall[], l2_cpuid[], l2_hlt[], l2_out80[], l2_io2[], l2_msr[], l2_cr0[], l2_cr3[],
     l2_cr4[], l2_cr8[], l2_exc[], l2_sti[], l2_iret[], l2_iret_after[], l2_spin[], l2_nops[], l2_rdtsc[],
     l2_invlpg[], l2_pause[], l2_movdr[], l2_vmxinsn[], l2_kgs[], l2_seed[], l2_seed_hlt[], l2_bench[], l2_bench_tsc[],
-    l2_ept_read[], l2_ept_rd2[], l2_ept_rw[], l2_ept_w2[], l2_ept_call[], l2_rep_stos[], l2_desc[], l2_ple[];
+    l2_ept_read[], l2_ept_rd2[], l2_ept_rw[], l2_ept_w2[], l2_ept_call[], l2_rep_stos[], l2_desc[], l2_ple[], l2_out_loop[];
 #define L2_ISR_MARK 0x15cull /* r15 of an L2 exception/interrupt stub's VMCALL */
 
 /* ---- VMX instructions (vmx.c), with faults turned into ST_EXC ---- */

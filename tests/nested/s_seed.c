@@ -130,6 +130,10 @@ static void after_wakeup(const char *tag)
         return;
     out("%s: guest cr3 after wake-up is %s", tag, cr3_name(vr(G_CR3)));
     vw(G_ACTIVITY, 0);
+    /* An NMI window is open at once: its exit comes before L2's own HLT ran (SDM 26.7.6), and
+     * with nothing left to wake it (no timer) L2 would halt for good: step over the HLT. */
+    if (!cap.timer && e.rip == PA(l2_seed_hlt))
+        vw(G_RIP, e.rip + 1);
     if (cap.timer)
         vw(G_TIMER, watchdog);
     set_pin(0);

@@ -55,6 +55,6 @@ void check_log_ring(void)
     out("log ring: %llu bytes from position %llu to %llu in %llu calls, %llu lines; first: \"%s\"",
         (unsigned long long)n, (unsigned long long)start, (unsigned long long)head, (unsigned long long)calls,
         (unsigned long long)lines, fl);
-    out("log ring: has the VMXON line: %s; whole lines: %s", contains(buf, n, "hv: cpu0: VMXON ok") ? "yes" : "no",
+    out("log ring: has the VMXON line: %s; whole lines: %s", contains(buf, n, ": cpu0: VMXON ok") ? "yes" : "no",
         n && buf[n - 1] == '\n' ? "yes" : "no");
 }

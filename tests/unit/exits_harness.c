@@ -199,6 +199,7 @@ void setup(uint32_t reason)
     memset(&hv, 0, sizeof(hv));
     hv.nested = false;
     cpuid_set_nested(hv.nested); /* as hv/virt.c does */
+    hv.msrs.misc = 0x300481e5ull;   /* Bochs: HLT, shutdown, wait-for-SIPI activity states */
     hv.msrs.cr0_fixed0 = 0x80000021; /* Bochs-like */
     hv.msrs.cr0_fixed1 = 0xffffffff;
     hv.msrs.cr4_fixed0 = 0x2000;

@@ -68,5 +68,18 @@ int main(void)
     m = bochs();
     m.ept_vpid &= ~(1ull << 26);
     CHECK(!vmx_caps_decode(&m, &c, why, sizeof(why)) && strstr(why, "INVEPT all-context"), "no INVEPT all: %s", why);
+    /* What hv used without asking (found running hv under hv with l1_vmx_hide=): EPT01's 2 MiB
+     * leaves (an EPT misconfiguration on the first access), the monitor trap flag of its write
+     * steps (VM entry failed, error 7). */
+    m = bochs();
+    m.ept_vpid &= ~(1ull << 16);
+    m.ept_vpid &= ~(1ull << 17);
+    CHECK(!vmx_caps_decode(&m, &c, why, sizeof(why)) && strstr(why, "2 MiB EPT pages"), "no 2 MiB EPT pages: %s", why);
+    m = bochs();
+    m.ept_vpid &= ~(1ull << 17);
+    CHECK(vmx_caps_decode(&m, &c, why, sizeof(why)) && !c.ept_1g, "no 1 GiB EPT pages: usable (2 MiB leaves): %s", why);
+    m = bochs();
+    m.procbased &= ~(1ull << (32 + 27));
+    CHECK(!vmx_caps_decode(&m, &c, why, sizeof(why)) && strstr(why, "monitor trap flag"), "no MTF: %s", why);
     return test_summary();
 }

@@ -46,6 +46,19 @@ int main(void)
     CHECK(c.shadow == 1 && parse(&c, "vmcs_shadowing=off\n") == 0 && c.shadow == 0, "vmcs_shadowing=off");
     CHECK(parse(&c, "vmcs_shadowing=sometimes\n") == 1 && c.shadow == 1, "bad vmcs_shadowing keeps default");
     CHECK(parse(&c, "args=\n") == 0 && c.args[0] == 0, "empty args");
+    CHECK(!c.log_prefix[0] && parse(&c, "log_prefix=hv1\r\n") == 0 && !strcmp(c.log_prefix, "hv1"), "log_prefix=hv1: %s",
+          diag_text);
+    CHECK(parse(&c, "log_prefix=hv-L1.inner_0\n") == 0 && !strcmp(c.log_prefix, "hv-L1.inner_0"), "log_prefix of 13: %s",
+          c.log_prefix);
+    CHECK(parse(&c, "log_prefix=\n") == 1 && !c.log_prefix[0], "empty log_prefix refused");
+    CHECK(parse(&c, "log_prefix=hv 1\n") == 1 && !c.log_prefix[0] && strstr(diag_text, "bad log_prefix"),
+          "log_prefix with a blank refused: %s", diag_text);
+    CHECK(parse(&c, "log_prefix=hv:\n") == 1 && !c.log_prefix[0], "log_prefix with ':' refused");
+    CHECK(parse(&c, "log_prefix=abcdefghijklmnop\n") == 1 && !c.log_prefix[0], "log_prefix of 16 refused");
+    CHECK(!c.l1_vmx_hide[0] && parse(&c, "l1_vmx_hide = shadow-vmcs, ept-ad preemption-timer-save\r\n") == 0 &&
+              !strcmp(c.l1_vmx_hide, "shadow-vmcs, ept-ad preemption-timer-save"),
+          "l1_vmx_hide kept as written: '%s' %s", c.l1_vmx_hide, diag_text);
+    CHECK(parse(&c, "l1_vmx_hide=caf\xc3\xa9\n") == 1 && !c.l1_vmx_hide[0], "non-ASCII l1_vmx_hide refused");
     CHECK(c.on_fatal == HV_ON_FATAL_HALT && !c.test_hooks, "on_fatal=halt and no test hooks by default");
     CHECK(parse(&c, "on_fatal=reset\n") == 0 && c.on_fatal == HV_ON_FATAL_RESET, "on_fatal=reset: %s", diag_text);
     CHECK(parse(&c, "on_fatal = Halt\r\n") == 0 && c.on_fatal == HV_ON_FATAL_HALT, "on_fatal=Halt: %s", diag_text);

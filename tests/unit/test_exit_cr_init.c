@@ -4,6 +4,9 @@
  */
 #include <string.h>
 #include <sys/mman.h>
+#include <pthread.h>
+#include <unistd.h>
+#include "hv/apic.h"
 #include "exits_harness.h"
 #include "lib/x86.h"
 #include "vmx/vmx_bits.h"
@@ -463,6 +466,37 @@ static void test_init(void)
     CHECK(fake_vmcs_write_count(GUEST_RIP) == 1, "GUEST_RIP written %u times", fake_vmcs_write_count(GUEST_RIP));
 }
 
+/* A sender that latches its SIPI after 100 ms, longer than hv spins for one (~20 ms). */
+static void *late_sipi(void *arg)
+{
+    (void)arg;
+    usleep(100000);
+    uint32_t s = __atomic_load_n(&v.sipi, __ATOMIC_ACQUIRE);
+    while (!__atomic_compare_exchange_n(&v.sipi, &s, s | APIC_SIPI_VALID | 0x9a, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+        ;
+    return NULL;
+}
+
+/* A CPU without the wait-for-SIPI activity state (hv under a hypervisor that does not offer it):
+ * INIT must not enter that state (the VM entry would fail); the vCPU waits in hv for the SIPI,
+ * however late it comes. */
+static void test_init_no_wait_for_sipi(void)
+{
+    setup(EXIT_REASON_INIT_SIGNAL);
+    hv.msrs.misc &= ~(1ull << 8);
+    fake_vmcs_set(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_ACTIVE);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, late_sipi, NULL) == 0, "sender thread");
+    run_ok(__func__);
+    pthread_join(t, NULL);
+    CHECK(fake_vmcs_get(GUEST_ACTIVITY_STATE) == GUEST_ACTIVITY_ACTIVE && fake_vmcs_get(GUEST_CS_SELECTOR) == 0x9a00 &&
+              fake_vmcs_get(GUEST_CS_BASE) == 0x9a000,
+          "no wait-for-SIPI state: activity %llu (want 0), CS %#llx base %#llx (want the late SIPI's 0x9a00)",
+          ULL(fake_vmcs_get(GUEST_ACTIVITY_STATE)), ULL(fake_vmcs_get(GUEST_CS_SELECTOR)),
+          ULL(fake_vmcs_get(GUEST_CS_BASE)));
+}
+
 static void test_sipi(void)
 {
     setup(EXIT_REASON_SIPI_SIGNAL);
@@ -495,5 +529,6 @@ int main(void)
     test_cr_unexpected();
     test_init();
     test_sipi();
+    test_init_no_wait_for_sipi();
     return test_summary();
 }

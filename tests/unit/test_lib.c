@@ -36,6 +36,15 @@ int main(void)
     CHECK(!strcmp(b, "hv: WARN: two lines"), "newline folded: '%s'", b);
     size_t n = fmt(b, 16, LOG_INFO, "%s", "a very long message indeed");
     CHECK(n == 14 && !strncmp(b, "hv: a very lon", 14), "truncated to leave room for newline: %zu '%s'", n, b);
+    log_set_prefix("hv1");
+    fmt(b, sizeof(b), LOG_WARN, "inner");
+    CHECK(!strcmp(b, "hv1: WARN: inner"), "log_prefix=hv1: '%s'", b);
+    log_set_prefix("abcdefghijklmnopqrstuvwxyz");
+    fmt(b, sizeof(b), LOG_INFO, "x");
+    CHECK(!strcmp(b, "abcdefghijklmno: x"), "a prefix is at most 15 characters: '%s'", b);
+    log_set_prefix("");
+    fmt(b, sizeof(b), LOG_INFO, "x");
+    CHECK(!strcmp(b, "hv: x"), "empty prefix: hv again: '%s'", b);
 
     test_log_capture();
     log_set_level(LOG_WARN);
