@@ -84,7 +84,8 @@ struct nested_vcpu {
 };
 
 /* VMREAD/VMWRITE bitmaps for VMCS shadowing: the fields hv supports run in hardware. */
-void nested_shadow_bitmaps(uint8_t *vmread_bm, uint8_t *vmwrite_bm, bool exit_info_writable);
+/* features: nested_vmcs12_features of what hv offers (its feature fields on the hot path). */
+void nested_shadow_bitmaps(uint8_t *vmread_bm, uint8_t *vmwrite_bm, bool exit_info_writable, unsigned features);
 
 int nested_vcpu_init(struct nested_vcpu *nv);   /* allocate cache, vmcs02, bitmaps */
 
