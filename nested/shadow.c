@@ -76,18 +76,29 @@ void nested_shadow_bitmaps(uint8_t *vmread_bm, uint8_t *vmwrite_bm, bool exit_in
 
 enum { PULL, PUSH_ALL, PUSH_EXIT, PUSH_ONE };
 
+/* A pulled field: what changed goes into *changes as its class (nested/vmenter_fast.c). */
+static void pull_one(struct vmcs12 *c, uint32_t e, unsigned *changes)
+{
+    uint64_t val = vmcs_read(e);
+    if (val != vmcs12_get(c, e)) {
+        vmcs12_set(c, e, val);
+        *changes |= nested_fast_field_class(e);
+    }
+}
+
 /* Copy between the cache and the shadow VMCS, then make the right VMCS current again. */
-static void copy(struct nested_vcpu *nv, int what, uint32_t only)
+static unsigned copy(struct nested_vcpu *nv, int what, uint32_t only)
 {
     struct nested_state *n = nv->n;
     struct vmcs12 *c = n->cache;
+    unsigned changes = 0;
     if (!n->shadowing)
-        return;
+        return 0;
     vmptrld(n->shadow_pa);
     for (unsigned i = 0; i < N(shadow_rw); i++) {
         uint32_t e = shadow_rw[i];
         if (what == PULL)
-            vmcs12_set(c, e, vmcs_read(e));
+            pull_one(c, e, &changes);
         else if (what != PUSH_ONE || e == only) {
             vmcs_write(e, vmcs12_get(c, e));
         }
@@ -98,7 +109,7 @@ static void copy(struct nested_vcpu *nv, int what, uint32_t only)
         if (!(feats & shadow_feat[i].feature))
             continue;
         if (what == PULL)
-            vmcs12_set(c, e, vmcs_read(e));
+            pull_one(c, e, &changes);
         else if (what != PUSH_ONE || e == only)
             vmcs_write(e, vmcs12_get(c, e));
     }
@@ -106,9 +117,11 @@ static void copy(struct nested_vcpu *nv, int what, uint32_t only)
         if (what != PUSH_ONE || shadow_ro[i] == only)
             vmcs_write(shadow_ro[i], vmcs12_get(c, shadow_ro[i]));
     vmptrld(n->guest_mode ? n->vmcs02_pa : n->vmcs01_pa);
+    return changes;
 }
 
 void nested_shadow_pull(struct nested_vcpu *nv) { copy(nv, PULL, 0); }
+unsigned nested_shadow_pull_changes(struct nested_vcpu *nv) { return copy(nv, PULL, 0); }
 void nested_shadow_push(struct nested_vcpu *nv) { copy(nv, PUSH_ALL, 0); }
 void nested_shadow_push_exit(struct nested_vcpu *nv) { copy(nv, PUSH_EXIT, 0); }
 void nested_shadow_push_field(struct nested_vcpu *nv, uint32_t e) { copy(nv, PUSH_ONE, e); }
