@@ -40,8 +40,9 @@ void stats_print(struct vcpu *v)
                  (unsigned long long)v->step.dropped);
     const struct nested_state *ns = &v->nested;
     if (ns->nested_entries)
-        log_info("stats: cpu%u:   nested: %llu VM entries into L2, %llu exits while L2 ran, %llu reflected to L1",
-                 v->id, (unsigned long long)ns->nested_entries, (unsigned long long)s->l2_exits,
+        log_info("stats: cpu%u:   nested: %llu VM entries into L2 (%llu on the fast path), %llu exits while L2 ran, "
+                 "%llu reflected to L1", v->id, (unsigned long long)ns->nested_entries,
+                 (unsigned long long)ns->fast_entries, (unsigned long long)s->l2_exits,
                  (unsigned long long)ns->reflected_exits);
     if (ns->msr_list_failures)
         log_info("stats: cpu%u:   nested: %llu VM-exit MSR lists of L1 failed (VMX aborts on hardware)", v->id,

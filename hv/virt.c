@@ -159,7 +159,8 @@ int hv_global_init(void)
         hv.shadow_vmread_bitmap = page_alloc(1);
         hv.shadow_vmwrite_bitmap = page_alloc(1);
         if (hv.shadow_vmread_bitmap && hv.shadow_vmwrite_bitmap)
-            nested_shadow_bitmaps(hv.shadow_vmread_bitmap, hv.shadow_vmwrite_bitmap, hv.msrs.misc & (1ull << 29));
+            nested_shadow_bitmaps(hv.shadow_vmread_bitmap, hv.shadow_vmwrite_bitmap, hv.msrs.misc & (1ull << 29),
+                                  nested_vmcs12_features(&hv.ncaps));
         else
             hv.shadow_vmread_bitmap = NULL;
     }

@@ -739,3 +739,15 @@ int nested_check_guest(const struct vmcs12 *v, const struct nested_caps *c, uint
     *exit_qual = ok ? ENTRY_FAIL_DEFAULT : x->qual;
     return ok ? 0 : EXIT_REASON_INVALID_STATE;
 }
+
+/* VMRESUME after an exit, when only L2's RIP, RSP, RFLAGS, interruptibility or the event
+ * injection changed since vmcs12 last passed (nested/vmenter_fast.c): the rules that read
+ * them. A failure here is no verdict: the caller runs every check in the SDM's order. */
+int nested_check_entry_fast(const struct vmcs12 *v, const struct nested_caps *c, uint8_t phys_bits)
+{
+    struct ctx ctx, *x = &ctx;
+    ctx_init(x, v, c, phys_bits);
+    bool ok = check_event_injection(x) && check_guest_rip_rflags(x) && check_guest_activity(x) &&
+              check_guest_interruptibility(x) && check_guest_pending_debug(x);
+    return ok ? 0 : -1;
+}

@@ -27,6 +27,9 @@ int nested_check_vtpr(const struct vmcs12 *v, uint8_t vtpr);
 /* 26.2.2-26.2.4: 0 or VMXERR_ENTRY_INVALID_HOST (VMfailValid 8). L1 is taken to be in
  * IA-32e mode (hv's L1 is 64-bit), so "host address-space size" must be 1. */
 int nested_check_host(const struct vmcs12 *v, const struct nested_caps *c, uint8_t phys_bits);
+/* The rules that read L2's RIP, RSP, RFLAGS, interruptibility and the event injection only
+ * (26.2.1.3, 26.3.1.4, 26.3.1.5): 0, or -1 (then run the full checks for the verdict). */
+int nested_check_entry_fast(const struct vmcs12 *v, const struct nested_caps *c, uint8_t phys_bits);
 /* What the guest-state checks read besides vmcs12 (26.3.1.5, VMCS link pointer): L1's
  * current-VMCS pointer and the 32 bits at the link pointer in L1's memory (0 where that is not
  * L1's RAM: hv's memory reads as zeros, and no revision identifier is 0). */

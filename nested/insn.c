@@ -128,6 +128,7 @@ static void load_current(struct nested_vcpu *nv, uint64_t pa)
 {
     memcpy(nv->n->cache, (const void *)(uintptr_t)pa, sizeof(*nv->n->cache));
     nv->n->current_ptr = pa;
+    nv->n->fast_ok = false; /* the next entry checks and builds everything */
 }
 
 static void handle_vmxon(struct nested_vcpu *nv)
@@ -172,6 +173,7 @@ static void handle_vmxoff(struct nested_vcpu *nv)
     nested_vpid02_vmxoff(nv);
     nested_vmcs12_writeback(nv);
     nested_shadow_deactivate(nv);
+    nv->n->fast_ok = false;
     nv->n->vmxon = false;
     nv->n->current_ptr = ~0ull;
     vmx_succeed(nv);
@@ -313,6 +315,7 @@ static void handle_vmwrite(struct nested_vcpu *nv)
         return;
     }
     nested_shadow_pull(nv);
+    nv->n->fast_ok = false; /* a field hv does not track: the next entry takes the full path */
     if (vmwrite_of(nv, nv->n->cache, &field))
         return;
     nested_shadow_push_field(nv, (uint32_t)field & ~1u);

@@ -37,7 +37,7 @@ struct nested_state {
     uint64_t vmcs01_pa, vmcs02_pa;
     uint8_t *msr_bitmap02;
     uint64_t host_fields[NESTED_NR_HOST_FIELDS];
-    uint64_t nested_entries, reflected_exits;
+    uint64_t nested_entries, reflected_exits, fast_entries;
     uint64_t shadow_pa;      /* hardware shadow VMCS linked from vmcs01 (nested/shadow.c) */
     bool shadowing;          /* vmcs01 has VMCS shadowing on: the shadow holds vmcs12 */
     bool ept12;              /* L2 runs with L1's EPT: on EPT02 (nested/ept02.h), not EPT01 */
@@ -54,6 +54,7 @@ struct nested_state {
      * MSRs its VM-entry MSR-load list wrote to the CPU, with their old values, are then
      * restored: the CPU checks everything before it loads any MSR (SDM 27.4). */
     bool entry_in_flight;
+    bool fast_ok;            /* vmcs02 and vmcs12 alike since a reflected exit (nested/vmenter_fast.c) */
     uint32_t entry_undo_n;
     uint32_t *entry_undo_msr; /* one page each, NESTED_MSR_UNDO_MAX entries */
     uint64_t *entry_undo_val;
@@ -87,7 +88,8 @@ struct nested_vcpu {
 };
 
 /* VMREAD/VMWRITE bitmaps for VMCS shadowing: the fields hv supports run in hardware. */
-void nested_shadow_bitmaps(uint8_t *vmread_bm, uint8_t *vmwrite_bm, bool exit_info_writable);
+/* features: nested_vmcs12_features of what hv offers (its feature fields on the hot path). */
+void nested_shadow_bitmaps(uint8_t *vmread_bm, uint8_t *vmwrite_bm, bool exit_info_writable, unsigned features);
 
 int nested_vcpu_init(struct nested_vcpu *nv);   /* allocate cache, vmcs02, bitmaps */
 

@@ -12,6 +12,21 @@ void nested_vmcs12_writeback(struct nested_vcpu *nv);
 void nested_vmenter(struct nested_vcpu *nv, bool launch);
 /* Build vmcs02 (current) from vmcs12 and hv's needs. */
 void nested_prepare_vmcs02(struct nested_vcpu *nv);
+/* After the checks (vmcs01 current): vmcs02 made current and built; bulk: the guest state
+ * vmcs02 keeps across a reflected exit too. pdpte: L2's PDPTEs or NULL. */
+void nested_enter_vmcs02(struct nested_vcpu *nv, bool bulk, const uint64_t *pdpte);
+void nested_enter_commit(struct nested_vcpu *nv); /* the entry is made: L2 runs next */
+bool nested_l2_pdptes(const struct nested_vcpu *nv, uint64_t pdpte[4]); /* false: no PAE paging */
+/* VMRESUME doing only what the changes since the last reflected exit need
+ * (nested/vmenter_fast.c): true if the entry was made, false for the full path. changes:
+ * the classes (NESTED_CHG_*) of the shadowed fields L1 changed. */
+bool nested_vmenter_fast(struct nested_vcpu *nv, unsigned changes);
+#define NESTED_CHG_GUEST 1u /* RIP, RSP, RFLAGS, interruptibility, event injection: a few checks */
+#define NESTED_CHG_HOST 2u  /* host state: the host checks */
+#define NESTED_CHG_FREE 4u  /* written at every entry and never checked (TSC offset, timer, ...) */
+#define NESTED_CHG_FULL 8u  /* anything else: the full path */
+unsigned nested_fast_field_class(uint32_t encoding);
+unsigned nested_shadow_pull_changes(struct nested_vcpu *nv); /* pull; the classes of what changed */
 /* VM-entry failure after the VMfail checks (SDM 27.8): L1 resumes at its host state. efer:
  * IA32_EFER at the failure, L1's if it came before guest state was loaded (reason 33), L2's
  * after (34). vmcs01 must be current. */

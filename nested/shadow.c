@@ -23,6 +23,19 @@ static const uint32_t shadow_rw[] = {
     CR0_READ_SHADOW, CR4_READ_SHADOW, CPU_BASED_VM_EXEC_CONTROL, EXCEPTION_BITMAP, TSC_OFFSET,
     VM_ENTRY_INTR_INFO_FIELD, VM_ENTRY_EXCEPTION_ERROR_CODE, VM_ENTRY_INSTRUCTION_LEN,
     VMX_PREEMPTION_TIMER_VALUE,
+    /* KVM as L1 writes these when its stack, address space or FS/GS move (HOST_RSP with
+     * every system call where the kernel stack offset is randomized): never an exit. */
+    HOST_RSP, HOST_CR3, HOST_FS_SELECTOR, HOST_GS_SELECTOR, HOST_FS_BASE, HOST_GS_BASE,
+};
+/* Feature-dependent fields (vmcs12.h) on KVM's hot path, shadowed only while hv offers their
+ * feature: otherwise L1's VMREAD/VMWRITE must fail with error 12, which only hv gives. The
+ * CPU has each field then (hv offers a feature only where the CPU has it). */
+static const struct {
+    uint32_t encoding;
+    unsigned feature;
+} shadow_feat[] = {
+    {TPR_THRESHOLD, VMCS12_FEAT_TPR_SHADOW},
+    {GUEST_INTR_STATUS, VMCS12_FEAT_VID},
 };
 /* The exit information L1 reads (read-only: written into the shadow by hv only). */
 static const uint32_t shadow_ro[] = {
@@ -43,7 +56,7 @@ static void allow(uint8_t *bm, uint32_t e)
 
 /* Bit set = exit. Shared by all vCPUs; built once. Read-only fields can be written into
  * the shadow only with IA32_VMX_MISC[29]; without it they are not shadowed at all. */
-void nested_shadow_bitmaps(uint8_t *vmread_bm, uint8_t *vmwrite_bm, bool exit_info_writable)
+void nested_shadow_bitmaps(uint8_t *vmread_bm, uint8_t *vmwrite_bm, bool exit_info_writable, unsigned features)
 {
     for (int i = 0; i < 4096; i++)
         vmread_bm[i] = vmwrite_bm[i] = 0xff;
@@ -51,35 +64,64 @@ void nested_shadow_bitmaps(uint8_t *vmread_bm, uint8_t *vmwrite_bm, bool exit_in
         allow(vmread_bm, shadow_rw[i]);
         allow(vmwrite_bm, shadow_rw[i]);
     }
+    for (unsigned i = 0; i < N(shadow_feat); i++) {
+        if (!(features & shadow_feat[i].feature))
+            continue;
+        allow(vmread_bm, shadow_feat[i].encoding);
+        allow(vmwrite_bm, shadow_feat[i].encoding);
+    }
     for (unsigned i = 0; exit_info_writable && i < N(shadow_ro); i++)
         allow(vmread_bm, shadow_ro[i]);
 }
 
 enum { PULL, PUSH_ALL, PUSH_EXIT, PUSH_ONE };
 
+/* A pulled field: what changed goes into *changes as its class (nested/vmenter_fast.c). */
+static void pull_one(struct vmcs12 *c, uint32_t e, unsigned *changes)
+{
+    uint64_t val = vmcs_read(e);
+    if (val != vmcs12_get(c, e)) {
+        vmcs12_set(c, e, val);
+        *changes |= nested_fast_field_class(e);
+    }
+}
+
 /* Copy between the cache and the shadow VMCS, then make the right VMCS current again. */
-static void copy(struct nested_vcpu *nv, int what, uint32_t only)
+static unsigned copy(struct nested_vcpu *nv, int what, uint32_t only)
 {
     struct nested_state *n = nv->n;
     struct vmcs12 *c = n->cache;
+    unsigned changes = 0;
     if (!n->shadowing)
-        return;
+        return 0;
     vmptrld(n->shadow_pa);
     for (unsigned i = 0; i < N(shadow_rw); i++) {
         uint32_t e = shadow_rw[i];
         if (what == PULL)
-            vmcs12_set(c, e, vmcs_read(e));
+            pull_one(c, e, &changes);
         else if (what != PUSH_ONE || e == only) {
             vmcs_write(e, vmcs12_get(c, e));
         }
+    }
+    unsigned feats = nested_vmcs12_features(nv->caps);
+    for (unsigned i = 0; i < N(shadow_feat); i++) {
+        uint32_t e = shadow_feat[i].encoding;
+        if (!(feats & shadow_feat[i].feature))
+            continue;
+        if (what == PULL)
+            pull_one(c, e, &changes);
+        else if (what != PUSH_ONE || e == only)
+            vmcs_write(e, vmcs12_get(c, e));
     }
     for (unsigned i = 0; nv->shadow_exit_info && what != PULL && i < N(shadow_ro); i++)
         if (what != PUSH_ONE || shadow_ro[i] == only)
             vmcs_write(shadow_ro[i], vmcs12_get(c, shadow_ro[i]));
     vmptrld(n->guest_mode ? n->vmcs02_pa : n->vmcs01_pa);
+    return changes;
 }
 
 void nested_shadow_pull(struct nested_vcpu *nv) { copy(nv, PULL, 0); }
+unsigned nested_shadow_pull_changes(struct nested_vcpu *nv) { return copy(nv, PULL, 0); }
 void nested_shadow_push(struct nested_vcpu *nv) { copy(nv, PUSH_ALL, 0); }
 void nested_shadow_push_exit(struct nested_vcpu *nv) { copy(nv, PUSH_EXIT, 0); }
 void nested_shadow_push_field(struct nested_vcpu *nv, uint32_t e) { copy(nv, PUSH_ONE, e); }

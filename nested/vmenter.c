@@ -124,7 +124,7 @@ static void prepare_controls(struct nested_vcpu *nv)
  * from the VMCS. With L1's EPT that is what L1 expects (vmcs12's fields, checked with the
  * guest state); without, L1 expects them loaded from L2's CR3, an L1 address: hv loads them
  * (zeros outside RAM) and checks them as the CPU would. false if L2 has no PAE paging. */
-static bool l2_pdptes(const struct nested_vcpu *nv, uint64_t pdpte[4])
+bool nested_l2_pdptes(const struct nested_vcpu *nv, uint64_t pdpte[4])
 {
     uint64_t cr0 = v12(nv, GUEST_CR0), cr4 = v12(nv, GUEST_CR4);
     if ((v12(nv, VM_ENTRY_CONTROLS) & VM_ENTRY_IA32E_MODE) || !(cr4 & CR4_PAE) || !(cr0 & CR0_PG))
@@ -136,10 +136,35 @@ static bool l2_pdptes(const struct nested_vcpu *nv, uint64_t pdpte[4])
     return true;
 }
 
-static void prepare_guest(struct nested_vcpu *nv, const struct l1_state *l1, const uint64_t *pdpte)
+/* Guest state vmcs02 keeps from one entry to the next: after a reflected exit vmcs12 holds
+ * what vmcs02 holds (sync_vmcs12), so a VMRESUME that changed none of it skips this. */
+static void prepare_guest_bulk(struct nested_vcpu *nv)
 {
     for (unsigned i = 0; i < nested_nr_guest_fields; i++)
         vmcs_write(nested_guest_fields[i], v12(nv, nested_guest_fields[i]));
+    /* CR0/CR4: L2 sees vmcs12's shadows for the bits L1 owns, its own value for the
+     * rest; hv adds the bits it owns (CR0.NE, CR4.VMXE) to the masks. */
+    struct regcache *rc = nv->rc;
+    uint64_t m0 = v12(nv, CR0_GUEST_HOST_MASK), m4 = v12(nv, CR4_GUEST_HOST_MASK);
+    uint64_t cr0 = v12(nv, GUEST_CR0), cr4 = v12(nv, GUEST_CR4);
+    vmcs_write(CR0_GUEST_HOST_MASK, m0 | nv->cr0_mask);
+    vmcs_write(CR4_GUEST_HOST_MASK, m4 | nv->cr4_mask);
+    vmcs_write(CR0_READ_SHADOW, (cr0 & ~m0) | (v12(nv, CR0_READ_SHADOW) & m0));
+    vmcs_write(CR4_READ_SHADOW, (cr4 & ~m4) | (v12(nv, CR4_READ_SHADOW) & m4));
+    /* Unrestricted guest: PE and PG are L2's own (26.3.1.1), not VMX's fixed 1s. */
+    uint64_t cr0_fixed0 = nv->hw->cr0_fixed0;
+    if ((v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_ACTIVATE_SECONDARY) &&
+        (v12(nv, SECONDARY_VM_EXEC_CONTROL) & SECONDARY_UNRESTRICTED_GUEST))
+        cr0_fixed0 &= ~(CR0_PE | CR0_PG);
+    reg_write(rc, HV_REG_CR0, (cr0 | cr0_fixed0) & nv->hw->cr0_fixed1);
+    reg_write(rc, HV_REG_CR4, (cr4 | nv->hw->cr4_fixed0) & nv->hw->cr4_fixed1);
+}
+
+/* Guest state written at every entry: what L1 changes on its hot path (RIP, RSP, RFLAGS,
+ * interruptibility, the event injection), what vmcs02 changed without vmcs12 (the timer,
+ * EFER/PAT/debug state vmcs12 does not save, hv's injections) and GUEST_CR3. */
+static void prepare_guest(struct nested_vcpu *nv, const struct l1_state *l1, const uint64_t *pdpte)
+{
     for (unsigned i = 0; i < sizeof(copied) / sizeof(copied[0]); i++)
         vmcs_write(copied[i], v12(nv, copied[i]));
     /* Without L1's virtual NMIs, an NMI may be injected into an L2 that blocks NMIs (26.3.1.5
@@ -157,21 +182,7 @@ static void prepare_guest(struct nested_vcpu *nv, const struct l1_state *l1, con
     reg_write(rc, HV_REG_RIP, v12(nv, GUEST_RIP));
     reg_write(rc, HV_REG_RSP, v12(nv, GUEST_RSP));
     reg_write(rc, HV_REG_RFLAGS, v12(nv, GUEST_RFLAGS));
-    /* CR0/CR4: L2 sees vmcs12's shadows for the bits L1 owns, its own value for the
-     * rest; hv adds the bits it owns (CR0.NE, CR4.VMXE) to the masks. */
-    uint64_t m0 = v12(nv, CR0_GUEST_HOST_MASK), m4 = v12(nv, CR4_GUEST_HOST_MASK);
-    uint64_t cr0 = v12(nv, GUEST_CR0), cr4 = v12(nv, GUEST_CR4);
-    vmcs_write(CR0_GUEST_HOST_MASK, m0 | nv->cr0_mask);
-    vmcs_write(CR4_GUEST_HOST_MASK, m4 | nv->cr4_mask);
-    vmcs_write(CR0_READ_SHADOW, (cr0 & ~m0) | (v12(nv, CR0_READ_SHADOW) & m0));
-    vmcs_write(CR4_READ_SHADOW, (cr4 & ~m4) | (v12(nv, CR4_READ_SHADOW) & m4));
-    /* Unrestricted guest: PE and PG are L2's own (26.3.1.1), not VMX's fixed 1s. */
-    uint64_t cr0_fixed0 = nv->hw->cr0_fixed0;
-    if ((v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_ACTIVATE_SECONDARY) &&
-        (v12(nv, SECONDARY_VM_EXEC_CONTROL) & SECONDARY_UNRESTRICTED_GUEST))
-        cr0_fixed0 &= ~(CR0_PE | CR0_PG);
-    reg_write(rc, HV_REG_CR0, (cr0 | cr0_fixed0) & nv->hw->cr0_fixed1);
-    reg_write(rc, HV_REG_CR4, (cr4 | nv->hw->cr4_fixed0) & nv->hw->cr4_fixed1);
+    uint64_t cr0 = v12(nv, GUEST_CR0);
     vmcs_write(GUEST_CR3, v12(nv, GUEST_CR3)); /* always, from vmcs12: see the file comment */
     uint32_t entry12 = (uint32_t)v12(nv, VM_ENTRY_CONTROLS);
     bool ia32e = entry12 & VM_ENTRY_IA32E_MODE;
@@ -225,7 +236,7 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
         reg_skip_instruction(nv->rc);
         return;
     }
-    nested_shadow_pull(nv); /* L1's VMWRITEs went to the shadow VMCS */
+    unsigned changes = nested_shadow_pull_changes(nv); /* L1's VMWRITEs went to the shadow VMCS */
     if (reg_read(nv->rc, HV_REG_INTR_STATE) & GUEST_INTR_MOV_SS) {
         nested_vmx_fail(nv, VMXERR_ENTRY_MOV_SS_BLOCKING);
         return;
@@ -238,6 +249,9 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
         nested_vmx_fail(nv, VMXERR_VMRESUME_NONLAUNCHED);
         return;
     }
+    if (!launch && nested_vmenter_fast(nv, changes))
+        return;
+    n->fast_ok = false; /* until a reflected exit leaves vmcs02 and vmcs12 alike */
     if (nested_check_controls(c, nv->caps, nv->phys_bits)) {
         nested_log_check();
         nested_vmx_fail(nv, VMXERR_ENTRY_INVALID_CONTROL);
@@ -267,7 +281,7 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
     n->ept12 = (v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_ACTIVATE_SECONDARY) &&
                (v12(nv, SECONDARY_VM_EXEC_CONTROL) & SECONDARY_EPT);
     uint64_t pdpte[4];
-    bool pae = l2_pdptes(nv, pdpte);
+    bool pae = nested_l2_pdptes(nv, pdpte);
     if (pae && !n->ept12 && nested_check_loaded_pdptes(pdpte, nv->phys_bits, &qual)) {
         nested_log_check();
         nested_entry_fail(nv, EXIT_REASON_INVALID_STATE, qual, vmcs_read(GUEST_IA32_EFER));
@@ -277,6 +291,22 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
         nested_vmx_fail(nv, VMXERR_ENTRY_INVALID_CONTROL);
         return;
     }
+    nested_enter_vmcs02(nv, true, pae ? pdpte : NULL);
+    uint32_t bad = nested_load_msr_list(nv, v12(nv, VM_ENTRY_MSR_LOAD_ADDR),
+                                        (uint32_t)v12(nv, VM_ENTRY_MSR_LOAD_COUNT), true);
+    if (bad) {
+        uint64_t efer = vmcs_read(GUEST_IA32_EFER); /* L2's as loaded: the failure comes after (27.8) */
+        regcache_discard(nv->rc); /* L2's registers never reach vmcs02 (nor vmcs01) */
+        vmptrld(n->vmcs01_pa);
+        nested_entry_fail(nv, EXIT_REASON_MSR_LOAD_FAIL, bad, efer);
+        return;
+    }
+    nested_enter_commit(nv);
+}
+
+void nested_enter_vmcs02(struct nested_vcpu *nv, bool bulk, const uint64_t *pdpte)
+{
+    struct nested_state *n = nv->n;
     /* L1's state stays in vmcs01 until the nested VM exit; what L1 left dirty goes there now. */
     struct l1_state l1 = {vmcs_read(GUEST_IA32_EFER), vmcs_read(GUEST_IA32_PAT), vmcs_read(GUEST_DR7),
                           vmcs_read(GUEST_IA32_DEBUGCTL)};
@@ -289,16 +319,15 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
     }
     vmptrld(n->vmcs02_pa);
     nested_prepare_vmcs02(nv);
-    prepare_guest(nv, &l1, pae ? pdpte : NULL);
-    uint32_t bad = nested_load_msr_list(nv, v12(nv, VM_ENTRY_MSR_LOAD_ADDR),
-                                        (uint32_t)v12(nv, VM_ENTRY_MSR_LOAD_COUNT), true);
-    if (bad) {
-        uint64_t efer = vmcs_read(GUEST_IA32_EFER); /* L2's as loaded: the failure comes after (27.8) */
-        regcache_discard(nv->rc); /* L2's registers never reach vmcs02 (nor vmcs01) */
-        vmptrld(n->vmcs01_pa);
-        nested_entry_fail(nv, EXIT_REASON_MSR_LOAD_FAIL, bad, efer);
-        return;
-    }
+    if (bulk)
+        prepare_guest_bulk(nv);
+    prepare_guest(nv, &l1, pdpte);
+}
+
+void nested_enter_commit(struct nested_vcpu *nv)
+{
+    struct nested_state *n = nv->n;
+    struct vmcs12 *c = n->cache;
     n->launch_was_clear = !c->launch_state;
     n->entry_in_flight = true; /* until vmcs02's first exit (nested_vmcs02_accepted) */
     c->launch_state = 1;

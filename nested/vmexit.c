@@ -316,6 +316,7 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
         reg_write(nv->rc, HV_REG_INTR_STATE, GUEST_INTR_NMI);
     load_exit_msr_list(nv);
     nested_shadow_push_exit(nv); /* L1 VMREADs the exit information from the shadow */
+    n->fast_ok = true; /* vmcs12 has what vmcs02 holds: a VMRESUME may take the fast path */
     n->reflected_exits++;
 }
 

@@ -52,6 +52,8 @@ l1figs() {
     printf -v "$2_x" '%s' "$(sed -nE 's/.*split: .*to L1.s handler ([0-9.]+) cycles.*/\1/p' <<<"$l")"
     printf -v "$2_r" '%s' "$(sed -nE 's/.*hv counted [0-9]+ L0 exits, ([0-9.]+) per round trip.*/\1/p' <<<"$l")"
     printf -v "$2_rh" '%s' "$(sed -nE 's/.*hv counted [0-9]+ L0 exits in the handler alone, ([0-9.]+) per iteration.*/\1/p' <<<"$l")"
+    printf -v "$2_k" '%s' "$(sed -nE 's/.*KVM.s field pattern: ([0-9.]+) cycles per L2 CPUID round trip.*/\1/p' <<<"$l")"
+    printf -v "$2_kr" '%s' "$(sed -nE 's/.*L0 exits with KVM.s field pattern, ([0-9.]+) per round trip.*/\1/p' <<<"$l")"
 }
 l1figs "$T/l1-bare" b
 l1figs "$T/l1-hv" h
@@ -60,6 +62,7 @@ ratio=?
 [ -n "$b_rt" ] && [ -n "$h_rt" ] && ratio=$(calc "$h_rt / $b_rt")
 echo "bench: L2 CPUID round trip handled by L1: bare ${b_rt:-?} cycles, on hv ${h_rt:-?} cycles, ratio ${ratio}"
 echo "bench: hv L0 exits per round trip: ${h_r:-?} (floor 2: the L2 exit and L1's VMRESUME)"
+echo "bench: KVM's field pattern (L1 also reads/writes KVM's hot fields, HOST_RSP included): bare ${b_k:-?} cycles, on hv ${h_k:-?} cycles, ${h_kr:-?} L0 exits per round trip (floor 2)"
 if [ -n "$h_r" ] && [ -n "$h_rh" ] && [ -n "$b_h" ] && [ -n "$h_h" ]; then
     rest=$(calc "$h_r - 2")
     if yes "$rest < 0.01"; then

@@ -197,12 +197,12 @@ vmx_enter_out:
 ; the window's L0 exits + 1 (the second VMCALL's own exit).
 ; L1's state lives in R12-R15 across L2: VM entries and exits keep the GPRs (SDM 27.3,
 ; 28.1) and l2_bench writes only RAX. The handler's own registers are RAX-RDX.
-global bench_rt, bench_handler, bench_reason
+global bench_rt, bench_handler, bench_kvm, bench_reason
 section .data
 bench_reason: dd 0
 section .text
 %define HV_HC_GET_EXITS 0x48560003
-%macro BENCH 2                       ; name, 1 = VMRESUME / 0 = no VM entry
+%macro BENCH 3                       ; name, 1 = VMRESUME / 0 = no VM entry, 1 = KVM's field pattern
 %1:
     push rbx
     push rbp
@@ -239,6 +239,37 @@ section .text
     vmread rdx, rcx
     add rdx, rbx
     vmwrite rcx, rdx
+%if %3
+    ; KVM's hot path (vmx_vcpu_run, vmx_handle_exit, skip_emulated_instruction,
+    ; vmx_set_interrupt_shadow, event injection): the exit information and L2's
+    ; interruptibility read; L2's RSP/RFLAGS/interruptibility, the event injection, the
+    ; TPR threshold, HOST_CR3 and HOST_RSP (its stack moves at every system call) written.
+    mov ecx, 0x6400                  ; EXIT_QUALIFICATION
+    vmread rax, rcx
+    mov ecx, 0x4408                  ; IDT_VECTORING_INFO_FIELD
+    vmread rax, rcx
+    mov ecx, 0x4404                  ; VM_EXIT_INTR_INFO
+    vmread rax, rcx
+    mov ecx, 0x4824                  ; GUEST_INTERRUPTIBILITY_INFO
+    vmread rax, rcx
+    vmwrite rcx, rax
+    mov ecx, 0x681c                  ; GUEST_RSP
+    vmread rax, rcx
+    vmwrite rcx, rax
+    mov ecx, 0x6820                  ; GUEST_RFLAGS
+    vmread rax, rcx
+    vmwrite rcx, rax
+    mov ecx, 0x4016                  ; VM_ENTRY_INTR_INFO_FIELD
+    xor eax, eax
+    vmwrite rcx, rax
+    mov ecx, 0x401c                  ; TPR_THRESHOLD
+    vmwrite rcx, rax
+    mov ecx, 0x6c02                  ; HOST_CR3
+    mov rax, cr3
+    vmwrite rcx, rax
+    mov ecx, 0x6c14                  ; HOST_RSP
+    vmwrite rcx, rsp
+%endif
 %%enter:
 %if %2
     vmresume
@@ -290,9 +321,11 @@ section .text
 %define BENCH_UNEXPECTED -1
 %define BENCH_FAILED -2
 align 16
-BENCH bench_rt, 1
+BENCH bench_rt, 1, 0
 align 16
-BENCH bench_handler, 0
+BENCH bench_handler, 0, 0
+align 16
+BENCH bench_kvm, 1, 1
 
 ; void bench_split(u64 n, u64 sum[2]): the round trip in two halves, with L2 reading the
 ;   TSC too (l2_bench_tsc: RDTSC into R8, then CPUID): sum[0] += L2's TSC - L1's TSC just

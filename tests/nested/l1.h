@@ -184,6 +184,7 @@ void s_bench(void); /* does its own VMXON; prints "l1: bench: ..." lines */
 #define BENCH_FAILED (~0ull - 1)     /* VMRESUME failed */
 u64 bench_rt(u64 n, u64 hv, u64 *exits);
 u64 bench_handler(u64 n, u64 hv, u64 *exits);
+u64 bench_kvm(u64 n, u64 hv, u64 *exits); /* bench_rt with KVM's hot fields read and written */
 u64 bench_split(u64 n, u64 sum[2]); /* 0 or as above; sum: entry, exit halves */
 extern u32 bench_reason;
 

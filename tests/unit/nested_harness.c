@@ -172,7 +172,7 @@ void nh_setup(bool with_shadow)
         vmwrite_bm = aligned_alloc(4096, 4096);
     }
     if (with_shadow)
-        nested_shadow_bitmaps(vmread_bm, vmwrite_bm, hw.misc & (1ull << 29));
+        nested_shadow_bitmaps(vmread_bm, vmwrite_bm, hw.misc & (1ull << 29), nested_vmcs12_features(&caps));
     nv = (struct nested_vcpu){
         .rc = &rc, .n = &ns, .caps = &caps, .hw = &hw, .phys_bits = 39, .cr0_mask = cr0_mask,
         .cr4_mask = cr4_mask, .msr_bitmap01 = hv_msr_bm,

@@ -12,7 +12,9 @@
 #define V12 ns.cache
 static uint64_t g02(uint32_t f) { return fake_vmcs_get_in(ns.vmcs02_pa, f); }
 static uint64_t w12(uint32_t f) { return vmcs12_get(V12, f); }
-static void s12(uint32_t f, uint64_t v) { vmcs12_set(V12, f, v); }
+/* Stands for L1's VMWRITE, which hv always sees (an exit, or a shadow field compared at entry):
+ * the next VMRESUME must not take the fast path (nested/vmenter_fast.c) past it. */
+static void s12(uint32_t f, uint64_t v) { vmcs12_set(V12, f, v); ns.fast_ok = false; }
 
 static void fresh(void)
 {

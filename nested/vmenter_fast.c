@@ -1,0 +1,68 @@
+/*
+ * VMRESUME after a reflected exit, doing only what L1's changes since that exit need
+ * (issue 9). At a reflected exit vmcs12 receives what vmcs02 holds (nested/vmexit.c
+ * sync_vmcs12), so vmcs02 is still right for every field L1 did not change since:
+ *  - L1's VMWRITEs that exit (fields hv does not shadow) are not tracked: the next entry
+ *    takes the full path (nested/insn.c handle_vmwrite); so do VMPTRLD, VMCLEAR, VMXOFF,
+ *    VMLAUNCH and any entry after a failed one (vmcs02_for, fast_ok);
+ *  - the shadowed fields are compared with vmcs12 as they are pulled (nested/shadow.c):
+ *    a change to a control, CR, segment or other guest field takes the full path; L2's RIP,
+ *    RFLAGS, interruptibility and the event injection rerun only the rules that read them
+ *    (nested_check_entry_fast; a failure there reruns every check for the SDM's verdict and
+ *    order); a host field reruns the host checks; the TSC offset, timer, exception bitmap,
+ *    TPR threshold and L2's RSP are written at every entry anyway.
+ * What does not live in vmcs12 is redone at every entry as on the full path: vmcs02's
+ * controls (hv's NMI window or MTF may be left in them, the VPID, EPT02's root, L1's MSR
+ * bitmap merged again since L1 may have written its page), the APIC-virtualization fields
+ * and the VTPR rule (L1's virtual-APIC page is memory), L1's EFER/PAT/debug state, GUEST_CR3.
+ * Anything that reads L1's memory at each entry otherwise (a VMCS link pointer other than
+ * all 1s, PDPTEs from L2's CR3, a VM-entry MSR-load list) takes the full path.
+ */
+#include "../vmx/vmx_bits.h"
+#include "checks.h"
+#include "nested_int.h"
+
+unsigned nested_fast_field_class(uint32_t e)
+{
+    switch (e) {
+    case GUEST_RIP:
+    case GUEST_RFLAGS:
+    case GUEST_INTERRUPTIBILITY_INFO:
+    case VM_ENTRY_INTR_INFO_FIELD:
+    case VM_ENTRY_EXCEPTION_ERROR_CODE:
+    case VM_ENTRY_INSTRUCTION_LEN:
+        return NESTED_CHG_GUEST;
+    case GUEST_RSP:
+    case TSC_OFFSET:
+    case VMX_PREEMPTION_TIMER_VALUE:
+    case EXCEPTION_BITMAP:
+    case TPR_THRESHOLD: /* the VTPR rule runs at every entry (nested_apicv_check) */
+        return NESTED_CHG_FREE;
+    default:
+        return VMCS_FIELD_TYPE(e) == 3 ? NESTED_CHG_HOST : NESTED_CHG_FULL;
+    }
+}
+
+bool nested_vmenter_fast(struct nested_vcpu *nv, unsigned changes)
+{
+    struct nested_state *n = nv->n;
+    const struct vmcs12 *c = n->cache;
+    if (!n->fast_ok || (changes & NESTED_CHG_FULL) || n->vmcs02_for != n->current_ptr || !n->vmcs02_launched ||
+        v12(nv, VMCS_LINK_POINTER) != ~0ull || v12(nv, VM_ENTRY_MSR_LOAD_COUNT))
+        return false;
+    uint64_t pdpte[4];
+    bool pae = nested_l2_pdptes(nv, pdpte);
+    if (pae && !n->ept12)
+        return false;
+    if ((changes & NESTED_CHG_GUEST) && nested_check_entry_fast(c, nv->caps, nv->phys_bits))
+        return false;
+    if ((changes & NESTED_CHG_HOST) && nested_check_host(c, nv->caps, nv->phys_bits))
+        return false;
+    if (nested_apicv_check(nv) || (n->ept12 && nested_ept02_enter(nv)))
+        return false; /* the full path gives the verdict */
+    n->fast_ok = false; /* until the next reflected exit */
+    nested_enter_vmcs02(nv, false, pae ? pdpte : NULL);
+    nested_enter_commit(nv);
+    n->fast_entries++;
+    return true;
+}
