@@ -78,7 +78,8 @@ int nested_ve_convert(struct nested_vcpu *nv, const struct ept02_fault *f)
      * and the dword reads 0, as for L1's own reads there. */
     bool ram = hv_gpa_is_ram(area, sizeof(struct ve_info));
     struct ve_info *ve = (struct ve_info *)(uintptr_t)area;
-    if (ram && __atomic_load_n(&ve->busy, __ATOMIC_RELAXED) != 0)
+    uint32_t *busy = (uint32_t *)(uintptr_t)(area + 4); /* aligned: the area is (26.2.1.1) */
+    if (ram && __atomic_load_n(busy, __ATOMIC_RELAXED) != 0)
         return NESTED_VE_NONE;
     if (ram) {
         ve->reason = EXIT_REASON_EPT_VIOLATION;
@@ -86,7 +87,7 @@ int nested_ve_convert(struct nested_vcpu *nv, const struct ept02_fault *f)
         ve->gla = reg_read(rc, HV_REG_GUEST_LINEAR_ADDR);
         ve->gpa = f->l2_gpa;
         ve->eptp_index = (uint16_t)v12(nv, EPTP_INDEX);
-        __atomic_store_n(&ve->busy, 0xffffffffu, __ATOMIC_RELEASE);
+        __atomic_store_n(busy, 0xffffffffu, __ATOMIC_RELEASE);
     }
     nv->n->ve_delivered++;
     /* #VE is a fault (vector 20, no error code); the exception bitmap decides (25.2). */
