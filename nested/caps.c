@@ -24,7 +24,7 @@
                          SECONDARY_PAUSE_LOOP_EXITING | SECONDARY_PML | SECONDARY_SHADOW_VMCS | SECONDARY_TSC_SCALING | \
                          SECONDARY_VIRTUALIZE_APIC | SECONDARY_VIRTUALIZE_X2APIC | \
                          SECONDARY_APIC_REGISTER_VIRT | SECONDARY_VIRTUAL_INTR_DELIVERY | SECONDARY_VMFUNC | \
-                         SECONDARY_EPT_VE)
+                         SECONDARY_EPT_VE | SECONDARY_MBEC)
 #define EXIT_SUPPORTED (VM_EXIT_SAVE_DEBUG_CONTROLS | VM_EXIT_HOST_ADDR_SPACE_SIZE | VM_EXIT_ACK_INTR_ON_EXIT | \
                         VM_EXIT_SAVE_PAT | VM_EXIT_LOAD_PAT | VM_EXIT_SAVE_EFER | VM_EXIT_LOAD_EFER |         \
                         VM_EXIT_SAVE_PREEMPTION_TIMER)
@@ -35,8 +35,9 @@
  * dirty flags (21) as the CPU has them (EPT02 runs with them, for L2's paging-structure
  * accesses to count as writes); 4-level walks, WB and INVEPT of both types always (hv needs
  * the first two, emulates the last). #VE and EPTP switching are secondary controls and
- * IA32_VMX_VMFUNC (no bits here); no advanced exit information (22). */
-#define EPT_CAPS_AS_HW (EPT_CAP_EXEC_ONLY | EPT_CAP_UC | EPT_CAP_2M | EPT_CAP_1G | EPT_CAP_AD)
+ * IA32_VMX_VMFUNC (no bits here); advanced exit information (22) as the CPU has it: bits 9-11
+ * of EPT02's qualifications describe L2's own paging, passed on as they are. */
+#define EPT_CAPS_AS_HW (EPT_CAP_EXEC_ONLY | EPT_CAP_UC | EPT_CAP_2M | EPT_CAP_1G | EPT_CAP_AD | EPT_CAP_ADV_EXIT_INFO)
 #define EPT_CAPS_ALWAYS (EPT_CAP_PWL4 | EPT_CAP_WB | EPT_CAP_INVEPT | EPT_CAP_INVEPT_SINGLE | EPT_CAP_INVEPT_ALL)
 #define VPID_CAPS (EPT_CAP_INVVPID | EPT_CAP_INVVPID_ADDR | EPT_CAP_INVVPID_SINGLE | EPT_CAP_INVVPID_ALL | \
                    EPT_CAP_INVVPID_SINGLE_NONGLOBAL)
@@ -119,7 +120,8 @@ void nested_caps_init(struct nested_caps *c, const struct vmx_msrs *hw)
     /* Unrestricted guest, EPTP switching and #VE only with EPT (26.2.1.1; hv emulates the
      * latter two on EPT02: nested/vmfunc.c). */
     if (!(nested_allowed1(c->procbased2) & SECONDARY_EPT))
-        c->procbased2 &= ~((uint64_t)(SECONDARY_UNRESTRICTED_GUEST | SECONDARY_VMFUNC | SECONDARY_EPT_VE) << 32);
+        c->procbased2 &= ~((uint64_t)(SECONDARY_UNRESTRICTED_GUEST | SECONDARY_VMFUNC | SECONDARY_EPT_VE |
+                                      SECONDARY_MBEC) << 32);
 
     /* A.6: timer rate and LMA storing as the hardware; the HLT, shutdown and wait-for-SIPI
      * activity states as the hardware (vmcs02 takes vmcs12's after hv's checks of 26.3.1.5;
@@ -152,6 +154,10 @@ void nested_caps_init(struct nested_caps *c, const struct vmx_msrs *hw)
     /* PML is emulated on EPT02's faults with the A/D flags (nested/ept02.c): only with them. */
     if (!(c->ept_vpid & EPT_CAP_AD))
         c->procbased2 &= ~((uint64_t)SECONDARY_PML << 32);
+    /* MBEC (29.3.3.2) on EPT02 needs to know whether a fetch was from a user-mode linear
+     * address: bit 9 of the CPU's qualification, with advanced exit information only. */
+    if (!(c->ept_vpid & EPT_CAP_ADV_EXIT_INFO))
+        c->procbased2 &= ~((uint64_t)SECONDARY_MBEC << 32);
     c->vmcs_enum = vmcs_enum(nested_vmcs12_features(c));
     /* A.11: EPTP switching (bit 0), emulated by hv; the MSR exists with "enable VM functions". */
     c->vmfunc = (nested_allowed1(c->procbased2) & SECONDARY_VMFUNC) ? 1 : 0;

@@ -231,6 +231,7 @@ static bool check_exec_controls(struct ctx *x)
                       "26.2.1.1: PML address beyond physical-address width"))
         return false;
     CHECK_RULE(x->ept || !x->ug, "26.2.1.1: unrestricted guest requires enable EPT");
+    CHECK_RULE(x->ept || !(x->proc2 & SECONDARY_MBEC), "26.2.1.1: mode-based execute control for EPT requires enable EPT");
     CHECK_RULE((x->pin & PIN_BASED_NMI_EXITING) || !(x->pin & PIN_BASED_VIRTUAL_NMIS),
                "26.2.1.1: virtual NMIs require NMI exiting");
     CHECK_RULE((x->pin & PIN_BASED_VIRTUAL_NMIS) || !(x->proc & CPU_BASED_NMI_WINDOW_EXITING),

@@ -84,6 +84,14 @@ void ept02_use(struct ept02 *e, uint64_t eptp12)
     e->eptp = ept_make_eptp((uint64_t)(uintptr_t)e->pages[0], eptp12 & EPTP_AD);
 }
 
+void ept02_set_mbec(struct ept02 *e, bool mbec)
+{
+    /* What EPT12's bit 10 means (and what EPT02's leaves say) depends on it. */
+    if (e->mbec != mbec)
+        ept02_clear(e);
+    e->mbec = mbec;
+}
+
 bool ept02_invept(struct ept02 *e, uint64_t type, uint64_t eptp)
 {
     /* 31.3 INVEPT: single-context invalidates the mappings of EPTP[51:12] (and may do
@@ -100,8 +108,8 @@ static bool misconfigured(const struct ept02 *e, uint64_t pte, int level, bool l
     uint64_t rsvd = e->phys_bits >= 52 ? 0 : EPT_ADDR_MASK & ~((1ull << e->phys_bits) - 1); /* 51:MAXPHYADDR */
     if ((pte & (EPT_R | EPT_W)) == EPT_W)
         return true; /* write without read */
-    if ((pte & EPT_RWX) == EPT_X && !(e->ept_caps & EPT_CAP_EXEC_ONLY))
-        return true; /* execute-only, not advertised */
+    if (!(pte & EPT_R) && (pte & (EPT_X | (e->mbec ? EPT_XU : 0))) && !(e->ept_caps & EPT_CAP_EXEC_ONLY))
+        return true; /* execute-only (supervisor or, with MBEC, user), not advertised */
     if (!leaf) {
         rsvd |= 0xf8; /* bits 7:3 of a PML4E, and of a PDPTE/PDE that references a table */
     } else {
@@ -119,8 +127,9 @@ static bool misconfigured(const struct ept02 *e, uint64_t pte, int level, bool l
 enum ept12_status ept12_walk(const struct ept02 *e, uint64_t l2_gpa, struct ept12_walk *w)
 {
     uint64_t table = e->eptp12 & EPT_ADDR_MASK;
+    uint64_t perms = EPT_RWX | (e->mbec ? EPT_XU : 0); /* 29.3.2: with MBEC bit 10 makes it present too */
     memset(w, 0, sizeof(*w));
-    w->access = EPT_RWX;
+    w->access = perms;
     for (int level = 4; level >= 1; level--) {
         uint64_t pa = table + ((l2_gpa >> LEVEL_SHIFT(level)) & 511) * 8;
         /* One atomic read: L1 may be changing the entry on another CPU. */
@@ -129,13 +138,13 @@ enum ept12_status ept12_walk(const struct ept02 *e, uint64_t l2_gpa, struct ept1
         w->level = level;
         w->entry_pa[level] = pa;
         w->entry[level] = pte;
-        if (!(pte & EPT_RWX)) {
+        if (!(pte & perms)) {
             w->access = 0; /* the not-present entry is one of those AND-ed (28.2.1) */
             return w->status = EPT12_NOT_PRESENT;
         }
         if (misconfigured(e, pte, level, leaf))
             return w->status = EPT12_MISCONFIG;
-        w->access &= pte & EPT_RWX;
+        w->access &= pte & perms;
         if (leaf) {
             uint64_t size = 1ull << LEVEL_SHIFT(level);
             w->leaf = pte;
@@ -157,19 +166,35 @@ static uint64_t *leaf_slot(struct ept02 *e, uint64_t gpa)
             uint64_t *sub = pool_get(e);
             if (!sub)
                 return NULL;
-            *pte = (uint64_t)(uintptr_t)sub | EPT_RWX; /* non-leaf: bits 7:3 reserved */
+            /* non-leaf: bits 7:3 reserved; bit 10 (XU) counts only with MBEC, ignored else */
+            *pte = (uint64_t)(uintptr_t)sub | EPT_RWX | EPT_XU;
         }
         t = table_of(*pte);
     }
     return &t[(gpa >> 12) & 511];
 }
 
-/* L1's exit qualification: the access and the hardware's GLA and NMI bits as reported for
- * EPT02, the permissions as EPT12 gives them (bits 6, 9-11 need features L1 lacks). */
-static uint64_t qual12(uint64_t qual, uint64_t access)
+/* L1's exit qualification (28.2.1): the access and the hardware's GLA and NMI bits as
+ * reported for EPT02, the permissions as EPT12 gives them (bit 6: user-mode execute, with
+ * MBEC only); with advanced VM-exit information offered, bits 9-11 as reported: they describe
+ * L2's own paging of the linear address, which EPT02 does not change. */
+static uint64_t qual12(const struct ept02 *e, uint64_t qual, uint64_t access)
 {
-    return (qual & (EPT_QUAL_ACCESS | EPT_QUAL_GLA_VALID | EPT_QUAL_GLA_XLATE | EPT_QUAL_NMI_UNBLOCK)) |
-           (access & EPT_RWX) << EPT_QUAL_PERM_SHIFT;
+    uint64_t keep = EPT_QUAL_ACCESS | EPT_QUAL_GLA_VALID | EPT_QUAL_GLA_XLATE | EPT_QUAL_NMI_UNBLOCK;
+    if (e->ept_caps & EPT_CAP_ADV_EXIT_INFO)
+        keep |= EPT_QUAL_ADV_INFO;
+    return (qual & keep) | (access & EPT_RWX) << EPT_QUAL_PERM_SHIFT | (access & EPT_XU ? EPT_QUAL_XU : 0);
+}
+
+/* The permissions an access reported in bits 2:0 needs: with MBEC an instruction fetch needs
+ * XU from a user-mode linear address, X (supervisor) else (29.3.3.2). A fetch always has bits
+ * 7 and 8 set, so bit 9 tells which (hv offers MBEC only with advanced exit information). */
+static uint64_t needed(const struct ept02 *e, uint64_t qual)
+{
+    uint64_t need = qual & EPT_QUAL_ACCESS;
+    if (e->mbec && (need & EPT_X) && (qual & EPT_QUAL_USER))
+        need = (need & ~EPT_X) | EPT_XU;
+    return need;
 }
 
 /* 29.3.5: does the access need a flag set: an accessed flag in an EPT12 entry the
@@ -220,7 +245,7 @@ static void pml_log(struct ept02_fault *f)
 enum ept02_result ept02_fault(struct ept02 *e, struct ept02_fault *f)
 {
     struct ept12_walk w;
-    uint64_t need = f->qual & EPT_QUAL_ACCESS;
+    uint64_t need = needed(e, f->qual);
     bool ad = e->eptp12 & EPTP_AD;
     int tries = 0;
 walk:;
@@ -230,20 +255,23 @@ walk:;
         return EPT02_MISCONFIG;
     }
     if (st == EPT12_NOT_PRESENT || (need & ~w.access)) {
-        f->qual12 = qual12(f->qual, w.access);
+        f->qual12 = qual12(e, f->qual, w.access);
         f->suppress_ve = w.entry[w.level] >> 63;
         e->reflected++;
         return EPT02_VIOLATION;
     }
     f->l1_gpa = w.l1_gpa;
     uint64_t host = 0, max = 0;
-    if (!e->l1_page || e->l1_page(w.l1_gpa & ~0xfffull, &host, &max) || !(w.access & max)) {
+    if (!e->l1_page || e->l1_page(w.l1_gpa & ~0xfffull, &host, &max) ||
+        !(w.access & (max | (max & EPT_X ? EPT_XU : 0)))) {
         /* L2 reaches no further than L1: where EPT01 maps nothing, L1 gets an EPT
          * violation it cannot explain rather than hv a page it must not give. */
-        f->qual12 = qual12(f->qual, 0);
+        f->qual12 = qual12(e, f->qual, 0);
         e->reflected++;
         return EPT02_UNBACKED;
     }
+    if (max & EPT_X)
+        max |= EPT_XU; /* EPT01's execute covers both modes */
     uint64_t perm = w.access & max;
     if (ad) {
         bool write = need & EPT_W;
@@ -272,12 +300,12 @@ walk:;
     if (!leaf) { /* pool full: start over (the instruction's other pages fault in again) */
         ept02_clear(e);
         if (!(leaf = leaf_slot(e, f->l2_gpa))) { /* cannot happen: ept02_init keeps 4 pages */
-            f->qual12 = qual12(f->qual, 0);
+            f->qual12 = qual12(e, f->qual, 0);
             return EPT02_UNBACKED;
         }
     }
     /* A present leaf changing (L1 remapped or widened EPT12 without INVEPT) is flushed. */
-    if ((*leaf & EPT_RWX) && ((*leaf ^ val) & ~(EPT_ACCESSED | EPT_DIRTY))) /* A/D: the CPU's, in EPT02 */
+    if ((*leaf & (EPT_RWX | EPT_XU)) && ((*leaf ^ val) & ~(EPT_ACCESSED | EPT_DIRTY))) /* A/D: the CPU's, in EPT02 */
         e->flush = true;
     *leaf = val;
     f->leaf = leaf;
@@ -303,7 +331,7 @@ int ept02_step_begin(struct ept02 *e, uint64_t *leaf)
     if ((*leaf & EPT_ADDR_MASK) != scratch) {
         e->step[slot] = (struct ept02_step){leaf, *leaf};
         /* The write faulted although EPT12 allows it (so R too, 29.3.3.1): hv's page. */
-        *leaf = scratch | (*leaf & EPT_RWX) | EPT_W | HV_PAGE_ATTRS;
+        *leaf = scratch | (*leaf & (EPT_RWX | EPT_XU)) | EPT_W | HV_PAGE_ATTRS;
         e->flush = true;
         e->hidden_writes++;
     }

@@ -48,6 +48,7 @@ struct ept02 {
     struct ept02_step step[EPT02_STEPS];
     bool flush;          /* present EPT02 entries changed: INVEPT before L2 runs again */
     bool mtf;            /* hv turned on MTF in vmcs02 for the steps (nested/ept02_exit.c) */
+    bool mbec;           /* vmcs12's "mode-based execute control for EPT": bit 10 is XU */
     uint64_t fills, reflected, clears, hidden_writes;
 };
 
@@ -61,6 +62,10 @@ int ept02_init(struct ept02 *e, unsigned max_pages, unsigned min_pages, uint64_t
  * enable (bit 6) changed. With EPTP12 bit 6, EPT02 runs with A/D too, so that the CPU treats
  * L2's paging-structure accesses as writes (29.3.3.2) and they reach EPT12's dirty flags. */
 void ept02_use(struct ept02 *e, uint64_t eptp12);
+/* vmcs12's "mode-based execute control for EPT" (29.3.3.2), which vmcs02 then has too: with
+ * it, bit 10 of EPT12's entries is execute access for user-mode linear addresses (XU), and
+ * makes an entry present; EPT02 is cleared when the setting changes. */
+void ept02_set_mbec(struct ept02 *e, bool mbec);
 /* Forget every translation (and any step in flight): the root stays, empty. */
 void ept02_clear(struct ept02 *e);
 /* L1's INVEPT (type 1 single-context with eptp, 2 all-context), already checked: true if
@@ -71,7 +76,8 @@ bool ept02_invept(struct ept02 *e, uint64_t type, uint64_t eptp);
 enum ept12_status { EPT12_OK, EPT12_NOT_PRESENT, EPT12_MISCONFIG };
 struct ept12_walk {
     enum ept12_status status;
-    uint64_t access; /* EPT_R|W|X AND-ed over the entries used; 0 if one was not present */
+    uint64_t access; /* EPT_R|W|X (and EPT_XU with MBEC) AND-ed over the entries used; 0 if
+                      * one was not present */
     uint64_t leaf;   /* EPT12's leaf entry (EPT12_OK) */
     int level;       /* 4 = PML4E .. 1 = PTE: the leaf's, or where the walk stopped */
     uint64_t l1_gpa; /* the translation (EPT12_OK) */

@@ -39,6 +39,10 @@ static int use_root(struct nested_vcpu *nv, uint64_t eptp12)
             log_err("cpu%u: out of memory for EPT02: L1's VM entries with EPT fail", nv->cpu);
         return -1;
     }
+    /* vmcs02 has MBEC exactly when vmcs12 has it (nested/vmenter.c passes the control on). */
+    uint32_t proc2 = (v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_ACTIVATE_SECONDARY)
+                         ? (uint32_t)v12(nv, SECONDARY_VM_EXEC_CONTROL) : 0;
+    ept02_set_mbec(e, proc2 & SECONDARY_MBEC);
     n->ept02 = e;
     flush(nv, e);
     return 0;

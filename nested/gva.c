@@ -41,7 +41,8 @@ static uint64_t read_pte(uint64_t gpa, unsigned size)
  * or at a present one with a reserved bit set (P = 1, RSVD = 1) (4.7); it collects the R/W
  * and U/S flags of the entries used, checked once it has a translation, and where they are. */
 struct walk {
-    uint64_t rights;
+    uint64_t rights, xd; /* R/W and U/S AND-ed, XD OR-ed over the entries used */
+    bool paging;         /* rights and xd describe the operand's translation */
     uint64_t entry[4]; /* guest-physical addresses of the entries used, the leaf last */
     unsigned n, size;
     uint32_t ept_reason; /* EPT12 refused an access: exit 48 or 49 for L1 */
@@ -68,12 +69,18 @@ static int l1_phys(const struct nested_vcpu *nv, uint64_t *gpa, uint64_t need, b
     w->ept_gpa = *gpa;
     w->ept_reason = st == EPT12_MISCONFIG ? EXIT_REASON_EPT_MISCONFIG : EXIT_REASON_EPT_VIOLATION;
     w->ept_qual = st == EPT12_MISCONFIG ? 0 : need | (e.access & EPT_RWX) << EPT_QUAL_PERM_SHIFT | EPT_QUAL_GLA_VALID |
-                                                  (final ? EPT_QUAL_GLA_XLATE : 0);
+                                                  (final ? EPT_QUAL_GLA_XLATE : 0) |
+                                                  (e.access & EPT_XU ? EPT_QUAL_XU : 0); /* MBEC only */
+    /* Advanced exit information (28.2.1): with bits 7 and 8 set, L2's paging of the address. */
+    if (w->ept_qual && final && w->paging && (nv->caps->ept_vpid & EPT_CAP_ADV_EXIT_INFO))
+        w->ept_qual |= (w->rights & PTE_US ? EPT_QUAL_USER : 0) | (w->rights & PTE_W ? EPT_QUAL_RW_PAGE : 0) |
+                       (w->xd ? EPT_QUAL_NX_PAGE : 0);
     return -1;
 }
 static void use(struct walk *w, uint64_t entry_gpa, uint64_t e)
 {
     w->rights &= e;
+    w->xd |= e & PTE_XD;
     w->entry[w->n++] = entry_gpa;
 }
 
@@ -201,6 +208,9 @@ static int translate(struct nested_vcpu *nv, uint64_t gva, bool write, bool set_
         return *pferr |= PF_P, -1;
     if ((w.rights & PTE_US) && (cr4 & CR4_SMAP) && !(reg_rflags(nv->rc) & RFLAGS_AC))
         return *pferr |= PF_P, -1;
+    fail->rights = w.rights;
+    fail->xd = w.xd;
+    fail->paging = true;
     if (l1_phys(nv, gpa, need, true, fail))
         return -2;
     if (set_ad)
@@ -210,7 +220,7 @@ static int translate(struct nested_vcpu *nv, uint64_t gva, bool write, bool set_
 
 int gva_to_gpa(struct nested_vcpu *nv, uint64_t gva, bool write, uint64_t *gpa, uint32_t *pferr)
 {
-    struct walk fail;
+    struct walk fail = {0};
     return translate(nv, gva, write, true, gpa, pferr, &fail) ? -1 : 0;
 }
 

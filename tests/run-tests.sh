@@ -31,6 +31,7 @@ UNIT_TESTS=(
     "test_dmar: hv/dmar.c"
     "test_vtd: hv/vtd.c"
     "test_ept02: nested/ept02.c nested/ept02_exit.c nested/ept02_roots.c nested/vmfunc.c nested/vmcs12.c nested/caps.c regcache/regcache.c tests/unit/fake_vmcs.c"
+    "test_ept02_mbec: nested/ept02.c nested/ept02_exit.c nested/ept02_roots.c nested/vmfunc.c nested/vmcs12.c nested/caps.c nested/checks.c nested/vpid.c regcache/regcache.c tests/unit/fake_vmcs.c tests/unit/vmcs12_samples.c"
     "test_ept02_ad: nested/ept02.c nested/ept02_exit.c nested/ept02_roots.c nested/vmfunc.c nested/vmcs12.c nested/caps.c regcache/regcache.c tests/unit/fake_vmcs.c"
 )
 # nested/ on the fake VMCS with L1's RAM mapped at a fixed address (tests/unit/nested_harness.c)

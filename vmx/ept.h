@@ -31,6 +31,7 @@
 #define EPT_LARGE         (1ull << 7)   /* PDPTE: 1 GiB page, PDE: 2 MiB page */
 #define EPT_ACCESSED      (1ull << 8)
 #define EPT_DIRTY         (1ull << 9)
+#define EPT_XU            (1ull << 10)  /* with MBEC: execute for user-mode linear addresses (29.3.3.2) */
 #define EPT_ADDR_MASK     0x000ffffffffff000ull /* bits 51:12 */
 
 /* EPTP (25.6.11). */
@@ -47,8 +48,15 @@
 #define EPT_QUAL_ACCESS (7ull)        /* bits 2:0: read, write, instruction fetch */
 #define EPT_QUAL_WRITE (1ull << 1)
 #define EPT_QUAL_PERM_SHIFT 3         /* bits 5:3: the translation's R, W, X */
+#define EPT_QUAL_XU (1ull << 6)       /* with MBEC: the AND of bit 10 (user-mode execute) */
 #define EPT_QUAL_GLA_VALID (1ull << 7)
 #define EPT_QUAL_GLA_XLATE (1ull << 8) /* the access was to the linear address, not a paging entry */
+/* With advanced VM-exit information (IA32_VMX_EPT_VPID_CAP[22]), when bits 7 and 8 are 1: the
+ * guest paging's view of the linear address (user-mode, read/write, execute-disable). */
+#define EPT_QUAL_USER (1ull << 9)
+#define EPT_QUAL_RW_PAGE (1ull << 10)
+#define EPT_QUAL_NX_PAGE (1ull << 11)
+#define EPT_QUAL_ADV_INFO (EPT_QUAL_USER | EPT_QUAL_RW_PAGE | EPT_QUAL_NX_PAGE)
 #define EPT_QUAL_NMI_UNBLOCK (1ull << 12)
 
 #define EPT_MAX_HIDDEN 8

@@ -61,6 +61,7 @@
 #define SECONDARY_PML                      (1u << 17)
 #define SECONDARY_EPT_VE                   (1u << 18)
 #define SECONDARY_XSAVES                   (1u << 20)
+#define SECONDARY_MBEC                     (1u << 22) /* mode-based execute control for EPT */
 #define SECONDARY_TSC_SCALING              (1u << 25)
 
 /* VM-exit controls (25.7.1) */
@@ -92,6 +93,7 @@
 #define EPT_CAP_1G                         (1ull << 17)
 #define EPT_CAP_INVEPT                     (1ull << 20)
 #define EPT_CAP_AD                         (1ull << 21)
+#define EPT_CAP_ADV_EXIT_INFO              (1ull << 22) /* advanced VM-exit information for EPT violations */
 #define EPT_CAP_INVEPT_SINGLE              (1ull << 25)
 #define EPT_CAP_INVEPT_ALL                 (1ull << 26)
 #define EPT_CAP_INVVPID                    (1ull << 32)

@@ -100,7 +100,7 @@ static uint64_t ept02_entry(const struct ept02 *e, uint64_t l2)
         uint64_t x = t[(l2 >> (12 + 9 * (l - 1))) & 511];
         if (!(x & EPT_RWX))
             return 0;
-        if ((x & 0xff8) != 0)
+        if ((x & 0xf8) != 0)
             return ~0ull; /* a non-leaf with bits 7:3 set: EPT02 itself misconfigured */
         t = (const uint64_t *)(uintptr_t)(x & EPT_ADDR_MASK);
     }
