@@ -48,9 +48,12 @@ const char *exit_reason_name(uint32_t r)
         [20] = "VMLAUNCH", [21] = "VMPTRLD", [22] = "VMPTRST", [23] = "VMREAD", [24] = "VMRESUME",
         [25] = "VMWRITE", [26] = "VMXOFF", [27] = "VMXON", [28] = "CR access", [29] = "DR access",
         [30] = "I/O", [31] = "RDMSR", [32] = "WRMSR", [33] = "invalid guest state", [34] = "MSR loading",
-        [36] = "MWAIT", [37] = "monitor trap flag", [39] = "MONITOR", [40] = "PAUSE", [48] = "EPT violation",
+        [36] = "MWAIT", [37] = "monitor trap flag", [39] = "MONITOR", [40] = "PAUSE", [41] = "machine-check event",
+        [43] = "TPR below threshold", [44] = "APIC access", [45] = "virtualized EOI", [46] = "GDTR/IDTR access",
+        [47] = "LDTR/TR access", [48] = "EPT violation",
         [49] = "EPT misconfiguration", [50] = "INVEPT", [51] = "RDTSCP", [52] = "preemption timer",
-        [53] = "INVVPID", [54] = "WBINVD", [55] = "XSETBV", [59] = "VMFUNC",
+        [53] = "INVVPID", [54] = "WBINVD", [55] = "XSETBV", [56] = "APIC write", [57] = "RDRAND", [58] = "INVPCID",
+        [59] = "VMFUNC", [61] = "RDSEED", [62] = "PML full", [63] = "XSAVES", [64] = "XRSTORS",
     };
     return r <= EXIT_REASON_MAX && n[r] ? n[r] : "?";
 }
