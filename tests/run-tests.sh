@@ -19,6 +19,7 @@ UNIT_TESTS=(
     "test_mtrr: vmx/mtrr.c"
     "test_ept: vmx/ept.c vmx/mtrr.c"
     "test_exits: hv/exit.c hv/fatal.c hv/exit_cpuid.c hv/exit_msr.c hv/apic.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c nested/vpid.c tests/unit/fake_vmcs.c tests/unit/exits_harness.c"
+    "test_exit_nmi: hv/exit.c hv/fatal.c hv/exit_cpuid.c hv/exit_msr.c hv/apic.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c nested/vpid.c tests/unit/fake_vmcs.c tests/unit/exits_harness.c"
     "test_exit_cr_init: hv/exit.c hv/fatal.c hv/exit_cpuid.c hv/exit_msr.c hv/apic.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c nested/vpid.c tests/unit/fake_vmcs.c tests/unit/exits_harness.c"
     "test_fatal: hv/exit.c hv/fatal.c hv/exit_cpuid.c hv/exit_msr.c hv/apic.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c nested/vpid.c tests/unit/fake_vmcs.c tests/unit/exits_harness.c"
     "test_vmcs01: hv/vmcs01.c tests/unit/fake_vmcs.c"

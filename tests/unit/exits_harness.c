@@ -311,3 +311,11 @@ void check_no_event(const char *test)
     CHECK(fake_vmcs_write_count(VM_ENTRY_INTR_INFO_FIELD) == 0, "%s: event injected: %#llx", test,
           ULL(fake_vmcs_get(VM_ENTRY_INTR_INFO_FIELD)));
 }
+
+void rdmsr_exit(uint32_t msr)
+{
+    setup(EXIT_REASON_MSR_READ);
+    v.rc.regs[HV_REG_RCX] = msr;
+    v.rc.regs[HV_REG_RAX] = 0xaaaaaaaaaaaaaaaaull;
+    v.rc.regs[HV_REG_RDX] = 0xbbbbbbbbbbbbbbbbull;
+}

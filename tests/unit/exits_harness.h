@@ -58,5 +58,7 @@ void check_rip_advanced(const char *test);
 void check_rip_unchanged(const char *test);
 void check_gp(const char *test);
 void check_ud(const char *test);
+/* An RDMSR exit of msr, RAX and RDX filled with a pattern the handler must replace. */
+void rdmsr_exit(uint32_t msr);
 void check_no_event(const char *test);
 #endif
