@@ -28,6 +28,7 @@ UNIT_TESTS=(
     "test_apic: hv/exit.c hv/fatal.c hv/exit_ept.c hv/exit_io.c hv/exit_cpuid.c hv/exit_msr.c hv/apic.c hv/exit_cr.c hv/exit_misc.c hv/exit_init.c hv/stats.c regcache/regcache.c nested/caps.c nested/vmcs12.c nested/vpid.c vmx/ept.c vmx/mtrr.c tests/unit/fake_vmcs.c tests/unit/exits_harness.c"
     "test_vmcs12: nested/vmcs12.c"
     "test_nested_checks: nested/checks.c nested/caps.c nested/vmcs12.c nested/vpid.c tests/unit/vmcs12_samples.c"
+    "test_nested_caps_msrs: nested/checks.c nested/caps.c nested/vmcs12.c nested/vpid.c tests/unit/vmcs12_samples.c"
     "test_nested_entry: nested/vmenter.c nested/vmenter_fast.c nested/vmexit.c nested/apicv.c nested/insn.c nested/gva.c nested/shadow.c nested/vshadow.c nested/checks.c nested/caps.c nested/vmcs12.c nested/vpid.c nested/ept02.c nested/ept02_exit.c nested/ept02_roots.c nested/vmfunc.c regcache/regcache.c tests/unit/fake_vmcs.c tests/unit/vmcs12_samples.c"
     "test_dmar: hv/dmar.c"
     "test_vtd: hv/vtd.c"
