@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "ept12_l1mem.h"
 #include "fake_vmcs.h"
 #include "nested/caps.h"
 #include "nested/ept02.h"
@@ -16,46 +17,18 @@
 #include "vmx/vmx_bits.h"
 
 #define ULL(x) ((unsigned long long)(x))
-#define L1_PAGES 32
+#define L1_PAGES L1_MEM_PAGES
 #define PHYS 48
 #define WB_LEAF (EPT_MT(MT_WB))
 #define A EPT_ACCESSED
 #define D EPT_DIRTY
 #define AD (EPT_ACCESSED | EPT_DIRTY)
 
-static uint8_t *l1;
-static unsigned l1_next;
 static uint64_t eptp12;
-
-static uint64_t L1(unsigned page) { return (uint64_t)(uintptr_t)(l1 + 4096ull * page); }
-
-bool hv_gpa_is_ram(uint64_t gpa, uint64_t len)
-{
-    return gpa >= L1(0) && len <= 4096ull * L1_PAGES && gpa - L1(0) <= 4096ull * L1_PAGES - len;
-}
-
-static void *allocated[128];
-static unsigned nallocated;
-void *hv_alloc_page(void)
-{
-    if (nallocated == 128)
-        return NULL;
-    void *p = aligned_alloc(4096, 4096);
-    memset(p, 0, 4096);
-    return allocated[nallocated++] = p;
-}
-
-static int l1_page(uint64_t gpa, uint64_t *host, uint64_t *max)
-{
-    *host = gpa;
-    *max = EPT_RWX;
-    return 0;
-}
 
 static void reset_l1(void)
 {
-    memset(l1, 0, 4096ull * L1_PAGES);
-    l1_next = 1;
+    l1mem_reset();
     eptp12 = L1(0) | 0x5e; /* WB, 4-level, A/D */
 }
 
@@ -133,7 +106,7 @@ static const uint64_t CAPS = EPT_CAP_EXEC_ONLY | EPT_CAP_PWL4 | EPT_CAP_UC | EPT
 static void fresh(void)
 {
     e02 = hv_alloc_page();
-    CHECK(ept02_init(e02, EPT02_MAX_PAGES, 4, CAPS, PHYS, l1_page) == 0, "init");
+    CHECK(ept02_init(e02, EPT02_MAX_PAGES, 4, CAPS, PHYS, l1mem_identity_page) == 0, "init");
     ept02_use(e02, eptp12);
     e02->flush = false;
 }
@@ -357,7 +330,7 @@ static void test_pml_exit(void)
     memset(&v12, 0, sizeof(v12));
     ns = (struct nested_state){.cache = &v12, .ept12 = true};
     nv = (struct nested_vcpu){.rc = &rc, .n = &ns, .caps = &caps, .hw = &hw, .phys_bits = PHYS,
-                              .l1_page = l1_page, .flush_ept = flush_ept};
+                              .l1_page = l1mem_identity_page, .flush_ept = flush_ept};
     vmcs12_set_eptp(&v12, eptp12);
     vmcs12_set(&v12, CPU_BASED_VM_EXEC_CONTROL, CPU_BASED_ACTIVATE_SECONDARY);
     vmcs12_set(&v12, SECONDARY_VM_EXEC_CONTROL, SECONDARY_EPT | SECONDARY_PML);
@@ -388,15 +361,13 @@ static void test_pml_exit(void)
 
 int main(void)
 {
-    l1 = aligned_alloc(4096, 4096ull * L1_PAGES);
+    l1mem_init();
     test_clean_then_dirty();
     test_no_flags();
     test_large();
     test_caps_ad();
     test_pml();
     test_pml_exit();
-    for (unsigned i = 0; i < nallocated; i++)
-        free(allocated[i]);
-    free(l1);
+    l1mem_free();
     return test_summary();
 }
