@@ -27,8 +27,9 @@
                          SECONDARY_EPT_VE | SECONDARY_MBEC)
 #define EXIT_SUPPORTED (VM_EXIT_SAVE_DEBUG_CONTROLS | VM_EXIT_HOST_ADDR_SPACE_SIZE | VM_EXIT_ACK_INTR_ON_EXIT | \
                         VM_EXIT_SAVE_PAT | VM_EXIT_LOAD_PAT | VM_EXIT_SAVE_EFER | VM_EXIT_LOAD_EFER |         \
-                        VM_EXIT_SAVE_PREEMPTION_TIMER)
-#define ENTRY_SUPPORTED (VM_ENTRY_LOAD_DEBUG_CONTROLS | VM_ENTRY_IA32E_MODE | VM_ENTRY_LOAD_PAT | VM_ENTRY_LOAD_EFER)
+                        VM_EXIT_SAVE_PREEMPTION_TIMER | VM_EXIT_LOAD_PERF_GLOBAL_CTRL | VM_EXIT_SAVE_PERF_GLOBAL_CTRL)
+#define ENTRY_SUPPORTED (VM_ENTRY_LOAD_DEBUG_CONTROLS | VM_ENTRY_IA32E_MODE | VM_ENTRY_LOAD_PAT | VM_ENTRY_LOAD_EFER | \
+                         VM_ENTRY_LOAD_PERF_GLOBAL_CTRL)
 
 /* EPT for L1 (nested/ept02.c): what EPT02 can shadow. Execute-only, UC paging structures and
  * large pages as the CPU has them (EPT02 maps large EPT12 pages with 4 KiB leaves); accessed/
@@ -164,6 +165,13 @@ void nested_caps_init(struct nested_caps *c, const struct vmx_msrs *hw)
     /* hv passes CPUID leaf 7 through: L1 has SGX and RTM exactly when the CPU has them. */
     c->sgx = hw->cpuid7_ebx & (1u << 2);
     c->rtm = hw->cpuid7_ebx & (1u << 11);
+    /* IA32_PERF_GLOBAL_CTRL (architectural performance monitoring version 2 and up, SDM 21.2.2):
+     * an enable bit per general-purpose counter (CPUID.0AH:EAX[15:8]) from bit 0 and per fixed
+     * counter (EDX[4:0]) from bit 32; the rest is reserved (26.2.2, 26.3.1.1). */
+    if ((hw->cpuid0a_eax & 0xff) >= 2) {
+        unsigned gp = (hw->cpuid0a_eax >> 8) & 0xff, fixed = hw->cpuid0a_edx & 0x1f;
+        c->perf_global_valid = (gp >= 32 ? 0xffffffffull : (1ull << gp) - 1) | (((1ull << fixed) - 1) << 32);
+    }
 }
 
 bool nested_caps_msr(const struct nested_caps *c, uint32_t msr, uint64_t *val)
@@ -218,7 +226,11 @@ unsigned nested_vmcs12_features(const struct nested_caps *c)
            (proc2 & SECONDARY_VIRTUAL_INTR_DELIVERY ? VMCS12_FEAT_VID : 0) | (proc2 & SECONDARY_PML ? VMCS12_FEAT_PML : 0) |
            (proc2 & SECONDARY_SHADOW_VMCS ? VMCS12_FEAT_SHADOW_VMCS : 0) |
            (proc2 & SECONDARY_VMFUNC ? VMCS12_FEAT_VMFUNC : 0) | (proc2 & SECONDARY_EPT_VE ? VMCS12_FEAT_EPT_VE : 0) |
-           (proc2 & SECONDARY_TSC_SCALING ? VMCS12_FEAT_TSC_SCALING : 0);
+           (proc2 & SECONDARY_TSC_SCALING ? VMCS12_FEAT_TSC_SCALING : 0) |
+           ((nested_allowed1(c->true_entry) & VM_ENTRY_LOAD_PERF_GLOBAL_CTRL) ||
+                    (nested_allowed1(c->true_exit) & (VM_EXIT_LOAD_PERF_GLOBAL_CTRL | VM_EXIT_SAVE_PERF_GLOBAL_CTRL))
+                ? VMCS12_FEAT_PERF_GLOBAL
+                : 0);
 }
 
 bool nested_ctl_ok(uint64_t cap_msr, uint32_t value)

@@ -23,6 +23,7 @@ struct nested_caps {
     uint64_t true_pinbased, true_procbased, true_exit, true_entry; /* 0x48d-0x490 */
     uint64_t vmfunc;                                      /* 0x491 */
     bool sgx, rtm; /* CPUID.(EAX=07H,ECX=0):EBX[2], [11] as L1 sees them (the CPU's): entry checks */
+    uint64_t perf_global_valid; /* IA32_PERF_GLOBAL_CTRL bits CPUID.0AH enumerates: the rest are reserved */
 };
 
 /* "Default1" controls (A.2-A.5): reported as must-be-1 by the non-true MSRs. */

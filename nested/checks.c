@@ -338,6 +338,8 @@ static bool check_host_cr_msrs(struct ctx *x)
     CHECK_RULE(pa_ok(x, G(HOST_CR3)), "26.2.2: host CR3 beyond physical-address width");
     CHECK_RULE(canonical(G(HOST_IA32_SYSENTER_ESP)), "26.2.2: host IA32_SYSENTER_ESP not canonical");
     CHECK_RULE(canonical(G(HOST_IA32_SYSENTER_EIP)), "26.2.2: host IA32_SYSENTER_EIP not canonical");
+    if (x->exit & VM_EXIT_LOAD_PERF_GLOBAL_CTRL)
+        CHECK_RULE(!(G(HOST_IA32_PERF_GLOBAL_CTRL) & ~c->perf_global_valid), "26.2.2: host IA32_PERF_GLOBAL_CTRL reserved bits");
     if (x->exit & VM_EXIT_LOAD_PAT)
         CHECK_RULE(pat_ok(G(HOST_IA32_PAT)), "26.2.2: host IA32_PAT memory type invalid");
     if (x->exit & VM_EXIT_LOAD_EFER) {
@@ -425,6 +427,9 @@ static bool check_guest_cr_msrs(struct ctx *x)
     CHECK_RULE(pa_ok(x, G(GUEST_CR3)), "26.3.1.1: guest CR3 beyond physical-address width");
     CHECK_RULE(canonical(G(GUEST_SYSENTER_ESP)), "26.3.1.1: guest IA32_SYSENTER_ESP not canonical");
     CHECK_RULE(canonical(G(GUEST_SYSENTER_EIP)), "26.3.1.1: guest IA32_SYSENTER_EIP not canonical");
+    if (x->entry & VM_ENTRY_LOAD_PERF_GLOBAL_CTRL)
+        CHECK_RULE(!(G(GUEST_IA32_PERF_GLOBAL_CTRL) & ~x->c->perf_global_valid),
+                   "26.3.1.1: guest IA32_PERF_GLOBAL_CTRL reserved bits");
     if (x->entry & VM_ENTRY_LOAD_PAT)
         CHECK_RULE(pat_ok(G(GUEST_IA32_PAT)), "26.3.1.1: guest IA32_PAT memory type invalid");
     if (x->entry & VM_ENTRY_LOAD_EFER) {

@@ -38,6 +38,12 @@ uint32_t nested_load_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t co
  * the VM-entry failure of its VM entry (SDM 27.8). vmcs02 is current; vmcs01 after. */
 void nested_hw_entry_failed(struct nested_vcpu *nv, uint32_t reason, uint64_t qual);
 void nested_store_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count);
+/* IA32_PERF_GLOBAL_CTRL as vmcs12's load/save controls say (nested/perf_global.c). _enter
+ * also starts the entry's undo record (nested_state.entry_undo_*), which the MSR-load list
+ * then continues. */
+void nested_perf_global_enter(struct nested_vcpu *nv);
+void nested_perf_global_save(struct nested_vcpu *nv);
+void nested_perf_global_load_host(struct nested_vcpu *nv);
 /* vmcs12's host state into vmcs01's guest state (SDM 28.5). vmcs01 must be current. efer:
  * IA32_EFER at the exit, whose bits other than LMA/LME stay without "load IA32_EFER". */
 void nested_load_l1_host_state(struct nested_vcpu *nv, uint64_t efer);

@@ -292,6 +292,7 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
         return;
     }
     nested_enter_vmcs02(nv, true, pae ? pdpte : NULL);
+    nested_perf_global_enter(nv);
     uint32_t bad = nested_load_msr_list(nv, v12(nv, VM_ENTRY_MSR_LOAD_ADDR),
                                         (uint32_t)v12(nv, VM_ENTRY_MSR_LOAD_COUNT), true);
     if (bad) {

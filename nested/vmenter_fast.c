@@ -62,6 +62,7 @@ bool nested_vmenter_fast(struct nested_vcpu *nv, unsigned changes)
         return false; /* the full path gives the verdict */
     n->fast_ok = false; /* until the next reflected exit */
     nested_enter_vmcs02(nv, false, pae ? pdpte : NULL);
+    nested_perf_global_enter(nv);
     nested_enter_commit(nv);
     n->fast_entries++;
     return true;

@@ -147,6 +147,7 @@ void nested_load_l1_host_state(struct nested_vcpu *nv, uint64_t efer)
     vmcs_write(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_ACTIVE);
     vmcs_write(GUEST_PENDING_DBG_EXCEPTIONS, 0);
     vmcs_write(VM_ENTRY_INTR_INFO_FIELD, 0);
+    nested_perf_global_load_host(nv);
 }
 
 
@@ -166,9 +167,7 @@ static uint32_t msr_list_max(const struct nested_vcpu *nv)
 uint32_t nested_load_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count, bool undo)
 {
     struct nested_state *n = nv->n;
-    uint32_t max = msr_list_max(nv);
-    if (undo)
-        n->entry_undo_n = 0;
+    uint32_t max = msr_list_max(nv); /* undo: the record nested_perf_global_enter started */
     for (uint32_t i = 0; i < count; i++) {
         uint64_t pa = addr + 16ull * i;
         if (i == max || !hv_gpa_is_ram(pa, 16))
@@ -300,6 +299,7 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
      * with VMX non-root operation (26.6.1); with virtual NMIs it was virtual. */
     bool l2_blocked = !nested_exit_on_nmi(nv) && (v12(nv, GUEST_INTERRUPTIBILITY_INFO) & GUEST_INTR_NMI);
     n->l2_nmi_blocked = false;
+    nested_perf_global_save(nv);
     nested_store_msr_list(nv, v12(nv, VM_EXIT_MSR_STORE_ADDR), (uint32_t)v12(nv, VM_EXIT_MSR_STORE_COUNT));
     uint64_t efer = vmcs_read(GUEST_IA32_EFER); /* L2's: vmcs02 always saves it */
     /* The cache described vmcs02, and vmcs12 now has what it held (also what hv changed for

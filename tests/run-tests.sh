@@ -29,7 +29,7 @@ UNIT_TESTS=(
     "test_vmcs12: nested/vmcs12.c"
     "test_nested_checks: nested/checks.c nested/caps.c nested/vmcs12.c nested/vpid.c tests/unit/vmcs12_samples.c"
     "test_nested_caps_msrs: nested/checks.c nested/caps.c nested/vmcs12.c nested/vpid.c tests/unit/vmcs12_samples.c"
-    "test_nested_entry: nested/vmenter.c nested/vmenter_fast.c nested/vmexit.c nested/apicv.c nested/insn.c nested/gva.c nested/shadow.c nested/vshadow.c nested/checks.c nested/caps.c nested/vmcs12.c nested/vpid.c nested/ept02.c nested/ept02_exit.c nested/ept02_roots.c nested/vmfunc.c regcache/regcache.c tests/unit/fake_vmcs.c tests/unit/vmcs12_samples.c"
+    "test_nested_entry: nested/vmenter.c nested/vmenter_fast.c nested/vmexit.c nested/perf_global.c nested/apicv.c nested/insn.c nested/gva.c nested/shadow.c nested/vshadow.c nested/checks.c nested/caps.c nested/vmcs12.c nested/vpid.c nested/ept02.c nested/ept02_exit.c nested/ept02_roots.c nested/vmfunc.c regcache/regcache.c tests/unit/fake_vmcs.c tests/unit/vmcs12_samples.c"
     "test_dmar: hv/dmar.c"
     "test_vtd: hv/vtd.c"
     "test_ept02: nested/ept02.c nested/ept02_exit.c nested/ept02_roots.c nested/vmfunc.c nested/vmcs12.c nested/caps.c regcache/regcache.c tests/unit/fake_vmcs.c"
@@ -37,7 +37,7 @@ UNIT_TESTS=(
     "test_ept02_ad: nested/ept02.c nested/ept02_exit.c nested/ept02_roots.c nested/vmfunc.c nested/vmcs12.c nested/caps.c regcache/regcache.c tests/unit/fake_vmcs.c tests/unit/ept12_l1mem.c"
 )
 # nested/ on the fake VMCS with L1's RAM mapped at a fixed address (tests/unit/nested_harness.c)
-NESTED_SRCS="nested/apicv.c nested/insn.c nested/gva.c nested/vmenter.c nested/vmenter_fast.c nested/vmexit.c nested/shadow.c nested/vshadow.c nested/checks.c nested/caps.c nested/vmcs12.c nested/vpid.c nested/ept02.c nested/ept02_exit.c nested/ept02_roots.c nested/vmfunc.c regcache/regcache.c tests/unit/fake_vmcs.c tests/unit/vmcs12_samples.c tests/unit/nested_harness.c"
+NESTED_SRCS="nested/apicv.c nested/insn.c nested/gva.c nested/vmenter.c nested/vmenter_fast.c nested/vmexit.c nested/perf_global.c nested/shadow.c nested/vshadow.c nested/checks.c nested/caps.c nested/vmcs12.c nested/vpid.c nested/ept02.c nested/ept02_exit.c nested/ept02_roots.c nested/vmfunc.c regcache/regcache.c tests/unit/fake_vmcs.c tests/unit/vmcs12_samples.c tests/unit/nested_harness.c"
 UNIT_TESTS+=(
     "test_nested_insn: $NESTED_SRCS"
     "test_nested_gva: $NESTED_SRCS"

@@ -11,6 +11,11 @@ void vmx_read_msrs(struct vmx_msrs *m)
     m->cpuid1_ecx = cpuid(1, 0).ecx;
     if (cpuid(0, 0).eax >= 7)
         m->cpuid7_ebx = cpuid(7, 0).ebx;
+    if (cpuid(0, 0).eax >= 0xa) {
+        struct cpuid_regs pm = cpuid(0xa, 0);
+        m->cpuid0a_eax = pm.eax;
+        m->cpuid0a_edx = pm.edx;
+    }
     if (!(m->cpuid1_ecx & (1u << 5)))
         return; /* the MSRs below would #GP */
     m->feature_control = rdmsr(MSR_IA32_FEATURE_CONTROL);

@@ -74,6 +74,7 @@
 #define VM_EXIT_SAVE_EFER                  (1u << 20)
 #define VM_EXIT_LOAD_EFER                  (1u << 21)
 #define VM_EXIT_SAVE_PREEMPTION_TIMER      (1u << 22)
+#define VM_EXIT_SAVE_PERF_GLOBAL_CTRL      (1u << 30)
 
 /* VM-entry controls (25.8.1) */
 #define VM_ENTRY_LOAD_DEBUG_CONTROLS       (1u << 2)

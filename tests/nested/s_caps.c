@@ -187,6 +187,30 @@ static void t_tsc_scaling(void)
         t >= before / 2 && t <= after / 2 ? "yes" : "no");
 }
 
+/* "load IA32_PERF_GLOBAL_CTRL" (entry control 13, exit control 12; SDM 25.7.1, 25.8.1) and
+ * its two 64-bit fields. Only values without reserved bits (CPUID.0AH on Bochs: 4 counters,
+ * 3 fixed) and no "save" (exit control 30): Bochs checks neither field and never saves the
+ * MSR (docs/testing.md), hv does both, as the SDM says (unit tests). */
+static void t_perf_global(void)
+{
+    const char *tag = "caps: load IA32_PERF_GLOBAL_CTRL";
+    if (!allowed(1u << 13, cap.entry) || !allowed(1u << 12, cap.exit)) {
+        out("%s: not supported", tag);
+        return;
+    }
+    vmcs_init(0, l2_nops);
+    u64 g = 0, h = 0, gh = 0;
+    int wg = vmwrite_(0x2808, 0x70000000full), wh = vmwrite_(0x2c04, 0x3);
+    int rg = vmread_(0x2808, &g), rh = vmread_(0x2c04, &h), rgh = vmread_(0x2809, &gh);
+    out("%s: vmwrite guest %s host %s, vmread guest %s 0x%llx host %s 0x%llx, guest high half %s 0x%llx", tag,
+        st_str(wg), st_str(wh), st_str(rg), g, st_str(rh), h, st_str(rgh), gh);
+    vw(ENTRY_CTLS, vr(ENTRY_CTLS) | 1u << 13);
+    vw(EXIT_CTLS, vr(EXIT_CTLS) | 1u << 12);
+    l2_run(&e);
+    pr_exit(tag, &e, F_LEN);
+    finish(tag, &e);
+}
+
 void s_caps(void)
 {
     t_desc();
@@ -194,4 +218,5 @@ void s_caps(void)
     t_zero_len();
     t_activity();
     t_tsc_scaling();
+    t_perf_global();
 }

@@ -144,6 +144,7 @@ void nh_setup(bool with_shadow)
     fmsr[3] = (struct fake_msr){0x10 /* TSC */, 0x4444, 0, false};
     fmsr[4] = (struct fake_msr){MSR_IA32_FEATURE_CONTROL, 5, 0, true}; /* as hv/exit_msr.c emulates them */
     fmsr[5] = (struct fake_msr){MSR_IA32_VMX_BASIC, caps.basic, 0, true};
+    fmsr[6] = (struct fake_msr){MSR_IA32_PERF_GLOBAL_CTRL, 0x1, 0, false};
 
     vmcs01_pa = (uint64_t)(uintptr_t)hv_alloc_page();
     vmptrld(vmcs01_pa);

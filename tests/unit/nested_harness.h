@@ -62,7 +62,7 @@ struct injected {
 extern struct injected inj;
 
 /* hv_rdmsr/hv_wrmsr: a few MSRs the fake CPU has, and two hv emulates (read-only: WRMSR #GPs). */
-#define FAKE_MSRS 6
+#define FAKE_MSRS 7
 struct fake_msr {
     uint32_t msr;
     uint64_t val;

@@ -27,8 +27,8 @@ static void test_caps(void)
     CHECK(c.basic == 0x00d8100000007668ull, "basic %llx", ULL(c.basic));
     CHECK(c.true_pinbased == 0x0000007f00000016ull, "true pin %llx", ULL(c.true_pinbased));
     CHECK(c.true_procbased == 0xfff9fffe04006172ull, "true proc %llx", ULL(c.true_procbased));
-    CHECK(c.true_exit == 0x007fefff00036dfbull, "true exit %llx", ULL(c.true_exit));
-    CHECK(c.true_entry == 0x0000d3ff000011fbull, "true entry %llx", ULL(c.true_entry));
+    CHECK(c.true_exit == 0x007fffff00036dfbull, "true exit %llx", ULL(c.true_exit));
+    CHECK(c.true_entry == 0x0000f3ff000011fbull, "true entry %llx", ULL(c.true_entry));
     CHECK(c.procbased2 == 0x02177fff00000000ull, "procbased2 %llx", ULL(c.procbased2));
     CHECK(c.misc == 0x200401e5ull, "misc %llx", ULL(c.misc));
     CHECK(c.ept_vpid == 0x00000f0106334141ull, "ept_vpid %llx", ULL(c.ept_vpid));
@@ -54,9 +54,11 @@ static void test_caps(void)
           "EPT capabilities %llx", ULL(c.ept_vpid));
     CHECK(!(nested_allowed1(c.true_procbased) & CPU_BASED_ACTIVATE_TERTIARY), "no tertiary controls");
     CHECK(!(nested_allowed1(c.true_pinbased) & PIN_BASED_POSTED_INTR), "no posted interrupts");
-    CHECK(!(nested_allowed1(c.true_exit) & VM_EXIT_LOAD_PERF_GLOBAL_CTRL), "no perf global (exit)");
-    CHECK(!(nested_allowed1(c.true_entry) & (VM_ENTRY_SMM | VM_ENTRY_DEACT_DUAL_MONITOR |
-                                             VM_ENTRY_LOAD_PERF_GLOBAL_CTRL)), "no SMM, no perf global (entry)");
+    CHECK(nested_allowed1(c.true_exit) & VM_EXIT_LOAD_PERF_GLOBAL_CTRL, "perf global load as the CPU (exit)");
+    CHECK(nested_allowed1(c.true_entry) & VM_ENTRY_LOAD_PERF_GLOBAL_CTRL, "perf global load as the CPU (entry)");
+    CHECK(c.perf_global_valid == 0x70000000full, "IA32_PERF_GLOBAL_CTRL: 4 counters, 3 fixed: %llx",
+          ULL(c.perf_global_valid));
+    CHECK(!(nested_allowed1(c.true_entry) & (VM_ENTRY_SMM | VM_ENTRY_DEACT_DUAL_MONITOR)), "no SMM (entry)");
     CHECK(!(c.basic & (1ull << 48 | 1ull << 49 | 1ull << 56)) && (c.basic & VMX_BASIC_TRUE_CTLS), "basic bits");
     CHECK(!(c.misc & (1ull << 28 | 1ull << 30)), "misc: no SMM; no zero-length injection on a CPU without it");
 

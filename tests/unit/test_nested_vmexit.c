@@ -415,6 +415,53 @@ static void test_nmi_blocking(void)
           ULL(w12(VM_EXIT_INTR_INFO)), ULL(g01(GUEST_INTERRUPTIBILITY_INFO)));
 }
 
+/* IA32_PERF_GLOBAL_CTRL (nested/perf_global.c): loaded from vmcs12 at entry (27.3.2.1), saved
+ * at exit (28.3), L1's host value loaded after (28.5.1), each only with its control. */
+static void test_perf_global(void)
+{
+    struct fake_msr *pg;
+    uint64_t hw_exit = hw.exit;
+    hw.exit |= (uint64_t)VM_EXIT_SAVE_PERF_GLOBAL_CTRL << 32; /* as Bochs 3.0 has it; the sample has not */
+    nh_setup(false);
+    pg = fake_msr(MSR_IA32_PERF_GLOBAL_CTRL);
+    l1_ready(PG_VMCS_A);
+    vmcs12_set(V12, VM_ENTRY_CONTROLS, w12(VM_ENTRY_CONTROLS) | VM_ENTRY_LOAD_PERF_GLOBAL_CTRL);
+    vmcs12_set(V12, VM_EXIT_CONTROLS,
+               w12(VM_EXIT_CONTROLS) | VM_EXIT_LOAD_PERF_GLOBAL_CTRL | VM_EXIT_SAVE_PERF_GLOBAL_CTRL);
+    vmcs12_set(V12, GUEST_IA32_PERF_GLOBAL_CTRL, 0x3);
+    vmcs12_set(V12, HOST_IA32_PERF_GLOBAL_CTRL, 0x70000000full);
+    enter();
+    CHECK(pg->val == 0x3, "entry loads L2's value: %#llx", ULL(pg->val));
+    pg->val = 0x2; /* L2 writes the MSR (L1 passes it through) */
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "reflected");
+    CHECK(w12(GUEST_IA32_PERF_GLOBAL_CTRL) == 0x2, "saved: %#llx", ULL(w12(GUEST_IA32_PERF_GLOBAL_CTRL)));
+    CHECK(pg->val == 0x70000000full, "L1's host value loaded: %#llx", ULL(pg->val));
+
+    /* Without the controls: the MSR is whatever runs, vmcs12's fields untouched. */
+    nh_setup(false);
+    pg = fake_msr(MSR_IA32_PERF_GLOBAL_CTRL);
+    l1_ready(PG_VMCS_A);
+    vmcs12_set(V12, GUEST_IA32_PERF_GLOBAL_CTRL, 0x3);
+    vmcs12_set(V12, HOST_IA32_PERF_GLOBAL_CTRL, 0x4);
+    enter();
+    CHECK(pg->val == 0x1 && pg->writes == 0, "no load at entry: %#llx", ULL(pg->val));
+    pg->val = 0x5;
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "reflected");
+    CHECK(pg->val == 0x5 && w12(GUEST_IA32_PERF_GLOBAL_CTRL) == 0x3, "no save, no host load: %#llx, field %#llx",
+          ULL(pg->val), ULL(w12(GUEST_IA32_PERF_GLOBAL_CTRL)));
+
+    /* A reserved bit (counter 4 of 4): VM-entry failure, nothing loaded (26.3.1.1). */
+    nh_setup(false);
+    pg = fake_msr(MSR_IA32_PERF_GLOBAL_CTRL);
+    l1_ready(PG_VMCS_A);
+    vmcs12_set(V12, VM_ENTRY_CONTROLS, w12(VM_ENTRY_CONTROLS) | VM_ENTRY_LOAD_PERF_GLOBAL_CTRL);
+    vmcs12_set(V12, GUEST_IA32_PERF_GLOBAL_CTRL, 1ull << 4);
+    l1_vmlaunch();
+    CHECK(!ns.guest_mode && (uint32_t)w12(VM_EXIT_REASON) == (EXIT_REASON_INVALID_STATE | VMX_EXIT_REASON_ENTRY_FAIL) &&
+              pg->val == 0x1, "reserved bit: exit %#llx, MSR %#llx", ULL(w12(VM_EXIT_REASON)), ULL(pg->val));
+    hw.exit = hw_exit;
+}
+
 int main(void)
 {
     test_reflect_saves();
@@ -428,5 +475,6 @@ int main(void)
     test_cr_exits();
     test_other_exits();
     test_nmi_blocking();
+    test_perf_global();
     return test_summary();
 }

@@ -71,5 +71,5 @@ const struct vmx_msrs bochs_skylake_x = {
     .pinbased = 0x0000007f00000016ull, .procbased = 0xfff9fffe04006172ull, .exit = 0x01ffffff00036dfbull,
     .entry = 0x0003ffff000011fbull, .procbased2 = 0x02177fff00000000ull, .ept_vpid = 0x00000f0106334141ull,
     .misc = 0x00000000300481e5ull, .cr0_fixed0 = 0x80000021, .cr0_fixed1 = 0xffffffff, .cr4_fixed0 = 0x2000,
-    .cr4_fixed1 = 0x3767ff,
+    .cr4_fixed1 = 0x3767ff, .cpuid0a_eax = 0x07300404, .cpuid0a_edx = 0x603, /* 4 GP, 3 fixed counters */
 };
