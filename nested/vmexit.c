@@ -416,7 +416,7 @@ static bool l1_wants_cr(struct nested_vcpu *nv)
     return true; /* CLTS, LMSW: only exit for bits in a mask; L1's masks are in vmcs02 */
 }
 
-bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason)
+static bool route_l2_exit(struct nested_vcpu *nv, uint32_t reason)
 {
     bool l1;
     uint32_t basic = reason & 0xffff, reason12;
@@ -467,6 +467,14 @@ bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason)
     if (l1)
         reflect(nv, NULL);
     return l1;
+}
+
+bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason)
+{
+    bool taken = route_l2_exit(nv, reason);
+    if (nv->n->guest_mode) /* L2 goes on: hv re-enters vmcs02, not L1 */
+        nested_apicv_l2_resume(nv);
+    return taken;
 }
 
 int nested_vcpu_init(struct nested_vcpu *nv)
