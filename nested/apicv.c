@@ -119,7 +119,7 @@ void nested_apicv_sync(struct nested_vcpu *nv)
 
 bool nested_l2_apic_page_write(struct nested_vcpu *nv, uint64_t gpa, uint64_t ept_qual)
 {
-    if (!nv->n->guest_mode || nv->n->ept12 || !(proc2_12(nv) & SECONDARY_VIRTUALIZE_APIC) ||
+    if (!nv->n->guest_mode || !(proc2_12(nv) & SECONDARY_VIRTUALIZE_APIC) ||
         (v12(nv, APIC_ACCESS_ADDR) & ~0xfffull) != (gpa & ~0xfffull))
         return false;
     /* Table 28-6: a linear write, or a guest-physical access (a paging-structure update),

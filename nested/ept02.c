@@ -262,8 +262,8 @@ walk:;
     }
     f->l1_gpa = w.l1_gpa;
     uint64_t host = 0, max = 0;
-    if (!e->l1_page || e->l1_page(w.l1_gpa & ~0xfffull, &host, &max) ||
-        !(w.access & (max | (max & EPT_X ? EPT_XU : 0)))) {
+    int kind = e->l1_page ? e->l1_page(w.l1_gpa & ~0xfffull, &host, &max) : -1;
+    if ((kind != 0 && kind != EPT02_L1_MMIO) || !(w.access & (max | (max & EPT_X ? EPT_XU : 0)))) {
         /* L2 reaches no further than L1: where EPT01 maps nothing, L1 gets an EPT
          * violation it cannot explain rather than hv a page it must not give. */
         f->qual12 = qual12(e, f->qual, 0);
@@ -294,7 +294,8 @@ walk:;
         if (!(need & EPT_W) && !(w.leaf & EPT_DIRTY))
             perm &= ~EPT_W; /* clean: the first write must set the dirty flag */
     }
-    uint64_t attrs = (max & EPT_W) ? w.leaf & PAGE_ATTRS : HV_PAGE_ATTRS; /* EPT12's type, or hv's page */
+    bool mmio = kind == EPT02_L1_MMIO;
+    uint64_t attrs = (max & EPT_W) || mmio ? w.leaf & PAGE_ATTRS : HV_PAGE_ATTRS; /* EPT12's type, or hv's page */
     uint64_t val = (host & EPT_ADDR_MASK) | perm | attrs;
     uint64_t *leaf = leaf_slot(e, f->l2_gpa);
     if (!leaf) { /* pool full: start over (the instruction's other pages fault in again) */
@@ -310,8 +311,11 @@ walk:;
     *leaf = val;
     f->leaf = leaf;
     e->fills++;
-    /* need is within EPT12's access, so only a write to hv's memory is left over. */
-    return (need & ~perm) ? EPT02_HIDDEN_WRITE : EPT02_FILLED;
+    /* need is within EPT12's access, so only a write to hv's memory (or to a page whose
+     * writes hv emulates for L1: the same access L1 would make, hv's to perform) is left over. */
+    if (!(need & ~perm))
+        return EPT02_FILLED;
+    return mmio ? EPT02_MMIO_WRITE : EPT02_HIDDEN_WRITE;
 }
 
 int ept02_step_begin(struct ept02 *e, uint64_t *leaf)

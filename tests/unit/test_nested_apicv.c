@@ -218,6 +218,17 @@ static void test_apic_page_write(void)
           "exit %llu qual %llx, want 44 qual 0x10b0", ULL(vmcs12_get(V12, VM_EXIT_REASON)),
           ULL(vmcs12_get(V12, EXIT_QUALIFICATION)));
     CHECK(!nested_l2_apic_page_write(&nv, 0xfee000b0ull, q), "L1 itself: hv's");
+    /* L2 on EPT02: hv passes the L1-physical address EPT12 gave (hv/nested_glue.c). */
+    CHECK(l1_vmresume() == O_ENTERED, "resumed");
+    ns.ept12 = true;
+    regcache_reset(&rc);
+    CHECK(nested_l2_apic_page_write(&nv, 0xfee00300ull, q) && !ns.guest_mode, "through EPT12: reflected");
+    regcache_flush(&rc);
+    CHECK(vmcs12_get(V12, VM_EXIT_REASON) == EXIT_REASON_APIC_ACCESS &&
+              vmcs12_get(V12, EXIT_QUALIFICATION) == (0x300 | 1ull << 12),
+          "through EPT12: exit %llu qual %llx", ULL(vmcs12_get(V12, VM_EXIT_REASON)),
+          ULL(vmcs12_get(V12, EXIT_QUALIFICATION)));
+    ns.ept12 = false;
 
     fresh(); /* without virtualize APIC accesses the page is the APIC's */
     tpr_shadow();
