@@ -242,6 +242,25 @@ static void pml_log(struct ept02_fault *f)
     f->pml_index--;
 }
 
+bool ept12_pml_full(const struct ept02 *e, const struct ept12_walk *w, bool write, const struct ept02_fault *f)
+{
+    return (e->eptp12 & EPTP_AD) && f->pml && f->pml_index > 511 && flags_needed(w, write);
+}
+
+enum ept12_flags ept12_set_flags(const struct ept02 *e, const struct ept12_walk *w, bool write, struct ept02_fault *f)
+{
+    if (!(e->eptp12 & EPTP_AD))
+        return EPT12_FLAGS_SET;
+    if (ept12_pml_full(e, w, write, f))
+        return EPT12_FLAGS_PML_FULL;
+    int dirtied = set_ad(w, write);
+    if (dirtied < 0)
+        return EPT12_FLAGS_CHANGED;
+    if (dirtied && f->pml)
+        pml_log(f);
+    return EPT12_FLAGS_SET;
+}
+
 enum ept02_result ept02_fault(struct ept02 *e, struct ept02_fault *f)
 {
     struct ept12_walk w;
@@ -274,14 +293,13 @@ walk:;
         max |= EPT_XU; /* EPT01's execute covers both modes */
     uint64_t perm = w.access & max;
     if (ad) {
-        bool write = need & EPT_W;
-        if (f->pml && f->pml_index > 511 && flags_needed(&w, write)) {
+        enum ept12_flags fl = ept12_set_flags(e, &w, need & EPT_W, f);
+        if (fl == EPT12_FLAGS_PML_FULL) {
             f->qual12 = f->qual & EPT_QUAL_NMI_UNBLOCK; /* the only bit defined for exit 62 */
             e->reflected++;
             return EPT02_PML_FULL;
         }
-        int dirtied = set_ad(&w, write);
-        if (dirtied < 0) {
+        if (fl == EPT12_FLAGS_CHANGED) {
             /* Another CPU of L1 keeps changing the entries: let L2 retry the access, as
              * it would after an EPT02 fill, so hv never spins here. */
             if (++tries < 4)
@@ -289,8 +307,6 @@ walk:;
             f->leaf = NULL;
             return EPT02_FILLED; /* nothing filled: L2 faults again */
         }
-        if (dirtied && f->pml)
-            pml_log(f);
         if (!(need & EPT_W) && !(w.leaf & EPT_DIRTY))
             perm &= ~EPT_W; /* clean: the first write must set the dirty flag */
     }

@@ -118,6 +118,14 @@ struct ept02_fault {
  * set, the access not done), and each dirty flag set logs the 4 KiB-aligned L2-physical
  * address at the index, which is then decremented. */
 enum ept02_result ept02_fault(struct ept02 *e, struct ept02_fault *f);
+/* The same flags and PML entries for an access EPT12 allows that hv makes itself on L2's
+ * behalf (w: a walk with EPT12_OK; f: l2_gpa and the PML fields as for ept02_fault). Nothing
+ * without EPTP12 bit 6. PML_FULL: a flag to set and no room (nothing set, the access must not
+ * be done: exit 62); CHANGED: L1 changed an entry meanwhile, walk again. */
+enum ept12_flags { EPT12_FLAGS_SET, EPT12_FLAGS_PML_FULL, EPT12_FLAGS_CHANGED };
+enum ept12_flags ept12_set_flags(const struct ept02 *e, const struct ept12_walk *w, bool write, struct ept02_fault *f);
+/* Would ept12_set_flags answer PML_FULL (nothing changed)? */
+bool ept12_pml_full(const struct ept02 *e, const struct ept12_walk *w, bool write, const struct ept02_fault *f);
 
 /* Dropping a write to hv's memory (EPT02_HIDDEN_WRITE): the leaf gets a zeroed scratch page,
  * writable, for one instruction; ept02_step_end() restores every such leaf and wipes the
