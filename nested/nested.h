@@ -121,6 +121,10 @@ static inline bool nested_l1_virtual_nmis(const struct nested_vcpu *nv)
  * through EPT12) that L1 made its APIC-access page: true if reflected to L1 as an APIC-access
  * VM exit (nested/apicv.c). */
 bool nested_l2_apic_page_write(struct nested_vcpu *nv, uint64_t gpa, uint64_t ept_qual);
+/* An INIT that L1's VMX root operation blocked (SDM 24.8), right after L1's VM entry into L2
+ * (vmcs02 built, not run, no event injected): the INIT VM exit (reason 3, 25.2) L1 gets then,
+ * vmcs01 current after. */
+void nested_reflect_init(struct nested_vcpu *nv);
 /* An NMI for L1 while L2 runs: an NMI VM exit to L1 (SDM 25.2), vmcs01 current after. */
 void nested_reflect_nmi(struct nested_vcpu *nv);
 /* An exception hv raises for L2 while emulating its instruction goes through L1's

@@ -326,6 +326,18 @@ void nested_reflect_nmi(struct nested_vcpu *nv)
     reflect(nv, &nmi);
 }
 
+void nested_reflect_init(struct nested_vcpu *nv)
+{
+    /* vmcs02 was built and never ran: the next entry must VMLAUNCH it if this one would have. */
+    if (*nv->launch_pending) {
+        nv->n->vmcs02_launched = false;
+        *nv->launch_pending = false;
+    }
+    /* event: no interruption information, IDT-vectoring from the (absent) injection */
+    const struct exit12 init = {EXIT_REASON_INIT_SIGNAL, 0, 0, true, 0};
+    reflect(nv, &init);
+}
+
 void nested_reflect_apic_access(struct nested_vcpu *nv, uint64_t qual)
 {
     const struct exit12 acc = {EXIT_REASON_APIC_ACCESS, qual, 0, false, 0};
