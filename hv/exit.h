@@ -41,6 +41,7 @@ void handle_vmcall(struct vcpu *v);
 void handle_init(struct vcpu *v);
 void handle_sipi(struct vcpu *v);
 void init_after_vmxoff(struct vcpu *v); /* an INIT VMXON blocked takes effect now */
+void init_after_vmentry(struct vcpu *v); /* L1 entered L2: an INIT VMXON blocked is L1's INIT exit now */
 void handle_triple_fault(struct vcpu *v);
 void handle_ept_violation(struct vcpu *v);
 void handle_mtf(struct vcpu *v);

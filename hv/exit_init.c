@@ -50,8 +50,9 @@ static void wait_for_sipi(struct vcpu *v)
     }
 }
 
-/* INIT while L1 is in VMX root operation is blocked (SDM 24.8: VMXON blocks INIT) until
- * VMXOFF (handle_vmx_insn calls init_after_vmxoff); in L2 it is L1's INIT exit (nested/). */
+/* INIT while L1 is in VMX root operation is blocked (SDM 24.8: VMXON blocks INIT) and stays
+ * pending: until VMXOFF (init_after_vmxoff) or L1's next VM entry into L2, where it is the INIT
+ * exit L1 gets (init_after_vmentry); an INIT while L2 runs is L1's INIT exit (nested/). */
 void handle_init(struct vcpu *v)
 {
     if (v->nested.vmxon && !v->nested.guest_mode) {
@@ -104,6 +105,21 @@ void init_after_vmxoff(struct vcpu *v)
     /* SIPIs that came while INIT was blocked found no CPU waiting for them: gone. */
     __atomic_store_n(&v->sipi, 0, __ATOMIC_RELEASE);
     handle_init(v);
+}
+
+void init_after_vmentry(struct vcpu *v)
+{
+    if (!v->init_blocked || !v->nested.guest_mode)
+        return;
+    /* Wait-for-SIPI blocks INIT (25.2). An event the entry injects is delivered before the
+     * INIT is recognized (its VM exit would follow the delivery): not emulated, the INIT
+     * stays held for a later entry or VMXOFF (docs/nested.md). */
+    if (vm_read(v, GUEST_ACTIVITY_STATE) == GUEST_ACTIVITY_WAIT_SIPI ||
+        (vm_read(v, VM_ENTRY_INTR_INFO_FIELD) & INTR_INFO_VALID))
+        return;
+    v->init_blocked = false;
+    __atomic_store_n(&v->sipi, 0, __ATOMIC_RELEASE); /* L1's INIT exit: a SIPI latched for it is not hv's */
+    nested_reflect_init(&v->nv);
 }
 
 void handle_sipi(struct vcpu *v)

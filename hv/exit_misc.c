@@ -18,6 +18,8 @@ void handle_vmx_insn(struct vcpu *v)
     nested_handle_vmx_insn(&v->nv, reason);
     if (reason == EXIT_REASON_VMXOFF)
         init_after_vmxoff(v);
+    else if (v->nested.guest_mode) /* L1's VMLAUNCH/VMRESUME entered L2 */
+        init_after_vmentry(v);
 }
 
 void handle_invd(struct vcpu *v)

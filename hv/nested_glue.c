@@ -6,6 +6,7 @@
 #include "../nested/nested.h"
 #include "../vmx/ept.h"
 #include "../vmx/vmx.h"
+#include "apic.h"
 #include "exit.h"
 #include "host.h"
 
@@ -46,7 +47,8 @@ int hv_rdmsr(uint32_t msr, uint64_t *val) { return guest_rdmsr(msr, val); }
 int hv_wrmsr(uint32_t msr, uint64_t val) { return guest_wrmsr(msr, val); }
 
 /* EPT02's view of EPT01 (nested/ept02.h ept02_l1_page_fn): identity below EPT01's limit,
- * hv's memory as EPT01 shows it to L1 (the zero page, never writable), nothing above. */
+ * hv's memory as EPT01 shows it to L1 (the zero page, never writable), the xAPIC page as
+ * EPT01 has it (read/execute, writes emulated by hv: EPT02_L1_MMIO), nothing above. */
 static int l1_page(uint64_t gpa, uint64_t *host_pa, uint64_t *max_access)
 {
     const struct ept *e = hv.ept;
@@ -60,8 +62,20 @@ static int l1_page(uint64_t gpa, uint64_t *host_pa, uint64_t *max_access)
         return 0;
     }
     *host_pa = gpa & ~(EPT_PAGE_4K - 1);
+    if (hv.apic_page && *host_pa == hv.apic_page) {
+        *max_access = EPT_R | EPT_X; /* as EPT01's write-protected leaf (hv/virt.c) */
+        return EPT02_L1_MMIO;
+    }
     *max_access = EPT_RWX;
     return 0;
+}
+
+/* L2's store (on EPT02) to hv's xAPIC page, at its L1-physical address: what L1's own store
+ * gets (hv/exit_ept.c), so the INIT/SIPI latch sees L2's ICR writes too. */
+static void l1_mmio_write(struct nested_vcpu *nv, uint64_t l1_gpa, uint64_t ept_qual)
+{
+    if (!nested_l2_apic_page_write(nv, l1_gpa, ept_qual))
+        apic_mmio_write(vcpu_of(nv->rc), l1_gpa);
 }
 
 /* EPT02 changed: this CPU's EPT-derived translations go (all contexts). */
@@ -99,6 +113,7 @@ int vcpu_nested_init(struct vcpu *v)
     nv->vmwrite_bitmap = (uint64_t)(uintptr_t)hv.shadow_vmwrite_bitmap;
     nv->l1_page = l1_page;
     nv->flush_ept = flush_ept;
+    nv->l1_mmio_write = l1_mmio_write;
     nv->invvpid = flush_vpid;
     v->nested.vmcs01_pa = v->vmcs_pa;
     return nested_vcpu_init(nv);

@@ -92,6 +92,24 @@ void nested_apicv_prepare(struct nested_vcpu *nv)
     }
 }
 
+/* hv's own re-entry of vmcs02 (L2 goes on after an exit hv kept): the CPU applies the VTPR rule
+ * (26.2.1.1) and the TPR-below-threshold exit after entry (26.7.7) at every VM entry, where L1's
+ * hardware would apply them only at L1's next entry. L2 may have lowered VTPR by a plain store
+ * to its virtual-APIC page (no TPR virtualization then): vmcs02's threshold is lowered to
+ * VTPR[7:4] until L1's next entry writes vmcs12's back (nested_apicv_prepare). */
+void nested_apicv_l2_resume(struct nested_vcpu *nv)
+{
+    if (!(proc12(nv) & CPU_BASED_TPR_SHADOW) || (proc2_12(nv) & SECONDARY_VIRTUAL_INTR_DELIVERY))
+        return; /* with virtual-interrupt delivery no TPR threshold applies (29.1.2) */
+    uint64_t va = v12(nv, VIRTUAL_APIC_PAGE_ADDR);
+    const uint8_t *page = hv_gpa_is_ram(va, 4096) ? (const uint8_t *)(uintptr_t)va : nv->n->apicv_page[0];
+    uint64_t want = v12(nv, TPR_THRESHOLD) & 0xf, vtpr4 = page ? page[VTPR_OFFSET] >> 4 : 0;
+    if (vtpr4 < want)
+        want = vtpr4;
+    if (vmcs_read(TPR_THRESHOLD) != want)
+        vmcs_write(TPR_THRESHOLD, want);
+}
+
 void nested_apicv_sync(struct nested_vcpu *nv)
 {
     /* 28.3.3: RVI and SVI are saved with virtual-interrupt delivery. */
@@ -101,7 +119,7 @@ void nested_apicv_sync(struct nested_vcpu *nv)
 
 bool nested_l2_apic_page_write(struct nested_vcpu *nv, uint64_t gpa, uint64_t ept_qual)
 {
-    if (!nv->n->guest_mode || nv->n->ept12 || !(proc2_12(nv) & SECONDARY_VIRTUALIZE_APIC) ||
+    if (!nv->n->guest_mode || !(proc2_12(nv) & SECONDARY_VIRTUALIZE_APIC) ||
         (v12(nv, APIC_ACCESS_ADDR) & ~0xfffull) != (gpa & ~0xfffull))
         return false;
     /* Table 28-6: a linear write, or a guest-physical access (a paging-structure update),

@@ -242,6 +242,25 @@ static void pml_log(struct ept02_fault *f)
     f->pml_index--;
 }
 
+bool ept12_pml_full(const struct ept02 *e, const struct ept12_walk *w, bool write, const struct ept02_fault *f)
+{
+    return (e->eptp12 & EPTP_AD) && f->pml && f->pml_index > 511 && flags_needed(w, write);
+}
+
+enum ept12_flags ept12_set_flags(const struct ept02 *e, const struct ept12_walk *w, bool write, struct ept02_fault *f)
+{
+    if (!(e->eptp12 & EPTP_AD))
+        return EPT12_FLAGS_SET;
+    if (ept12_pml_full(e, w, write, f))
+        return EPT12_FLAGS_PML_FULL;
+    int dirtied = set_ad(w, write);
+    if (dirtied < 0)
+        return EPT12_FLAGS_CHANGED;
+    if (dirtied && f->pml)
+        pml_log(f);
+    return EPT12_FLAGS_SET;
+}
+
 enum ept02_result ept02_fault(struct ept02 *e, struct ept02_fault *f)
 {
     struct ept12_walk w;
@@ -262,8 +281,8 @@ walk:;
     }
     f->l1_gpa = w.l1_gpa;
     uint64_t host = 0, max = 0;
-    if (!e->l1_page || e->l1_page(w.l1_gpa & ~0xfffull, &host, &max) ||
-        !(w.access & (max | (max & EPT_X ? EPT_XU : 0)))) {
+    int kind = e->l1_page ? e->l1_page(w.l1_gpa & ~0xfffull, &host, &max) : -1;
+    if ((kind != 0 && kind != EPT02_L1_MMIO) || !(w.access & (max | (max & EPT_X ? EPT_XU : 0)))) {
         /* L2 reaches no further than L1: where EPT01 maps nothing, L1 gets an EPT
          * violation it cannot explain rather than hv a page it must not give. */
         f->qual12 = qual12(e, f->qual, 0);
@@ -274,14 +293,13 @@ walk:;
         max |= EPT_XU; /* EPT01's execute covers both modes */
     uint64_t perm = w.access & max;
     if (ad) {
-        bool write = need & EPT_W;
-        if (f->pml && f->pml_index > 511 && flags_needed(&w, write)) {
+        enum ept12_flags fl = ept12_set_flags(e, &w, need & EPT_W, f);
+        if (fl == EPT12_FLAGS_PML_FULL) {
             f->qual12 = f->qual & EPT_QUAL_NMI_UNBLOCK; /* the only bit defined for exit 62 */
             e->reflected++;
             return EPT02_PML_FULL;
         }
-        int dirtied = set_ad(&w, write);
-        if (dirtied < 0) {
+        if (fl == EPT12_FLAGS_CHANGED) {
             /* Another CPU of L1 keeps changing the entries: let L2 retry the access, as
              * it would after an EPT02 fill, so hv never spins here. */
             if (++tries < 4)
@@ -289,12 +307,11 @@ walk:;
             f->leaf = NULL;
             return EPT02_FILLED; /* nothing filled: L2 faults again */
         }
-        if (dirtied && f->pml)
-            pml_log(f);
         if (!(need & EPT_W) && !(w.leaf & EPT_DIRTY))
             perm &= ~EPT_W; /* clean: the first write must set the dirty flag */
     }
-    uint64_t attrs = (max & EPT_W) ? w.leaf & PAGE_ATTRS : HV_PAGE_ATTRS; /* EPT12's type, or hv's page */
+    bool mmio = kind == EPT02_L1_MMIO;
+    uint64_t attrs = (max & EPT_W) || mmio ? w.leaf & PAGE_ATTRS : HV_PAGE_ATTRS; /* EPT12's type, or hv's page */
     uint64_t val = (host & EPT_ADDR_MASK) | perm | attrs;
     uint64_t *leaf = leaf_slot(e, f->l2_gpa);
     if (!leaf) { /* pool full: start over (the instruction's other pages fault in again) */
@@ -310,8 +327,11 @@ walk:;
     *leaf = val;
     f->leaf = leaf;
     e->fills++;
-    /* need is within EPT12's access, so only a write to hv's memory is left over. */
-    return (need & ~perm) ? EPT02_HIDDEN_WRITE : EPT02_FILLED;
+    /* need is within EPT12's access, so only a write to hv's memory (or to a page whose
+     * writes hv emulates for L1: the same access L1 would make, hv's to perform) is left over. */
+    if (!(need & ~perm))
+        return EPT02_FILLED;
+    return mmio ? EPT02_MMIO_WRITE : EPT02_HIDDEN_WRITE;
 }
 
 int ept02_step_begin(struct ept02 *e, uint64_t *leaf)

@@ -27,8 +27,11 @@
 
 /* Where EPT01 puts L1 guest-physical page l1_gpa (4 KiB aligned): 0 with the host page and
  * the most access EPT02 may give to it (EPT_R|EPT_W|EPT_X), or -1 if EPT01 maps nothing
- * there. A result without EPT_W means hv's memory: host_pa is then hv's zero page, and L2
- * must read zeros and have its writes dropped, as L1 does. */
+ * there. A result 0 without EPT_W means hv's memory: host_pa is then hv's zero page, and L2
+ * must read zeros and have its writes dropped, as L1 does. EPT02_L1_MMIO: a page whose
+ * writes hv emulates for L1 (its xAPIC page, hv/apic.c): reads go to host_pa with max's
+ * access, a write is hv's to perform (EPT02_MMIO_WRITE). */
+#define EPT02_L1_MMIO 1
 typedef int (*ept02_l1_page_fn)(uint64_t l1_gpa, uint64_t *host_pa, uint64_t *max_access);
 
 struct ept02_step {
@@ -94,12 +97,13 @@ enum ept02_result {
     EPT02_MISCONFIG,    /* EPT12 is misconfigured there: reflect exit 49 */
     EPT02_UNBACKED,     /* EPT12 maps it where EPT01 has nothing: reflect 48 with qual12 */
     EPT02_PML_FULL,     /* a flag to set, the PML index outside 0..511: reflect 62 with qual12 */
+    EPT02_MMIO_WRITE,   /* mapped read-only, the write is to an L1 page hv emulates (l1_gpa) */
 };
 struct ept02_fault {
     uint64_t l2_gpa, qual; /* in: what the CPU reported for EPT02 */
     uint64_t qual12;       /* out: L1's exit qualification (VIOLATION, UNBACKED) */
-    uint64_t l1_gpa;       /* out: EPT12's translation (FILLED, HIDDEN_WRITE, UNBACKED) */
-    uint64_t *leaf;        /* out: EPT02's 4 KiB leaf for l2_gpa (FILLED, HIDDEN_WRITE) */
+    uint64_t l1_gpa;       /* out: EPT12's translation (FILLED, HIDDEN_WRITE, UNBACKED, MMIO_WRITE) */
+    uint64_t *leaf;        /* out: EPT02's 4 KiB leaf for l2_gpa (FILLED, HIDDEN_WRITE, MMIO_WRITE) */
     bool pml;              /* in: vmcs12's "enable PML" (it logs only with EPTP12 bit 6) */
     uint64_t pml_address;  /* in: vmcs12's PML address (L1-physical, checked at entry) */
     uint16_t pml_index;    /* in/out: vmcs12's guest PML index */
@@ -114,6 +118,14 @@ struct ept02_fault {
  * set, the access not done), and each dirty flag set logs the 4 KiB-aligned L2-physical
  * address at the index, which is then decremented. */
 enum ept02_result ept02_fault(struct ept02 *e, struct ept02_fault *f);
+/* The same flags and PML entries for an access EPT12 allows that hv makes itself on L2's
+ * behalf (w: a walk with EPT12_OK; f: l2_gpa and the PML fields as for ept02_fault). Nothing
+ * without EPTP12 bit 6. PML_FULL: a flag to set and no room (nothing set, the access must not
+ * be done: exit 62); CHANGED: L1 changed an entry meanwhile, walk again. */
+enum ept12_flags { EPT12_FLAGS_SET, EPT12_FLAGS_PML_FULL, EPT12_FLAGS_CHANGED };
+enum ept12_flags ept12_set_flags(const struct ept02 *e, const struct ept12_walk *w, bool write, struct ept02_fault *f);
+/* Would ept12_set_flags answer PML_FULL (nothing changed)? */
+bool ept12_pml_full(const struct ept02 *e, const struct ept12_walk *w, bool write, const struct ept02_fault *f);
 
 /* Dropping a write to hv's memory (EPT02_HIDDEN_WRITE): the leaf gets a zeroed scratch page,
  * writable, for one instruction; ept02_step_end() restores every such leaf and wipes the

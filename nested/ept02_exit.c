@@ -150,6 +150,15 @@ uint32_t nested_ept02_exit(struct nested_vcpu *nv, uint32_t basic, uint64_t *qua
         flush(nv, e);
         regcache_redeliver_event(nv->rc, f.qual & EPT_QUAL_NMI_UNBLOCK);
         return 0;
+    case EPT02_MMIO_WRITE:
+        /* hv's xAPIC page (hv/apic.c): L2's store goes through hv's emulation with the L1
+         * address, as L1's own through EPT01 would, never straight to the APIC. */
+        steps_end(nv, e, true);
+        if (nv->l1_mmio_write) {
+            nv->l1_mmio_write(nv, f.l1_gpa, f.qual);
+            return 0;
+        }
+        /* fall through */
     case EPT02_UNBACKED: {
         static bool logged;
         if (!__atomic_exchange_n(&logged, true, __ATOMIC_RELAXED))

@@ -3,7 +3,8 @@
  * get. L1 runs at CPL 0: its accesses are supervisor-mode data accesses.
  * The same for L2's operands while vmcs02 is current (its VMREAD/VMWRITE under L1's VMCS
  * shadowing, at CPL 0): L2's paging (vmcs02's CR0, CR3, CR4, EFER, PDPTEs), and with L1's
- * EPT every L2-physical address of the walk and of the operand through EPT12 (29.3). */
+ * EPT every L2-physical address of the walk and of the operand through EPT12 (29.3), with
+ * EPT12's accessed and dirty flags and PML entries as the CPU makes them (29.3.5, 29.3.6). */
 #include <string.h>
 #include "../lib/x86.h"
 #include "../vmx/vmcs.h"
@@ -45,15 +46,36 @@ struct walk {
     bool paging;         /* rights and xd describe the operand's translation */
     uint64_t entry[4]; /* guest-physical addresses of the entries used, the leaf last */
     unsigned n, size;
-    uint32_t ept_reason; /* EPT12 refused an access: exit 48 or 49 for L1 */
+    uint32_t ept_reason; /* EPT12 refused an access: exit 48 or 49 for L1 (62: no room in its PML log) */
     uint64_t ept_qual, ept_gpa;
+    bool set_ad;         /* the access is made now: flags set (else only checked, 6.5) */
 };
+
+/* EPT12's flags for an access it allowed (29.3.5), logged by L1's PML (29.3.6) whose index
+ * lives in vmcs12 while L2 runs, as for EPT02's faults (nested/ept02_exit.c). */
+static enum ept12_flags ept12_flags(struct nested_vcpu *nv, const struct ept12_walk *e, uint64_t l2_gpa, bool write,
+                                    bool set)
+{
+    struct ept02_fault f = {.l2_gpa = l2_gpa};
+    f.pml = (v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_ACTIVATE_SECONDARY) &&
+            (v12(nv, SECONDARY_VM_EXEC_CONTROL) & SECONDARY_PML);
+    if (f.pml) {
+        f.pml_address = v12(nv, PML_ADDRESS);
+        f.pml_index = (uint16_t)v12(nv, GUEST_PML_INDEX);
+    }
+    if (!set)
+        return ept12_pml_full(nv->n->ept02, e, write, &f) ? EPT12_FLAGS_PML_FULL : EPT12_FLAGS_SET;
+    enum ept12_flags r = ept12_set_flags(nv->n->ept02, e, write, &f);
+    if (f.pml)
+        v12_set(nv, GUEST_PML_INDEX, f.pml_index);
+    return r;
+}
 
 /* An L2-physical address as L1-physical through EPT12 when L2 runs with L1's EPT (else they
  * are the same): 0, or -1 with the EPT violation (qualification as 28.2.1: the access, EPT12's
  * R/W/X, linear address valid, bit 8 for the operand itself rather than a paging-structure
  * entry, which with EPT A/D flags is a write) or misconfiguration the CPU would give L1 recorded in w. */
-static int l1_phys(const struct nested_vcpu *nv, uint64_t *gpa, uint64_t need, bool final, struct walk *w)
+static int l1_phys(struct nested_vcpu *nv, uint64_t *gpa, uint64_t need, bool final, struct walk *w)
 {
     struct ept12_walk e;
     if (!nv->n->guest_mode || !nv->n->ept12 || !nv->n->ept02)
@@ -61,8 +83,20 @@ static int l1_phys(const struct nested_vcpu *nv, uint64_t *gpa, uint64_t need, b
     /* 29.3.3.2: with EPTP bit 6, accesses to L2's paging structures are writes for EPT12. */
     if (!final && (nv->n->ept02->eptp12 & EPTP_AD))
         need = EPT_W;
-    enum ept12_status st = ept12_walk(nv->n->ept02, *gpa, &e);
-    if (st == EPT12_OK && !(need & ~e.access)) {
+    enum ept12_status st;
+    for (int tries = 0;; tries++) {
+        st = ept12_walk(nv->n->ept02, *gpa, &e);
+        if (st != EPT12_OK || (need & ~e.access))
+            break;
+        enum ept12_flags fl = ept12_flags(nv, &e, *gpa, need & EPT_W, w->set_ad);
+        if (fl == EPT12_FLAGS_CHANGED && tries < 4)
+            continue; /* L1 changed an entry on another CPU: walk again */
+        if (fl == EPT12_FLAGS_PML_FULL) {
+            w->ept_gpa = *gpa;
+            w->ept_reason = EXIT_REASON_PML_FULL;
+            w->ept_qual = 0; /* bit 12 only, for an NMI-unblocking IRET: not this */
+            return -1;
+        }
         *gpa = e.l1_gpa;
         return 0;
     }
@@ -106,7 +140,7 @@ static void set_accessed_dirty(const struct walk *w, bool write)
 
 /* 32-bit paging (4.3): 4-byte entries; a 4 MiB page with CR4.PSE, whose PDE bits (M-20):13
  * are address bits (M-1):32 and bits 21:(M-19) reserved, M = MIN(MAXPHYADDR, 40) (Table 4-4). */
-static int walk32(const struct nested_vcpu *nv, uint64_t cr3, uint64_t cr4, uint64_t gva, struct walk *w,
+static int walk32(struct nested_vcpu *nv, uint64_t cr3, uint64_t cr4, uint64_t gva, struct walk *w,
                   uint64_t *gpa, uint32_t *err)
 {
     uint64_t pde_gpa = (cr3 & 0xfffff000ull) + ((gva >> 22) & 1023) * 4;
@@ -189,7 +223,8 @@ static int translate(struct nested_vcpu *nv, uint64_t gva, bool write, bool set_
 {
     uint64_t cr0 = reg_cr0(nv->rc), cr4 = reg_cr4(nv->rc), efer = vmcs_read(GUEST_IA32_EFER);
     uint64_t cr3 = reg_read(nv->rc, HV_REG_CR3);
-    struct walk w = {.rights = PTE_W | PTE_US};
+    struct walk w = {.rights = PTE_W | PTE_US, .set_ad = set_ad};
+    fail->set_ad = set_ad;
     uint64_t need = write ? EPT_W : EPT_R;
     *pferr = write ? PF_W : 0;
     if (!(cr0 & CR0_PG)) {

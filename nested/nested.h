@@ -83,6 +83,10 @@ struct nested_vcpu {
      * of all contexts on this CPU. Pointers, not hv_* functions: NULL in host tests. */
     int (*l1_page)(uint64_t l1_gpa, uint64_t *host_pa, uint64_t *max_access);
     void (*flush_ept)(void);
+    /* L2's write on EPT02 to an L1 page whose writes hv emulates (EPT02_L1_MMIO: hv's xAPIC
+     * page): hv performs L2's store at this L1-physical address as it does L1's own, or gives
+     * L1 the APIC-access exit (nested_l2_apic_page_write). NULL in host tests: L1's EPT violation. */
+    void (*l1_mmio_write)(struct nested_vcpu *nv, uint64_t l1_gpa, uint64_t ept_qual);
     /* INVVPID on this CPU (nested/vpid.c); NULL in host tests: vmcs02 then has no VPID. */
     void (*invvpid)(uint64_t type, uint16_t vpid, uint64_t la);
 };
@@ -113,9 +117,14 @@ static inline bool nested_l1_virtual_nmis(const struct nested_vcpu *nv)
 {
     return vmcs12_get(nv->n->cache, PIN_BASED_VM_EXEC_CONTROL) & PIN_BASED_VIRTUAL_NMIS;
 }
-/* A write of L2 on EPT01 to hv's write-protected xAPIC page (hv/apic.c) that L1 made its
- * APIC-access page: true if reflected to L1 as an APIC-access VM exit (nested/apicv.c). */
+/* A write of L2 to hv's write-protected xAPIC page (hv/apic.c; gpa L1-physical: on EPT01, or
+ * through EPT12) that L1 made its APIC-access page: true if reflected to L1 as an APIC-access
+ * VM exit (nested/apicv.c). */
 bool nested_l2_apic_page_write(struct nested_vcpu *nv, uint64_t gpa, uint64_t ept_qual);
+/* An INIT that L1's VMX root operation blocked (SDM 24.8), right after L1's VM entry into L2
+ * (vmcs02 built, not run, no event injected): the INIT VM exit (reason 3, 25.2) L1 gets then,
+ * vmcs01 current after. */
+void nested_reflect_init(struct nested_vcpu *nv);
 /* An NMI for L1 while L2 runs: an NMI VM exit to L1 (SDM 25.2), vmcs01 current after. */
 void nested_reflect_nmi(struct nested_vcpu *nv);
 /* An exception hv raises for L2 while emulating its instruction goes through L1's

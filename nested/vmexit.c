@@ -326,6 +326,18 @@ void nested_reflect_nmi(struct nested_vcpu *nv)
     reflect(nv, &nmi);
 }
 
+void nested_reflect_init(struct nested_vcpu *nv)
+{
+    /* vmcs02 was built and never ran: the next entry must VMLAUNCH it if this one would have. */
+    if (*nv->launch_pending) {
+        nv->n->vmcs02_launched = false;
+        *nv->launch_pending = false;
+    }
+    /* event: no interruption information, IDT-vectoring from the (absent) injection */
+    const struct exit12 init = {EXIT_REASON_INIT_SIGNAL, 0, 0, true, 0};
+    reflect(nv, &init);
+}
+
 void nested_reflect_apic_access(struct nested_vcpu *nv, uint64_t qual)
 {
     const struct exit12 acc = {EXIT_REASON_APIC_ACCESS, qual, 0, false, 0};
@@ -416,7 +428,7 @@ static bool l1_wants_cr(struct nested_vcpu *nv)
     return true; /* CLTS, LMSW: only exit for bits in a mask; L1's masks are in vmcs02 */
 }
 
-bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason)
+static bool route_l2_exit(struct nested_vcpu *nv, uint32_t reason)
 {
     bool l1;
     uint32_t basic = reason & 0xffff, reason12;
@@ -467,6 +479,14 @@ bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason)
     if (l1)
         reflect(nv, NULL);
     return l1;
+}
+
+bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason)
+{
+    bool taken = route_l2_exit(nv, reason);
+    if (nv->n->guest_mode) /* L2 goes on: hv re-enters vmcs02, not L1 */
+        nested_apicv_l2_resume(nv);
+    return taken;
 }
 
 int nested_vcpu_init(struct nested_vcpu *nv)

@@ -98,7 +98,15 @@ void fake_port_out(uint16_t port, unsigned size, uint32_t val)
 int vmx_insn_calls, l2_exit_calls;
 bool l2_exit_result = true;
 bool l2_exit_saw_step; /* hv's step over a dropped write was still on when the exit went to nested/ */
-void nested_handle_vmx_insn(struct nested_vcpu *nv, uint32_t reason) { vmx_insn_calls++; }
+bool vmx_insn_enters; /* the stub's VMLAUNCH/VMRESUME enters L2 */
+void nested_handle_vmx_insn(struct nested_vcpu *nv, uint32_t reason)
+{
+    vmx_insn_calls++;
+    if (vmx_insn_enters && (reason == EXIT_REASON_VMLAUNCH || reason == EXIT_REASON_VMRESUME))
+        v.nested.guest_mode = true;
+}
+int reflect_init_calls;
+void nested_reflect_init(struct nested_vcpu *nv) { reflect_init_calls++; v.nested.guest_mode = false; }
 bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason)
 {
     l2_exit_calls++;

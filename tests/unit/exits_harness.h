@@ -36,6 +36,8 @@ extern int reflect_nmi_calls, reflect_exception_calls;
 extern uint32_t reflect_exception_vector, reflect_exception_error;
 extern int reset_calls, halt_calls, stop_others_calls, dump_calls, hw_refused_calls, ept_calls, mtf_calls, io_calls, vmx_insn_calls, l2_exit_calls;
 extern bool l2_exit_saw_step;
+extern bool vmx_insn_enters; /* nested_handle_vmx_insn's VMLAUNCH/VMRESUME enter L2 (guest_mode) */
+extern int reflect_init_calls;
 struct port_op {
     uint16_t port;
     unsigned size;

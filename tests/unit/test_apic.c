@@ -155,6 +155,37 @@ static void test_init_sipi(void)
     CHECK(!v.init_blocked && fake_vmcs_get(GUEST_ACTIVITY_STATE) == GUEST_ACTIVITY_WAIT_SIPI &&
               v.rc.regs[HV_REG_RBX] == 0 && v.sipi == APIC_SIPI_WAITING,
           "after VMXOFF: activity %llu, latch %#x", ULL(fake_vmcs_get(GUEST_ACTIVITY_STATE)), v.sipi);
+
+    /* The blocked INIT stays pending: L1's next VM entry into L2 gives L1 the INIT VM exit
+     * (SDM 24.8, 25.2), L1 not reset. Not in wait-for-SIPI (it blocks INIT); an entry that
+     * injects an event keeps it held (not emulated: the exit would follow the delivery). */
+    setup(EXIT_REASON_INIT_SIGNAL);
+    v.nested.vmxon = true;
+    v.rc.regs[HV_REG_RBX] = 0x1234;
+    run_ok("INIT in VMX root, then VM entry");
+    hv.nested = true;
+    vmx_insn_enters = true;
+    reflect_init_calls = 0;
+    fake_vmcs_set(VM_EXIT_REASON, EXIT_REASON_VMRESUME);
+    fake_vmcs_set(VM_ENTRY_INTR_INFO_FIELD, INTR_INFO_VALID | INTR_TYPE_EXT_INTR | 0x30);
+    run_ok("VMRESUME injecting an interrupt");
+    CHECK(v.init_blocked && !reflect_init_calls && v.nested.guest_mode, "injection: INIT held (%d exits)",
+          reflect_init_calls);
+    v.nested.guest_mode = false;
+    fake_vmcs_set(VM_ENTRY_INTR_INFO_FIELD, 0);
+    fake_vmcs_set(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_WAIT_SIPI);
+    run_ok("VMRESUME into wait-for-SIPI");
+    CHECK(v.init_blocked && !reflect_init_calls && v.nested.guest_mode, "wait-for-SIPI: INIT held");
+    v.nested.guest_mode = false;
+    fake_vmcs_set(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_ACTIVE);
+    v.sipi = APIC_SIPI_INIT_SENT | APIC_SIPI_VALID | 0x44;
+    run_ok("VMRESUME");
+    CHECK(!v.init_blocked && reflect_init_calls == 1 && !v.nested.guest_mode && v.sipi == 0 &&
+              v.rc.regs[HV_REG_RBX] == 0x1234 && fake_vmcs_get(GUEST_ACTIVITY_STATE) == GUEST_ACTIVITY_ACTIVE,
+          "VM entry: L1's INIT exit (%d), L1 not reset, latch %#x", reflect_init_calls, v.sipi);
+    run_ok("VMRESUME again");
+    CHECK(reflect_init_calls == 1 && v.nested.guest_mode, "one INIT, one exit");
+    vmx_insn_enters = false;
 }
 
 static void test_mmio(void)

@@ -28,6 +28,7 @@ static uint64_t eptp12;
 static uint64_t hidden_pa;   /* an L1 page that is hv's memory */
 static uint64_t zero_pa = 0x7770000; /* hv's zero page, as EPT01 names it */
 #define UNBACKED_BASE (1ull << 40) /* EPT01 maps nothing in [2^40, 2^41) */
+#define MMIO_PA 0xfee00000ull      /* an L1 page whose writes hv emulates (its xAPIC page) */
 
 static uint64_t L1(unsigned page) { return (uint64_t)(uintptr_t)(l1 + 4096ull * page); }
 
@@ -58,6 +59,11 @@ static int l1_page(uint64_t gpa, uint64_t *host, uint64_t *max)
         *host = zero_pa;
         *max = EPT_R | EPT_X;
         return 0;
+    }
+    if (gpa == MMIO_PA) { /* hv's xAPIC page: EPT01 read/execute, writes emulated */
+        *host = gpa;
+        *max = EPT_R | EPT_X;
+        return EPT02_L1_MMIO;
     }
     *host = gpa;
     *max = EPT_RWX;
@@ -317,6 +323,26 @@ static void test_hidden(void)
     CHECK(!ept02_step_pending(e02) && e02->scratch[0][0] == 0, "clear ends steps");
 }
 
+/* hv's xAPIC page through EPT12: reads reach the page (EPT12's memory type, not hv's), a write
+ * is hv's to emulate with the L1 address, never a writable leaf nor a dropped write. */
+static void test_mmio(void)
+{
+    struct ept02_fault f;
+    reset_l1();
+    fresh(EPT02_MAX_PAGES, CAPS);
+    map12(0x5000, MMIO_PA, 1, EPT_RWX | EPT_MT(MT_UC), 0);
+    CHECK(fault(0x5030, 1, &f) == EPT02_FILLED && *f.leaf == (MMIO_PA | EPT_R | EPT_X | EPT_MT(MT_UC)),
+          "read: the page, R|X, EPT12's UC: %llx", ULL(lv(&f)));
+    enum ept02_result r = fault(0x5300, 2 | EPT_QUAL_GLA_VALID | EPT_QUAL_GLA_XLATE, &f);
+    CHECK(r == EPT02_MMIO_WRITE && f.l1_gpa == MMIO_PA + 0x300 && f.leaf && !(*f.leaf & EPT_W) &&
+              (*f.leaf & EPT_ADDR_MASK) == MMIO_PA,
+          "write: result %d, L1 0x%llx, leaf %llx", r, ULL(f.l1_gpa), ULL(lv(&f)));
+    CHECK(e02->hidden_writes == 0 && !ept02_step_pending(e02), "not a dropped write");
+    /* EPT12 read-only there: L1's violation as before. */
+    map12(0x6000, MMIO_PA, 1, EPT_R | EPT_MT(MT_UC), 0);
+    CHECK(fault(0x6300, 2, &f) == EPT02_VIOLATION, "EPT12 R-only: L1's EPT violation");
+}
+
 static void test_pool(void)
 {
     struct ept02_fault f;
@@ -390,6 +416,15 @@ static struct nested_caps caps;
 static struct regcache rc;
 static struct nested_state ns;
 static struct nested_vcpu nv;
+
+static unsigned mmio_calls;
+static uint64_t mmio_gpa, mmio_qual;
+static void mmio_write(struct nested_vcpu *n, uint64_t l1_gpa, uint64_t qual)
+{
+    mmio_calls++;
+    mmio_gpa = l1_gpa;
+    mmio_qual = qual;
+}
 
 static void exit_setup(uint32_t reason, uint64_t gpa, uint64_t qual)
 {
@@ -468,6 +503,19 @@ static void test_vmcs_side(void)
     CHECK(!nested_ept02_before_exit(&nv, EXIT_REASON_MONITOR_TRAP_FLAG) &&
           (fake_vmcs_get(CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_MONITOR_TRAP_FLAG) && !ept02_step_pending(e),
           "L1's MTF");
+    /* L2's store to hv's xAPIC page goes to hv's emulation with the L1 address. */
+    vmcs12_set(&v12, CPU_BASED_VM_EXEC_CONTROL, 0);
+    map12(0x9000, MMIO_PA, 1, EPT_RWX | EPT_MT(MT_UC), 0);
+    exit_setup(EXIT_REASON_EPT_VIOLATION, 0x9300, 2 | EPT_QUAL_GLA_VALID | EPT_QUAL_GLA_XLATE);
+    nv.l1_mmio_write = mmio_write;
+    mmio_calls = 0;
+    CHECK(nested_ept02_exit(&nv, EXIT_REASON_EPT_VIOLATION, &q12) == 0 && mmio_calls == 1 &&
+              mmio_gpa == MMIO_PA + 0x300 && mmio_qual == (2 | EPT_QUAL_GLA_VALID | EPT_QUAL_GLA_XLATE),
+          "xAPIC write: hv's emulation (%u calls, L1 0x%llx)", mmio_calls, ULL(mmio_gpa));
+    CHECK(!(ept02_entry(e, 0x9000) & EPT_W), "EPT02 leaf not writable: %llx", ULL(ept02_entry(e, 0x9000)));
+    nv.l1_mmio_write = NULL; /* no emulation: never the page, L1's EPT violation */
+    exit_setup(EXIT_REASON_EPT_VIOLATION, 0x9300, 2);
+    CHECK(nested_ept02_exit(&nv, EXIT_REASON_EPT_VIOLATION, &q12) == EXIT_REASON_EPT_VIOLATION, "no emulation");
     vmcs12_set(&v12, CPU_BASED_VM_EXEC_CONTROL, 0);
     /* Another exit during a step (an interrupt): the step ends there too. */
     exit_setup(EXIT_REASON_EPT_VIOLATION, 0x2000, 2);
@@ -534,6 +582,7 @@ static void test_vmcs12_eptp(void)
           "other fields as vmcs12_vmread/vmwrite");
     for (unsigned i = 0; i < VMCS12_NR_FIELDS; i++)
         CHECK(vmcs12_field_encoding(i) != EPT_POINTER, "EPT_POINTER is not in the table");
+
 }
 
 int main(void)
@@ -544,6 +593,7 @@ int main(void)
     test_large_pages();
     test_misconfig();
     test_hidden();
+    test_mmio();
     test_pool();
     test_invalidation();
     test_vmcs_side();

@@ -218,6 +218,17 @@ static void test_apic_page_write(void)
           "exit %llu qual %llx, want 44 qual 0x10b0", ULL(vmcs12_get(V12, VM_EXIT_REASON)),
           ULL(vmcs12_get(V12, EXIT_QUALIFICATION)));
     CHECK(!nested_l2_apic_page_write(&nv, 0xfee000b0ull, q), "L1 itself: hv's");
+    /* L2 on EPT02: hv passes the L1-physical address EPT12 gave (hv/nested_glue.c). */
+    CHECK(l1_vmresume() == O_ENTERED, "resumed");
+    ns.ept12 = true;
+    regcache_reset(&rc);
+    CHECK(nested_l2_apic_page_write(&nv, 0xfee00300ull, q) && !ns.guest_mode, "through EPT12: reflected");
+    regcache_flush(&rc);
+    CHECK(vmcs12_get(V12, VM_EXIT_REASON) == EXIT_REASON_APIC_ACCESS &&
+              vmcs12_get(V12, EXIT_QUALIFICATION) == (0x300 | 1ull << 12),
+          "through EPT12: exit %llu qual %llx", ULL(vmcs12_get(V12, VM_EXIT_REASON)),
+          ULL(vmcs12_get(V12, EXIT_QUALIFICATION)));
+    ns.ept12 = false;
 
     fresh(); /* without virtualize APIC accesses the page is the APIC's */
     tpr_shadow();
@@ -349,6 +360,72 @@ static void test_vmcs02_vid(void)
           "vmcs02 descriptor %llx: hv's zeroed page", ULL(pid));
 }
 
+/* L2 lowers VTPR by a plain store to its virtual-APIC page (no TPR virtualization, no exit).
+ * hv's own re-entries of vmcs02 must not meet the VTPR rule (26.2.1.1: VMfailValid) nor the
+ * TPR-below-threshold exit after entry (26.7.7), which the CPU applies only at L1's next entry. */
+static void test_l2_resume_vtpr(void)
+{
+    uint8_t *vtpr = gpa_ptr(VAPIC + 0x80);
+    fresh();
+    tpr_shadow();
+    vmcs12_set(V12, TPR_THRESHOLD, 5);
+    *vtpr = 0x50;
+    CHECK(l1_vmlaunch() == O_ENTERED && g02(TPR_THRESHOLD) == 5, "entered, vmcs02 threshold %llu",
+          ULL(g02(TPR_THRESHOLD)));
+    *vtpr = 0x30; /* L2's store */
+    CHECK(!l2_exit(EXIT_REASON_EPT_VIOLATION, 0x181) && ns.guest_mode, "EPT01 violation: hv's, L2 goes on");
+    CHECK(g02(TPR_THRESHOLD) == 3, "hv's re-entry: vmcs02 threshold %llu, want VTPR[7:4] 3", ULL(g02(TPR_THRESHOLD)));
+    *vtpr = 0x70;
+    CHECK(!l2_exit(EXIT_REASON_EPT_VIOLATION, 0x181) && g02(TPR_THRESHOLD) == 5,
+          "VTPR 7: vmcs02 threshold %llu, want vmcs12's 5", ULL(g02(TPR_THRESHOLD)));
+    *vtpr = 0x20;
+    CHECK(!l2_exit(EXIT_REASON_EPT_VIOLATION, 0x181) && g02(TPR_THRESHOLD) == 2, "VTPR 2: threshold %llu",
+          ULL(g02(TPR_THRESHOLD)));
+    CHECK(vmcs12_get(V12, TPR_THRESHOLD) == 5, "vmcs12's threshold untouched: %llu", ULL(vmcs12_get(V12, TPR_THRESHOLD)));
+    /* L1's own entry applies the rule as the CPU does: VTPR 2 below 5 is VMfailValid(7). */
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0) && !ns.guest_mode, "CPUID reflected");
+    CHECK(l1_vmresume() == O_FAIL_VALID && l1_error() == VMXERR_ENTRY_INVALID_CONTROL, "L1's VMRESUME: error %u",
+          l1_error());
+
+    /* With virtualize APIC accesses L1's entry passes and vmcs02 gets vmcs12's threshold
+     * back: the CPU then exits (43) right after that entry, as it would for L1. */
+    fresh();
+    flexpriority();
+    vmcs12_set(V12, TPR_THRESHOLD, 5);
+    *vtpr = 0x50;
+    CHECK(l1_vmlaunch() == O_ENTERED, "flexpriority entered");
+    *vtpr = 0x10;
+    CHECK(!l2_exit(EXIT_REASON_EPT_VIOLATION, 0x181) && g02(TPR_THRESHOLD) == 1, "flexpriority: threshold %llu",
+          ULL(g02(TPR_THRESHOLD)));
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0) && l1_vmresume() == O_ENTERED && g02(TPR_THRESHOLD) == 5,
+          "L1's entry: vmcs02 threshold %llu, want vmcs12's 5", ULL(g02(TPR_THRESHOLD)));
+
+    /* A virtual-APIC page in hv's memory: VTPR is what the CPU wrote into hv's stand-in. */
+    fresh();
+    flexpriority();
+    vmcs12_set(V12, TPR_THRESHOLD, 5);
+    ram_hole = HOLE;
+    vmcs12_set(V12, VIRTUAL_APIC_PAGE_ADDR, HOLE);
+    CHECK(l1_vmlaunch() == O_ENTERED, "stand-in entered");
+    uint8_t *st = (uint8_t *)(uintptr_t)g02(VIRTUAL_APIC_PAGE_ADDR);
+    st[0x80] = 0x90;
+    CHECK(!l2_exit(EXIT_REASON_EPT_VIOLATION, 0x181) && g02(TPR_THRESHOLD) == 5, "stand-in VTPR 9: threshold %llu",
+          ULL(g02(TPR_THRESHOLD)));
+    st[0x80] = 0x30;
+    CHECK(!l2_exit(EXIT_REASON_EPT_VIOLATION, 0x181) && g02(TPR_THRESHOLD) == 3, "stand-in VTPR 3: threshold %llu",
+          ULL(g02(TPR_THRESHOLD)));
+
+    /* Virtual-interrupt delivery: no threshold applies, vmcs02 keeps vmcs12's. */
+    fresh();
+    vid(); /* threshold 0xabc0, VTPR 5 */
+    set_or(PIN_BASED_VM_EXEC_CONTROL, PIN_BASED_EXT_INTR_EXITING);
+    *vtpr = 0x50;
+    CHECK(l1_vmlaunch() == O_ENTERED, "VID entered: %s", nested_check_last_rule());
+    *vtpr = 0;
+    CHECK(!l2_exit(EXIT_REASON_EPT_VIOLATION, 0x181) && g02(TPR_THRESHOLD) == 0xabc0, "VID: threshold %llx",
+          ULL(g02(TPR_THRESHOLD)));
+}
+
 int main(void)
 {
     test_caps();
@@ -357,5 +434,6 @@ int main(void)
     test_rules();
     test_vmcs02();
     test_apic_page_write();
+    test_l2_resume_vtpr();
     return test_summary();
 }

@@ -462,6 +462,30 @@ static void test_perf_global(void)
     hw.exit = hw_exit;
 }
 
+/* An INIT held while L1 was in VMX root: the INIT exit right after L1's entry, vmcs02 never
+ * run (hv/exit_init.c init_after_vmentry). vmcs12 gets the guest state it entered with, no
+ * event information (vmcs02's are stale), and the next entry VMLAUNCHes vmcs02. */
+static void test_init_exit(void)
+{
+    fresh();
+    uint64_t rip12 = w12(GUEST_RIP);
+    CHECK(launch_pending && ns.vmcs02_launched, "VMLAUNCH: vmcs02 to be launched");
+    fake_vmcs_set(IDT_VECTORING_INFO_FIELD, INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | 14); /* a previous run's */
+    fake_vmcs_set(VM_EXIT_INTR_INFO, INTR_INFO_VALID | INTR_TYPE_EXT_INTR | 0x31);
+    regcache_reset(&rc);
+    nested_reflect_init(&nv);
+    regcache_flush(&rc);
+    CHECK(w12(VM_EXIT_REASON) == EXIT_REASON_INIT_SIGNAL && w12(EXIT_QUALIFICATION) == 0 && !w12(VM_EXIT_INTR_INFO) &&
+              !w12(IDT_VECTORING_INFO_FIELD) && w12(GUEST_RIP) == rip12,
+          "INIT exit: reason %llu, info %#llx, vectoring %#llx, rip %#llx", ULL(w12(VM_EXIT_REASON)),
+          ULL(w12(VM_EXIT_INTR_INFO)), ULL(w12(IDT_VECTORING_INFO_FIELD)), ULL(w12(GUEST_RIP)));
+    CHECK(!ns.guest_mode && fake_vmcs_current() == vmcs01_pa && g01(GUEST_RIP) == w12(HOST_RIP) &&
+              !launch_pending && !ns.vmcs02_launched,
+          "L1 at its host RIP, vmcs02 not launched");
+    enter();
+    CHECK(launch_pending, "the next entry VMLAUNCHes vmcs02");
+}
+
 int main(void)
 {
     test_reflect_saves();
@@ -476,5 +500,6 @@ int main(void)
     test_other_exits();
     test_nmi_blocking();
     test_perf_global();
+    test_init_exit();
     return test_summary();
 }

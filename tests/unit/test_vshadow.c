@@ -7,6 +7,7 @@
  */
 #include <string.h>
 #include "lib/x86.h"
+#include "nested/checks.h"
 #include "nested/ept02.h"
 #include "tests/unit/nested_harness.h"
 #include "vmx/vmx_bits.h"
@@ -15,7 +16,7 @@
 #ifndef VMCS12_SHADOW
 #define VMCS12_SHADOW 0x80000000u /* so that this file also builds on the code before the feature */
 #endif
-enum { PG_SHADOW = PG_FREE, PG_RBM, PG_WBM, PG_EPT_PML4, PG_EPT_PDPT, PG_EPT_PD, PG_L2DATA };
+enum { PG_SHADOW = PG_FREE, PG_RBM, PG_WBM, PG_EPT_PML4, PG_EPT_PDPT, PG_EPT_PD, PG_L2DATA, PG_PML_LOG };
 #define SHADOW_REV (VMCS12_REVISION | VMCS12_SHADOW)
 #define L2_RIP 0xffffffff81000100ull
 static struct vmcs12 *shadow(void) { return gpa_ptr(GPA(PG_SHADOW)); }
@@ -245,6 +246,59 @@ static void test_l2_ept12(void)
           ULL(vmcs12_get(V12, EXIT_QUALIFICATION)), ULL(vmcs12_get(V12, GUEST_PHYSICAL_ADDRESS)));
 }
 
+/* EPTP12 bit 6 and PML (29.3.5, 29.3.6): L2's VMREAD/VMWRITE memory operands, which hv carries
+ * out under L1's VMCS shadowing, set EPT12's accessed and dirty flags and log dirtied pages as
+ * the CPU's own accesses would; a full log is L1's PML-full exit, nothing set or written. */
+static void test_l2_ept12_ad_pml(void)
+{
+    setup_l2(false);
+    uint64_t *pml4 = gpa_ptr(GPA(PG_EPT_PML4)), *pdpt = gpa_ptr(GPA(PG_EPT_PDPT)), *pd = gpa_ptr(GPA(PG_EPT_PD));
+    uint64_t *log = gpa_ptr(GPA(PG_PML_LOG));
+    const uint64_t A = 1ull << 8, D = 1ull << 9;
+    pml4[0] = GPA(PG_EPT_PDPT) | 7;
+    pdpt[0] = GPA(PG_EPT_PD) | 7;
+    pd[GPA_BASE >> 21] = GPA_BASE | 7 | 6 << 3 | 0x80;   /* L1's RAM (L2's page tables), clean */
+    pd[0x20000000 >> 21] = GPA_BASE | 7 | 6 << 3 | 0x80; /* L2's data, clean */
+    pd[0x20200000 >> 21] = GPA_BASE | 7 | 6 << 3 | 0x80; /* more of it, clean */
+    vmcs12_set(V12, SECONDARY_VM_EXEC_CONTROL,
+               vmcs12_get(V12, SECONDARY_VM_EXEC_CONTROL) | SECONDARY_EPT | SECONDARY_PML);
+    vmcs12_set_eptp(V12, GPA(PG_EPT_PML4) | 0x5e);
+    vmcs12_set(V12, PML_ADDRESS, GPA(PG_PML_LOG));
+    vmcs12_set(V12, GUEST_PML_INDEX, 511);
+    vmcs12_set(shadow(), GUEST_RIP, 0x4242);
+    CHECK(enter() == O_ENTERED && ns.ept12, "entered with EPT A/D and PML: %s", nested_check_last_rule());
+    uint64_t v = 0, op = 0x20000000 + GPA(PG_L2DATA) - GPA_BASE; /* L2 linear == L2-physical */
+    *gpa_u64(GPA(PG_L2DATA)) = 0x9999;
+    rc.regs[HV_REG_RAX] = op;
+    CHECK(l2_access(EXIT_REASON_VMWRITE, GUEST_RSP, &v, II_MEM_RAX | II_REG2(HV_REG_RCX)) && l2_done(0) &&
+              vmcs12_get(shadow(), GUEST_RSP) == 0x9999,
+          "L2 VMWRITE from memory");
+    CHECK((pml4[0] & A) && (pdpt[0] & A), "EPT12's upper entries accessed: %llx %llx", ULL(pml4[0]), ULL(pdpt[0]));
+    CHECK((pd[GPA_BASE >> 21] & (A | D)) == (A | D), "L2's page tables: accessed and dirty (walks are writes): %llx",
+          ULL(pd[GPA_BASE >> 21]));
+    CHECK((pd[0x20000000 >> 21] & (A | D)) == A, "the operand read: accessed, clean: %llx", ULL(pd[0x20000000 >> 21]));
+    CHECK(vmcs12_get(V12, GUEST_PML_INDEX) == 510 && log[511] == GPA(PG_PML4), "PML: index %llu, entry %llx",
+          ULL(vmcs12_get(V12, GUEST_PML_INDEX)), ULL(log[511]));
+    CHECK(l2_access(EXIT_REASON_VMREAD, GUEST_RIP, &v, II_MEM_RAX | II_REG2(HV_REG_RCX)) && l2_done(0) &&
+              *gpa_u64(GPA(PG_L2DATA)) == 0x4242,
+          "L2 VMREAD to memory");
+    CHECK((pd[0x20000000 >> 21] & (A | D)) == (A | D), "the operand written: dirty: %llx", ULL(pd[0x20000000 >> 21]));
+    CHECK(vmcs12_get(V12, GUEST_PML_INDEX) == 509 && log[510] == (op & ~0xfffull), "PML: index %llu, entry %llx",
+          ULL(vmcs12_get(V12, GUEST_PML_INDEX)), ULL(log[510]));
+    /* The log full: a flag to set is L1's PML-full exit (62); nothing set, nothing written. */
+    vmcs12_set(V12, GUEST_PML_INDEX, 0xffff);
+    rc.regs[HV_REG_RAX] = op + 0x200000;
+    CHECK(l2_access(EXIT_REASON_VMREAD, GUEST_RIP, &v, II_MEM_RAX | II_REG2(HV_REG_RCX)) && !ns.guest_mode &&
+              vmcs12_get(V12, VM_EXIT_REASON) == EXIT_REASON_PML_FULL && !(pd[0x20200000 >> 21] & (A | D)) &&
+              *gpa_u64(GPA(PG_L2DATA)) == 0x4242,
+          "log full: exit %llu, leaf %llx", ULL(vmcs12_get(V12, VM_EXIT_REASON)), ULL(pd[0x20200000 >> 21]));
+    /* Flags already set need no entry: no exit with the log full. */
+    CHECK(enter() == O_ENTERED, "back to L2");
+    rc.regs[HV_REG_RAX] = op;
+    CHECK(l2_access(EXIT_REASON_VMREAD, GUEST_RIP, &v, II_MEM_RAX | II_REG2(HV_REG_RCX)) && l2_done(0),
+          "log full, flags set: VMREAD done");
+}
+
 int main(void)
 {
     test_l1_shadow_vmcs(true);
@@ -254,5 +308,6 @@ int main(void)
     test_l2_access(false);
     test_l2_link_all_ones();
     test_l2_ept12();
+    test_l2_ept12_ad_pml();
     return test_summary();
 }
