@@ -97,6 +97,9 @@ void nested_vpid02_vmxoff(struct nested_vcpu *nv);
 int nested_apicv_check(struct nested_vcpu *nv);
 /* vmcs02's APIC-virtualization fields from vmcs12 (vmcs02 current). */
 void nested_apicv_prepare(struct nested_vcpu *nv);
+/* At every exit of vmcs02, first: an event the exit interrupted that can only be the
+ * virtual interrupt of the entry becomes that, for hv's own redelivery (nested/apicv.c). */
+void nested_apicv_exit(struct nested_vcpu *nv);
 /* At a reflected exit: the guest interrupt status into vmcs12. */
 void nested_apicv_sync(struct nested_vcpu *nv);
 /* An APIC-access VM exit (reason 44) with this qualification, made up by hv. */
