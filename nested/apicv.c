@@ -80,10 +80,16 @@ void nested_apicv_prepare(struct nested_vcpu *nv)
     }
     if ((proc2_ok & SECONDARY_VIRTUALIZE_APIC) && (proc2 & SECONDARY_VIRTUALIZE_APIC))
         vmcs_write(APIC_ACCESS_ADDR, v12(nv, APIC_ACCESS_ADDR));
+    nv->n->vid_entry_armed = false;
     if ((proc2_ok & SECONDARY_VIRTUAL_INTR_DELIVERY) && (proc2 & SECONDARY_VIRTUAL_INTR_DELIVERY)) {
         for (unsigned i = 0; i < 4; i++)
             vmcs_write(EOI_EXIT_BITMAP0 + 2 * i, v12(nv, EOI_EXIT_BITMAP0 + 2 * i));
-        vmcs_write(GUEST_INTR_STATUS, v12(nv, GUEST_INTR_STATUS)); /* guest state (25.4.2) */
+        uint16_t gis = (uint16_t)v12(nv, GUEST_INTR_STATUS);
+        vmcs_write(GUEST_INTR_STATUS, gis); /* guest state (25.4.2) */
+        nv->n->vid_entry_gis = gis;
+        nv->n->vid_entry_rip = v12(nv, GUEST_RIP);
+        nv->n->vid_entry_armed = (gis & 0xff) && (gis & 0xff) != gis >> 8 &&
+                                 !(v12(nv, VM_ENTRY_INTR_INFO_FIELD) & INTR_INFO_VALID);
     }
     if ((pin_ok & PIN_BASED_POSTED_INTR) && (pin & PIN_BASED_POSTED_INTR)) {
         uint64_t pid = v12(nv, POSTED_INTR_DESC_ADDR);
@@ -108,6 +114,36 @@ void nested_apicv_l2_resume(struct nested_vcpu *nv)
         want = vtpr4;
     if (vmcs_read(TPR_THRESHOLD) != want)
         vmcs_write(TPR_THRESHOLD, want);
+}
+
+/*
+ * The virtual interrupt a VM entry delivers (29.2.1: RVI is evaluated at entry; 29.2.2: SVI
+ * becomes RVI's vector, then the interrupt is delivered as an external interrupt), cut short
+ * by an exit hv handles itself (an EPT01/EPT02 fill, a dropped write): hv delivers the event
+ * again (27.2.4), so IDT-vectoring information must name it, type 0 and the vector. Bochs
+ * 3.0 does not record a virtual interrupt as the event in delivery (its VMexit_Event is not
+ * called for it) and reports the last event it recorded instead: an NMI or exception L1
+ * injected long before, which hv then injected into L2 (hv-in-hv: L3 took vector 2, 1 or 6
+ * instead of 0x51). Where the state allows no other event, hv takes the virtual interrupt:
+ * nothing was injected at the entry, this is vmcs02's first exit since, L2 is still at the
+ * entry's RIP (no instruction completed, so nothing raised an exception and no other
+ * interrupt was delivered: its handler's RIP would show) and SVI is now the entry's RVI (its
+ * delivery began). Only hv's own handling sees it; a reflected exit gives L1 what the CPU
+ * stored (vmcs02's fields), as bare hardware would.
+ */
+void nested_apicv_exit(struct nested_vcpu *nv)
+{
+    struct nested_state *n = nv->n;
+    if (!n->vid_entry_armed)
+        return;
+    n->vid_entry_armed = false;
+    struct regcache *rc = nv->rc;
+    if (!(reg_read(rc, HV_REG_IDT_VECTORING_INFO) & INTR_INFO_VALID))
+        return;
+    uint8_t rvi = (uint8_t)n->vid_entry_gis;
+    if ((uint8_t)(vmcs_read(GUEST_INTR_STATUS) >> 8) != rvi || reg_rip(rc) != n->vid_entry_rip)
+        return;
+    regcache_set_exit_info(rc, HV_REG_IDT_VECTORING_INFO, INTR_INFO_VALID | INTR_TYPE_EXT_INTR | rvi);
 }
 
 void nested_apicv_sync(struct nested_vcpu *nv)

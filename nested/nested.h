@@ -61,6 +61,12 @@ struct nested_state {
     struct vpid02_table vpid02; /* hv's VPIDs for L1's (nested/vpid.c) */
     uint16_t vpid02_cur;     /* the VPID vmcs02 runs L2 with; 0: none */
     uint8_t *apicv_page[2];  /* stand-ins for a virtual-APIC page / PI descriptor not in RAM (nested/apicv.c) */
+    /* From a nested VM-Enter with virtual-interrupt delivery, RVI to deliver and nothing
+     * injected, until vmcs02's next exit: L2's RIP and guest interrupt status at that entry
+     * (nested_apicv_exit: the event an exit interrupted may be that virtual interrupt). */
+    bool vid_entry_armed;
+    uint16_t vid_entry_gis;
+    uint64_t vid_entry_rip;
 };
 #define NESTED_MSR_UNDO_MAX 512
 

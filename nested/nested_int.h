@@ -106,6 +106,9 @@ void nested_apicv_prepare(struct nested_vcpu *nv);
 /* Before hv's own re-entry of vmcs02 (not L1's VM entry): vmcs02's TPR threshold at most
  * VTPR[7:4], so the CPU neither refuses vmcs02 nor exits for a VTPR L2 lowered by a store. */
 void nested_apicv_l2_resume(struct nested_vcpu *nv);
+/* At every exit of vmcs02, first: an event the exit interrupted that can only be the
+ * virtual interrupt of the entry becomes that, for hv's own redelivery (nested/apicv.c). */
+void nested_apicv_exit(struct nested_vcpu *nv);
 /* At a reflected exit: the guest interrupt status into vmcs12. */
 void nested_apicv_sync(struct nested_vcpu *nv);
 /* An APIC-access VM exit (reason 44) with this qualification, made up by hv. */

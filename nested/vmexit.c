@@ -433,6 +433,7 @@ static bool route_l2_exit(struct nested_vcpu *nv, uint32_t reason)
     bool l1;
     uint32_t basic = reason & 0xffff, reason12;
     uint64_t qual12;
+    nested_apicv_exit(nv);
     if (nested_ept02_before_exit(nv, basic))
         return true; /* the end of hv's step over a dropped write */
     switch (basic) {

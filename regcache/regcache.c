@@ -125,6 +125,14 @@ void reg_write(struct regcache *rc, enum hv_reg reg, uint64_t val)
     reg_mark_dirty(rc, reg);
 }
 
+void regcache_set_exit_info(struct regcache *rc, enum hv_reg reg, uint64_t val)
+{
+    if (!reg_index_ok(reg, __func__) || !(HV_REG_BIT(reg) & HV_REGS_EXIT_INFO_MASK))
+        return;
+    rc->regs[reg] = val;
+    rc->avail |= HV_REG_BIT(reg); /* never dirty: regcache_reset forgets it at the next exit */
+}
+
 void regcache_reset(struct regcache *rc)
 {
     uint64_t lost = rc->dirty & HV_REGS_WRITABLE_MASK;

@@ -147,6 +147,9 @@ void regcache_discard(struct regcache *rc);
  * delivery the exit interrupted is delivered again (SDM 27.2.4), and an IRET that faulted
  * after unblocking NMIs (exit qualification bit 12) gets its NMI blocking back (28.2.3). */
 void regcache_redeliver_event(struct regcache *rc, bool nmi_unblocked_by_iret);
+/* Replace a cached exit-information value (read-only in the VMCS) for the rest of this
+ * exit: what hv knows the CPU should have stored (nested/apicv.c). */
+void regcache_set_exit_info(struct regcache *rc, enum hv_reg reg, uint64_t val);
 /* VMREAD reg into regs[] and mark it available. */
 void regcache_cache_reg(struct regcache *rc, enum hv_reg reg);
 uint32_t regcache_vmcs_field(enum hv_reg reg);

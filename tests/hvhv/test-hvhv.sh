@@ -66,28 +66,9 @@ extract() { tr -d '\r' <"$1/serial.log" | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g' | gr
 [ "$BARE" = "$H/bare.txt" ] && extract "$H/bare" "$BARE"
 for r in full-l1 kvm-l1 kvm-ref; do extract "$H/$r" "$H/$r.txt"; done
 
-# Known gaps of hv under hv, each a line of l1.efi that differs there (and only there: one
-# hv gives bare Bochs' line). Such a line is taken out of both sides and printed as a known
-# gap, never counted as passed; any other difference fails. Found when APIC virtualization
-# for L1 met this test (docs/testing.md): with virtual-interrupt delivery, the innermost
-# guest takes a vector-2 (or, on the KVM-like set, vector-1) event right after the virtual
-# interrupt 0x51, at an entry the middle hv makes; not yet explained.
-KNOWN_GAPS='^l1: apicv: virtual-interrupt delivery: L2 took vector '
-known_gap_filter() { # FILE NAME: drop the known-gap lines from FILE, print those that differ
-    local f=$1 name=$2 g
-    g=$(grep -a "$KNOWN_GAPS" "$f" || true)
-    [ -n "$g" ] && [ "$g" != "l1: apicv: virtual-interrupt delivery: L2 took vector 81" ] &&
-        echo "  known gap $name: $g (bare Bochs and one hv: vector 81)"
-    grep -av "$KNOWN_GAPS" "$f" >"$f.cmp" || true
-}
-
 # same_lines NAME REF RUN: every line of REF at the same position in RUN
 same_lines() {
     local name=$1 ref=$2 run=$3 n bad
-    known_gap_filter "$ref" "$name (reference)"
-    known_gap_filter "$run" "$name"
-    local orig=$run
-    ref=$ref.cmp run=$run.cmp
     n=$(wc -l <"$ref")
     bad=$(diff "$ref" "$run" | grep -c '^[<>]')
     if [ "$n" -gt 100 ] && grep -qx 'l1: done' "$ref" && cmp -s "$ref" "$run"; then
@@ -95,7 +76,7 @@ same_lines() {
     else
         FAIL=$((FAIL + 1)); echo "  FAIL $name: $bad of $n l1 lines differ ($ref vs $run):"
         diff "$ref" "$run" | head -20
-        FAILED_DIRS+=("$(dirname "$orig")/$(basename "$orig" .txt)")
+        FAILED_DIRS+=("$(dirname "$run")/$(basename "$run" .txt)")
     fi
 }
 

@@ -426,11 +426,61 @@ static void test_l2_resume_vtpr(void)
           ULL(g02(TPR_THRESHOLD)));
 }
 
+/* A VM exit during the delivery of the virtual interrupt that the CPU delivers at VM entry
+ * (29.2.1, 29.2.2: delivered as an external interrupt) that hv handles itself (an EPT01 or
+ * EPT02 fill) and redelivers (27.2.4). Bochs 3.0 does not record a virtual interrupt as the
+ * event being delivered and reports its previous event instead (here the NMI L1 injected
+ * at an earlier entry); hv redelivers the virtual interrupt, vector SVI, as an external
+ * interrupt, where the state proves that was the event: nothing injected at the entry, L2
+ * still at the entry's RIP, SVI now the entry's RVI. */
+#define L2_RIP 0x401000ull
+static bool vid_exit_redelivers(uint32_t inj12, uint64_t exit_rip, uint16_t gis_exit, uint32_t idt, uint32_t want,
+                                const char *what)
+{
+    fresh_pi();
+    vid();
+    vmcs12_set(V12, GUEST_INTR_STATUS, 0x0051); /* SVI 0, RVI 0x51 */
+    vmcs12_set(V12, VM_ENTRY_INTR_INFO_FIELD, inj12);
+    vmcs12_set(V12, GUEST_RIP, L2_RIP);
+    if (l1_vmlaunch() != O_ENTERED)
+        return CHECK(false, "%s: not entered (%s)", what, nested_check_last_rule());
+    fake_vmcs_set(VM_ENTRY_INTR_INFO_FIELD, 0); /* the CPU clears the valid bit at the exit */
+    fake_vmcs_set(GUEST_RIP, exit_rip);
+    fake_vmcs_set(GUEST_INTR_STATUS, gis_exit);
+    fake_vmcs_set(IDT_VECTORING_INFO_FIELD, idt);
+    fake_vmcs_set(VM_EXIT_INSTRUCTION_LEN, 0);
+    bool l1 = l2_exit(EXIT_REASON_EPT_VIOLATION, 0); /* without L1's EPT: hv's own fill */
+    regcache_redeliver_event(&rc, false);
+    uint64_t got = fake_vmcs_get(VM_ENTRY_INTR_INFO_FIELD);
+    return CHECK(!l1 && got == want, "%s: %s, redelivered 0x%llx, want 0x%llx", what, l1 ? "reflected" : "hv's",
+                 ULL(got), ULL(want));
+}
+
+static void test_vid_event_in_flight(void)
+{
+    uint32_t nmi = INTR_INFO_VALID | INTR_TYPE_NMI | 2, ext51 = INTR_INFO_VALID | INTR_TYPE_EXT_INTR | 0x51;
+    vid_exit_redelivers(0, L2_RIP, 0x5100, nmi, ext51, "Bochs' stale NMI, virtual interrupt 0x51 in flight");
+    vid_exit_redelivers(0, L2_RIP, 0x5100, ext51, ext51, "the CPU reports 0x51 itself");
+    uint32_t ud = INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | 6;
+    vid_exit_redelivers(0, L2_RIP + 0x40, 0x5100, ud, ud, "L2 ran on (its #UD in flight): left as reported");
+    vid_exit_redelivers(0, L2_RIP, 0x0051, nmi, nmi, "0x51 not delivered yet (SVI 0): left as reported");
+    vid_exit_redelivers(nmi, L2_RIP, 0x5100, nmi, nmi, "L1 injected an NMI at the entry: left as reported");
+    /* Only the entry's first exit: after hv resumed L2, the CPU reports hv's injection. */
+    vid_exit_redelivers(0, L2_RIP, 0x5100, nmi, ext51, "first exit");
+    fake_vmcs_set(VM_ENTRY_INTR_INFO_FIELD, 0);
+    fake_vmcs_set(IDT_VECTORING_INFO_FIELD, ud);
+    CHECK(!l2_exit(EXIT_REASON_EPT_VIOLATION, 0), "second exit hv's");
+    regcache_redeliver_event(&rc, false);
+    CHECK(fake_vmcs_get(VM_ENTRY_INTR_INFO_FIELD) == ud, "second exit: redelivered 0x%llx as reported",
+          ULL(fake_vmcs_get(VM_ENTRY_INTR_INFO_FIELD)));
+}
+
 int main(void)
 {
     test_caps();
     test_rules2();
     test_vmcs02_vid();
+    test_vid_event_in_flight();
     test_rules();
     test_vmcs02();
     test_apic_page_write();
