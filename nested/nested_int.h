@@ -2,6 +2,7 @@
 #ifndef NESTED_INT_H
 #define NESTED_INT_H
 #include "nested.h"
+#include "../vmx/vmcs.h"
 
 extern const uint32_t nested_guest_fields[]; /* guest state copied both ways (vmenter.c) */
 extern const unsigned nested_nr_guest_fields;
@@ -101,6 +102,19 @@ void nested_apicv_prepare(struct nested_vcpu *nv);
 void nested_apicv_sync(struct nested_vcpu *nv);
 /* An APIC-access VM exit (reason 44) with this qualification, made up by hv. */
 void nested_reflect_apic_access(struct nested_vcpu *nv, uint64_t qual);
+
+/* A prepared field list (vmcs12_list_prepare) from the current VMCS into the cache, and
+ * back. VMREAD zero-extends a field to 64 bits (SDM 31.3): what vmcs12_set would store. */
+static inline void v12_list_read(struct vmcs12 *c, const uint32_t *list, unsigned n)
+{
+    for (const uint32_t *p = list, *end = list + n; p != end; p++)
+        c->fields[VMCS12_LIST_SLOT(*p)] = vmcs_read(VMCS12_LIST_FIELD(*p));
+}
+static inline void v12_list_write(const struct vmcs12 *c, const uint32_t *list, unsigned n)
+{
+    for (const uint32_t *p = list, *end = list + n; p != end; p++)
+        vmcs_write(VMCS12_LIST_FIELD(*p), c->fields[VMCS12_LIST_SLOT(*p)]);
+}
 
 static inline uint64_t v12(const struct nested_vcpu *nv, uint32_t f) { return vmcs12_get(nv->n->cache, f); }
 static inline void v12_set(struct nested_vcpu *nv, uint32_t f, uint64_t x) { vmcs12_set(nv->n->cache, f, x); }

@@ -190,6 +190,25 @@ void vmcs12_set_slow(struct vmcs12 *v, uint32_t encoding, uint64_t val)
     }
 }
 
+int vmcs12_slot(uint32_t encoding)
+{
+    if (encoding & 1)
+        return -1;
+    int i = vmcs12_field_index(encoding);
+    return i >= 0 ? i : vmcs12_feat_slot(encoding, NULL);
+}
+
+unsigned vmcs12_list_prepare(uint32_t *out, const uint32_t *encodings, unsigned n)
+{
+    unsigned k = 0;
+    for (unsigned i = 0; i < n; i++) {
+        int s = vmcs12_slot(encodings[i]);
+        if (s >= 0 && encodings[i] <= 0xffff)
+            out[k++] = encodings[i] | (uint32_t)s << 16;
+    }
+    return k;
+}
+
 /* The feature-dependent fields (vmcs12.h): the n-th is at slot VMCS12_MAX_FIELDS - 1 - n. */
 static const struct {
     uint16_t encoding, feature;

@@ -118,6 +118,17 @@ extern const uint16_t vmcs12_field_table[];
 uint64_t vmcs12_get_slow(const struct vmcs12 *v, uint32_t encoding);
 void vmcs12_set_slow(struct vmcs12 *v, uint32_t encoding, uint64_t val);
 
+/* The slot of a full field in fields[] (feature-dependent ones included, whatever is
+ * advertised), or -1. */
+int vmcs12_slot(uint32_t encoding);
+/* hv's bulk copies between a hardware VMCS and the cache (a reflected exit, the shadow
+ * VMCS) go through field lists prepared once: each entry is encoding | slot << 16, so a
+ * field costs its VMREAD or VMWRITE and a few instructions, not a slot lookup. Fields
+ * without a slot are left out; returns the number of entries written to out. */
+unsigned vmcs12_list_prepare(uint32_t *out, const uint32_t *encodings, unsigned n);
+#define VMCS12_LIST_FIELD(ent) ((ent) & 0xffffu)
+#define VMCS12_LIST_SLOT(ent) ((ent) >> 16)
+
 static inline uint64_t vmcs12_width_mask(uint32_t e)
 {
     return VMCS_FIELD_WIDTH(e) == VMCS_WIDTH_16 ? 0xffffull : VMCS_FIELD_WIDTH(e) == VMCS_WIDTH_32 ? 0xffffffffull : ~0ull;

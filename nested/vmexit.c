@@ -23,13 +23,33 @@ static const uint32_t exit_info[] = {
     IO_RSI, IO_RDI, IO_RIP,
 };
 
+/* The guest fields and exit information copied as they are, as a prepared list
+ * (vmcs12_list_prepare): built once, the same for every vCPU. */
+#define SYNC_MAX 64
+static uint32_t sync_list[SYNC_MAX];
+static unsigned sync_n;
+
+static void prepare_sync_list(void)
+{
+    uint32_t enc[SYNC_MAX];
+    unsigned n = 0;
+    for (unsigned i = 0; i < nested_nr_guest_fields && n < SYNC_MAX; i++)
+        enc[n++] = nested_guest_fields[i];
+    for (unsigned i = 0; i < sizeof(exit_info) / sizeof(exit_info[0]) && n < SYNC_MAX; i++)
+        enc[n++] = exit_info[i];
+    unsigned k = vmcs12_list_prepare(sync_list, enc, n); /* idempotent: racing CPUs write the same */
+    __atomic_store_n(&sync_n, k, __ATOMIC_RELEASE);
+}
+
 static void sync_vmcs12(struct nested_vcpu *nv)
 {
     struct regcache *rc = nv->rc;
-    for (unsigned i = 0; i < nested_nr_guest_fields; i++)
-        v12_set(nv, nested_guest_fields[i], vmcs_read(nested_guest_fields[i]));
-    for (unsigned i = 0; i < sizeof(exit_info) / sizeof(exit_info[0]); i++)
-        v12_set(nv, exit_info[i], vmcs_read(exit_info[i]));
+    unsigned k = __atomic_load_n(&sync_n, __ATOMIC_ACQUIRE);
+    if (__builtin_expect(!k, 0)) {
+        prepare_sync_list();
+        k = sync_n;
+    }
+    v12_list_read(nv->n->cache, sync_list, k);
     /* SDM 27.2.1: VMREAD/VMWRITE with a register operand have no displacement, so the exit
      * qualification is 0. Bochs stores a stale decoder displacement there instead; L1 gets
      * the architectural value. */
