@@ -74,57 +74,100 @@ void nested_shadow_bitmaps(uint8_t *vmread_bm, uint8_t *vmwrite_bm, bool exit_in
         allow(vmread_bm, shadow_ro[i]);
 }
 
-enum { PULL, PUSH_ALL, PUSH_EXIT, PUSH_ONE };
+/* The fields of shadow_rw, shadow_feat (those hv offers) and shadow_ro (with
+ * shadow_exit_info) as prepared lists (vmcs12_list_prepare), for this vCPU's features: the
+ * read/write ones for the pull and the push. */
+struct shadow_lists {
+    unsigned key;           /* the features and shadow_exit_info they were made for; 0: none */
+    unsigned nr_rw, nr_ro;
+    uint32_t rw[N(shadow_rw) + N(shadow_feat)];
+    uint32_t ro[N(shadow_ro)];
+};
+_Static_assert(sizeof(struct shadow_lists) <= 4096, "the lists fit a page");
 
-/* A pulled field: what changed goes into *changes as its class (nested/vmenter_fast.c). */
-static void pull_one(struct vmcs12 *c, uint32_t e, unsigned *changes)
+static const struct shadow_lists *lists(struct nested_vcpu *nv)
 {
-    uint64_t val = vmcs_read(e);
-    if (val != vmcs12_get(c, e)) {
-        vmcs12_set(c, e, val);
-        *changes |= nested_fast_field_class(e);
-    }
+    struct shadow_lists *l = nv->n->shadow_lists;
+    unsigned feats = nested_vmcs12_features(nv->caps), key = 1u << 31 | (nv->shadow_exit_info ? 1u << 30 : 0);
+    for (unsigned i = 0; i < N(shadow_feat); i++)
+        key |= feats & shadow_feat[i].feature;
+    if (__builtin_expect(l->key == key, 1))
+        return l;
+    uint32_t rw[N(shadow_rw) + N(shadow_feat)];
+    unsigned n = 0;
+    for (unsigned i = 0; i < N(shadow_rw); i++)
+        rw[n++] = shadow_rw[i];
+    for (unsigned i = 0; i < N(shadow_feat); i++)
+        if (feats & shadow_feat[i].feature)
+            rw[n++] = shadow_feat[i].encoding;
+    l->nr_ro = nv->shadow_exit_info ? vmcs12_list_prepare(l->ro, shadow_ro, N(shadow_ro)) : 0;
+    l->nr_rw = vmcs12_list_prepare(l->rw, rw, n);
+    l->key = key;
+    return l;
 }
 
-/* Copy between the cache and the shadow VMCS, then make the right VMCS current again. */
-static unsigned copy(struct nested_vcpu *nv, int what, uint32_t only)
+/* The shadow VMCS current for the copy; vmcs02 or vmcs01 current again after. */
+static void shadow_current(struct nested_state *n) { vmptrld(n->shadow_pa); }
+static void shadow_done(struct nested_state *n) { vmptrld(n->guest_mode ? n->vmcs02_pa : n->vmcs01_pa); }
+
+/* The read/write fields from the shadow into the cache: the classes (nested/vmenter_fast.c)
+ * of what changed. */
+unsigned nested_shadow_pull_changes(struct nested_vcpu *nv)
 {
     struct nested_state *n = nv->n;
-    struct vmcs12 *c = n->cache;
-    unsigned changes = 0;
     if (!n->shadowing)
         return 0;
-    vmptrld(n->shadow_pa);
-    for (unsigned i = 0; i < N(shadow_rw); i++) {
-        uint32_t e = shadow_rw[i];
-        if (what == PULL)
-            pull_one(c, e, &changes);
-        else if (what != PUSH_ONE || e == only) {
-            vmcs_write(e, vmcs12_get(c, e));
+    const struct shadow_lists *l = lists(nv);
+    struct vmcs12 *c = n->cache;
+    unsigned changes = 0;
+    shadow_current(n);
+    for (const uint32_t *p = l->rw, *end = l->rw + l->nr_rw; p != end; p++) {
+        uint64_t val = vmcs_read(VMCS12_LIST_FIELD(*p)), *f = &c->fields[VMCS12_LIST_SLOT(*p)];
+        if (__builtin_expect(val != *f, 0)) {
+            *f = val;
+            changes |= nested_fast_field_class(VMCS12_LIST_FIELD(*p));
         }
     }
-    unsigned feats = nested_vmcs12_features(nv->caps);
-    for (unsigned i = 0; i < N(shadow_feat); i++) {
-        uint32_t e = shadow_feat[i].encoding;
-        if (!(feats & shadow_feat[i].feature))
-            continue;
-        if (what == PULL)
-            pull_one(c, e, &changes);
-        else if (what != PUSH_ONE || e == only)
-            vmcs_write(e, vmcs12_get(c, e));
-    }
-    for (unsigned i = 0; nv->shadow_exit_info && what != PULL && i < N(shadow_ro); i++)
-        if (what != PUSH_ONE || shadow_ro[i] == only)
-            vmcs_write(shadow_ro[i], vmcs12_get(c, shadow_ro[i]));
-    vmptrld(n->guest_mode ? n->vmcs02_pa : n->vmcs01_pa);
+    shadow_done(n);
     return changes;
 }
 
-void nested_shadow_pull(struct nested_vcpu *nv) { copy(nv, PULL, 0); }
-unsigned nested_shadow_pull_changes(struct nested_vcpu *nv) { return copy(nv, PULL, 0); }
-void nested_shadow_push(struct nested_vcpu *nv) { copy(nv, PUSH_ALL, 0); }
-void nested_shadow_push_exit(struct nested_vcpu *nv) { copy(nv, PUSH_EXIT, 0); }
-void nested_shadow_push_field(struct nested_vcpu *nv, uint32_t e) { copy(nv, PUSH_ONE, e); }
+void nested_shadow_pull(struct nested_vcpu *nv) { nested_shadow_pull_changes(nv); }
+
+void nested_shadow_push(struct nested_vcpu *nv)
+{
+    struct nested_state *n = nv->n;
+    if (!n->shadowing)
+        return;
+    const struct shadow_lists *l = lists(nv);
+    shadow_current(n);
+    v12_list_write(n->cache, l->rw, l->nr_rw);
+    v12_list_write(n->cache, l->ro, l->nr_ro);
+    shadow_done(n);
+}
+
+void nested_shadow_push_exit(struct nested_vcpu *nv) { nested_shadow_push(nv); }
+
+static bool listed(const uint32_t *list, unsigned nr, uint32_t e)
+{
+    for (unsigned i = 0; i < nr; i++)
+        if (VMCS12_LIST_FIELD(list[i]) == e)
+            return true;
+    return false;
+}
+
+void nested_shadow_push_field(struct nested_vcpu *nv, uint32_t e)
+{
+    struct nested_state *n = nv->n;
+    if (!n->shadowing)
+        return;
+    const struct shadow_lists *l = lists(nv);
+    if (!listed(l->rw, l->nr_rw, e) && !listed(l->ro, l->nr_ro, e))
+        return; /* not shadowed: L1's VMREAD exits to hv, which reads the cache */
+    shadow_current(n);
+    vmcs_write(e, vmcs12_get(n->cache, e));
+    shadow_done(n);
+}
 /* vmcs01 is current (an exit from L1). */
 void nested_shadow_activate(struct nested_vcpu *nv)
 {
@@ -154,6 +197,9 @@ int nested_shadow_init(struct nested_vcpu *nv)
         return 0;
     uint32_t *page = hv_alloc_page();
     if (!page)
+        return -1;
+    n->shadow_lists = hv_alloc_page(); /* zeroed: made at first use */
+    if (!n->shadow_lists)
         return -1;
     page[0] = (uint32_t)(nv->hw->basic & 0x7fffffff) | 0x80000000u; /* shadow-VMCS indicator */
     n->shadow_pa = (uint64_t)(uintptr_t)page;
