@@ -76,14 +76,32 @@ void nested_shadow_bitmaps(uint8_t *vmread_bm, uint8_t *vmwrite_bm, bool exit_in
 
 /* The fields of shadow_rw, shadow_feat (those hv offers) and shadow_ro (with
  * shadow_exit_info) as prepared lists (vmcs12_list_prepare), for this vCPU's features: the
- * read/write ones for the pull and the push. */
+ * read/write ones for the pull and the full push, and the ones a reflected exit changes. */
 struct shadow_lists {
     unsigned key;           /* the features and shadow_exit_info they were made for; 0: none */
-    unsigned nr_rw, nr_ro;
+    unsigned nr_rw, nr_ro, nr_exit;
     uint32_t rw[N(shadow_rw) + N(shadow_feat)];
     uint32_t ro[N(shadow_ro)];
+    uint32_t exit[N(shadow_rw) + N(shadow_feat) + N(shadow_ro)];
 };
 _Static_assert(sizeof(struct shadow_lists) <= 4096, "the lists fit a page");
+
+/* What a reflected exit (or a VM-entry failure) writes into vmcs12 of the shadowed fields:
+ * L2's state, the event injection's valid bit, the exit information (28.2, 28.3). The rest
+ * (controls, host state) was pulled from the shadow at the entry and is unchanged. */
+static bool exit_changes(uint32_t e)
+{
+    switch (e) {
+    case VM_INSTRUCTION_ERROR: /* only VMX instructions set it (nested/insn.c pushes it) */
+        return false;
+    case VM_ENTRY_INTR_INFO_FIELD:
+    case VMX_PREEMPTION_TIMER_VALUE:
+    case GUEST_INTR_STATUS:
+        return true;
+    default:
+        return VMCS_FIELD_TYPE(e) == 1 || VMCS_FIELD_TYPE(e) == 2; /* exit information, guest state */
+    }
+}
 
 static const struct shadow_lists *lists(struct nested_vcpu *nv)
 {
@@ -93,15 +111,22 @@ static const struct shadow_lists *lists(struct nested_vcpu *nv)
         key |= feats & shadow_feat[i].feature;
     if (__builtin_expect(l->key == key, 1))
         return l;
-    uint32_t rw[N(shadow_rw) + N(shadow_feat)];
-    unsigned n = 0;
+    uint32_t rw[N(shadow_rw) + N(shadow_feat)], exit[N(l->exit)];
+    unsigned n = 0, x = 0;
     for (unsigned i = 0; i < N(shadow_rw); i++)
         rw[n++] = shadow_rw[i];
     for (unsigned i = 0; i < N(shadow_feat); i++)
         if (feats & shadow_feat[i].feature)
             rw[n++] = shadow_feat[i].encoding;
+    for (unsigned i = 0; i < n; i++)
+        if (exit_changes(rw[i]))
+            exit[x++] = rw[i];
     l->nr_ro = nv->shadow_exit_info ? vmcs12_list_prepare(l->ro, shadow_ro, N(shadow_ro)) : 0;
+    for (unsigned i = 0; nv->shadow_exit_info && i < N(shadow_ro); i++)
+        if (exit_changes(shadow_ro[i]))
+            exit[x++] = shadow_ro[i];
     l->nr_rw = vmcs12_list_prepare(l->rw, rw, n);
+    l->nr_exit = vmcs12_list_prepare(l->exit, exit, x);
     l->key = key;
     return l;
 }
@@ -146,7 +171,17 @@ void nested_shadow_push(struct nested_vcpu *nv)
     shadow_done(n);
 }
 
-void nested_shadow_push_exit(struct nested_vcpu *nv) { nested_shadow_push(nv); }
+/* After a reflected exit or a VM-entry failure: only what it changed. */
+void nested_shadow_push_exit(struct nested_vcpu *nv)
+{
+    struct nested_state *n = nv->n;
+    if (!n->shadowing)
+        return;
+    const struct shadow_lists *l = lists(nv);
+    shadow_current(n);
+    v12_list_write(n->cache, l->exit, l->nr_exit);
+    shadow_done(n);
+}
 
 static bool listed(const uint32_t *list, unsigned nr, uint32_t e)
 {
