@@ -20,16 +20,9 @@
 
 /* Guest state that vmcs02 takes from vmcs12 unchanged at entry and gives back at a
  * reflected exit (nested/vmexit.c). */
-const uint32_t nested_guest_fields[] = {
-    GUEST_ES_SELECTOR, GUEST_CS_SELECTOR, GUEST_SS_SELECTOR, GUEST_DS_SELECTOR, GUEST_FS_SELECTOR,
-    GUEST_GS_SELECTOR, GUEST_LDTR_SELECTOR, GUEST_TR_SELECTOR, GUEST_ES_LIMIT, GUEST_CS_LIMIT, GUEST_SS_LIMIT,
-    GUEST_DS_LIMIT, GUEST_FS_LIMIT, GUEST_GS_LIMIT, GUEST_LDTR_LIMIT, GUEST_TR_LIMIT, GUEST_GDTR_LIMIT,
-    GUEST_IDTR_LIMIT, GUEST_ES_AR_BYTES, GUEST_CS_AR_BYTES, GUEST_SS_AR_BYTES, GUEST_DS_AR_BYTES,
-    GUEST_FS_AR_BYTES, GUEST_GS_AR_BYTES, GUEST_LDTR_AR_BYTES, GUEST_TR_AR_BYTES, GUEST_ES_BASE, GUEST_CS_BASE,
-    GUEST_SS_BASE, GUEST_DS_BASE, GUEST_FS_BASE, GUEST_GS_BASE, GUEST_LDTR_BASE, GUEST_TR_BASE, GUEST_GDTR_BASE,
-    GUEST_IDTR_BASE, GUEST_PENDING_DBG_EXCEPTIONS, GUEST_SYSENTER_CS, GUEST_SYSENTER_ESP, GUEST_SYSENTER_EIP,
-    GUEST_ACTIVITY_STATE,
-}; /* RIP, RSP, RFLAGS, CR0, CR3, CR4, PDPTEs and interruptibility go through the register cache */
+#define GUEST_FIELD_ENTRY_(e) e,
+const uint32_t nested_guest_fields[] = {NESTED_GUEST_FIELD_LIST(GUEST_FIELD_ENTRY_)};
+#undef GUEST_FIELD_ENTRY_
 const unsigned nested_nr_guest_fields = sizeof(nested_guest_fields) / sizeof(nested_guest_fields[0]);
 
 /* Entry-only fields also copied unchanged. */

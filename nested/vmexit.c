@@ -17,39 +17,21 @@
 void nested_log_check(void) { log_debug("nested: vmcs12 fails %s", nested_check_last_rule()); }
 
 /* Exit information the CPU stored in vmcs02 (SDM 28.2). */
-static const uint32_t exit_info[] = {
-    VM_EXIT_REASON, EXIT_QUALIFICATION, GUEST_LINEAR_ADDRESS, VM_EXIT_INTR_INFO, VM_EXIT_INTR_ERROR_CODE,
-    IDT_VECTORING_INFO_FIELD, IDT_VECTORING_ERROR_CODE, VM_EXIT_INSTRUCTION_LEN, VMX_INSTRUCTION_INFO, IO_RCX,
-    IO_RSI, IO_RDI, IO_RIP,
-};
-
-/* The guest fields and exit information copied as they are, as a prepared list
- * (vmcs12_list_prepare): built once, the same for every vCPU. */
-#define SYNC_MAX 64
-static uint32_t sync_list[SYNC_MAX];
-static unsigned sync_n;
-
-static void prepare_sync_list(void)
-{
-    uint32_t enc[SYNC_MAX];
-    unsigned n = 0;
-    for (unsigned i = 0; i < nested_nr_guest_fields && n < SYNC_MAX; i++)
-        enc[n++] = nested_guest_fields[i];
-    for (unsigned i = 0; i < sizeof(exit_info) / sizeof(exit_info[0]) && n < SYNC_MAX; i++)
-        enc[n++] = exit_info[i];
-    unsigned k = vmcs12_list_prepare(sync_list, enc, n); /* idempotent: racing CPUs write the same */
-    __atomic_store_n(&sync_n, k, __ATOMIC_RELEASE);
-}
+#define EXIT_INFO_LIST(F)                                                                                   \
+    F(VM_EXIT_REASON) F(EXIT_QUALIFICATION) F(GUEST_LINEAR_ADDRESS) F(VM_EXIT_INTR_INFO)                     \
+    F(VM_EXIT_INTR_ERROR_CODE) F(IDT_VECTORING_INFO_FIELD) F(IDT_VECTORING_ERROR_CODE)                      \
+    F(VM_EXIT_INSTRUCTION_LEN) F(VMX_INSTRUCTION_INFO) F(IO_RCX) F(IO_RSI) F(IO_RDI) F(IO_RIP)
 
 static void sync_vmcs12(struct nested_vcpu *nv)
 {
     struct regcache *rc = nv->rc;
-    unsigned k = __atomic_load_n(&sync_n, __ATOMIC_ACQUIRE);
-    if (__builtin_expect(!k, 0)) {
-        prepare_sync_list();
-        k = sync_n;
-    }
-    v12_list_read(nv->n->cache, sync_list, k);
+    struct vmcs12 *c = nv->n->cache;
+    /* The fields vmcs12 gets as they are, straight-line: a VMREAD and a store each (VMREAD
+     * zero-extends the field, SDM 31.3, as vmcs12_set would store it). */
+#define SYNC_FIELD_(e) c->fields[VMCS12_TSLOT_##e] = vmcs_read(e);
+    NESTED_GUEST_FIELD_LIST(SYNC_FIELD_)
+    EXIT_INFO_LIST(SYNC_FIELD_)
+#undef SYNC_FIELD_
     /* SDM 27.2.1: VMREAD/VMWRITE with a register operand have no displacement, so the exit
      * qualification is 0. Bochs stores a stale decoder displacement there instead; L1 gets
      * the architectural value. */
