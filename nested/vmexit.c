@@ -247,7 +247,10 @@ void nested_store_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count
 static void load_exit_msr_list(struct nested_vcpu *nv)
 {
     uint64_t addr = v12(nv, VM_EXIT_MSR_LOAD_ADDR);
-    uint32_t bad = nested_load_msr_list(nv, addr, (uint32_t)v12(nv, VM_EXIT_MSR_LOAD_COUNT), false);
+    uint32_t count = (uint32_t)v12(nv, VM_EXIT_MSR_LOAD_COUNT);
+    if (!count)
+        return; /* the usual case: nothing to walk */
+    uint32_t bad = nested_load_msr_list(nv, addr, count, false);
     if (bad)
         msr_list_failed(nv, "load", addr, bad);
 }
@@ -302,7 +305,8 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
      * with VMX non-root operation (26.6.1); with virtual NMIs it was virtual. */
     bool l2_blocked = !nested_exit_on_nmi(nv) && (v12(nv, GUEST_INTERRUPTIBILITY_INFO) & GUEST_INTR_NMI);
     n->l2_nmi_blocked = false;
-    nested_store_msr_list(nv, v12(nv, VM_EXIT_MSR_STORE_ADDR), (uint32_t)v12(nv, VM_EXIT_MSR_STORE_COUNT));
+    if (v12(nv, VM_EXIT_MSR_STORE_COUNT))
+        nested_store_msr_list(nv, v12(nv, VM_EXIT_MSR_STORE_ADDR), (uint32_t)v12(nv, VM_EXIT_MSR_STORE_COUNT));
     uint64_t efer = vmcs_read(GUEST_IA32_EFER); /* L2's: vmcs02 always saves it */
     /* The cache described vmcs02, and vmcs12 now has what it held (also what hv changed for
      * an exit it handled just before one it made up): nothing of it goes to vmcs01. */
