@@ -88,6 +88,7 @@ void nested_shadow_bitmaps(uint8_t *vmread_bm, uint8_t *vmwrite_bm, bool exit_in
  * slots are not compile-time constants), made again when the offered features change. */
 struct shadow_lists {
     unsigned key;           /* the features they were made for; 0: none */
+    uint64_t pin, proc, proc2; /* from these capability MSRs */
     unsigned nr_feat, nr_feat_exit;
     uint32_t feat[N(shadow_feat)];
     uint32_t feat_exit[N(shadow_feat)]; /* those a reflected exit changes (28.3.3: RVI/SVI) */
@@ -97,11 +98,16 @@ _Static_assert(sizeof(struct shadow_lists) <= 4096, "the lists fit a page");
 static const struct shadow_lists *lists(struct nested_vcpu *nv)
 {
     struct shadow_lists *l = nv->n->shadow_lists;
-    unsigned feats = nested_vmcs12_features(nv->caps), key = 1u << 31;
+    const struct nested_caps *c = nv->caps;
+    /* The features follow from these capability MSRs (nested_vmcs12_features): comparing
+     * them is cheaper than computing the features at every copy. */
+    if (__builtin_expect(l->key && l->pin == c->true_pinbased && l->proc == c->true_procbased &&
+                             l->proc2 == c->procbased2, 1))
+        return l;
+    l->pin = c->true_pinbased, l->proc = c->true_procbased, l->proc2 = c->procbased2;
+    unsigned feats = nested_vmcs12_features(c), key = 1u << 31;
     for (unsigned i = 0; i < N(shadow_feat); i++)
         key |= feats & shadow_feat[i].feature;
-    if (__builtin_expect(l->key == key, 1))
-        return l;
     uint32_t f[N(shadow_feat)], x[N(shadow_feat)];
     unsigned n = 0, nx = 0;
     for (unsigned i = 0; i < N(shadow_feat); i++) {
