@@ -40,6 +40,7 @@ struct nested_state {
     uint64_t nested_entries, reflected_exits, fast_entries;
     uint64_t shadow_pa;      /* hardware shadow VMCS linked from vmcs01 (nested/shadow.c) */
     bool shadowing;          /* vmcs01 has VMCS shadowing on: the shadow holds vmcs12 */
+    struct shadow_lists *shadow_lists; /* its field lists (nested/shadow.c), one page */
     bool ept12;              /* L2 runs with L1's EPT: on EPT02 (nested/ept02.h), not EPT01 */
     struct ept02 *ept02;     /* the EPT02 vmcs02 runs on (one of ept02_roots), from the first entry with L1's EPT */
     struct ept02_roots ept02_roots; /* this vCPU's EPT02s, one per EPT12 root in use */

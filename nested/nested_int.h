@@ -2,8 +2,22 @@
 #ifndef NESTED_INT_H
 #define NESTED_INT_H
 #include "nested.h"
+#include "../vmx/vmcs.h"
 
-extern const uint32_t nested_guest_fields[]; /* guest state copied both ways (vmenter.c) */
+/* Guest state copied both ways (nested_guest_fields, vmenter.c; the reflected exit's sync,
+ * vmexit.c). RIP, RSP, RFLAGS, CR0, CR3, CR4, PDPTEs and interruptibility go through the
+ * register cache. */
+#define NESTED_GUEST_FIELD_LIST(F)                                                                           \
+    F(GUEST_ES_SELECTOR) F(GUEST_CS_SELECTOR) F(GUEST_SS_SELECTOR) F(GUEST_DS_SELECTOR) F(GUEST_FS_SELECTOR)  \
+    F(GUEST_GS_SELECTOR) F(GUEST_LDTR_SELECTOR) F(GUEST_TR_SELECTOR) F(GUEST_ES_LIMIT) F(GUEST_CS_LIMIT)      \
+    F(GUEST_SS_LIMIT) F(GUEST_DS_LIMIT) F(GUEST_FS_LIMIT) F(GUEST_GS_LIMIT) F(GUEST_LDTR_LIMIT)               \
+    F(GUEST_TR_LIMIT) F(GUEST_GDTR_LIMIT) F(GUEST_IDTR_LIMIT) F(GUEST_ES_AR_BYTES) F(GUEST_CS_AR_BYTES)      \
+    F(GUEST_SS_AR_BYTES) F(GUEST_DS_AR_BYTES) F(GUEST_FS_AR_BYTES) F(GUEST_GS_AR_BYTES)                      \
+    F(GUEST_LDTR_AR_BYTES) F(GUEST_TR_AR_BYTES) F(GUEST_ES_BASE) F(GUEST_CS_BASE) F(GUEST_SS_BASE)           \
+    F(GUEST_DS_BASE) F(GUEST_FS_BASE) F(GUEST_GS_BASE) F(GUEST_LDTR_BASE) F(GUEST_TR_BASE)                   \
+    F(GUEST_GDTR_BASE) F(GUEST_IDTR_BASE) F(GUEST_PENDING_DBG_EXCEPTIONS) F(GUEST_SYSENTER_CS)               \
+    F(GUEST_SYSENTER_ESP) F(GUEST_SYSENTER_EIP) F(GUEST_ACTIVITY_STATE)
+extern const uint32_t nested_guest_fields[];
 extern const unsigned nested_nr_guest_fields;
 void nested_vmx_fail(struct nested_vcpu *nv, uint32_t err);
 unsigned nested_l1_cpl(void); /* the CPL of the guest running now (L1, or L2 on vmcs02) */
@@ -113,6 +127,13 @@ void nested_apicv_exit(struct nested_vcpu *nv);
 void nested_apicv_sync(struct nested_vcpu *nv);
 /* An APIC-access VM exit (reason 44) with this qualification, made up by hv. */
 void nested_reflect_apic_access(struct nested_vcpu *nv, uint64_t qual);
+
+/* A prepared field list (vmcs12_list_prepare) from the cache into the current VMCS. */
+static inline void v12_list_write(const struct vmcs12 *c, const uint32_t *list, unsigned n)
+{
+    for (const uint32_t *p = list, *end = list + n; p != end; p++)
+        vmcs_write(VMCS12_LIST_FIELD(*p), c->fields[VMCS12_LIST_SLOT(*p)]);
+}
 
 static inline uint64_t v12(const struct nested_vcpu *nv, uint32_t f) { return vmcs12_get(nv->n->cache, f); }
 static inline void v12_set(struct nested_vcpu *nv, uint32_t f, uint64_t x) { vmcs12_set(nv->n->cache, f, x); }

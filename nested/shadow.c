@@ -15,18 +15,25 @@
 #include "../vmx/vmx_bits.h"
 #include "nested_int.h"
 
-/* Read and written by L1 on its exit path: pulled at every nested VM-Enter. */
-static const uint32_t shadow_rw[] = {
-    GUEST_RIP, GUEST_RSP, GUEST_RFLAGS, GUEST_CR0, GUEST_CR3, GUEST_CR4, GUEST_INTERRUPTIBILITY_INFO,
-    GUEST_ACTIVITY_STATE, GUEST_PENDING_DBG_EXCEPTIONS, GUEST_CS_SELECTOR, GUEST_CS_AR_BYTES, GUEST_SS_AR_BYTES,
-    GUEST_ES_BASE, GUEST_CS_BASE, GUEST_SS_BASE, GUEST_DS_BASE, GUEST_FS_BASE, GUEST_GS_BASE,
-    CR0_READ_SHADOW, CR4_READ_SHADOW, CPU_BASED_VM_EXEC_CONTROL, EXCEPTION_BITMAP, TSC_OFFSET,
-    VM_ENTRY_INTR_INFO_FIELD, VM_ENTRY_EXCEPTION_ERROR_CODE, VM_ENTRY_INSTRUCTION_LEN,
-    VMX_PREEMPTION_TIMER_VALUE,
-    /* KVM as L1 writes these when its stack, address space or FS/GS move (HOST_RSP with
-     * every system call where the kernel stack offset is randomized): never an exit. */
-    HOST_RSP, HOST_CR3, HOST_FS_SELECTOR, HOST_GS_SELECTOR, HOST_FS_BASE, HOST_GS_BASE,
-};
+/* Read and written by L1 on its exit path: pulled at every nested VM-Enter. F(encoding,
+ * exit): exit = a reflected exit (or VM-entry failure) writes it into vmcs12: L2's state,
+ * the event injection's valid bit (28.2, 28.3). The others (controls, host state) were
+ * pulled at the entry and nothing changes them until the exit. Copied straight-line (X-macro):
+ * a VMREAD or VMWRITE at a compile-time slot each. */
+#define SHADOW_RW_LIST(F)                                                                                    \
+    F(GUEST_RIP, 1) F(GUEST_RSP, 1) F(GUEST_RFLAGS, 1) F(GUEST_CR0, 1) F(GUEST_CR3, 1) F(GUEST_CR4, 1)         \
+    F(GUEST_INTERRUPTIBILITY_INFO, 1) F(GUEST_ACTIVITY_STATE, 1) F(GUEST_PENDING_DBG_EXCEPTIONS, 1)           \
+    F(GUEST_CS_SELECTOR, 1) F(GUEST_CS_AR_BYTES, 1) F(GUEST_SS_AR_BYTES, 1) F(GUEST_ES_BASE, 1)               \
+    F(GUEST_CS_BASE, 1) F(GUEST_SS_BASE, 1) F(GUEST_DS_BASE, 1) F(GUEST_FS_BASE, 1) F(GUEST_GS_BASE, 1)       \
+    F(CR0_READ_SHADOW, 0) F(CR4_READ_SHADOW, 0) F(CPU_BASED_VM_EXEC_CONTROL, 0) F(EXCEPTION_BITMAP, 0)       \
+    F(TSC_OFFSET, 0) F(VM_ENTRY_INTR_INFO_FIELD, 1) F(VM_ENTRY_EXCEPTION_ERROR_CODE, 0)                      \
+    F(VM_ENTRY_INSTRUCTION_LEN, 0) F(VMX_PREEMPTION_TIMER_VALUE, 1)                                          \
+    /* KVM as L1 writes these when its stack, address space or FS/GS move (HOST_RSP with                  \
+     * every system call where the kernel stack offset is randomized): never an exit. */                   \
+    F(HOST_RSP, 0) F(HOST_CR3, 0) F(HOST_FS_SELECTOR, 0) F(HOST_GS_SELECTOR, 0) F(HOST_FS_BASE, 0)           \
+    F(HOST_GS_BASE, 0)
+#define ENCODING_(e, x) e,
+static const uint32_t shadow_rw[] = {SHADOW_RW_LIST(ENCODING_)};
 /* Feature-dependent fields (vmcs12.h) on KVM's hot path, shadowed only while hv offers their
  * feature: otherwise L1's VMREAD/VMWRITE must fail with error 12, which only hv gives. The
  * CPU has each field then (hv offers a feature only where the CPU has it). */
@@ -37,12 +44,15 @@ static const struct {
     {TPR_THRESHOLD, VMCS12_FEAT_TPR_SHADOW},
     {GUEST_INTR_STATUS, VMCS12_FEAT_VID},
 };
-/* The exit information L1 reads (read-only: written into the shadow by hv only). */
-static const uint32_t shadow_ro[] = {
-    VM_INSTRUCTION_ERROR, VM_EXIT_REASON, EXIT_QUALIFICATION, GUEST_LINEAR_ADDRESS, GUEST_PHYSICAL_ADDRESS, VM_EXIT_INTR_INFO,
-    VM_EXIT_INTR_ERROR_CODE, IDT_VECTORING_INFO_FIELD, IDT_VECTORING_ERROR_CODE, VM_EXIT_INSTRUCTION_LEN,
-    VMX_INSTRUCTION_INFO, IO_RCX, IO_RSI, IO_RDI, IO_RIP,
-};
+/* The exit information L1 reads (read-only: written into the shadow by hv only, all of it
+ * but the VM-instruction error at a reflected exit). */
+#define SHADOW_RO_LIST(F)                                                                                    \
+    F(VM_INSTRUCTION_ERROR, 0) F(VM_EXIT_REASON, 1) F(EXIT_QUALIFICATION, 1) F(GUEST_LINEAR_ADDRESS, 1)       \
+    F(GUEST_PHYSICAL_ADDRESS, 1) F(VM_EXIT_INTR_INFO, 1) F(VM_EXIT_INTR_ERROR_CODE, 1)                       \
+    F(IDT_VECTORING_INFO_FIELD, 1) F(IDT_VECTORING_ERROR_CODE, 1) F(VM_EXIT_INSTRUCTION_LEN, 1)             \
+    F(VMX_INSTRUCTION_INFO, 1) F(IO_RCX, 1) F(IO_RSI, 1) F(IO_RDI, 1) F(IO_RIP, 1)
+static const uint32_t shadow_ro[] = {SHADOW_RO_LIST(ENCODING_)};
+#undef ENCODING_
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 static void allow(uint8_t *bm, uint32_t e)
@@ -74,57 +84,145 @@ void nested_shadow_bitmaps(uint8_t *vmread_bm, uint8_t *vmwrite_bm, bool exit_in
         allow(vmread_bm, shadow_ro[i]);
 }
 
-enum { PULL, PUSH_ALL, PUSH_EXIT, PUSH_ONE };
+/* The feature-dependent fields hv offers, as a prepared list (vmcs12_list_prepare: their
+ * slots are not compile-time constants), made again when the offered features change. */
+struct shadow_lists {
+    unsigned key;           /* the features they were made for; 0: none */
+    uint64_t pin, proc, proc2; /* from these capability MSRs */
+    unsigned nr_feat, nr_feat_exit;
+    uint32_t feat[N(shadow_feat)];
+    uint32_t feat_exit[N(shadow_feat)]; /* those a reflected exit changes (28.3.3: RVI/SVI) */
+};
+_Static_assert(sizeof(struct shadow_lists) <= 4096, "the lists fit a page");
 
-/* A pulled field: what changed goes into *changes as its class (nested/vmenter_fast.c). */
-static void pull_one(struct vmcs12 *c, uint32_t e, unsigned *changes)
+static const struct shadow_lists *lists(struct nested_vcpu *nv)
+{
+    struct shadow_lists *l = nv->n->shadow_lists;
+    const struct nested_caps *c = nv->caps;
+    /* The features follow from these capability MSRs (nested_vmcs12_features): comparing
+     * them is cheaper than computing the features at every copy. */
+    if (__builtin_expect(l->key && l->pin == c->true_pinbased && l->proc == c->true_procbased &&
+                             l->proc2 == c->procbased2, 1))
+        return l;
+    l->pin = c->true_pinbased, l->proc = c->true_procbased, l->proc2 = c->procbased2;
+    unsigned feats = nested_vmcs12_features(c), key = 1u << 31;
+    for (unsigned i = 0; i < N(shadow_feat); i++)
+        key |= feats & shadow_feat[i].feature;
+    uint32_t f[N(shadow_feat)], x[N(shadow_feat)];
+    unsigned n = 0, nx = 0;
+    for (unsigned i = 0; i < N(shadow_feat); i++) {
+        if (!(feats & shadow_feat[i].feature))
+            continue;
+        f[n++] = shadow_feat[i].encoding;
+        if (shadow_feat[i].encoding == GUEST_INTR_STATUS)
+            x[nx++] = shadow_feat[i].encoding;
+    }
+    l->nr_feat = vmcs12_list_prepare(l->feat, f, n);
+    l->nr_feat_exit = vmcs12_list_prepare(l->feat_exit, x, nx);
+    l->key = key;
+    return l;
+}
+
+/* The shadow VMCS current for the copy; vmcs02 or vmcs01 current again after. */
+static void shadow_current(struct nested_state *n) { vmptrld(n->shadow_pa); }
+static void shadow_done(struct nested_state *n) { vmptrld(n->guest_mode ? n->vmcs02_pa : n->vmcs01_pa); }
+
+static void pull_one(struct vmcs12 *c, uint32_t e, unsigned slot, unsigned *changes)
 {
     uint64_t val = vmcs_read(e);
-    if (val != vmcs12_get(c, e)) {
-        vmcs12_set(c, e, val);
+    if (__builtin_expect(val != c->fields[slot], 0)) {
+        c->fields[slot] = val; /* a slot L1 scribbled over before VMPTRLD counts as changed once */
         *changes |= nested_fast_field_class(e);
     }
 }
 
-/* Copy between the cache and the shadow VMCS, then make the right VMCS current again. */
-static unsigned copy(struct nested_vcpu *nv, int what, uint32_t only)
+/* The read/write fields from the shadow into the cache: the classes (nested/vmenter_fast.c)
+ * of what changed. */
+unsigned nested_shadow_pull_changes(struct nested_vcpu *nv)
 {
     struct nested_state *n = nv->n;
-    struct vmcs12 *c = n->cache;
-    unsigned changes = 0;
     if (!n->shadowing)
         return 0;
-    vmptrld(n->shadow_pa);
-    for (unsigned i = 0; i < N(shadow_rw); i++) {
-        uint32_t e = shadow_rw[i];
-        if (what == PULL)
-            pull_one(c, e, &changes);
-        else if (what != PUSH_ONE || e == only) {
-            vmcs_write(e, vmcs12_get(c, e));
-        }
-    }
-    unsigned feats = nested_vmcs12_features(nv->caps);
-    for (unsigned i = 0; i < N(shadow_feat); i++) {
-        uint32_t e = shadow_feat[i].encoding;
-        if (!(feats & shadow_feat[i].feature))
-            continue;
-        if (what == PULL)
-            pull_one(c, e, &changes);
-        else if (what != PUSH_ONE || e == only)
-            vmcs_write(e, vmcs12_get(c, e));
-    }
-    for (unsigned i = 0; nv->shadow_exit_info && what != PULL && i < N(shadow_ro); i++)
-        if (what != PUSH_ONE || shadow_ro[i] == only)
-            vmcs_write(shadow_ro[i], vmcs12_get(c, shadow_ro[i]));
-    vmptrld(n->guest_mode ? n->vmcs02_pa : n->vmcs01_pa);
+    const struct shadow_lists *l = lists(nv);
+    struct vmcs12 *c = n->cache;
+    unsigned changes = 0;
+    shadow_current(n);
+#define PULL_(e, x) pull_one(c, e, VMCS12_TSLOT_##e, &changes);
+    SHADOW_RW_LIST(PULL_)
+#undef PULL_
+    for (unsigned i = 0; i < l->nr_feat; i++)
+        pull_one(c, VMCS12_LIST_FIELD(l->feat[i]), VMCS12_LIST_SLOT(l->feat[i]), &changes);
+    shadow_done(n);
     return changes;
 }
 
-void nested_shadow_pull(struct nested_vcpu *nv) { copy(nv, PULL, 0); }
-unsigned nested_shadow_pull_changes(struct nested_vcpu *nv) { return copy(nv, PULL, 0); }
-void nested_shadow_push(struct nested_vcpu *nv) { copy(nv, PUSH_ALL, 0); }
-void nested_shadow_push_exit(struct nested_vcpu *nv) { copy(nv, PUSH_EXIT, 0); }
-void nested_shadow_push_field(struct nested_vcpu *nv, uint32_t e) { copy(nv, PUSH_ONE, e); }
+void nested_shadow_pull(struct nested_vcpu *nv) { nested_shadow_pull_changes(nv); }
+
+#define PUSH_(e, x) vmcs_write(e, c->fields[VMCS12_TSLOT_##e]);
+#define PUSH_IF_EXIT_(e, x) if (x) vmcs_write(e, c->fields[VMCS12_TSLOT_##e]);
+
+void nested_shadow_push(struct nested_vcpu *nv)
+{
+    struct nested_state *n = nv->n;
+    if (!n->shadowing)
+        return;
+    const struct shadow_lists *l = lists(nv);
+    const struct vmcs12 *c = n->cache;
+    shadow_current(n);
+    SHADOW_RW_LIST(PUSH_)
+    v12_list_write(c, l->feat, l->nr_feat);
+    if (nv->shadow_exit_info) {
+        SHADOW_RO_LIST(PUSH_)
+    }
+    shadow_done(n);
+}
+
+/* After a reflected exit or a VM-entry failure: only what it changed. */
+void nested_shadow_push_exit(struct nested_vcpu *nv)
+{
+    struct nested_state *n = nv->n;
+    if (!n->shadowing)
+        return;
+    const struct shadow_lists *l = lists(nv);
+    const struct vmcs12 *c = n->cache;
+    shadow_current(n);
+    SHADOW_RW_LIST(PUSH_IF_EXIT_)
+    v12_list_write(c, l->feat_exit, l->nr_feat_exit);
+    if (nv->shadow_exit_info) {
+        SHADOW_RO_LIST(PUSH_IF_EXIT_)
+    }
+    shadow_done(n);
+}
+#undef PUSH_
+#undef PUSH_IF_EXIT_
+
+static bool shadowed(struct nested_vcpu *nv, uint32_t e)
+{
+    const struct shadow_lists *l = lists(nv);
+    for (unsigned i = 0; i < l->nr_feat; i++)
+        if (VMCS12_LIST_FIELD(l->feat[i]) == e)
+            return true;
+    switch (e) {
+#define CASE_(enc, x) case enc:
+    SHADOW_RW_LIST(CASE_)
+        return true;
+    SHADOW_RO_LIST(CASE_)
+        return nv->shadow_exit_info;
+#undef CASE_
+    default:
+        return false;
+    }
+}
+
+void nested_shadow_push_field(struct nested_vcpu *nv, uint32_t e)
+{
+    struct nested_state *n = nv->n;
+    if (!n->shadowing || !shadowed(nv, e))
+        return; /* not shadowed: L1's VMREAD exits to hv, which reads the cache */
+    shadow_current(n);
+    vmcs_write(e, vmcs12_get(n->cache, e));
+    shadow_done(n);
+}
 /* vmcs01 is current (an exit from L1). */
 void nested_shadow_activate(struct nested_vcpu *nv)
 {
@@ -154,6 +252,9 @@ int nested_shadow_init(struct nested_vcpu *nv)
         return 0;
     uint32_t *page = hv_alloc_page();
     if (!page)
+        return -1;
+    n->shadow_lists = hv_alloc_page(); /* zeroed: made at first use */
+    if (!n->shadow_lists)
         return -1;
     page[0] = (uint32_t)(nv->hw->basic & 0x7fffffff) | 0x80000000u; /* shadow-VMCS indicator */
     n->shadow_pa = (uint64_t)(uintptr_t)page;

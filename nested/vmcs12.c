@@ -5,92 +5,12 @@
 #include "vmcs12.h"
 #include <stddef.h>
 
-/*
- * Every encoding hv supports for L1, sorted ascending; the position in this array is
- * also the slot in struct vmcs12.fields[] (and so the layout of L1's VMCS region).
- * Left out: fields of features hv never offers L1 (ENCLS exiting bitmap,
- * MPX, perf global ctrl), and the fields that exist only while their feature is
- * advertised (EPT_POINTER, APIC virtualization, PML, VMCS shadowing, VM functions, ...):
- * those live in their own slots past the table (vmcs12.h, feat_fields, vmcs12_vmread_feat).
- *
- * Sorted so that tests/unit/test_vmcs12.c can check it; lookups go through the small
- * map below vmcs12_field_index().
- */
-const uint16_t vmcs12_field_table[] = {
-    /* 16-bit control */
-    VIRTUAL_PROCESSOR_ID,
-    /* 16-bit guest state */
-    GUEST_ES_SELECTOR, GUEST_CS_SELECTOR, GUEST_SS_SELECTOR, GUEST_DS_SELECTOR,
-    GUEST_FS_SELECTOR, GUEST_GS_SELECTOR, GUEST_LDTR_SELECTOR, GUEST_TR_SELECTOR,
-    /* 16-bit host state */
-    HOST_ES_SELECTOR, HOST_CS_SELECTOR, HOST_SS_SELECTOR, HOST_DS_SELECTOR,
-    HOST_FS_SELECTOR, HOST_GS_SELECTOR, HOST_TR_SELECTOR,
-    /* 64-bit control */
-    IO_BITMAP_A, IO_BITMAP_B, MSR_BITMAP, VM_EXIT_MSR_STORE_ADDR, VM_EXIT_MSR_LOAD_ADDR,
-    VM_ENTRY_MSR_LOAD_ADDR, EXECUTIVE_VMCS_POINTER, TSC_OFFSET,
-    /* 64-bit read-only data */
-    GUEST_PHYSICAL_ADDRESS,
-    /* 64-bit guest state */
-    VMCS_LINK_POINTER, GUEST_IA32_DEBUGCTL, GUEST_IA32_PAT, GUEST_IA32_EFER,
-    GUEST_PDPTR0, GUEST_PDPTR1, GUEST_PDPTR2, GUEST_PDPTR3,
-    /* 64-bit host state */
-    HOST_IA32_PAT, HOST_IA32_EFER,
-    /* 32-bit control */
-    PIN_BASED_VM_EXEC_CONTROL, CPU_BASED_VM_EXEC_CONTROL, EXCEPTION_BITMAP,
-    PAGE_FAULT_ERROR_CODE_MASK, PAGE_FAULT_ERROR_CODE_MATCH, CR3_TARGET_COUNT,
-    VM_EXIT_CONTROLS, VM_EXIT_MSR_STORE_COUNT, VM_EXIT_MSR_LOAD_COUNT, VM_ENTRY_CONTROLS,
-    VM_ENTRY_MSR_LOAD_COUNT, VM_ENTRY_INTR_INFO_FIELD, VM_ENTRY_EXCEPTION_ERROR_CODE,
-    VM_ENTRY_INSTRUCTION_LEN, SECONDARY_VM_EXEC_CONTROL,
-    /* 32-bit read-only data */
-    VM_INSTRUCTION_ERROR, VM_EXIT_REASON, VM_EXIT_INTR_INFO, VM_EXIT_INTR_ERROR_CODE,
-    IDT_VECTORING_INFO_FIELD, IDT_VECTORING_ERROR_CODE, VM_EXIT_INSTRUCTION_LEN,
-    VMX_INSTRUCTION_INFO,
-    /* 32-bit guest state */
-    GUEST_ES_LIMIT, GUEST_CS_LIMIT, GUEST_SS_LIMIT, GUEST_DS_LIMIT, GUEST_FS_LIMIT,
-    GUEST_GS_LIMIT, GUEST_LDTR_LIMIT, GUEST_TR_LIMIT, GUEST_GDTR_LIMIT, GUEST_IDTR_LIMIT,
-    GUEST_ES_AR_BYTES, GUEST_CS_AR_BYTES, GUEST_SS_AR_BYTES, GUEST_DS_AR_BYTES,
-    GUEST_FS_AR_BYTES, GUEST_GS_AR_BYTES, GUEST_LDTR_AR_BYTES, GUEST_TR_AR_BYTES,
-    GUEST_INTERRUPTIBILITY_INFO, GUEST_ACTIVITY_STATE, GUEST_SMBASE, GUEST_SYSENTER_CS,
-    VMX_PREEMPTION_TIMER_VALUE,
-    /* 32-bit host state */
-    HOST_IA32_SYSENTER_CS,
-    /* natural-width control */
-    CR0_GUEST_HOST_MASK, CR4_GUEST_HOST_MASK, CR0_READ_SHADOW, CR4_READ_SHADOW,
-    CR3_TARGET_VALUE0, CR3_TARGET_VALUE1, CR3_TARGET_VALUE2, CR3_TARGET_VALUE3,
-    /* natural-width read-only data */
-    EXIT_QUALIFICATION, IO_RCX, IO_RSI, IO_RDI, IO_RIP, GUEST_LINEAR_ADDRESS,
-    /* natural-width guest state */
-    GUEST_CR0, GUEST_CR3, GUEST_CR4, GUEST_ES_BASE, GUEST_CS_BASE, GUEST_SS_BASE,
-    GUEST_DS_BASE, GUEST_FS_BASE, GUEST_GS_BASE, GUEST_LDTR_BASE, GUEST_TR_BASE,
-    GUEST_GDTR_BASE, GUEST_IDTR_BASE, GUEST_DR7, GUEST_RSP, GUEST_RIP, GUEST_RFLAGS,
-    GUEST_PENDING_DBG_EXCEPTIONS, GUEST_SYSENTER_ESP, GUEST_SYSENTER_EIP,
-    /* natural-width host state */
-    HOST_CR0, HOST_CR3, HOST_CR4, HOST_FS_BASE, HOST_GS_BASE, HOST_TR_BASE,
-    HOST_GDTR_BASE, HOST_IDTR_BASE, HOST_IA32_SYSENTER_ESP, HOST_IA32_SYSENTER_EIP,
-    HOST_RSP, HOST_RIP,
-};
-#define NR_FIELDS (sizeof(vmcs12_field_table) / sizeof(vmcs12_field_table[0]))
+#define NR_FIELDS VMCS12_NR_TABLE_FIELDS
 _Static_assert(NR_FIELDS <= VMCS12_MAX_FIELDS, "VMCS12_MAX_FIELDS too small for the field table");
 
 const unsigned VMCS12_NR_FIELDS = NR_FIELDS;
 
-/*
- * hv looks fields up on every nested VM-Enter and exit, so besides the binary search
- * (which defines the slots) a 512-byte map gives the slot in O(1): width (2 bits),
- * type (2 bits) and index (bits 5:1: no field in Appendix B has an index above 31)
- * make a 9-bit key. Slot + 1 is stored, 0 meaning "no field"; built on first use.
- */
-uint8_t vmcs12_slot_map[512];
-static bool slot_map_ready;
-
-static unsigned map_key(uint32_t e) { return (VMCS_FIELD_WIDTH(e) << 7) | (VMCS_FIELD_TYPE(e) << 5) | ((e >> 1) & 31); }
-
-static void build_slot_map(void)
-{
-    for (unsigned i = 0; i < NR_FIELDS; i++)
-        vmcs12_slot_map[map_key(vmcs12_field_table[i])] = (uint8_t)(i + 1);
-    __atomic_store_n(&slot_map_ready, true, __ATOMIC_RELEASE);
-}
+static unsigned map_key(uint32_t e) { return VMCS12_MAP_KEY(e); }
 
 int vmcs12_field_index(uint64_t encoding)
 {
@@ -98,8 +18,6 @@ int vmcs12_field_index(uint64_t encoding)
     if (encoding >> 15)
         return -1;
     uint16_t full = (uint16_t)(encoding & ~1ull);
-    if (!__atomic_load_n(&slot_map_ready, __ATOMIC_ACQUIRE))
-        build_slot_map(); /* idempotent: two CPUs racing here write the same bytes */
     unsigned lo = vmcs12_slot_map[map_key(full)];
     if (!lo-- || vmcs12_field_table[lo] != full) /* the index bits above 5:1 must match too */
         return -1;
@@ -188,6 +106,25 @@ void vmcs12_set_slow(struct vmcs12 *v, uint32_t encoding, uint64_t val)
         v->fields[i] = VMCS_FIELD_HIGH(encoding) ? (v->fields[i] & 0xffffffffull) | (val << 32)
                                                  : val & width_mask(encoding);
     }
+}
+
+int vmcs12_slot(uint32_t encoding)
+{
+    if (encoding & 1)
+        return -1;
+    int i = vmcs12_field_index(encoding);
+    return i >= 0 ? i : vmcs12_feat_slot(encoding, NULL);
+}
+
+unsigned vmcs12_list_prepare(uint32_t *out, const uint32_t *encodings, unsigned n)
+{
+    unsigned k = 0;
+    for (unsigned i = 0; i < n; i++) {
+        int s = vmcs12_slot(encodings[i]);
+        if (s >= 0 && encodings[i] <= 0xffff)
+            out[k++] = encodings[i] | (uint32_t)s << 16;
+    }
+    return k;
 }
 
 /* The feature-dependent fields (vmcs12.h): the n-th is at slot VMCS12_MAX_FIELDS - 1 - n. */

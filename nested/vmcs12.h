@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "../vmx/vmcs_fields.h"
+#include "vmcs12_fields.h"
 
 #define VMCS12_REVISION 0x00007668u /* "hv"; advertised in L1's IA32_VMX_BASIC[30:0] */
 #define VMCS12_SIZE 4096u
@@ -113,11 +114,40 @@ int vmcs12_vmwrite_feat(struct vmcs12 *v, uint64_t encoding, uint64_t val, bool 
 /* hv's own accessors (full field width; unsupported encodings read 0 and are not
  * written). They run on every nested VM-Enter and exit, so the common case is inline:
  * for a constant encoding the slot lookup folds to two loads and a compare. */
-extern uint8_t vmcs12_slot_map[512];        /* slot + 1 by VMCS12_MAP_KEY; built on first use */
-extern const uint16_t vmcs12_field_table[];
+/* The slots (vmcs12_fields.h): the table, and a 512-byte map that gives the slot in O(1):
+ * width (2 bits), type (2 bits) and index (bits 5:1: no field in Appendix B has an index
+ * above 31) make a 9-bit key; slot + 1 is stored, 0 meaning "no field". Both are constant
+ * and visible here, so a constant encoding's lookup folds away. */
 #define VMCS12_MAP_KEY(e) ((((e) >> 13 & 3u) << 7) | (((e) >> 10 & 3u) << 5) | ((e) >> 1 & 31u))
+enum {
+#define VMCS12_SLOT_ENUM_(e) VMCS12_TSLOT_##e,
+    VMCS12_FIELD_LIST(VMCS12_SLOT_ENUM_)
+#undef VMCS12_SLOT_ENUM_
+    VMCS12_NR_TABLE_FIELDS
+};
+static const uint16_t vmcs12_field_table[VMCS12_NR_TABLE_FIELDS] = {
+#define VMCS12_TABLE_ENTRY_(e) e,
+    VMCS12_FIELD_LIST(VMCS12_TABLE_ENTRY_)
+#undef VMCS12_TABLE_ENTRY_
+};
+static const uint8_t vmcs12_slot_map[512] = {
+#define VMCS12_MAP_ENTRY_(e) [VMCS12_MAP_KEY(e)] = VMCS12_TSLOT_##e + 1,
+    VMCS12_FIELD_LIST(VMCS12_MAP_ENTRY_)
+#undef VMCS12_MAP_ENTRY_
+};
 uint64_t vmcs12_get_slow(const struct vmcs12 *v, uint32_t encoding);
 void vmcs12_set_slow(struct vmcs12 *v, uint32_t encoding, uint64_t val);
+
+/* The slot of a full field in fields[] (feature-dependent ones included, whatever is
+ * advertised), or -1. */
+int vmcs12_slot(uint32_t encoding);
+/* hv's bulk copies between a hardware VMCS and the cache (a reflected exit, the shadow
+ * VMCS) go through field lists prepared once: each entry is encoding | slot << 16, so a
+ * field costs its VMREAD or VMWRITE and a few instructions, not a slot lookup. Fields
+ * without a slot are left out; returns the number of entries written to out. */
+unsigned vmcs12_list_prepare(uint32_t *out, const uint32_t *encodings, unsigned n);
+#define VMCS12_LIST_FIELD(ent) ((ent) & 0xffffu)
+#define VMCS12_LIST_SLOT(ent) ((ent) >> 16)
 
 static inline uint64_t vmcs12_width_mask(uint32_t e)
 {

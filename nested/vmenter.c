@@ -20,25 +20,18 @@
 
 /* Guest state that vmcs02 takes from vmcs12 unchanged at entry and gives back at a
  * reflected exit (nested/vmexit.c). */
-const uint32_t nested_guest_fields[] = {
-    GUEST_ES_SELECTOR, GUEST_CS_SELECTOR, GUEST_SS_SELECTOR, GUEST_DS_SELECTOR, GUEST_FS_SELECTOR,
-    GUEST_GS_SELECTOR, GUEST_LDTR_SELECTOR, GUEST_TR_SELECTOR, GUEST_ES_LIMIT, GUEST_CS_LIMIT, GUEST_SS_LIMIT,
-    GUEST_DS_LIMIT, GUEST_FS_LIMIT, GUEST_GS_LIMIT, GUEST_LDTR_LIMIT, GUEST_TR_LIMIT, GUEST_GDTR_LIMIT,
-    GUEST_IDTR_LIMIT, GUEST_ES_AR_BYTES, GUEST_CS_AR_BYTES, GUEST_SS_AR_BYTES, GUEST_DS_AR_BYTES,
-    GUEST_FS_AR_BYTES, GUEST_GS_AR_BYTES, GUEST_LDTR_AR_BYTES, GUEST_TR_AR_BYTES, GUEST_ES_BASE, GUEST_CS_BASE,
-    GUEST_SS_BASE, GUEST_DS_BASE, GUEST_FS_BASE, GUEST_GS_BASE, GUEST_LDTR_BASE, GUEST_TR_BASE, GUEST_GDTR_BASE,
-    GUEST_IDTR_BASE, GUEST_PENDING_DBG_EXCEPTIONS, GUEST_SYSENTER_CS, GUEST_SYSENTER_ESP, GUEST_SYSENTER_EIP,
-    GUEST_ACTIVITY_STATE,
-}; /* RIP, RSP, RFLAGS, CR0, CR3, CR4, PDPTEs and interruptibility go through the register cache */
+#define GUEST_FIELD_ENTRY_(e) e,
+const uint32_t nested_guest_fields[] = {NESTED_GUEST_FIELD_LIST(GUEST_FIELD_ENTRY_)};
+#undef GUEST_FIELD_ENTRY_
 const unsigned nested_nr_guest_fields = sizeof(nested_guest_fields) / sizeof(nested_guest_fields[0]);
 
-/* Entry-only fields also copied unchanged. */
-static const uint32_t copied[] = {
-    VMX_PREEMPTION_TIMER_VALUE, EXCEPTION_BITMAP, PAGE_FAULT_ERROR_CODE_MASK,
-    PAGE_FAULT_ERROR_CODE_MATCH, CR3_TARGET_COUNT, CR3_TARGET_VALUE0, CR3_TARGET_VALUE1, CR3_TARGET_VALUE2,
-    CR3_TARGET_VALUE3, TSC_OFFSET, VM_ENTRY_INTR_INFO_FIELD, VM_ENTRY_EXCEPTION_ERROR_CODE,
-    VM_ENTRY_INSTRUCTION_LEN,
-};
+/* Entry-only fields also copied unchanged, at every entry: straight-line, a load at a
+ * compile-time slot and a VMWRITE each. */
+#define COPIED_LIST(F)                                                                                      \
+    F(VMX_PREEMPTION_TIMER_VALUE) F(EXCEPTION_BITMAP) F(PAGE_FAULT_ERROR_CODE_MASK)                          \
+    F(PAGE_FAULT_ERROR_CODE_MATCH) F(CR3_TARGET_COUNT) F(CR3_TARGET_VALUE0) F(CR3_TARGET_VALUE1)             \
+    F(CR3_TARGET_VALUE2) F(CR3_TARGET_VALUE3) F(TSC_OFFSET) F(VM_ENTRY_INTR_INFO_FIELD)                      \
+    F(VM_ENTRY_EXCEPTION_ERROR_CODE) F(VM_ENTRY_INSTRUCTION_LEN)
 
 static void merge_bitmap(uint8_t *dst, uint64_t l1_pa, const uint8_t *hv_bm)
 {
@@ -165,8 +158,9 @@ static void prepare_guest_bulk(struct nested_vcpu *nv)
  * EFER/PAT/debug state vmcs12 does not save, hv's injections) and GUEST_CR3. */
 static void prepare_guest(struct nested_vcpu *nv, const struct l1_state *l1, const uint64_t *pdpte)
 {
-    for (unsigned i = 0; i < sizeof(copied) / sizeof(copied[0]); i++)
-        vmcs_write(copied[i], v12(nv, copied[i]));
+#define COPY_(e) vmcs_write(e, v12(nv, e));
+    COPIED_LIST(COPY_)
+#undef COPY_
     /* Without L1's virtual NMIs, an NMI may be injected into an L2 that blocks NMIs (26.3.1.5
      * checks that only with virtual NMIs, which vmcs02 always has): its delivery blocks
      * NMIs anyway. */

@@ -17,19 +17,21 @@
 void nested_log_check(void) { log_debug("nested: vmcs12 fails %s", nested_check_last_rule()); }
 
 /* Exit information the CPU stored in vmcs02 (SDM 28.2). */
-static const uint32_t exit_info[] = {
-    VM_EXIT_REASON, EXIT_QUALIFICATION, GUEST_LINEAR_ADDRESS, VM_EXIT_INTR_INFO, VM_EXIT_INTR_ERROR_CODE,
-    IDT_VECTORING_INFO_FIELD, IDT_VECTORING_ERROR_CODE, VM_EXIT_INSTRUCTION_LEN, VMX_INSTRUCTION_INFO, IO_RCX,
-    IO_RSI, IO_RDI, IO_RIP,
-};
+#define EXIT_INFO_LIST(F)                                                                                   \
+    F(VM_EXIT_REASON) F(EXIT_QUALIFICATION) F(GUEST_LINEAR_ADDRESS) F(VM_EXIT_INTR_INFO)                     \
+    F(VM_EXIT_INTR_ERROR_CODE) F(IDT_VECTORING_INFO_FIELD) F(IDT_VECTORING_ERROR_CODE)                      \
+    F(VM_EXIT_INSTRUCTION_LEN) F(VMX_INSTRUCTION_INFO) F(IO_RCX) F(IO_RSI) F(IO_RDI) F(IO_RIP)
 
 static void sync_vmcs12(struct nested_vcpu *nv)
 {
     struct regcache *rc = nv->rc;
-    for (unsigned i = 0; i < nested_nr_guest_fields; i++)
-        v12_set(nv, nested_guest_fields[i], vmcs_read(nested_guest_fields[i]));
-    for (unsigned i = 0; i < sizeof(exit_info) / sizeof(exit_info[0]); i++)
-        v12_set(nv, exit_info[i], vmcs_read(exit_info[i]));
+    struct vmcs12 *c = nv->n->cache;
+    /* The fields vmcs12 gets as they are, straight-line: a VMREAD and a store each (VMREAD
+     * zero-extends the field, SDM 31.3, as vmcs12_set would store it). */
+#define SYNC_FIELD_(e) c->fields[VMCS12_TSLOT_##e] = vmcs_read(e);
+    NESTED_GUEST_FIELD_LIST(SYNC_FIELD_)
+    EXIT_INFO_LIST(SYNC_FIELD_)
+#undef SYNC_FIELD_
     /* SDM 27.2.1: VMREAD/VMWRITE with a register operand have no displacement, so the exit
      * qualification is 0. Bochs stores a stale decoder displacement there instead; L1 gets
      * the architectural value. */
@@ -244,7 +246,10 @@ void nested_store_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count
 static void load_exit_msr_list(struct nested_vcpu *nv)
 {
     uint64_t addr = v12(nv, VM_EXIT_MSR_LOAD_ADDR);
-    uint32_t bad = nested_load_msr_list(nv, addr, (uint32_t)v12(nv, VM_EXIT_MSR_LOAD_COUNT), false);
+    uint32_t count = (uint32_t)v12(nv, VM_EXIT_MSR_LOAD_COUNT);
+    if (!count)
+        return; /* the usual case: nothing to walk */
+    uint32_t bad = nested_load_msr_list(nv, addr, count, false);
     if (bad)
         msr_list_failed(nv, "load", addr, bad);
 }
@@ -300,7 +305,8 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
     bool l2_blocked = !nested_exit_on_nmi(nv) && (v12(nv, GUEST_INTERRUPTIBILITY_INFO) & GUEST_INTR_NMI);
     n->l2_nmi_blocked = false;
     nested_perf_global_save(nv);
-    nested_store_msr_list(nv, v12(nv, VM_EXIT_MSR_STORE_ADDR), (uint32_t)v12(nv, VM_EXIT_MSR_STORE_COUNT));
+    if (v12(nv, VM_EXIT_MSR_STORE_COUNT))
+        nested_store_msr_list(nv, v12(nv, VM_EXIT_MSR_STORE_ADDR), (uint32_t)v12(nv, VM_EXIT_MSR_STORE_COUNT));
     uint64_t efer = vmcs_read(GUEST_IA32_EFER); /* L2's: vmcs02 always saves it */
     /* The cache described vmcs02, and vmcs12 now has what it held (also what hv changed for
      * an exit it handled just before one it made up): nothing of it goes to vmcs01. */

@@ -56,32 +56,37 @@ void regcache_init(struct regcache *rc, bool unrestricted_guest)
     rc->avail = HV_REGS_STUB_MASK;
 }
 
+/* The VMCS field of each register (a table: the cache's VMREADs and VMWRITEs are on every
+ * exit path). */
+const uint32_t regcache_fields[HV_NR_REGS] = {
+    [HV_REG_RAX ... HV_REG_RBX] = HV_NO_VMCS_FIELD, /* stub-saved GPRs */
+    [HV_REG_RSP] = GUEST_RSP,
+    [HV_REG_RBP ... HV_REG_R15] = HV_NO_VMCS_FIELD,
+    [HV_REG_RIP] = GUEST_RIP,
+    [HV_REG_RFLAGS] = GUEST_RFLAGS,
+    [HV_REG_CR0] = GUEST_CR0,
+    [HV_REG_CR3] = GUEST_CR3,
+    [HV_REG_CR4] = GUEST_CR4,
+    [HV_REG_PDPTR0] = GUEST_PDPTR0,
+    [HV_REG_PDPTR1] = GUEST_PDPTR1,
+    [HV_REG_PDPTR2] = GUEST_PDPTR2,
+    [HV_REG_PDPTR3] = GUEST_PDPTR3,
+    [HV_REG_INTR_STATE] = GUEST_INTERRUPTIBILITY_INFO,
+    [HV_REG_EXIT_REASON] = VM_EXIT_REASON,
+    [HV_REG_EXIT_QUALIFICATION] = EXIT_QUALIFICATION,
+    [HV_REG_EXIT_INTR_INFO] = VM_EXIT_INTR_INFO,
+    [HV_REG_EXIT_INTR_ERROR_CODE] = VM_EXIT_INTR_ERROR_CODE,
+    [HV_REG_EXIT_INSTR_LEN] = VM_EXIT_INSTRUCTION_LEN,
+    [HV_REG_EXIT_INSTR_INFO] = VMX_INSTRUCTION_INFO,
+    [HV_REG_GUEST_PHYS_ADDR] = GUEST_PHYSICAL_ADDRESS,
+    [HV_REG_GUEST_LINEAR_ADDR] = GUEST_LINEAR_ADDRESS,
+    [HV_REG_IDT_VECTORING_INFO] = IDT_VECTORING_INFO_FIELD,
+    [HV_REG_IDT_VECTORING_ERROR_CODE] = IDT_VECTORING_ERROR_CODE,
+};
+
 uint32_t regcache_vmcs_field(enum hv_reg reg)
 {
-    switch (reg) {
-    case HV_REG_RSP: return GUEST_RSP;
-    case HV_REG_RIP: return GUEST_RIP;
-    case HV_REG_RFLAGS: return GUEST_RFLAGS;
-    case HV_REG_CR0: return GUEST_CR0;
-    case HV_REG_CR3: return GUEST_CR3;
-    case HV_REG_CR4: return GUEST_CR4;
-    case HV_REG_PDPTR0: return GUEST_PDPTR0;
-    case HV_REG_PDPTR1: return GUEST_PDPTR1;
-    case HV_REG_PDPTR2: return GUEST_PDPTR2;
-    case HV_REG_PDPTR3: return GUEST_PDPTR3;
-    case HV_REG_INTR_STATE: return GUEST_INTERRUPTIBILITY_INFO;
-    case HV_REG_EXIT_REASON: return VM_EXIT_REASON;
-    case HV_REG_EXIT_QUALIFICATION: return EXIT_QUALIFICATION;
-    case HV_REG_EXIT_INTR_INFO: return VM_EXIT_INTR_INFO;
-    case HV_REG_EXIT_INTR_ERROR_CODE: return VM_EXIT_INTR_ERROR_CODE;
-    case HV_REG_EXIT_INSTR_LEN: return VM_EXIT_INSTRUCTION_LEN;
-    case HV_REG_EXIT_INSTR_INFO: return VMX_INSTRUCTION_INFO;
-    case HV_REG_GUEST_PHYS_ADDR: return GUEST_PHYSICAL_ADDRESS;
-    case HV_REG_GUEST_LINEAR_ADDR: return GUEST_LINEAR_ADDRESS;
-    case HV_REG_IDT_VECTORING_INFO: return IDT_VECTORING_INFO_FIELD;
-    case HV_REG_IDT_VECTORING_ERROR_CODE: return IDT_VECTORING_ERROR_CODE;
-    default: return HV_NO_VMCS_FIELD; /* stub-saved GPRs, bad indexes */
-    }
+    return (unsigned)reg < HV_NR_REGS ? regcache_fields[reg] : HV_NO_VMCS_FIELD; /* bad indexes too */
 }
 
 void regcache_cache_reg(struct regcache *rc, enum hv_reg reg)
@@ -90,7 +95,7 @@ void regcache_cache_reg(struct regcache *rc, enum hv_reg reg)
 
     if (!reg_index_ok(reg, __func__))
         return;
-    field = regcache_vmcs_field(reg);
+    field = regcache_fields[reg];
     if (field == HV_NO_VMCS_FIELD) {
         /* A stub-saved GPR lost its avail bit: regs[] is still the truth. */
         if (first_time("regcache: stub GPR"))
@@ -102,9 +107,9 @@ void regcache_cache_reg(struct regcache *rc, enum hv_reg reg)
     rc->avail |= HV_REG_BIT(reg);
 }
 
-void reg_write(struct regcache *rc, enum hv_reg reg, uint64_t val)
+void reg_write_slow(struct regcache *rc, enum hv_reg reg, uint64_t val)
 {
-    if (!reg_index_ok(reg, __func__))
+    if (!reg_index_ok(reg, "reg_write"))
         return;
     if (reg == HV_REG_CR3) {
         /* While L2 runs, vmcs02.GUEST_CR3 is written by nested/ only (from vmcs12 at every
@@ -163,7 +168,7 @@ void regcache_flush(struct regcache *rc)
         enum hv_reg reg = (enum hv_reg)__builtin_ctzll(todo);
 
         todo &= todo - 1;
-        vmcs_write(regcache_vmcs_field(reg), rc->regs[reg]);
+        vmcs_write(regcache_fields[reg], rc->regs[reg]);
         rc->vmwrites++;
     }
     rc->dirty = 0;

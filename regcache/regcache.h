@@ -49,6 +49,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "../vmx/vmcs.h"
 
 /* GPRs first, in x86 encoding order, so a ModRM/exit-qualification register
  * number can be used directly as an enum hv_reg. */
@@ -195,17 +196,37 @@ static inline void reg_mark_dirty(struct regcache *rc, enum hv_reg reg)
     rc->dirty |= HV_REG_BIT(reg);
 }
 
+/* The VMCS field of each register (HV_NO_VMCS_FIELD for the stub-saved GPRs). */
+extern const uint32_t regcache_fields[HV_NR_REGS];
+
 static inline uint64_t reg_read(struct regcache *rc, enum hv_reg reg)
 {
     if (!reg_index_ok(reg, __func__))
         return 0;
-    if (!(rc->avail & HV_REG_BIT(reg)))
-        regcache_cache_reg(rc, reg);
+    if (!(rc->avail & HV_REG_BIT(reg))) {
+        if (__builtin_expect(regcache_fields[reg] == HV_NO_VMCS_FIELD, 0)) {
+            regcache_cache_reg(rc, reg); /* says so */
+        } else { /* inline: the exit paths read a handful of registers each */
+            rc->regs[reg] = vmcs_read(regcache_fields[reg]);
+            rc->vmreads++;
+            rc->avail |= HV_REG_BIT(reg);
+        }
+    }
     return rc->regs[reg];
 }
 
-/* Out of line: CR3 and read-only registers need special handling. */
-void reg_write(struct regcache *rc, enum hv_reg reg, uint64_t val);
+/* CR3 and bad indexes need special handling: out of line. */
+void reg_write_slow(struct regcache *rc, enum hv_reg reg, uint64_t val);
+static inline void reg_write(struct regcache *rc, enum hv_reg reg, uint64_t val)
+{
+    if (reg == HV_REG_CR3 || (unsigned int)reg >= HV_NR_REGS) {
+        reg_write_slow(rc, reg, val);
+        return;
+    }
+    rc->regs[reg] = val;
+    rc->avail |= HV_REG_BIT(reg);
+    rc->dirty |= HV_REG_BIT(reg);
+}
 
 static inline uint64_t reg_rip(struct regcache *rc) { return reg_read(rc, HV_REG_RIP); }
 static inline void reg_set_rip(struct regcache *rc, uint64_t v) { reg_write(rc, HV_REG_RIP, v); }

@@ -169,7 +169,17 @@ static void test_entry_pull(void)
     CHECK(fake_vmcs_get(SECONDARY_VM_EXEC_CONTROL) & SECONDARY_EPT &&
               !(fake_vmcs_get(SECONDARY_VM_EXEC_CONTROL) & SECONDARY_SHADOW_VMCS) && fake_vmcs_get(VMCS_LINK_POINTER) == ~0ull,
           "vmcs02 itself links no shadow VMCS");
+    static const uint32_t kept[] = {CPU_BASED_VM_EXEC_CONTROL, EXCEPTION_BITMAP, TSC_OFFSET, CR0_READ_SHADOW,
+                                    HOST_RSP, HOST_CR3, VM_ENTRY_INSTRUCTION_LEN, VM_INSTRUCTION_ERROR};
+    uint32_t w[sizeof(kept) / sizeof(kept[0])], rip_w = fake_vmcs_write_count_in(ns.shadow_pa, GUEST_RIP);
+    for (unsigned i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+        w[i] = fake_vmcs_write_count_in(ns.shadow_pa, kept[i]);
     CHECK(l2_exit(EXIT_REASON_CPUID, 0) && fake_vmcs_current() == vmcs01_pa, "back to vmcs01 after the pushes");
+    /* The exit pushes only what it changed: the controls and host state L1 wrote are there. */
+    CHECK(fake_vmcs_write_count_in(ns.shadow_pa, GUEST_RIP) == rip_w + 1, "L2's RIP pushed");
+    for (unsigned i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+        CHECK(fake_vmcs_write_count_in(ns.shadow_pa, kept[i]) == w[i], "field %#x not pushed again at the exit", kept[i]);
+    CHECK(shadow_mismatches() == 0, "every readable field after the exit");
 }
 
 /* Without IA32_VMX_MISC[29] the exit information is not shadowed: L1's VMREAD exits and hv
