@@ -137,10 +137,10 @@ $(B)/acpi_fixture.so: $(FIXTURE_OBJ)
 # Debian's linux-image-amd64, unpacked (never installed); cached behind build/linux/stamp.
 $(B)/linux/vmlinuz: tests/tools/get-kernel.sh
 	@tests/tools/get-kernel.sh $(B)/linux
-$(B)/linux/init: tests/linux/init.c
+$(B)/linux/init: tests/linux/init.c tests/linux/hvcall.h hv/hypercall.h
 	@mkdir -p $(dir $@)
 	$(CC) -static -Os -Wall -Wextra -o $@ $<
-$(B)/linux/kvmtest: tests/linux/kvmtest.c
+$(B)/linux/kvmtest: tests/linux/kvmtest.c tests/linux/hvcall.h hv/hypercall.h
 	@mkdir -p $(dir $@)
 	$(CC) -static -O2 -Wall -Wextra -pthread -o $@ $<
 # get-kernel.sh also installs cpio; it leaves KVM's modules in $(B)/linux/modules.
@@ -156,6 +156,12 @@ test-linux: all $(BOCHS) $(LINUX_DEPS) | deps-test
 .PHONY: test-kvm
 test-kvm: all $(BOCHS) $(LINUX_DEPS) | deps-test
 	@tests/linux/test-kvm.sh
+
+# ---- bench-kvm: figures, not a test: test-kvm's boots (reused when fresh) as benchmarks, KVM's guest
+# I/O round trip, a guest loop and Linux's boot under hv vs bare Bochs (tests/linux/bench-kvm.sh) ----
+.PHONY: bench-kvm
+bench-kvm: all $(BOCHS) $(LINUX_DEPS) | deps-test
+	@tests/linux/bench-kvm.sh
 
 # ---- test-nested: l1.efi, a small VMX hypervisor, on bare Bochs and as hv's guest; the
 # two serial logs must agree line for line (tests/nested/run-diff.sh) ----

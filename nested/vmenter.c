@@ -35,12 +35,24 @@ const unsigned nested_nr_guest_fields = sizeof(nested_guest_fields) / sizeof(nes
 
 static void merge_bitmap(uint8_t *dst, uint64_t l1_pa, const uint8_t *hv_bm)
 {
-    /* L1's bitmap as L1 sees memory: outside RAM (hv's memory, MMIO) it reads zeros. */
-    const uint64_t *l1 = hv_gpa_is_ram(l1_pa, 4096) ? (const uint64_t *)(uintptr_t)l1_pa : NULL;
     const uint64_t *h = (const uint64_t *)hv_bm;
     uint64_t *d = (uint64_t *)dst;
-    for (int i = 0; i < 512; i++)
-        d[i] = (l1 ? l1[i] : 0) | h[i];
+    /* L1's bitmap as L1 sees memory: outside RAM (hv's memory, MMIO) it reads zeros. */
+    if (!hv_gpa_is_ram(l1_pa, 4096)) {
+        for (int i = 0; i < 512; i++)
+            d[i] = h[i];
+        return;
+    }
+    /* Every VMRESUME of an L1 with MSR bitmaps (KVM) merges the page (L1 may have changed it):
+     * four quadwords a turn, no test in the loop: KVM's I/O round trip (make bench-kvm) 45,999 -> 41,764
+     * Bochs ticks; the merge took 6,459 of its 15,473-tick VMRESUME before. */
+    const uint64_t *l1 = (const uint64_t *)(uintptr_t)l1_pa;
+    for (int i = 0; i < 512; i += 4) {
+        d[i] = l1[i] | h[i];
+        d[i + 1] = l1[i + 1] | h[i + 1];
+        d[i + 2] = l1[i + 2] | h[i + 2];
+        d[i + 3] = l1[i + 3] | h[i + 3];
+    }
 }
 
 struct l1_state {

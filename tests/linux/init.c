@@ -3,7 +3,8 @@
  * powers off (S5 through the fixture's ACPI tables ends Bochs). Static: the initramfs
  * holds nothing else but /kvmtest and KVM's modules. Lines start with "init: " for the
  * test's assertions. With "hvtest=kvm" on the kernel command line (test-kvm) it first
- * loads KVM's modules, prints kvm_intel's parameters and runs /kvmtest.
+ * loads KVM's modules, prints kvm_intel's parameters and runs /kvmtest. "init: tsc N" is
+ * the TSC at /init's start (tests/linux/bench-kvm.sh).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <sys/reboot.h>
 #include <termios.h>
 #include <unistd.h>
+#include "hvcall.h"
 
 static int con = -1;
 /* test-kvm: /dev/kmsg, so that a line is one kernel log record and kernel messages
@@ -156,7 +158,12 @@ int main(void)
     con = open("/dev/console", O_WRONLY | O_NOCTTY);
     if (con < 0 && mount("devtmpfs", "/dev", "devtmpfs", 0, NULL) == 0)
         con = open("/dev/console", O_WRONLY | O_NOCTTY);
+    uint64_t t0 = tsc(); /* bench-kvm: Linux's boot to here, in TSC ticks */
     say("init: running");
+    say("init: tsc %llu", (unsigned long long)t0);
+    /* bench-kvm: hv's exit counts at this point (test_hooks=on only; else nothing). */
+    if (hv_user_call(HV_HC_PRINT_STATS, NULL) == 0)
+        say("init: asked hv for its exit statistics");
     if (mount("proc", "/proc", "proc", 0, NULL) != 0)
         say("init: mount /proc failed");
     int cpus = count_processors();

@@ -7,6 +7,8 @@
  * interrupt injected with KVM_INTERRUPT (user-space interrupt controller: no
  * KVM_CREATE_IRQCHIP, so HLT exits to us too) at once or after an interrupt window, and two vCPUs on two host CPUs at once
  * (a ping-pong through guest memory, which needs both running).
+ * Then the benchmark (tests/linux/bench-kvm.sh; its lines start with "kvmbench: " and are
+ * not compared): I/O round trips and a loop without exits, timed with the TSC.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,6 +24,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include "hvcall.h"
 
 #define MEM_SIZE 0x200000ul /* guest RAM: GPA 0 .. 2 MiB, one memory slot */
 #define MMIO_GPA 0x300000ul /* no memory slot there: accesses exit as KVM_EXIT_MMIO */
@@ -451,6 +454,117 @@ static void test_smp(void)
     vm_destroy(&vm);
 }
 
+/* ---- benchmark: lines "kvmbench: ...", figures only (tests/linux/bench-kvm.sh) ---- */
+#define BENCH_IO_WARMUP 50
+#define BENCH_IO_ROUNDS 1000
+#define BENCH_CPU_ITERS "10000000"
+extern const uint8_t bio_start[], bio_end[], bcpu_start[], bcpu_end[];
+__asm__(".pushsection .rodata\n"
+        ".code16\n"
+        /* An OUT to port 0x14 forever: each is one round trip through KVM and kvmtest. */
+        "bio_start: out %al, $0x14\n"
+        "  jmp bio_start\n"
+        "bio_end:\n"
+        /* A loop that never exits by itself (2 instructions an iteration), then OUT 0x15. */
+        "bcpu_start: mov $" BENCH_CPU_ITERS ", %ecx\n"
+        "1: dec %ecx\n"
+        "  jnz 1b\n"
+        "  out %al, $0x15\n"
+        "  hlt\n"
+        "bcpu_end:\n"
+        ".code64\n"
+        ".popsection\n");
+
+/* KVM_RUN until the next exit to us, which must be an OUT to PORT. */
+static int bench_out(struct vcpu *c, unsigned port)
+{
+    while (ioctl(c->fd, KVM_RUN, 0) < 0)
+        if (errno != EINTR)
+            return FAIL("bench: KVM_RUN: %s", strerror(errno)), -1;
+    if (c->run->exit_reason != KVM_EXIT_IO || c->run->io.port != port)
+        return FAIL("bench: exit %u (port 0x%x), want an OUT to 0x%x", c->run->exit_reason, c->run->io.port,
+                    port), -1;
+    return 0;
+}
+
+/* hv's exit count of this CPU (hv with test_hooks=on); 0 elsewhere. */
+static uint64_t l0_exits(int hv)
+{
+    uint64_t n = 0;
+    if (hv)
+        hv_user_call(HV_HC_GET_EXITS, &n);
+    return n;
+}
+
+/* "; L0 exits N (X per UNIT)" under hv, "" elsewhere. GET_EXITS counts its own exit too. */
+static const char *l0_note(char *buf, size_t len, int hv, uint64_t e0, uint64_t e1, double per, const char *unit)
+{
+    if (!hv)
+        return "";
+    snprintf(buf, len, "; L0 exits %llu (%.3f per %s)", (unsigned long long)(e1 - e0 - 1), (e1 - e0 - 1) / per,
+             unit);
+    return buf;
+}
+
+static void bench(void)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(1, &set);
+    if (sched_setaffinity(0, sizeof(set), &set) < 0) { /* one CPU: cpu0 */
+        CPU_ZERO(&set);
+        CPU_SET(0, &set);
+        sched_setaffinity(0, sizeof(set), &set);
+    }
+    uint64_t e0, e1, t0, t1;
+    int hv = hv_user_call(HV_HC_GET_EXITS, &e0) == 0;
+    char note[96];
+    struct vm vm;
+    struct vcpu c;
+    if (vm_create(&vm) || vcpu_create(&vm, &c, 0))
+        return;
+    memcpy(vm.mem + 0x1000, bio_start, bio_end - bio_start);
+    if (set_real_mode(&c, 0x1000))
+        return;
+    for (int i = 0; i < BENCH_IO_WARMUP; i++)
+        if (bench_out(&c, 0x14))
+            return;
+    if (hv) /* hv's statistics around the timed loop: bench-kvm.sh takes the difference */
+        hv_user_call(HV_HC_PRINT_STATS, NULL);
+    e0 = l0_exits(hv);
+    t0 = tsc();
+    for (int i = 0; i < BENCH_IO_ROUNDS; i++)
+        if (bench_out(&c, 0x14))
+            return;
+    t1 = tsc();
+    e1 = l0_exits(hv);
+    if (hv)
+        hv_user_call(HV_HC_PRINT_STATS, NULL);
+    out_line("kvmbench: io: %d round trips on cpu%d, %llu ticks, %.0f ticks per round trip%s", BENCH_IO_ROUNDS,
+             sched_getcpu(), (unsigned long long)(t1 - t0), (double)(t1 - t0) / BENCH_IO_ROUNDS,
+             l0_note(note, sizeof(note), hv, e0, e1, BENCH_IO_ROUNDS, "round trip"));
+    vcpu_destroy(&c);
+    vm_destroy(&vm);
+
+    if (vm_create(&vm) || vcpu_create(&vm, &c, 0))
+        return;
+    memcpy(vm.mem + 0x1000, bcpu_start, bcpu_end - bcpu_start);
+    if (set_real_mode(&c, 0x1000))
+        return;
+    e0 = l0_exits(hv);
+    t0 = tsc();
+    int rc = bench_out(&c, 0x15);
+    t1 = tsc();
+    e1 = l0_exits(hv);
+    double iters = atof(BENCH_CPU_ITERS);
+    if (!rc)
+        out_line("kvmbench: cpu: %s iterations on cpu%d, %llu ticks, %.3f ticks per iteration%s", BENCH_CPU_ITERS,
+                 sched_getcpu(), (unsigned long long)(t1 - t0), (double)(t1 - t0) / iters,
+                 l0_note(note, sizeof(note), hv, e0, e1, iters / 1e6, "million iterations"));
+    vcpu_destroy(&c);
+    vm_destroy(&vm);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -469,6 +583,7 @@ int main(void)
     test_irq("irq", irq_start, irq_end);
     test_irq("irq-window", irqw_start, irqw_end);
     test_smp();
+    bench();
     out_line("kvmtest: done, %d error(s)", failures);
     return failures ? 1 : 0;
 }

@@ -145,6 +145,42 @@ static void test_hook(void)
           test_log_text());
 }
 
+/* test_hooks=on lets user space (the benchmarks in tests/linux) read exit counts; the
+ * other hypercalls stay CPL 0 only. */
+static void test_hook_user_stats(void)
+{
+    bool hooks = false; /* setup() resets hv: set after each vmcall() */
+    vmcall(HV_HC_GET_EXITS);
+    fake_vmcs_set(GUEST_SS_AR_BYTES, AR_CPL(3));
+    hv.test_hooks = hooks;
+    run_ok("get exits at CPL 3 without test_hooks");
+    check_ud("get exits at CPL 3 without test_hooks");
+
+    hooks = true;
+    vmcall(HV_HC_GET_EXITS);
+    fake_vmcs_set(GUEST_SS_AR_BYTES, AR_CPL(3));
+    hv.test_hooks = hooks;
+    v.stats.total = 99;
+    run_ok("get exits at CPL 3 with test_hooks");
+    check_no_event("get exits at CPL 3 with test_hooks");
+    CHECK(v.rc.regs[HV_REG_RAX] == 100, "CPL 3 get exits: RAX %llu, want 100", ULL(v.rc.regs[HV_REG_RAX]));
+    check_rip_advanced("get exits at CPL 3 with test_hooks");
+
+    vmcall(HV_HC_PRINT_STATS);
+    fake_vmcs_set(GUEST_SS_AR_BYTES, AR_CPL(3));
+    hv.test_hooks = hooks;
+    run_ok("print stats at CPL 3 with test_hooks");
+    check_no_event("print stats at CPL 3 with test_hooks");
+    CHECK(test_log_contains("exit statistics (hypercall)"), "CPL 3 print stats: log: %s", test_log_text());
+
+    vmcall(HV_HC_VERSION);
+    fake_vmcs_set(GUEST_SS_AR_BYTES, AR_CPL(3));
+    hv.test_hooks = hooks;
+    run_ok("version at CPL 3 with test_hooks");
+    check_ud("version at CPL 3 with test_hooks");
+    hv.test_hooks = false;
+}
+
 int main(void)
 {
     test_log_capture();
@@ -152,6 +188,7 @@ int main(void)
     test_on_fatal_reset();
     test_other_cpus();
     test_backtrace();
+    test_hook_user_stats();
     test_hook();
     return test_summary();
 }

@@ -182,6 +182,11 @@ static void test_vmcs02(void)
     CHECK(g02(MSR_BITMAP) == (uint64_t)(uintptr_t)bm && (bm[0x10 / 8] & 1u << (0x10 % 8)) &&
               (bm[2048 + 0x1b / 8] & 1u << (0x1b % 8)) && !(bm[0x11 / 8] & 1u << (0x11 % 8)),
           "MSR bitmap: L1's OR hv's, in hv's page");
+    const uint8_t *l1bm = gpa_ptr(GPA(PG_MSR_BM)), *hvbm = nv.msr_bitmap01;
+    unsigned bad = 0;
+    for (unsigned i = 0; i < 4096; i++)
+        bad += bm[i] != (uint8_t)(l1bm[i] | hvbm[i]);
+    CHECK(bad == 0, "MSR bitmap: every byte L1's OR hv's (%u differ)", bad);
     uint32_t proc02 = (uint32_t)g02(CPU_BASED_VM_EXEC_CONTROL);
     CHECK((proc02 & CPU_BASED_UNCOND_IO_EXITING) && !(proc02 & CPU_BASED_USE_IO_BITMAPS),
           "I/O: every instruction exits to hv, which asks L1's live bitmaps (controls %#x)", proc02);
