@@ -43,6 +43,7 @@ static const struct {
 } shadow_feat[] = {
     {TPR_THRESHOLD, VMCS12_FEAT_TPR_SHADOW},
     {GUEST_INTR_STATUS, VMCS12_FEAT_VID},
+    {GUEST_PML_INDEX, VMCS12_FEAT_PML}, /* KVM reads it after every exit (its PML flush) */
 };
 /* The exit information L1 reads (read-only: written into the shadow by hv only, all of it
  * but the VM-instruction error at a reflected exit). */
@@ -114,8 +115,8 @@ static const struct shadow_lists *lists(struct nested_vcpu *nv)
         if (!(feats & shadow_feat[i].feature))
             continue;
         f[n++] = shadow_feat[i].encoding;
-        if (shadow_feat[i].encoding == GUEST_INTR_STATUS)
-            x[nx++] = shadow_feat[i].encoding;
+        if (shadow_feat[i].encoding == GUEST_INTR_STATUS || shadow_feat[i].encoding == GUEST_PML_INDEX)
+            x[nx++] = shadow_feat[i].encoding; /* RVI/SVI (28.3.3); the PML index L2's writes moved */
     }
     l->nr_feat = vmcs12_list_prepare(l->feat, f, n);
     l->nr_feat_exit = vmcs12_list_prepare(l->feat_exit, x, nx);

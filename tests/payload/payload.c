@@ -46,7 +46,7 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
     if (bench_mode) {
         UINT32 s[4];
         cpuid_(HV_CPUID_LEAF_BASE, s);
-        bench(s[1] == 0x68766876); /* "hvhv": hv's signature */
+        bench(s[1] == 0x76687668); /* "hvhv": hv's signature (EBX) */
         out("done: powering off");
         uefi_call_wrapper(RT->ResetSystem, 4, EfiResetShutdown, EFI_SUCCESS, 0, NULL);
     }
@@ -56,7 +56,7 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
         if (nmi_mode)
             nmi_test();
         sipi_test();
-        if (s[1] == 0x68766876)
+        if (s[1] == 0x76687668)
             hv_vmcall(HV_HC_PRINT_STATS);
         out("done: powering off");
         uefi_call_wrapper(RT->ResetSystem, 4, EfiResetShutdown, EFI_SUCCESS, 0, NULL);
