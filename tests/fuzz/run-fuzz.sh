@@ -8,7 +8,7 @@ B=build/fuzz
 mkdir -p $B/corpus
 RUNS=${FUZZ_RUNS:-200000}
 PASS=0 FAIL=0
-SRCS="tests/fuzz/fuzz_vmenter.c nested/vmenter.c nested/vmenter_fast.c nested/vmexit.c nested/insn.c nested/gva.c nested/shadow.c nested/vshadow.c nested/checks.c nested/caps.c nested/vmcs12.c nested/vpid.c nested/ept02.c nested/ept02_exit.c nested/ept02_roots.c nested/vmfunc.c nested/apicv.c
+SRCS="tests/fuzz/fuzz_vmenter.c nested/vmenter.c nested/vmenter_fast.c nested/vmexit.c nested/perf_global.c nested/insn.c nested/gva.c nested/shadow.c nested/vshadow.c nested/checks.c nested/caps.c nested/vmcs12.c nested/vpid.c nested/ept02.c nested/ept02_exit.c nested/ept02_roots.c nested/vmfunc.c nested/apicv.c
       regcache/regcache.c lib/log.c tests/unit/fake_vmcs.c tests/unit/vmcs12_samples.c"
 if ! clang -g -O1 -DHV_HOST_TEST -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. -Itests/unit \
         -o $B/fuzz_vmenter $SRCS >$B/build.log 2>&1; then
