@@ -285,6 +285,9 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
         nested_hw_entry_failed(nv, (uint32_t)reg_read(nv->rc, HV_REG_EXIT_REASON), reg_exit_qual(nv->rc));
         return;
     }
+    /* vmcs02 never ran (an NMI or INIT for L1 right after its entry): the entry's guest state is
+     * only in the cache, which is discarded below, so vmcs02 does not hold what vmcs12 will. */
+    bool vmcs02_ran = !n->entry_in_flight;
     n->entry_in_flight = false;
     sync_vmcs12(nv);
     if (ov) {
@@ -322,7 +325,7 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
         reg_write(nv->rc, HV_REG_INTR_STATE, GUEST_INTR_NMI);
     load_exit_msr_list(nv);
     nested_shadow_push_exit(nv); /* L1 VMREADs the exit information from the shadow */
-    n->fast_ok = true; /* vmcs12 has what vmcs02 holds: a VMRESUME may take the fast path */
+    n->fast_ok = vmcs02_ran; /* vmcs12 has what vmcs02 holds: a VMRESUME may take the fast path */
     n->reflected_exits++;
 }
 

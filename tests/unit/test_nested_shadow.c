@@ -238,6 +238,24 @@ static void test_fast_resume(void)
     CHECK(l1_vmresume() == O_ENTRY_FAILED, "RFLAGS bit 1 clear: VM-entry failure (the fast checks)");
 }
 
+/* An exit reflected before vmcs02 ever ran (an NMI or a held INIT for L1 right after its
+ * entry): the entry's guest state never reached vmcs02, so the next VMRESUME must not take the
+ * fast path on the belief that vmcs02 holds what vmcs12 does (review finding, SDM 28.3). */
+static void test_reflect_before_run(void)
+{
+    nh_setup(true);
+    l1_ready(PG_VMCS_A);
+    CHECK(l1_vmlaunch() == O_ENTERED && l2_exit(EXIT_REASON_CPUID, 0), "launched, exit");
+    uint64_t cr0 = sh(GUEST_CR0) ^ (1ull << 1);
+    fake_vmcs_set_in(ns.shadow_pa, GUEST_CR0, cr0);
+    CHECK(l1_vmresume() == O_ENTERED, "CR0 changed: entered (full path)");
+    nested_reflect_nmi(&nv); /* before vmcs02 runs */
+    uint64_t fast0 = ns.fast_entries;
+    CHECK(l1_vmresume() == O_ENTERED, "entered again");
+    CHECK((fake_vmcs_get(GUEST_CR0) & (1ull << 1)) == (cr0 & (1ull << 1)) && ns.fast_entries == fast0,
+          "vmcs02 has L1's CR0 %#llx (fast entries %llu)", ULL(fake_vmcs_get(GUEST_CR0)), ULL(ns.fast_entries - fast0));
+}
+
 int main(void)
 {
     test_bitmaps();
@@ -247,5 +265,6 @@ int main(void)
     test_entry_pull();
     test_no_exit_info();
     test_fast_resume();
+    test_reflect_before_run();
     return test_summary();
 }
