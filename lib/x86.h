@@ -98,6 +98,7 @@ static inline uint16_t read_ldtr(void) { uint16_t v; __asm__ volatile("sldt %0" 
 #define MSR_IA32_DEBUGCTL         0x1d9
 #define MSR_IA32_PAT              0x277
 #define MSR_IA32_PERF_GLOBAL_CTRL 0x38f
+#define MSR_IA32_PERF_CAPABILITIES 0x345
 #define MSR_IA32_MTRRCAP          0xfe
 #define MSR_IA32_MTRR_DEF_TYPE    0x2ff
 #define MSR_IA32_VMX_BASIC        0x480

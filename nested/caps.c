@@ -88,6 +88,29 @@ static uint64_t vmcs_enum(unsigned features)
     return (uint64_t)max << 1;
 }
 
+/* IA32_PERF_GLOBAL_CTRL's defined bits (SDM 21.2, architectural performance monitoring): an
+ * enable per general-purpose counter from bit 0 (CPUID.0AH:EAX[15:8], version 1 and up), per
+ * fixed counter from bit 32 (version 2 and up: EDX[4:0] counters, and from version 5 also those
+ * ECX's bitmap names), and bit 48 for the performance metrics (IA32_PERF_CAPABILITIES[15], as
+ * Linux sets it on Ice Lake and later). The rest is reserved (26.2.2, 26.3.1.1). */
+static uint64_t perf_global_valid(const struct vmx_msrs *hw)
+{
+    unsigned version = hw->cpuid0a_eax & 0xff, gp = (hw->cpuid0a_eax >> 8) & 0xff;
+    uint64_t valid = 0, fixed = 0;
+    if (!version)
+        return 0;
+    valid = gp >= 32 ? 0xffffffffull : (1ull << gp) - 1;
+    if (version >= 2) {
+        fixed = (1ull << (hw->cpuid0a_edx & 0x1f)) - 1;
+        if (version >= 5)
+            fixed |= hw->cpuid0a_ecx;
+        valid |= (fixed & 0xffff) << 32;
+    }
+    if (hw->perf_capabilities & (1ull << 15))
+        valid |= 1ull << 48;
+    return valid;
+}
+
 void nested_caps_init(struct nested_caps *c, const struct vmx_msrs *hw)
 {
     *c = (struct nested_caps){0};
@@ -165,13 +188,7 @@ void nested_caps_init(struct nested_caps *c, const struct vmx_msrs *hw)
     /* hv passes CPUID leaf 7 through: L1 has SGX and RTM exactly when the CPU has them. */
     c->sgx = hw->cpuid7_ebx & (1u << 2);
     c->rtm = hw->cpuid7_ebx & (1u << 11);
-    /* IA32_PERF_GLOBAL_CTRL (architectural performance monitoring version 2 and up, SDM 21.2.2):
-     * an enable bit per general-purpose counter (CPUID.0AH:EAX[15:8]) from bit 0 and per fixed
-     * counter (EDX[4:0]) from bit 32; the rest is reserved (26.2.2, 26.3.1.1). */
-    if ((hw->cpuid0a_eax & 0xff) >= 2) {
-        unsigned gp = (hw->cpuid0a_eax >> 8) & 0xff, fixed = hw->cpuid0a_edx & 0x1f;
-        c->perf_global_valid = (gp >= 32 ? 0xffffffffull : (1ull << gp) - 1) | (((1ull << fixed) - 1) << 32);
-    }
+    c->perf_global_valid = perf_global_valid(hw);
 }
 
 bool nested_caps_msr(const struct nested_caps *c, uint32_t msr, uint64_t *val)

@@ -10,7 +10,8 @@ struct vmx_msrs {
     char vendor[13];
     uint32_t cpuid1_ecx;
     uint32_t cpuid7_ebx; /* CPUID.(EAX=07H,ECX=0):EBX: SGX (2), RTM (11) for nested entry checks */
-    uint32_t cpuid0a_eax, cpuid0a_edx; /* CPUID.0AH: the counters IA32_PERF_GLOBAL_CTRL has */
+    uint32_t cpuid0a_eax, cpuid0a_ecx, cpuid0a_edx; /* CPUID.0AH: the counters IA32_PERF_GLOBAL_CTRL has */
+    uint64_t perf_capabilities; /* IA32_PERF_CAPABILITIES (with CPUID.1:ECX[15]): bit 15, perf metrics */
     uint64_t feature_control;
     uint64_t basic, pinbased, procbased, exit, entry, procbased2, ept_vpid, misc;
     uint64_t cr0_fixed0, cr0_fixed1, cr4_fixed0, cr4_fixed1;

@@ -14,8 +14,11 @@ void vmx_read_msrs(struct vmx_msrs *m)
     if (cpuid(0, 0).eax >= 0xa) {
         struct cpuid_regs pm = cpuid(0xa, 0);
         m->cpuid0a_eax = pm.eax;
+        m->cpuid0a_ecx = pm.ecx;
         m->cpuid0a_edx = pm.edx;
     }
+    if (m->cpuid1_ecx & (1u << 15)) /* PDCM: IA32_PERF_CAPABILITIES exists */
+        m->perf_capabilities = rdmsr(MSR_IA32_PERF_CAPABILITIES);
     if (!(m->cpuid1_ecx & (1u << 5)))
         return; /* the MSRs below would #GP */
     m->feature_control = rdmsr(MSR_IA32_FEATURE_CONTROL);

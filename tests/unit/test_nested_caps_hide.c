@@ -34,7 +34,8 @@ static struct vmx_msrs msrs_of(const struct nested_caps *c, const struct vmx_msr
     memcpy(m.vendor, cpu->vendor, sizeof(m.vendor));
     m.cpuid1_ecx = cpu->cpuid1_ecx;
     m.cpuid7_ebx = cpu->cpuid7_ebx;
-    m.cpuid0a_eax = cpu->cpuid0a_eax, m.cpuid0a_edx = cpu->cpuid0a_edx; /* hv passes CPUID leaf 0AH through */
+    m.cpuid0a_eax = cpu->cpuid0a_eax, m.cpuid0a_ecx = cpu->cpuid0a_ecx, m.cpuid0a_edx = cpu->cpuid0a_edx; /* passed through */
+    m.perf_capabilities = cpu->perf_capabilities;
     m.feature_control = 5;
     m.basic = c->basic;
     m.pinbased = c->true_pinbased, m.procbased = c->true_procbased;

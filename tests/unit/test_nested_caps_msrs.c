@@ -59,6 +59,19 @@ static void test_caps(void)
     CHECK(c.perf_global_valid == 0x70000000full, "IA32_PERF_GLOBAL_CTRL: 4 counters, 3 fixed: %llx",
           ULL(c.perf_global_valid));
     CHECK(!(nested_allowed1(c.true_entry) & (VM_ENTRY_SMM | VM_ENTRY_DEACT_DUAL_MONITOR)), "no SMM (entry)");
+    /* IA32_PERF_GLOBAL_CTRL's reserved bits on other PMUs (review finding: Ice Lake's bit 48) */
+    struct vmx_msrs p = m;
+    p.cpuid0a_eax = 0x08300801, p.cpuid0a_edx = 0x603; /* version 1: 8 counters, no fixed ones */
+    nested_caps_init(&c, &p);
+    CHECK(c.perf_global_valid == 0xffull, "PMU version 1: counters only: %llx", ULL(c.perf_global_valid));
+    p.cpuid0a_eax = 0x08300805, p.cpuid0a_ecx = 0x10, p.cpuid0a_edx = 0x8604, p.perf_capabilities = 1ull << 15;
+    nested_caps_init(&c, &p);
+    CHECK(c.perf_global_valid == (0xffull | 0x1full << 32 | 1ull << 48),
+          "version 5: 8 counters, fixed 0-3 and 4 (ECX), perf metrics: %llx", ULL(c.perf_global_valid));
+    p.cpuid0a_eax = 0;
+    nested_caps_init(&c, &p);
+    CHECK(c.perf_global_valid == 0, "no architectural PMU, no MSR: every bit reserved: %llx", ULL(c.perf_global_valid));
+    nested_caps_init(&c, &m);
     CHECK(!(c.basic & (1ull << 48 | 1ull << 49 | 1ull << 56)) && (c.basic & VMX_BASIC_TRUE_CTLS), "basic bits");
     CHECK(!(c.misc & (1ull << 28 | 1ull << 30)), "misc: no SMM; no zero-length injection on a CPU without it");
 
