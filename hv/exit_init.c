@@ -117,6 +117,10 @@ void init_after_vmentry(struct vcpu *v)
     if (vm_read(v, GUEST_ACTIVITY_STATE) == GUEST_ACTIVITY_WAIT_SIPI ||
         (vm_read(v, VM_ENTRY_INTR_INFO_FIELD) & INTR_INFO_VALID))
         return;
+    /* A TPR-below-threshold exit right after the entry has priority over INIT (26.7.7): the
+     * CPU takes it (exit 43 to L1); the INIT stays pending for the next entry. */
+    if (nested_tpr_exit_after_entry(&v->nv))
+        return;
     v->init_blocked = false;
     __atomic_store_n(&v->sipi, 0, __ATOMIC_RELEASE); /* L1's INIT exit: a SIPI latched for it is not hv's */
     nested_reflect_init(&v->nv);

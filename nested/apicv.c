@@ -66,6 +66,15 @@ int nested_apicv_check(struct nested_vcpu *nv)
     return nested_check_vtpr(n->cache, vtpr);
 }
 
+bool nested_tpr_exit_after_entry(const struct nested_vcpu *nv)
+{
+    if (!(proc12(nv) & CPU_BASED_TPR_SHADOW) || (proc2_12(nv) & SECONDARY_VIRTUAL_INTR_DELIVERY))
+        return false;
+    uint64_t va = v12(nv, VIRTUAL_APIC_PAGE_ADDR);
+    uint8_t vtpr = hv_gpa_is_ram(va + VTPR_OFFSET, 1) ? *(const uint8_t *)(uintptr_t)(va + VTPR_OFFSET) : 0;
+    return (v12(nv, TPR_THRESHOLD) & 0xf) > (uint64_t)(vtpr >> 4);
+}
+
 void nested_apicv_prepare(struct nested_vcpu *nv)
 {
     uint32_t pin = (uint32_t)v12(nv, PIN_BASED_VM_EXEC_CONTROL), proc = proc12(nv), proc2 = proc2_12(nv);

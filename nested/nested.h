@@ -132,6 +132,10 @@ bool nested_l2_apic_page_write(struct nested_vcpu *nv, uint64_t gpa, uint64_t ep
  * (vmcs02 built, not run, no event injected): the INIT VM exit (reason 3, 25.2) L1 gets then,
  * vmcs01 current after. */
 void nested_reflect_init(struct nested_vcpu *nv);
+/* L1's entry just made is followed by a TPR-below-threshold VM exit (SDM 26.7.7: TPR threshold
+ * above VTPR[7:4], "use TPR shadow" without virtual-interrupt delivery), which comes before a
+ * pending INIT is recognized. */
+bool nested_tpr_exit_after_entry(const struct nested_vcpu *nv);
 /* An NMI for L1 while L2 runs: an NMI VM exit to L1 (SDM 25.2), vmcs01 current after. */
 void nested_reflect_nmi(struct nested_vcpu *nv);
 /* An exception hv raises for L2 while emulating its instruction goes through L1's

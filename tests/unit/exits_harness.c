@@ -106,6 +106,8 @@ void nested_handle_vmx_insn(struct nested_vcpu *nv, uint32_t reason)
         v.nested.guest_mode = true;
 }
 int reflect_init_calls;
+bool tpr_exit_pending;
+bool nested_tpr_exit_after_entry(const struct nested_vcpu *nv) { (void)nv; return tpr_exit_pending; }
 void nested_reflect_init(struct nested_vcpu *nv) { reflect_init_calls++; v.nested.guest_mode = false; }
 bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason)
 {

@@ -38,6 +38,7 @@ extern int reset_calls, halt_calls, stop_others_calls, dump_calls, hw_refused_ca
 extern bool l2_exit_saw_step;
 extern bool vmx_insn_enters; /* nested_handle_vmx_insn's VMLAUNCH/VMRESUME enter L2 (guest_mode) */
 extern int reflect_init_calls;
+extern bool tpr_exit_pending; /* nested_tpr_exit_after_entry's answer */
 struct port_op {
     uint16_t port;
     unsigned size;

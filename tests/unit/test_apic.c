@@ -178,6 +178,11 @@ static void test_init_sipi(void)
     CHECK(v.init_blocked && !reflect_init_calls && v.nested.guest_mode, "wait-for-SIPI: INIT held");
     v.nested.guest_mode = false;
     fake_vmcs_set(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_ACTIVE);
+    tpr_exit_pending = true; /* 26.7.7: the TPR-below-threshold exit comes first */
+    run_ok("VMRESUME with a TPR-below-threshold exit after it");
+    CHECK(v.init_blocked && !reflect_init_calls && v.nested.guest_mode, "TPR exit first: INIT held");
+    tpr_exit_pending = false;
+    v.nested.guest_mode = false;
     v.sipi = APIC_SIPI_INIT_SENT | APIC_SIPI_VALID | 0x44;
     run_ok("VMRESUME");
     CHECK(!v.init_blocked && reflect_init_calls == 1 && !v.nested.guest_mode && v.sipi == 0 &&

@@ -475,6 +475,22 @@ static void test_vid_event_in_flight(void)
           ULL(fake_vmcs_get(VM_ENTRY_INTR_INFO_FIELD)));
 }
 
+/* 26.7.7: after an entry with "use TPR shadow" and no virtual-interrupt delivery, threshold
+ * above VTPR[7:4] means a TPR-below-threshold exit (ahead of a pending INIT). */
+static void test_tpr_exit_after_entry(void)
+{
+    uint8_t *vtpr = gpa_ptr(VAPIC + 0x80);
+    fresh();
+    flexpriority();
+    vmcs12_set(V12, TPR_THRESHOLD, 5);
+    *vtpr = 0x50;
+    CHECK(!nested_tpr_exit_after_entry(&nv), "threshold 5, VTPR 0x50: no exit");
+    *vtpr = 0x40;
+    CHECK(nested_tpr_exit_after_entry(&nv), "threshold 5, VTPR 0x40: exit 43 after the entry");
+    vid();
+    CHECK(!nested_tpr_exit_after_entry(&nv), "with virtual-interrupt delivery: none");
+}
+
 int main(void)
 {
     test_caps();
@@ -485,5 +501,6 @@ int main(void)
     test_vmcs02();
     test_apic_page_write();
     test_l2_resume_vtpr();
+    test_tpr_exit_after_entry();
     return test_summary();
 }
