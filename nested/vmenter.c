@@ -350,7 +350,7 @@ void nested_enter_commit(struct nested_vcpu *nv)
  * loads anything (SDM 27.1-27.4), so L1's VMCS stays clear after a VMLAUNCH and the MSRs of the
  * VM-entry MSR-load list keep their old values. A later VMRESUME of vmcs02 (after an exit hv
  * handled) that the CPU refuses undoes nothing: L2 has run. */
-static void leave_refused_vmcs02(struct nested_vcpu *nv)
+static void leave_refused_vmcs02(struct nested_vcpu *nv, bool loaded)
 {
     struct nested_state *n = nv->n;
     regcache_reset(nv->rc); /* the cache described vmcs02 */
@@ -360,7 +360,7 @@ static void leave_refused_vmcs02(struct nested_vcpu *nv)
     if (n->entry_in_flight) {
         if (n->launch_was_clear)
             n->cache->launch_state = 0;
-        while (n->entry_undo_n) { /* last written first: a list may name an MSR twice */
+        while (!loaded && n->entry_undo_n) { /* last written first: a list may name an MSR twice */
             n->entry_undo_n--;
             hv_wrmsr(n->entry_undo_msr[n->entry_undo_n], n->entry_undo_val[n->entry_undo_n]);
         }
@@ -371,7 +371,7 @@ static void leave_refused_vmcs02(struct nested_vcpu *nv)
 
 void nested_hw_refused(struct nested_vcpu *nv, uint32_t err)
 {
-    leave_refused_vmcs02(nv);
+    leave_refused_vmcs02(nv, false);
     nested_vmx_fail(nv, err == VMXERR_ENTRY_INVALID_HOST ? err : VMXERR_ENTRY_INVALID_CONTROL);
 }
 
@@ -379,7 +379,9 @@ void nested_hw_refused(struct nested_vcpu *nv, uint32_t err)
  * VM-entry interruption information stays valid; host state and the VM-exit MSR-load list. */
 void nested_hw_entry_failed(struct nested_vcpu *nv, uint32_t reason, uint64_t qual)
 {
-    leave_refused_vmcs02(nv);
+    /* A machine-check event during VM entry (27.8) comes after the guest state and the MSRs
+     * were loaded: they stay. Every other failure the CPU finds comes before. */
+    leave_refused_vmcs02(nv, (reason & 0xffff) == EXIT_REASON_MCE_DURING_VMENTRY);
     /* The CPU checks guest state before it loads it: L1's EFER (vmcs01) is the one in place. */
     nested_entry_fail(nv, reason & ~VMX_EXIT_REASON_ENTRY_FAIL, qual, vmcs_read(GUEST_IA32_EFER));
 }

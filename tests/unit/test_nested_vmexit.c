@@ -437,6 +437,21 @@ static void test_perf_global(void)
     CHECK(w12(GUEST_IA32_PERF_GLOBAL_CTRL) == 0x2, "saved: %#llx", ULL(w12(GUEST_IA32_PERF_GLOBAL_CTRL)));
     CHECK(pg->val == 0x70000000full, "L1's host value loaded: %#llx", ULL(pg->val));
 
+    /* A VM-entry failure for a machine-check event (41) comes after the load: it stays
+     * (27.8); a refusal on guest state (33) comes before it: undone. */
+    nh_setup(false);
+    pg = fake_msr(MSR_IA32_PERF_GLOBAL_CTRL);
+    l1_ready(PG_VMCS_A);
+    vmcs12_set(V12, VM_ENTRY_CONTROLS, w12(VM_ENTRY_CONTROLS) | VM_ENTRY_LOAD_PERF_GLOBAL_CTRL);
+    vmcs12_set(V12, GUEST_IA32_PERF_GLOBAL_CTRL, 0x3);
+    enter();
+    l2_exit(VMX_EXIT_REASON_ENTRY_FAIL | EXIT_REASON_MCE_DURING_VMENTRY, 0);
+    CHECK(!ns.guest_mode && pg->val == 0x3, "machine check during entry: L2's value stays: %#llx", ULL(pg->val));
+    pg->val = 0x1;
+    enter();
+    l2_exit(VMX_EXIT_REASON_ENTRY_FAIL | EXIT_REASON_INVALID_STATE, 0);
+    CHECK(!ns.guest_mode && pg->val == 0x1, "CPU refused guest state: L1's value back: %#llx", ULL(pg->val));
+
     /* Without the controls: the MSR is whatever runs, vmcs12's fields untouched. */
     nh_setup(false);
     pg = fake_msr(MSR_IA32_PERF_GLOBAL_CTRL);
