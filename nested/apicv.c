@@ -44,6 +44,20 @@ static uint32_t proc2_12(const struct nested_vcpu *nv)
     return proc12(nv) & CPU_BASED_ACTIVATE_SECONDARY ? (uint32_t)v12(nv, SECONDARY_VM_EXEC_CONTROL) : 0;
 }
 
+/* VTPR (29.1.1) as L1 sees its virtual-APIC page: zeros outside RAM. */
+static uint8_t l1_vtpr(const struct nested_vcpu *nv)
+{
+    uint64_t va = v12(nv, VIRTUAL_APIC_PAGE_ADDR);
+    return hv_gpa_is_ram(va + VTPR_OFFSET, 1) ? *(const uint8_t *)(uintptr_t)(va + VTPR_OFFSET) : 0;
+}
+
+/* The TPR threshold applies (26.2.1.1, 26.7.7, 29.1.2): "use TPR shadow" without
+ * virtual-interrupt delivery. */
+static bool tpr_threshold_applies(const struct nested_vcpu *nv)
+{
+    return (proc12(nv) & CPU_BASED_TPR_SHADOW) && !(proc2_12(nv) & SECONDARY_VIRTUAL_INTR_DELIVERY);
+}
+
 /* hv's stand-in for a page of L1's that is not RAM (0: virtual-APIC page, 1: descriptor). */
 static uint64_t stand_in(struct nested_vcpu *nv, unsigned which)
 {
@@ -60,19 +74,12 @@ int nested_apicv_check(struct nested_vcpu *nv)
     for (unsigned i = 0; i < 2; i++)
         if (!n->apicv_page[i] && !(n->apicv_page[i] = hv_alloc_page()))
             return VMXERR_ENTRY_INVALID_CONTROL; /* hv's limit, as for EPT02 */
-    /* 26.2.1.1 reads VTPR from the virtual-APIC page as L1 sees it: zeros outside RAM. */
-    uint64_t va = v12(nv, VIRTUAL_APIC_PAGE_ADDR);
-    uint8_t vtpr = hv_gpa_is_ram(va + VTPR_OFFSET, 1) ? *(const uint8_t *)(uintptr_t)(va + VTPR_OFFSET) : 0;
-    return nested_check_vtpr(n->cache, vtpr);
+    return nested_check_vtpr(n->cache, l1_vtpr(nv)); /* 26.2.1.1 reads VTPR as L1 sees it */
 }
 
 bool nested_tpr_exit_after_entry(const struct nested_vcpu *nv)
 {
-    if (!(proc12(nv) & CPU_BASED_TPR_SHADOW) || (proc2_12(nv) & SECONDARY_VIRTUAL_INTR_DELIVERY))
-        return false;
-    uint64_t va = v12(nv, VIRTUAL_APIC_PAGE_ADDR);
-    uint8_t vtpr = hv_gpa_is_ram(va + VTPR_OFFSET, 1) ? *(const uint8_t *)(uintptr_t)(va + VTPR_OFFSET) : 0;
-    return (v12(nv, TPR_THRESHOLD) & 0xf) > (uint64_t)(vtpr >> 4);
+    return tpr_threshold_applies(nv) && (v12(nv, TPR_THRESHOLD) & 0xf) > (uint64_t)(l1_vtpr(nv) >> 4);
 }
 
 void nested_apicv_prepare(struct nested_vcpu *nv)
@@ -114,8 +121,8 @@ void nested_apicv_prepare(struct nested_vcpu *nv)
  * VTPR[7:4] until L1's next entry writes vmcs12's back (nested_apicv_prepare). */
 void nested_apicv_l2_resume(struct nested_vcpu *nv)
 {
-    if (!(proc12(nv) & CPU_BASED_TPR_SHADOW) || (proc2_12(nv) & SECONDARY_VIRTUAL_INTR_DELIVERY))
-        return; /* with virtual-interrupt delivery no TPR threshold applies (29.1.2) */
+    if (!tpr_threshold_applies(nv))
+        return;
     uint64_t va = v12(nv, VIRTUAL_APIC_PAGE_ADDR);
     const uint8_t *page = hv_gpa_is_ram(va, 4096) ? (const uint8_t *)(uintptr_t)va : nv->n->apicv_page[0];
     uint64_t want = v12(nv, TPR_THRESHOLD) & 0xf, vtpr4 = page ? page[VTPR_OFFSET] >> 4 : 0;
