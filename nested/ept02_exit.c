@@ -69,6 +69,22 @@ void nested_ept02_invalidate(struct nested_vcpu *nv, uint64_t type, uint64_t ept
             r->ctx[i]->flush = false;
 }
 
+void nested_pml_load(const struct nested_vcpu *nv, struct ept02_fault *f)
+{
+    f->pml = (v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_ACTIVATE_SECONDARY) &&
+             (v12(nv, SECONDARY_VM_EXEC_CONTROL) & SECONDARY_PML);
+    if (f->pml) {
+        f->pml_address = v12(nv, PML_ADDRESS);
+        f->pml_index = (uint16_t)v12(nv, GUEST_PML_INDEX);
+    }
+}
+
+void nested_pml_store(struct nested_vcpu *nv, const struct ept02_fault *f)
+{
+    if (f->pml)
+        v12_set(nv, GUEST_PML_INDEX, f->pml_index);
+}
+
 /* The steps end: read-only leaves back, scratch wiped, MTF as L1 set it (when L2 runs on). */
 static void steps_end(struct nested_vcpu *nv, struct ept02 *e, bool in_l2)
 {
@@ -130,17 +146,10 @@ uint32_t nested_ept02_exit(struct nested_vcpu *nv, uint32_t basic, uint64_t *qua
             r = EPT02_FILLED;
         }
     } else {
-        /* PML (29.3.6): the index lives in vmcs12 while L2 runs; vmcs02 has no PML. */
         f.qual = reg_exit_qual(rc);
-        f.pml = (v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_ACTIVATE_SECONDARY) &&
-                (v12(nv, SECONDARY_VM_EXEC_CONTROL) & SECONDARY_PML);
-        if (f.pml) {
-            f.pml_address = v12(nv, PML_ADDRESS);
-            f.pml_index = (uint16_t)v12(nv, GUEST_PML_INDEX);
-        }
+        nested_pml_load(nv, &f);
         r = ept02_fault(e, &f);
-        if (f.pml)
-            v12_set(nv, GUEST_PML_INDEX, f.pml_index);
+        nested_pml_store(nv, &f);
     }
     switch (r) {
     case EPT02_HIDDEN_WRITE:

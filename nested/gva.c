@@ -57,17 +57,11 @@ static enum ept12_flags ept12_flags(struct nested_vcpu *nv, const struct ept12_w
                                     bool set)
 {
     struct ept02_fault f = {.l2_gpa = l2_gpa};
-    f.pml = (v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_ACTIVATE_SECONDARY) &&
-            (v12(nv, SECONDARY_VM_EXEC_CONTROL) & SECONDARY_PML);
-    if (f.pml) {
-        f.pml_address = v12(nv, PML_ADDRESS);
-        f.pml_index = (uint16_t)v12(nv, GUEST_PML_INDEX);
-    }
+    nested_pml_load(nv, &f);
     if (!set)
         return ept12_pml_full(nv->n->ept02, e, write, &f) ? EPT12_FLAGS_PML_FULL : EPT12_FLAGS_SET;
     enum ept12_flags r = ept12_set_flags(nv->n->ept02, e, write, &f);
-    if (f.pml)
-        v12_set(nv, GUEST_PML_INDEX, f.pml_index);
+    nested_pml_store(nv, &f);
     return r;
 }
 

@@ -94,6 +94,11 @@ uint32_t nested_ept02_exit(struct nested_vcpu *nv, uint32_t basic, uint64_t *qua
 /* L2's EPTP switch (VMFUNC): vmcs02 (current) runs on the EPT02 for eptp12. 0 or -1 (out
  * of memory). */
 int nested_ept02_switch(struct nested_vcpu *nv, uint64_t eptp12);
+/* L1's PML (29.3.6) for an access hv handles on L2's behalf: the index lives in vmcs12 while
+ * L2 runs (vmcs02 has no PML). _load fills f's PML fields from vmcs12, _store gives the index
+ * back. */
+void nested_pml_load(const struct nested_vcpu *nv, struct ept02_fault *f);
+void nested_pml_store(struct nested_vcpu *nv, const struct ept02_fault *f);
 /* L1's INVEPT (checked), L1's VMXOFF (type 2): EPT02s and the CPU's EPT TLB cleared. */
 void nested_ept02_invalidate(struct nested_vcpu *nv, uint64_t type, uint64_t eptp);
 
