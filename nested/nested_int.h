@@ -48,6 +48,9 @@ void nested_entry_fail(struct nested_vcpu *nv, uint32_t reason, uint64_t qual, u
 /* The MSR lists of vmcs12 (SDM 27.4, 28.4, 28.6): 0, or the 1-based index that failed.
  * undo: record what the load list writes to the CPU (nested_state.entry_undo_*), or not. */
 uint32_t nested_load_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count, bool undo);
+/* One WRMSR of a VM entry's loads as L1's WRMSR: 0 or -1 (it faults). undo: the old value is
+ * added to the entry's undo record first (room permitting). */
+int nested_entry_wrmsr(struct nested_state *n, uint32_t msr, uint64_t val, bool undo);
 /* The CPU refused vmcs02 with a VM-entry failure (exit reason with bit 31): L1 gets it as
  * the VM-entry failure of its VM entry (SDM 27.8). vmcs02 is current; vmcs01 after. */
 void nested_hw_entry_failed(struct nested_vcpu *nv, uint32_t reason, uint64_t qual);

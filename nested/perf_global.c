@@ -18,18 +18,10 @@
 
 void nested_perf_global_enter(struct nested_vcpu *nv)
 {
-    struct nested_state *n = nv->n;
-    n->entry_undo_n = 0;
-    if (!(v12(nv, VM_ENTRY_CONTROLS) & VM_ENTRY_LOAD_PERF_GLOBAL_CTRL))
-        return;
-    uint64_t old;
+    nv->n->entry_undo_n = 0;
     /* Undone like the MSR-load list if the CPU then refuses vmcs02 (nested/vmenter.c). */
-    if (!hv_rdmsr(MSR_IA32_PERF_GLOBAL_CTRL, &old)) {
-        n->entry_undo_msr[0] = MSR_IA32_PERF_GLOBAL_CTRL;
-        n->entry_undo_val[0] = old;
-        n->entry_undo_n = 1;
-    }
-    hv_wrmsr(MSR_IA32_PERF_GLOBAL_CTRL, v12(nv, GUEST_IA32_PERF_GLOBAL_CTRL));
+    if (v12(nv, VM_ENTRY_CONTROLS) & VM_ENTRY_LOAD_PERF_GLOBAL_CTRL)
+        nested_entry_wrmsr(nv->n, MSR_IA32_PERF_GLOBAL_CTRL, v12(nv, GUEST_IA32_PERF_GLOBAL_CTRL), true);
 }
 
 void nested_perf_global_save(struct nested_vcpu *nv)

@@ -185,14 +185,21 @@ uint32_t nested_load_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t co
             vmcs_write(f, e->value);
             continue;
         }
-        uint64_t old = 0; /* a write-only MSR (a command) has no old value to restore */
-        bool record = undo && n->entry_undo_n < NESTED_MSR_UNDO_MAX && !hv_rdmsr(m, &old);
-        if (hv_wrmsr(m, e->value))
+        if (nested_entry_wrmsr(n, m, e->value, undo))
             return i + 1;
-        if (record) {
-            n->entry_undo_msr[n->entry_undo_n] = m;
-            n->entry_undo_val[n->entry_undo_n++] = old;
-        }
+    }
+    return 0;
+}
+
+int nested_entry_wrmsr(struct nested_state *n, uint32_t msr, uint64_t val, bool undo)
+{
+    uint64_t old = 0; /* a write-only MSR (a command) has no old value to restore */
+    bool record = undo && n->entry_undo_n < NESTED_MSR_UNDO_MAX && !hv_rdmsr(msr, &old);
+    if (hv_wrmsr(msr, val))
+        return -1;
+    if (record) {
+        n->entry_undo_msr[n->entry_undo_n] = msr;
+        n->entry_undo_val[n->entry_undo_n++] = old;
     }
     return 0;
 }
