@@ -9,11 +9,12 @@
 # instruction failure, BUG or panic in either kernel log; no hv error. kvm_intel's
 # parameters must be identical too (each difference is printed with what kvm_intel needs
 # for that parameter).
-# Env: KVM_SEQUENTIAL=1 (one run after the other), KVM_TIMEOUT (s, default 600; a run takes about 100 s on an idle machine), BOCHS_MEGS (default 512), HV_EFI (default build/hv.efi).
+# Env: KVM_SEQUENTIAL=1 (one run after the other), KVM_CPUS (default 2; bench-kvm: 1), KVM_DIR (default build/kvm-test), KVM_TIMEOUT (s, default 600; a run takes about 100 s on an idle machine), BOCHS_MEGS (default 512), HV_EFI (default build/hv.efi).
 # Logs: build/kvm-test/{bare,hv}/serial.log; extracted lines build/kvm-test/{bare,hv}.{guests,params}.
 # kvmtest's benchmark lines ("kvmbench: ...") are not checked here: `make bench-kvm` reports them.
 source "$(dirname "$0")/../boot/lib.sh"
-T=$B/kvm-test
+T=${KVM_DIR:-$B/kvm-test}
+CPUS=${KVM_CPUS:-2}
 TMO=${KVM_TIMEOUT:-600}
 export BOCHS_MEGS=${BOCHS_MEGS:-512}
 KERNEL=$B/linux/vmlinuz INITRD=$B/linux/initrd.img FIXTURE=$B/acpi_fixture.efi HV_EFI=${HV_EFI:-$B/hv.efi}
@@ -65,7 +66,7 @@ watch_log() { # DIR SUBSHELL_PID
 }
 boot() { # NAME: one Bochs run with its watcher
     local d=$T/$1 sub w
-    run_bochs "$d" 2 "$TMO" 2>/dev/null &
+    run_bochs "$d" "$CPUS" "$TMO" 2>/dev/null &
     sub=$!
     watch_log "$d" "$sub" &
     w=$!
@@ -75,7 +76,7 @@ boot() { # NAME: one Bochs run with its watcher
         { head -n 3000 "$l"; echo "... (trimmed) ..."; tail -n 3000 "$l"; } >"$l.trim"; mv "$l.trim" "$l"
     fi
 }
-echo "test-kvm: booting Debian's $(sed 's/_amd64.deb//' "$B/linux/stamp" 2>/dev/null) on bare Bochs and under hv at once, 2 CPUs each, timeout ${TMO}s"
+echo "test-kvm: booting Debian's $(sed 's/_amd64.deb//' "$B/linux/stamp" 2>/dev/null) on bare Bochs and under hv at once, $CPUS CPUs each, timeout ${TMO}s"
 start=$(date +%s)
 if [ -n "$KVM_SEQUENTIAL" ]; then boot bare; boot hv # bench-kvm: one Bochs at a time (ticks are the same)
 else boot bare & boot hv & wait; fi
