@@ -35,10 +35,11 @@ bool nested_l2_pdptes(const struct nested_vcpu *nv, uint64_t pdpte[4]); /* false
  * (nested/vmenter_fast.c): true if the entry was made, false for the full path. changes:
  * the classes (NESTED_CHG_*) of the shadowed fields L1 changed. */
 bool nested_vmenter_fast(struct nested_vcpu *nv, unsigned changes);
-#define NESTED_CHG_GUEST 1u /* RIP, RSP, RFLAGS, interruptibility, event injection: a few checks */
+#define NESTED_CHG_GUEST 1u /* RFLAGS, interruptibility, event injection: a few checks */
 #define NESTED_CHG_HOST 2u  /* host state: the host checks */
 #define NESTED_CHG_FREE 4u  /* written at every entry and never checked (TSC offset, timer, ...) */
 #define NESTED_CHG_FULL 8u  /* anything else: the full path */
+#define NESTED_CHG_RIP 16u  /* L2's RIP (L1 stepped over the exiting instruction): RIP's rule */
 unsigned nested_fast_field_class(uint32_t encoding);
 unsigned nested_shadow_pull_changes(struct nested_vcpu *nv); /* pull; the classes of what changed */
 /* VM-entry failure after the VMfail checks (SDM 27.8): L1 resumes at its host state. efer:
