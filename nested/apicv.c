@@ -66,11 +66,9 @@ static uint64_t stand_in(struct nested_vcpu *nv, unsigned which)
     return (uint64_t)(uintptr_t)p;
 }
 
-int nested_apicv_check(struct nested_vcpu *nv)
+int nested_apicv_check_tpr_shadow(struct nested_vcpu *nv)
 {
     struct nested_state *n = nv->n;
-    if (!(proc12(nv) & CPU_BASED_TPR_SHADOW))
-        return 0;
     for (unsigned i = 0; i < 2; i++)
         if (!n->apicv_page[i] && !(n->apicv_page[i] = hv_alloc_page()))
             return VMXERR_ENTRY_INVALID_CONTROL; /* hv's limit, as for EPT02 */

@@ -312,20 +312,21 @@ int nested_check_controls(const struct vmcs12 *v, const struct nested_caps *c, u
     return 0;
 }
 
-static bool vtpr_ok(struct ctx *x, uint8_t vtpr)
+/* Reads only the three fields it needs (no ctx_init): it runs at every entry with TPR shadow. */
+static bool vtpr_ok(const struct vmcs12 *v, uint8_t vtpr)
 {
-    if (!(x->proc & CPU_BASED_TPR_SHADOW) || (x->proc2 & (SECONDARY_VIRTUALIZE_APIC | SECONDARY_VIRTUAL_INTR_DELIVERY)))
+    uint32_t proc = (uint32_t)vmcs12_get(v, CPU_BASED_VM_EXEC_CONTROL);
+    uint32_t proc2 = proc & CPU_BASED_ACTIVATE_SECONDARY ? (uint32_t)vmcs12_get(v, SECONDARY_VM_EXEC_CONTROL) : 0;
+    if (!(proc & CPU_BASED_TPR_SHADOW) || (proc2 & (SECONDARY_VIRTUALIZE_APIC | SECONDARY_VIRTUAL_INTR_DELIVERY)))
         return true;
-    CHECK_RULE((G(TPR_THRESHOLD) & 0xf) <= (vtpr >> 4u), "26.2.1.1: TPR threshold bits 3:0 must not exceed VTPR bits "
-               "7:4 (use TPR shadow, no virtualize APIC accesses, no virtual-interrupt delivery)");
+    CHECK_RULE((vmcs12_get(v, TPR_THRESHOLD) & 0xf) <= (vtpr >> 4u), "26.2.1.1: TPR threshold bits 3:0 must not "
+               "exceed VTPR bits 7:4 (use TPR shadow, no virtualize APIC accesses, no virtual-interrupt delivery)");
     return true;
 }
 
 int nested_check_vtpr(const struct vmcs12 *v, uint8_t vtpr)
 {
-    struct ctx ctx;
-    ctx_init(&ctx, v, NULL, 0);
-    return vtpr_ok(&ctx, vtpr) ? 0 : VMXERR_ENTRY_INVALID_CONTROL;
+    return vtpr_ok(v, vtpr) ? 0 : VMXERR_ENTRY_INVALID_CONTROL;
 }
 
 /* ---- 26.2.2-26.2.4 checks on host state ---- */

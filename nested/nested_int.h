@@ -122,8 +122,9 @@ void nested_vpid02_invvpid(struct nested_vcpu *nv, uint64_t type, uint16_t vpid1
 /* L1's VMXOFF: hv's VPIDs flushed and forgotten. */
 void nested_vpid02_vmxoff(struct nested_vcpu *nv);
 /* APIC virtualization (nested/apicv.c). The VTPR rule of 26.2.1.1 on L1's virtual-APIC
- * page (and hv's stand-in pages): 0 or VMXERR_ENTRY_INVALID_CONTROL. */
-int nested_apicv_check(struct nested_vcpu *nv);
+ * page (and hv's stand-in pages): 0 or VMXERR_ENTRY_INVALID_CONTROL (nested_apicv_check,
+ * below: inline without "use TPR shadow", where it cannot apply; it runs at every entry). */
+int nested_apicv_check_tpr_shadow(struct nested_vcpu *nv);
 /* vmcs02's APIC-virtualization fields from vmcs12 (vmcs02 current). */
 void nested_apicv_prepare(struct nested_vcpu *nv);
 /* Before hv's own re-entry of vmcs02 (not L1's VM entry): vmcs02's TPR threshold at most
@@ -146,4 +147,16 @@ static inline void v12_list_write(const struct vmcs12 *c, const uint32_t *list, 
 
 static inline uint64_t v12(const struct nested_vcpu *nv, uint32_t f) { return vmcs12_get(nv->n->cache, f); }
 static inline void v12_set(struct nested_vcpu *nv, uint32_t f, uint64_t x) { vmcs12_set(nv->n->cache, f, x); }
+static inline int nested_apicv_check(struct nested_vcpu *nv)
+{
+    if (!(v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_TPR_SHADOW))
+        return 0;
+    return nested_apicv_check_tpr_shadow(nv);
+}
+/* PAE paging outside IA-32e mode, the only case with PDPTEs (SDM 26.3.1.6): an IA-32e mode
+ * L2 (the common case) is known without a call. */
+static inline bool nested_l2_pae_pdptes(const struct nested_vcpu *nv, uint64_t pdpte[4])
+{
+    return !(v12(nv, VM_ENTRY_CONTROLS) & VM_ENTRY_IA32E_MODE) && nested_l2_pdptes(nv, pdpte);
+}
 #endif

@@ -54,7 +54,7 @@ bool nested_vmenter_fast(struct nested_vcpu *nv, unsigned changes)
         v12(nv, VMCS_LINK_POINTER) != ~0ull || v12(nv, VM_ENTRY_MSR_LOAD_COUNT))
         return false;
     uint64_t pdpte[4];
-    bool pae = nested_l2_pdptes(nv, pdpte);
+    bool pae = nested_l2_pae_pdptes(nv, pdpte);
     if (pae && !n->ept12)
         return false;
     if ((changes & NESTED_CHG_GUEST) ? nested_check_entry_fast(c, nv->caps, nv->phys_bits)
