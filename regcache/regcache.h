@@ -212,8 +212,34 @@ static inline void reg_mark_dirty(struct regcache *rc, enum hv_reg reg)
     rc->dirty |= HV_REG_BIT(reg);
 }
 
-/* The VMCS field of each register (HV_NO_VMCS_FIELD for the stub-saved GPRs). */
-extern const uint32_t regcache_fields[HV_NR_REGS];
+/* The VMCS field of each register (HV_NO_VMCS_FIELD for the stub-saved GPRs). Visible to
+ * every caller, so that reg_read of a constant register folds to one VMREAD of a constant
+ * field (an extern table cost a load and a compare at each read). */
+static const uint32_t regcache_fields[HV_NR_REGS] = {
+    [HV_REG_RAX ... HV_REG_RBX] = HV_NO_VMCS_FIELD, /* stub-saved GPRs */
+    [HV_REG_RSP] = GUEST_RSP,
+    [HV_REG_RBP ... HV_REG_R15] = HV_NO_VMCS_FIELD,
+    [HV_REG_RIP] = GUEST_RIP,
+    [HV_REG_RFLAGS] = GUEST_RFLAGS,
+    [HV_REG_CR0] = GUEST_CR0,
+    [HV_REG_CR3] = GUEST_CR3,
+    [HV_REG_CR4] = GUEST_CR4,
+    [HV_REG_PDPTR0] = GUEST_PDPTR0,
+    [HV_REG_PDPTR1] = GUEST_PDPTR1,
+    [HV_REG_PDPTR2] = GUEST_PDPTR2,
+    [HV_REG_PDPTR3] = GUEST_PDPTR3,
+    [HV_REG_INTR_STATE] = GUEST_INTERRUPTIBILITY_INFO,
+    [HV_REG_EXIT_REASON] = VM_EXIT_REASON,
+    [HV_REG_EXIT_QUALIFICATION] = EXIT_QUALIFICATION,
+    [HV_REG_EXIT_INTR_INFO] = VM_EXIT_INTR_INFO,
+    [HV_REG_EXIT_INTR_ERROR_CODE] = VM_EXIT_INTR_ERROR_CODE,
+    [HV_REG_EXIT_INSTR_LEN] = VM_EXIT_INSTRUCTION_LEN,
+    [HV_REG_EXIT_INSTR_INFO] = VMX_INSTRUCTION_INFO,
+    [HV_REG_GUEST_PHYS_ADDR] = GUEST_PHYSICAL_ADDRESS,
+    [HV_REG_GUEST_LINEAR_ADDR] = GUEST_LINEAR_ADDRESS,
+    [HV_REG_IDT_VECTORING_INFO] = IDT_VECTORING_INFO_FIELD,
+    [HV_REG_IDT_VECTORING_ERROR_CODE] = IDT_VECTORING_ERROR_CODE,
+};
 
 static inline uint64_t reg_read(struct regcache *rc, enum hv_reg reg)
 {
