@@ -145,11 +145,9 @@ void nested_apicv_l2_resume(struct nested_vcpu *nv)
  * delivery began). Only hv's own handling sees it; a reflected exit gives L1 what the CPU
  * stored (vmcs02's fields), as bare hardware would.
  */
-void nested_apicv_exit(struct nested_vcpu *nv)
+void nested_apicv_exit_armed(struct nested_vcpu *nv)
 {
     struct nested_state *n = nv->n;
-    if (!n->vid_entry_armed)
-        return;
     n->vid_entry_armed = false;
     struct regcache *rc = nv->rc;
     if (!(reg_read(rc, HV_REG_IDT_VECTORING_INFO) & INTR_INFO_VALID))

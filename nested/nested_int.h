@@ -88,8 +88,12 @@ void nested_shadow_deactivate(struct nested_vcpu *nv);
 /* Before vmcs02 is built for L1's EPT: EPT02 set up and shadowing vmcs12's EPTP. 0 or -1. */
 int nested_ept02_enter(struct nested_vcpu *nv);
 /* First at every L2 exit: ends hv's single step over a dropped write; true if the exit
- * was that step's MTF and nothing else is to be done. */
-bool nested_ept02_before_exit(struct nested_vcpu *nv, uint32_t basic);
+ * was that step's MTF and nothing else is to be done. Inline without EPT02 (no step then). */
+bool nested_ept02_step_exit(struct nested_vcpu *nv, uint32_t basic);
+static inline bool nested_ept02_before_exit(struct nested_vcpu *nv, uint32_t basic)
+{
+    return nv->n->ept02 && nested_ept02_step_exit(nv, basic);
+}
 /* An EPT violation/misconfiguration of L2 on EPT02: 0 if resolved (L2 retries), else the
  * exit reason (48, 49, 62) to reflect with *qual12, or NESTED_EXIT_VE: L2's #VE is L1's
  * exception exit (its exception bitmap has bit 20). */
@@ -131,8 +135,14 @@ void nested_apicv_prepare(struct nested_vcpu *nv);
  * VTPR[7:4], so the CPU neither refuses vmcs02 nor exits for a VTPR L2 lowered by a store. */
 void nested_apicv_l2_resume(struct nested_vcpu *nv);
 /* At every exit of vmcs02, first: an event the exit interrupted that can only be the
- * virtual interrupt of the entry becomes that, for hv's own redelivery (nested/apicv.c). */
-void nested_apicv_exit(struct nested_vcpu *nv);
+ * virtual interrupt of the entry becomes that, for hv's own redelivery (nested/apicv.c).
+ * Inline when the entry delivered no virtual interrupt (the common case). */
+void nested_apicv_exit_armed(struct nested_vcpu *nv);
+static inline void nested_apicv_exit(struct nested_vcpu *nv)
+{
+    if (nv->n->vid_entry_armed)
+        nested_apicv_exit_armed(nv);
+}
 /* At a reflected exit: the guest interrupt status into vmcs12. */
 void nested_apicv_sync(struct nested_vcpu *nv);
 /* An APIC-access VM exit (reason 44) with this qualification, made up by hv. */
