@@ -110,20 +110,12 @@ static bool nmi_needs_mtf(struct vcpu *v, bool to_l1)
            (inj & (INTR_INFO_VALID | INTR_INFO_TYPE_MASK)) == (INTR_INFO_VALID | INTR_TYPE_NMI);
 }
 
-static void deliver_held_nmi(struct vcpu *v);
-
 void deliver_pending_nmi(struct vcpu *v)
 {
     v->nmi_arrived = false; /* every held NMI is considered now */
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     if (!v->nmi_pending || vm_read(v, GUEST_ACTIVITY_STATE) == GUEST_ACTIVITY_WAIT_SIPI)
         return; /* wait-for-SIPI blocks NMIs: it stays held */
-    deliver_held_nmi(v);
-}
-
-/* deliver_pending_nmi with an NMI held: to whom, now or at its window. */
-static void deliver_held_nmi(struct vcpu *v)
-{
     bool to_l1 = v->nested.guest_mode && nested_exit_on_nmi(&v->nv);
     if (to_l1 && v->nested.l2_nmi_blocked)
         return; /* until the nested VM exit, after which L1 takes it (SDM 26.6.1) */
