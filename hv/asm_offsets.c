@@ -13,6 +13,7 @@ void asm_offsets(void)
     DEFINE(VCPU_GUEST_MODE, offsetof(struct vcpu, nested.guest_mode));
     DEFINE(VCPU_STATS_TOTAL, offsetof(struct vcpu, stats.total));
     DEFINE(VCPU_STATS_CPUID, offsetof(struct vcpu, stats.by_reason[EXIT_REASON_CPUID]));
+    DEFINE(VCPU_REGS, offsetof(struct vcpu, rc.regs));
     DEFINE(VCPU_VMREADS, offsetof(struct vcpu, rc.vmreads));
     DEFINE(VCPU_VMWRITES, offsetof(struct vcpu, rc.vmwrites));
     DEFINE(VMCS_EXIT_REASON, VM_EXIT_REASON);

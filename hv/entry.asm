@@ -88,12 +88,25 @@ vmx_exit_stub:
     add rsp, 24
     jmp .resume
 .slow:
-    pop rax
-    pop rdx
-    pop rbx
-    SAVE_GPRS
-    mov rdi, rax
-    call vmexit_handler         ; rsp == HOST_RSP: 16-byte aligned
+    ; The guest's RAX, RDX, RBX are on the stack, the others live: all go to vcpu->rc.regs
+    ; through GS (the vcpu), which needs no register for the address.
+    pop qword [gs:VCPU_REGS + 0x00] ; RAX
+    pop qword [gs:VCPU_REGS + 0x10] ; RDX
+    pop qword [gs:VCPU_REGS + 0x18] ; RBX
+    mov [gs:VCPU_REGS + 0x08], rcx
+    mov [gs:VCPU_REGS + 0x28], rbp
+    mov [gs:VCPU_REGS + 0x30], rsi
+    mov [gs:VCPU_REGS + 0x38], rdi
+    mov [gs:VCPU_REGS + 0x40], r8
+    mov [gs:VCPU_REGS + 0x48], r9
+    mov [gs:VCPU_REGS + 0x50], r10
+    mov [gs:VCPU_REGS + 0x58], r11
+    mov [gs:VCPU_REGS + 0x60], r12
+    mov [gs:VCPU_REGS + 0x68], r13
+    mov [gs:VCPU_REGS + 0x70], r14
+    mov [gs:VCPU_REGS + 0x78], r15
+    mov rdi, [rsp]                  ; the vcpu pointer stored at HOST_RSP
+    call vmexit_handler             ; rsp == HOST_RSP: 16-byte aligned
 .restore:
     mov rcx, [rax + 0x08]
     mov rdx, [rax + 0x10]

@@ -21,7 +21,7 @@ static const exit_handler_fn handlers[EXIT_REASON_MAX + 1] = {
     [EXIT_REASON_VMPTRLD] = handle_vmx_insn,
     [EXIT_REASON_VMPTRST] = handle_vmx_insn,
     [EXIT_REASON_VMREAD] = handle_vmx_insn,
-    [EXIT_REASON_VMRESUME] = handle_vmx_insn,
+    [EXIT_REASON_VMRESUME] = handle_vmresume,
     [EXIT_REASON_VMWRITE] = handle_vmx_insn,
     [EXIT_REASON_VMXOFF] = handle_vmx_insn,
     [EXIT_REASON_VMXON] = handle_vmx_insn,
@@ -166,6 +166,19 @@ struct vcpu *vmexit_nmi_late(struct vcpu *v)
     return v;
 }
 
+/* The end of every exit: deliver_pending_nmi, inline for the common case of no NMI held
+ * (nmi_arrived is cleared before nmi_pending is looked at, as there: an NMI that comes after
+ * the look is the exit stub's), then the register cache's VMWRITEs. */
+static inline struct vcpu *exit_done(struct vcpu *v)
+{
+    v->nmi_arrived = false;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (__builtin_expect(v->nmi_pending, 0))
+        deliver_pending_nmi(v);
+    regcache_flush(&v->rc);
+    return v;
+}
+
 /* A guest triple fault is the guest's shutdown, not a failure of hv: the platform resets,
  * as a chipset does at shutdown (OSes reboot this way as a last resort). */
 void handle_triple_fault(struct vcpu *v)
@@ -188,13 +201,13 @@ struct vcpu *vmexit_handler(struct vcpu *v)
     if (basic <= EXIT_REASON_MAX)
         v->stats.by_reason[basic]++;
     /* hv's steps (an I/O instruction run natively, a dropped write) end first, whatever the
-     * exit: nothing of them may outlive it, nor reach L1 */
-    bool step_done = io_step_exit(v, basic);
-    step_done |= hidden_step_exit(v, basic);
-    if (step_done) {
-        deliver_pending_nmi(v);
-        regcache_flush(&v->rc);
-        return v;
+     * exit: nothing of them may outlive it, nor reach L1 (both calls return false at once
+     * without a step: tested here, as most exits have none) */
+    if (__builtin_expect(v->io_step || v->step.active, 0)) {
+        bool step_done = io_step_exit(v, basic);
+        step_done |= hidden_step_exit(v, basic);
+        if (step_done)
+            return exit_done(v);
     }
     if (v->nested.guest_mode) {
         v->stats.l2_exits++;
@@ -204,11 +217,8 @@ struct vcpu *vmexit_handler(struct vcpu *v)
             log_err("cpu%u: hv built a vmcs02 the CPU refused (exit reason 0x%x): L1's VM entry fails", v->id, reason);
         else
             nested_vmcs02_accepted(&v->nested);
-        if (nested_l2_exit(&v->nv, reason)) {
-            deliver_pending_nmi(v); /* an NMI held for L2 or L1 is L1's if L1 runs now */
-            regcache_flush(&v->rc);
-            return v;
-        }
+        if (nested_l2_exit(&v->nv, reason))
+            return exit_done(v); /* an NMI held for L2 or L1 is L1's if L1 runs now */
     }
     if (reason & VMX_EXIT_REASON_ENTRY_FAIL) {
         v->stats.entry_failures++;
@@ -218,9 +228,7 @@ struct vcpu *vmexit_handler(struct vcpu *v)
     if (!fn)
         exit_fatal(v, "unexpected VM exit");
     fn(v);
-    deliver_pending_nmi(v);
-    regcache_flush(&v->rc);
-    return v;
+    return exit_done(v);
 }
 
 struct vcpu *vmresume_failed(struct vcpu *v)

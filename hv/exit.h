@@ -36,6 +36,7 @@ void handle_xsetbv(struct vcpu *v);
 void handle_invd(struct vcpu *v);
 void handle_ud(struct vcpu *v);
 void handle_vmx_insn(struct vcpu *v);
+void handle_vmresume(struct vcpu *v);
 int vcpu_nested_init(struct vcpu *v);
 void handle_vmcall(struct vcpu *v);
 void handle_init(struct vcpu *v);

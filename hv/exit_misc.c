@@ -22,6 +22,19 @@ void handle_vmx_insn(struct vcpu *v)
         init_after_vmentry(v);
 }
 
+/* L1's VMRESUME: handle_vmx_insn's work for it, dispatched straight (issue 9: one of the two
+ * L0 exits of every nested round trip). */
+void handle_vmresume(struct vcpu *v)
+{
+    if (!hv.nested) {
+        inject_ud(v);
+        return;
+    }
+    nested_handle_vmresume(&v->nv);
+    if (v->init_blocked && v->nested.guest_mode) /* L1's VMRESUME entered L2 */
+        init_after_vmentry(v);
+}
+
 void handle_invd(struct vcpu *v)
 {
     /* INVD would discard hv's own dirty cache lines too: write them back instead. */

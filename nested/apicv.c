@@ -66,11 +66,9 @@ static uint64_t stand_in(struct nested_vcpu *nv, unsigned which)
     return (uint64_t)(uintptr_t)p;
 }
 
-int nested_apicv_check(struct nested_vcpu *nv)
+int nested_apicv_check_tpr_shadow(struct nested_vcpu *nv)
 {
     struct nested_state *n = nv->n;
-    if (!(proc12(nv) & CPU_BASED_TPR_SHADOW))
-        return 0;
     for (unsigned i = 0; i < 2; i++)
         if (!n->apicv_page[i] && !(n->apicv_page[i] = hv_alloc_page()))
             return VMXERR_ENTRY_INVALID_CONTROL; /* hv's limit, as for EPT02 */
@@ -147,11 +145,9 @@ void nested_apicv_l2_resume(struct nested_vcpu *nv)
  * delivery began). Only hv's own handling sees it; a reflected exit gives L1 what the CPU
  * stored (vmcs02's fields), as bare hardware would.
  */
-void nested_apicv_exit(struct nested_vcpu *nv)
+void nested_apicv_exit_armed(struct nested_vcpu *nv)
 {
     struct nested_state *n = nv->n;
-    if (!n->vid_entry_armed)
-        return;
     n->vid_entry_armed = false;
     struct regcache *rc = nv->rc;
     if (!(reg_read(rc, HV_REG_IDT_VECTORING_INFO) & INTR_INFO_VALID))

@@ -312,20 +312,21 @@ int nested_check_controls(const struct vmcs12 *v, const struct nested_caps *c, u
     return 0;
 }
 
-static bool vtpr_ok(struct ctx *x, uint8_t vtpr)
+/* Reads only the three fields it needs (no ctx_init): it runs at every entry with TPR shadow. */
+static bool vtpr_ok(const struct vmcs12 *v, uint8_t vtpr)
 {
-    if (!(x->proc & CPU_BASED_TPR_SHADOW) || (x->proc2 & (SECONDARY_VIRTUALIZE_APIC | SECONDARY_VIRTUAL_INTR_DELIVERY)))
+    uint32_t proc = (uint32_t)vmcs12_get(v, CPU_BASED_VM_EXEC_CONTROL);
+    uint32_t proc2 = proc & CPU_BASED_ACTIVATE_SECONDARY ? (uint32_t)vmcs12_get(v, SECONDARY_VM_EXEC_CONTROL) : 0;
+    if (!(proc & CPU_BASED_TPR_SHADOW) || (proc2 & (SECONDARY_VIRTUALIZE_APIC | SECONDARY_VIRTUAL_INTR_DELIVERY)))
         return true;
-    CHECK_RULE((G(TPR_THRESHOLD) & 0xf) <= (vtpr >> 4u), "26.2.1.1: TPR threshold bits 3:0 must not exceed VTPR bits "
-               "7:4 (use TPR shadow, no virtualize APIC accesses, no virtual-interrupt delivery)");
+    CHECK_RULE((vmcs12_get(v, TPR_THRESHOLD) & 0xf) <= (vtpr >> 4u), "26.2.1.1: TPR threshold bits 3:0 must not "
+               "exceed VTPR bits 7:4 (use TPR shadow, no virtualize APIC accesses, no virtual-interrupt delivery)");
     return true;
 }
 
 int nested_check_vtpr(const struct vmcs12 *v, uint8_t vtpr)
 {
-    struct ctx ctx;
-    ctx_init(&ctx, v, NULL, 0);
-    return vtpr_ok(&ctx, vtpr) ? 0 : VMXERR_ENTRY_INVALID_CONTROL;
+    return vtpr_ok(v, vtpr) ? 0 : VMXERR_ENTRY_INVALID_CONTROL;
 }
 
 /* ---- 26.2.2-26.2.4 checks on host state ---- */
@@ -444,14 +445,22 @@ static bool check_guest_cr_msrs(struct ctx *x)
 
 /* Checked before the segment registers (whose checks depend on RFLAGS.VM), so that a
  * wrong RFLAGS.VM is reported as such. */
+/* 26.3.1.4, RIP: canonical in 64-bit mode (IA-32e mode guest and CS.L), else bits 63:32 are 0. */
+static bool guest_rip_ok(uint64_t rip, bool ia32e_guest, uint64_t cs_ar)
+{
+    if (ia32e_guest && (cs_ar & AR_L)) {
+        CHECK_RULE(canonical(rip), "26.3.1.4: guest RIP not canonical");
+    } else {
+        CHECK_RULE(!(rip >> 32), "26.3.1.4: guest RIP bits 63:32 must be 0 outside 64-bit mode");
+    }
+    return true;
+}
+
 static bool check_guest_rip_rflags(struct ctx *x)
 {
     uint64_t rip = G(GUEST_RIP), rflags = G(GUEST_RFLAGS);
-    bool cs_l = G(GUEST_CS_AR_BYTES) & AR_L;
-    if (x->ia32e_guest && cs_l)
-        CHECK_RULE(canonical(rip), "26.3.1.4: guest RIP not canonical");
-    else
-        CHECK_RULE(!(rip >> 32), "26.3.1.4: guest RIP bits 63:32 must be 0 outside 64-bit mode");
+    if (!guest_rip_ok(rip, x->ia32e_guest, G(GUEST_CS_AR_BYTES)))
+        return false;
     CHECK_RULE(!(rflags & RFLAGS_RESERVED) && (rflags & RFLAGS_FIXED1),
                "26.3.1.4: guest RFLAGS reserved bits (63:22, 15, 5, 3 must be 0, 1 must be 1)");
     CHECK_RULE(!(rflags & RFLAGS_VM) || (!x->ia32e_guest && (G(GUEST_CR0) & CR0_PE)),
@@ -756,4 +765,16 @@ int nested_check_entry_fast(const struct vmcs12 *v, const struct nested_caps *c,
     bool ok = check_event_injection(x) && check_guest_rip_rflags(x) && check_guest_activity(x) &&
               check_guest_interruptibility(x) && check_guest_pending_debug(x);
     return ok ? 0 : -1;
+}
+
+/* VMRESUME after an exit when L2's RIP is the only guest field L1 changed since vmcs12 last
+ * passed or was stored by a VM exit (nested/vmenter_fast.c, NESTED_CHG_RIP): of the rules the
+ * fast path reruns, RIP's is the one that reads RIP (26.3.1.4, with the IA-32e mode guest
+ * control and CS.L, both unchanged). The event injection's rules (26.2.1.3, its instruction
+ * length included) and the RFLAGS, activity and interruptibility rules read no RIP. 0, or -1
+ * (then run the full checks for the verdict). */
+int nested_check_entry_rip(const struct vmcs12 *v)
+{
+    bool ia32e = vmcs12_get(v, VM_ENTRY_CONTROLS) & VM_ENTRY_IA32E_MODE;
+    return guest_rip_ok(vmcs12_get(v, GUEST_RIP), ia32e, vmcs12_get(v, GUEST_CS_AR_BYTES)) ? 0 : -1;
 }

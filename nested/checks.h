@@ -30,6 +30,8 @@ int nested_check_host(const struct vmcs12 *v, const struct nested_caps *c, uint8
 /* The rules that read L2's RIP, RSP, RFLAGS, interruptibility and the event injection only
  * (26.2.1.3, 26.3.1.4, 26.3.1.5): 0, or -1 (then run the full checks for the verdict). */
 int nested_check_entry_fast(const struct vmcs12 *v, const struct nested_caps *c, uint8_t phys_bits);
+/* The same when L2's RIP alone changed: the RIP rule (26.3.1.4). 0, or -1 (run the full checks). */
+int nested_check_entry_rip(const struct vmcs12 *v);
 /* What the guest-state checks read besides vmcs12 (26.3.1.5, VMCS link pointer): L1's
  * current-VMCS pointer and the 32 bits at the link pointer in L1's memory (0 where that is not
  * L1's RAM: hv's memory reads as zeros, and no revision identifier is 0). */

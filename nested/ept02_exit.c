@@ -98,7 +98,7 @@ static void steps_end(struct nested_vcpu *nv, struct ept02 *e, bool in_l2)
     flush(nv, e);
 }
 
-bool nested_ept02_before_exit(struct nested_vcpu *nv, uint32_t basic)
+bool nested_ept02_step_exit(struct nested_vcpu *nv, uint32_t basic)
 {
     struct ept02 *e = nv->n->ept02;
     if (!e || !e->mtf)

@@ -388,6 +388,14 @@ static void handle_invvpid(struct nested_vcpu *nv)
     vmx_succeed(nv);
 }
 
+/* L1's VMRESUME, the L0 exit of every nested round trip: only the checks that apply to it
+ * (no operand, advertised with VMX itself), then the entry. */
+void nested_handle_vmresume(struct nested_vcpu *nv)
+{
+    if (common_checks(nv))
+        nested_vmenter(nv, false);
+}
+
 void nested_handle_vmx_insn(struct nested_vcpu *nv, uint32_t reason)
 {
     bool has_vpid = (nv->caps->procbased2 >> 32) & SECONDARY_VPID;

@@ -106,6 +106,8 @@ int nested_vcpu_init(struct nested_vcpu *nv);   /* allocate cache, vmcs02, bitma
 
 /* The VMX instruction exits of L1 (reason 19..27, 50, 53). */
 void nested_handle_vmx_insn(struct nested_vcpu *nv, uint32_t reason);
+/* The same for VMRESUME (reason 24) alone: the hot one, dispatched without the others' tests. */
+void nested_handle_vmresume(struct nested_vcpu *nv);
 /* An exit while L2 runs: true if nested/ dealt with it (reflected to L1, or an EPT02 fault
  * resolved: nothing else to do), false if hv handles it itself (on L2's state in vmcs02). */
 bool nested_l2_exit(struct nested_vcpu *nv, uint32_t reason);

@@ -35,10 +35,11 @@ bool nested_l2_pdptes(const struct nested_vcpu *nv, uint64_t pdpte[4]); /* false
  * (nested/vmenter_fast.c): true if the entry was made, false for the full path. changes:
  * the classes (NESTED_CHG_*) of the shadowed fields L1 changed. */
 bool nested_vmenter_fast(struct nested_vcpu *nv, unsigned changes);
-#define NESTED_CHG_GUEST 1u /* RIP, RSP, RFLAGS, interruptibility, event injection: a few checks */
+#define NESTED_CHG_GUEST 1u /* RFLAGS, interruptibility, event injection: a few checks */
 #define NESTED_CHG_HOST 2u  /* host state: the host checks */
 #define NESTED_CHG_FREE 4u  /* written at every entry and never checked (TSC offset, timer, ...) */
 #define NESTED_CHG_FULL 8u  /* anything else: the full path */
+#define NESTED_CHG_RIP 16u  /* L2's RIP (L1 stepped over the exiting instruction): RIP's rule */
 unsigned nested_fast_field_class(uint32_t encoding);
 unsigned nested_shadow_pull_changes(struct nested_vcpu *nv); /* pull; the classes of what changed */
 /* VM-entry failure after the VMfail checks (SDM 27.8): L1 resumes at its host state. efer:
@@ -87,8 +88,12 @@ void nested_shadow_deactivate(struct nested_vcpu *nv);
 /* Before vmcs02 is built for L1's EPT: EPT02 set up and shadowing vmcs12's EPTP. 0 or -1. */
 int nested_ept02_enter(struct nested_vcpu *nv);
 /* First at every L2 exit: ends hv's single step over a dropped write; true if the exit
- * was that step's MTF and nothing else is to be done. */
-bool nested_ept02_before_exit(struct nested_vcpu *nv, uint32_t basic);
+ * was that step's MTF and nothing else is to be done. Inline without EPT02 (no step then). */
+bool nested_ept02_step_exit(struct nested_vcpu *nv, uint32_t basic);
+static inline bool nested_ept02_before_exit(struct nested_vcpu *nv, uint32_t basic)
+{
+    return nv->n->ept02 && nested_ept02_step_exit(nv, basic);
+}
 /* An EPT violation/misconfiguration of L2 on EPT02: 0 if resolved (L2 retries), else the
  * exit reason (48, 49, 62) to reflect with *qual12, or NESTED_EXIT_VE: L2's #VE is L1's
  * exception exit (its exception bitmap has bit 20). */
@@ -121,16 +126,23 @@ void nested_vpid02_invvpid(struct nested_vcpu *nv, uint64_t type, uint16_t vpid1
 /* L1's VMXOFF: hv's VPIDs flushed and forgotten. */
 void nested_vpid02_vmxoff(struct nested_vcpu *nv);
 /* APIC virtualization (nested/apicv.c). The VTPR rule of 26.2.1.1 on L1's virtual-APIC
- * page (and hv's stand-in pages): 0 or VMXERR_ENTRY_INVALID_CONTROL. */
-int nested_apicv_check(struct nested_vcpu *nv);
+ * page (and hv's stand-in pages): 0 or VMXERR_ENTRY_INVALID_CONTROL (nested_apicv_check,
+ * below: inline without "use TPR shadow", where it cannot apply; it runs at every entry). */
+int nested_apicv_check_tpr_shadow(struct nested_vcpu *nv);
 /* vmcs02's APIC-virtualization fields from vmcs12 (vmcs02 current). */
 void nested_apicv_prepare(struct nested_vcpu *nv);
 /* Before hv's own re-entry of vmcs02 (not L1's VM entry): vmcs02's TPR threshold at most
  * VTPR[7:4], so the CPU neither refuses vmcs02 nor exits for a VTPR L2 lowered by a store. */
 void nested_apicv_l2_resume(struct nested_vcpu *nv);
 /* At every exit of vmcs02, first: an event the exit interrupted that can only be the
- * virtual interrupt of the entry becomes that, for hv's own redelivery (nested/apicv.c). */
-void nested_apicv_exit(struct nested_vcpu *nv);
+ * virtual interrupt of the entry becomes that, for hv's own redelivery (nested/apicv.c).
+ * Inline when the entry delivered no virtual interrupt (the common case). */
+void nested_apicv_exit_armed(struct nested_vcpu *nv);
+static inline void nested_apicv_exit(struct nested_vcpu *nv)
+{
+    if (nv->n->vid_entry_armed)
+        nested_apicv_exit_armed(nv);
+}
 /* At a reflected exit: the guest interrupt status into vmcs12. */
 void nested_apicv_sync(struct nested_vcpu *nv);
 /* An APIC-access VM exit (reason 44) with this qualification, made up by hv. */
@@ -145,4 +157,16 @@ static inline void v12_list_write(const struct vmcs12 *c, const uint32_t *list, 
 
 static inline uint64_t v12(const struct nested_vcpu *nv, uint32_t f) { return vmcs12_get(nv->n->cache, f); }
 static inline void v12_set(struct nested_vcpu *nv, uint32_t f, uint64_t x) { vmcs12_set(nv->n->cache, f, x); }
+static inline int nested_apicv_check(struct nested_vcpu *nv)
+{
+    if (!(v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_TPR_SHADOW))
+        return 0;
+    return nested_apicv_check_tpr_shadow(nv);
+}
+/* PAE paging outside IA-32e mode, the only case with PDPTEs (SDM 26.3.1.6): an IA-32e mode
+ * L2 (the common case) is known without a call. */
+static inline bool nested_l2_pae_pdptes(const struct nested_vcpu *nv, uint64_t pdpte[4])
+{
+    return !(v12(nv, VM_ENTRY_CONTROLS) & VM_ENTRY_IA32E_MODE) && nested_l2_pdptes(nv, pdpte);
+}
 #endif

@@ -6,11 +6,12 @@
  *    takes the full path (nested/insn.c handle_vmwrite); so do VMPTRLD, VMCLEAR, VMXOFF,
  *    VMLAUNCH and any entry after a failed one (vmcs02_for, fast_ok);
  *  - the shadowed fields are compared with vmcs12 as they are pulled (nested/shadow.c):
- *    a change to a control, CR, segment or other guest field takes the full path; L2's RIP,
+ *    a change to a control, CR, segment or other guest field takes the full path; L2's
  *    RFLAGS, interruptibility and the event injection rerun only the rules that read them
- *    (nested_check_entry_fast; a failure there reruns every check for the SDM's verdict and
- *    order); a host field reruns the host checks; the TSC offset, timer, exception bitmap,
- *    TPR threshold and L2's RSP are written at every entry anyway.
+ *    (nested_check_entry_fast), RIP alone only RIP's rule (nested_check_entry_rip); a failure
+ *    there reruns every check for the SDM's verdict and order; a host field reruns the host
+ *    checks; the TSC offset, timer, exception bitmap, TPR threshold and L2's RSP are written
+ *    at every entry anyway.
  * What does not live in vmcs12 is redone at every entry as on the full path: vmcs02's
  * controls (hv's NMI window or MTF may be left in them, the VPID, EPT02's root, L1's MSR
  * bitmap merged again since L1 may have written its page), the APIC-virtualization fields
@@ -26,6 +27,7 @@ unsigned nested_fast_field_class(uint32_t e)
 {
     switch (e) {
     case GUEST_RIP:
+        return NESTED_CHG_RIP;
     case GUEST_RFLAGS:
     case GUEST_INTERRUPTIBILITY_INFO:
     case VM_ENTRY_INTR_INFO_FIELD:
@@ -52,10 +54,11 @@ bool nested_vmenter_fast(struct nested_vcpu *nv, unsigned changes)
         v12(nv, VMCS_LINK_POINTER) != ~0ull || v12(nv, VM_ENTRY_MSR_LOAD_COUNT))
         return false;
     uint64_t pdpte[4];
-    bool pae = nested_l2_pdptes(nv, pdpte);
+    bool pae = nested_l2_pae_pdptes(nv, pdpte);
     if (pae && !n->ept12)
         return false;
-    if ((changes & NESTED_CHG_GUEST) && nested_check_entry_fast(c, nv->caps, nv->phys_bits))
+    if ((changes & NESTED_CHG_GUEST) ? nested_check_entry_fast(c, nv->caps, nv->phys_bits)
+                                     : (changes & NESTED_CHG_RIP) && nested_check_entry_rip(c))
         return false;
     if ((changes & NESTED_CHG_HOST) && nested_check_host(c, nv->caps, nv->phys_bits))
         return false;

@@ -56,34 +56,6 @@ void regcache_init(struct regcache *rc, bool unrestricted_guest)
     rc->avail = HV_REGS_STUB_MASK;
 }
 
-/* The VMCS field of each register (a table: the cache's VMREADs and VMWRITEs are on every
- * exit path). */
-const uint32_t regcache_fields[HV_NR_REGS] = {
-    [HV_REG_RAX ... HV_REG_RBX] = HV_NO_VMCS_FIELD, /* stub-saved GPRs */
-    [HV_REG_RSP] = GUEST_RSP,
-    [HV_REG_RBP ... HV_REG_R15] = HV_NO_VMCS_FIELD,
-    [HV_REG_RIP] = GUEST_RIP,
-    [HV_REG_RFLAGS] = GUEST_RFLAGS,
-    [HV_REG_CR0] = GUEST_CR0,
-    [HV_REG_CR3] = GUEST_CR3,
-    [HV_REG_CR4] = GUEST_CR4,
-    [HV_REG_PDPTR0] = GUEST_PDPTR0,
-    [HV_REG_PDPTR1] = GUEST_PDPTR1,
-    [HV_REG_PDPTR2] = GUEST_PDPTR2,
-    [HV_REG_PDPTR3] = GUEST_PDPTR3,
-    [HV_REG_INTR_STATE] = GUEST_INTERRUPTIBILITY_INFO,
-    [HV_REG_EXIT_REASON] = VM_EXIT_REASON,
-    [HV_REG_EXIT_QUALIFICATION] = EXIT_QUALIFICATION,
-    [HV_REG_EXIT_INTR_INFO] = VM_EXIT_INTR_INFO,
-    [HV_REG_EXIT_INTR_ERROR_CODE] = VM_EXIT_INTR_ERROR_CODE,
-    [HV_REG_EXIT_INSTR_LEN] = VM_EXIT_INSTRUCTION_LEN,
-    [HV_REG_EXIT_INSTR_INFO] = VMX_INSTRUCTION_INFO,
-    [HV_REG_GUEST_PHYS_ADDR] = GUEST_PHYSICAL_ADDRESS,
-    [HV_REG_GUEST_LINEAR_ADDR] = GUEST_LINEAR_ADDRESS,
-    [HV_REG_IDT_VECTORING_INFO] = IDT_VECTORING_INFO_FIELD,
-    [HV_REG_IDT_VECTORING_ERROR_CODE] = IDT_VECTORING_ERROR_CODE,
-};
-
 uint32_t regcache_vmcs_field(enum hv_reg reg)
 {
     return (unsigned)reg < HV_NR_REGS ? regcache_fields[reg] : HV_NO_VMCS_FIELD; /* bad indexes too */
@@ -138,14 +110,12 @@ void regcache_set_exit_info(struct regcache *rc, enum hv_reg reg, uint64_t val)
     rc->avail |= HV_REG_BIT(reg); /* never dirty: regcache_reset forgets it at the next exit */
 }
 
-void regcache_reset(struct regcache *rc)
+void regcache_reset_lost(struct regcache *rc)
 {
     uint64_t lost = rc->dirty & HV_REGS_WRITABLE_MASK;
 
     if (lost && first_time("regcache: lost dirty"))
         log_warn("regcache: reset drops unflushed registers %#llx", (unsigned long long)lost);
-    rc->avail = HV_REGS_STUB_MASK;
-    rc->dirty = 0;
 }
 
 void regcache_discard(struct regcache *rc)
@@ -154,23 +124,44 @@ void regcache_discard(struct regcache *rc)
     rc->dirty = 0;
 }
 
-void regcache_flush(struct regcache *rc)
+/* One test and, for a dirty register, one VMWRITE each, straight-line (a loop over the bitmap
+ * cost about 10 instructions per register; the exit and entry paths flush 6 or 7). */
+void regcache_flush_dirty(struct regcache *rc)
 {
-    uint64_t todo = rc->dirty & HV_REGS_VMCS_MASK;
+    uint64_t todo = rc->dirty & HV_REGS_VMCS_MASK, n = 0;
 
     if ((todo & HV_REGS_EXIT_INFO_MASK) && first_time("regcache: read-only dirty"))
         log_warn("regcache: read-only exit info marked dirty %#llx, not written",
                  (unsigned long long)(todo & HV_REGS_EXIT_INFO_MASK));
-    todo &= HV_REGS_WRITABLE_MASK;
     if (rc->guest_cr3_owned_by_nested)
         todo &= ~HV_REG_BIT(HV_REG_CR3);
-    while (todo) {
-        enum hv_reg reg = (enum hv_reg)__builtin_ctzll(todo);
-
-        todo &= todo - 1;
-        vmcs_write(regcache_fields[reg], rc->regs[reg]);
-        rc->vmwrites++;
+#define FLUSH(r)                                              \
+    if (todo & HV_REG_BIT(r)) {                               \
+        vmcs_write(regcache_fields[r], rc->regs[r]);          \
+        n++;                                                  \
     }
+    FLUSH(HV_REG_RSP)
+    FLUSH(HV_REG_RIP)
+    FLUSH(HV_REG_RFLAGS)
+    FLUSH(HV_REG_CR0)
+    FLUSH(HV_REG_CR3)
+    FLUSH(HV_REG_CR4)
+    if (todo & (HV_REG_BIT(HV_REG_PDPTR0) | HV_REG_BIT(HV_REG_PDPTR1) | HV_REG_BIT(HV_REG_PDPTR2) |
+                HV_REG_BIT(HV_REG_PDPTR3))) {
+        FLUSH(HV_REG_PDPTR0)
+        FLUSH(HV_REG_PDPTR1)
+        FLUSH(HV_REG_PDPTR2)
+        FLUSH(HV_REG_PDPTR3)
+    }
+    FLUSH(HV_REG_INTR_STATE)
+#undef FLUSH
+    _Static_assert(HV_REGS_WRITABLE_MASK ==
+                       (HV_REG_BIT(HV_REG_RSP) | HV_REG_BIT(HV_REG_RIP) | HV_REG_BIT(HV_REG_RFLAGS) |
+                        HV_REG_BIT(HV_REG_CR0) | HV_REG_BIT(HV_REG_CR3) | HV_REG_BIT(HV_REG_CR4) |
+                        HV_REG_BIT(HV_REG_PDPTR0) | HV_REG_BIT(HV_REG_PDPTR1) | HV_REG_BIT(HV_REG_PDPTR2) |
+                        HV_REG_BIT(HV_REG_PDPTR3) | HV_REG_BIT(HV_REG_INTR_STATE)),
+                   "regcache_flush_dirty writes every writable register");
+    rc->vmwrites += n;
     rc->dirty = 0;
 }
 

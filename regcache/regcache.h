@@ -139,8 +139,24 @@ _Static_assert(offsetof(struct regcache, regs[HV_REG_R14]) == REGCACHE_OFF_R14, 
 _Static_assert(offsetof(struct regcache, regs[HV_REG_R15]) == REGCACHE_OFF_R15, "R15");
 
 void regcache_init(struct regcache *rc, bool unrestricted_guest);
-void regcache_reset(struct regcache *rc);
-void regcache_flush(struct regcache *rc);
+/* Out of line: what reset and flush do only when something is left to do (a warning, the
+ * VMWRITEs). The inline halves keep the common exit cheap: nothing dirty at the exit, and a
+ * handful of registers at the entry. */
+void regcache_reset_lost(struct regcache *rc);
+void regcache_flush_dirty(struct regcache *rc);
+static inline void regcache_reset(struct regcache *rc)
+{
+    if (__builtin_expect(rc->dirty & HV_REGS_WRITABLE_MASK, 0))
+        regcache_reset_lost(rc); /* says so */
+    rc->avail = HV_REGS_STUB_MASK;
+    rc->dirty = 0;
+}
+static inline void regcache_flush(struct regcache *rc)
+{
+    if (rc->dirty & HV_REGS_VMCS_MASK)
+        regcache_flush_dirty(rc);
+    rc->dirty = 0;
+}
 /* Forget cached and dirty values without writing them: the VMCS they were meant for is
  * abandoned (a nested VM entry that fails after vmcs02 was prepared). */
 void regcache_discard(struct regcache *rc);
@@ -196,8 +212,34 @@ static inline void reg_mark_dirty(struct regcache *rc, enum hv_reg reg)
     rc->dirty |= HV_REG_BIT(reg);
 }
 
-/* The VMCS field of each register (HV_NO_VMCS_FIELD for the stub-saved GPRs). */
-extern const uint32_t regcache_fields[HV_NR_REGS];
+/* The VMCS field of each register (HV_NO_VMCS_FIELD for the stub-saved GPRs). Visible to
+ * every caller, so that reg_read of a constant register folds to one VMREAD of a constant
+ * field (an extern table cost a load and a compare at each read). */
+static const uint32_t regcache_fields[HV_NR_REGS] = {
+    [HV_REG_RAX ... HV_REG_RBX] = HV_NO_VMCS_FIELD, /* stub-saved GPRs */
+    [HV_REG_RSP] = GUEST_RSP,
+    [HV_REG_RBP ... HV_REG_R15] = HV_NO_VMCS_FIELD,
+    [HV_REG_RIP] = GUEST_RIP,
+    [HV_REG_RFLAGS] = GUEST_RFLAGS,
+    [HV_REG_CR0] = GUEST_CR0,
+    [HV_REG_CR3] = GUEST_CR3,
+    [HV_REG_CR4] = GUEST_CR4,
+    [HV_REG_PDPTR0] = GUEST_PDPTR0,
+    [HV_REG_PDPTR1] = GUEST_PDPTR1,
+    [HV_REG_PDPTR2] = GUEST_PDPTR2,
+    [HV_REG_PDPTR3] = GUEST_PDPTR3,
+    [HV_REG_INTR_STATE] = GUEST_INTERRUPTIBILITY_INFO,
+    [HV_REG_EXIT_REASON] = VM_EXIT_REASON,
+    [HV_REG_EXIT_QUALIFICATION] = EXIT_QUALIFICATION,
+    [HV_REG_EXIT_INTR_INFO] = VM_EXIT_INTR_INFO,
+    [HV_REG_EXIT_INTR_ERROR_CODE] = VM_EXIT_INTR_ERROR_CODE,
+    [HV_REG_EXIT_INSTR_LEN] = VM_EXIT_INSTRUCTION_LEN,
+    [HV_REG_EXIT_INSTR_INFO] = VMX_INSTRUCTION_INFO,
+    [HV_REG_GUEST_PHYS_ADDR] = GUEST_PHYSICAL_ADDRESS,
+    [HV_REG_GUEST_LINEAR_ADDR] = GUEST_LINEAR_ADDRESS,
+    [HV_REG_IDT_VECTORING_INFO] = IDT_VECTORING_INFO_FIELD,
+    [HV_REG_IDT_VECTORING_ERROR_CODE] = IDT_VECTORING_ERROR_CODE,
+};
 
 static inline uint64_t reg_read(struct regcache *rc, enum hv_reg reg)
 {

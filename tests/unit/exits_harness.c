@@ -105,6 +105,7 @@ void nested_handle_vmx_insn(struct nested_vcpu *nv, uint32_t reason)
     if (vmx_insn_enters && (reason == EXIT_REASON_VMLAUNCH || reason == EXIT_REASON_VMRESUME))
         v.nested.guest_mode = true;
 }
+void nested_handle_vmresume(struct nested_vcpu *nv) { nested_handle_vmx_insn(nv, EXIT_REASON_VMRESUME); }
 int reflect_init_calls;
 bool tpr_exit_pending;
 bool nested_tpr_exit_after_entry(const struct nested_vcpu *nv) { (void)nv; return tpr_exit_pending; }

@@ -55,9 +55,10 @@ static void test_dispatch_table(void)
     CHECK(exit_handler_for(11) == handle_ud, "GETSEC (11)");
     for (unsigned i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         CHECK(exit_handler_for(want[i].reason) == want[i].fn, "reason %u: want %s", want[i].reason, want[i].name);
-    /* VMCLEAR..VMXON, INVEPT, INVVPID: nested VMX (handle_vmx_insn: #UD when nested is off);
-     * VMFUNC: #UD, hv offers no VM functions */
-    static const uint32_t vmx_insns[] = {19, 20, 21, 22, 23, 24, 25, 26, 27, 50, 53};
+    /* VMCLEAR..VMXON, INVEPT, INVVPID: nested VMX (handle_vmx_insn: #UD when nested is off;
+     * VMRESUME has its own, handle_vmresume); VMFUNC: #UD, hv offers no VM functions */
+    CHECK(exit_handler_for(24) == handle_vmresume, "VMRESUME (24)");
+    static const uint32_t vmx_insns[] = {19, 20, 21, 22, 23, 25, 26, 27, 50, 53};
     for (unsigned i = 0; i < sizeof(vmx_insns) / sizeof(vmx_insns[0]); i++)
         CHECK(exit_handler_for(vmx_insns[i]) == handle_vmx_insn, "VMX instruction exit %u: want handle_vmx_insn",
               vmx_insns[i]);

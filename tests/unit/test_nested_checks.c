@@ -689,6 +689,31 @@ static void test_other_caps(void)
     CHECK(nested_check_controls(&v, &caps, 40) == 0 && nested_check_controls(&v, &caps, 36) != 0, "phys_bits");
 }
 
+/* nested_check_entry_rip (a fast VMRESUME that changed L2's RIP alone) gives the full guest
+ * checks' answer for any RIP: 64-bit, 32-bit and virtual-8086 L2s. */
+static void test_entry_rip(void)
+{
+    static struct vmcs12 v;
+    static const uint64_t rips[] = {0x1000, 0xffffffffull, 0x100000000ull, 0x00007ffffffff000ull, NONCANON,
+                                    0xffff800000000000ull, 0xfffffffffffff000ull, 0x8000000000000000ull};
+    void (*setups[])(struct vmcs12 *) = {valid64, valid32, valid_v86};
+    const char *names[] = {"64-bit", "32-bit", "virtual-8086"};
+    for (unsigned s = 0; s < 3; s++) {
+        for (unsigned i = 0; i < sizeof(rips) / sizeof(rips[0]); i++) {
+            uint64_t qual = 0;
+            setups[s](&v);
+            vmcs12_set(&v, GUEST_RIP, rips[i]);
+            int full = nested_check_guest(&v, &caps, PHYS_BITS, &link, &qual);
+            char rule_full[128];
+            snprintf(rule_full, sizeof(rule_full), "%s", nested_check_last_rule());
+            int rip = nested_check_entry_rip(&v);
+            CHECK((full == 0) == (rip == 0) && (full == 0 || (qual == 0 && !strcmp(rule_full, nested_check_last_rule()))),
+                  "%s L2, RIP %#llx: full checks %d (%s), RIP rule %d (%s)", names[s], ULL(rips[i]), full, rule_full,
+                  rip, nested_check_last_rule());
+        }
+    }
+}
+
 int main(void)
 {
     struct vmx_msrs m = bochs();
@@ -699,6 +724,7 @@ int main(void)
         rules += cases[i].fn != PASS;
     }
     test_other_caps();
+    test_entry_rip();
     printf("%u table rows (%u failing, %u passing)\n", n, rules, n - rules);
     return test_summary();
 }

@@ -8,6 +8,7 @@
  */
 #include <string.h>
 #include "lib/x86.h"
+#include "nested/checks.h"
 #include "tests/unit/nested_harness.h"
 #include "vmx/vmx_bits.h"
 
@@ -234,8 +235,51 @@ static void test_fast_resume(void)
               fake_vmcs_get(GUEST_ES_SELECTOR) == 0x18 && ns.fast_entries == f1,
           "a VMWRITE exit (unshadowed ES): the full path, vmcs02 ES %#llx", ULL(fake_vmcs_get(GUEST_ES_SELECTOR)));
     CHECK(l2_exit(EXIT_REASON_CPUID, 0), "exit");
+    uint64_t rflags = sh(GUEST_RFLAGS);
     fake_vmcs_set_in(ns.shadow_pa, GUEST_RFLAGS, 0);
     CHECK(l1_vmresume() == O_ENTRY_FAILED, "RFLAGS bit 1 clear: VM-entry failure (the fast checks)");
+    fake_vmcs_set_in(ns.shadow_pa, GUEST_RFLAGS, rflags);
+    CHECK(l1_vmresume() == O_ENTERED && l2_exit(EXIT_REASON_CPUID, 0), "entered again, exit");
+}
+
+/* VMRESUME after an exit that changed L2's RIP alone (NESTED_CHG_RIP): only RIP's rule runs,
+ * and a bad RIP still fails the entry as the full checks fail it (SDM 26.3.1.4: exit 33 with
+ * bit 31, qualification 0); RIP with RFLAGS still runs the RFLAGS rules. */
+static void entry_failed_with(const char *rule, const char *what)
+{
+    uint64_t r = vmcs12_get(ns.cache, VM_EXIT_REASON), q = vmcs12_get(ns.cache, EXIT_QUALIFICATION);
+    CHECK(r == (VMX_EXIT_REASON_ENTRY_FAIL | EXIT_REASON_INVALID_STATE) && q == ENTRY_FAIL_DEFAULT &&
+              strstr(nested_check_last_rule(), rule), "%s: exit reason %#llx qualification %llu, rule \"%s\"", what,
+          ULL(r), ULL(q), nested_check_last_rule());
+}
+
+static void test_fast_resume_rip(void)
+{
+    nh_setup(true);
+    l1_ready(PG_VMCS_A);
+    CHECK(l1_vmlaunch() == O_ENTERED && l2_exit(EXIT_REASON_CPUID, 0), "launched, exit");
+    uint64_t fast0 = ns.fast_entries, rip = sh(GUEST_RIP), rflags = sh(GUEST_RFLAGS);
+    fake_vmcs_set_in(ns.shadow_pa, GUEST_RIP, rip + 2);
+    CHECK(l1_vmresume() == O_ENTERED && fake_vmcs_get(GUEST_RIP) == rip + 2 && ns.fast_entries == fast0 + 1,
+          "RIP alone changed: fast entry, vmcs02 RIP %#llx", ULL(fake_vmcs_get(GUEST_RIP)));
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "exit");
+    fake_vmcs_set_in(ns.shadow_pa, GUEST_RIP, 0x0000800000000000ull); /* not canonical; bits 63:32 set */
+    CHECK(l1_vmresume() == O_ENTRY_FAILED && ns.fast_entries == fast0 + 1, "a bad RIP alone: VM-entry failure");
+    entry_failed_with("26.3.1.4: guest RIP", "a bad RIP alone");
+    fake_vmcs_set_in(ns.shadow_pa, GUEST_RIP, rip);
+    CHECK(l1_vmresume() == O_ENTERED && l2_exit(EXIT_REASON_CPUID, 0), "entered again (full path), exit");
+    fast0 = ns.fast_entries;
+    fake_vmcs_set_in(ns.shadow_pa, GUEST_RIP, rip + 3);
+    fake_vmcs_set_in(ns.shadow_pa, GUEST_RFLAGS, rflags & ~2ull); /* bit 1 must be 1 */
+    CHECK(l1_vmresume() == O_ENTRY_FAILED && ns.fast_entries == fast0, "RIP and a bad RFLAGS: VM-entry failure");
+    entry_failed_with("26.3.1.4: guest RFLAGS reserved bits", "RIP and a bad RFLAGS");
+    fake_vmcs_set_in(ns.shadow_pa, GUEST_RFLAGS, rflags);
+    CHECK(l1_vmresume() == O_ENTERED && l2_exit(EXIT_REASON_CPUID, 0), "entered again, exit");
+    fast0 = ns.fast_entries;
+    fake_vmcs_set_in(ns.shadow_pa, GUEST_RIP, rip + 4);
+    fake_vmcs_set_in(ns.shadow_pa, GUEST_RFLAGS, rflags | 1); /* CF */
+    CHECK(l1_vmresume() == O_ENTERED && fake_vmcs_get(GUEST_RFLAGS) == (rflags | 1) && ns.fast_entries == fast0 + 1,
+          "RIP and a good RFLAGS: fast entry, vmcs02 RFLAGS %#llx", ULL(fake_vmcs_get(GUEST_RFLAGS)));
 }
 
 /* An exit reflected before vmcs02 ever ran (an NMI or a held INIT for L1 right after its
@@ -265,6 +309,7 @@ int main(void)
     test_entry_pull();
     test_no_exit_info();
     test_fast_resume();
+    test_fast_resume_rip();
     test_reflect_before_run();
     return test_summary();
 }
