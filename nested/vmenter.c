@@ -33,26 +33,35 @@ const unsigned nested_nr_guest_fields = sizeof(nested_guest_fields) / sizeof(nes
     F(CR3_TARGET_VALUE2) F(CR3_TARGET_VALUE3) F(TSC_OFFSET) F(VM_ENTRY_INTR_INFO_FIELD)                      \
     F(VM_ENTRY_EXCEPTION_ERROR_CODE) F(VM_ENTRY_INSTRUCTION_LEN)
 
-static void merge_bitmap(uint8_t *dst, uint64_t l1_pa, const uint8_t *hv_bm)
+/* L1's MSR bitmap OR hv's (hv's exits stay hv's) into vmcs02's. L1 may have changed its page
+ * since the last entry, so all of it is read at every entry that merges; hv's has bits in a
+ * few quadwords only (IA32_FEATURE_CONTROL, the VMX capability MSRs, the x2APIC ICR): L1's
+ * page is copied whole and those quadwords ORed in after. */
+static void merge_bitmap(struct nested_state *n, uint8_t *dst, uint64_t l1_pa, const uint8_t *hv_bm)
 {
     const uint64_t *h = (const uint64_t *)hv_bm;
     uint64_t *d = (uint64_t *)dst;
     /* L1's bitmap as L1 sees memory: outside RAM (hv's memory, MMIO) it reads zeros. */
     if (!hv_gpa_is_ram(l1_pa, 4096)) {
-        for (int i = 0; i < 512; i++)
-            d[i] = h[i];
+        __builtin_memcpy(d, h, 4096);
         return;
     }
-    /* Every VMRESUME of an L1 with MSR bitmaps (KVM) merges the page (L1 may have changed it):
-     * four quadwords a turn, no test in the loop: KVM's I/O round trip (make bench-kvm) 45,999 -> 41,764
-     * Bochs ticks; the merge took 6,459 of its 15,473-tick VMRESUME before. */
-    const uint64_t *l1 = (const uint64_t *)(uintptr_t)l1_pa;
-    for (int i = 0; i < 512; i += 4) {
-        d[i] = l1[i] | h[i];
-        d[i + 1] = l1[i + 1] | h[i + 1];
-        d[i + 2] = l1[i + 2] | h[i + 2];
-        d[i + 3] = l1[i + 3] | h[i + 3];
+    if (!n->hv_bm_known) {
+        n->hv_bm_n = 0;
+        for (unsigned i = 0; i < 512; i++)
+            if (h[i] && n->hv_bm_n++ < NESTED_HV_BM_MAX)
+                n->hv_bm_idx[n->hv_bm_n - 1] = (uint16_t)i;
+        n->hv_bm_known = true;
     }
+    const uint64_t *l1 = (const uint64_t *)(uintptr_t)l1_pa;
+    if (n->hv_bm_n > NESTED_HV_BM_MAX) {
+        for (int i = 0; i < 512; i++)
+            d[i] = l1[i] | h[i];
+        return;
+    }
+    __builtin_memcpy(d, l1, 4096);
+    for (unsigned k = 0; k < n->hv_bm_n; k++)
+        d[n->hv_bm_idx[k]] |= h[n->hv_bm_idx[k]];
 }
 
 struct l1_state {
@@ -72,7 +81,7 @@ static bool keep_controls(struct nested_vcpu *nv)
     if (nested_vpid02_enter(nv) != n->vpid02_ctl)
         return false; /* SECONDARY_VPID may change: build all (nested_vpid02_enter again: no flush) */
     if (v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_USE_MSR_BITMAPS)
-        merge_bitmap(n->msr_bitmap02, v12(nv, MSR_BITMAP), nv->msr_bitmap01);
+        merge_bitmap(n, n->msr_bitmap02, v12(nv, MSR_BITMAP), nv->msr_bitmap01);
     vmcs_write(CPU_BASED_VM_EXEC_CONTROL, n->proc02);
     uint64_t eptp = n->ept12 ? n->ept02->eptp : nv->eptp;
     if (eptp != n->eptp02)
@@ -90,7 +99,7 @@ static void prepare_controls(struct nested_vcpu *nv, bool fast)
     uint32_t proc = (uint32_t)v12(nv, CPU_BASED_VM_EXEC_CONTROL);
     uint32_t proc2 = (proc & CPU_BASED_ACTIVATE_SECONDARY) ? (uint32_t)v12(nv, SECONDARY_VM_EXEC_CONTROL) : 0;
     if (proc & CPU_BASED_USE_MSR_BITMAPS) {
-        merge_bitmap(n->msr_bitmap02, v12(nv, MSR_BITMAP), nv->msr_bitmap01);
+        merge_bitmap(n, n->msr_bitmap02, v12(nv, MSR_BITMAP), nv->msr_bitmap01);
         vmcs_write(MSR_BITMAP, (uint64_t)(uintptr_t)n->msr_bitmap02);
     } /* else every MSR access exits: L1 asked for that */
     /* Every I/O instruction of L2 exits to hv, which asks L1's I/O bitmaps as they are at

@@ -123,8 +123,40 @@ static void test_apicv(void)
     CHECK(w02(APIC_ACCESS_ADDR) == w && w02(VIRTUAL_APIC_PAGE_ADDR) == wv, "APIC-access and virtual-APIC addresses kept");
 }
 
+/* vmcs02's MSR bitmap at each entry, fast ones too: L1's page as it is now OR hv's, with hv's
+ * bits in a few quadwords (ORed one by one) or in many (every quadword merged). */
+static unsigned bitmap_bad(void)
+{
+    const uint8_t *bm = ns.msr_bitmap02, *l1 = gpa_ptr(GPA(PG_MSR_BM)), *h = nv.msr_bitmap01;
+    unsigned bad = 0;
+    for (unsigned i = 0; i < 4096; i++)
+        bad += bm[i] != (uint8_t)(l1[i] | h[i]);
+    return bad;
+}
+
+static void test_msr_bitmap(unsigned hv_quadwords)
+{
+    nh_setup(true);
+    uint8_t *h = (uint8_t *)nv.msr_bitmap01;
+    for (unsigned k = 0; k < hv_quadwords; k++)
+        h[(k * 8 * 37) % 4096] |= (uint8_t)(1u << (k % 8)); /* one bit in each of hv_quadwords quadwords */
+    l1_ready(PG_VMCS_A);
+    uint8_t *l1 = gpa_ptr(GPA(PG_MSR_BM));
+    l1[0] = 0x11, l1[4095] = 0x80;
+    launched();
+    CHECK(bitmap_bad() == 0, "hv %u quadwords: merged at launch (%u bytes differ)", hv_quadwords, bitmap_bad());
+    for (unsigned i = 0; i < 4096; i += 97)
+        l1[i] ^= 0x5a; /* L1 changes its page while in VMX root (SDM 25.11.4 allows it then) */
+    resume_fast("L1 changed its MSR bitmap");
+    CHECK(bitmap_bad() == 0, "hv %u quadwords: L1's change merged (%u bytes differ)", hv_quadwords, bitmap_bad());
+    CHECK(ns.hv_bm_known && (ns.hv_bm_n == hv_quadwords || hv_quadwords == 0), "hv's quadwords found: %u",
+          ns.hv_bm_n);
+}
+
 int main(void)
 {
+    test_msr_bitmap(3);
+    test_msr_bitmap(NESTED_HV_BM_MAX + 9);
     test_kept();
     test_vpid();
     test_eptp();
