@@ -86,7 +86,11 @@ static bool keep_controls(struct nested_vcpu *nv)
     uint64_t eptp = n->ept12 ? n->ept02->eptp : nv->eptp;
     if (eptp != n->eptp02)
         vmcs_write(EPT_POINTER, n->eptp02 = eptp);
-    nested_apicv_prepare(nv, false);
+    /* Every APIC-virtualization control requires "use TPR shadow" (26.2.1.1) */
+    if (v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_TPR_SHADOW)
+        nested_apicv_prepare(nv, false);
+    else
+        n->vid_entry_armed = false;
     return true;
 }
 
