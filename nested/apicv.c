@@ -80,26 +80,34 @@ bool nested_tpr_exit_after_entry(const struct nested_vcpu *nv)
     return tpr_threshold_applies(nv) && (v12(nv, TPR_THRESHOLD) & 0xf) > (uint64_t)(l1_vtpr(nv) >> 4);
 }
 
-void nested_apicv_prepare(struct nested_vcpu *nv)
+void nested_apicv_prepare(struct nested_vcpu *nv, bool full)
 {
     uint32_t pin = (uint32_t)v12(nv, PIN_BASED_VM_EXEC_CONTROL), proc = proc12(nv), proc2 = proc2_12(nv);
     uint32_t pin_ok = nested_allowed1(nv->caps->true_pinbased), proc_ok = nested_allowed1(nv->caps->true_procbased);
     uint32_t proc2_ok = nested_allowed1(nv->caps->procbased2);
     /* Only fields the CPU has (the feature is offered) are written; the controls that use them
-     * came from vmcs12 through prepare_controls. */
+     * came from vmcs12 through prepare_controls. A fast VMRESUME (!full) finds vmcs12's
+     * addresses, vector and EOI-exit bitmaps unchanged and in vmcs02, and the guest interrupt
+     * status there as the last exit left it (nested_apicv_sync); per entry remain the TPR
+     * threshold (L1 writes it freely, nested_apicv_l2_resume may have lowered vmcs02's), the
+     * stand-in pages zeroed, and the virtual interrupt the entry may deliver. */
     if ((proc_ok & CPU_BASED_TPR_SHADOW) && (proc & CPU_BASED_TPR_SHADOW)) {
         uint64_t va = v12(nv, VIRTUAL_APIC_PAGE_ADDR);
-        vmcs_write(VIRTUAL_APIC_PAGE_ADDR, hv_gpa_is_ram(va, 4096) ? va : stand_in(nv, 0));
+        uint64_t page = hv_gpa_is_ram(va, 4096) ? va : stand_in(nv, 0);
+        if (full)
+            vmcs_write(VIRTUAL_APIC_PAGE_ADDR, page);
         vmcs_write(TPR_THRESHOLD, v12(nv, TPR_THRESHOLD));
     }
-    if ((proc2_ok & SECONDARY_VIRTUALIZE_APIC) && (proc2 & SECONDARY_VIRTUALIZE_APIC))
+    if (full && (proc2_ok & SECONDARY_VIRTUALIZE_APIC) && (proc2 & SECONDARY_VIRTUALIZE_APIC))
         vmcs_write(APIC_ACCESS_ADDR, v12(nv, APIC_ACCESS_ADDR));
     nv->n->vid_entry_armed = false;
     if ((proc2_ok & SECONDARY_VIRTUAL_INTR_DELIVERY) && (proc2 & SECONDARY_VIRTUAL_INTR_DELIVERY)) {
-        for (unsigned i = 0; i < 4; i++)
-            vmcs_write(EOI_EXIT_BITMAP0 + 2 * i, v12(nv, EOI_EXIT_BITMAP0 + 2 * i));
         uint16_t gis = (uint16_t)v12(nv, GUEST_INTR_STATUS);
-        vmcs_write(GUEST_INTR_STATUS, gis); /* guest state (25.4.2) */
+        if (full) {
+            for (unsigned i = 0; i < 4; i++)
+                vmcs_write(EOI_EXIT_BITMAP0 + 2 * i, v12(nv, EOI_EXIT_BITMAP0 + 2 * i));
+            vmcs_write(GUEST_INTR_STATUS, gis); /* guest state (25.4.2) */
+        }
         nv->n->vid_entry_gis = gis;
         nv->n->vid_entry_rip = v12(nv, GUEST_RIP);
         nv->n->vid_entry_armed = (gis & 0xff) && (gis & 0xff) != gis >> 8 &&
@@ -107,8 +115,11 @@ void nested_apicv_prepare(struct nested_vcpu *nv)
     }
     if ((pin_ok & PIN_BASED_POSTED_INTR) && (pin & PIN_BASED_POSTED_INTR)) {
         uint64_t pid = v12(nv, POSTED_INTR_DESC_ADDR);
-        vmcs_write(POSTED_INTR_NV, v12(nv, POSTED_INTR_NV));
-        vmcs_write(POSTED_INTR_DESC_ADDR, hv_gpa_is_ram(pid, 64) ? pid : stand_in(nv, 1) + (pid & 0xfc0));
+        uint64_t desc = hv_gpa_is_ram(pid, 64) ? pid : stand_in(nv, 1) + (pid & 0xfc0);
+        if (full) {
+            vmcs_write(POSTED_INTR_NV, v12(nv, POSTED_INTR_NV));
+            vmcs_write(POSTED_INTR_DESC_ADDR, desc);
+        }
     }
 }
 

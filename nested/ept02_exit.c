@@ -54,7 +54,7 @@ int nested_ept02_switch(struct nested_vcpu *nv, uint64_t eptp12)
 {
     if (use_root(nv, eptp12))
         return -1;
-    vmcs_write(EPT_POINTER, nv->n->ept02->eptp);
+    vmcs_write(EPT_POINTER, nv->n->eptp02 = nv->n->ept02->eptp);
     return 0;
 }
 

@@ -22,6 +22,7 @@
 #include "vpid.h"
 #include "ept02.h"
 
+#define NESTED_HV_BM_MAX 32 /* quadwords of hv's MSR bitmap merged one by one (merge_bitmap) */
 /* hv's host-state fields, identical in vmcs01 and vmcs02 */
 #define NESTED_NR_HOST_FIELDS 22
 
@@ -61,6 +62,19 @@ struct nested_state {
     uint64_t *entry_undo_val;
     struct vpid02_table vpid02; /* hv's VPIDs for L1's (nested/vpid.c) */
     uint16_t vpid02_cur;     /* the VPID vmcs02 runs L2 with; 0: none */
+    /* vmcs02's controls as the last full entry built them (nested/vmenter.c prepare_controls),
+     * which a fast VMRESUME keeps: the primary processor-based controls (hv's NMI window, MTF
+     * and I/O steps change vmcs02's while L2 runs), the VPID and the EPTP vmcs02 was given
+     * (nested_ept02_switch too). */
+    uint32_t proc02;
+    uint16_t vpid02_ctl;
+    uint64_t eptp02;
+    /* The quadwords of hv's MSR bitmap with a bit set (nested/vmenter.c merge_bitmap), found at
+     * the first merge: hv sets its bitmap before any guest runs (hv/virt.c) and never again.
+     * hv_bm_n > NESTED_HV_BM_MAX: too many, every quadword is merged. */
+    bool hv_bm_known;
+    uint16_t hv_bm_n;
+    uint16_t hv_bm_idx[NESTED_HV_BM_MAX];
     uint8_t *apicv_page[2];  /* stand-ins for a virtual-APIC page / PI descriptor not in RAM (nested/apicv.c) */
     /* From a nested VM-Enter with virtual-interrupt delivery, RVI to deliver and nothing
      * injected, until vmcs02's next exit: L2's RIP and guest interrupt status at that entry

@@ -24,8 +24,9 @@ unsigned nested_l1_cpl(void); /* the CPL of the guest running now (L1, or L2 on 
 bool nested_guest_64(void);   /* that guest is in 64-bit mode */
 void nested_vmcs12_writeback(struct nested_vcpu *nv);
 void nested_vmenter(struct nested_vcpu *nv, bool launch);
-/* Build vmcs02 (current) from vmcs12 and hv's needs. */
-void nested_prepare_vmcs02(struct nested_vcpu *nv);
+/* Build vmcs02 (current) from vmcs12 and hv's needs. fast: a fast VMRESUME
+ * (nested/vmenter_fast.c): vmcs02's controls are kept where they cannot have changed. */
+void nested_prepare_vmcs02(struct nested_vcpu *nv, bool fast);
 /* After the checks (vmcs01 current): vmcs02 made current and built; bulk: the guest state
  * vmcs02 keeps across a reflected exit too. pdpte: L2's PDPTEs or NULL. */
 void nested_enter_vmcs02(struct nested_vcpu *nv, bool bulk, const uint64_t *pdpte);
@@ -129,8 +130,9 @@ void nested_vpid02_vmxoff(struct nested_vcpu *nv);
  * page (and hv's stand-in pages): 0 or VMXERR_ENTRY_INVALID_CONTROL (nested_apicv_check,
  * below: inline without "use TPR shadow", where it cannot apply; it runs at every entry). */
 int nested_apicv_check_tpr_shadow(struct nested_vcpu *nv);
-/* vmcs02's APIC-virtualization fields from vmcs12 (vmcs02 current). */
-void nested_apicv_prepare(struct nested_vcpu *nv);
+/* vmcs02's APIC-virtualization fields from vmcs12 (vmcs02 current). full: all of them; else
+ * (a fast VMRESUME: vmcs12's APIC fields unchanged, vmcs02 holds them) only what is per entry. */
+void nested_apicv_prepare(struct nested_vcpu *nv, bool full);
 /* Before hv's own re-entry of vmcs02 (not L1's VM entry): vmcs02's TPR threshold at most
  * VTPR[7:4], so the CPU neither refuses vmcs02 nor exits for a VTPR L2 lowered by a store. */
 void nested_apicv_l2_resume(struct nested_vcpu *nv);

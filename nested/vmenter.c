@@ -33,40 +33,81 @@ const unsigned nested_nr_guest_fields = sizeof(nested_guest_fields) / sizeof(nes
     F(CR3_TARGET_VALUE2) F(CR3_TARGET_VALUE3) F(TSC_OFFSET) F(VM_ENTRY_INTR_INFO_FIELD)                      \
     F(VM_ENTRY_EXCEPTION_ERROR_CODE) F(VM_ENTRY_INSTRUCTION_LEN)
 
-static void merge_bitmap(uint8_t *dst, uint64_t l1_pa, const uint8_t *hv_bm)
+/* L1's MSR bitmap OR hv's (hv's exits stay hv's) into vmcs02's. L1 may have changed its page
+ * since the last entry, so all of it is read at every entry that merges; hv's has bits in a
+ * few quadwords only (IA32_FEATURE_CONTROL, the VMX capability MSRs, the x2APIC ICR): L1's
+ * page is copied whole and those quadwords ORed in after. */
+static void merge_bitmap(struct nested_state *n, uint8_t *dst, uint64_t l1_pa, const uint8_t *hv_bm)
 {
     const uint64_t *h = (const uint64_t *)hv_bm;
     uint64_t *d = (uint64_t *)dst;
     /* L1's bitmap as L1 sees memory: outside RAM (hv's memory, MMIO) it reads zeros. */
     if (!hv_gpa_is_ram(l1_pa, 4096)) {
-        for (int i = 0; i < 512; i++)
-            d[i] = h[i];
+        __builtin_memcpy(d, h, 4096);
         return;
     }
-    /* Every VMRESUME of an L1 with MSR bitmaps (KVM) merges the page (L1 may have changed it):
-     * four quadwords a turn, no test in the loop: KVM's I/O round trip (make bench-kvm) 45,999 -> 41,764
-     * Bochs ticks; the merge took 6,459 of its 15,473-tick VMRESUME before. */
-    const uint64_t *l1 = (const uint64_t *)(uintptr_t)l1_pa;
-    for (int i = 0; i < 512; i += 4) {
-        d[i] = l1[i] | h[i];
-        d[i + 1] = l1[i + 1] | h[i + 1];
-        d[i + 2] = l1[i + 2] | h[i + 2];
-        d[i + 3] = l1[i + 3] | h[i + 3];
+    if (!n->hv_bm_known) {
+        n->hv_bm_n = 0;
+        for (unsigned i = 0; i < 512; i++)
+            if (h[i] && n->hv_bm_n++ < NESTED_HV_BM_MAX)
+                n->hv_bm_idx[n->hv_bm_n - 1] = (uint16_t)i;
+        n->hv_bm_known = true;
     }
+    const uint64_t *l1 = (const uint64_t *)(uintptr_t)l1_pa;
+    if (n->hv_bm_n > NESTED_HV_BM_MAX) { /* four quadwords a turn, no test in the loop */
+        for (int i = 0; i < 512; i += 4) {
+            d[i] = l1[i] | h[i];
+            d[i + 1] = l1[i + 1] | h[i + 1];
+            d[i + 2] = l1[i + 2] | h[i + 2];
+            d[i + 3] = l1[i + 3] | h[i + 3];
+        }
+        return;
+    }
+    __builtin_memcpy(d, l1, 4096);
+    for (unsigned k = 0; k < n->hv_bm_n; k++)
+        d[n->hv_bm_idx[k]] |= h[n->hv_bm_idx[k]];
 }
 
 struct l1_state {
     uint64_t efer, pat, dr7, debugctl;
 };
 
-static void prepare_controls(struct nested_vcpu *nv)
+/* A fast VMRESUME (nested/vmenter_fast.c) keeps vmcs02's controls: vmcs12's cannot have
+ * changed since the last full entry built them (a change to one takes the full path). Redone
+ * here is what hv changed or what changes without vmcs12: the primary controls, in which hv
+ * may have left an NMI window, MTF or an I/O step of L2's last run (hv/exit.c, hv/exit_ept.c,
+ * hv/exit_io.c, nested/ept02_exit.c), written back as built; the VPID, which
+ * nested_vpid02_enter gives (and invalidates) at every entry; EPT02's root; the APIC fields
+ * that are per entry; L1's MSR bitmap, merged again. false: the full build is needed. */
+static bool keep_controls(struct nested_vcpu *nv)
+{
+    struct nested_state *n = nv->n;
+    if (nested_vpid02_enter(nv) != n->vpid02_ctl)
+        return false; /* SECONDARY_VPID may change: build all (nested_vpid02_enter again: no flush) */
+    if (v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_USE_MSR_BITMAPS)
+        merge_bitmap(n, n->msr_bitmap02, v12(nv, MSR_BITMAP), nv->msr_bitmap01);
+    vmcs_write(CPU_BASED_VM_EXEC_CONTROL, n->proc02);
+    uint64_t eptp = n->ept12 ? n->ept02->eptp : nv->eptp;
+    if (eptp != n->eptp02)
+        vmcs_write(EPT_POINTER, n->eptp02 = eptp);
+    /* Every APIC-virtualization control requires "use TPR shadow" (26.2.1.1) */
+    if (v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_TPR_SHADOW)
+        nested_apicv_prepare(nv, false);
+    else
+        n->vid_entry_armed = false;
+    return true;
+}
+
+static void prepare_controls(struct nested_vcpu *nv, bool fast)
 {
     struct nested_state *n = nv->n;
     const struct vmx_msrs *hw = nv->hw;
+    if (fast && keep_controls(nv))
+        return;
     uint32_t proc = (uint32_t)v12(nv, CPU_BASED_VM_EXEC_CONTROL);
     uint32_t proc2 = (proc & CPU_BASED_ACTIVATE_SECONDARY) ? (uint32_t)v12(nv, SECONDARY_VM_EXEC_CONTROL) : 0;
     if (proc & CPU_BASED_USE_MSR_BITMAPS) {
-        merge_bitmap(n->msr_bitmap02, v12(nv, MSR_BITMAP), nv->msr_bitmap01);
+        merge_bitmap(n, n->msr_bitmap02, v12(nv, MSR_BITMAP), nv->msr_bitmap01);
         vmcs_write(MSR_BITMAP, (uint64_t)(uintptr_t)n->msr_bitmap02);
     } /* else every MSR access exits: L1 asked for that */
     /* Every I/O instruction of L2 exits to hv, which asks L1's I/O bitmaps as they are at
@@ -75,7 +116,8 @@ static void prepare_controls(struct nested_vcpu *nv)
     proc = (proc & ~CPU_BASED_USE_IO_BITMAPS) | CPU_BASED_UNCOND_IO_EXITING;
     /* L2 runs on EPT02 with L1's EPT, else on EPT01; either way EPT is on, so unrestricted
      * guest may pass through (it requires EPT, 26.2.1.1). L2's VPID is hv's (nested/vpid.c). */
-    uint16_t vpid02 = nested_vpid02_enter(nv);
+    uint16_t vpid02 = fast ? n->vpid02_cur : nested_vpid02_enter(nv); /* keep_controls called it */
+    n->vpid02_ctl = vpid02;
     proc2 = (proc2 & ~SECONDARY_VPID) | SECONDARY_EPT | (vpid02 ? SECONDARY_VPID : 0);
     if (vpid02)
         vmcs_write(VIRTUAL_PROCESSOR_ID, vpid02);
@@ -89,7 +131,8 @@ static void prepare_controls(struct nested_vcpu *nv)
      * L2 as L1's controls say. L2's NMI blocking is then virtual, as L1 expects it. */
     vmcs_write(PIN_BASED_VM_EXEC_CONTROL, vmx_adjust_ctls(hw->pinbased, (uint32_t)v12(nv, PIN_BASED_VM_EXEC_CONTROL) |
                                                                              vmx_virtual_nmi_pin(hw->pinbased)));
-    vmcs_write(CPU_BASED_VM_EXEC_CONTROL, vmx_adjust_ctls(hw->procbased, proc));
+    n->proc02 = vmx_adjust_ctls(hw->procbased, proc);
+    vmcs_write(CPU_BASED_VM_EXEC_CONTROL, n->proc02);
     vmcs_write(SECONDARY_VM_EXEC_CONTROL, vmx_adjust_ctls(hw->procbased2, proc2));
     uint32_t exit = (uint32_t)v12(nv, VM_EXIT_CONTROLS) & VM_EXIT_ACK_INTR_ON_EXIT;
     exit |= VM_EXIT_HOST_ADDR_SPACE_SIZE | VM_EXIT_SAVE_EFER | VM_EXIT_LOAD_EFER | VM_EXIT_SAVE_PAT | VM_EXIT_LOAD_PAT;
@@ -103,7 +146,7 @@ static void prepare_controls(struct nested_vcpu *nv)
     uint32_t entry = ((uint32_t)v12(nv, VM_ENTRY_CONTROLS) & VM_ENTRY_IA32E_MODE) | VM_ENTRY_LOAD_EFER |
                      VM_ENTRY_LOAD_PAT | VM_ENTRY_LOAD_DEBUG_CONTROLS;
     vmcs_write(VM_ENTRY_CONTROLS, vmx_adjust_ctls(hw->entry, entry));
-    vmcs_write(EPT_POINTER, n->ept12 ? n->ept02->eptp : nv->eptp);
+    vmcs_write(EPT_POINTER, n->eptp02 = n->ept12 ? n->ept02->eptp : nv->eptp);
     if (nested_allowed1(nv->caps->procbased2) & SECONDARY_XSAVES) /* offered: the CPU has the field */
         vmcs_write(XSS_EXIT_BITMAP, proc2 & SECONDARY_XSAVES ? vmcs12_xss_exit_bitmap(n->cache) : 0);
     /* TSC scaling and offsetting pass through: hv neither scales nor offsets L1's TSC, so
@@ -118,7 +161,7 @@ static void prepare_controls(struct nested_vcpu *nv)
      * (nested/vmfunc.c). */
     if (proc2 & SECONDARY_VMFUNC)
         vmcs_write(VM_FUNCTION_CONTROL, 0);
-    nested_apicv_prepare(nv); /* TPR shadow, APIC-access page, posted interrupts (nested/apicv.c) */
+    nested_apicv_prepare(nv, true); /* TPR shadow, APIC-access page, posted interrupts (nested/apicv.c) */
     vmcs_write(VMCS_LINK_POINTER, ~0ull); /* vmcs02 has no shadowing: never L1's link pointer, an L1 page */
     vmcs_write(VM_EXIT_MSR_STORE_COUNT, 0); /* hv performs vmcs12's MSR lists itself */
     vmcs_write(VM_EXIT_MSR_LOAD_COUNT, 0);
@@ -222,14 +265,14 @@ void nested_save_host_fields(struct nested_vcpu *nv)
         nv->n->host_fields[i] = vmcs_read(host_fields[i]);
 }
 
-void nested_prepare_vmcs02(struct nested_vcpu *nv)
+void nested_prepare_vmcs02(struct nested_vcpu *nv, bool fast)
 {
     /* VM exits from L2 come to hv. Host state never changes, so a vmcs02 that was already
      * launched (and not cleared since) still holds it. */
     if (!nv->n->vmcs02_launched)
         for (int i = 0; i < NESTED_NR_HOST_FIELDS; i++)
             vmcs_write(host_fields[i], nv->n->host_fields[i]);
-    prepare_controls(nv);
+    prepare_controls(nv, fast);
 }
 
 void nested_vmenter(struct nested_vcpu *nv, bool launch)
@@ -325,7 +368,7 @@ void nested_enter_vmcs02(struct nested_vcpu *nv, bool bulk, const uint64_t *pdpt
         n->vmcs02_launched = false;
     }
     vmptrld(n->vmcs02_pa);
-    nested_prepare_vmcs02(nv);
+    nested_prepare_vmcs02(nv, !bulk); /* bulk: the full path; else a fast VMRESUME */
     if (bulk)
         prepare_guest_bulk(nv);
     prepare_guest(nv, &l1, pdpte);

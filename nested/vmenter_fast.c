@@ -12,10 +12,11 @@
  *    there reruns every check for the SDM's verdict and order; a host field reruns the host
  *    checks; the TSC offset, timer, exception bitmap, TPR threshold and L2's RSP are written
  *    at every entry anyway.
- * What does not live in vmcs12 is redone at every entry as on the full path: vmcs02's
- * controls (hv's NMI window or MTF may be left in them, the VPID, EPT02's root, L1's MSR
- * bitmap merged again since L1 may have written its page), the APIC-virtualization fields
- * and the VTPR rule (L1's virtual-APIC page is memory), L1's EFER/PAT/debug state, GUEST_CR3.
+ * vmcs02's controls are kept (nested/vmenter.c keep_controls) but for what hv changes or
+ * what lives outside vmcs12: the primary controls written back (hv's NMI window or MTF may be
+ * left in them), the VPID, EPT02's root, L1's MSR bitmap merged again (L1 may have written its
+ * page), the per-entry APIC fields. Redone as on the full path: the VTPR rule (L1's
+ * virtual-APIC page is memory), L1's EFER/PAT/debug state, GUEST_CR3.
  * Anything that reads L1's memory at each entry otherwise (a VMCS link pointer other than
  * all 1s, PDPTEs from L2's CR3, a VM-entry MSR-load list) takes the full path.
  */

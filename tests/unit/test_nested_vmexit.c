@@ -88,6 +88,7 @@ static void test_reflect_saves(void)
     /* exit controls off: those fields keep vmcs12's values */
     nh_valid_vmcs12(V12); /* L1 sets up a valid L2 again */
     V12->launch_state = 1;
+    ns.fast_ok = false; /* as L1's VMWRITEs (exits) would leave it: vmcs02's controls are rebuilt */
     uint32_t exit12 = (uint32_t)w12(VM_EXIT_CONTROLS);
     vmcs12_set(V12, VM_EXIT_CONTROLS, exit12 & ~(VM_EXIT_SAVE_DEBUG_CONTROLS | VM_EXIT_SAVE_PAT | VM_EXIT_SAVE_EFER |
                                                  VM_EXIT_SAVE_PREEMPTION_TIMER));

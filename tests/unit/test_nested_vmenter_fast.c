@@ -1,0 +1,165 @@
+/*
+ * Host tests for vmcs02's controls on a fast VMRESUME (nested/vmenter.c keep_controls,
+ * nested/vmenter_fast.c): vmcs12's controls cannot have changed since the full entry that
+ * built vmcs02's, so they are kept; what hv changed in vmcs02 while L2 ran (an NMI window,
+ * MTF) goes, and what lives outside vmcs12 (the VPID's flush, EPT02's root, the per-entry APIC
+ * fields) is still redone at every entry.
+ */
+#include <string.h>
+#include "tests/unit/nested_harness.h"
+#include "vmx/vmx_bits.h"
+
+#define V12 ns.cache
+static uint64_t g02(uint32_t f) { return fake_vmcs_get_in(ns.vmcs02_pa, f); }
+static uint32_t w02(uint32_t f) { return fake_vmcs_write_count_in(ns.vmcs02_pa, f); }
+
+/* Before the first entry: vmcs12 and the shadow VMCS L1 writes alike. */
+static void set12(uint32_t f, uint64_t v)
+{
+    vmcs12_set(V12, f, v);
+    fake_vmcs_set_in(ns.shadow_pa, f, v);
+}
+
+static int nrec;
+static uint16_t last_vpid;
+static void record(uint64_t type, uint16_t vpid, uint64_t la) { nrec++, last_vpid = vpid; }
+
+/* Launched, one exit reflected: the next VMRESUME may take the fast path. */
+static void launched(void)
+{
+    CHECK(l1_vmlaunch() == O_ENTERED && l2_exit(EXIT_REASON_CPUID, 0) && ns.fast_ok, "launched, exit reflected");
+}
+
+static void resume_fast(const char *what)
+{
+    uint64_t f0 = ns.fast_entries;
+    CHECK(l1_vmresume() == O_ENTERED && ns.fast_entries == f0 + 1, "%s: fast VMRESUME", what);
+}
+
+/* hv's NMI window and MTF left in vmcs02 by L2's last run (hv/exit.c deliver_pending_nmi) are
+ * gone at the next entry; the other controls are not written again. */
+static void test_kept(void)
+{
+    nh_setup(true);
+    l1_ready(PG_VMCS_A);
+    launched();
+    uint64_t proc = g02(CPU_BASED_VM_EXEC_CONTROL);
+    CHECK(!(proc & (CPU_BASED_NMI_WINDOW_EXITING | CPU_BASED_MONITOR_TRAP_FLAG)), "no window at launch: %#llx",
+          ULL(proc));
+    fake_vmcs_set_in(ns.vmcs02_pa, CPU_BASED_VM_EXEC_CONTROL,
+                     proc | CPU_BASED_NMI_WINDOW_EXITING | CPU_BASED_MONITOR_TRAP_FLAG);
+    static const uint32_t kept[] = {PIN_BASED_VM_EXEC_CONTROL, SECONDARY_VM_EXEC_CONTROL, VM_EXIT_CONTROLS,
+                                    VM_ENTRY_CONTROLS, MSR_BITMAP, EPT_POINTER, VMCS_LINK_POINTER,
+                                    VM_EXIT_MSR_STORE_COUNT, XSS_EXIT_BITMAP};
+    uint32_t w[sizeof(kept) / sizeof(kept[0])];
+    uint64_t v[sizeof(kept) / sizeof(kept[0])];
+    for (unsigned i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+        w[i] = w02(kept[i]), v[i] = g02(kept[i]);
+    resume_fast("window left");
+    CHECK(g02(CPU_BASED_VM_EXEC_CONTROL) == proc, "hv's NMI window and MTF removed: %#llx, want %#llx",
+          ULL(g02(CPU_BASED_VM_EXEC_CONTROL)), ULL(proc));
+    for (unsigned i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+        CHECK(w02(kept[i]) == w[i] && g02(kept[i]) == v[i], "field %#x kept (%u writes more)", kept[i],
+              w02(kept[i]) - w[i]);
+    /* vmcs12 changed by a VMWRITE that exits: the full path builds them again */
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "exit");
+    CHECK(l1_vmwrite(PIN_BASED_VM_EXEC_CONTROL, vmcs12_get(V12, PIN_BASED_VM_EXEC_CONTROL)) == O_SUCCEED &&
+              l1_vmresume() == O_ENTERED && w02(PIN_BASED_VM_EXEC_CONTROL) == w[0] + 1,
+          "after a VMWRITE exit: pin-based controls written again");
+}
+
+/* The VPID: an L2 without vmcs12's VPID has hv's flushed at every entry, fast ones too (SDM
+ * 26.3.2.5); vmcs02 keeps the VPID it was given. */
+static void test_vpid(void)
+{
+    nh_setup(true);
+    nv.invvpid = record;
+    nrec = 0;
+    l1_ready(PG_VMCS_A);
+    set12(SECONDARY_VM_EXEC_CONTROL, vmcs12_get(V12, SECONDARY_VM_EXEC_CONTROL) & ~(uint64_t)SECONDARY_VPID);
+    launched();
+    int n0 = nrec;
+    uint16_t vpid = (uint16_t)g02(VIRTUAL_PROCESSOR_ID);
+    uint32_t w = w02(VIRTUAL_PROCESSOR_ID);
+    CHECK(vpid && (g02(SECONDARY_VM_EXEC_CONTROL) & SECONDARY_VPID), "vmcs02 has hv's VPID %u", vpid);
+    resume_fast("no VPID12");
+    CHECK(nrec == n0 + 1 && last_vpid == vpid, "the fast entry flushed VPID %u (%d INVVPIDs)", last_vpid, nrec - n0);
+    CHECK(w02(VIRTUAL_PROCESSOR_ID) == w && g02(VIRTUAL_PROCESSOR_ID) == vpid, "VPID kept");
+    nv.invvpid = NULL;
+}
+
+/* EPTP: a root vmcs02 got from elsewhere than the last build is replaced by the one the entry
+ * computes (here EPT01's, as without L1's EPT). */
+static void test_eptp(void)
+{
+    nh_setup(true);
+    l1_ready(PG_VMCS_A);
+    launched();
+    CHECK(g02(EPT_POINTER) == nv.eptp, "L2 on EPT01");
+    ns.eptp02 = 0x1234000; /* as if nested_ept02_switch had put another root there */
+    fake_vmcs_set_in(ns.vmcs02_pa, EPT_POINTER, 0x1234000);
+    resume_fast("another root");
+    CHECK(g02(EPT_POINTER) == nv.eptp && ns.eptp02 == nv.eptp, "EPTP %#llx", ULL(g02(EPT_POINTER)));
+}
+
+/* APIC virtualization: the TPR threshold hv lowered for its own re-entry
+ * (nested_apicv_l2_resume) is vmcs12's again at L1's entry; the APIC-access address is kept. */
+static void test_apicv(void)
+{
+    nh_setup(true);
+    l1_ready(PG_VMCS_A);
+    set12(CPU_BASED_VM_EXEC_CONTROL, vmcs12_get(V12, CPU_BASED_VM_EXEC_CONTROL) | CPU_BASED_TPR_SHADOW);
+    set12(SECONDARY_VM_EXEC_CONTROL, vmcs12_get(V12, SECONDARY_VM_EXEC_CONTROL) | SECONDARY_VIRTUALIZE_APIC);
+    set12(VIRTUAL_APIC_PAGE_ADDR, GPA(PG_FREE));
+    set12(APIC_ACCESS_ADDR, GPA(PG_FREE + 1));
+    set12(TPR_THRESHOLD, 5);
+    ((uint8_t *)gpa_ptr(GPA(PG_FREE)))[0x80] = 0x60;
+    launched();
+    CHECK(g02(TPR_THRESHOLD) == 5 && g02(APIC_ACCESS_ADDR) == GPA(PG_FREE + 1), "APIC fields at launch");
+    fake_vmcs_set_in(ns.vmcs02_pa, TPR_THRESHOLD, 2);
+    uint32_t w = w02(APIC_ACCESS_ADDR), wv = w02(VIRTUAL_APIC_PAGE_ADDR);
+    resume_fast("TPR threshold lowered");
+    CHECK(g02(TPR_THRESHOLD) == 5, "TPR threshold %llu, want vmcs12's 5", ULL(g02(TPR_THRESHOLD)));
+    CHECK(w02(APIC_ACCESS_ADDR) == w && w02(VIRTUAL_APIC_PAGE_ADDR) == wv, "APIC-access and virtual-APIC addresses kept");
+}
+
+/* vmcs02's MSR bitmap at each entry, fast ones too: L1's page as it is now OR hv's, with hv's
+ * bits in a few quadwords (ORed one by one) or in many (every quadword merged). */
+static unsigned bitmap_bad(void)
+{
+    const uint8_t *bm = ns.msr_bitmap02, *l1 = gpa_ptr(GPA(PG_MSR_BM)), *h = nv.msr_bitmap01;
+    unsigned bad = 0;
+    for (unsigned i = 0; i < 4096; i++)
+        bad += bm[i] != (uint8_t)(l1[i] | h[i]);
+    return bad;
+}
+
+static void test_msr_bitmap(unsigned hv_quadwords)
+{
+    nh_setup(true);
+    uint8_t *h = (uint8_t *)nv.msr_bitmap01;
+    for (unsigned k = 0; k < hv_quadwords; k++)
+        h[(k * 8 * 37) % 4096] |= (uint8_t)(1u << (k % 8)); /* one bit in each of hv_quadwords quadwords */
+    l1_ready(PG_VMCS_A);
+    uint8_t *l1 = gpa_ptr(GPA(PG_MSR_BM));
+    l1[0] = 0x11, l1[4095] = 0x80;
+    launched();
+    CHECK(bitmap_bad() == 0, "hv %u quadwords: merged at launch (%u bytes differ)", hv_quadwords, bitmap_bad());
+    for (unsigned i = 0; i < 4096; i += 97)
+        l1[i] ^= 0x5a; /* L1 changes its page while in VMX root (SDM 25.11.4 allows it then) */
+    resume_fast("L1 changed its MSR bitmap");
+    CHECK(bitmap_bad() == 0, "hv %u quadwords: L1's change merged (%u bytes differ)", hv_quadwords, bitmap_bad());
+    CHECK(ns.hv_bm_known && (ns.hv_bm_n == hv_quadwords || hv_quadwords == 0), "hv's quadwords found: %u",
+          ns.hv_bm_n);
+}
+
+int main(void)
+{
+    test_msr_bitmap(3);
+    test_msr_bitmap(NESTED_HV_BM_MAX + 9);
+    test_kept();
+    test_vpid();
+    test_eptp();
+    test_apicv();
+    return test_summary();
+}
