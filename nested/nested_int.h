@@ -6,17 +6,29 @@
 
 /* Guest state copied both ways (nested_guest_fields, vmenter.c; the reflected exit's sync,
  * vmexit.c). RIP, RSP, RFLAGS, CR0, CR3, CR4, PDPTEs and interruptibility go through the
- * register cache. */
-#define NESTED_GUEST_FIELD_LIST(F)                                                                           \
-    F(GUEST_ES_SELECTOR) F(GUEST_CS_SELECTOR) F(GUEST_SS_SELECTOR) F(GUEST_DS_SELECTOR) F(GUEST_FS_SELECTOR)  \
-    F(GUEST_GS_SELECTOR) F(GUEST_LDTR_SELECTOR) F(GUEST_TR_SELECTOR) F(GUEST_ES_LIMIT) F(GUEST_CS_LIMIT)      \
-    F(GUEST_SS_LIMIT) F(GUEST_DS_LIMIT) F(GUEST_FS_LIMIT) F(GUEST_GS_LIMIT) F(GUEST_LDTR_LIMIT)               \
-    F(GUEST_TR_LIMIT) F(GUEST_GDTR_LIMIT) F(GUEST_IDTR_LIMIT) F(GUEST_ES_AR_BYTES) F(GUEST_CS_AR_BYTES)      \
-    F(GUEST_SS_AR_BYTES) F(GUEST_DS_AR_BYTES) F(GUEST_FS_AR_BYTES) F(GUEST_GS_AR_BYTES)                      \
-    F(GUEST_LDTR_AR_BYTES) F(GUEST_TR_AR_BYTES) F(GUEST_ES_BASE) F(GUEST_CS_BASE) F(GUEST_SS_BASE)           \
-    F(GUEST_DS_BASE) F(GUEST_FS_BASE) F(GUEST_GS_BASE) F(GUEST_LDTR_BASE) F(GUEST_TR_BASE)                   \
-    F(GUEST_GDTR_BASE) F(GUEST_IDTR_BASE) F(GUEST_PENDING_DBG_EXCEPTIONS) F(GUEST_SYSENTER_CS)               \
-    F(GUEST_SYSENTER_ESP) F(GUEST_SYSENTER_EIP) F(GUEST_ACTIVITY_STATE)
+ * register cache. Two parts: the fields L1 reads through the shadow VMCS (nested/shadow.c
+ * SHADOW_RW_LIST: a reflected exit copies them), and the rarely read ones, which a reflected
+ * exit leaves in vmcs02 until something reads them (nested_sync_rare). */
+#define NESTED_GUEST_HOT_LIST(F)                                                                             \
+    F(GUEST_CS_SELECTOR) F(GUEST_CS_AR_BYTES) F(GUEST_SS_AR_BYTES) F(GUEST_ES_BASE) F(GUEST_CS_BASE)         \
+    F(GUEST_SS_BASE) F(GUEST_DS_BASE) F(GUEST_FS_BASE) F(GUEST_GS_BASE) F(GUEST_PENDING_DBG_EXCEPTIONS)      \
+    F(GUEST_ACTIVITY_STATE)
+#define NESTED_GUEST_RARE_LIST(F)                                                                            \
+    F(GUEST_ES_SELECTOR) F(GUEST_SS_SELECTOR) F(GUEST_DS_SELECTOR) F(GUEST_FS_SELECTOR) F(GUEST_GS_SELECTOR)  \
+    F(GUEST_LDTR_SELECTOR) F(GUEST_TR_SELECTOR) F(GUEST_ES_LIMIT) F(GUEST_CS_LIMIT) F(GUEST_SS_LIMIT)         \
+    F(GUEST_DS_LIMIT) F(GUEST_FS_LIMIT) F(GUEST_GS_LIMIT) F(GUEST_LDTR_LIMIT) F(GUEST_TR_LIMIT)               \
+    F(GUEST_GDTR_LIMIT) F(GUEST_IDTR_LIMIT) F(GUEST_ES_AR_BYTES) F(GUEST_DS_AR_BYTES) F(GUEST_FS_AR_BYTES)    \
+    F(GUEST_GS_AR_BYTES) F(GUEST_LDTR_AR_BYTES) F(GUEST_TR_AR_BYTES) F(GUEST_LDTR_BASE) F(GUEST_TR_BASE)      \
+    F(GUEST_GDTR_BASE) F(GUEST_IDTR_BASE) F(GUEST_SYSENTER_CS) F(GUEST_SYSENTER_ESP) F(GUEST_SYSENTER_EIP)
+#define NESTED_GUEST_FIELD_LIST(F) NESTED_GUEST_HOT_LIST(F) NESTED_GUEST_RARE_LIST(F)
+/* The exit information L1 seldom reads (KVM never does: I/O instructions' SMI fields,
+ * 28.2.5): not shadowed, left in vmcs02 like the rare guest fields. */
+#define NESTED_EXIT_INFO_RARE_LIST(F) F(IO_RCX) F(IO_RSI) F(IO_RDI) F(IO_RIP)
+/* A reflected exit leaves these in vmcs02 (nested_state.rare_in_vmcs02); and the ones the
+ * exit controls save (DR7 and IA32_DEBUGCTL, IA32_PAT, IA32_EFER). */
+void nested_sync_rare(struct nested_vcpu *nv);        /* vmcs01 current (L1 runs): into vmcs12 now */
+void nested_sync_rare_vmcs02(struct nested_vcpu *nv); /* the same, vmcs02 current */
+bool nested_rare_field(uint32_t encoding);            /* one of them (either half of a 64-bit one) */
 extern const uint32_t nested_guest_fields[];
 extern const unsigned nested_nr_guest_fields;
 void nested_vmx_fail(struct nested_vcpu *nv, uint32_t err);

@@ -16,11 +16,69 @@
 
 void nested_log_check(void) { log_debug("nested: vmcs12 fails %s", nested_check_last_rule()); }
 
-/* Exit information the CPU stored in vmcs02 (SDM 28.2). */
+/* Exit information the CPU stored in vmcs02 (SDM 28.2) that a reflected exit copies; the
+ * rest (NESTED_EXIT_INFO_RARE_LIST) stays in vmcs02 until read. */
 #define EXIT_INFO_LIST(F)                                                                                   \
     F(VM_EXIT_REASON) F(EXIT_QUALIFICATION) F(GUEST_LINEAR_ADDRESS) F(VM_EXIT_INTR_INFO)                     \
     F(VM_EXIT_INTR_ERROR_CODE) F(IDT_VECTORING_INFO_FIELD) F(IDT_VECTORING_ERROR_CODE)                      \
-    F(VM_EXIT_INSTRUCTION_LEN) F(VMX_INSTRUCTION_INFO) F(IO_RCX) F(IO_RSI) F(IO_RDI) F(IO_RIP)
+    F(VM_EXIT_INSTRUCTION_LEN) F(VMX_INSTRUCTION_INFO)
+
+/* The fields a reflected exit leaves in vmcs02 (as KVM's sync_vmcs02_to_vmcs12_rare): L1
+ * reads them only through a VMREAD that exits to hv (they are not shadowed), and hv reads
+ * them only at a full entry or when vmcs12 leaves the cache. vmcs02 is current; L2 has not
+ * run since the exit, so vmcs02 still holds what the CPU stored then. */
+static void sync_rare(struct nested_vcpu *nv)
+{
+    struct vmcs12 *c = nv->n->cache;
+#define SYNC_FIELD_(e) c->fields[VMCS12_TSLOT_##e] = vmcs_read(e);
+    NESTED_GUEST_RARE_LIST(SYNC_FIELD_)
+    NESTED_EXIT_INFO_RARE_LIST(SYNC_FIELD_)
+#undef SYNC_FIELD_
+    /* The exit controls as at the exit: L1 changes them only by a VMWRITE, which syncs first. */
+    uint32_t exit12 = (uint32_t)v12(nv, VM_EXIT_CONTROLS);
+    if (exit12 & VM_EXIT_SAVE_DEBUG_CONTROLS) {
+        v12_set(nv, GUEST_DR7, vmcs_read(GUEST_DR7));
+        v12_set(nv, GUEST_IA32_DEBUGCTL, vmcs_read(GUEST_IA32_DEBUGCTL));
+    }
+    if (exit12 & VM_EXIT_SAVE_EFER)
+        v12_set(nv, GUEST_IA32_EFER, vmcs_read(GUEST_IA32_EFER));
+    if (exit12 & VM_EXIT_SAVE_PAT)
+        v12_set(nv, GUEST_IA32_PAT, vmcs_read(GUEST_IA32_PAT));
+    nv->n->rare_in_vmcs02 = false;
+}
+
+void nested_sync_rare_vmcs02(struct nested_vcpu *nv)
+{
+    if (nv->n->rare_in_vmcs02)
+        sync_rare(nv);
+}
+
+void nested_sync_rare(struct nested_vcpu *nv)
+{
+    struct nested_state *n = nv->n;
+    if (!n->rare_in_vmcs02)
+        return;
+    vmptrld(n->vmcs02_pa);
+    sync_rare(nv);
+    vmptrld(n->vmcs01_pa);
+}
+
+bool nested_rare_field(uint32_t e)
+{
+    switch (e & ~1u) { /* the high half of a 64-bit field too */
+#define CASE_(f) case f:
+    NESTED_GUEST_RARE_LIST(CASE_)
+    NESTED_EXIT_INFO_RARE_LIST(CASE_)
+#undef CASE_
+    case GUEST_DR7:
+    case GUEST_IA32_DEBUGCTL:
+    case GUEST_IA32_EFER:
+    case GUEST_IA32_PAT:
+        return true;
+    default:
+        return false;
+    }
+}
 
 static void sync_vmcs12(struct nested_vcpu *nv)
 {
@@ -29,9 +87,10 @@ static void sync_vmcs12(struct nested_vcpu *nv)
     /* The fields vmcs12 gets as they are, straight-line: a VMREAD and a store each (VMREAD
      * zero-extends the field, SDM 31.3, as vmcs12_set would store it). */
 #define SYNC_FIELD_(e) c->fields[VMCS12_TSLOT_##e] = vmcs_read(e);
-    NESTED_GUEST_FIELD_LIST(SYNC_FIELD_)
+    NESTED_GUEST_HOT_LIST(SYNC_FIELD_)
     EXIT_INFO_LIST(SYNC_FIELD_)
 #undef SYNC_FIELD_
+    nv->n->rare_in_vmcs02 = true;
     /* SDM 27.2.1: VMREAD/VMWRITE with a register operand have no displacement, so the exit
      * qualification is 0. Bochs stores a stale decoder displacement there instead; L1 gets
      * the architectural value. */
@@ -53,16 +112,7 @@ static void sync_vmcs12(struct nested_vcpu *nv)
     uint64_t hv0 = nv->cr0_mask & ~m0, hv4 = nv->cr4_mask & ~m4;
     v12_set(nv, GUEST_CR0, (reg_read(rc, HV_REG_CR0) & ~hv0) | (vmcs_read(CR0_READ_SHADOW) & hv0));
     v12_set(nv, GUEST_CR4, (reg_read(rc, HV_REG_CR4) & ~hv4) | (vmcs_read(CR4_READ_SHADOW) & hv4));
-    uint32_t exit12 = (uint32_t)v12(nv, VM_EXIT_CONTROLS);
-    if (exit12 & VM_EXIT_SAVE_DEBUG_CONTROLS) {
-        v12_set(nv, GUEST_DR7, vmcs_read(GUEST_DR7));
-        v12_set(nv, GUEST_IA32_DEBUGCTL, vmcs_read(GUEST_IA32_DEBUGCTL));
-    }
-    if (exit12 & VM_EXIT_SAVE_EFER)
-        v12_set(nv, GUEST_IA32_EFER, vmcs_read(GUEST_IA32_EFER));
-    if (exit12 & VM_EXIT_SAVE_PAT)
-        v12_set(nv, GUEST_IA32_PAT, vmcs_read(GUEST_IA32_PAT));
-    if (exit12 & VM_EXIT_SAVE_PREEMPTION_TIMER)
+    if (v12(nv, VM_EXIT_CONTROLS) & VM_EXIT_SAVE_PREEMPTION_TIMER)
         v12_set(nv, VMX_PREEMPTION_TIMER_VALUE, vmcs_read(VMX_PREEMPTION_TIMER_VALUE));
     /* With EPT the CPU saves the PDPTEs (28.3.4) and L2's guest-physical addresses are L1's
      * to see; without L1's EPT both belong to hv's EPT01. */

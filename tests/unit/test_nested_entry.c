@@ -116,6 +116,7 @@ static void fresh(void)
     ns.current_ptr = 0x100000;
     ns.vmcs02_for = ~0ull;
     ns.vmcs02_launched = false;
+    ns.rare_in_vmcs02 = false;
     ns.msr_list_warned = false;
     valid64(ns.cache);
     vmcs12_set(ns.cache, IO_BITMAP_A, L1(0));
@@ -233,6 +234,7 @@ static void test_l1_asks_to_save(void)
     cpu_entry(&s);
     s.timer = 1000;
     CHECK(cpu_exit(&s, EXIT_REASON_CPUID), "CPUID: L1's");
+    nested_sync_rare(&nv); /* as L1's VMREAD of DR7 does: the exit left it in vmcs02 */
     CHECK(vmcs12_get(ns.cache, GUEST_DR7) == 0x401, "vmcs12 DR7 %#llx, want L2's 0x401",
           ULL(vmcs12_get(ns.cache, GUEST_DR7)));
     CHECK(vmcs12_get(ns.cache, VMX_PREEMPTION_TIMER_VALUE) == 1000, "vmcs12 timer %llu, want 1000",
