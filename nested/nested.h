@@ -60,6 +60,7 @@ struct nested_state {
      * only (vmcs02_for == current_ptr): copied into vmcs12 before anything reads it or vmcs02
      * is reused (nested_sync_rare, nested/vmexit.c). */
     bool rare_in_vmcs02;
+    uint32_t shadow_dirty;   /* NESTED_TRK_BIT: changed in vmcs12, not yet in the shadow VMCS (nested/shadow.c) */
     uint32_t entry_undo_n;
     uint32_t *entry_undo_msr; /* one page each, NESTED_MSR_UNDO_MAX entries */
     uint64_t *entry_undo_val;

@@ -21,6 +21,25 @@
     F(GUEST_GS_AR_BYTES) F(GUEST_LDTR_AR_BYTES) F(GUEST_TR_AR_BYTES) F(GUEST_LDTR_BASE) F(GUEST_TR_BASE)      \
     F(GUEST_GDTR_BASE) F(GUEST_IDTR_BASE) F(GUEST_SYSENTER_CS) F(GUEST_SYSENTER_ESP) F(GUEST_SYSENTER_EIP)
 #define NESTED_GUEST_FIELD_LIST(F) NESTED_GUEST_HOT_LIST(F) NESTED_GUEST_RARE_LIST(F)
+/* The exit information a reflected exit copies from vmcs02 (SDM 28.2). */
+#define NESTED_EXIT_INFO_LIST(F)                                                                            \
+    F(VM_EXIT_REASON) F(EXIT_QUALIFICATION) F(GUEST_LINEAR_ADDRESS) F(VM_EXIT_INTR_INFO)                     \
+    F(VM_EXIT_INTR_ERROR_CODE) F(IDT_VECTORING_INFO_FIELD) F(IDT_VECTORING_ERROR_CODE)                      \
+    F(VM_EXIT_INSTRUCTION_LEN) F(VMX_INSTRUCTION_INFO)
+/* Shadowed fields a reflected exit copies as they are: the copy compares each with vmcs12
+ * and the shadow VMCS, which held vmcs12's value, gets only those that changed (bit
+ * NESTED_TRK_BIT in nested_state.shadow_dirty; nested_shadow_push_exit). The guest fields
+ * first: NESTED_TRK_GUEST_MASK. */
+#define NESTED_EXIT_TRACKED_LIST(F) NESTED_GUEST_HOT_LIST(F) NESTED_EXIT_INFO_LIST(F)
+enum {
+#define NESTED_TRK_ENUM_(e) NESTED_TRK_##e,
+    NESTED_EXIT_TRACKED_LIST(NESTED_TRK_ENUM_)
+#undef NESTED_TRK_ENUM_
+    NESTED_NR_TRK
+};
+_Static_assert(NESTED_NR_TRK <= 32, "a bit each in nested_state.shadow_dirty");
+#define NESTED_TRK_BIT(e) (1u << NESTED_TRK_##e)
+#define NESTED_TRK_GUEST_MASK (NESTED_TRK_BIT(VM_EXIT_REASON) - 1)
 /* The exit information L1 seldom reads (KVM never does: I/O instructions' SMI fields,
  * 28.2.5): not shadowed, left in vmcs02 like the rare guest fields. */
 #define NESTED_EXIT_INFO_RARE_LIST(F) F(IO_RCX) F(IO_RSI) F(IO_RDI) F(IO_RIP)

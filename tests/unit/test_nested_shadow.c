@@ -296,6 +296,45 @@ static void test_lazy_full_path(void)
     CHECK(l1_vmread(IO_RDI, &v) == O_SUCCEED && v == 0x5552000, "IO_RDI through a VMREAD exit: %#llx", ULL(v));
 }
 
+/* A reflected exit compares the fields it copies as they are with vmcs12 and writes into
+ * the shadow only those that changed (the shadow held vmcs12's values); what hv makes up
+ * (an INIT exit's reason, an entry failure's) reaches it too. */
+static void test_push_changed_only(void)
+{
+    static const uint32_t trk[] = {
+#define E_(e) e,
+        NESTED_EXIT_TRACKED_LIST(E_)
+#undef E_
+    };
+    nh_setup(true);
+    l1_ready(PG_VMCS_A);
+    CHECK(l1_vmlaunch() == O_ENTERED && l2_exit(EXIT_REASON_CPUID, 0), "launched, exit");
+    CHECK(l1_vmresume() == O_ENTERED, "resumed");
+    uint32_t w0[sizeof(trk) / sizeof(trk[0])];
+    for (unsigned i = 0; i < sizeof(trk) / sizeof(trk[0]); i++)
+        w0[i] = fake_vmcs_write_count_in(ns.shadow_pa, trk[i]);
+    fake_vmcs_set(GUEST_FS_BASE, 0x7f0000abc000ull);
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "the same exit again, L2's FS base changed");
+    unsigned written = 0;
+    for (unsigned i = 0; i < sizeof(trk) / sizeof(trk[0]); i++)
+        written += fake_vmcs_write_count_in(ns.shadow_pa, trk[i]) != w0[i];
+    CHECK(written == 1 && sh(GUEST_FS_BASE) == 0x7f0000abc000ull, "%u tracked fields written to the shadow, FS base %#llx",
+          written, ULL(sh(GUEST_FS_BASE)));
+    CHECK(shadow_mismatches() == 0, "the shadow is vmcs12");
+    /* every one changed */
+    CHECK(l1_vmresume() == O_ENTERED, "resumed");
+    for (unsigned i = 0; i < sizeof(trk) / sizeof(trk[0]); i++)
+        fake_vmcs_set(trk[i], (vmcs12_get(V12, trk[i]) + 0x11) & vmcs12_width_mask(trk[i]));
+    CHECK(l2_exit(fake_vmcs_get(VM_EXIT_REASON), 0x11), "an exit where each changed");
+    CHECK(shadow_mismatches() == 0, "the shadow is vmcs12");
+    /* an exit hv makes up */
+    CHECK(l1_vmresume() == O_ENTERED, "resumed");
+    regcache_reset(&rc);
+    nested_reflect_init(&nv);
+    regcache_flush(&rc);
+    CHECK(sh(VM_EXIT_REASON) == EXIT_REASON_INIT_SIGNAL && shadow_mismatches() == 0, "INIT exit in the shadow");
+}
+
 int main(void)
 {
     test_bitmaps();
@@ -308,5 +347,6 @@ int main(void)
     test_reflect_before_run();
     test_rare_not_shadowed();
     test_lazy_full_path();
+    test_push_changed_only();
     return test_summary();
 }
