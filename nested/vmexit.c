@@ -186,12 +186,10 @@ void nested_load_l1_host_state(struct nested_vcpu *nv, uint64_t efer)
             0, 0xc093);
     segment(SEG_ES, (uint16_t)v12(nv, HOST_ES_SELECTOR),
             0, 0xc093);
-    segment(SEG_FS, (uint16_t)v12(nv, HOST_FS_SELECTOR),
+    segment(SEG_FS, (uint16_t)v12(nv, HOST_FS_SELECTOR), /* the base even for a null selector */
             v12(nv, HOST_FS_BASE), 0xc093);
     segment(SEG_GS, (uint16_t)v12(nv, HOST_GS_SELECTOR),
             v12(nv, HOST_GS_BASE), 0xc093);
-    vmcs_write(GUEST_FS_BASE, v12(nv, HOST_FS_BASE)); /* loaded even for a null selector */
-    vmcs_write(GUEST_GS_BASE, v12(nv, HOST_GS_BASE));
     vmcs_write(GUEST_TR_SELECTOR, v12(nv, HOST_TR_SELECTOR));
     vmcs_write(GUEST_TR_BASE, v12(nv, HOST_TR_BASE));
     vmcs_write(GUEST_TR_LIMIT, 0x67);
