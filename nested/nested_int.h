@@ -43,8 +43,9 @@ _Static_assert(NESTED_NR_TRK <= 32, "a bit each in nested_state.shadow_dirty");
 /* The exit information L1 seldom reads (KVM never does: I/O instructions' SMI fields,
  * 28.2.5): not shadowed, left in vmcs02 like the rare guest fields. */
 #define NESTED_EXIT_INFO_RARE_LIST(F) F(IO_RCX) F(IO_RSI) F(IO_RDI) F(IO_RIP)
-/* A reflected exit leaves these in vmcs02 (nested_state.rare_in_vmcs02); and the ones the
- * exit controls save (DR7 and IA32_DEBUGCTL, IA32_PAT, IA32_EFER). */
+/* A reflected exit leaves these in vmcs02 (nested_state.rare_in_vmcs02). Not DR7,
+ * IA32_DEBUGCTL, IA32_EFER, IA32_PAT: every entry (the fast one too) writes them into
+ * vmcs02 from vmcs12. */
 void nested_sync_rare(struct nested_vcpu *nv);        /* vmcs01 current (L1 runs): into vmcs12 now */
 void nested_sync_rare_vmcs02(struct nested_vcpu *nv); /* the same, vmcs02 current */
 bool nested_rare_field(uint32_t encoding);            /* one of them (either half of a 64-bit one) */

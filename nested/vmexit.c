@@ -24,9 +24,10 @@ void nested_log_check(void) { log_debug("nested: vmcs12 fails %s", nested_check_
     } while (0)
 
 /* The fields a reflected exit leaves in vmcs02 (as KVM's sync_vmcs02_to_vmcs12_rare): L1
- * reads them only through a VMREAD that exits to hv (they are not shadowed), and hv reads
- * them only at a full entry or when vmcs12 leaves the cache. vmcs02 is current; L2 has not
- * run since the exit, so vmcs02 still holds what the CPU stored then. */
+ * reads them only through a VMREAD that exits to hv (they are not shadowed), hv reads them
+ * only at a full entry or when vmcs12 leaves the cache, and no entry but a full one writes
+ * them into vmcs02. vmcs02 is current; L2 has not run since the exit, so vmcs02 still holds
+ * what the CPU stored then. */
 static void sync_rare(struct nested_vcpu *nv)
 {
     struct vmcs12 *c = nv->n->cache;
@@ -34,16 +35,6 @@ static void sync_rare(struct nested_vcpu *nv)
     NESTED_GUEST_RARE_LIST(SYNC_FIELD_)
     NESTED_EXIT_INFO_RARE_LIST(SYNC_FIELD_)
 #undef SYNC_FIELD_
-    /* The exit controls as at the exit: L1 changes them only by a VMWRITE, which syncs first. */
-    uint32_t exit12 = (uint32_t)v12(nv, VM_EXIT_CONTROLS);
-    if (exit12 & VM_EXIT_SAVE_DEBUG_CONTROLS) {
-        v12_set(nv, GUEST_DR7, vmcs_read(GUEST_DR7));
-        v12_set(nv, GUEST_IA32_DEBUGCTL, vmcs_read(GUEST_IA32_DEBUGCTL));
-    }
-    if (exit12 & VM_EXIT_SAVE_EFER)
-        v12_set(nv, GUEST_IA32_EFER, vmcs_read(GUEST_IA32_EFER));
-    if (exit12 & VM_EXIT_SAVE_PAT)
-        v12_set(nv, GUEST_IA32_PAT, vmcs_read(GUEST_IA32_PAT));
     nv->n->rare_in_vmcs02 = false;
 }
 
@@ -70,10 +61,6 @@ bool nested_rare_field(uint32_t e)
     NESTED_GUEST_RARE_LIST(CASE_)
     NESTED_EXIT_INFO_RARE_LIST(CASE_)
 #undef CASE_
-    case GUEST_DR7:
-    case GUEST_IA32_DEBUGCTL:
-    case GUEST_IA32_EFER:
-    case GUEST_IA32_PAT:
         return true;
     default:
         return false;
@@ -122,7 +109,18 @@ static void sync_vmcs12(struct nested_vcpu *nv)
     uint64_t hv0 = nv->cr0_mask & ~m0, hv4 = nv->cr4_mask & ~m4;
     v12_set(nv, GUEST_CR0, (reg_read(rc, HV_REG_CR0) & ~hv0) | (vmcs_read(CR0_READ_SHADOW) & hv0));
     v12_set(nv, GUEST_CR4, (reg_read(rc, HV_REG_CR4) & ~hv4) | (vmcs_read(CR4_READ_SHADOW) & hv4));
-    if (v12(nv, VM_EXIT_CONTROLS) & VM_EXIT_SAVE_PREEMPTION_TIMER)
+    /* DR7, IA32_DEBUGCTL, IA32_EFER and IA32_PAT stay eager: every entry, the fast one too,
+     * writes vmcs02's from vmcs12 (or L1's) values. */
+    uint32_t exit12 = (uint32_t)v12(nv, VM_EXIT_CONTROLS);
+    if (exit12 & VM_EXIT_SAVE_DEBUG_CONTROLS) {
+        v12_set(nv, GUEST_DR7, vmcs_read(GUEST_DR7));
+        v12_set(nv, GUEST_IA32_DEBUGCTL, vmcs_read(GUEST_IA32_DEBUGCTL));
+    }
+    if (exit12 & VM_EXIT_SAVE_EFER)
+        v12_set(nv, GUEST_IA32_EFER, vmcs_read(GUEST_IA32_EFER));
+    if (exit12 & VM_EXIT_SAVE_PAT)
+        v12_set(nv, GUEST_IA32_PAT, vmcs_read(GUEST_IA32_PAT));
+    if (exit12 & VM_EXIT_SAVE_PREEMPTION_TIMER)
         v12_set(nv, VMX_PREEMPTION_TIMER_VALUE, vmcs_read(VMX_PREEMPTION_TIMER_VALUE));
     /* With EPT the CPU saves the PDPTEs (28.3.4) and L2's guest-physical addresses are L1's
      * to see; without L1's EPT both belong to hv's EPT01. */

@@ -234,7 +234,6 @@ static void test_l1_asks_to_save(void)
     cpu_entry(&s);
     s.timer = 1000;
     CHECK(cpu_exit(&s, EXIT_REASON_CPUID), "CPUID: L1's");
-    nested_sync_rare(&nv); /* as L1's VMREAD of DR7 does: the exit left it in vmcs02 */
     CHECK(vmcs12_get(ns.cache, GUEST_DR7) == 0x401, "vmcs12 DR7 %#llx, want L2's 0x401",
           ULL(vmcs12_get(ns.cache, GUEST_DR7)));
     CHECK(vmcs12_get(ns.cache, VMX_PREEMPTION_TIMER_VALUE) == 1000, "vmcs12 timer %llu, want 1000",

@@ -133,10 +133,16 @@ static void test_lazy_sync(void)
           ULL(r12(GUEST_TR_BASE)), ULL(r12(IO_RCX)));
     CHECK(fake_vmcs_current() == vmcs01_pa, "vmcs01 current again after the VMREAD");
 
-    /* A fast VMRESUME keeps vmcs02's copy; L2 changes the fields; the next exit leaves them. */
+    /* A fast VMRESUME keeps vmcs02's copy; L2 changes the fields; the next exit leaves them.
+     * Not IA32_EFER (saved as the exit controls ask): every entry writes it from vmcs12. */
     uint64_t fast0 = ns.fast_entries;
     enter();
     CHECK(ns.fast_entries == fast0 + 1, "fast VMRESUME");
+    fake_vmcs_set(GUEST_IA32_EFER, 0x501);
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "exit after L2 set EFER.LMA");
+    enter();
+    CHECK(ns.fast_entries == fast0 + 2 && fake_vmcs_get(GUEST_IA32_EFER) == (0x501),
+          "fast VMRESUME: vmcs02 EFER %#llx, L2's saved at the exit", ULL(fake_vmcs_get(GUEST_IA32_EFER)));
     for (unsigned i = 0; i < N(rare); i++)
         fake_vmcs_set(rare[i], lz(0x6200, i));
     CHECK(l2_exit(EXIT_REASON_CPUID, 0), "second exit reflected");
