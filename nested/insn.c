@@ -120,6 +120,7 @@ void nested_vmcs12_writeback(struct nested_vcpu *nv)
 {
     struct nested_state *n = nv->n;
     nested_shadow_pull(nv); /* L1's VMWRITEs since the last sync live in the shadow */
+    nested_sync_rare(nv);   /* and what the last reflected exit left in vmcs02 */
     if (n->current_ptr != ~0ull && hv_gpa_is_ram(n->current_ptr, sizeof(*n->cache)))
         memcpy((void *)(uintptr_t)n->current_ptr, n->cache, sizeof(*n->cache));
 }
@@ -253,6 +254,8 @@ static void vmread_of(struct nested_vcpu *nv, struct vmcs12 *v)
     uint64_t field = reg_read(nv->rc, (enum hv_reg)((info >> 28) & 15)), val;
     if (!l64)
         field &= 0xffffffff;
+    if (v == nv->n->cache && nested_rare_field((uint32_t)field))
+        nested_sync_rare(nv); /* a field the last reflected exit left in vmcs02 */
     int err = vmcs12_vmread_feat(v, field, &val, features(nv));
     if (err) {
         nested_vmx_fail(nv, (uint32_t)err);
@@ -315,6 +318,9 @@ static void handle_vmwrite(struct nested_vcpu *nv)
         return;
     }
     nested_shadow_pull(nv);
+    /* Before any write: the sync must not overwrite it, and reads the exit controls as they
+     * were at the exit. The full path the write leads to syncs anyway. */
+    nested_sync_rare(nv);
     nv->n->fast_ok = false; /* a field hv does not track: the next entry takes the full path */
     if (vmwrite_of(nv, nv->n->cache, &field))
         return;

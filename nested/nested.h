@@ -57,6 +57,11 @@ struct nested_state {
      * restored: the CPU checks everything before it loads any MSR (SDM 27.4). */
     bool entry_in_flight;
     bool fast_ok;            /* vmcs02 and vmcs12 alike since a reflected exit (nested/vmenter_fast.c) */
+    /* Since a reflected exit, the rarely read guest and exit-information fields are in vmcs02
+     * only (vmcs02_for == current_ptr): copied into vmcs12 before anything reads it or vmcs02
+     * is reused (nested_sync_rare, nested/vmexit.c). */
+    bool rare_in_vmcs02;
+    uint32_t shadow_dirty;   /* NESTED_TRK_BIT: changed in vmcs12, not yet in the shadow VMCS (nested/shadow.c) */
     uint32_t entry_undo_n;
     uint32_t *entry_undo_msr; /* one page each, NESTED_MSR_UNDO_MAX entries */
     uint64_t *entry_undo_val;

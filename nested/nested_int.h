@@ -6,17 +6,49 @@
 
 /* Guest state copied both ways (nested_guest_fields, vmenter.c; the reflected exit's sync,
  * vmexit.c). RIP, RSP, RFLAGS, CR0, CR3, CR4, PDPTEs and interruptibility go through the
- * register cache. */
-#define NESTED_GUEST_FIELD_LIST(F)                                                                           \
-    F(GUEST_ES_SELECTOR) F(GUEST_CS_SELECTOR) F(GUEST_SS_SELECTOR) F(GUEST_DS_SELECTOR) F(GUEST_FS_SELECTOR)  \
-    F(GUEST_GS_SELECTOR) F(GUEST_LDTR_SELECTOR) F(GUEST_TR_SELECTOR) F(GUEST_ES_LIMIT) F(GUEST_CS_LIMIT)      \
-    F(GUEST_SS_LIMIT) F(GUEST_DS_LIMIT) F(GUEST_FS_LIMIT) F(GUEST_GS_LIMIT) F(GUEST_LDTR_LIMIT)               \
-    F(GUEST_TR_LIMIT) F(GUEST_GDTR_LIMIT) F(GUEST_IDTR_LIMIT) F(GUEST_ES_AR_BYTES) F(GUEST_CS_AR_BYTES)      \
-    F(GUEST_SS_AR_BYTES) F(GUEST_DS_AR_BYTES) F(GUEST_FS_AR_BYTES) F(GUEST_GS_AR_BYTES)                      \
-    F(GUEST_LDTR_AR_BYTES) F(GUEST_TR_AR_BYTES) F(GUEST_ES_BASE) F(GUEST_CS_BASE) F(GUEST_SS_BASE)           \
-    F(GUEST_DS_BASE) F(GUEST_FS_BASE) F(GUEST_GS_BASE) F(GUEST_LDTR_BASE) F(GUEST_TR_BASE)                   \
-    F(GUEST_GDTR_BASE) F(GUEST_IDTR_BASE) F(GUEST_PENDING_DBG_EXCEPTIONS) F(GUEST_SYSENTER_CS)               \
-    F(GUEST_SYSENTER_ESP) F(GUEST_SYSENTER_EIP) F(GUEST_ACTIVITY_STATE)
+ * register cache. Two parts: the fields L1 reads through the shadow VMCS (nested/shadow.c
+ * SHADOW_RW_LIST: a reflected exit copies them), and the rarely read ones, which a reflected
+ * exit leaves in vmcs02 until something reads them (nested_sync_rare). */
+#define NESTED_GUEST_HOT_LIST(F)                                                                             \
+    F(GUEST_CS_SELECTOR) F(GUEST_CS_AR_BYTES) F(GUEST_SS_AR_BYTES) F(GUEST_ES_BASE) F(GUEST_CS_BASE)         \
+    F(GUEST_SS_BASE) F(GUEST_DS_BASE) F(GUEST_FS_BASE) F(GUEST_GS_BASE) F(GUEST_PENDING_DBG_EXCEPTIONS)      \
+    F(GUEST_ACTIVITY_STATE)
+#define NESTED_GUEST_RARE_LIST(F)                                                                            \
+    F(GUEST_ES_SELECTOR) F(GUEST_SS_SELECTOR) F(GUEST_DS_SELECTOR) F(GUEST_FS_SELECTOR) F(GUEST_GS_SELECTOR)  \
+    F(GUEST_LDTR_SELECTOR) F(GUEST_TR_SELECTOR) F(GUEST_ES_LIMIT) F(GUEST_CS_LIMIT) F(GUEST_SS_LIMIT)         \
+    F(GUEST_DS_LIMIT) F(GUEST_FS_LIMIT) F(GUEST_GS_LIMIT) F(GUEST_LDTR_LIMIT) F(GUEST_TR_LIMIT)               \
+    F(GUEST_GDTR_LIMIT) F(GUEST_IDTR_LIMIT) F(GUEST_ES_AR_BYTES) F(GUEST_DS_AR_BYTES) F(GUEST_FS_AR_BYTES)    \
+    F(GUEST_GS_AR_BYTES) F(GUEST_LDTR_AR_BYTES) F(GUEST_TR_AR_BYTES) F(GUEST_LDTR_BASE) F(GUEST_TR_BASE)      \
+    F(GUEST_GDTR_BASE) F(GUEST_IDTR_BASE) F(GUEST_SYSENTER_CS) F(GUEST_SYSENTER_ESP) F(GUEST_SYSENTER_EIP)
+#define NESTED_GUEST_FIELD_LIST(F) NESTED_GUEST_HOT_LIST(F) NESTED_GUEST_RARE_LIST(F)
+/* The exit information a reflected exit copies from vmcs02 (SDM 28.2). */
+#define NESTED_EXIT_INFO_LIST(F)                                                                            \
+    F(VM_EXIT_REASON) F(EXIT_QUALIFICATION) F(GUEST_LINEAR_ADDRESS) F(VM_EXIT_INTR_INFO)                     \
+    F(VM_EXIT_INTR_ERROR_CODE) F(IDT_VECTORING_INFO_FIELD) F(IDT_VECTORING_ERROR_CODE)                      \
+    F(VM_EXIT_INSTRUCTION_LEN) F(VMX_INSTRUCTION_INFO)
+/* Shadowed fields a reflected exit copies as they are: the copy compares each with vmcs12
+ * and the shadow VMCS, which held vmcs12's value, gets only those that changed (bit
+ * NESTED_TRK_BIT in nested_state.shadow_dirty; nested_shadow_push_exit). The guest fields
+ * first: NESTED_TRK_GUEST_MASK. */
+#define NESTED_EXIT_TRACKED_LIST(F) NESTED_GUEST_HOT_LIST(F) NESTED_EXIT_INFO_LIST(F)
+enum {
+#define NESTED_TRK_ENUM_(e) NESTED_TRK_##e,
+    NESTED_EXIT_TRACKED_LIST(NESTED_TRK_ENUM_)
+#undef NESTED_TRK_ENUM_
+    NESTED_NR_TRK
+};
+_Static_assert(NESTED_NR_TRK <= 32, "a bit each in nested_state.shadow_dirty");
+#define NESTED_TRK_BIT(e) (1u << NESTED_TRK_##e)
+#define NESTED_TRK_GUEST_MASK (NESTED_TRK_BIT(VM_EXIT_REASON) - 1)
+/* The exit information L1 seldom reads (KVM never does: I/O instructions' SMI fields,
+ * 28.2.5): not shadowed, left in vmcs02 like the rare guest fields. */
+#define NESTED_EXIT_INFO_RARE_LIST(F) F(IO_RCX) F(IO_RSI) F(IO_RDI) F(IO_RIP)
+/* A reflected exit leaves these in vmcs02 (nested_state.rare_in_vmcs02). Not DR7,
+ * IA32_DEBUGCTL, IA32_EFER, IA32_PAT: every entry (the fast one too) writes them into
+ * vmcs02 from vmcs12. */
+void nested_sync_rare(struct nested_vcpu *nv);        /* vmcs01 current (L1 runs): into vmcs12 now */
+void nested_sync_rare_vmcs02(struct nested_vcpu *nv); /* the same, vmcs02 current */
+bool nested_rare_field(uint32_t encoding);            /* one of them (either half of a 64-bit one) */
 extern const uint32_t nested_guest_fields[];
 extern const unsigned nested_nr_guest_fields;
 void nested_vmx_fail(struct nested_vcpu *nv, uint32_t err);

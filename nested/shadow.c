@@ -17,14 +17,15 @@
 
 /* Read and written by L1 on its exit path: pulled at every nested VM-Enter. F(encoding,
  * exit): exit = a reflected exit (or VM-entry failure) writes it into vmcs12: L2's state,
- * the event injection's valid bit (28.2, 28.3). The others (controls, host state) were
+ * the event injection's valid bit (28.2, 28.3); 1: pushed at every exit, 2: pushed when it
+ * changed (NESTED_EXIT_TRACKED_LIST, nested_state.shadow_dirty). The others (controls, host state) were
  * pulled at the entry and nothing changes them until the exit. Copied straight-line (X-macro):
  * a VMREAD or VMWRITE at a compile-time slot each. */
 #define SHADOW_RW_LIST(F)                                                                                    \
     F(GUEST_RIP, 1) F(GUEST_RSP, 1) F(GUEST_RFLAGS, 1) F(GUEST_CR0, 1) F(GUEST_CR3, 1) F(GUEST_CR4, 1)         \
-    F(GUEST_INTERRUPTIBILITY_INFO, 1) F(GUEST_ACTIVITY_STATE, 1) F(GUEST_PENDING_DBG_EXCEPTIONS, 1)           \
-    F(GUEST_CS_SELECTOR, 1) F(GUEST_CS_AR_BYTES, 1) F(GUEST_SS_AR_BYTES, 1) F(GUEST_ES_BASE, 1)               \
-    F(GUEST_CS_BASE, 1) F(GUEST_SS_BASE, 1) F(GUEST_DS_BASE, 1) F(GUEST_FS_BASE, 1) F(GUEST_GS_BASE, 1)       \
+    F(GUEST_INTERRUPTIBILITY_INFO, 1) F(GUEST_ACTIVITY_STATE, 2) F(GUEST_PENDING_DBG_EXCEPTIONS, 2)           \
+    F(GUEST_CS_SELECTOR, 2) F(GUEST_CS_AR_BYTES, 2) F(GUEST_SS_AR_BYTES, 2) F(GUEST_ES_BASE, 2)               \
+    F(GUEST_CS_BASE, 2) F(GUEST_SS_BASE, 2) F(GUEST_DS_BASE, 2) F(GUEST_FS_BASE, 2) F(GUEST_GS_BASE, 2)       \
     F(CR0_READ_SHADOW, 0) F(CR4_READ_SHADOW, 0) F(CPU_BASED_VM_EXEC_CONTROL, 0) F(EXCEPTION_BITMAP, 0)       \
     F(TSC_OFFSET, 0) F(VM_ENTRY_INTR_INFO_FIELD, 1) F(VM_ENTRY_EXCEPTION_ERROR_CODE, 0)                      \
     F(VM_ENTRY_INSTRUCTION_LEN, 0) F(VMX_PREEMPTION_TIMER_VALUE, 1)                                          \
@@ -48,12 +49,27 @@ static const struct {
 /* The exit information L1 reads (read-only: written into the shadow by hv only, all of it
  * but the VM-instruction error at a reflected exit). */
 #define SHADOW_RO_LIST(F)                                                                                    \
-    F(VM_INSTRUCTION_ERROR, 0) F(VM_EXIT_REASON, 1) F(EXIT_QUALIFICATION, 1) F(GUEST_LINEAR_ADDRESS, 1)       \
-    F(GUEST_PHYSICAL_ADDRESS, 1) F(VM_EXIT_INTR_INFO, 1) F(VM_EXIT_INTR_ERROR_CODE, 1)                       \
-    F(IDT_VECTORING_INFO_FIELD, 1) F(IDT_VECTORING_ERROR_CODE, 1) F(VM_EXIT_INSTRUCTION_LEN, 1)             \
-    F(VMX_INSTRUCTION_INFO, 1) F(IO_RCX, 1) F(IO_RSI, 1) F(IO_RDI, 1) F(IO_RIP, 1)
+    F(VM_INSTRUCTION_ERROR, 0) F(VM_EXIT_REASON, 2) F(EXIT_QUALIFICATION, 2) F(GUEST_LINEAR_ADDRESS, 2)       \
+    F(GUEST_PHYSICAL_ADDRESS, 1) F(VM_EXIT_INTR_INFO, 2) F(VM_EXIT_INTR_ERROR_CODE, 2)                       \
+    F(IDT_VECTORING_INFO_FIELD, 2) F(IDT_VECTORING_ERROR_CODE, 2) F(VM_EXIT_INSTRUCTION_LEN, 2)             \
+    F(VMX_INSTRUCTION_INFO, 2)
+/* Not shadowed: IO_RCX, IO_RSI, IO_RDI, IO_RIP (NESTED_EXIT_INFO_RARE_LIST), which a reflected
+ * exit leaves in vmcs02 until L1's VMREAD of one exits to hv. */
 static const uint32_t shadow_ro[] = {SHADOW_RO_LIST(ENCODING_)};
 #undef ENCODING_
+/* Exit = 2 exactly for the tracked fields: as many, and each one's bit exists. */
+#define COUNT_TRACKED_(e, x) +((x) == 2)
+_Static_assert(0 SHADOW_RW_LIST(COUNT_TRACKED_) SHADOW_RO_LIST(COUNT_TRACKED_) == NESTED_NR_TRK,
+               "the exit-2 fields are NESTED_EXIT_TRACKED_LIST");
+#undef COUNT_TRACKED_
+/* The tracked fields by bit: encoding and vmcs12 slot. */
+static const struct {
+    uint16_t encoding, slot;
+} tracked[NESTED_NR_TRK] = {
+#define TRACKED_(e) [NESTED_TRK_##e] = {e, VMCS12_TSLOT_##e},
+    NESTED_EXIT_TRACKED_LIST(TRACKED_)
+#undef TRACKED_
+};
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 static void allow(uint8_t *bm, uint32_t e)
@@ -160,7 +176,7 @@ unsigned nested_shadow_pull_changes(struct nested_vcpu *nv)
 void nested_shadow_pull(struct nested_vcpu *nv) { nested_shadow_pull_changes(nv); }
 
 #define PUSH_(e, x) vmcs_write(e, c->fields[VMCS12_TSLOT_##e]);
-#define PUSH_IF_EXIT_(e, x) if (x) vmcs_write(e, c->fields[VMCS12_TSLOT_##e]);
+#define PUSH_IF_EXIT_(e, x) if ((x) == 1) vmcs_write(e, c->fields[VMCS12_TSLOT_##e]);
 
 void nested_shadow_push(struct nested_vcpu *nv)
 {
@@ -175,6 +191,7 @@ void nested_shadow_push(struct nested_vcpu *nv)
     if (nv->shadow_exit_info) {
         SHADOW_RO_LIST(PUSH_)
     }
+    n->shadow_dirty = 0;
     shadow_done(n);
 }
 
@@ -189,8 +206,16 @@ void nested_shadow_push_exit(struct nested_vcpu *nv)
     shadow_current(n);
     SHADOW_RW_LIST(PUSH_IF_EXIT_)
     v12_list_write(c, l->feat_exit, l->nr_feat_exit);
+    uint32_t dirty = n->shadow_dirty;
+    n->shadow_dirty = 0;
     if (nv->shadow_exit_info) {
         SHADOW_RO_LIST(PUSH_IF_EXIT_)
+    } else {
+        dirty &= NESTED_TRK_GUEST_MASK; /* the exit information is not in the shadow */
+    }
+    for (; dirty; dirty &= dirty - 1) {
+        unsigned i = (unsigned)__builtin_ctz(dirty);
+        vmcs_write(tracked[i].encoding, c->fields[tracked[i].slot]);
     }
     shadow_done(n);
 }

@@ -300,6 +300,7 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
     }
     if (!launch && nested_vmenter_fast(nv, changes))
         return;
+    nested_sync_rare(nv); /* the checks and vmcs02's bulk guest state read every field */
     n->fast_ok = false; /* until a reflected exit leaves vmcs02 and vmcs12 alike */
     if (nested_check_controls(c, nv->caps, nv->phys_bits)) {
         nested_log_check();
@@ -396,6 +397,7 @@ void nested_enter_commit(struct nested_vcpu *nv)
 static void leave_refused_vmcs02(struct nested_vcpu *nv, bool loaded)
 {
     struct nested_state *n = nv->n;
+    nested_sync_rare_vmcs02(nv); /* vmcs02 is given up below: what it alone holds first */
     regcache_reset(nv->rc); /* the cache described vmcs02 */
     nv->rc->guest_cr3_owned_by_nested = false;
     n->guest_mode = false;

@@ -16,29 +16,85 @@
 
 void nested_log_check(void) { log_debug("nested: vmcs12 fails %s", nested_check_last_rule()); }
 
-/* Exit information the CPU stored in vmcs02 (SDM 28.2). */
-#define EXIT_INFO_LIST(F)                                                                                   \
-    F(VM_EXIT_REASON) F(EXIT_QUALIFICATION) F(GUEST_LINEAR_ADDRESS) F(VM_EXIT_INTR_INFO)                     \
-    F(VM_EXIT_INTR_ERROR_CODE) F(IDT_VECTORING_INFO_FIELD) F(IDT_VECTORING_ERROR_CODE)                      \
-    F(VM_EXIT_INSTRUCTION_LEN) F(VMX_INSTRUCTION_INFO) F(IO_RCX) F(IO_RSI) F(IO_RDI) F(IO_RIP)
+/* A field of NESTED_EXIT_TRACKED_LIST set by hv: the shadow VMCS gets it at the push. */
+#define V12_SET_TRK(nv, e, val)                                                                             \
+    do {                                                                                                    \
+        v12_set(nv, e, val);                                                                                \
+        (nv)->n->shadow_dirty |= NESTED_TRK_BIT(e);                                                         \
+    } while (0)
+
+/* The fields a reflected exit leaves in vmcs02 (as KVM's sync_vmcs02_to_vmcs12_rare): L1
+ * reads them only through a VMREAD that exits to hv (they are not shadowed), hv reads them
+ * only at a full entry or when vmcs12 leaves the cache, and no entry but a full one writes
+ * them into vmcs02. vmcs02 is current; L2 has not run since the exit, so vmcs02 still holds
+ * what the CPU stored then. */
+static void sync_rare(struct nested_vcpu *nv)
+{
+    struct vmcs12 *c = nv->n->cache;
+#define SYNC_FIELD_(e) c->fields[VMCS12_TSLOT_##e] = vmcs_read(e);
+    NESTED_GUEST_RARE_LIST(SYNC_FIELD_)
+    NESTED_EXIT_INFO_RARE_LIST(SYNC_FIELD_)
+#undef SYNC_FIELD_
+    nv->n->rare_in_vmcs02 = false;
+}
+
+void nested_sync_rare_vmcs02(struct nested_vcpu *nv)
+{
+    if (nv->n->rare_in_vmcs02)
+        sync_rare(nv);
+}
+
+void nested_sync_rare(struct nested_vcpu *nv)
+{
+    struct nested_state *n = nv->n;
+    if (!n->rare_in_vmcs02)
+        return;
+    vmptrld(n->vmcs02_pa);
+    sync_rare(nv);
+    vmptrld(n->vmcs01_pa);
+}
+
+bool nested_rare_field(uint32_t e)
+{
+    switch (e & ~1u) { /* the high half of a 64-bit field too */
+#define CASE_(f) case f:
+    NESTED_GUEST_RARE_LIST(CASE_)
+    NESTED_EXIT_INFO_RARE_LIST(CASE_)
+#undef CASE_
+        return true;
+    default:
+        return false;
+    }
+}
 
 static void sync_vmcs12(struct nested_vcpu *nv)
 {
     struct regcache *rc = nv->rc;
     struct vmcs12 *c = nv->n->cache;
-    /* The fields vmcs12 gets as they are, straight-line: a VMREAD and a store each (VMREAD
-     * zero-extends the field, SDM 31.3, as vmcs12_set would store it). */
-#define SYNC_FIELD_(e) c->fields[VMCS12_TSLOT_##e] = vmcs_read(e);
-    NESTED_GUEST_FIELD_LIST(SYNC_FIELD_)
-    EXIT_INFO_LIST(SYNC_FIELD_)
-#undef SYNC_FIELD_
+    /* The fields vmcs12 gets as they are, straight-line: a VMREAD and a compare each (VMREAD
+     * zero-extends the field, SDM 31.3, as vmcs12_set would store it); most are unchanged
+     * (L2's segments, the exit information of a loop of the same exit), and the shadow
+     * VMCS, which holds vmcs12's value, gets only the others. */
+    uint32_t dirty = 0;
+#define SYNC_TRACKED_(e)                                                                                    \
+    {                                                                                                       \
+        uint64_t v_ = vmcs_read(e);                                                                         \
+        if (v_ != c->fields[VMCS12_TSLOT_##e]) {                                                            \
+            c->fields[VMCS12_TSLOT_##e] = v_;                                                               \
+            dirty |= NESTED_TRK_BIT(e);                                                                     \
+        }                                                                                                   \
+    }
+    NESTED_EXIT_TRACKED_LIST(SYNC_TRACKED_)
+#undef SYNC_TRACKED_
+    nv->n->shadow_dirty |= dirty;
+    nv->n->rare_in_vmcs02 = true;
     /* SDM 27.2.1: VMREAD/VMWRITE with a register operand have no displacement, so the exit
      * qualification is 0. Bochs stores a stale decoder displacement there instead; L1 gets
      * the architectural value. */
     uint32_t basic = (uint32_t)v12(nv, VM_EXIT_REASON) & 0xffff;
     if ((basic == EXIT_REASON_VMREAD || basic == EXIT_REASON_VMWRITE || basic == EXIT_REASON_LDTR_TR) &&
         (v12(nv, VMX_INSTRUCTION_INFO) & (1u << 10))) /* also LLDT/LTR/SLDT/STR reg (Table 28-11) */
-        v12_set(nv, EXIT_QUALIFICATION, 0);
+        V12_SET_TRK(nv, EXIT_QUALIFICATION, 0);
     /* hv may have ended STI blocking; L2's blocking by NMI that vmcs02 lost (l2_nmi_blocked) */
     v12_set(nv, GUEST_INTERRUPTIBILITY_INFO,
             reg_read(rc, HV_REG_INTR_STATE) | (nv->n->l2_nmi_blocked ? GUEST_INTR_NMI : 0));
@@ -53,6 +109,8 @@ static void sync_vmcs12(struct nested_vcpu *nv)
     uint64_t hv0 = nv->cr0_mask & ~m0, hv4 = nv->cr4_mask & ~m4;
     v12_set(nv, GUEST_CR0, (reg_read(rc, HV_REG_CR0) & ~hv0) | (vmcs_read(CR0_READ_SHADOW) & hv0));
     v12_set(nv, GUEST_CR4, (reg_read(rc, HV_REG_CR4) & ~hv4) | (vmcs_read(CR4_READ_SHADOW) & hv4));
+    /* DR7, IA32_DEBUGCTL, IA32_EFER and IA32_PAT stay eager: every entry, the fast one too,
+     * writes vmcs02's from vmcs12 (or L1's) values. */
     uint32_t exit12 = (uint32_t)v12(nv, VM_EXIT_CONTROLS);
     if (exit12 & VM_EXIT_SAVE_DEBUG_CONTROLS) {
         v12_set(nv, GUEST_DR7, vmcs_read(GUEST_DR7));
@@ -126,12 +184,10 @@ void nested_load_l1_host_state(struct nested_vcpu *nv, uint64_t efer)
             0, 0xc093);
     segment(SEG_ES, (uint16_t)v12(nv, HOST_ES_SELECTOR),
             0, 0xc093);
-    segment(SEG_FS, (uint16_t)v12(nv, HOST_FS_SELECTOR),
+    segment(SEG_FS, (uint16_t)v12(nv, HOST_FS_SELECTOR), /* the base even for a null selector */
             v12(nv, HOST_FS_BASE), 0xc093);
     segment(SEG_GS, (uint16_t)v12(nv, HOST_GS_SELECTOR),
             v12(nv, HOST_GS_BASE), 0xc093);
-    vmcs_write(GUEST_FS_BASE, v12(nv, HOST_FS_BASE)); /* loaded even for a null selector */
-    vmcs_write(GUEST_GS_BASE, v12(nv, HOST_GS_BASE));
     vmcs_write(GUEST_TR_SELECTOR, v12(nv, HOST_TR_SELECTOR));
     vmcs_write(GUEST_TR_BASE, v12(nv, HOST_TR_BASE));
     vmcs_write(GUEST_TR_LIMIT, 0x67);
@@ -276,11 +332,11 @@ struct exit12 {
 static void save_pending_event(struct nested_vcpu *nv)
 {
     uint32_t inj = (uint32_t)vmcs_read(VM_ENTRY_INTR_INFO_FIELD);
-    v12_set(nv, IDT_VECTORING_INFO_FIELD, inj & INTR_INFO_VALID ? inj : 0);
-    v12_set(nv, IDT_VECTORING_ERROR_CODE, vmcs_read(VM_ENTRY_EXCEPTION_ERROR_CODE));
+    V12_SET_TRK(nv, IDT_VECTORING_INFO_FIELD, inj & INTR_INFO_VALID ? inj : 0);
+    V12_SET_TRK(nv, IDT_VECTORING_ERROR_CODE, vmcs_read(VM_ENTRY_EXCEPTION_ERROR_CODE));
     uint32_t type = inj & INTR_INFO_TYPE_MASK;
     bool soft = type == INTR_TYPE_SW_INTR || type == INTR_TYPE_PRIV_SW_EXCEPTION || type == INTR_TYPE_SW_EXCEPTION;
-    v12_set(nv, VM_EXIT_INSTRUCTION_LEN, (inj & INTR_INFO_VALID) && soft ? vmcs_read(VM_ENTRY_INSTRUCTION_LEN) : 0);
+    V12_SET_TRK(nv, VM_EXIT_INSTRUCTION_LEN, (inj & INTR_INFO_VALID) && soft ? vmcs_read(VM_ENTRY_INSTRUCTION_LEN) : 0);
 }
 
 /* vmcs02 → vmcs12 and back to L1. Called with vmcs02 current; ov (if not NULL) replaces
@@ -298,11 +354,11 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
     n->entry_in_flight = false;
     sync_vmcs12(nv);
     if (ov) {
-        v12_set(nv, VM_EXIT_REASON, ov->reason);
-        v12_set(nv, EXIT_QUALIFICATION, ov->qual);
+        V12_SET_TRK(nv, VM_EXIT_REASON, ov->reason);
+        V12_SET_TRK(nv, EXIT_QUALIFICATION, ov->qual);
         if (ov->event) {
-            v12_set(nv, VM_EXIT_INTR_INFO, ov->intr_info);
-            v12_set(nv, VM_EXIT_INTR_ERROR_CODE, ov->error);
+            V12_SET_TRK(nv, VM_EXIT_INTR_INFO, ov->intr_info);
+            V12_SET_TRK(nv, VM_EXIT_INTR_ERROR_CODE, ov->error);
             save_pending_event(nv);
         }
     }
@@ -381,8 +437,8 @@ void nested_reflect_ept(struct nested_vcpu *nv, uint32_t reason, uint64_t qual, 
 void nested_entry_fail(struct nested_vcpu *nv, uint32_t reason, uint64_t qual, uint64_t efer)
 {
     /* SDM 27.8: host state is loaded as for a VM exit; only reason and qualification change. */
-    v12_set(nv, VM_EXIT_REASON, reason | VMX_EXIT_REASON_ENTRY_FAIL);
-    v12_set(nv, EXIT_QUALIFICATION, qual);
+    V12_SET_TRK(nv, VM_EXIT_REASON, reason | VMX_EXIT_REASON_ENTRY_FAIL);
+    V12_SET_TRK(nv, EXIT_QUALIFICATION, qual);
     uint64_t nmi_blocked = reg_read(nv->rc, HV_REG_INTR_STATE) & GUEST_INTR_NMI; /* L1's, in vmcs01 */
     nested_load_l1_host_state(nv, efer);
     if (nmi_blocked) /* 27.8: blocking by NMI is what it was before the VM entry */

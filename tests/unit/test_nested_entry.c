@@ -116,6 +116,7 @@ static void fresh(void)
     ns.current_ptr = 0x100000;
     ns.vmcs02_for = ~0ull;
     ns.vmcs02_launched = false;
+    ns.rare_in_vmcs02 = false;
     ns.msr_list_warned = false;
     valid64(ns.cache);
     vmcs12_set(ns.cache, IO_BITMAP_A, L1(0));

@@ -300,6 +300,85 @@ static void test_reflect_before_run(void)
           "vmcs02 has L1's CR0 %#llx (fast entries %llu)", ULL(fake_vmcs_get(GUEST_CR0)), ULL(ns.fast_entries - fast0));
 }
 
+/* The fields a reflected exit leaves in vmcs02 are exactly those L1 cannot read through the
+ * shadow (its VMREAD exits to hv, which syncs them first); the other guest fields are shadowed. */
+static void test_rare_not_shadowed(void)
+{
+    nh_setup(true);
+    unsigned bad = 0;
+#define RARE_(e) if (!exits(vmread_bm, e) || !nested_rare_field(e)) bad++, CHECK(0, "rare field %#x shadowed", e);
+#define HOT_(e) if (exits(vmread_bm, e) || nested_rare_field(e)) bad++, CHECK(0, "hot field %#x not shadowed", e);
+    NESTED_GUEST_RARE_LIST(RARE_)
+    NESTED_EXIT_INFO_RARE_LIST(RARE_)
+    NESTED_GUEST_HOT_LIST(HOT_)
+#undef RARE_
+#undef HOT_
+    CHECK(bad == 0 && exits(vmread_bm, GUEST_DR7) && exits(vmread_bm, GUEST_IA32_EFER | 1),
+          "the lazily synced fields exit on VMREAD");
+}
+
+/* A VMRESUME after a reflected exit that takes the full path (L1 changed a shadowed field the
+ * fast path does not handle) rebuilds vmcs02 from vmcs12: the fields the exit left in vmcs02
+ * are synced first, so vmcs02 keeps L2's values. */
+static void test_lazy_full_path(void)
+{
+    nh_setup(true);
+    l1_ready(PG_VMCS_A);
+    CHECK(l1_vmlaunch() == O_ENTERED, "launched");
+    fake_vmcs_set(GUEST_GDTR_BASE, 0x5550000);
+    fake_vmcs_set(GUEST_SYSENTER_ESP, 0x5551000);
+    fake_vmcs_set(IO_RDI, 0x5552000);
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "exit");
+    uint64_t fast0 = ns.fast_entries, cr0 = sh(GUEST_CR0) ^ (1ull << 1);
+    fake_vmcs_set_in(ns.shadow_pa, GUEST_CR0, cr0); /* L1's VMWRITE in the shadow: no exit */
+    CHECK(l1_vmresume() == O_ENTERED && ns.fast_entries == fast0, "CR0 changed: the full path");
+    CHECK(fake_vmcs_get(GUEST_GDTR_BASE) == 0x5550000 && fake_vmcs_get(GUEST_SYSENTER_ESP) == 0x5551000,
+          "vmcs02 keeps L2's GDTR base %#llx, SYSENTER_ESP %#llx", ULL(fake_vmcs_get(GUEST_GDTR_BASE)),
+          ULL(fake_vmcs_get(GUEST_SYSENTER_ESP)));
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "exit");
+    uint64_t v = 0;
+    CHECK(l1_vmread(IO_RDI, &v) == O_SUCCEED && v == 0x5552000, "IO_RDI through a VMREAD exit: %#llx", ULL(v));
+}
+
+/* A reflected exit compares the fields it copies as they are with vmcs12 and writes into
+ * the shadow only those that changed (the shadow held vmcs12's values); what hv makes up
+ * (an INIT exit's reason, an entry failure's) reaches it too. */
+static void test_push_changed_only(void)
+{
+    static const uint32_t trk[] = {
+#define E_(e) e,
+        NESTED_EXIT_TRACKED_LIST(E_)
+#undef E_
+    };
+    nh_setup(true);
+    l1_ready(PG_VMCS_A);
+    CHECK(l1_vmlaunch() == O_ENTERED && l2_exit(EXIT_REASON_CPUID, 0), "launched, exit");
+    CHECK(l1_vmresume() == O_ENTERED, "resumed");
+    uint32_t w0[sizeof(trk) / sizeof(trk[0])];
+    for (unsigned i = 0; i < sizeof(trk) / sizeof(trk[0]); i++)
+        w0[i] = fake_vmcs_write_count_in(ns.shadow_pa, trk[i]);
+    fake_vmcs_set(GUEST_FS_BASE, 0x7f0000abc000ull);
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "the same exit again, L2's FS base changed");
+    unsigned written = 0;
+    for (unsigned i = 0; i < sizeof(trk) / sizeof(trk[0]); i++)
+        written += fake_vmcs_write_count_in(ns.shadow_pa, trk[i]) != w0[i];
+    CHECK(written == 1 && sh(GUEST_FS_BASE) == 0x7f0000abc000ull, "%u tracked fields written to the shadow, FS base %#llx",
+          written, ULL(sh(GUEST_FS_BASE)));
+    CHECK(shadow_mismatches() == 0, "the shadow is vmcs12");
+    /* every one changed */
+    CHECK(l1_vmresume() == O_ENTERED, "resumed");
+    for (unsigned i = 0; i < sizeof(trk) / sizeof(trk[0]); i++)
+        fake_vmcs_set(trk[i], (vmcs12_get(V12, trk[i]) + 0x11) & vmcs12_width_mask(trk[i]));
+    CHECK(l2_exit(fake_vmcs_get(VM_EXIT_REASON), 0x11), "an exit where each changed");
+    CHECK(shadow_mismatches() == 0, "the shadow is vmcs12");
+    /* an exit hv makes up */
+    CHECK(l1_vmresume() == O_ENTERED, "resumed");
+    regcache_reset(&rc);
+    nested_reflect_init(&nv);
+    regcache_flush(&rc);
+    CHECK(sh(VM_EXIT_REASON) == EXIT_REASON_INIT_SIGNAL && shadow_mismatches() == 0, "INIT exit in the shadow");
+}
+
 int main(void)
 {
     test_bitmaps();
@@ -311,5 +390,8 @@ int main(void)
     test_fast_resume();
     test_fast_resume_rip();
     test_reflect_before_run();
+    test_rare_not_shadowed();
+    test_lazy_full_path();
+    test_push_changed_only();
     return test_summary();
 }

@@ -21,6 +21,14 @@ static void msr_entry(unsigned list, unsigned i, uint32_t msr, uint64_t val)
 }
 static uint64_t g01(uint32_t f) { return fake_vmcs_get_in(vmcs01_pa, f); }
 static uint64_t w12(uint32_t f) { return vmcs12_get(V12, f); }
+/* A field as L1 reads it: its VMREAD (no shadow VMCS in these tests: each one exits). */
+static uint64_t r12(uint32_t f)
+{
+    uint64_t v = 0;
+    enum outcome o = l1_vmread(f, &v);
+    CHECK(o == O_SUCCEED, "VMREAD %#x: %s", f, outcome_name(o));
+    return v;
+}
 
 static void enter(void)
 {
@@ -68,36 +76,36 @@ static void test_reflect_saves(void)
     uint64_t gpa12 = w12(GUEST_PHYSICAL_ADDRESS);
     CHECK(l2_exit(EXIT_REASON_CPUID, 0x7700) && !ns.guest_mode, "CPUID exit reflected");
     for (unsigned i = 0; i < nested_nr_guest_fields; i++)
-        CHECK(w12(nested_guest_fields[i]) == val_for(nested_guest_fields[i], i), "guest field %#x: %#llx",
-              nested_guest_fields[i], ULL(w12(nested_guest_fields[i])));
+        CHECK(r12(nested_guest_fields[i]) == val_for(nested_guest_fields[i], i), "guest field %#x: %#llx",
+              nested_guest_fields[i], ULL(r12(nested_guest_fields[i])));
     for (unsigned i = 0; i < N(exit_info); i++)
-        CHECK(w12(exit_info[i]) == 0x7700 + i, "exit information %#x: %#llx", exit_info[i], ULL(w12(exit_info[i])));
-    CHECK(w12(VM_EXIT_REASON) == EXIT_REASON_CPUID && w12(VM_INSTRUCTION_ERROR) == 12, "reason; error unchanged");
-    CHECK(w12(GUEST_RIP) == 0xffffffff81234567ull && w12(GUEST_RSP) == 0xffffc90000123450ull &&
-              w12(GUEST_RFLAGS) == 0x10246 && w12(GUEST_CR3) == 0x7777000, "RIP, RSP, RFLAGS, CR3");
-    CHECK(w12(GUEST_CR0) == (0x80050013 | CR0_TS), "CR0 %#llx: hv's NE as L2 set it", ULL(w12(GUEST_CR0)));
-    CHECK(w12(GUEST_CR4) == (0x26a0 | (1u << 9)), "CR4 %#llx (VMXE: L1's mask, the real bit)", ULL(w12(GUEST_CR4)));
-    CHECK(w12(GUEST_DR7) == 0x401 && w12(GUEST_IA32_DEBUGCTL) == 2 && w12(GUEST_IA32_PAT) == 0x0606060606060606ull &&
-              w12(GUEST_IA32_EFER) == 0x500 && w12(VMX_PREEMPTION_TIMER_VALUE) == 1234,
+        CHECK(r12(exit_info[i]) == 0x7700 + i, "exit information %#x: %#llx", exit_info[i], ULL(r12(exit_info[i])));
+    CHECK(r12(VM_EXIT_REASON) == EXIT_REASON_CPUID && r12(VM_INSTRUCTION_ERROR) == 12, "reason; error unchanged");
+    CHECK(r12(GUEST_RIP) == 0xffffffff81234567ull && r12(GUEST_RSP) == 0xffffc90000123450ull &&
+              r12(GUEST_RFLAGS) == 0x10246 && r12(GUEST_CR3) == 0x7777000, "RIP, RSP, RFLAGS, CR3");
+    CHECK(r12(GUEST_CR0) == (0x80050013 | CR0_TS), "CR0 %#llx: hv's NE as L2 set it", ULL(r12(GUEST_CR0)));
+    CHECK(r12(GUEST_CR4) == (0x26a0 | (1u << 9)), "CR4 %#llx (VMXE: L1's mask, the real bit)", ULL(r12(GUEST_CR4)));
+    CHECK(r12(GUEST_DR7) == 0x401 && r12(GUEST_IA32_DEBUGCTL) == 2 && r12(GUEST_IA32_PAT) == 0x0606060606060606ull &&
+              r12(GUEST_IA32_EFER) == 0x500 && r12(VMX_PREEMPTION_TIMER_VALUE) == 1234,
           "saved as the exit controls ask: DR7, DEBUGCTL, PAT, EFER, timer");
-    CHECK(!(w12(VM_ENTRY_CONTROLS) & VM_ENTRY_IA32E_MODE), "IA-32e mode guest stores EFER.LMA (28.2)");
-    CHECK(!(w12(VM_ENTRY_INTR_INFO_FIELD) & INTR_INFO_VALID), "entry interruption information invalid after exit");
-    CHECK(w12(GUEST_PHYSICAL_ADDRESS) == gpa12, "guest-physical address is EPT01's, not L1's");
+    CHECK(!(r12(VM_ENTRY_CONTROLS) & VM_ENTRY_IA32E_MODE), "IA-32e mode guest stores EFER.LMA (28.2)");
+    CHECK(!(r12(VM_ENTRY_INTR_INFO_FIELD) & INTR_INFO_VALID), "entry interruption information invalid after exit");
+    CHECK(r12(GUEST_PHYSICAL_ADDRESS) == gpa12, "guest-physical address is EPT01's, not L1's");
     CHECK(ns.reflected_exits == 1, "counted");
 
     /* exit controls off: those fields keep vmcs12's values */
     nh_valid_vmcs12(V12); /* L1 sets up a valid L2 again */
     V12->launch_state = 1;
     ns.fast_ok = false; /* as L1's VMWRITEs (exits) would leave it: vmcs02's controls are rebuilt */
-    uint32_t exit12 = (uint32_t)w12(VM_EXIT_CONTROLS);
+    uint32_t exit12 = (uint32_t)r12(VM_EXIT_CONTROLS);
     vmcs12_set(V12, VM_EXIT_CONTROLS, exit12 & ~(VM_EXIT_SAVE_DEBUG_CONTROLS | VM_EXIT_SAVE_PAT | VM_EXIT_SAVE_EFER |
                                                  VM_EXIT_SAVE_PREEMPTION_TIMER));
     enter();
     fake_vmcs_set(GUEST_IA32_EFER, 0x500);
     fake_vmcs_set(GUEST_DR7, 0x4ff);
     CHECK(l2_exit(EXIT_REASON_HLT, 0), "HLT exit reflected");
-    CHECK(w12(GUEST_IA32_EFER) == 0xd01 && w12(GUEST_DR7) == 0x400, "not saved: EFER %#llx DR7 %#llx",
-          ULL(w12(GUEST_IA32_EFER)), ULL(w12(GUEST_DR7)));
+    CHECK(r12(GUEST_IA32_EFER) == 0xd01 && r12(GUEST_DR7) == 0x400, "not saved: EFER %#llx DR7 %#llx",
+          ULL(r12(GUEST_IA32_EFER)), ULL(r12(GUEST_DR7)));
     /* 27.2.1: VMREAD/VMWRITE with a register operand: exit qualification 0 */
     enter();
     fake_vmcs_set(VMX_INSTRUCTION_INFO, II_REGFORM);
@@ -106,6 +114,75 @@ static void test_reflect_saves(void)
     enter();
     fake_vmcs_set(VMX_INSTRUCTION_INFO, II_MEM_RAX);
     CHECK(l2_exit(EXIT_REASON_VMWRITE, 0x1234) && w12(EXIT_QUALIFICATION) == 0x1234, "memory VMWRITE: displacement");
+}
+
+/* The fields a reflected exit leaves in vmcs02 (nested_sync_rare, as KVM's
+ * sync_vmcs02_to_vmcs12_rare): L1 still gets L2's values, through its VMREAD, in its VMCS
+ * region at VMCLEAR, and in vmcs02 again after any entry that rebuilds it. */
+static uint64_t lz(uint64_t base, unsigned i) { return base + 0x10 * i; } /* selectors with RPL 0 */
+static void test_lazy_sync(void)
+{
+    static const uint32_t rare[] = {GUEST_TR_BASE, GUEST_LDTR_LIMIT, GUEST_SYSENTER_EIP, GUEST_ES_SELECTOR, IO_RCX};
+    const struct vmcs12 *image = gpa_ptr(GPA(PG_VMCS_A));
+    fresh();
+    for (unsigned i = 0; i < N(rare); i++)
+        fake_vmcs_set(rare[i], lz(0x6100, i));
+    uint32_t reads = fake_vmcs_read_count(GUEST_TR_BASE);
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0) && !ns.guest_mode, "CPUID exit reflected");
+    CHECK(fake_vmcs_read_count(GUEST_TR_BASE) == reads, "the exit leaves TR base in vmcs02");
+    CHECK(r12(GUEST_TR_BASE) == 0x6100 && r12(IO_RCX) == 0x6140, "L1's VMREAD: TR base %#llx, IO_RCX %#llx",
+          ULL(r12(GUEST_TR_BASE)), ULL(r12(IO_RCX)));
+    CHECK(fake_vmcs_current() == vmcs01_pa, "vmcs01 current again after the VMREAD");
+
+    /* A fast VMRESUME keeps vmcs02's copy; L2 changes the fields; the next exit leaves them.
+     * Not IA32_EFER (saved as the exit controls ask): every entry writes it from vmcs12. */
+    uint64_t fast0 = ns.fast_entries;
+    enter();
+    CHECK(ns.fast_entries == fast0 + 1, "fast VMRESUME");
+    fake_vmcs_set(GUEST_IA32_EFER, 0x501);
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "exit after L2 set EFER.LMA");
+    enter();
+    CHECK(ns.fast_entries == fast0 + 2 && fake_vmcs_get(GUEST_IA32_EFER) == (0x501),
+          "fast VMRESUME: vmcs02 EFER %#llx, L2's saved at the exit", ULL(fake_vmcs_get(GUEST_IA32_EFER)));
+    for (unsigned i = 0; i < N(rare); i++)
+        fake_vmcs_set(rare[i], lz(0x6200, i));
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "second exit reflected");
+    CHECK(l1_vmclear(GPA(PG_VMCS_A)) == O_SUCCEED, "VMCLEAR");
+    for (unsigned i = 0; i < N(rare); i++)
+        CHECK(vmcs12_get(image, rare[i]) == lz(0x6200, i), "VMCLEARed image: field %#x is %#llx", rare[i],
+              ULL(vmcs12_get(image, rare[i])));
+    /* VMPTRLD and VMLAUNCH: vmcs02 is built from the image */
+    CHECK(l1_vmptrld(GPA(PG_VMCS_A)) == O_SUCCEED, "VMPTRLD");
+    enter();
+    for (unsigned i = 0; i < N(rare) - 1; i++)
+        CHECK(fake_vmcs_get(rare[i]) == lz(0x6200, i), "vmcs02 field %#x after VMLAUNCH: %#llx", rare[i],
+              ULL(fake_vmcs_get(rare[i])));
+
+    /* L1's VMWRITE of one such field after an exit: neither lost nor overwritten by the others */
+    for (unsigned i = 0; i < N(rare); i++)
+        fake_vmcs_set(rare[i], lz(0x6300, i));
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "third exit reflected");
+    CHECK(l1_vmwrite(GUEST_LDTR_LIMIT, 0xabc) == O_SUCCEED, "VMWRITE LDTR limit");
+    enter();
+    CHECK(fake_vmcs_get(GUEST_LDTR_LIMIT) == 0xabc && fake_vmcs_get(GUEST_TR_BASE) == 0x6300,
+          "vmcs02 after the entry: LDTR limit %#llx (L1's), TR base %#llx (L2's)", ULL(fake_vmcs_get(GUEST_LDTR_LIMIT)),
+          ULL(fake_vmcs_get(GUEST_TR_BASE)));
+
+    /* The CPU refuses vmcs02 at a fast VMRESUME: vmcs02 is given up, vmcs12 keeps L2's values */
+    for (unsigned i = 0; i < N(rare); i++)
+        fake_vmcs_set(rare[i], lz(0x6400, i));
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "fourth exit reflected");
+    fast0 = ns.fast_entries;
+    enter();
+    CHECK(ns.fast_entries == fast0 + 1, "fast VMRESUME");
+    CHECK(!l2_exit(VMX_EXIT_REASON_ENTRY_FAIL | EXIT_REASON_INVALID_STATE, 0) || !ns.guest_mode, "entry failure");
+    for (unsigned i = 0; i < N(rare) - 1; i++)
+        fake_vmcs_set_in(ns.vmcs02_pa, rare[i], 0); /* whatever a cleared vmcs02 holds */
+    CHECK(r12(GUEST_TR_BASE) == 0x6400, "TR base after the entry failure: %#llx", ULL(r12(GUEST_TR_BASE)));
+    enter();
+    CHECK(fake_vmcs_get(GUEST_LDTR_LIMIT) == 0x6410 && fake_vmcs_get(GUEST_SYSENTER_EIP) == 0x6420,
+          "vmcs02 rebuilt after the failure: LDTR limit %#llx, SYSENTER_EIP %#llx", ULL(fake_vmcs_get(GUEST_LDTR_LIMIT)),
+          ULL(fake_vmcs_get(GUEST_SYSENTER_EIP)));
 }
 
 /* 28.5: L1's state after the exit is vmcs12's host state. */
@@ -505,6 +582,7 @@ static void test_init_exit(void)
 int main(void)
 {
     test_reflect_saves();
+    test_lazy_sync();
     test_host_state();
     test_host_cr0();
     test_msr_lists();
