@@ -72,6 +72,9 @@ struct l1_state {
     uint64_t efer, pat, dr7, debugctl;
 };
 
+/* L2 runs on EPT02 with L1's EPT, else on EPT01. */
+static uint64_t eptp02_for(const struct nested_vcpu *nv) { return nv->n->ept12 ? nv->n->ept02->eptp : nv->eptp; }
+
 /* A fast VMRESUME (nested/vmenter_fast.c) keeps vmcs02's controls: vmcs12's cannot have
  * changed since the last full entry built them (a change to one takes the full path). Redone
  * here is what hv changed or what changes without vmcs12: the primary controls, in which hv
@@ -87,7 +90,7 @@ static bool keep_controls(struct nested_vcpu *nv)
     if (v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_USE_MSR_BITMAPS)
         merge_bitmap(n, n->msr_bitmap02, v12(nv, MSR_BITMAP), nv->msr_bitmap01);
     vmcs_write(CPU_BASED_VM_EXEC_CONTROL, n->proc02);
-    uint64_t eptp = n->ept12 ? n->ept02->eptp : nv->eptp;
+    uint64_t eptp = eptp02_for(nv);
     if (eptp != n->eptp02)
         vmcs_write(EPT_POINTER, n->eptp02 = eptp);
     /* Every APIC-virtualization control requires "use TPR shadow" (26.2.1.1) */
@@ -146,7 +149,7 @@ static void prepare_controls(struct nested_vcpu *nv, bool fast)
     uint32_t entry = ((uint32_t)v12(nv, VM_ENTRY_CONTROLS) & VM_ENTRY_IA32E_MODE) | VM_ENTRY_LOAD_EFER |
                      VM_ENTRY_LOAD_PAT | VM_ENTRY_LOAD_DEBUG_CONTROLS;
     vmcs_write(VM_ENTRY_CONTROLS, vmx_adjust_ctls(hw->entry, entry));
-    vmcs_write(EPT_POINTER, n->eptp02 = n->ept12 ? n->ept02->eptp : nv->eptp);
+    vmcs_write(EPT_POINTER, n->eptp02 = eptp02_for(nv));
     if (nested_allowed1(nv->caps->procbased2) & SECONDARY_XSAVES) /* offered: the CPU has the field */
         vmcs_write(XSS_EXIT_BITMAP, proc2 & SECONDARY_XSAVES ? vmcs12_xss_exit_bitmap(n->cache) : 0);
     /* TSC scaling and offsetting pass through: hv neither scales nor offsets L1's TSC, so
