@@ -18,6 +18,10 @@ WARN     := -Wall -Wextra -Wno-unused-parameter
 CORE_CFLAGS := -std=gnu11 -O2 -g $(WARN) -ffreestanding -fpie -fvisibility=hidden -fno-omit-frame-pointer \
 	-mgeneral-regs-only -mno-red-zone -fno-stack-protector -ffunction-sections -fdata-sections \
 	-nostdinc -isystem $(NEWLIB)/include -idirafter $(GCCINC) -I.
+# PROF=1: lib/prof.h's path-length probes, printed at each HV_HC_GET_EXITS (`make bench PROF=1`).
+ifeq ($(PROF),1)
+CORE_CFLAGS += -DHV_PROF
+endif
 CORE_DIRS := lib vmx regcache nested hv
 CORE_SRC := $(filter-out hv/asm_offsets.c,$(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.c)))
 CORE_ASM := $(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.asm))
@@ -49,7 +53,11 @@ newlib $(NEWLIB)/lib/libc.a: | deps
 bochs $(BOCHS): | deps-test
 	@tests/tools/build-bochs.sh $(B)/bochs
 
-$(B)/core/%.o: %.c | $(NEWLIB)/lib/libc.a
+# The core's objects are rebuilt when its flags change (PROF=1 and back).
+$(B)/core/.flags: FORCE
+	@mkdir -p $(dir $@); echo '$(CORE_CFLAGS)' | cmp -s - $@ || echo '$(CORE_CFLAGS)' > $@
+.PHONY: FORCE
+$(B)/core/%.o: %.c $(B)/core/.flags | $(NEWLIB)/lib/libc.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CORE_CFLAGS) -MMD -c $< -o $@
 $(B)/core/%.o: %.asm $(B)/core/asm_offsets.inc | deps

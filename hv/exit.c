@@ -1,6 +1,7 @@
 /* VM-exit entry from the assembly stub, the dispatch table, and fatal exits. */
 #include "exit.h"
 #include "../lib/log.h"
+#include "../lib/prof.h"
 #include "../vmx/vmx_bits.h"
 #include "fatal.h"
 #include "host.h"
@@ -176,6 +177,7 @@ static inline struct vcpu *exit_done(struct vcpu *v)
     if (__builtin_expect(v->nmi_pending, 0))
         deliver_pending_nmi(v);
     regcache_flush(&v->rc);
+    PROF("exit: NMI check, cache flush");
     return v;
 }
 
@@ -190,6 +192,7 @@ void handle_triple_fault(struct vcpu *v)
 
 struct vcpu *vmexit_handler(struct vcpu *v)
 {
+    PROF_BEGIN();
     fatal_check_stop(v); /* another CPU hit a fatal error (its INIT IPI brought this exit) */
     v->launch_pending = false;
     if (hv.dma_poll)
@@ -209,6 +212,7 @@ struct vcpu *vmexit_handler(struct vcpu *v)
         if (step_done)
             return exit_done(v);
     }
+    PROF("exit: handler to dispatch");
     if (v->nested.guest_mode) {
         v->stats.l2_exits++;
         if (basic == EXIT_REASON_INIT_SIGNAL) /* L1's INIT exit: a SIPI latched for it is not hv's to use */

@@ -1,6 +1,7 @@
 /* Instructions that always exit: XSETBV, INVD, GETSEC, VMCALL, and the VMX
  * instructions (nested/ emulates them; with nested=off they raise #UD). */
 #include "../lib/log.h"
+#include "../lib/prof.h"
 #include "exit.h"
 #include "host.h"
 #include "hypercall.h"
@@ -30,6 +31,7 @@ void handle_vmresume(struct vcpu *v)
         inject_ud(v);
         return;
     }
+    PROF("enter: dispatch");
     nested_handle_vmresume(&v->nv);
     if (v->init_blocked && v->nested.guest_mode) /* L1's VMRESUME entered L2 */
         init_after_vmentry(v);
@@ -101,6 +103,7 @@ void handle_vmcall(struct vcpu *v)
         g[HV_REG_RAX] = 0;
         break;
     case HV_HC_GET_EXITS:
+        PROF_REPORT("window"); /* a benchmark window's breakdown (lib/prof.h) */
         g[HV_REG_RAX] = v->stats.total;
         break;
     case HV_HC_HIDDEN_WRITES:

@@ -10,6 +10,7 @@
  * the value L1 asked for, never a stale one.
  */
 #include <string.h>
+#include "../lib/prof.h"
 #include "../lib/x86.h"
 #include "../vmx/vmcs.h"
 #include "../vmx/vmx.h"
@@ -288,7 +289,9 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
         reg_skip_instruction(nv->rc);
         return;
     }
+    PROF("enter: to nested_vmenter");
     unsigned changes = nested_shadow_pull_changes(nv); /* L1's VMWRITEs went to the shadow VMCS */
+    PROF("enter: shadow pull");
     if (reg_read(nv->rc, HV_REG_INTR_STATE) & GUEST_INTR_MOV_SS) {
         nested_vmx_fail(nv, VMXERR_ENTRY_MOV_SS_BLOCKING);
         return;
@@ -372,10 +375,13 @@ void nested_enter_vmcs02(struct nested_vcpu *nv, bool bulk, const uint64_t *pdpt
         n->vmcs02_launched = false;
     }
     vmptrld(n->vmcs02_pa);
+    PROF("enter: L1 state, flush, VMPTRLD");
     nested_prepare_vmcs02(nv, !bulk); /* bulk: the full path; else a fast VMRESUME */
+    PROF("enter: vmcs02 controls");
     if (bulk)
         prepare_guest_bulk(nv);
     prepare_guest(nv, &l1, pdpte);
+    PROF("enter: guest fields");
 }
 
 void nested_enter_commit(struct nested_vcpu *nv)

@@ -20,6 +20,7 @@
  * Anything that reads L1's memory at each entry otherwise (a VMCS link pointer other than
  * all 1s, PDPTEs from L2's CR3, a VM-entry MSR-load list) takes the full path.
  */
+#include "../lib/prof.h"
 #include "../vmx/vmx_bits.h"
 #include "checks.h"
 #include "nested_int.h"
@@ -65,10 +66,12 @@ bool nested_vmenter_fast(struct nested_vcpu *nv, unsigned changes)
         return false;
     if (nested_apicv_check(nv) || (n->ept12 && nested_ept02_enter(nv)))
         return false; /* the full path gives the verdict */
+    PROF("enter: fast checks");
     n->fast_ok = false; /* until the next reflected exit */
     nested_enter_vmcs02(nv, false, pae ? pdpte : NULL);
     nested_perf_global_enter(nv);
     nested_enter_commit(nv);
+    PROF("enter: commit");
     n->fast_entries++;
     return true;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include "../lib/log.h"
 #include "../lib/pages.h"
+#include "../lib/prof.h"
 #include "../lib/x86.h"
 #include "../vmx/vmcs.h"
 #include "../vmx/vmx.h"
@@ -344,6 +345,7 @@ static void save_pending_event(struct nested_vcpu *nv)
 static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
 {
     struct nested_state *n = nv->n;
+    PROF("reflect: route");
     if (!ov && (reg_read(nv->rc, HV_REG_EXIT_REASON) & VMX_EXIT_REASON_ENTRY_FAIL)) { /* the CPU refused vmcs02 */
         nested_hw_entry_failed(nv, (uint32_t)reg_read(nv->rc, HV_REG_EXIT_REASON), reg_exit_qual(nv->rc));
         return;
@@ -353,6 +355,7 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
     bool vmcs02_ran = !n->entry_in_flight;
     n->entry_in_flight = false;
     sync_vmcs12(nv);
+    PROF("reflect: sync vmcs12");
     if (ov) {
         V12_SET_TRK(nv, VM_EXIT_REASON, ov->reason);
         V12_SET_TRK(nv, EXIT_QUALIFICATION, ov->qual);
@@ -380,7 +383,9 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
     nv->rc->guest_cr3_owned_by_nested = false;
     n->guest_mode = false;
     vmptrld(n->vmcs01_pa);
+    PROF("reflect: MSR store, to vmcs01");
     nested_load_l1_host_state(nv, efer);
+    PROF("reflect: L1's host state");
     /* After an NMI VM exit the CPU blocks NMIs until L1's next IRET (bare Bochs does the
      * same), and L2's own blocking carries over (above): L1 runs on vmcs01 with virtual NMIs,
      * so that is bit 3. */
@@ -388,6 +393,7 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
         reg_write(nv->rc, HV_REG_INTR_STATE, GUEST_INTR_NMI);
     load_exit_msr_list(nv);
     nested_shadow_push_exit(nv); /* L1 VMREADs the exit information from the shadow */
+    PROF("reflect: MSR load, shadow push");
     n->fast_ok = vmcs02_ran; /* vmcs12 has what vmcs02 holds: a VMRESUME may take the fast path */
     n->reflected_exits++;
 }
