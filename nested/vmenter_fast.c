@@ -42,6 +42,7 @@ unsigned nested_fast_field_class(uint32_t e)
     case EXCEPTION_BITMAP:
     case TPR_THRESHOLD: /* the VTPR rule runs at every entry (nested_apicv_check) */
     case GUEST_PML_INDEX: /* hv's, not vmcs02's: L1's PML is emulated (nested/ept02.c) */
+    case HOST_RSP: /* no VM-entry check reads it (26.2.2-26.2.4); KVM moves it every round trip */
         return NESTED_CHG_FREE;
     default:
         return VMCS_FIELD_TYPE(e) == 3 ? NESTED_CHG_HOST : NESTED_CHG_FULL;
