@@ -1,0 +1,71 @@
+/*
+ * Host tests for what a fast VMRESUME (nested/vmenter_fast.c) must not skip: every change L1
+ * made through the shadow VMCS since the last reflected exit is checked and reaches vmcs02 as
+ * on the full path, whatever L1 did in between (a VMREAD that exits, a VM entry that failed
+ * with VMfail).
+ */
+#include <string.h>
+#include "tests/unit/nested_harness.h"
+#include "vmx/vmx_bits.h"
+
+#define V12 ns.cache
+static uint64_t g02(uint32_t f) { return fake_vmcs_get_in(ns.vmcs02_pa, f); }
+
+/* L1's VMWRITE that the shadow VMCS takes (no exit). */
+static void shadow_write(uint32_t f, uint64_t v) { fake_vmcs_set_in(ns.shadow_pa, f, v); }
+
+/* Launched, one exit reflected: the next VMRESUME may take the fast path. */
+static void launched(void)
+{
+    CHECK(l1_vmlaunch() == O_ENTERED && l2_exit(EXIT_REASON_CPUID, 0) && ns.fast_ok, "launched, exit reflected");
+}
+
+/* L1 changes a control through the shadow, then VMREADs a field that is not shadowed (the
+ * VMREAD exits and hv pulls the shadow into vmcs12), then VMRESUMEs: vmcs02 runs L2 with the
+ * new control (a VMRESUME loads the controls of the current VMCS, SDM 26.6.1). */
+static void test_change_then_vmread(void)
+{
+    nh_setup(true);
+    l1_ready(PG_VMCS_A);
+    launched();
+    uint64_t proc = vmcs12_get(V12, CPU_BASED_VM_EXEC_CONTROL) | CPU_BASED_RDTSC_EXITING;
+    CHECK(!(g02(CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_RDTSC_EXITING), "no RDTSC exiting before");
+    shadow_write(CPU_BASED_VM_EXEC_CONTROL, proc);
+    uint64_t val;
+    CHECK(l1_vmread(VM_EXIT_CONTROLS, &val) == O_SUCCEED, "VMREAD of a field that is not shadowed");
+    CHECK(l1_vmresume() == O_ENTERED, "VMRESUME");
+    CHECK(g02(CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_RDTSC_EXITING,
+          "RDTSC exiting L1 wrote before its VMREAD is in vmcs02: %#llx", ULL(g02(CPU_BASED_VM_EXEC_CONTROL)));
+}
+
+/* The same with a VMLAUNCH that fails (VMfailValid 5, VMCS not clear) between the change and
+ * the VMRESUME, and with a guest field the next entry must check: bad RFLAGS (reserved bit 15)
+ * fails the VMRESUME with an invalid-guest-state VM-entry failure (26.3.1.4). */
+static void test_change_then_vmfail(void)
+{
+    nh_setup(true);
+    l1_ready(PG_VMCS_A);
+    launched();
+    uint64_t proc = vmcs12_get(V12, CPU_BASED_VM_EXEC_CONTROL) | CPU_BASED_RDTSC_EXITING;
+    shadow_write(CPU_BASED_VM_EXEC_CONTROL, proc);
+    CHECK(l1_vmlaunch() == O_FAIL_VALID && l1_error() == VMXERR_VMLAUNCH_NONCLEAR, "VMLAUNCH of a launched VMCS");
+    CHECK(l1_vmresume() == O_ENTERED, "VMRESUME");
+    CHECK(g02(CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_RDTSC_EXITING,
+          "RDTSC exiting written before the failed VMLAUNCH is in vmcs02: %#llx", ULL(g02(CPU_BASED_VM_EXEC_CONTROL)));
+
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0) && ns.fast_ok, "exit reflected");
+    shadow_write(GUEST_RFLAGS, vmcs12_get(V12, GUEST_RFLAGS) | (1u << 15));
+    CHECK(l1_vmlaunch() == O_FAIL_VALID && l1_error() == VMXERR_VMLAUNCH_NONCLEAR, "VMLAUNCH of a launched VMCS");
+    enum outcome o = l1_vmresume();
+    CHECK(o == O_ENTRY_FAILED && (uint32_t)vmcs12_get(V12, VM_EXIT_REASON) ==
+                                     (EXIT_REASON_INVALID_STATE | VMX_EXIT_REASON_ENTRY_FAIL),
+          "RFLAGS bit 15 written before the failed VMLAUNCH: %s, exit reason %#llx", outcome_name(o),
+          ULL(vmcs12_get(V12, VM_EXIT_REASON)));
+}
+
+int main(void)
+{
+    test_change_then_vmread();
+    test_change_then_vmfail();
+    return test_summary();
+}
