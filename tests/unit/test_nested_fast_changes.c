@@ -2,7 +2,8 @@
  * Host tests for what a fast VMRESUME (nested/vmenter_fast.c) must not skip: every change L1
  * made through the shadow VMCS since the last reflected exit is checked and reaches vmcs02 as
  * on the full path, whatever L1 did in between (a VMREAD that exits, a VM entry that failed
- * with VMfail).
+ * with VMfail), and the SDM rules that read a changed field are rerun (26.2.1.1 TPR
+ * threshold).
  */
 #include <string.h>
 #include "tests/unit/nested_harness.h"
@@ -10,6 +11,13 @@
 
 #define V12 ns.cache
 static uint64_t g02(uint32_t f) { return fake_vmcs_get_in(ns.vmcs02_pa, f); }
+
+/* Before the first entry: vmcs12 and the shadow VMCS L1 writes alike. */
+static void set12(uint32_t f, uint64_t v)
+{
+    vmcs12_set(V12, f, v);
+    fake_vmcs_set_in(ns.shadow_pa, f, v);
+}
 
 /* L1's VMWRITE that the shadow VMCS takes (no exit). */
 static void shadow_write(uint32_t f, uint64_t v) { fake_vmcs_set_in(ns.shadow_pa, f, v); }
@@ -63,9 +71,28 @@ static void test_change_then_vmfail(void)
           ULL(vmcs12_get(V12, VM_EXIT_REASON)));
 }
 
+/* 26.2.1.1: with "use TPR shadow" and without virtual-interrupt delivery, TPR threshold bits
+ * 31:4 must be 0 (VMfailValid 7), also when L1 wrote the threshold through the shadow since
+ * the last exit (the VTPR rule alone passes: bits 3:0 are 5, VTPR[7:4] 6). */
+static void test_tpr_threshold_high(void)
+{
+    nh_setup(true);
+    l1_ready(PG_VMCS_A);
+    set12(CPU_BASED_VM_EXEC_CONTROL, vmcs12_get(V12, CPU_BASED_VM_EXEC_CONTROL) | CPU_BASED_TPR_SHADOW);
+    set12(VIRTUAL_APIC_PAGE_ADDR, GPA(PG_FREE));
+    set12(TPR_THRESHOLD, 5);
+    ((uint8_t *)gpa_ptr(GPA(PG_FREE)))[0x80] = 0x60;
+    launched();
+    shadow_write(TPR_THRESHOLD, 0x15);
+    enum outcome o = l1_vmresume();
+    CHECK(o == O_FAIL_VALID && l1_error() == VMXERR_ENTRY_INVALID_CONTROL, "TPR threshold 0x15: %s, error %u",
+          outcome_name(o), l1_error());
+}
+
 int main(void)
 {
     test_change_then_vmread();
     test_change_then_vmfail();
+    test_tpr_threshold_high();
     return test_summary();
 }
