@@ -3,10 +3,11 @@
  * made through the shadow VMCS since the last reflected exit is checked and reaches vmcs02 as
  * on the full path, whatever L1 did in between (a VMREAD that exits, a VM entry that failed
  * with VMfail), and the SDM rules that read a changed field are rerun (26.2.1.1 TPR
- * threshold).
+ * threshold, 26.3.1.2 RFLAGS.VM selecting the segment checks).
  */
 #include <string.h>
 #include "tests/unit/nested_harness.h"
+#include "lib/x86.h"
 #include "vmx/vmx_bits.h"
 
 #define V12 ns.cache
@@ -89,10 +90,33 @@ static void test_tpr_threshold_high(void)
           outcome_name(o), l1_error());
 }
 
+/* 26.3.1.2: RFLAGS.VM selects the segment checks. A 32-bit protected-mode L2 whose RFLAGS.VM
+ * L1 sets through the shadow keeps its flat segments, which are no virtual-8086 ones (CS base
+ * 0, selector 0x10; AR 0xc09b, not 0xf3): the VMRESUME is an invalid-guest-state failure. */
+static void test_rflags_vm(void)
+{
+    nh_setup(true);
+    l1_ready(PG_VMCS_A);
+    set12(VM_ENTRY_CONTROLS, vmcs12_get(V12, VM_ENTRY_CONTROLS) & ~(uint64_t)VM_ENTRY_IA32E_MODE);
+    set12(GUEST_IA32_EFER, 0);
+    set12(GUEST_CR4, vmcs12_get(V12, GUEST_CR4) & ~(uint64_t)CR4_PAE); /* 32-bit paging: no PDPTEs */
+    set12(GUEST_CS_AR_BYTES, 0xc09b);
+    set12(GUEST_RIP, 0x81000100);
+    launched();
+    shadow_write(GUEST_RFLAGS, vmcs12_get(V12, GUEST_RFLAGS) | X86_EFLAGS_VM);
+    enum outcome o = l1_vmresume();
+    CHECK(o == O_ENTRY_FAILED && (uint32_t)vmcs12_get(V12, VM_EXIT_REASON) ==
+                                     (EXIT_REASON_INVALID_STATE | VMX_EXIT_REASON_ENTRY_FAIL),
+          "RFLAGS.VM with flat segments: %s, exit reason %#llx", outcome_name(o), ULL(vmcs12_get(V12, VM_EXIT_REASON)));
+    /* the same RFLAGS.VM change on a full entry, for reference */
+    CHECK(l1_vmresume() == O_ENTRY_FAILED, "and again (full path)");
+}
+
 int main(void)
 {
     test_change_then_vmread();
     test_change_then_vmfail();
     test_tpr_threshold_high();
+    test_rflags_vm();
     return test_summary();
 }
