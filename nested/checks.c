@@ -317,7 +317,13 @@ static bool vtpr_ok(const struct vmcs12 *v, uint8_t vtpr)
 {
     uint32_t proc = (uint32_t)vmcs12_get(v, CPU_BASED_VM_EXEC_CONTROL);
     uint32_t proc2 = proc & CPU_BASED_ACTIVATE_SECONDARY ? (uint32_t)vmcs12_get(v, SECONDARY_VM_EXEC_CONTROL) : 0;
-    if (!(proc & CPU_BASED_TPR_SHADOW) || (proc2 & (SECONDARY_VIRTUALIZE_APIC | SECONDARY_VIRTUAL_INTR_DELIVERY)))
+    if (!(proc & CPU_BASED_TPR_SHADOW))
+        return true;
+    /* Also in check_apic_controls; again here, as a fast VMRESUME checks a changed threshold
+     * only here (nested/vmenter_fast.c: TPR_THRESHOLD is NESTED_CHG_FREE). */
+    CHECK_RULE((proc2 & SECONDARY_VIRTUAL_INTR_DELIVERY) || !(vmcs12_get(v, TPR_THRESHOLD) & ~0xfull),
+               "26.2.1.1: TPR threshold bits 31:4 must be 0 (use TPR shadow, no virtual-interrupt delivery)");
+    if (proc2 & (SECONDARY_VIRTUALIZE_APIC | SECONDARY_VIRTUAL_INTR_DELIVERY))
         return true;
     CHECK_RULE((vmcs12_get(v, TPR_THRESHOLD) & 0xf) <= (vtpr >> 4u), "26.2.1.1: TPR threshold bits 3:0 must not "
                "exceed VTPR bits 7:4 (use TPR shadow, no virtualize APIC accesses, no virtual-interrupt delivery)");

@@ -148,6 +148,9 @@ static void pull_one(struct vmcs12 *c, uint32_t e, unsigned slot, unsigned *chan
 {
     uint64_t val = vmcs_read(e);
     if (__builtin_expect(val != c->fields[slot], 0)) {
+        /* RFLAGS.VM selects which segment checks apply (SDM 26.3.1.2): its change is checked in full */
+        if (e == GUEST_RFLAGS && ((val ^ c->fields[slot]) & X86_EFLAGS_VM))
+            *changes |= NESTED_CHG_FULL;
         c->fields[slot] = val; /* a slot L1 scribbled over before VMPTRLD counts as changed once */
         *changes |= nested_fast_field_class(e);
     }

@@ -290,8 +290,6 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
         return;
     }
     PROF("enter: to nested_vmenter");
-    unsigned changes = nested_shadow_pull_changes(nv); /* L1's VMWRITEs went to the shadow VMCS */
-    PROF("enter: shadow pull");
     if (reg_read(nv->rc, HV_REG_INTR_STATE) & GUEST_INTR_MOV_SS) {
         nested_vmx_fail(nv, VMXERR_ENTRY_MOV_SS_BLOCKING);
         return;
@@ -304,6 +302,10 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
         nested_vmx_fail(nv, VMXERR_VMRESUME_NONLAUNCHED);
         return;
     }
+    /* L1's VMWRITEs went to the shadow VMCS. Pulled only now: an entry that fails above leaves
+     * them there, for the next entry to see as changes (the fast path checks only those). */
+    unsigned changes = nested_shadow_pull_changes(nv);
+    PROF("enter: shadow pull");
     if (!launch && nested_vmenter_fast(nv, changes))
         return;
     nested_sync_rare(nv); /* the checks and vmcs02's bulk guest state read every field */

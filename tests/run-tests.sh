@@ -45,6 +45,7 @@ UNIT_TESTS+=(
     "test_nested_vmexit: $NESTED_SRCS"
     "test_nested_shadow: $NESTED_SRCS"
     "test_nested_vmenter_fast: $NESTED_SRCS"
+    "test_nested_fast_changes: $NESTED_SRCS"
     "test_nested_caps: $NESTED_SRCS"
     "test_nested_vpid: $NESTED_SRCS"
     "test_nested_apicv: $NESTED_SRCS"
