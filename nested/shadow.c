@@ -15,12 +15,17 @@
 #include "../vmx/vmx_bits.h"
 #include "nested_int.h"
 
-/* Read and written by L1 on its exit path: pulled at every nested VM-Enter. F(encoding,
- * exit): exit = a reflected exit (or VM-entry failure) writes it into vmcs12: L2's state,
- * the event injection's valid bit (28.2, 28.3); 1: pushed at every exit, 2: pushed when it
- * changed (NESTED_EXIT_TRACKED_LIST, nested_state.shadow_dirty). The others (controls, host state) were
- * pulled at the entry and nothing changes them until the exit. Copied straight-line (X-macro):
- * a VMREAD or VMWRITE at a compile-time slot each. */
+/* Read by L1 on its exit path without a VM exit. F(encoding, exit): exit = a reflected exit
+ * (or VM-entry failure) writes it into vmcs12: L2's state, the event injection's valid bit
+ * (28.2, 28.3); 1: pushed at every exit, 2: pushed when it changed (NESTED_EXIT_TRACKED_LIST,
+ * nested_state.shadow_dirty). The others (controls, host state) were pulled at the entry and
+ * nothing changes them until the exit. Written by L1 without a VM exit too, and so pulled at
+ * every nested VM-Enter, all but the exit-2 ones: L2's segments, activity state and pending
+ * debug exceptions, which KVM reads but writes only when it sets up L2's state (its own
+ * shadow VMCS has CS/SS access rights read-only and the others not at all): L1's VMWRITE of
+ * one exits to hv (the next entry takes the full path), which saves the pull 11 VMREADs at
+ * every entry (issue 9). Copied straight-line (X-macro): a VMREAD or VMWRITE at a
+ * compile-time slot each. */
 #define SHADOW_RW_LIST(F)                                                                                    \
     F(GUEST_RIP, 1) F(GUEST_RSP, 1) F(GUEST_RFLAGS, 1) F(GUEST_CR0, 1) F(GUEST_CR3, 1) F(GUEST_CR4, 1)         \
     F(GUEST_INTERRUPTIBILITY_INFO, 1) F(GUEST_ACTIVITY_STATE, 2) F(GUEST_PENDING_DBG_EXCEPTIONS, 2)           \
@@ -34,7 +39,12 @@
     F(HOST_RSP, 0) F(HOST_CR3, 0) F(HOST_FS_SELECTOR, 0) F(HOST_GS_SELECTOR, 0) F(HOST_FS_BASE, 0)           \
     F(HOST_GS_BASE, 0)
 #define ENCODING_(e, x) e,
-static const uint32_t shadow_rw[] = {SHADOW_RW_LIST(ENCODING_)};
+#define RW_ENCODING_(e, x) {e, (x) != 2},
+static const struct {
+    uint32_t encoding;
+    bool write; /* L1's VMWRITE without a VM exit (pulled at entry) */
+} shadow_rw[] = {SHADOW_RW_LIST(RW_ENCODING_)};
+#undef RW_ENCODING_
 /* Feature-dependent fields (vmcs12.h) on KVM's hot path, shadowed only while hv offers their
  * feature: otherwise L1's VMREAD/VMWRITE must fail with error 12, which only hv gives. The
  * CPU has each field then (hv offers a feature only where the CPU has it). */
@@ -88,8 +98,9 @@ void nested_shadow_bitmaps(uint8_t *vmread_bm, uint8_t *vmwrite_bm, bool exit_in
     for (int i = 0; i < 4096; i++)
         vmread_bm[i] = vmwrite_bm[i] = 0xff;
     for (unsigned i = 0; i < N(shadow_rw); i++) {
-        allow(vmread_bm, shadow_rw[i]);
-        allow(vmwrite_bm, shadow_rw[i]);
+        allow(vmread_bm, shadow_rw[i].encoding);
+        if (shadow_rw[i].write)
+            allow(vmwrite_bm, shadow_rw[i].encoding);
     }
     for (unsigned i = 0; i < N(shadow_feat); i++) {
         if (!(features & shadow_feat[i].feature))
@@ -164,7 +175,9 @@ unsigned nested_shadow_pull_changes(struct nested_vcpu *nv)
     struct vmcs12 *c = n->cache;
     unsigned changes = 0;
     shadow_current(n);
-#define PULL_(e, x) pull_one(c, e, VMCS12_TSLOT_##e, &changes);
+#define PULL_(e, x)                                                                                         \
+    if ((x) != 2) /* L1's VMWRITE of an exit-2 field exits: vmcs12 has it */                               \
+        pull_one(c, e, VMCS12_TSLOT_##e, &changes);
     SHADOW_RW_LIST(PULL_)
 #undef PULL_
     for (unsigned i = 0; i < l->nr_feat; i++)

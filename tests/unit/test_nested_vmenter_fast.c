@@ -153,8 +153,26 @@ static void test_msr_bitmap(unsigned hv_quadwords)
           ns.hv_bm_n);
 }
 
+/* L2's segment bases are read in the shadow without an exit but not pulled at entry: L1's
+ * VMWRITE of one exits, reaches vmcs02 through the full path, and the shadow (L1's next
+ * VMREAD) has it. */
+static void test_segment_write(void)
+{
+    nh_setup(true);
+    l1_ready(PG_VMCS_A);
+    launched();
+    uint64_t f0 = ns.fast_entries;
+    CHECK(l1_vmwrite(GUEST_FS_BASE, 0x7000) == O_SUCCEED && fake_vmcs_get_in(ns.shadow_pa, GUEST_FS_BASE) == 0x7000,
+          "VMWRITE of FS base: in the shadow");
+    CHECK(l1_vmresume() == O_ENTERED && ns.fast_entries == f0 && g02(GUEST_FS_BASE) == 0x7000,
+          "full path: FS base %#llx in vmcs02", ULL(g02(GUEST_FS_BASE)));
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "exit");
+    resume_fast("after the full one");
+}
+
 int main(void)
 {
+    test_segment_write();
     test_msr_bitmap(3);
     test_msr_bitmap(NESTED_HV_BM_MAX + 9);
     test_kept();
