@@ -186,7 +186,14 @@ unsigned nested_shadow_pull_changes(struct nested_vcpu *nv)
     return changes;
 }
 
-void nested_shadow_pull(struct nested_vcpu *nv) { nested_shadow_pull_changes(nv); }
+/* A pull outside nested VM-Enter (a VMREAD/VMWRITE exit, VMPTRLD, VMCLEAR, VMXOFF): what it
+ * finds changed is in vmcs12 but not in vmcs02, and the next entry's own pull will not see it
+ * again, so that entry takes the full path. */
+void nested_shadow_pull(struct nested_vcpu *nv)
+{
+    if (nested_shadow_pull_changes(nv))
+        nv->n->fast_ok = false;
+}
 
 #define PUSH_(e, x) vmcs_write(e, c->fields[VMCS12_TSLOT_##e]);
 #define PUSH_IF_EXIT_(e, x) if ((x) == 1) vmcs_write(e, c->fields[VMCS12_TSLOT_##e]);

@@ -6,6 +6,7 @@
  * fields) is still redone at every entry.
  */
 #include <string.h>
+#include "lib/x86.h"
 #include "tests/unit/nested_harness.h"
 #include "vmx/vmx_bits.h"
 
@@ -170,8 +171,25 @@ static void test_segment_write(void)
     resume_fast("after the full one");
 }
 
+/* L1 changes L2's CR0 in the shadow (no exit), then a VMREAD of an unshadowed field exits
+ * (its pull brings CR0 into vmcs12): the VMRESUME's own pull then finds nothing new, yet vmcs02
+ * still has the old CR0, so the entry must not be the fast one. */
+static void test_change_before_vmread_exit(void)
+{
+    nh_setup(true);
+    l1_ready(PG_VMCS_A);
+    launched();
+    uint64_t cr0 = vmcs12_get(V12, GUEST_CR0) ^ CR0_CD, v, f0 = ns.fast_entries;
+    fake_vmcs_set_in(ns.shadow_pa, GUEST_CR0, cr0); /* L1's VMWRITE, no exit */
+    CHECK(l1_vmread(GUEST_ES_SELECTOR, &v) == O_SUCCEED, "a VMREAD exit");
+    CHECK(l1_vmresume() == O_ENTERED && ns.fast_entries == f0, "full path after a change a VMREAD exit pulled");
+    CHECK((g02(GUEST_CR0) & CR0_CD) == (cr0 & CR0_CD), "vmcs02's CR0.CD %#llx is L1's new one",
+          ULL(g02(GUEST_CR0) & CR0_CD));
+}
+
 int main(void)
 {
+    test_change_before_vmread_exit();
     test_segment_write();
     test_msr_bitmap(3);
     test_msr_bitmap(NESTED_HV_BM_MAX + 9);
