@@ -60,8 +60,9 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch);
  * (nested/vmenter_fast.c): vmcs02's controls are kept where they cannot have changed. */
 void nested_prepare_vmcs02(struct nested_vcpu *nv, bool fast);
 /* After the checks (vmcs01 current): vmcs02 made current and built; bulk: the guest state
- * vmcs02 keeps across a reflected exit too. pdpte: L2's PDPTEs or NULL. */
-void nested_enter_vmcs02(struct nested_vcpu *nv, bool bulk, const uint64_t *pdpte);
+ * vmcs02 keeps across a reflected exit too. pdpte: L2's PDPTEs or NULL. changes: on a fast
+ * VMRESUME (!bulk), the classes of the shadowed fields L1 changed (NESTED_CHG_*). */
+void nested_enter_vmcs02(struct nested_vcpu *nv, bool bulk, const uint64_t *pdpte, unsigned changes);
 void nested_enter_commit(struct nested_vcpu *nv); /* the entry is made: L2 runs next */
 bool nested_l2_pdptes(const struct nested_vcpu *nv, uint64_t pdpte[4]); /* false: no PAE paging */
 /* VMRESUME doing only what the changes since the last reflected exit need
@@ -73,6 +74,7 @@ bool nested_vmenter_fast(struct nested_vcpu *nv, unsigned changes);
 #define NESTED_CHG_FREE 4u  /* written at every entry and never checked (TSC offset, timer, ...) */
 #define NESTED_CHG_FULL 8u  /* anything else: the full path */
 #define NESTED_CHG_RIP 16u  /* L2's RIP (L1 stepped over the exiting instruction): RIP's rule */
+#define NESTED_CHG_COPIED 32u /* exception bitmap, TSC offset, timer: written only then (and the timer when on) */
 unsigned nested_fast_field_class(uint32_t encoding);
 unsigned nested_shadow_pull_changes(struct nested_vcpu *nv); /* pull; the classes of what changed */
 /* VM-entry failure after the VMfail checks (SDM 27.8): L1 resumes at its host state. efer:

@@ -26,8 +26,8 @@ const uint32_t nested_guest_fields[] = {NESTED_GUEST_FIELD_LIST(GUEST_FIELD_ENTR
 #undef GUEST_FIELD_ENTRY_
 const unsigned nested_nr_guest_fields = sizeof(nested_guest_fields) / sizeof(nested_guest_fields[0]);
 
-/* Entry-only fields also copied unchanged, at every entry: straight-line, a load at a
- * compile-time slot and a VMWRITE each. */
+/* Entry-only fields also copied unchanged, at every full entry: straight-line, a load at a
+ * compile-time slot and a VMWRITE each. A fast VMRESUME writes only some (prepare_guest). */
 #define COPIED_LIST(F)                                                                                      \
     F(VMX_PREEMPTION_TIMER_VALUE) F(EXCEPTION_BITMAP) F(PAGE_FAULT_ERROR_CODE_MASK)                          \
     F(PAGE_FAULT_ERROR_CODE_MATCH) F(CR3_TARGET_COUNT) F(CR3_TARGET_VALUE0) F(CR3_TARGET_VALUE1)             \
@@ -215,10 +215,25 @@ static void prepare_guest_bulk(struct nested_vcpu *nv)
 /* Guest state written at every entry: what L1 changes on its hot path (RIP, RSP, RFLAGS,
  * interruptibility, the event injection), what vmcs02 changed without vmcs12 (the timer,
  * EFER/PAT/debug state vmcs12 does not save, hv's injections) and GUEST_CR3. */
-static void prepare_guest(struct nested_vcpu *nv, const struct l1_state *l1, const uint64_t *pdpte)
+static void prepare_guest(struct nested_vcpu *nv, const struct l1_state *l1, const uint64_t *pdpte, bool bulk,
+                          unsigned changes)
 {
 #define COPY_(e) vmcs_write(e, v12(nv, e));
-    COPIED_LIST(COPY_)
+    if (bulk) {
+        COPIED_LIST(COPY_)
+    } else {
+        /* A fast VMRESUME: vmcs02 still holds what the last entry wrote, and hv changes none of
+         * these in vmcs02 but the event injection (its own, hv/exit.c, regcache redelivery).
+         * The unshadowed ones (page-fault mask and match, CR3 targets) cannot have changed: L1's
+         * VMWRITE of one exits and takes the full path. The timer counts down in vmcs02 while L2
+         * runs: L1's value is loaded at every entry with L1's timer on (SDM 26.7.4). */
+        if (changes & NESTED_CHG_COPIED) {
+            COPY_(EXCEPTION_BITMAP) COPY_(TSC_OFFSET) COPY_(VMX_PREEMPTION_TIMER_VALUE)
+        } else if (v12(nv, PIN_BASED_VM_EXEC_CONTROL) & PIN_BASED_PREEMPTION_TIMER) {
+            COPY_(VMX_PREEMPTION_TIMER_VALUE)
+        }
+        COPY_(VM_ENTRY_INTR_INFO_FIELD) COPY_(VM_ENTRY_EXCEPTION_ERROR_CODE) COPY_(VM_ENTRY_INSTRUCTION_LEN)
+    }
 #undef COPY_
     /* Without L1's virtual NMIs, an NMI may be injected into an L2 that blocks NMIs (26.3.1.5
      * checks that only with virtual NMIs, which vmcs02 always has): its delivery blocks
@@ -347,7 +362,7 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
         nested_vmx_fail(nv, VMXERR_ENTRY_INVALID_CONTROL);
         return;
     }
-    nested_enter_vmcs02(nv, true, pae ? pdpte : NULL);
+    nested_enter_vmcs02(nv, true, pae ? pdpte : NULL, ~0u);
     nested_perf_global_enter(nv);
     uint32_t bad = nested_load_msr_list(nv, v12(nv, VM_ENTRY_MSR_LOAD_ADDR),
                                         (uint32_t)v12(nv, VM_ENTRY_MSR_LOAD_COUNT), true);
@@ -361,7 +376,7 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
     nested_enter_commit(nv);
 }
 
-void nested_enter_vmcs02(struct nested_vcpu *nv, bool bulk, const uint64_t *pdpte)
+void nested_enter_vmcs02(struct nested_vcpu *nv, bool bulk, const uint64_t *pdpte, unsigned changes)
 {
     struct nested_state *n = nv->n;
     /* L1's state stays in vmcs01 until the nested VM exit; what L1 left dirty goes there now. */
@@ -380,7 +395,7 @@ void nested_enter_vmcs02(struct nested_vcpu *nv, bool bulk, const uint64_t *pdpt
     PROF("enter: vmcs02 controls");
     if (bulk)
         prepare_guest_bulk(nv);
-    prepare_guest(nv, &l1, pdpte);
+    prepare_guest(nv, &l1, pdpte, bulk, changes);
     PROF("enter: guest fields");
 }
 

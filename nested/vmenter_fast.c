@@ -10,8 +10,9 @@
  *    RFLAGS, interruptibility and the event injection rerun only the rules that read them
  *    (nested_check_entry_fast), RIP alone only RIP's rule (nested_check_entry_rip); a failure
  *    there reruns every check for the SDM's verdict and order; a host field reruns the host
- *    checks; the TSC offset, timer, exception bitmap, TPR threshold and L2's RSP are written
- *    at every entry anyway.
+ *    checks; the TPR threshold and L2's RSP are written at every entry anyway, the TSC
+ *    offset and exception bitmap only when L1 changed one of them, the timer value also when
+ *    L1's timer is on (nested/vmenter.c prepare_guest).
  * vmcs02's controls are kept (nested/vmenter.c keep_controls) but for what hv changes or
  * what lives outside vmcs12: the primary controls written back (hv's NMI window or MTF may be
  * left in them), the VPID, EPT02's root, L1's MSR bitmap merged again (L1 may have written its
@@ -36,10 +37,11 @@ unsigned nested_fast_field_class(uint32_t e)
     case VM_ENTRY_EXCEPTION_ERROR_CODE:
     case VM_ENTRY_INSTRUCTION_LEN:
         return NESTED_CHG_GUEST;
-    case GUEST_RSP:
     case TSC_OFFSET:
     case VMX_PREEMPTION_TIMER_VALUE:
     case EXCEPTION_BITMAP:
+        return NESTED_CHG_COPIED;
+    case GUEST_RSP:
     case TPR_THRESHOLD: /* the VTPR rule runs at every entry (nested_apicv_check) */
     case GUEST_PML_INDEX: /* hv's, not vmcs02's: L1's PML is emulated (nested/ept02.c) */
         return NESTED_CHG_FREE;
@@ -68,7 +70,7 @@ bool nested_vmenter_fast(struct nested_vcpu *nv, unsigned changes)
         return false; /* the full path gives the verdict */
     PROF("enter: fast checks");
     n->fast_ok = false; /* until the next reflected exit */
-    nested_enter_vmcs02(nv, false, pae ? pdpte : NULL);
+    nested_enter_vmcs02(nv, false, pae ? pdpte : NULL, changes);
     nested_perf_global_enter(nv);
     nested_enter_commit(nv);
     PROF("enter: commit");

@@ -187,8 +187,56 @@ static void test_change_before_vmread_exit(void)
           ULL(g02(GUEST_CR0) & CR0_CD));
 }
 
+/* The entry-only fields on a fast VMRESUME: those L1 left alone are not written again
+ * (vmcs02 has them), a changed exception bitmap is; the event injection is vmcs12's again
+ * over what hv's own injection left in vmcs02; L1's timer value is loaded at every entry that
+ * runs it (vmcs02 counted it down), and not written when L1's timer is off. */
+static const uint32_t unchanged[] = {PAGE_FAULT_ERROR_CODE_MASK, PAGE_FAULT_ERROR_CODE_MATCH, CR3_TARGET_COUNT,
+                                     CR3_TARGET_VALUE0, CR3_TARGET_VALUE3, EXCEPTION_BITMAP, TSC_OFFSET};
+#define NUNCH (sizeof(unchanged) / sizeof(unchanged[0]))
+
+static void test_copied(bool timer)
+{
+    nh_setup(true);
+    l1_ready(PG_VMCS_A);
+    /* L1's timer without "save": vmcs12 keeps L1's value while vmcs02 counts down */
+    set12(VM_EXIT_CONTROLS, vmcs12_get(V12, VM_EXIT_CONTROLS) & ~(uint64_t)VM_EXIT_SAVE_PREEMPTION_TIMER);
+    if (!timer)
+        set12(PIN_BASED_VM_EXEC_CONTROL,
+              vmcs12_get(V12, PIN_BASED_VM_EXEC_CONTROL) & ~(uint64_t)PIN_BASED_PREEMPTION_TIMER);
+    set12(VMX_PREEMPTION_TIMER_VALUE, 5000);
+    set12(VM_ENTRY_EXCEPTION_ERROR_CODE, 0x18);
+    launched();
+    uint32_t w[NUNCH], wt = w02(VMX_PREEMPTION_TIMER_VALUE);
+    for (unsigned i = 0; i < NUNCH; i++)
+        w[i] = w02(unchanged[i]);
+    fake_vmcs_set_in(ns.vmcs02_pa, VMX_PREEMPTION_TIMER_VALUE, 7); /* L2 ran */
+    fake_vmcs_set_in(ns.vmcs02_pa, VM_ENTRY_EXCEPTION_ERROR_CODE, 0x55); /* hv injected a #GP into L2 */
+    fake_vmcs_set_in(ns.vmcs02_pa, VM_ENTRY_INTR_INFO_FIELD, INTR_TYPE_HW_EXCEPTION | 13); /* delivered */
+    resume_fast(timer ? "timer on" : "timer off");
+    for (unsigned i = 0; i < NUNCH; i++)
+        CHECK(w02(unchanged[i]) == w[i] && g02(unchanged[i]) == vmcs12_get(V12, unchanged[i]),
+              "field %#x: not written again (%u writes more), vmcs12's", unchanged[i], w02(unchanged[i]) - w[i]);
+    CHECK(g02(VM_ENTRY_EXCEPTION_ERROR_CODE) == 0x18 && g02(VM_ENTRY_INTR_INFO_FIELD) == 0,
+          "the event injection is vmcs12's: error code %#llx, info %#llx", ULL(g02(VM_ENTRY_EXCEPTION_ERROR_CODE)),
+          ULL(g02(VM_ENTRY_INTR_INFO_FIELD)));
+    if (timer)
+        CHECK(g02(VMX_PREEMPTION_TIMER_VALUE) == 5000, "timer on: L1's value %llu loaded again",
+              ULL(g02(VMX_PREEMPTION_TIMER_VALUE)));
+    else
+        CHECK(w02(VMX_PREEMPTION_TIMER_VALUE) == wt, "timer off: its value not written");
+    /* L1 changes its exception bitmap in the shadow (no exit): written */
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "exit");
+    uint64_t eb = vmcs12_get(V12, EXCEPTION_BITMAP) ^ (1u << 6);
+    fake_vmcs_set_in(ns.shadow_pa, EXCEPTION_BITMAP, eb);
+    resume_fast("exception bitmap changed");
+    CHECK(g02(EXCEPTION_BITMAP) == eb, "L1's new exception bitmap %#llx in vmcs02", ULL(g02(EXCEPTION_BITMAP)));
+}
+
 int main(void)
 {
+    test_copied(true);
+    test_copied(false);
     test_change_before_vmread_exit();
     test_segment_write();
     test_msr_bitmap(3);
