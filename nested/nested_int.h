@@ -156,6 +156,8 @@ int nested_ve_convert(struct nested_vcpu *nv, const struct ept02_fault *f);
 /* VPIDs for L2 (nested/vpid.c). At nested VM-Enter: the VPID vmcs02 gets (invalidated as
  * vmcs12 requires), or 0 for none. */
 uint16_t nested_vpid02_enter(struct nested_vcpu *nv);
+/* The same for a fast VMRESUME, whose vmcs02 keeps its VPID (nested_state.vpid02_ctl). */
+void nested_vpid02_resume(struct nested_vcpu *nv);
 /* L1's INVVPID (checked) on hv's VPID for vpid12 (type 2: all of hv's VPIDs). */
 void nested_vpid02_invvpid(struct nested_vcpu *nv, uint64_t type, uint16_t vpid12, uint64_t la);
 /* L1's VMXOFF: hv's VPIDs flushed and forgotten. */

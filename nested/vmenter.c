@@ -80,14 +80,13 @@ static uint64_t eptp02_for(const struct nested_vcpu *nv) { return nv->n->ept12 ?
  * changed since the last full entry built them (a change to one takes the full path). Redone
  * here is what hv changed or what changes without vmcs12: the primary controls, in which hv
  * may have left an NMI window, MTF or an I/O step of L2's last run (hv/exit.c, hv/exit_ept.c,
- * hv/exit_io.c, nested/ept02_exit.c), written back as built; the VPID, which
- * nested_vpid02_enter gives (and invalidates) at every entry; EPT02's root; the APIC fields
- * that are per entry; L1's MSR bitmap, merged again. false: the full build is needed. */
-static bool keep_controls(struct nested_vcpu *nv)
+ * hv/exit_io.c, nested/ept02_exit.c), written back as built; the VPID's flush or last use
+ * (nested_vpid02_resume: the VPID itself is kept); EPT02's root; the APIC fields
+ * that are per entry; L1's MSR bitmap, merged again. */
+static void keep_controls(struct nested_vcpu *nv)
 {
     struct nested_state *n = nv->n;
-    if (nested_vpid02_enter(nv) != n->vpid02_ctl)
-        return false; /* SECONDARY_VPID may change: build all (nested_vpid02_enter again: no flush) */
+    nested_vpid02_resume(nv);
     if (v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_USE_MSR_BITMAPS)
         merge_bitmap(n, n->msr_bitmap02, v12(nv, MSR_BITMAP), nv->msr_bitmap01);
     vmcs_write(CPU_BASED_VM_EXEC_CONTROL, n->proc02);
@@ -99,15 +98,16 @@ static bool keep_controls(struct nested_vcpu *nv)
         nested_apicv_prepare(nv, false);
     else
         n->vid_entry_armed = false;
-    return true;
 }
 
 static void prepare_controls(struct nested_vcpu *nv, bool fast)
 {
     struct nested_state *n = nv->n;
     const struct vmx_msrs *hw = nv->hw;
-    if (fast && keep_controls(nv))
+    if (fast) {
+        keep_controls(nv);
         return;
+    }
     uint32_t proc = (uint32_t)v12(nv, CPU_BASED_VM_EXEC_CONTROL);
     uint32_t proc2 = (proc & CPU_BASED_ACTIVATE_SECONDARY) ? (uint32_t)v12(nv, SECONDARY_VM_EXEC_CONTROL) : 0;
     if (proc & CPU_BASED_USE_MSR_BITMAPS) {
@@ -120,7 +120,7 @@ static void prepare_controls(struct nested_vcpu *nv, bool fast)
     proc = (proc & ~CPU_BASED_USE_IO_BITMAPS) | CPU_BASED_UNCOND_IO_EXITING;
     /* L2 runs on EPT02 with L1's EPT, else on EPT01; either way EPT is on, so unrestricted
      * guest may pass through (it requires EPT, 26.2.1.1). L2's VPID is hv's (nested/vpid.c). */
-    uint16_t vpid02 = fast ? n->vpid02_cur : nested_vpid02_enter(nv); /* keep_controls called it */
+    uint16_t vpid02 = nested_vpid02_enter(nv);
     n->vpid02_ctl = vpid02;
     proc2 = (proc2 & ~SECONDARY_VPID) | SECONDARY_EPT | (vpid02 ? SECONDARY_VPID : 0);
     if (vpid02)

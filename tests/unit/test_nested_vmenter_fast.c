@@ -89,6 +89,27 @@ static void test_vpid(void)
     nv.invvpid = NULL;
 }
 
+/* With vmcs12's VPID: a fast entry keeps hv's VPID for it, flushes nothing (the last entry's
+ * table gives the same one without an eviction) and marks the slot used (its LRU clock). */
+static void test_vpid12(void)
+{
+    nh_setup(true);
+    nv.invvpid = record;
+    l1_ready(PG_VMCS_A);
+    CHECK(vmcs12_get(V12, SECONDARY_VM_EXEC_CONTROL) & SECONDARY_VPID, "vmcs12 has a VPID");
+    launched();
+    uint16_t vpid = (uint16_t)g02(VIRTUAL_PROCESSOR_ID);
+    int n0 = nrec;
+    uint32_t clock = ns.vpid02.clock;
+    CHECK(vpid >= 1 && vpid <= VPID02_SLOTS && ns.vpid02_cur == vpid, "hv's VPID %u for vmcs12's", vpid);
+    resume_fast("VPID12");
+    CHECK(nrec == n0, "no INVVPID (%d)", nrec - n0);
+    CHECK(ns.vpid02_cur == vpid && g02(VIRTUAL_PROCESSOR_ID) == vpid, "VPID %u kept", ns.vpid02_cur);
+    CHECK(ns.vpid02.clock == clock + 1 && ns.vpid02.last_use[vpid - 1] == clock + 1, "slot used at %u, clock %u",
+          ns.vpid02.last_use[vpid - 1], ns.vpid02.clock);
+    nv.invvpid = NULL;
+}
+
 /* EPTP: a root vmcs02 got from elsewhere than the last build is replaced by the one the entry
  * computes (here EPT01's, as without L1's EPT). */
 static void test_eptp(void)
@@ -243,6 +264,7 @@ int main(void)
     test_msr_bitmap(NESTED_HV_BM_MAX + 9);
     test_kept();
     test_vpid();
+    test_vpid12();
     test_eptp();
     test_apicv();
     return test_summary();
