@@ -75,7 +75,30 @@ bool nested_vmenter_fast(struct nested_vcpu *nv, unsigned changes);
 #define NESTED_CHG_FULL 8u  /* anything else: the full path */
 #define NESTED_CHG_RIP 16u  /* L2's RIP (L1 stepped over the exiting instruction): RIP's rule */
 #define NESTED_CHG_COPIED 32u /* exception bitmap, TSC offset, timer: written only then (and the timer when on) */
-unsigned nested_fast_field_class(uint32_t encoding);
+/* The class of a shadowed field L1 changed (inline: the pull's constant encodings fold). */
+static inline unsigned nested_fast_field_class(uint32_t e)
+{
+    switch (e) {
+    case GUEST_RIP:
+        return NESTED_CHG_RIP;
+    case GUEST_RFLAGS:
+    case GUEST_INTERRUPTIBILITY_INFO:
+    case VM_ENTRY_INTR_INFO_FIELD:
+    case VM_ENTRY_EXCEPTION_ERROR_CODE:
+    case VM_ENTRY_INSTRUCTION_LEN:
+        return NESTED_CHG_GUEST;
+    case TSC_OFFSET:
+    case VMX_PREEMPTION_TIMER_VALUE:
+    case EXCEPTION_BITMAP:
+        return NESTED_CHG_COPIED;
+    case GUEST_RSP:
+    case TPR_THRESHOLD: /* the VTPR rule runs at every entry (nested_apicv_check) */
+    case GUEST_PML_INDEX: /* hv's, not vmcs02's: L1's PML is emulated (nested/ept02.c) */
+        return NESTED_CHG_FREE;
+    default:
+        return VMCS_FIELD_TYPE(e) == 3 ? NESTED_CHG_HOST : NESTED_CHG_FULL;
+    }
+}
 unsigned nested_shadow_pull_changes(struct nested_vcpu *nv); /* pull; the classes of what changed */
 /* VM-entry failure after the VMfail checks (SDM 27.8): L1 resumes at its host state. efer:
  * IA32_EFER at the failure, L1's if it came before guest state was loaded (reason 33), L2's

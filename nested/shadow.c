@@ -118,6 +118,7 @@ struct shadow_lists {
     unsigned key;           /* the features they were made for; 0: none */
     uint64_t pin, proc, proc2; /* from these capability MSRs */
     unsigned nr_feat, nr_feat_exit;
+    uint16_t feat_slot[N(shadow_feat)]; /* shadow_feat[i]'s vmcs12 slot if offered, else 0 (the pull) */
     uint32_t feat[N(shadow_feat)];
     uint32_t feat_exit[N(shadow_feat)]; /* those a reflected exit changes (28.3.3: RVI/SVI) */
 };
@@ -139,8 +140,10 @@ static const struct shadow_lists *lists(struct nested_vcpu *nv)
     uint32_t f[N(shadow_feat)], x[N(shadow_feat)];
     unsigned n = 0, nx = 0;
     for (unsigned i = 0; i < N(shadow_feat); i++) {
+        l->feat_slot[i] = 0;
         if (!(feats & shadow_feat[i].feature))
             continue;
+        l->feat_slot[i] = (uint16_t)vmcs12_feat_slot(shadow_feat[i].encoding, NULL);
         f[n++] = shadow_feat[i].encoding;
         if (shadow_feat[i].encoding == GUEST_INTR_STATUS || shadow_feat[i].encoding == GUEST_PML_INDEX)
             x[nx++] = shadow_feat[i].encoding; /* RVI/SVI (28.3.3); the PML index L2's writes moved */
@@ -155,7 +158,8 @@ static const struct shadow_lists *lists(struct nested_vcpu *nv)
 static void shadow_current(struct nested_state *n) { vmptrld(n->shadow_pa); }
 static void shadow_done(struct nested_state *n) { vmptrld(n->guest_mode ? n->vmcs02_pa : n->vmcs01_pa); }
 
-static void pull_one(struct vmcs12 *c, uint32_t e, unsigned slot, unsigned *changes)
+static inline __attribute__((always_inline)) void pull_one(struct vmcs12 *c, uint32_t e, unsigned slot,
+                                                           unsigned *changes)
 {
     uint64_t val = vmcs_read(e);
     if (__builtin_expect(val != c->fields[slot], 0)) {
@@ -180,8 +184,14 @@ unsigned nested_shadow_pull_changes(struct nested_vcpu *nv)
         pull_one(c, e, VMCS12_TSLOT_##e, &changes);
     SHADOW_RW_LIST(PULL_)
 #undef PULL_
-    for (unsigned i = 0; i < l->nr_feat; i++)
-        pull_one(c, VMCS12_LIST_FIELD(l->feat[i]), VMCS12_LIST_SLOT(l->feat[i]), &changes);
+    /* The feature-dependent ones straight-line too: a compile-time encoding, the slot from
+     * the lists, no loop. */
+    _Static_assert(N(shadow_feat) == 3, "one line each");
+#define PULL_FEAT_(i)                                                                                       \
+    if (l->feat_slot[i])                                                                                    \
+        pull_one(c, shadow_feat[i].encoding, l->feat_slot[i], &changes);
+    PULL_FEAT_(0) PULL_FEAT_(1) PULL_FEAT_(2)
+#undef PULL_FEAT_
     shadow_done(n);
     return changes;
 }

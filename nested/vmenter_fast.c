@@ -26,30 +26,6 @@
 #include "checks.h"
 #include "nested_int.h"
 
-unsigned nested_fast_field_class(uint32_t e)
-{
-    switch (e) {
-    case GUEST_RIP:
-        return NESTED_CHG_RIP;
-    case GUEST_RFLAGS:
-    case GUEST_INTERRUPTIBILITY_INFO:
-    case VM_ENTRY_INTR_INFO_FIELD:
-    case VM_ENTRY_EXCEPTION_ERROR_CODE:
-    case VM_ENTRY_INSTRUCTION_LEN:
-        return NESTED_CHG_GUEST;
-    case TSC_OFFSET:
-    case VMX_PREEMPTION_TIMER_VALUE:
-    case EXCEPTION_BITMAP:
-        return NESTED_CHG_COPIED;
-    case GUEST_RSP:
-    case TPR_THRESHOLD: /* the VTPR rule runs at every entry (nested_apicv_check) */
-    case GUEST_PML_INDEX: /* hv's, not vmcs02's: L1's PML is emulated (nested/ept02.c) */
-        return NESTED_CHG_FREE;
-    default:
-        return VMCS_FIELD_TYPE(e) == 3 ? NESTED_CHG_HOST : NESTED_CHG_FULL;
-    }
-}
-
 bool nested_vmenter_fast(struct nested_vcpu *nv, unsigned changes)
 {
     struct nested_state *n = nv->n;
