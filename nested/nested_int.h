@@ -56,9 +56,9 @@ unsigned nested_l1_cpl(void); /* the CPL of the guest running now (L1, or L2 on 
 bool nested_guest_64(void);   /* that guest is in 64-bit mode */
 void nested_vmcs12_writeback(struct nested_vcpu *nv);
 void nested_vmenter(struct nested_vcpu *nv, bool launch);
-/* Build vmcs02 (current) from vmcs12 and hv's needs. fast: a fast VMRESUME
- * (nested/vmenter_fast.c): vmcs02's controls are kept where they cannot have changed. */
-void nested_prepare_vmcs02(struct nested_vcpu *nv, bool fast);
+/* Build vmcs02's host state and controls (vmcs02 current) from vmcs12 and hv's needs: the
+ * full path (a fast VMRESUME keeps them, nested/vmenter.c keep_controls). */
+void nested_prepare_vmcs02(struct nested_vcpu *nv);
 /* After the checks (vmcs01 current): vmcs02 made current and built; bulk: the guest state
  * vmcs02 keeps across a reflected exit too. pdpte: L2's PDPTEs or NULL. changes: on a fast
  * VMRESUME (!bulk), the classes of the shadowed fields L1 changed (NESTED_CHG_*). */

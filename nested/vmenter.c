@@ -100,14 +100,10 @@ static void keep_controls(struct nested_vcpu *nv)
         n->vid_entry_armed = false;
 }
 
-static void prepare_controls(struct nested_vcpu *nv, bool fast)
+static void prepare_controls(struct nested_vcpu *nv)
 {
     struct nested_state *n = nv->n;
     const struct vmx_msrs *hw = nv->hw;
-    if (fast) {
-        keep_controls(nv);
-        return;
-    }
     uint32_t proc = (uint32_t)v12(nv, CPU_BASED_VM_EXEC_CONTROL);
     uint32_t proc2 = (proc & CPU_BASED_ACTIVATE_SECONDARY) ? (uint32_t)v12(nv, SECONDARY_VM_EXEC_CONTROL) : 0;
     if (proc & CPU_BASED_USE_MSR_BITMAPS) {
@@ -284,14 +280,14 @@ void nested_save_host_fields(struct nested_vcpu *nv)
         nv->n->host_fields[i] = vmcs_read(host_fields[i]);
 }
 
-void nested_prepare_vmcs02(struct nested_vcpu *nv, bool fast)
+void nested_prepare_vmcs02(struct nested_vcpu *nv)
 {
     /* VM exits from L2 come to hv. Host state never changes, so a vmcs02 that was already
      * launched (and not cleared since) still holds it. */
     if (!nv->n->vmcs02_launched)
         for (int i = 0; i < NESTED_NR_HOST_FIELDS; i++)
             vmcs_write(host_fields[i], nv->n->host_fields[i]);
-    prepare_controls(nv, fast);
+    prepare_controls(nv);
 }
 
 void nested_vmenter(struct nested_vcpu *nv, bool launch)
@@ -391,7 +387,10 @@ void nested_enter_vmcs02(struct nested_vcpu *nv, bool bulk, const uint64_t *pdpt
     }
     vmptrld(n->vmcs02_pa);
     PROF("enter: L1 state, flush, VMPTRLD");
-    nested_prepare_vmcs02(nv, !bulk); /* bulk: the full path; else a fast VMRESUME */
+    if (bulk) /* the full path */
+        nested_prepare_vmcs02(nv);
+    else /* a fast VMRESUME: vmcs02's host state and controls are kept */
+        keep_controls(nv);
     PROF("enter: vmcs02 controls");
     if (bulk)
         prepare_guest_bulk(nv);
