@@ -63,7 +63,7 @@ void nested_prepare_vmcs02(struct nested_vcpu *nv);
  * vmcs02 keeps across a reflected exit too. pdpte: L2's PDPTEs or NULL. changes: on a fast
  * VMRESUME (!bulk), the classes of the shadowed fields L1 changed (NESTED_CHG_*). */
 void nested_enter_vmcs02(struct nested_vcpu *nv, bool bulk, const uint64_t *pdpte, unsigned changes);
-void nested_enter_commit(struct nested_vcpu *nv); /* the entry is made: L2 runs next */
+static inline void nested_enter_commit(struct nested_vcpu *nv); /* the entry is made: L2 runs next (below) */
 bool nested_l2_pdptes(const struct nested_vcpu *nv, uint64_t pdpte[4]); /* false: no PAE paging */
 /* VMRESUME doing only what the changes since the last reflected exit need
  * (nested/vmenter_fast.c): true if the entry was made, false for the full path. changes:
@@ -117,7 +117,8 @@ void nested_store_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count
 /* IA32_PERF_GLOBAL_CTRL as vmcs12's load/save controls say (nested/perf_global.c). _enter
  * also starts the entry's undo record (nested_state.entry_undo_*), which the MSR-load list
  * then continues. */
-void nested_perf_global_enter(struct nested_vcpu *nv);
+static inline void nested_perf_global_enter(struct nested_vcpu *nv); /* inline, below */
+void nested_perf_global_load_guest(struct nested_vcpu *nv);             /* its load, if any */
 void nested_perf_global_save(struct nested_vcpu *nv);
 void nested_perf_global_load_host(struct nested_vcpu *nv);
 /* vmcs12's host state into vmcs01's guest state (SDM 28.5). vmcs01 must be current. efer:
@@ -218,6 +219,25 @@ static inline void v12_list_write(const struct vmcs12 *c, const uint32_t *list, 
 
 static inline uint64_t v12(const struct nested_vcpu *nv, uint32_t f) { return vmcs12_get(nv->n->cache, f); }
 static inline void v12_set(struct nested_vcpu *nv, uint32_t f, uint64_t x) { vmcs12_set(nv->n->cache, f, x); }
+static inline void nested_perf_global_enter(struct nested_vcpu *nv)
+{
+    nv->n->entry_undo_n = 0;
+    if (v12(nv, VM_ENTRY_CONTROLS) & VM_ENTRY_LOAD_PERF_GLOBAL_CTRL)
+        nested_perf_global_load_guest(nv);
+}
+static inline void nested_enter_commit(struct nested_vcpu *nv)
+{
+    struct nested_state *n = nv->n;
+    struct vmcs12 *c = n->cache;
+    n->launch_was_clear = !c->launch_state;
+    n->entry_in_flight = true; /* until vmcs02's first exit (nested_vmcs02_accepted) */
+    c->launch_state = 1;
+    n->guest_mode = true;
+    nv->rc->guest_cr3_owned_by_nested = true;
+    *nv->launch_pending = !n->vmcs02_launched;
+    n->vmcs02_launched = true;
+    n->nested_entries++;
+}
 static inline int nested_apicv_check(struct nested_vcpu *nv)
 {
     if (!(v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_TPR_SHADOW))

@@ -398,20 +398,6 @@ void nested_enter_vmcs02(struct nested_vcpu *nv, bool bulk, const uint64_t *pdpt
     PROF("enter: guest fields");
 }
 
-void nested_enter_commit(struct nested_vcpu *nv)
-{
-    struct nested_state *n = nv->n;
-    struct vmcs12 *c = n->cache;
-    n->launch_was_clear = !c->launch_state;
-    n->entry_in_flight = true; /* until vmcs02's first exit (nested_vmcs02_accepted) */
-    c->launch_state = 1;
-    n->guest_mode = true;
-    nv->rc->guest_cr3_owned_by_nested = true;
-    *nv->launch_pending = !n->vmcs02_launched;
-    n->vmcs02_launched = true;
-    n->nested_entries++;
-}
-
 /* Back to vmcs01 after the CPU refused vmcs02. If that was at the nested VM-Enter in flight,
  * the entry never happened for L1: the CPU checks controls, host and guest state before it
  * loads anything (SDM 27.1-27.4), so L1's VMCS stays clear after a VMLAUNCH and the MSRs of the
