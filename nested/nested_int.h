@@ -59,10 +59,13 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch);
 /* Build vmcs02's host state and controls (vmcs02 current) from vmcs12 and hv's needs: the
  * full path (a fast VMRESUME keeps them, nested/vmenter.c keep_controls). */
 void nested_prepare_vmcs02(struct nested_vcpu *nv);
-/* After the checks (vmcs01 current): vmcs02 made current and built; bulk: the guest state
- * vmcs02 keeps across a reflected exit too. pdpte: L2's PDPTEs or NULL. changes: on a fast
- * VMRESUME (!bulk), the classes of the shadowed fields L1 changed (NESTED_CHG_*). */
-void nested_enter_vmcs02(struct nested_vcpu *nv, bool bulk, const uint64_t *pdpte, unsigned changes);
+/* After the checks (vmcs01 current): vmcs02 made current and built, with the guest state
+ * vmcs02 keeps across a reflected exit too. pdpte: L2's PDPTEs or NULL. */
+void nested_enter_vmcs02(struct nested_vcpu *nv, const uint64_t *pdpte);
+/* The same for a fast VMRESUME (nested/vmenter_fast.c): vmcs02's host state and controls kept,
+ * the guest fields vmcs02 keeps written only as changes (the classes, NESTED_CHG_*, of the
+ * shadowed fields L1 changed) require. */
+void nested_enter_vmcs02_fast(struct nested_vcpu *nv, const uint64_t *pdpte, unsigned changes);
 static inline void nested_enter_commit(struct nested_vcpu *nv); /* the entry is made: L2 runs next (below) */
 bool nested_l2_pdptes(const struct nested_vcpu *nv, uint64_t pdpte[4]); /* false: no PAE paging */
 /* VMRESUME doing only what the changes since the last reflected exit need

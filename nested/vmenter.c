@@ -211,8 +211,8 @@ static void prepare_guest_bulk(struct nested_vcpu *nv)
 /* Guest state written at every entry: what L1 changes on its hot path (RIP, RSP, RFLAGS,
  * interruptibility, the event injection), what vmcs02 changed without vmcs12 (the timer,
  * EFER/PAT/debug state vmcs12 does not save, hv's injections) and GUEST_CR3. */
-static void prepare_guest(struct nested_vcpu *nv, const struct l1_state *l1, const uint64_t *pdpte, bool bulk,
-                          unsigned changes)
+static inline __attribute__((always_inline)) void prepare_guest(struct nested_vcpu *nv, const struct l1_state *l1,
+                                                                const uint64_t *pdpte, bool bulk, unsigned changes)
 {
 #define COPY_(e) vmcs_write(e, v12(nv, e));
     if (bulk) {
@@ -358,7 +358,7 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
         nested_vmx_fail(nv, VMXERR_ENTRY_INVALID_CONTROL);
         return;
     }
-    nested_enter_vmcs02(nv, true, pae ? pdpte : NULL, ~0u);
+    nested_enter_vmcs02(nv, pae ? pdpte : NULL);
     nested_perf_global_enter(nv);
     uint32_t bad = nested_load_msr_list(nv, v12(nv, VM_ENTRY_MSR_LOAD_ADDR),
                                         (uint32_t)v12(nv, VM_ENTRY_MSR_LOAD_COUNT), true);
@@ -372,7 +372,9 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
     nested_enter_commit(nv);
 }
 
-void nested_enter_vmcs02(struct nested_vcpu *nv, bool bulk, const uint64_t *pdpte, unsigned changes)
+/* nested_enter_vmcs02 and nested_enter_vmcs02_fast: one body, made twice (bulk constant). */
+static inline __attribute__((always_inline)) void enter_vmcs02(struct nested_vcpu *nv, bool bulk,
+                                                               const uint64_t *pdpte, unsigned changes)
 {
     struct nested_state *n = nv->n;
     /* L1's state stays in vmcs01 until the nested VM exit; what L1 left dirty goes there now. */
@@ -396,6 +398,13 @@ void nested_enter_vmcs02(struct nested_vcpu *nv, bool bulk, const uint64_t *pdpt
         prepare_guest_bulk(nv);
     prepare_guest(nv, &l1, pdpte, bulk, changes);
     PROF("enter: guest fields");
+}
+
+void nested_enter_vmcs02(struct nested_vcpu *nv, const uint64_t *pdpte) { enter_vmcs02(nv, true, pdpte, ~0u); }
+
+void nested_enter_vmcs02_fast(struct nested_vcpu *nv, const uint64_t *pdpte, unsigned changes)
+{
+    enter_vmcs02(nv, false, pdpte, changes);
 }
 
 /* Back to vmcs01 after the CPU refused vmcs02. If that was at the nested VM-Enter in flight,

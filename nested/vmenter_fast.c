@@ -46,7 +46,7 @@ bool nested_vmenter_fast(struct nested_vcpu *nv, unsigned changes)
         return false; /* the full path gives the verdict */
     PROF("enter: fast checks");
     n->fast_ok = false; /* until the next reflected exit */
-    nested_enter_vmcs02(nv, false, pae ? pdpte : NULL, changes);
+    nested_enter_vmcs02_fast(nv, pae ? pdpte : NULL, changes);
     nested_perf_global_enter(nv);
     nested_enter_commit(nv);
     PROF("enter: commit");
