@@ -74,7 +74,7 @@ bool nested_l2_pdptes(const struct nested_vcpu *nv, uint64_t pdpte[4]); /* false
 bool nested_vmenter_fast(struct nested_vcpu *nv, unsigned changes);
 #define NESTED_CHG_GUEST 1u /* RFLAGS, interruptibility, event injection: a few checks */
 #define NESTED_CHG_HOST 2u  /* host state: the host checks */
-#define NESTED_CHG_FREE 4u  /* written at every entry and never checked (TSC offset, timer, ...) */
+#define NESTED_CHG_FREE 4u  /* written at every entry and never checked (L2's RSP, TPR threshold, PML index) */
 #define NESTED_CHG_FULL 8u  /* anything else: the full path */
 #define NESTED_CHG_RIP 16u  /* L2's RIP (L1 stepped over the exiting instruction): RIP's rule */
 #define NESTED_CHG_COPIED 32u /* exception bitmap, TSC offset, timer: written only then (and the timer when on) */

@@ -12,11 +12,14 @@
  *    there reruns every check for the SDM's verdict and order; a host field reruns the host
  *    checks; the TPR threshold and L2's RSP are written at every entry anyway, the TSC
  *    offset and exception bitmap only when L1 changed one of them, the timer value also when
- *    L1's timer is on (nested/vmenter.c prepare_guest).
- * vmcs02's controls are kept (nested/vmenter.c keep_controls) but for what hv changes or
- * what lives outside vmcs12: the primary controls written back (hv's NMI window or MTF may be
- * left in them), the VPID, EPT02's root, L1's MSR bitmap merged again (L1 may have written its
- * page), the per-entry APIC fields. Redone as on the full path: the VTPR rule (L1's
+ *    L1's timer is on (nested/vmenter.c prepare_guest); L2's segments, activity state and
+ *    pending debug exceptions are not even pulled (L1's VMWRITE of one exits);
+ *  - a pull outside nested VM-Enter (a VMREAD/VMWRITE exit) that finds a change clears
+ *    fast_ok: that change is in vmcs12 but not in vmcs02, and the entry's pull will not see it.
+ * vmcs02's host state and controls are kept (nested/vmenter.c keep_controls) but for what hv
+ * changes or what lives outside vmcs12: the primary controls written back (hv's NMI window or
+ * MTF may be left in them), the VPID's flush or last use (nested_vpid02_resume), EPT02's root,
+ * L1's MSR bitmap merged again (L1 may have written its page), the per-entry APIC fields. Redone as on the full path: the VTPR rule (L1's
  * virtual-APIC page is memory), L1's EFER/PAT/debug state, GUEST_CR3.
  * Anything that reads L1's memory at each entry otherwise (a VMCS link pointer other than
  * all 1s, PDPTEs from L2's CR3, a VM-entry MSR-load list) takes the full path.
