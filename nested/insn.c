@@ -306,10 +306,7 @@ static void handle_vmread(struct nested_vcpu *nv)
         vmx_fail_invalid(nv);
         return;
     }
-    /* What the pull brings in is no change the next entry sees (the shadow and vmcs12 then
-     * agree): that entry must check and build everything (nested/vmenter_fast.c). */
-    if (nested_shadow_pull_changes(nv))
-        nv->n->fast_ok = false;
+    nested_shadow_pull(nv); /* a change it finds ends the fast path (nested/shadow.c) */
     vmread_of(nv, nv->n->cache);
 }
 

@@ -56,13 +56,17 @@ unsigned nested_l1_cpl(void); /* the CPL of the guest running now (L1, or L2 on 
 bool nested_guest_64(void);   /* that guest is in 64-bit mode */
 void nested_vmcs12_writeback(struct nested_vcpu *nv);
 void nested_vmenter(struct nested_vcpu *nv, bool launch);
-/* Build vmcs02 (current) from vmcs12 and hv's needs. fast: a fast VMRESUME
- * (nested/vmenter_fast.c): vmcs02's controls are kept where they cannot have changed. */
-void nested_prepare_vmcs02(struct nested_vcpu *nv, bool fast);
-/* After the checks (vmcs01 current): vmcs02 made current and built; bulk: the guest state
+/* Build vmcs02's host state and controls (vmcs02 current) from vmcs12 and hv's needs: the
+ * full path (a fast VMRESUME keeps them, nested/vmenter.c keep_controls). */
+void nested_prepare_vmcs02(struct nested_vcpu *nv);
+/* After the checks (vmcs01 current): vmcs02 made current and built, with the guest state
  * vmcs02 keeps across a reflected exit too. pdpte: L2's PDPTEs or NULL. */
-void nested_enter_vmcs02(struct nested_vcpu *nv, bool bulk, const uint64_t *pdpte);
-void nested_enter_commit(struct nested_vcpu *nv); /* the entry is made: L2 runs next */
+void nested_enter_vmcs02(struct nested_vcpu *nv, const uint64_t *pdpte);
+/* The same for a fast VMRESUME (nested/vmenter_fast.c): vmcs02's host state and controls kept,
+ * the guest fields vmcs02 keeps written only as changes (the classes, NESTED_CHG_*, of the
+ * shadowed fields L1 changed) require. */
+void nested_enter_vmcs02_fast(struct nested_vcpu *nv, const uint64_t *pdpte, unsigned changes);
+static inline void nested_enter_commit(struct nested_vcpu *nv); /* the entry is made: L2 runs next (below) */
 bool nested_l2_pdptes(const struct nested_vcpu *nv, uint64_t pdpte[4]); /* false: no PAE paging */
 /* VMRESUME doing only what the changes since the last reflected exit need
  * (nested/vmenter_fast.c): true if the entry was made, false for the full path. changes:
@@ -70,10 +74,35 @@ bool nested_l2_pdptes(const struct nested_vcpu *nv, uint64_t pdpte[4]); /* false
 bool nested_vmenter_fast(struct nested_vcpu *nv, unsigned changes);
 #define NESTED_CHG_GUEST 1u /* RFLAGS, interruptibility, event injection: a few checks */
 #define NESTED_CHG_HOST 2u  /* host state: the host checks */
-#define NESTED_CHG_FREE 4u  /* written at every entry and never checked (TSC offset, timer, ...) */
+#define NESTED_CHG_FREE 4u  /* written at every entry and never checked (L2's RSP, TPR threshold, PML index) */
 #define NESTED_CHG_FULL 8u  /* anything else: the full path */
 #define NESTED_CHG_RIP 16u  /* L2's RIP (L1 stepped over the exiting instruction): RIP's rule */
-unsigned nested_fast_field_class(uint32_t encoding);
+#define NESTED_CHG_COPIED 32u /* exception bitmap, TSC offset, timer: written only then (and the timer when on) */
+/* The class of a shadowed field L1 changed (inline: the pull's constant encodings fold). */
+static inline unsigned nested_fast_field_class(uint32_t e)
+{
+    switch (e) {
+    case GUEST_RIP:
+        return NESTED_CHG_RIP;
+    case GUEST_RFLAGS:
+    case GUEST_INTERRUPTIBILITY_INFO:
+    case VM_ENTRY_INTR_INFO_FIELD:
+    case VM_ENTRY_EXCEPTION_ERROR_CODE:
+    case VM_ENTRY_INSTRUCTION_LEN:
+        return NESTED_CHG_GUEST;
+    case TSC_OFFSET:
+    case VMX_PREEMPTION_TIMER_VALUE:
+    case EXCEPTION_BITMAP:
+        return NESTED_CHG_COPIED;
+    case GUEST_RSP:
+    case TPR_THRESHOLD: /* the VTPR rule runs at every entry (nested_apicv_check) */
+    case GUEST_PML_INDEX: /* hv's, not vmcs02's: L1's PML is emulated (nested/ept02.c) */
+    case HOST_RSP: /* no VM-entry check reads it (26.2.2-26.2.4); KVM moves it every round trip */
+        return NESTED_CHG_FREE;
+    default:
+        return VMCS_FIELD_TYPE(e) == 3 ? NESTED_CHG_HOST : NESTED_CHG_FULL;
+    }
+}
 unsigned nested_shadow_pull_changes(struct nested_vcpu *nv); /* pull; the classes of what changed */
 /* VM-entry failure after the VMfail checks (SDM 27.8): L1 resumes at its host state. efer:
  * IA32_EFER at the failure, L1's if it came before guest state was loaded (reason 33), L2's
@@ -92,7 +121,8 @@ void nested_store_msr_list(struct nested_vcpu *nv, uint64_t addr, uint32_t count
 /* IA32_PERF_GLOBAL_CTRL as vmcs12's load/save controls say (nested/perf_global.c). _enter
  * also starts the entry's undo record (nested_state.entry_undo_*), which the MSR-load list
  * then continues. */
-void nested_perf_global_enter(struct nested_vcpu *nv);
+static inline void nested_perf_global_enter(struct nested_vcpu *nv); /* inline, below */
+void nested_perf_global_load_guest(struct nested_vcpu *nv);             /* its load, if any */
 void nested_perf_global_save(struct nested_vcpu *nv);
 void nested_perf_global_load_host(struct nested_vcpu *nv);
 /* vmcs12's host state into vmcs01's guest state (SDM 28.5). vmcs01 must be current. efer:
@@ -154,6 +184,8 @@ int nested_ve_convert(struct nested_vcpu *nv, const struct ept02_fault *f);
 /* VPIDs for L2 (nested/vpid.c). At nested VM-Enter: the VPID vmcs02 gets (invalidated as
  * vmcs12 requires), or 0 for none. */
 uint16_t nested_vpid02_enter(struct nested_vcpu *nv);
+/* The same for a fast VMRESUME, whose vmcs02 keeps its VPID (nested_state.vpid02_ctl). */
+void nested_vpid02_resume(struct nested_vcpu *nv);
 /* L1's INVVPID (checked) on hv's VPID for vpid12 (type 2: all of hv's VPIDs). */
 void nested_vpid02_invvpid(struct nested_vcpu *nv, uint64_t type, uint16_t vpid12, uint64_t la);
 /* L1's VMXOFF: hv's VPIDs flushed and forgotten. */
@@ -191,6 +223,25 @@ static inline void v12_list_write(const struct vmcs12 *c, const uint32_t *list, 
 
 static inline uint64_t v12(const struct nested_vcpu *nv, uint32_t f) { return vmcs12_get(nv->n->cache, f); }
 static inline void v12_set(struct nested_vcpu *nv, uint32_t f, uint64_t x) { vmcs12_set(nv->n->cache, f, x); }
+static inline void nested_perf_global_enter(struct nested_vcpu *nv)
+{
+    nv->n->entry_undo_n = 0;
+    if (v12(nv, VM_ENTRY_CONTROLS) & VM_ENTRY_LOAD_PERF_GLOBAL_CTRL)
+        nested_perf_global_load_guest(nv);
+}
+static inline void nested_enter_commit(struct nested_vcpu *nv)
+{
+    struct nested_state *n = nv->n;
+    struct vmcs12 *c = n->cache;
+    n->launch_was_clear = !c->launch_state;
+    n->entry_in_flight = true; /* until vmcs02's first exit (nested_vmcs02_accepted) */
+    c->launch_state = 1;
+    n->guest_mode = true;
+    nv->rc->guest_cr3_owned_by_nested = true;
+    *nv->launch_pending = !n->vmcs02_launched;
+    n->vmcs02_launched = true;
+    n->nested_entries++;
+}
 static inline int nested_apicv_check(struct nested_vcpu *nv)
 {
     if (!(v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_TPR_SHADOW))

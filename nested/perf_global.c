@@ -16,12 +16,11 @@
 #include "../vmx/vmx_bits.h"
 #include "nested_int.h"
 
-void nested_perf_global_enter(struct nested_vcpu *nv)
+/* nested_perf_global_enter (nested_int.h, inline) with "load IA32_PERF_GLOBAL_CTRL": undone
+ * like the MSR-load list if the CPU then refuses vmcs02 (nested/vmenter.c). */
+void nested_perf_global_load_guest(struct nested_vcpu *nv)
 {
-    nv->n->entry_undo_n = 0;
-    /* Undone like the MSR-load list if the CPU then refuses vmcs02 (nested/vmenter.c). */
-    if (v12(nv, VM_ENTRY_CONTROLS) & VM_ENTRY_LOAD_PERF_GLOBAL_CTRL)
-        nested_entry_wrmsr(nv->n, MSR_IA32_PERF_GLOBAL_CTRL, v12(nv, GUEST_IA32_PERF_GLOBAL_CTRL), true);
+    nested_entry_wrmsr(nv->n, MSR_IA32_PERF_GLOBAL_CTRL, v12(nv, GUEST_IA32_PERF_GLOBAL_CTRL), true);
 }
 
 void nested_perf_global_save(struct nested_vcpu *nv)

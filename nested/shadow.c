@@ -15,12 +15,17 @@
 #include "../vmx/vmx_bits.h"
 #include "nested_int.h"
 
-/* Read and written by L1 on its exit path: pulled at every nested VM-Enter. F(encoding,
- * exit): exit = a reflected exit (or VM-entry failure) writes it into vmcs12: L2's state,
- * the event injection's valid bit (28.2, 28.3); 1: pushed at every exit, 2: pushed when it
- * changed (NESTED_EXIT_TRACKED_LIST, nested_state.shadow_dirty). The others (controls, host state) were
- * pulled at the entry and nothing changes them until the exit. Copied straight-line (X-macro):
- * a VMREAD or VMWRITE at a compile-time slot each. */
+/* Read by L1 on its exit path without a VM exit. F(encoding, exit): exit = a reflected exit
+ * (or VM-entry failure) writes it into vmcs12: L2's state, the event injection's valid bit
+ * (28.2, 28.3); 1: pushed at every exit, 2: pushed when it changed (NESTED_EXIT_TRACKED_LIST,
+ * nested_state.shadow_dirty). The others (controls, host state) were pulled at the entry and
+ * nothing changes them until the exit. Written by L1 without a VM exit too, and so pulled at
+ * every nested VM-Enter, all but the exit-2 ones: L2's segments, activity state and pending
+ * debug exceptions, which KVM reads but writes only when it sets up L2's state (its own
+ * shadow VMCS has CS/SS access rights read-only and the others not at all): L1's VMWRITE of
+ * one exits to hv (the next entry takes the full path), which saves the pull 11 VMREADs at
+ * every entry (issue 9). Copied straight-line (X-macro): a VMREAD or VMWRITE at a
+ * compile-time slot each. */
 #define SHADOW_RW_LIST(F)                                                                                    \
     F(GUEST_RIP, 1) F(GUEST_RSP, 1) F(GUEST_RFLAGS, 1) F(GUEST_CR0, 1) F(GUEST_CR3, 1) F(GUEST_CR4, 1)         \
     F(GUEST_INTERRUPTIBILITY_INFO, 1) F(GUEST_ACTIVITY_STATE, 2) F(GUEST_PENDING_DBG_EXCEPTIONS, 2)           \
@@ -34,7 +39,12 @@
     F(HOST_RSP, 0) F(HOST_CR3, 0) F(HOST_FS_SELECTOR, 0) F(HOST_GS_SELECTOR, 0) F(HOST_FS_BASE, 0)           \
     F(HOST_GS_BASE, 0)
 #define ENCODING_(e, x) e,
-static const uint32_t shadow_rw[] = {SHADOW_RW_LIST(ENCODING_)};
+#define RW_ENCODING_(e, x) {e, (x) != 2},
+static const struct {
+    uint32_t encoding;
+    bool write; /* L1's VMWRITE without a VM exit (pulled at entry) */
+} shadow_rw[] = {SHADOW_RW_LIST(RW_ENCODING_)};
+#undef RW_ENCODING_
 /* Feature-dependent fields (vmcs12.h) on KVM's hot path, shadowed only while hv offers their
  * feature: otherwise L1's VMREAD/VMWRITE must fail with error 12, which only hv gives. The
  * CPU has each field then (hv offers a feature only where the CPU has it). */
@@ -88,8 +98,9 @@ void nested_shadow_bitmaps(uint8_t *vmread_bm, uint8_t *vmwrite_bm, bool exit_in
     for (int i = 0; i < 4096; i++)
         vmread_bm[i] = vmwrite_bm[i] = 0xff;
     for (unsigned i = 0; i < N(shadow_rw); i++) {
-        allow(vmread_bm, shadow_rw[i]);
-        allow(vmwrite_bm, shadow_rw[i]);
+        allow(vmread_bm, shadow_rw[i].encoding);
+        if (shadow_rw[i].write)
+            allow(vmwrite_bm, shadow_rw[i].encoding);
     }
     for (unsigned i = 0; i < N(shadow_feat); i++) {
         if (!(features & shadow_feat[i].feature))
@@ -107,12 +118,16 @@ struct shadow_lists {
     unsigned key;           /* the features they were made for; 0: none */
     uint64_t pin, proc, proc2; /* from these capability MSRs */
     unsigned nr_feat, nr_feat_exit;
+    uint16_t feat_slot[N(shadow_feat)]; /* shadow_feat[i]'s vmcs12 slot if offered, else 0 (the pull) */
     uint32_t feat[N(shadow_feat)];
     uint32_t feat_exit[N(shadow_feat)]; /* those a reflected exit changes (28.3.3: RVI/SVI) */
 };
 _Static_assert(sizeof(struct shadow_lists) <= 4096, "the lists fit a page");
 
-static const struct shadow_lists *lists(struct nested_vcpu *nv)
+static const struct shadow_lists *lists_make(struct nested_vcpu *nv);
+
+/* Inline: the check at every copy, the making (rare) out of line. */
+static inline const struct shadow_lists *lists(struct nested_vcpu *nv)
 {
     struct shadow_lists *l = nv->n->shadow_lists;
     const struct nested_caps *c = nv->caps;
@@ -121,6 +136,13 @@ static const struct shadow_lists *lists(struct nested_vcpu *nv)
     if (__builtin_expect(l->key && l->pin == c->true_pinbased && l->proc == c->true_procbased &&
                              l->proc2 == c->procbased2, 1))
         return l;
+    return lists_make(nv);
+}
+
+static __attribute__((noinline)) const struct shadow_lists *lists_make(struct nested_vcpu *nv)
+{
+    struct shadow_lists *l = nv->n->shadow_lists;
+    const struct nested_caps *c = nv->caps;
     l->pin = c->true_pinbased, l->proc = c->true_procbased, l->proc2 = c->procbased2;
     unsigned feats = nested_vmcs12_features(c), key = 1u << 31;
     for (unsigned i = 0; i < N(shadow_feat); i++)
@@ -128,8 +150,10 @@ static const struct shadow_lists *lists(struct nested_vcpu *nv)
     uint32_t f[N(shadow_feat)], x[N(shadow_feat)];
     unsigned n = 0, nx = 0;
     for (unsigned i = 0; i < N(shadow_feat); i++) {
+        l->feat_slot[i] = 0;
         if (!(feats & shadow_feat[i].feature))
             continue;
+        l->feat_slot[i] = (uint16_t)vmcs12_feat_slot(shadow_feat[i].encoding, NULL);
         f[n++] = shadow_feat[i].encoding;
         if (shadow_feat[i].encoding == GUEST_INTR_STATUS || shadow_feat[i].encoding == GUEST_PML_INDEX)
             x[nx++] = shadow_feat[i].encoding; /* RVI/SVI (28.3.3); the PML index L2's writes moved */
@@ -144,7 +168,8 @@ static const struct shadow_lists *lists(struct nested_vcpu *nv)
 static void shadow_current(struct nested_state *n) { vmptrld(n->shadow_pa); }
 static void shadow_done(struct nested_state *n) { vmptrld(n->guest_mode ? n->vmcs02_pa : n->vmcs01_pa); }
 
-static void pull_one(struct vmcs12 *c, uint32_t e, unsigned slot, unsigned *changes)
+static inline __attribute__((always_inline)) void pull_one(struct vmcs12 *c, uint32_t e, unsigned slot,
+                                                           unsigned *changes)
 {
     uint64_t val = vmcs_read(e);
     if (__builtin_expect(val != c->fields[slot], 0)) {
@@ -167,16 +192,31 @@ unsigned nested_shadow_pull_changes(struct nested_vcpu *nv)
     struct vmcs12 *c = n->cache;
     unsigned changes = 0;
     shadow_current(n);
-#define PULL_(e, x) pull_one(c, e, VMCS12_TSLOT_##e, &changes);
+#define PULL_(e, x)                                                                                         \
+    if ((x) != 2) /* L1's VMWRITE of an exit-2 field exits: vmcs12 has it */                               \
+        pull_one(c, e, VMCS12_TSLOT_##e, &changes);
     SHADOW_RW_LIST(PULL_)
 #undef PULL_
-    for (unsigned i = 0; i < l->nr_feat; i++)
-        pull_one(c, VMCS12_LIST_FIELD(l->feat[i]), VMCS12_LIST_SLOT(l->feat[i]), &changes);
+    /* The feature-dependent ones straight-line too: a compile-time encoding, the slot from
+     * the lists, no loop. */
+    _Static_assert(N(shadow_feat) == 3, "one line each");
+#define PULL_FEAT_(i)                                                                                       \
+    if (l->feat_slot[i])                                                                                    \
+        pull_one(c, shadow_feat[i].encoding, l->feat_slot[i], &changes);
+    PULL_FEAT_(0) PULL_FEAT_(1) PULL_FEAT_(2)
+#undef PULL_FEAT_
     shadow_done(n);
     return changes;
 }
 
-void nested_shadow_pull(struct nested_vcpu *nv) { nested_shadow_pull_changes(nv); }
+/* A pull outside nested VM-Enter (a VMREAD/VMWRITE exit, VMPTRLD, VMCLEAR, VMXOFF): what it
+ * finds changed is in vmcs12 but not in vmcs02, and the next entry's own pull will not see it
+ * again, so that entry takes the full path. */
+void nested_shadow_pull(struct nested_vcpu *nv)
+{
+    if (nested_shadow_pull_changes(nv))
+        nv->n->fast_ok = false;
+}
 
 #define PUSH_(e, x) vmcs_write(e, c->fields[VMCS12_TSLOT_##e]);
 #define PUSH_IF_EXIT_(e, x) if ((x) == 1) vmcs_write(e, c->fields[VMCS12_TSLOT_##e]);

@@ -26,8 +26,8 @@ const uint32_t nested_guest_fields[] = {NESTED_GUEST_FIELD_LIST(GUEST_FIELD_ENTR
 #undef GUEST_FIELD_ENTRY_
 const unsigned nested_nr_guest_fields = sizeof(nested_guest_fields) / sizeof(nested_guest_fields[0]);
 
-/* Entry-only fields also copied unchanged, at every entry: straight-line, a load at a
- * compile-time slot and a VMWRITE each. */
+/* Entry-only fields also copied unchanged, at every full entry: straight-line, a load at a
+ * compile-time slot and a VMWRITE each. A fast VMRESUME writes only some (prepare_guest). */
 #define COPIED_LIST(F)                                                                                      \
     F(VMX_PREEMPTION_TIMER_VALUE) F(EXCEPTION_BITMAP) F(PAGE_FAULT_ERROR_CODE_MASK)                          \
     F(PAGE_FAULT_ERROR_CODE_MATCH) F(CR3_TARGET_COUNT) F(CR3_TARGET_VALUE0) F(CR3_TARGET_VALUE1)             \
@@ -80,14 +80,13 @@ static uint64_t eptp02_for(const struct nested_vcpu *nv) { return nv->n->ept12 ?
  * changed since the last full entry built them (a change to one takes the full path). Redone
  * here is what hv changed or what changes without vmcs12: the primary controls, in which hv
  * may have left an NMI window, MTF or an I/O step of L2's last run (hv/exit.c, hv/exit_ept.c,
- * hv/exit_io.c, nested/ept02_exit.c), written back as built; the VPID, which
- * nested_vpid02_enter gives (and invalidates) at every entry; EPT02's root; the APIC fields
- * that are per entry; L1's MSR bitmap, merged again. false: the full build is needed. */
-static bool keep_controls(struct nested_vcpu *nv)
+ * hv/exit_io.c, nested/ept02_exit.c), written back as built; the VPID's flush or last use
+ * (nested_vpid02_resume: the VPID itself is kept); EPT02's root; the APIC fields
+ * that are per entry; L1's MSR bitmap, merged again. */
+static void keep_controls(struct nested_vcpu *nv)
 {
     struct nested_state *n = nv->n;
-    if (nested_vpid02_enter(nv) != n->vpid02_ctl)
-        return false; /* SECONDARY_VPID may change: build all (nested_vpid02_enter again: no flush) */
+    nested_vpid02_resume(nv);
     if (v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_USE_MSR_BITMAPS)
         merge_bitmap(n, n->msr_bitmap02, v12(nv, MSR_BITMAP), nv->msr_bitmap01);
     vmcs_write(CPU_BASED_VM_EXEC_CONTROL, n->proc02);
@@ -99,15 +98,12 @@ static bool keep_controls(struct nested_vcpu *nv)
         nested_apicv_prepare(nv, false);
     else
         n->vid_entry_armed = false;
-    return true;
 }
 
-static void prepare_controls(struct nested_vcpu *nv, bool fast)
+static void prepare_controls(struct nested_vcpu *nv)
 {
     struct nested_state *n = nv->n;
     const struct vmx_msrs *hw = nv->hw;
-    if (fast && keep_controls(nv))
-        return;
     uint32_t proc = (uint32_t)v12(nv, CPU_BASED_VM_EXEC_CONTROL);
     uint32_t proc2 = (proc & CPU_BASED_ACTIVATE_SECONDARY) ? (uint32_t)v12(nv, SECONDARY_VM_EXEC_CONTROL) : 0;
     if (proc & CPU_BASED_USE_MSR_BITMAPS) {
@@ -120,7 +116,7 @@ static void prepare_controls(struct nested_vcpu *nv, bool fast)
     proc = (proc & ~CPU_BASED_USE_IO_BITMAPS) | CPU_BASED_UNCOND_IO_EXITING;
     /* L2 runs on EPT02 with L1's EPT, else on EPT01; either way EPT is on, so unrestricted
      * guest may pass through (it requires EPT, 26.2.1.1). L2's VPID is hv's (nested/vpid.c). */
-    uint16_t vpid02 = fast ? n->vpid02_cur : nested_vpid02_enter(nv); /* keep_controls called it */
+    uint16_t vpid02 = nested_vpid02_enter(nv);
     n->vpid02_ctl = vpid02;
     proc2 = (proc2 & ~SECONDARY_VPID) | SECONDARY_EPT | (vpid02 ? SECONDARY_VPID : 0);
     if (vpid02)
@@ -215,10 +211,25 @@ static void prepare_guest_bulk(struct nested_vcpu *nv)
 /* Guest state written at every entry: what L1 changes on its hot path (RIP, RSP, RFLAGS,
  * interruptibility, the event injection), what vmcs02 changed without vmcs12 (the timer,
  * EFER/PAT/debug state vmcs12 does not save, hv's injections) and GUEST_CR3. */
-static void prepare_guest(struct nested_vcpu *nv, const struct l1_state *l1, const uint64_t *pdpte)
+static inline __attribute__((always_inline)) void prepare_guest(struct nested_vcpu *nv, const struct l1_state *l1,
+                                                                const uint64_t *pdpte, bool bulk, unsigned changes)
 {
 #define COPY_(e) vmcs_write(e, v12(nv, e));
-    COPIED_LIST(COPY_)
+    if (bulk) {
+        COPIED_LIST(COPY_)
+    } else {
+        /* A fast VMRESUME: vmcs02 still holds what the last entry wrote, and hv changes none of
+         * these in vmcs02 but the event injection (its own, hv/exit.c, regcache redelivery).
+         * The unshadowed ones (page-fault mask and match, CR3 targets) cannot have changed: L1's
+         * VMWRITE of one exits and takes the full path. The timer counts down in vmcs02 while L2
+         * runs: L1's value is loaded at every entry with L1's timer on (SDM 26.7.4). */
+        if (changes & NESTED_CHG_COPIED) {
+            COPY_(EXCEPTION_BITMAP) COPY_(TSC_OFFSET) COPY_(VMX_PREEMPTION_TIMER_VALUE)
+        } else if (v12(nv, PIN_BASED_VM_EXEC_CONTROL) & PIN_BASED_PREEMPTION_TIMER) {
+            COPY_(VMX_PREEMPTION_TIMER_VALUE)
+        }
+        COPY_(VM_ENTRY_INTR_INFO_FIELD) COPY_(VM_ENTRY_EXCEPTION_ERROR_CODE) COPY_(VM_ENTRY_INSTRUCTION_LEN)
+    }
 #undef COPY_
     /* Without L1's virtual NMIs, an NMI may be injected into an L2 that blocks NMIs (26.3.1.5
      * checks that only with virtual NMIs, which vmcs02 always has): its delivery blocks
@@ -269,14 +280,14 @@ void nested_save_host_fields(struct nested_vcpu *nv)
         nv->n->host_fields[i] = vmcs_read(host_fields[i]);
 }
 
-void nested_prepare_vmcs02(struct nested_vcpu *nv, bool fast)
+void nested_prepare_vmcs02(struct nested_vcpu *nv)
 {
     /* VM exits from L2 come to hv. Host state never changes, so a vmcs02 that was already
      * launched (and not cleared since) still holds it. */
     if (!nv->n->vmcs02_launched)
         for (int i = 0; i < NESTED_NR_HOST_FIELDS; i++)
             vmcs_write(host_fields[i], nv->n->host_fields[i]);
-    prepare_controls(nv, fast);
+    prepare_controls(nv);
 }
 
 void nested_vmenter(struct nested_vcpu *nv, bool launch)
@@ -349,7 +360,7 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
         nested_vmx_fail(nv, VMXERR_ENTRY_INVALID_CONTROL);
         return;
     }
-    nested_enter_vmcs02(nv, true, pae ? pdpte : NULL);
+    nested_enter_vmcs02(nv, pae ? pdpte : NULL);
     nested_perf_global_enter(nv);
     uint32_t bad = nested_load_msr_list(nv, v12(nv, VM_ENTRY_MSR_LOAD_ADDR),
                                         (uint32_t)v12(nv, VM_ENTRY_MSR_LOAD_COUNT), true);
@@ -363,7 +374,9 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
     nested_enter_commit(nv);
 }
 
-void nested_enter_vmcs02(struct nested_vcpu *nv, bool bulk, const uint64_t *pdpte)
+/* nested_enter_vmcs02 and nested_enter_vmcs02_fast: one body, made twice (bulk constant). */
+static inline __attribute__((always_inline)) void enter_vmcs02(struct nested_vcpu *nv, bool bulk,
+                                                               const uint64_t *pdpte, unsigned changes)
 {
     struct nested_state *n = nv->n;
     /* L1's state stays in vmcs01 until the nested VM exit; what L1 left dirty goes there now. */
@@ -378,26 +391,22 @@ void nested_enter_vmcs02(struct nested_vcpu *nv, bool bulk, const uint64_t *pdpt
     }
     vmptrld(n->vmcs02_pa);
     PROF("enter: L1 state, flush, VMPTRLD");
-    nested_prepare_vmcs02(nv, !bulk); /* bulk: the full path; else a fast VMRESUME */
+    if (bulk) /* the full path */
+        nested_prepare_vmcs02(nv);
+    else /* a fast VMRESUME: vmcs02's host state and controls are kept */
+        keep_controls(nv);
     PROF("enter: vmcs02 controls");
     if (bulk)
         prepare_guest_bulk(nv);
-    prepare_guest(nv, &l1, pdpte);
+    prepare_guest(nv, &l1, pdpte, bulk, changes);
     PROF("enter: guest fields");
 }
 
-void nested_enter_commit(struct nested_vcpu *nv)
+void nested_enter_vmcs02(struct nested_vcpu *nv, const uint64_t *pdpte) { enter_vmcs02(nv, true, pdpte, ~0u); }
+
+void nested_enter_vmcs02_fast(struct nested_vcpu *nv, const uint64_t *pdpte, unsigned changes)
 {
-    struct nested_state *n = nv->n;
-    struct vmcs12 *c = n->cache;
-    n->launch_was_clear = !c->launch_state;
-    n->entry_in_flight = true; /* until vmcs02's first exit (nested_vmcs02_accepted) */
-    c->launch_state = 1;
-    n->guest_mode = true;
-    nv->rc->guest_cr3_owned_by_nested = true;
-    *nv->launch_pending = !n->vmcs02_launched;
-    n->vmcs02_launched = true;
-    n->nested_entries++;
+    enter_vmcs02(nv, false, pdpte, changes);
 }
 
 /* Back to vmcs01 after the CPU refused vmcs02. If that was at the nested VM-Enter in flight,

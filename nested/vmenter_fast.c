@@ -10,12 +10,16 @@
  *    RFLAGS, interruptibility and the event injection rerun only the rules that read them
  *    (nested_check_entry_fast), RIP alone only RIP's rule (nested_check_entry_rip); a failure
  *    there reruns every check for the SDM's verdict and order; a host field reruns the host
- *    checks; the TSC offset, timer, exception bitmap, TPR threshold and L2's RSP are written
- *    at every entry anyway.
- * vmcs02's controls are kept (nested/vmenter.c keep_controls) but for what hv changes or
- * what lives outside vmcs12: the primary controls written back (hv's NMI window or MTF may be
- * left in them), the VPID, EPT02's root, L1's MSR bitmap merged again (L1 may have written its
- * page), the per-entry APIC fields. Redone as on the full path: the VTPR rule (L1's
+ *    checks; the TPR threshold and L2's RSP are written at every entry anyway, the TSC
+ *    offset and exception bitmap only when L1 changed one of them, the timer value also when
+ *    L1's timer is on (nested/vmenter.c prepare_guest); L2's segments, activity state and
+ *    pending debug exceptions are not even pulled (L1's VMWRITE of one exits);
+ *  - a pull outside nested VM-Enter (a VMREAD/VMWRITE exit) that finds a change clears
+ *    fast_ok: that change is in vmcs12 but not in vmcs02, and the entry's pull will not see it.
+ * vmcs02's host state and controls are kept (nested/vmenter.c keep_controls) but for what hv
+ * changes or what lives outside vmcs12: the primary controls written back (hv's NMI window or
+ * MTF may be left in them), the VPID's flush or last use (nested_vpid02_resume), EPT02's root,
+ * L1's MSR bitmap merged again (L1 may have written its page), the per-entry APIC fields. Redone as on the full path: the VTPR rule (L1's
  * virtual-APIC page is memory), L1's EFER/PAT/debug state, GUEST_CR3.
  * Anything that reads L1's memory at each entry otherwise (a VMCS link pointer other than
  * all 1s, PDPTEs from L2's CR3, a VM-entry MSR-load list) takes the full path.
@@ -24,30 +28,6 @@
 #include "../vmx/vmx_bits.h"
 #include "checks.h"
 #include "nested_int.h"
-
-unsigned nested_fast_field_class(uint32_t e)
-{
-    switch (e) {
-    case GUEST_RIP:
-        return NESTED_CHG_RIP;
-    case GUEST_RFLAGS:
-    case GUEST_INTERRUPTIBILITY_INFO:
-    case VM_ENTRY_INTR_INFO_FIELD:
-    case VM_ENTRY_EXCEPTION_ERROR_CODE:
-    case VM_ENTRY_INSTRUCTION_LEN:
-        return NESTED_CHG_GUEST;
-    case GUEST_RSP:
-    case TSC_OFFSET:
-    case VMX_PREEMPTION_TIMER_VALUE:
-    case EXCEPTION_BITMAP:
-    case TPR_THRESHOLD: /* the VTPR rule runs at every entry (nested_apicv_check) */
-    case GUEST_PML_INDEX: /* hv's, not vmcs02's: L1's PML is emulated (nested/ept02.c) */
-    case HOST_RSP: /* no VM-entry check reads it (26.2.2-26.2.4); KVM moves it every round trip */
-        return NESTED_CHG_FREE;
-    default:
-        return VMCS_FIELD_TYPE(e) == 3 ? NESTED_CHG_HOST : NESTED_CHG_FULL;
-    }
-}
 
 bool nested_vmenter_fast(struct nested_vcpu *nv, unsigned changes)
 {
@@ -69,7 +49,7 @@ bool nested_vmenter_fast(struct nested_vcpu *nv, unsigned changes)
         return false; /* the full path gives the verdict */
     PROF("enter: fast checks");
     n->fast_ok = false; /* until the next reflected exit */
-    nested_enter_vmcs02(nv, false, pae ? pdpte : NULL);
+    nested_enter_vmcs02_fast(nv, pae ? pdpte : NULL, changes);
     nested_perf_global_enter(nv);
     nested_enter_commit(nv);
     PROF("enter: commit");

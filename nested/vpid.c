@@ -103,6 +103,21 @@ uint16_t nested_vpid02_enter(struct nested_vcpu *nv)
     return v;
 }
 
+/* A fast VMRESUME (nested/vmenter_fast.c): vmcs12's VPID controls and VPID are those of the
+ * last full entry, which gave vmcs02 n->vpid02_ctl, and no other vmcs12 entered since (vmcs02
+ * is still this one's): the table would give the same VPID without an eviction. What remains
+ * per entry: the flush of an L2 without vmcs12's VPID (26.3.2.5) and the slot's last use. */
+void nested_vpid02_resume(struct nested_vcpu *nv)
+{
+    struct nested_state *n = nv->n;
+    uint16_t v = n->vpid02_ctl;
+    n->vpid02_cur = v;
+    if (v == VPID02_NO_VPID12)
+        hw_invvpid(nv, 1, v, 0);
+    else if (v)
+        n->vpid02.last_use[v - 1] = ++n->vpid02.clock;
+}
+
 void nested_vpid02_invvpid(struct nested_vcpu *nv, uint64_t type, uint16_t vpid12, uint64_t la)
 {
     struct vpid02_table *t = &nv->n->vpid02;

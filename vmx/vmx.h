@@ -38,11 +38,13 @@ static inline enum vmx_status vmclear(uint64_t pa)
     __asm__ volatile("vmclear %1; " VMX_STATUS_ASM : "=Q"(cz) : "m"(pa) : "cc", "memory");
     return vmx_status(cz);
 }
+/* The status from flag outputs: no SETcc where the caller ignores it (nested VM-Enter and
+ * reflected exits switch VMCSs several times each, issue 9). */
 static inline enum vmx_status vmptrld(uint64_t pa)
 {
-    uint16_t cz;
-    __asm__ volatile("vmptrld %1; " VMX_STATUS_ASM : "=Q"(cz) : "m"(pa) : "cc", "memory");
-    return vmx_status(cz);
+    _Bool cf, zf;
+    __asm__ volatile("vmptrld %2" : "=@ccc"(cf), "=@ccz"(zf) : "m"(pa) : "memory");
+    return cf ? VMX_FAIL_INVALID : zf ? VMX_FAIL_VALID : VMX_OK;
 }
 #endif
 static inline enum vmx_status vmread_checked(uint64_t field, uint64_t *val)
@@ -70,8 +72,8 @@ static inline enum vmx_status invept(uint64_t type, uint64_t eptp)
 static inline enum vmx_status invvpid(uint64_t type, uint16_t vpid, uint64_t gva)
 {
     struct { uint64_t vpid, gva; } d = {vpid, gva};
-    uint16_t cz;
-    __asm__ volatile("invvpid %1, %2; " VMX_STATUS_ASM : "=Q"(cz) : "m"(d), "r"(type) : "cc", "memory");
-    return vmx_status(cz);
+    _Bool cf, zf; /* flag outputs: a test of the status is a conditional jump (issue 9) */
+    __asm__ volatile("invvpid %2, %3" : "=@ccc"(cf), "=@ccz"(zf) : "m"(d), "r"(type) : "memory");
+    return cf ? VMX_FAIL_INVALID : zf ? VMX_FAIL_VALID : VMX_OK;
 }
 #endif

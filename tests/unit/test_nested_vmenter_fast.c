@@ -6,6 +6,7 @@
  * fields) is still redone at every entry.
  */
 #include <string.h>
+#include "lib/x86.h"
 #include "tests/unit/nested_harness.h"
 #include "vmx/vmx_bits.h"
 
@@ -88,6 +89,27 @@ static void test_vpid(void)
     nv.invvpid = NULL;
 }
 
+/* With vmcs12's VPID: a fast entry keeps hv's VPID for it, flushes nothing (the last entry's
+ * table gives the same one without an eviction) and marks the slot used (its LRU clock). */
+static void test_vpid12(void)
+{
+    nh_setup(true);
+    nv.invvpid = record;
+    l1_ready(PG_VMCS_A);
+    CHECK(vmcs12_get(V12, SECONDARY_VM_EXEC_CONTROL) & SECONDARY_VPID, "vmcs12 has a VPID");
+    launched();
+    uint16_t vpid = (uint16_t)g02(VIRTUAL_PROCESSOR_ID);
+    int n0 = nrec;
+    uint32_t clock = ns.vpid02.clock;
+    CHECK(vpid >= 1 && vpid <= VPID02_SLOTS && ns.vpid02_cur == vpid, "hv's VPID %u for vmcs12's", vpid);
+    resume_fast("VPID12");
+    CHECK(nrec == n0, "no INVVPID (%d)", nrec - n0);
+    CHECK(ns.vpid02_cur == vpid && g02(VIRTUAL_PROCESSOR_ID) == vpid, "VPID %u kept", ns.vpid02_cur);
+    CHECK(ns.vpid02.clock == clock + 1 && ns.vpid02.last_use[vpid - 1] == clock + 1, "slot used at %u, clock %u",
+          ns.vpid02.last_use[vpid - 1], ns.vpid02.clock);
+    nv.invvpid = NULL;
+}
+
 /* EPTP: a root vmcs02 got from elsewhere than the last build is replaced by the one the entry
  * computes (here EPT01's, as without L1's EPT). */
 static void test_eptp(void)
@@ -153,12 +175,96 @@ static void test_msr_bitmap(unsigned hv_quadwords)
           ns.hv_bm_n);
 }
 
+/* L2's segment bases are read in the shadow without an exit but not pulled at entry: L1's
+ * VMWRITE of one exits, reaches vmcs02 through the full path, and the shadow (L1's next
+ * VMREAD) has it. */
+static void test_segment_write(void)
+{
+    nh_setup(true);
+    l1_ready(PG_VMCS_A);
+    launched();
+    uint64_t f0 = ns.fast_entries;
+    CHECK(l1_vmwrite(GUEST_FS_BASE, 0x7000) == O_SUCCEED && fake_vmcs_get_in(ns.shadow_pa, GUEST_FS_BASE) == 0x7000,
+          "VMWRITE of FS base: in the shadow");
+    CHECK(l1_vmresume() == O_ENTERED && ns.fast_entries == f0 && g02(GUEST_FS_BASE) == 0x7000,
+          "full path: FS base %#llx in vmcs02", ULL(g02(GUEST_FS_BASE)));
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "exit");
+    resume_fast("after the full one");
+}
+
+/* L1 changes L2's CR0 in the shadow (no exit), then a VMREAD of an unshadowed field exits
+ * (its pull brings CR0 into vmcs12): the VMRESUME's own pull then finds nothing new, yet vmcs02
+ * still has the old CR0, so the entry must not be the fast one. */
+static void test_change_before_vmread_exit(void)
+{
+    nh_setup(true);
+    l1_ready(PG_VMCS_A);
+    launched();
+    uint64_t cr0 = vmcs12_get(V12, GUEST_CR0) ^ CR0_CD, v, f0 = ns.fast_entries;
+    fake_vmcs_set_in(ns.shadow_pa, GUEST_CR0, cr0); /* L1's VMWRITE, no exit */
+    CHECK(l1_vmread(GUEST_ES_SELECTOR, &v) == O_SUCCEED, "a VMREAD exit");
+    CHECK(l1_vmresume() == O_ENTERED && ns.fast_entries == f0, "full path after a change a VMREAD exit pulled");
+    CHECK((g02(GUEST_CR0) & CR0_CD) == (cr0 & CR0_CD), "vmcs02's CR0.CD %#llx is L1's new one",
+          ULL(g02(GUEST_CR0) & CR0_CD));
+}
+
+/* The entry-only fields on a fast VMRESUME: those L1 left alone are not written again
+ * (vmcs02 has them), a changed exception bitmap is; the event injection is vmcs12's again
+ * over what hv's own injection left in vmcs02; L1's timer value is loaded at every entry that
+ * runs it (vmcs02 counted it down), and not written when L1's timer is off. */
+static const uint32_t unchanged[] = {PAGE_FAULT_ERROR_CODE_MASK, PAGE_FAULT_ERROR_CODE_MATCH, CR3_TARGET_COUNT,
+                                     CR3_TARGET_VALUE0, CR3_TARGET_VALUE3, EXCEPTION_BITMAP, TSC_OFFSET};
+#define NUNCH (sizeof(unchanged) / sizeof(unchanged[0]))
+
+static void test_copied(bool timer)
+{
+    nh_setup(true);
+    l1_ready(PG_VMCS_A);
+    /* L1's timer without "save": vmcs12 keeps L1's value while vmcs02 counts down */
+    set12(VM_EXIT_CONTROLS, vmcs12_get(V12, VM_EXIT_CONTROLS) & ~(uint64_t)VM_EXIT_SAVE_PREEMPTION_TIMER);
+    if (!timer)
+        set12(PIN_BASED_VM_EXEC_CONTROL,
+              vmcs12_get(V12, PIN_BASED_VM_EXEC_CONTROL) & ~(uint64_t)PIN_BASED_PREEMPTION_TIMER);
+    set12(VMX_PREEMPTION_TIMER_VALUE, 5000);
+    set12(VM_ENTRY_EXCEPTION_ERROR_CODE, 0x18);
+    launched();
+    uint32_t w[NUNCH], wt = w02(VMX_PREEMPTION_TIMER_VALUE);
+    for (unsigned i = 0; i < NUNCH; i++)
+        w[i] = w02(unchanged[i]);
+    fake_vmcs_set_in(ns.vmcs02_pa, VMX_PREEMPTION_TIMER_VALUE, 7); /* L2 ran */
+    fake_vmcs_set_in(ns.vmcs02_pa, VM_ENTRY_EXCEPTION_ERROR_CODE, 0x55); /* hv injected a #GP into L2 */
+    fake_vmcs_set_in(ns.vmcs02_pa, VM_ENTRY_INTR_INFO_FIELD, INTR_TYPE_HW_EXCEPTION | 13); /* delivered */
+    resume_fast(timer ? "timer on" : "timer off");
+    for (unsigned i = 0; i < NUNCH; i++)
+        CHECK(w02(unchanged[i]) == w[i] && g02(unchanged[i]) == vmcs12_get(V12, unchanged[i]),
+              "field %#x: not written again (%u writes more), vmcs12's", unchanged[i], w02(unchanged[i]) - w[i]);
+    CHECK(g02(VM_ENTRY_EXCEPTION_ERROR_CODE) == 0x18 && g02(VM_ENTRY_INTR_INFO_FIELD) == 0,
+          "the event injection is vmcs12's: error code %#llx, info %#llx", ULL(g02(VM_ENTRY_EXCEPTION_ERROR_CODE)),
+          ULL(g02(VM_ENTRY_INTR_INFO_FIELD)));
+    if (timer)
+        CHECK(g02(VMX_PREEMPTION_TIMER_VALUE) == 5000, "timer on: L1's value %llu loaded again",
+              ULL(g02(VMX_PREEMPTION_TIMER_VALUE)));
+    else
+        CHECK(w02(VMX_PREEMPTION_TIMER_VALUE) == wt, "timer off: its value not written");
+    /* L1 changes its exception bitmap in the shadow (no exit): written */
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "exit");
+    uint64_t eb = vmcs12_get(V12, EXCEPTION_BITMAP) ^ (1u << 6);
+    fake_vmcs_set_in(ns.shadow_pa, EXCEPTION_BITMAP, eb);
+    resume_fast("exception bitmap changed");
+    CHECK(g02(EXCEPTION_BITMAP) == eb, "L1's new exception bitmap %#llx in vmcs02", ULL(g02(EXCEPTION_BITMAP)));
+}
+
 int main(void)
 {
+    test_copied(true);
+    test_copied(false);
+    test_change_before_vmread_exit();
+    test_segment_write();
     test_msr_bitmap(3);
     test_msr_bitmap(NESTED_HV_BM_MAX + 9);
     test_kept();
     test_vpid();
+    test_vpid12();
     test_eptp();
     test_apicv();
     return test_summary();

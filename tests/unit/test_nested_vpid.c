@@ -46,11 +46,13 @@ static enum outcome enter_and_exit(void)
         CHECK(l2_exit(EXIT_REASON_VMCALL, 0) && !ns.guest_mode, "VMCALL reflected to L1");
     return o;
 }
+/* L1's VMWRITEs (they exit: the next entry takes the full path, as on hardware it checks them) */
 static void set_vpid12(uint16_t vpid)
 {
     uint64_t proc2 = vmcs12_get(V12, SECONDARY_VM_EXEC_CONTROL) & ~(uint64_t)SECONDARY_VPID;
-    vmcs12_set(V12, SECONDARY_VM_EXEC_CONTROL, proc2 | (vpid ? SECONDARY_VPID : 0));
-    vmcs12_set(V12, VIRTUAL_PROCESSOR_ID, vpid);
+    CHECK(l1_vmwrite(SECONDARY_VM_EXEC_CONTROL, proc2 | (vpid ? SECONDARY_VPID : 0)) == O_SUCCEED &&
+              l1_vmwrite(VIRTUAL_PROCESSOR_ID, vpid) == O_SUCCEED,
+          "VMWRITE VPID %u", vpid);
 }
 static bool vmcs02_vpid(uint16_t want)
 {
