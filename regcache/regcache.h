@@ -270,6 +270,23 @@ static inline void reg_write(struct regcache *rc, enum hv_reg reg, uint64_t val)
     rc->dirty |= HV_REG_BIT(reg);
 }
 
+/* Write a register into the VMCS now, not at the next flush, and mark it clean: for a path
+ * that sets a known set of registers at once (a reflected exit's host state), which the
+ * flush would test one by one. CR3 while nested owns it goes the refused way (reg_write_slow). */
+static inline void reg_write_now(struct regcache *rc, enum hv_reg reg, uint64_t val)
+{
+    if ((unsigned int)reg >= HV_NR_REGS || regcache_fields[reg] == HV_NO_VMCS_FIELD ||
+        (HV_REG_BIT(reg) & HV_REGS_EXIT_INFO_MASK) || (reg == HV_REG_CR3 && rc->guest_cr3_owned_by_nested)) {
+        reg_write(rc, reg, val);
+        return;
+    }
+    rc->regs[reg] = val;
+    vmcs_write(regcache_fields[reg], val);
+    rc->vmwrites++;
+    rc->avail |= HV_REG_BIT(reg);
+    rc->dirty &= ~HV_REG_BIT(reg);
+}
+
 static inline uint64_t reg_rip(struct regcache *rc) { return reg_read(rc, HV_REG_RIP); }
 static inline void reg_set_rip(struct regcache *rc, uint64_t v) { reg_write(rc, HV_REG_RIP, v); }
 static inline uint64_t reg_rsp(struct regcache *rc) { return reg_read(rc, HV_REG_RSP); }

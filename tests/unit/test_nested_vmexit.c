@@ -224,7 +224,8 @@ static void test_host_state(void)
     /* without "load IA32_EFER"/"load IA32_PAT": LMA = LME = host address-space size, the other
      * EFER bits as they were at the exit (L2's: it cleared NXE and SCE), PAT stays */
     uint32_t exit12 = (uint32_t)w12(VM_EXIT_CONTROLS);
-    vmcs12_set(V12, VM_EXIT_CONTROLS, exit12 & ~(VM_EXIT_LOAD_EFER | VM_EXIT_LOAD_PAT));
+    CHECK(l1_vmwrite(VM_EXIT_CONTROLS, exit12 & ~(VM_EXIT_LOAD_EFER | VM_EXIT_LOAD_PAT)) == O_SUCCEED,
+          "VMWRITE exit controls");
     enter();
     fake_vmcs_set(GUEST_IA32_EFER, EFER_LMA | EFER_LME);
     CHECK(l2_exit(EXIT_REASON_CPUID, 0), "reflected");
@@ -579,12 +580,68 @@ static void test_init_exit(void)
     CHECK(launch_pending, "the next entry VMLAUNCHes vmcs02");
 }
 
+/* L1's host state comes from an image made at the first reflected exit after a full entry
+ * (nested/vmexit.c host_img_build): an exiting VMWRITE of a host field or of the VM-exit
+ * controls makes the next entry a full one, and that exit loads the new values. */
+static void test_host_img_rebuilt(void)
+{
+    fresh();
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "reflected: the image is made");
+    uint64_t fast0 = ns.fast_entries;
+    enter();
+    CHECK(ns.fast_entries == fast0 + 1 && l2_exit(EXIT_REASON_CPUID, 0), "fast VMRESUME, exit");
+    CHECK(g01(GUEST_TR_BASE) == w12(HOST_TR_BASE) && g01(GUEST_RIP) == w12(HOST_RIP), "the image, unchanged");
+    CHECK(l1_vmwrite(HOST_TR_BASE, 0xffff880000123000ull) == O_SUCCEED &&
+              l1_vmwrite(HOST_RIP, 0xffffffff81abc000ull) == O_SUCCEED && l1_vmwrite(HOST_SS_SELECTOR, 0) == O_SUCCEED &&
+              l1_vmwrite(HOST_IA32_SYSENTER_EIP, 0xffffffff81def000ull) == O_SUCCEED &&
+              l1_vmwrite(HOST_CR4, w12(HOST_CR4) | (1ull << 7)) == O_SUCCEED,
+          "L1's VMWRITEs of host fields");
+    enter();
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "reflected after the full entry");
+    CHECK(g01(GUEST_TR_BASE) == 0xffff880000123000ull && g01(GUEST_RIP) == 0xffffffff81abc000ull &&
+              g01(GUEST_SYSENTER_EIP) == 0xffffffff81def000ull,
+          "new TR base %#llx, RIP %#llx, SYSENTER_EIP %#llx", ULL(g01(GUEST_TR_BASE)), ULL(g01(GUEST_RIP)),
+          ULL(g01(GUEST_SYSENTER_EIP)));
+    CHECK(g01(GUEST_SS_SELECTOR) == 0 && g01(GUEST_SS_AR_BYTES) == 0x10000, "null SS: unusable (AR %#llx)",
+          ULL(g01(GUEST_SS_AR_BYTES)));
+    CHECK(g01(CR4_READ_SHADOW) == w12(HOST_CR4) && (g01(GUEST_CR4) & (1ull << 7)), "CR4 %#llx, shadow %#llx",
+          ULL(g01(GUEST_CR4)), ULL(g01(CR4_READ_SHADOW)));
+}
+
+/* HOST_RSP, HOST_CR3 and FS/GS are shadowed: L1 changes them without an exit, and the fast
+ * VMRESUME that follows makes no image. The exit after it still loads L1's new values. */
+static void test_host_shadowed(void)
+{
+    nh_setup(true);
+    l1_ready(PG_VMCS_A);
+    enter();
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "reflected: the image is made");
+    fake_vmcs_set_in(ns.shadow_pa, HOST_RSP, 0xffffc90000456ff0ull); /* L1's VMWRITEs, no exit */
+    fake_vmcs_set_in(ns.shadow_pa, HOST_CR3, 0x4567000);
+    fake_vmcs_set_in(ns.shadow_pa, HOST_FS_SELECTOR, 0x30);
+    fake_vmcs_set_in(ns.shadow_pa, HOST_FS_BASE, 0x7f0000001000ull);
+    fake_vmcs_set_in(ns.shadow_pa, HOST_GS_BASE, 0xffff88807fc00000ull);
+    uint64_t fast0 = ns.fast_entries;
+    enter();
+    CHECK(ns.fast_entries == fast0 + 1, "fast VMRESUME after host-state writes in the shadow");
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "reflected");
+    CHECK(g01(GUEST_RSP) == 0xffffc90000456ff0ull && g01(GUEST_CR3) == 0x4567000, "RSP %#llx, CR3 %#llx",
+          ULL(g01(GUEST_RSP)), ULL(g01(GUEST_CR3)));
+    CHECK(g01(GUEST_FS_SELECTOR) == 0x30 && g01(GUEST_FS_AR_BYTES) == 0xc093 && g01(GUEST_FS_BASE) == 0x7f0000001000ull,
+          "FS %#llx, AR %#llx, base %#llx", ULL(g01(GUEST_FS_SELECTOR)), ULL(g01(GUEST_FS_AR_BYTES)),
+          ULL(g01(GUEST_FS_BASE)));
+    CHECK(g01(GUEST_GS_BASE) == 0xffff88807fc00000ull && g01(GUEST_GS_AR_BYTES) == 0x10000, "GS base %#llx, AR %#llx",
+          ULL(g01(GUEST_GS_BASE)), ULL(g01(GUEST_GS_AR_BYTES)));
+}
+
 int main(void)
 {
     test_reflect_saves();
     test_lazy_sync();
     test_host_state();
     test_host_cr0();
+    test_host_img_rebuilt();
+    test_host_shadowed();
     test_msr_lists();
     test_msr_store_emulated();
     test_msr_load_fs_base();
