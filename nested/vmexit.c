@@ -108,8 +108,9 @@ static void sync_vmcs12(struct nested_vcpu *nv)
     /* CR0/CR4 as L1 sees L2's: bits only hv owns come from vmcs02's shadow. */
     uint64_t m0 = v12(nv, CR0_GUEST_HOST_MASK), m4 = v12(nv, CR4_GUEST_HOST_MASK);
     uint64_t hv0 = nv->cr0_mask & ~m0, hv4 = nv->cr4_mask & ~m4;
-    v12_set(nv, GUEST_CR0, (reg_read(rc, HV_REG_CR0) & ~hv0) | (vmcs_read(CR0_READ_SHADOW) & hv0));
-    v12_set(nv, GUEST_CR4, (reg_read(rc, HV_REG_CR4) & ~hv4) | (vmcs_read(CR4_READ_SHADOW) & hv4));
+    uint64_t cr0 = reg_read(rc, HV_REG_CR0), cr4 = reg_read(rc, HV_REG_CR4); /* L2's real paging bits */
+    v12_set(nv, GUEST_CR0, (cr0 & ~hv0) | (vmcs_read(CR0_READ_SHADOW) & hv0));
+    v12_set(nv, GUEST_CR4, (cr4 & ~hv4) | (vmcs_read(CR4_READ_SHADOW) & hv4));
     /* DR7, IA32_DEBUGCTL, IA32_EFER and IA32_PAT stay eager: every entry, the fast one too,
      * writes vmcs02's from vmcs12 (or L1's) values. */
     uint32_t exit12 = (uint32_t)v12(nv, VM_EXIT_CONTROLS);
@@ -123,17 +124,20 @@ static void sync_vmcs12(struct nested_vcpu *nv)
         v12_set(nv, GUEST_IA32_PAT, vmcs_read(GUEST_IA32_PAT));
     if (exit12 & VM_EXIT_SAVE_PREEMPTION_TIMER)
         v12_set(nv, VMX_PREEMPTION_TIMER_VALUE, vmcs_read(VMX_PREEMPTION_TIMER_VALUE));
-    /* With EPT the CPU saves the PDPTEs (28.3.4) and L2's guest-physical addresses are L1's
-     * to see; without L1's EPT both belong to hv's EPT01. */
+    /* The CPU stores EFER.LMA into "IA-32e mode guest" on every exit. */
+    uint32_t ia32e = (uint32_t)vmcs_read(VM_ENTRY_CONTROLS) & VM_ENTRY_IA32E_MODE;
+    uint64_t entry = v12(nv, VM_ENTRY_CONTROLS) & ~(uint64_t)VM_ENTRY_IA32E_MODE;
+    v12_set(nv, VM_ENTRY_CONTROLS, entry | ia32e);
+    /* With EPT L2's guest-physical addresses are L1's to see, and the CPU saves the PDPTEs
+     * when L2 uses PAE paging (28.3.4; else they are undefined, and the CPU, bare Bochs too,
+     * leaves the fields alone); without L1's EPT both belong to hv's EPT01. */
     if (nv->n->ept12) {
-        for (int i = 0; i < 4; i++)
-            v12_set(nv, GUEST_PDPTR0 + 2 * i, reg_read(rc, (enum hv_reg)(HV_REG_PDPTR0 + i)));
+        if (!ia32e && (cr0 & CR0_PG) && (cr4 & CR4_PAE))
+            for (int i = 0; i < 4; i++)
+                v12_set(nv, GUEST_PDPTR0 + 2 * i, reg_read(rc, (enum hv_reg)(HV_REG_PDPTR0 + i)));
         v12_set(nv, GUEST_PHYSICAL_ADDRESS, reg_read(rc, HV_REG_GUEST_PHYS_ADDR));
     }
     nested_apicv_sync(nv);
-    /* The CPU stores EFER.LMA into "IA-32e mode guest" on every exit. */
-    uint64_t entry = v12(nv, VM_ENTRY_CONTROLS) & ~(uint64_t)VM_ENTRY_IA32E_MODE;
-    v12_set(nv, VM_ENTRY_CONTROLS, entry | (vmcs_read(VM_ENTRY_CONTROLS) & VM_ENTRY_IA32E_MODE));
     /* The valid bit of the VM-entry interruption information is cleared (28.2.?). */
     v12_set(nv, VM_ENTRY_INTR_INFO_FIELD, v12(nv, VM_ENTRY_INTR_INFO_FIELD) & ~(uint64_t)INTR_INFO_VALID);
 }

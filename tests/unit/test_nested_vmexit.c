@@ -634,6 +634,47 @@ static void test_host_shadowed(void)
           ULL(g01(GUEST_GS_BASE)), ULL(g01(GUEST_GS_AR_BYTES)));
 }
 
+/* With L1's EPT the CPU saves L2's PDPTEs only when L2 uses PAE paging (SDM 28.3.4; bare Bochs
+ * likewise): a 64-bit L2's exit leaves vmcs12's fields as L1 wrote them. */
+static int ept_l1_page(uint64_t gpa, uint64_t *host, uint64_t *max)
+{
+    *host = gpa;
+    *max = 7;
+    return 0;
+}
+static void ept_flush(void) {}
+static void test_pdptes_saved(void)
+{
+    nh_setup(false);
+    nv.l1_page = ept_l1_page;
+    nv.flush_ept = ept_flush;
+    l1_ready(PG_VMCS_A);
+    memset(gpa_ptr(GPA(PG_FREE)), 0, 4096); /* an empty EPT12 */
+    vmcs12_set(V12, SECONDARY_VM_EXEC_CONTROL, w12(SECONDARY_VM_EXEC_CONTROL) | SECONDARY_EPT);
+    vmcs12_set_eptp(V12, GPA(PG_FREE) | 0x1e);
+    for (unsigned i = 0; i < 4; i++)
+        vmcs12_set(V12, GUEST_PDPTR0 + 2 * i, 0x1000 * (i + 1) | 1);
+    enter();
+    CHECK(ns.ept12, "L2 on L1's EPT");
+    for (unsigned i = 0; i < 4; i++)
+        fake_vmcs_set(GUEST_PDPTR0 + 2 * i, 0xdead000); /* whatever vmcs02 holds: the CPU did not store it */
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "64-bit L2's exit reflected");
+    for (unsigned i = 0; i < 4; i++)
+        CHECK(w12(GUEST_PDPTR0 + 2 * i) == (0x1000 * (i + 1) | 1), "PDPTE%u %#llx: L1's, not saved", i,
+              ULL(w12(GUEST_PDPTR0 + 2 * i)));
+    /* L2 with PAE paging at the exit: saved */
+    enter();
+    fake_vmcs_set(VM_ENTRY_CONTROLS, fake_vmcs_get(VM_ENTRY_CONTROLS) & ~VM_ENTRY_IA32E_MODE);
+    fake_vmcs_set(GUEST_CR0, fake_vmcs_get(GUEST_CR0) | CR0_PG);
+    fake_vmcs_set(GUEST_CR4, fake_vmcs_get(GUEST_CR4) | CR4_PAE);
+    for (unsigned i = 0; i < 4; i++)
+        fake_vmcs_set(GUEST_PDPTR0 + 2 * i, 0x7000 * (i + 1) | 1);
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "PAE L2's exit reflected");
+    for (unsigned i = 0; i < 4; i++)
+        CHECK(w12(GUEST_PDPTR0 + 2 * i) == (0x7000 * (i + 1) | 1), "PDPTE%u %#llx: saved", i,
+              ULL(w12(GUEST_PDPTR0 + 2 * i)));
+}
+
 int main(void)
 {
     test_reflect_saves();
@@ -642,6 +683,7 @@ int main(void)
     test_host_cr0();
     test_host_img_rebuilt();
     test_host_shadowed();
+    test_pdptes_saved();
     test_msr_lists();
     test_msr_store_emulated();
     test_msr_load_fs_base();
