@@ -112,7 +112,8 @@ struct shadow_lists {
 };
 _Static_assert(sizeof(struct shadow_lists) <= 4096, "the lists fit a page");
 
-static const struct shadow_lists *lists(struct nested_vcpu *nv)
+static const struct shadow_lists *lists_make(struct nested_vcpu *nv);
+static inline const struct shadow_lists *lists(struct nested_vcpu *nv)
 {
     struct shadow_lists *l = nv->n->shadow_lists;
     const struct nested_caps *c = nv->caps;
@@ -121,6 +122,13 @@ static const struct shadow_lists *lists(struct nested_vcpu *nv)
     if (__builtin_expect(l->key && l->pin == c->true_pinbased && l->proc == c->true_procbased &&
                              l->proc2 == c->procbased2, 1))
         return l;
+    return lists_make(nv);
+}
+
+static __attribute__((noinline)) const struct shadow_lists *lists_make(struct nested_vcpu *nv)
+{
+    struct shadow_lists *l = nv->n->shadow_lists;
+    const struct nested_caps *c = nv->caps;
     l->pin = c->true_pinbased, l->proc = c->true_procbased, l->proc2 = c->procbased2;
     unsigned feats = nested_vmcs12_features(c), key = 1u << 31;
     for (unsigned i = 0; i < N(shadow_feat); i++)

@@ -97,18 +97,23 @@ static void sync_vmcs12(struct nested_vcpu *nv)
         (v12(nv, VMX_INSTRUCTION_INFO) & (1u << 10))) /* also LLDT/LTR/SLDT/STR reg (Table 28-11) */
         V12_SET_TRK(nv, EXIT_QUALIFICATION, 0);
     /* hv may have ended STI blocking; L2's blocking by NMI that vmcs02 lost (l2_nmi_blocked) */
+    /* The registers through the cache, which reflect discards after: what hv changed (an exit
+     * it handled just before one it makes up) or already read, else vmcs02's (reg_peek). */
     v12_set(nv, GUEST_INTERRUPTIBILITY_INFO,
-            reg_read(rc, HV_REG_INTR_STATE) | (nv->n->l2_nmi_blocked ? GUEST_INTR_NMI : 0));
-    v12_set(nv, GUEST_RIP, reg_rip(rc));
-    v12_set(nv, GUEST_RSP, reg_read(rc, HV_REG_RSP));
-    v12_set(nv, GUEST_RFLAGS, reg_rflags(rc));
+            reg_peek(rc, HV_REG_INTR_STATE) | (nv->n->l2_nmi_blocked ? GUEST_INTR_NMI : 0));
+    v12_set(nv, GUEST_RIP, reg_peek(rc, HV_REG_RIP));
+    v12_set(nv, GUEST_RSP, reg_peek(rc, HV_REG_RSP));
+    uint64_t rflags = reg_peek(rc, HV_REG_RFLAGS);
+    if (!rc->unrestricted_guest && rc->vm86_active) /* as reg_rflags (never in hv) */
+        rflags &= ~(X86_EFLAGS_VM | X86_EFLAGS_IOPL);
+    v12_set(nv, GUEST_RFLAGS, rflags);
     /* The CR3 L2 really has: vmcs02 was loaded from vmcs12 at entry and the CPU kept it
-     * current since; through the cache, so an exit that already read it pays nothing. */
-    v12_set(nv, GUEST_CR3, reg_read(rc, HV_REG_CR3));
+     * current since. */
+    v12_set(nv, GUEST_CR3, reg_peek(rc, HV_REG_CR3));
     /* CR0/CR4 as L1 sees L2's: bits only hv owns come from vmcs02's shadow. */
     uint64_t m0 = v12(nv, CR0_GUEST_HOST_MASK), m4 = v12(nv, CR4_GUEST_HOST_MASK);
     uint64_t hv0 = nv->cr0_mask & ~m0, hv4 = nv->cr4_mask & ~m4;
-    uint64_t cr0 = reg_read(rc, HV_REG_CR0), cr4 = reg_read(rc, HV_REG_CR4); /* L2's real paging bits */
+    uint64_t cr0 = reg_peek(rc, HV_REG_CR0), cr4 = reg_peek(rc, HV_REG_CR4); /* L2's real paging bits */
     v12_set(nv, GUEST_CR0, (cr0 & ~hv0) | (vmcs_read(CR0_READ_SHADOW) & hv0));
     v12_set(nv, GUEST_CR4, (cr4 & ~hv4) | (vmcs_read(CR4_READ_SHADOW) & hv4));
     /* DR7, IA32_DEBUGCTL, IA32_EFER and IA32_PAT stay eager: every entry, the fast one too,
@@ -134,8 +139,8 @@ static void sync_vmcs12(struct nested_vcpu *nv)
     if (nv->n->ept12) {
         if (!ia32e && (cr0 & CR0_PG) && (cr4 & CR4_PAE))
             for (int i = 0; i < 4; i++)
-                v12_set(nv, GUEST_PDPTR0 + 2 * i, reg_read(rc, (enum hv_reg)(HV_REG_PDPTR0 + i)));
-        v12_set(nv, GUEST_PHYSICAL_ADDRESS, reg_read(rc, HV_REG_GUEST_PHYS_ADDR));
+                v12_set(nv, GUEST_PDPTR0 + 2 * i, reg_peek(rc, (enum hv_reg)(HV_REG_PDPTR0 + i)));
+        v12_set(nv, GUEST_PHYSICAL_ADDRESS, reg_peek(rc, HV_REG_GUEST_PHYS_ADDR));
     }
     nested_apicv_sync(nv);
     /* The valid bit of the VM-entry interruption information is cleared (28.2.?). */
@@ -210,7 +215,7 @@ void nested_load_l1_host_state(struct nested_vcpu *nv, uint64_t efer)
     uint32_t exit12 = n->host_img_exit;
     bool l64 = exit12 & VM_EXIT_HOST_ADDR_SPACE_SIZE;
     /* 28.5.1: the bits CR0 keeps are L1's; vmcs01 still has L1's CR0 from before the entry. */
-    uint64_t l1_cr0 = (reg_read(rc, HV_REG_CR0) & ~nv->cr0_mask) | (vmcs_read(CR0_READ_SHADOW) & nv->cr0_mask);
+    uint64_t l1_cr0 = (reg_peek(rc, HV_REG_CR0) & ~nv->cr0_mask) | (vmcs_read(CR0_READ_SHADOW) & nv->cr0_mask);
     uint64_t cr0 = img[NESTED_HIMG_CR0] | (l1_cr0 & HOST_CR0_KEEP);
     vmcs_write(CR0_READ_SHADOW, cr0);
 #define IMG_(e) vmcs_write_mem(e, &img[NESTED_HIMG_##e]);
@@ -407,7 +412,8 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
      * with VMX non-root operation (26.6.1); with virtual NMIs it was virtual. */
     bool l2_blocked = !nested_exit_on_nmi(nv) && (v12(nv, GUEST_INTERRUPTIBILITY_INFO) & GUEST_INTR_NMI);
     n->l2_nmi_blocked = false;
-    nested_perf_global_save(nv);
+    if (v12(nv, VM_EXIT_CONTROLS) & VM_EXIT_SAVE_PERF_GLOBAL_CTRL)
+        nested_perf_global_save(nv);
     if (v12(nv, VM_EXIT_MSR_STORE_COUNT))
         nested_store_msr_list(nv, v12(nv, VM_EXIT_MSR_STORE_ADDR), (uint32_t)v12(nv, VM_EXIT_MSR_STORE_COUNT));
     uint64_t efer = vmcs_read(GUEST_IA32_EFER); /* L2's: vmcs02 always saves it */
@@ -425,7 +431,8 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
      * so that is bit 3. */
     if (nmi_exit || l2_blocked)
         reg_write(nv->rc, HV_REG_INTR_STATE, GUEST_INTR_NMI);
-    load_exit_msr_list(nv);
+    if (v12(nv, VM_EXIT_MSR_LOAD_COUNT))
+        load_exit_msr_list(nv);
     nested_shadow_push_exit(nv); /* L1 VMREADs the exit information from the shadow */
     PROF("reflect: MSR load, shadow push");
     n->fast_ok = vmcs02_ran; /* vmcs12 has what vmcs02 holds: a VMRESUME may take the fast path */

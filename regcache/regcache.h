@@ -159,7 +159,11 @@ static inline void regcache_flush(struct regcache *rc)
 }
 /* Forget cached and dirty values without writing them: the VMCS they were meant for is
  * abandoned (a nested VM entry that fails after vmcs02 was prepared). */
-void regcache_discard(struct regcache *rc);
+static inline void regcache_discard(struct regcache *rc)
+{
+    rc->avail = HV_REGS_STUB_MASK;
+    rc->dirty = 0;
+}
 /* After an EPT exit that hv resolved itself, the guest retries the access: an event whose
  * delivery the exit interrupted is delivered again (SDM 27.2.4), and an IRET that faulted
  * after unblocking NMIs (exit qualification bit 12) gets its NMI blocking back (28.2.3). */
@@ -255,6 +259,18 @@ static inline uint64_t reg_read(struct regcache *rc, enum hv_reg reg)
         }
     }
     return rc->regs[reg];
+}
+
+/* A register's value for a path that discards the cache right after (a reflected exit leaves
+ * vmcs02): the cached value, else a VMREAD whose value is not kept (no bookkeeping to pay). */
+static inline uint64_t reg_peek(struct regcache *rc, enum hv_reg reg)
+{
+    if (!reg_index_ok(reg, __func__))
+        return 0;
+    if ((rc->avail & HV_REG_BIT(reg)) || __builtin_expect(regcache_fields[reg] == HV_NO_VMCS_FIELD, 0))
+        return rc->regs[reg];
+    rc->vmreads++;
+    return vmcs_read(regcache_fields[reg]);
 }
 
 /* CR3 and bad indexes need special handling: out of line. */
