@@ -142,7 +142,10 @@ static void sync_vmcs12(struct nested_vcpu *nv)
                 v12_set(nv, GUEST_PDPTR0 + 2 * i, reg_peek(rc, (enum hv_reg)(HV_REG_PDPTR0 + i)));
         v12_set(nv, GUEST_PHYSICAL_ADDRESS, reg_peek(rc, HV_REG_GUEST_PHYS_ADDR));
     }
-    nested_apicv_sync(nv);
+    /* 28.3.3: RVI and SVI are saved with virtual-interrupt delivery (nested_apicv_sync) */
+    if ((v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_ACTIVATE_SECONDARY) &&
+        (v12(nv, SECONDARY_VM_EXEC_CONTROL) & SECONDARY_VIRTUAL_INTR_DELIVERY))
+        nested_apicv_sync(nv);
     /* The valid bit of the VM-entry interruption information is cleared (28.2.?). */
     v12_set(nv, VM_ENTRY_INTR_INFO_FIELD, v12(nv, VM_ENTRY_INTR_INFO_FIELD) & ~(uint64_t)INTR_INFO_VALID);
 }
@@ -215,7 +218,9 @@ void nested_load_l1_host_state(struct nested_vcpu *nv, uint64_t efer)
     uint32_t exit12 = n->host_img_exit;
     bool l64 = exit12 & VM_EXIT_HOST_ADDR_SPACE_SIZE;
     /* 28.5.1: the bits CR0 keeps are L1's; vmcs01 still has L1's CR0 from before the entry. */
-    uint64_t l1_cr0 = (reg_peek(rc, HV_REG_CR0) & ~nv->cr0_mask) | (vmcs_read(CR0_READ_SHADOW) & nv->cr0_mask);
+    uint64_t l1_cr0 = reg_peek(rc, HV_REG_CR0);
+    if (nv->cr0_mask & HOST_CR0_KEEP) /* an owned bit L1 keeps is in the read shadow (not NE, PE, PG) */
+        l1_cr0 = (l1_cr0 & ~nv->cr0_mask) | (vmcs_read(CR0_READ_SHADOW) & nv->cr0_mask);
     uint64_t cr0 = img[NESTED_HIMG_CR0] | (l1_cr0 & HOST_CR0_KEEP);
     vmcs_write(CR0_READ_SHADOW, cr0);
 #define IMG_(e) vmcs_write_mem(e, &img[NESTED_HIMG_##e]);

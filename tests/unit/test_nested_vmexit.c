@@ -255,6 +255,16 @@ static void test_host_cr0(void)
               "%s: CR0 %#llx, shadow %#llx, want %#llx", c[i].what, ULL(g01(GUEST_CR0)), ULL(g01(CR0_READ_SHADOW)),
               ULL(c[i].want));
     }
+    /* a kept bit hv owns (not so on Bochs: hv owns only NE there): L1's value is its read shadow's */
+    nh_setup(false);
+    nv.cr0_mask |= CR0_CD;
+    fake_vmcs_set(GUEST_CR0, L1_CR0);
+    fake_vmcs_set(CR0_READ_SHADOW, L1_CR0 | CR0_CD);
+    l1_ready(PG_VMCS_A);
+    enter();
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "reflected");
+    CHECK(g01(CR0_READ_SHADOW) & CR0_CD, "hv-owned CD: L1's (read shadow) kept, CR0 shadow %#llx",
+          ULL(g01(CR0_READ_SHADOW)));
     /* a VM-entry failure loads host state the same way (27.8) */
     nh_setup(false);
     l1_ready(PG_VMCS_A);
