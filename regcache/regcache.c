@@ -131,8 +131,8 @@ void regcache_flush_dirty(struct regcache *rc)
     if (rc->guest_cr3_owned_by_nested)
         todo &= ~HV_REG_BIT(HV_REG_CR3);
 #define FLUSH(r)                                              \
-    if (todo & HV_REG_BIT(r)) {                               \
-        vmcs_write(regcache_fields[r], rc->regs[r]);          \
+    if (todo & HV_REG_BIT(r)) { /* from regs[]: a memory operand */ \
+        vmcs_write_mem(regcache_fields[r], &rc->regs[r]);     \
         n++;                                                  \
     }
     FLUSH(HV_REG_RSP)
