@@ -42,10 +42,11 @@ extern cpuid1_ecx_and, cpuid1_ecx_or ; hv's changes to CPUID.1:ECX (hv/exit_cpui
 global vmx_exit_stub
 vmx_exit_stub:
     ; CPUID fast path. RBX and RDX are free once the exit is known to be CPUID
-    ; (CPUID overwrites them), so only they are saved before the test. GS is the vcpu.
-    push rbx
-    push rdx
-    push rax                        ; the leaf
+    ; (CPUID overwrites them), so only they are saved before the test, with RAX (the leaf),
+    ; straight into vcpu->rc.regs through GS (the vcpu): every other exit leaves them there.
+    mov [gs:VCPU_REGS + 0x00], rax
+    mov [gs:VCPU_REGS + 0x10], rdx
+    mov [gs:VCPU_REGS + 0x18], rbx
     mov edx, VMCS_EXIT_REASON
     vmread rbx, rdx
     cmp ebx, EXIT_CPUID
@@ -65,7 +66,7 @@ vmx_exit_stub:
     test ebx, 0x100                 ; RFLAGS.TF: the single-step trap after CPUID, in C
     jnz .slow
     cpuid
-    cmp dword [rsp], 1
+    cmp dword [gs:VCPU_REGS + 0x00], 1 ; the leaf
     jne .rip
     and ecx, [rel cpuid1_ecx_and]   ; hide VMX unless nested
     or ecx, [rel cpuid1_ecx_or]     ; hypervisor present
@@ -85,14 +86,10 @@ vmx_exit_stub:
     add qword [gs:VCPU_VMWRITES], 1
     pop rdi
     pop rsi
-    add rsp, 24
     jmp .resume
 .slow:
-    ; The guest's RAX, RDX, RBX are on the stack, the others live: all go to vcpu->rc.regs
+    ; The guest's RAX, RDX, RBX are in vcpu->rc.regs already, the others live: they go there
     ; through GS (the vcpu), which needs no register for the address.
-    pop qword [gs:VCPU_REGS + 0x00] ; RAX
-    pop qword [gs:VCPU_REGS + 0x10] ; RDX
-    pop qword [gs:VCPU_REGS + 0x18] ; RBX
     mov [gs:VCPU_REGS + 0x08], rcx
     mov [gs:VCPU_REGS + 0x28], rbp
     mov [gs:VCPU_REGS + 0x30], rsi

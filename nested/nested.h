@@ -23,6 +23,30 @@
 #include "ept02.h"
 
 #define NESTED_HV_BM_MAX 32 /* quadwords of hv's MSR bitmap merged one by one (merge_bitmap) */
+/* L1's host state as vmcs01 takes it at a reflected exit or a VM-entry failure (SDM 28.5,
+ * 27.8; nested/vmexit.c), made from vmcs12's host fields and VM-exit controls. A value each,
+ * written straight from the image. Not the host fields L1 may change through the shadow VMCS
+ * without an exit (HOST_RSP, HOST_CR3, HOST_FS/GS selector and base): read at each exit. */
+#define NESTED_HOST_IMG_LIST(F)                                                                             \
+    F(GUEST_CS_SELECTOR) F(GUEST_CS_BASE) F(GUEST_CS_LIMIT) F(GUEST_CS_AR_BYTES) F(GUEST_SS_SELECTOR)        \
+    F(GUEST_SS_BASE) F(GUEST_SS_LIMIT) F(GUEST_SS_AR_BYTES) F(GUEST_DS_SELECTOR) F(GUEST_DS_BASE)            \
+    F(GUEST_DS_LIMIT) F(GUEST_DS_AR_BYTES) F(GUEST_ES_SELECTOR) F(GUEST_ES_BASE) F(GUEST_ES_LIMIT)           \
+    F(GUEST_ES_AR_BYTES) F(GUEST_FS_LIMIT) F(GUEST_GS_LIMIT) F(GUEST_TR_SELECTOR) F(GUEST_TR_BASE)           \
+    F(GUEST_TR_LIMIT) F(GUEST_TR_AR_BYTES) F(GUEST_LDTR_SELECTOR) F(GUEST_LDTR_AR_BYTES) F(GUEST_GDTR_BASE)  \
+    F(GUEST_GDTR_LIMIT) F(GUEST_IDTR_BASE) F(GUEST_IDTR_LIMIT) F(GUEST_SYSENTER_CS) F(GUEST_SYSENTER_ESP)    \
+    F(GUEST_SYSENTER_EIP) F(GUEST_DR7) F(GUEST_IA32_DEBUGCTL) F(CR4_READ_SHADOW) F(GUEST_ACTIVITY_STATE)     \
+    F(GUEST_PENDING_DBG_EXCEPTIONS) F(VM_ENTRY_INTR_INFO_FIELD)
+enum {
+#define NESTED_HIMG_ENUM_(e) NESTED_HIMG_##e,
+    NESTED_HOST_IMG_LIST(NESTED_HIMG_ENUM_)
+#undef NESTED_HIMG_ENUM_
+    NESTED_HIMG_CR0,   /* HOST_CR0 without the bits L1's CR0 keeps (28.5.1) */
+    NESTED_HIMG_CR4,   /* GUEST_CR4: HOST_CR4 with the CPU's fixed bits */
+    NESTED_HIMG_RIP,
+    NESTED_HIMG_EFER,  /* with "load IA32_EFER" */
+    NESTED_HIMG_PAT,   /* with "load IA32_PAT" */
+    NESTED_HIMG_N
+};
 /* hv's host-state fields, identical in vmcs01 and vmcs02 */
 #define NESTED_NR_HOST_FIELDS 22
 
@@ -38,6 +62,12 @@ struct nested_state {
     uint64_t vmcs01_pa, vmcs02_pa;
     uint8_t *msr_bitmap02;
     uint64_t host_fields[NESTED_NR_HOST_FIELDS];
+    /* L1's host state for vmcs01 (NESTED_HOST_IMG_LIST), made from vmcs12 at the first reflected
+     * exit after a full entry: only what makes an entry take the full path (an exiting VMWRITE,
+     * VMPTRLD, ...) changes the fields it is made of. host_img_exit: vmcs12's VM-exit controls. */
+    bool host_img_ok;
+    uint32_t host_img_exit;
+    uint64_t host_img[NESTED_HIMG_N];
     uint64_t nested_entries, reflected_exits, fast_entries;
     uint64_t shadow_pa;      /* hardware shadow VMCS linked from vmcs01 (nested/shadow.c) */
     bool shadowing;          /* vmcs01 has VMCS shadowing on: the shadow holds vmcs12 */

@@ -128,6 +128,9 @@ void nested_perf_global_load_host(struct nested_vcpu *nv);
 /* vmcs12's host state into vmcs01's guest state (SDM 28.5). vmcs01 must be current. efer:
  * IA32_EFER at the exit, whose bits other than LMA/LME stay without "load IA32_EFER". */
 void nested_load_l1_host_state(struct nested_vcpu *nv, uint64_t efer);
+/* vmcs12's host fields or VM-exit controls may have changed (a full nested VM-Enter): L1's host
+ * state is made again from them at the next reflected exit (nested/vmexit.c). */
+void nested_host_img_stale(struct nested_vcpu *nv);
 void nested_save_host_fields(struct nested_vcpu *nv);
 void nested_log_check(void); /* log the vmcs12 check that failed */
 /* An EPT violation (48) or misconfiguration (49) of L2 that hv found emulating its instruction,

@@ -218,8 +218,9 @@ void nested_shadow_pull(struct nested_vcpu *nv)
         nv->n->fast_ok = false;
 }
 
-#define PUSH_(e, x) vmcs_write(e, c->fields[VMCS12_TSLOT_##e]);
-#define PUSH_IF_EXIT_(e, x) if ((x) == 1) vmcs_write(e, c->fields[VMCS12_TSLOT_##e]);
+/* VMWRITE straight from vmcs12's slot (a memory operand: no load before it) */
+#define PUSH_(e, x) vmcs_write_mem(e, &c->fields[VMCS12_TSLOT_##e]);
+#define PUSH_IF_EXIT_(e, x) if ((x) == 1) vmcs_write_mem(e, &c->fields[VMCS12_TSLOT_##e]);
 
 void nested_shadow_push(struct nested_vcpu *nv)
 {
@@ -258,7 +259,7 @@ void nested_shadow_push_exit(struct nested_vcpu *nv)
     }
     for (; dirty; dirty &= dirty - 1) {
         unsigned i = (unsigned)__builtin_ctz(dirty);
-        vmcs_write(tracked[i].encoding, c->fields[tracked[i].slot]);
+        vmcs_write_mem(tracked[i].encoding, &c->fields[tracked[i].slot]);
     }
     shadow_done(n);
 }

@@ -321,6 +321,7 @@ void nested_vmenter(struct nested_vcpu *nv, bool launch)
         return;
     nested_sync_rare(nv); /* the checks and vmcs02's bulk guest state read every field */
     n->fast_ok = false; /* until a reflected exit leaves vmcs02 and vmcs12 alike */
+    nested_host_img_stale(nv);
     if (nested_check_controls(c, nv->caps, nv->phys_bits)) {
         nested_log_check();
         nested_vmx_fail(nv, VMXERR_ENTRY_INVALID_CONTROL);

@@ -97,19 +97,25 @@ static void sync_vmcs12(struct nested_vcpu *nv)
         (v12(nv, VMX_INSTRUCTION_INFO) & (1u << 10))) /* also LLDT/LTR/SLDT/STR reg (Table 28-11) */
         V12_SET_TRK(nv, EXIT_QUALIFICATION, 0);
     /* hv may have ended STI blocking; L2's blocking by NMI that vmcs02 lost (l2_nmi_blocked) */
+    /* The registers through the cache, which reflect discards after: what hv changed (an exit
+     * it handled just before one it makes up) or already read, else vmcs02's (reg_peek). */
     v12_set(nv, GUEST_INTERRUPTIBILITY_INFO,
-            reg_read(rc, HV_REG_INTR_STATE) | (nv->n->l2_nmi_blocked ? GUEST_INTR_NMI : 0));
-    v12_set(nv, GUEST_RIP, reg_rip(rc));
-    v12_set(nv, GUEST_RSP, reg_read(rc, HV_REG_RSP));
-    v12_set(nv, GUEST_RFLAGS, reg_rflags(rc));
+            reg_peek(rc, HV_REG_INTR_STATE) | (nv->n->l2_nmi_blocked ? GUEST_INTR_NMI : 0));
+    v12_set(nv, GUEST_RIP, reg_peek(rc, HV_REG_RIP));
+    v12_set(nv, GUEST_RSP, reg_peek(rc, HV_REG_RSP));
+    uint64_t rflags = reg_peek(rc, HV_REG_RFLAGS);
+    if (!rc->unrestricted_guest && rc->vm86_active) /* as reg_rflags (never in hv) */
+        rflags &= ~(X86_EFLAGS_VM | X86_EFLAGS_IOPL);
+    v12_set(nv, GUEST_RFLAGS, rflags);
     /* The CR3 L2 really has: vmcs02 was loaded from vmcs12 at entry and the CPU kept it
-     * current since; through the cache, so an exit that already read it pays nothing. */
-    v12_set(nv, GUEST_CR3, reg_read(rc, HV_REG_CR3));
+     * current since. */
+    v12_set(nv, GUEST_CR3, reg_peek(rc, HV_REG_CR3));
     /* CR0/CR4 as L1 sees L2's: bits only hv owns come from vmcs02's shadow. */
     uint64_t m0 = v12(nv, CR0_GUEST_HOST_MASK), m4 = v12(nv, CR4_GUEST_HOST_MASK);
     uint64_t hv0 = nv->cr0_mask & ~m0, hv4 = nv->cr4_mask & ~m4;
-    v12_set(nv, GUEST_CR0, (reg_read(rc, HV_REG_CR0) & ~hv0) | (vmcs_read(CR0_READ_SHADOW) & hv0));
-    v12_set(nv, GUEST_CR4, (reg_read(rc, HV_REG_CR4) & ~hv4) | (vmcs_read(CR4_READ_SHADOW) & hv4));
+    uint64_t cr0 = reg_peek(rc, HV_REG_CR0), cr4 = reg_peek(rc, HV_REG_CR4); /* L2's real paging bits */
+    v12_set(nv, GUEST_CR0, (cr0 & ~hv0) | (vmcs_read(CR0_READ_SHADOW) & hv0));
+    v12_set(nv, GUEST_CR4, (cr4 & ~hv4) | (vmcs_read(CR4_READ_SHADOW) & hv4));
     /* DR7, IA32_DEBUGCTL, IA32_EFER and IA32_PAT stay eager: every entry, the fast one too,
      * writes vmcs02's from vmcs12 (or L1's) values. */
     uint32_t exit12 = (uint32_t)v12(nv, VM_EXIT_CONTROLS);
@@ -123,92 +129,130 @@ static void sync_vmcs12(struct nested_vcpu *nv)
         v12_set(nv, GUEST_IA32_PAT, vmcs_read(GUEST_IA32_PAT));
     if (exit12 & VM_EXIT_SAVE_PREEMPTION_TIMER)
         v12_set(nv, VMX_PREEMPTION_TIMER_VALUE, vmcs_read(VMX_PREEMPTION_TIMER_VALUE));
-    /* With EPT the CPU saves the PDPTEs (28.3.4) and L2's guest-physical addresses are L1's
-     * to see; without L1's EPT both belong to hv's EPT01. */
-    if (nv->n->ept12) {
-        for (int i = 0; i < 4; i++)
-            v12_set(nv, GUEST_PDPTR0 + 2 * i, reg_read(rc, (enum hv_reg)(HV_REG_PDPTR0 + i)));
-        v12_set(nv, GUEST_PHYSICAL_ADDRESS, reg_read(rc, HV_REG_GUEST_PHYS_ADDR));
-    }
-    nested_apicv_sync(nv);
     /* The CPU stores EFER.LMA into "IA-32e mode guest" on every exit. */
+    uint32_t ia32e = (uint32_t)vmcs_read(VM_ENTRY_CONTROLS) & VM_ENTRY_IA32E_MODE;
     uint64_t entry = v12(nv, VM_ENTRY_CONTROLS) & ~(uint64_t)VM_ENTRY_IA32E_MODE;
-    v12_set(nv, VM_ENTRY_CONTROLS, entry | (vmcs_read(VM_ENTRY_CONTROLS) & VM_ENTRY_IA32E_MODE));
+    v12_set(nv, VM_ENTRY_CONTROLS, entry | ia32e);
+    /* With EPT L2's guest-physical addresses are L1's to see, and the CPU saves the PDPTEs
+     * when L2 uses PAE paging (28.3.4; else they are undefined, and the CPU, bare Bochs too,
+     * leaves the fields alone); without L1's EPT both belong to hv's EPT01. */
+    if (nv->n->ept12) {
+        if (!ia32e && (cr0 & CR0_PG) && (cr4 & CR4_PAE))
+            for (int i = 0; i < 4; i++)
+                v12_set(nv, GUEST_PDPTR0 + 2 * i, reg_peek(rc, (enum hv_reg)(HV_REG_PDPTR0 + i)));
+        v12_set(nv, GUEST_PHYSICAL_ADDRESS, reg_peek(rc, HV_REG_GUEST_PHYS_ADDR));
+    }
+    /* 28.3.3: RVI and SVI are saved with virtual-interrupt delivery (nested_apicv_sync) */
+    if ((v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_ACTIVATE_SECONDARY) &&
+        (v12(nv, SECONDARY_VM_EXEC_CONTROL) & SECONDARY_VIRTUAL_INTR_DELIVERY))
+        nested_apicv_sync(nv);
     /* The valid bit of the VM-entry interruption information is cleared (28.2.?). */
     v12_set(nv, VM_ENTRY_INTR_INFO_FIELD, v12(nv, VM_ENTRY_INTR_INFO_FIELD) & ~(uint64_t)INTR_INFO_VALID);
 }
 
-static void segment(enum guest_seg seg, uint16_t sel, uint64_t base, uint32_t ar)
+/* 28.5.1: CR0.ET, CD, NW and the reserved bits (63:32, 28:19, 17, 15:6) keep L1's values. */
+#define HOST_CR0_KEEP (0xffffffff00000000ull | 0x1ff80000ull | 1ull << 17 | 0xffc0ull | CR0_CD | CR0_NW | 1ull << 4)
+
+/* L1's host state from vmcs12 (SDM 28.5) as vmcs01 takes it, but for what depends on the
+ * state at the exit (L1's CR0 bits, EFER without "load IA32_EFER", vmcs01's entry controls)
+ * or is shadowed (HOST_RSP, HOST_CR3, FS/GS). */
+static void host_img_build(struct nested_vcpu *nv)
 {
-    vmcs_write(GUEST_SEG_SELECTOR(seg), sel);
-    vmcs_write(GUEST_SEG_BASE(seg), base);
-    vmcs_write(GUEST_SEG_LIMIT(seg), 0xffffffff);
-    vmcs_write(GUEST_SEG_AR(seg), sel ? ar : 0x10000); /* a null selector leaves the register unusable */
+    struct nested_state *n = nv->n;
+    uint64_t *img = n->host_img;
+    uint32_t exit12 = (uint32_t)v12(nv, VM_EXIT_CONTROLS);
+    bool l64 = exit12 & VM_EXIT_HOST_ADDR_SPACE_SIZE;
+    n->host_img_exit = exit12;
+#define IMG(e) img[NESTED_HIMG_##e]
+    IMG(CR0) = v12(nv, HOST_CR0) & ~HOST_CR0_KEEP;
+    IMG(CR4_READ_SHADOW) = v12(nv, HOST_CR4);
+    IMG(CR4) = (v12(nv, HOST_CR4) | nv->hw->cr4_fixed0) & nv->hw->cr4_fixed1;
+    IMG(RIP) = v12(nv, HOST_RIP);
+    IMG(EFER) = v12(nv, HOST_IA32_EFER);
+    IMG(PAT) = v12(nv, HOST_IA32_PAT);
+    IMG(GUEST_DR7) = 0x400;
+    IMG(GUEST_IA32_DEBUGCTL) = 0;
+    IMG(GUEST_SYSENTER_CS) = v12(nv, HOST_IA32_SYSENTER_CS);
+    IMG(GUEST_SYSENTER_ESP) = v12(nv, HOST_IA32_SYSENTER_ESP);
+    IMG(GUEST_SYSENTER_EIP) = v12(nv, HOST_IA32_SYSENTER_EIP);
+    /* Segments (28.5.2): flat, CS 64-bit code when the host is 64-bit; a null selector leaves
+     * the register unusable. FS and GS: at the exit. */
+#define SEG(s, ar)                                                                                          \
+    IMG(GUEST_##s##_SELECTOR) = (uint16_t)v12(nv, HOST_##s##_SELECTOR);                                    \
+    IMG(GUEST_##s##_BASE) = 0;                                                                              \
+    IMG(GUEST_##s##_LIMIT) = 0xffffffff;                                                                    \
+    IMG(GUEST_##s##_AR_BYTES) = IMG(GUEST_##s##_SELECTOR) ? (ar) : 0x10000;
+    SEG(CS, l64 ? 0xa09b : 0xc09b)
+    SEG(SS, 0xc093)
+    SEG(DS, 0xc093)
+    SEG(ES, 0xc093)
+#undef SEG
+    IMG(GUEST_FS_LIMIT) = IMG(GUEST_GS_LIMIT) = 0xffffffff;
+    IMG(GUEST_TR_SELECTOR) = (uint16_t)v12(nv, HOST_TR_SELECTOR);
+    IMG(GUEST_TR_BASE) = v12(nv, HOST_TR_BASE);
+    IMG(GUEST_TR_LIMIT) = 0x67;
+    IMG(GUEST_TR_AR_BYTES) = 0x8b;
+    IMG(GUEST_LDTR_SELECTOR) = 0;
+    IMG(GUEST_LDTR_AR_BYTES) = 0x10000;
+    IMG(GUEST_GDTR_BASE) = v12(nv, HOST_GDTR_BASE);
+    IMG(GUEST_GDTR_LIMIT) = 0xffff;
+    IMG(GUEST_IDTR_BASE) = v12(nv, HOST_IDTR_BASE);
+    IMG(GUEST_IDTR_LIMIT) = 0xffff;
+    IMG(GUEST_ACTIVITY_STATE) = GUEST_ACTIVITY_ACTIVE;
+    IMG(GUEST_PENDING_DBG_EXCEPTIONS) = 0;
+    IMG(VM_ENTRY_INTR_INFO_FIELD) = 0;
+#undef IMG
+    n->host_img_ok = true;
 }
+
+void nested_host_img_stale(struct nested_vcpu *nv) { nv->n->host_img_ok = false; }
 
 void nested_load_l1_host_state(struct nested_vcpu *nv, uint64_t efer)
 {
+    struct nested_state *n = nv->n;
     struct regcache *rc = nv->rc;
-    uint32_t exit12 = (uint32_t)v12(nv, VM_EXIT_CONTROLS);
+    const struct vmcs12 *c = n->cache;
+    if (!n->host_img_ok)
+        host_img_build(nv);
+    const uint64_t *img = n->host_img;
+    uint32_t exit12 = n->host_img_exit;
     bool l64 = exit12 & VM_EXIT_HOST_ADDR_SPACE_SIZE;
-    /* 28.5.1: CR0.ET, CD, NW and the reserved bits (63:32, 28:19, 17, 15:6) keep L1's values;
-     * vmcs01 still has L1's CR0 from before the entry. */
-    uint64_t keep = 0xffffffff00000000ull | 0x1ff80000ull | 1ull << 17 | 0xffc0ull | CR0_CD | CR0_NW | 1ull << 4;
-    uint64_t l1_cr0 = (reg_read(rc, HV_REG_CR0) & ~nv->cr0_mask) | (vmcs_read(CR0_READ_SHADOW) & nv->cr0_mask);
-    uint64_t cr0 = (v12(nv, HOST_CR0) & ~keep) | (l1_cr0 & keep), cr4 = v12(nv, HOST_CR4);
+    /* 28.5.1: the bits CR0 keeps are L1's; vmcs01 still has L1's CR0 from before the entry. */
+    uint64_t l1_cr0 = reg_peek(rc, HV_REG_CR0);
+    if (nv->cr0_mask & HOST_CR0_KEEP) /* an owned bit L1 keeps is in the read shadow (not NE, PE, PG) */
+        l1_cr0 = (l1_cr0 & ~nv->cr0_mask) | (vmcs_read(CR0_READ_SHADOW) & nv->cr0_mask);
+    uint64_t cr0 = img[NESTED_HIMG_CR0] | (l1_cr0 & HOST_CR0_KEEP);
     vmcs_write(CR0_READ_SHADOW, cr0);
-    reg_write(rc, HV_REG_CR0, (cr0 | nv->hw->cr0_fixed0) & nv->hw->cr0_fixed1);
-    vmcs_write(CR4_READ_SHADOW, cr4);
-    reg_write(rc, HV_REG_CR4, (cr4 | nv->hw->cr4_fixed0) & nv->hw->cr4_fixed1);
-    reg_write(rc, HV_REG_CR3, v12(nv, HOST_CR3));
-    vmcs_write(GUEST_DR7, 0x400);
-    vmcs_write(GUEST_IA32_DEBUGCTL, 0);
-    vmcs_write(GUEST_SYSENTER_CS, v12(nv, HOST_IA32_SYSENTER_CS));
-    vmcs_write(GUEST_SYSENTER_ESP, v12(nv, HOST_IA32_SYSENTER_ESP));
-    vmcs_write(GUEST_SYSENTER_EIP, v12(nv, HOST_IA32_SYSENTER_EIP));
+#define IMG_(e) vmcs_write_mem(e, &img[NESTED_HIMG_##e]);
+    NESTED_HOST_IMG_LIST(IMG_)
+#undef IMG_
     /* 28.5.1: without "load IA32_EFER" only LMA and LME change; NXE, SCE keep their value. */
     if (exit12 & VM_EXIT_LOAD_EFER)
-        efer = v12(nv, HOST_IA32_EFER);
+        vmcs_write_mem(GUEST_IA32_EFER, &img[NESTED_HIMG_EFER]);
     else
-        efer = l64 ? efer | EFER_LMA | EFER_LME : efer & ~(EFER_LMA | EFER_LME);
-    vmcs_write(GUEST_IA32_EFER, efer);
+        vmcs_write(GUEST_IA32_EFER, l64 ? efer | EFER_LMA | EFER_LME : efer & ~(EFER_LMA | EFER_LME));
     if (exit12 & VM_EXIT_LOAD_PAT)
-        vmcs_write(GUEST_IA32_PAT, v12(nv, HOST_IA32_PAT));
+        vmcs_write_mem(GUEST_IA32_PAT, &img[NESTED_HIMG_PAT]);
     uint32_t entry01 = (uint32_t)vmcs_read(VM_ENTRY_CONTROLS);
     vmcs_write(VM_ENTRY_CONTROLS, l64 ? entry01 | VM_ENTRY_IA32E_MODE : entry01 & ~VM_ENTRY_IA32E_MODE);
-    /* Segments (SDM 28.5.2): flat, CS 64-bit code when the host is 64-bit. */
-    segment(SEG_CS, (uint16_t)v12(nv, HOST_CS_SELECTOR),
-            0, l64 ? 0xa09b : 0xc09b);
-    segment(SEG_SS, (uint16_t)v12(nv, HOST_SS_SELECTOR),
-            0, 0xc093);
-    segment(SEG_DS, (uint16_t)v12(nv, HOST_DS_SELECTOR),
-            0, 0xc093);
-    segment(SEG_ES, (uint16_t)v12(nv, HOST_ES_SELECTOR),
-            0, 0xc093);
-    segment(SEG_FS, (uint16_t)v12(nv, HOST_FS_SELECTOR), /* the base even for a null selector */
-            v12(nv, HOST_FS_BASE), 0xc093);
-    segment(SEG_GS, (uint16_t)v12(nv, HOST_GS_SELECTOR),
-            v12(nv, HOST_GS_BASE), 0xc093);
-    vmcs_write(GUEST_TR_SELECTOR, v12(nv, HOST_TR_SELECTOR));
-    vmcs_write(GUEST_TR_BASE, v12(nv, HOST_TR_BASE));
-    vmcs_write(GUEST_TR_LIMIT, 0x67);
-    vmcs_write(GUEST_TR_AR_BYTES, 0x8b);
-    vmcs_write(GUEST_LDTR_SELECTOR, 0);
-    vmcs_write(GUEST_LDTR_AR_BYTES, 0x10000);
-    vmcs_write(GUEST_GDTR_BASE, v12(nv, HOST_GDTR_BASE));
-    vmcs_write(GUEST_GDTR_LIMIT, 0xffff);
-    vmcs_write(GUEST_IDTR_BASE, v12(nv, HOST_IDTR_BASE));
-    vmcs_write(GUEST_IDTR_LIMIT, 0xffff);
-    reg_write(rc, HV_REG_RIP, v12(nv, HOST_RIP));
-    reg_write(rc, HV_REG_RSP, v12(nv, HOST_RSP));
-    reg_write(rc, HV_REG_RFLAGS, 0x2);
-    reg_write(rc, HV_REG_INTR_STATE, 0);
-    vmcs_write(GUEST_ACTIVITY_STATE, GUEST_ACTIVITY_ACTIVE);
-    vmcs_write(GUEST_PENDING_DBG_EXCEPTIONS, 0);
-    vmcs_write(VM_ENTRY_INTR_INFO_FIELD, 0);
-    nested_perf_global_load_host(nv);
+    /* FS and GS (shadowed): the base even for a null selector */
+    vmcs_write_mem(GUEST_FS_SELECTOR, &c->fields[VMCS12_TSLOT_HOST_FS_SELECTOR]);
+    vmcs_write_mem(GUEST_FS_BASE, &c->fields[VMCS12_TSLOT_HOST_FS_BASE]);
+    vmcs_write(GUEST_FS_AR_BYTES, (uint16_t)v12(nv, HOST_FS_SELECTOR) ? 0xc093 : 0x10000);
+    vmcs_write_mem(GUEST_GS_SELECTOR, &c->fields[VMCS12_TSLOT_HOST_GS_SELECTOR]);
+    vmcs_write_mem(GUEST_GS_BASE, &c->fields[VMCS12_TSLOT_HOST_GS_BASE]);
+    vmcs_write(GUEST_GS_AR_BYTES, (uint16_t)v12(nv, HOST_GS_SELECTOR) ? 0xc093 : 0x10000);
+    /* The registers last, together: the cache's bookkeeping is merged. */
+    reg_write_now(rc, HV_REG_CR3, v12(nv, HOST_CR3));
+    reg_write_now(rc, HV_REG_CR0, (cr0 | nv->hw->cr0_fixed0) & nv->hw->cr0_fixed1);
+    reg_write_now(rc, HV_REG_CR4, img[NESTED_HIMG_CR4]);
+    reg_write_now(rc, HV_REG_RIP, img[NESTED_HIMG_RIP]);
+    reg_write_now(rc, HV_REG_RSP, v12(nv, HOST_RSP));
+    reg_write_now(rc, HV_REG_RFLAGS, 0x2);
+    reg_write_now(rc, HV_REG_INTR_STATE, 0);
+    if (exit12 & VM_EXIT_LOAD_PERF_GLOBAL_CTRL)
+        nested_perf_global_load_host(nv);
 }
-
 
 struct msr_entry {
     uint32_t index, rsvd;
@@ -373,7 +417,8 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
      * with VMX non-root operation (26.6.1); with virtual NMIs it was virtual. */
     bool l2_blocked = !nested_exit_on_nmi(nv) && (v12(nv, GUEST_INTERRUPTIBILITY_INFO) & GUEST_INTR_NMI);
     n->l2_nmi_blocked = false;
-    nested_perf_global_save(nv);
+    if (v12(nv, VM_EXIT_CONTROLS) & VM_EXIT_SAVE_PERF_GLOBAL_CTRL)
+        nested_perf_global_save(nv);
     if (v12(nv, VM_EXIT_MSR_STORE_COUNT))
         nested_store_msr_list(nv, v12(nv, VM_EXIT_MSR_STORE_ADDR), (uint32_t)v12(nv, VM_EXIT_MSR_STORE_COUNT));
     uint64_t efer = vmcs_read(GUEST_IA32_EFER); /* L2's: vmcs02 always saves it */
@@ -391,7 +436,8 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
      * so that is bit 3. */
     if (nmi_exit || l2_blocked)
         reg_write(nv->rc, HV_REG_INTR_STATE, GUEST_INTR_NMI);
-    load_exit_msr_list(nv);
+    if (v12(nv, VM_EXIT_MSR_LOAD_COUNT))
+        load_exit_msr_list(nv);
     nested_shadow_push_exit(nv); /* L1 VMREADs the exit information from the shadow */
     PROF("reflect: MSR load, shadow push");
     n->fast_ok = vmcs02_ran; /* vmcs12 has what vmcs02 holds: a VMRESUME may take the fast path */
@@ -442,7 +488,9 @@ void nested_reflect_ept(struct nested_vcpu *nv, uint32_t reason, uint64_t qual, 
 
 void nested_entry_fail(struct nested_vcpu *nv, uint32_t reason, uint64_t qual, uint64_t efer)
 {
-    /* SDM 27.8: host state is loaded as for a VM exit; only reason and qualification change. */
+    /* SDM 27.8: host state is loaded as for a VM exit; only reason and qualification change.
+     * vmcs12 may have changed since the image was made (an entry that fails makes none). */
+    nested_host_img_stale(nv);
     V12_SET_TRK(nv, VM_EXIT_REASON, reason | VMX_EXIT_REASON_ENTRY_FAIL);
     V12_SET_TRK(nv, EXIT_QUALIFICATION, qual);
     uint64_t nmi_blocked = reg_read(nv->rc, HV_REG_INTR_STATE) & GUEST_INTR_NMI; /* L1's, in vmcs01 */

@@ -118,11 +118,6 @@ void regcache_reset_lost(struct regcache *rc)
         log_warn("regcache: reset drops unflushed registers %#llx", (unsigned long long)lost);
 }
 
-void regcache_discard(struct regcache *rc)
-{
-    rc->avail = HV_REGS_STUB_MASK;
-    rc->dirty = 0;
-}
 
 /* One test and, for a dirty register, one VMWRITE each, straight-line (a loop over the bitmap
  * cost about 10 instructions per register; the exit and entry paths flush 6 or 7). */
@@ -136,8 +131,8 @@ void regcache_flush_dirty(struct regcache *rc)
     if (rc->guest_cr3_owned_by_nested)
         todo &= ~HV_REG_BIT(HV_REG_CR3);
 #define FLUSH(r)                                              \
-    if (todo & HV_REG_BIT(r)) {                               \
-        vmcs_write(regcache_fields[r], rc->regs[r]);          \
+    if (todo & HV_REG_BIT(r)) { /* from regs[]: a memory operand */ \
+        vmcs_write_mem(regcache_fields[r], &rc->regs[r]);     \
         n++;                                                  \
     }
     FLUSH(HV_REG_RSP)

@@ -159,7 +159,11 @@ static inline void regcache_flush(struct regcache *rc)
 }
 /* Forget cached and dirty values without writing them: the VMCS they were meant for is
  * abandoned (a nested VM entry that fails after vmcs02 was prepared). */
-void regcache_discard(struct regcache *rc);
+static inline void regcache_discard(struct regcache *rc)
+{
+    rc->avail = HV_REGS_STUB_MASK;
+    rc->dirty = 0;
+}
 /* After an EPT exit that hv resolved itself, the guest retries the access: an event whose
  * delivery the exit interrupted is delivered again (SDM 27.2.4), and an IRET that faulted
  * after unblocking NMIs (exit qualification bit 12) gets its NMI blocking back (28.2.3). */
@@ -257,6 +261,18 @@ static inline uint64_t reg_read(struct regcache *rc, enum hv_reg reg)
     return rc->regs[reg];
 }
 
+/* A register's value for a path that discards the cache right after (a reflected exit leaves
+ * vmcs02): the cached value, else a VMREAD whose value is not kept (no bookkeeping to pay). */
+static inline uint64_t reg_peek(struct regcache *rc, enum hv_reg reg)
+{
+    if (!reg_index_ok(reg, __func__))
+        return 0;
+    if ((rc->avail & HV_REG_BIT(reg)) || __builtin_expect(regcache_fields[reg] == HV_NO_VMCS_FIELD, 0))
+        return rc->regs[reg];
+    rc->vmreads++;
+    return vmcs_read(regcache_fields[reg]);
+}
+
 /* CR3 and bad indexes need special handling: out of line. */
 void reg_write_slow(struct regcache *rc, enum hv_reg reg, uint64_t val);
 static inline void reg_write(struct regcache *rc, enum hv_reg reg, uint64_t val)
@@ -268,6 +284,23 @@ static inline void reg_write(struct regcache *rc, enum hv_reg reg, uint64_t val)
     rc->regs[reg] = val;
     rc->avail |= HV_REG_BIT(reg);
     rc->dirty |= HV_REG_BIT(reg);
+}
+
+/* Write a register into the VMCS now, not at the next flush, and mark it clean: for a path
+ * that sets a known set of registers at once (a reflected exit's host state), which the
+ * flush would test one by one. CR3 while nested owns it goes the refused way (reg_write_slow). */
+static inline void reg_write_now(struct regcache *rc, enum hv_reg reg, uint64_t val)
+{
+    if ((unsigned int)reg >= HV_NR_REGS || regcache_fields[reg] == HV_NO_VMCS_FIELD ||
+        (HV_REG_BIT(reg) & HV_REGS_EXIT_INFO_MASK) || (reg == HV_REG_CR3 && rc->guest_cr3_owned_by_nested)) {
+        reg_write(rc, reg, val);
+        return;
+    }
+    rc->regs[reg] = val;
+    vmcs_write(regcache_fields[reg], val);
+    rc->vmwrites++;
+    rc->avail |= HV_REG_BIT(reg);
+    rc->dirty &= ~HV_REG_BIT(reg);
 }
 
 static inline uint64_t reg_rip(struct regcache *rc) { return reg_read(rc, HV_REG_RIP); }

@@ -8,6 +8,7 @@
 #ifdef HV_HOST_TEST
 uint64_t vmcs_read(uint32_t field);
 void vmcs_write(uint32_t field, uint64_t val);
+static inline void vmcs_write_mem(uint32_t field, const uint64_t *p) { vmcs_write(field, *p); }
 #else
 static inline uint64_t vmcs_read(uint32_t field)
 {
@@ -18,6 +19,12 @@ static inline uint64_t vmcs_read(uint32_t field)
 static inline void vmcs_write(uint32_t field, uint64_t val)
 {
     __asm__ volatile("vmwrite %1, %0" ::"r"((uint64_t)field), "r"(val) : "cc");
+}
+/* VMWRITE with its source operand in memory (SDM 31.3, VMWRITE r64, r/m64): no load before
+ * it, for straight-line copies of values prepared in memory. */
+static inline void vmcs_write_mem(uint32_t field, const uint64_t *p)
+{
+    __asm__ volatile("vmwrite %1, %0" ::"r"((uint64_t)field), "m"(*p) : "cc");
 }
 #endif
 

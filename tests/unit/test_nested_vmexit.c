@@ -224,7 +224,8 @@ static void test_host_state(void)
     /* without "load IA32_EFER"/"load IA32_PAT": LMA = LME = host address-space size, the other
      * EFER bits as they were at the exit (L2's: it cleared NXE and SCE), PAT stays */
     uint32_t exit12 = (uint32_t)w12(VM_EXIT_CONTROLS);
-    vmcs12_set(V12, VM_EXIT_CONTROLS, exit12 & ~(VM_EXIT_LOAD_EFER | VM_EXIT_LOAD_PAT));
+    CHECK(l1_vmwrite(VM_EXIT_CONTROLS, exit12 & ~(VM_EXIT_LOAD_EFER | VM_EXIT_LOAD_PAT)) == O_SUCCEED,
+          "VMWRITE exit controls");
     enter();
     fake_vmcs_set(GUEST_IA32_EFER, EFER_LMA | EFER_LME);
     CHECK(l2_exit(EXIT_REASON_CPUID, 0), "reflected");
@@ -254,6 +255,16 @@ static void test_host_cr0(void)
               "%s: CR0 %#llx, shadow %#llx, want %#llx", c[i].what, ULL(g01(GUEST_CR0)), ULL(g01(CR0_READ_SHADOW)),
               ULL(c[i].want));
     }
+    /* a kept bit hv owns (not so on Bochs: hv owns only NE there): L1's value is its read shadow's */
+    nh_setup(false);
+    nv.cr0_mask |= CR0_CD;
+    fake_vmcs_set(GUEST_CR0, L1_CR0);
+    fake_vmcs_set(CR0_READ_SHADOW, L1_CR0 | CR0_CD);
+    l1_ready(PG_VMCS_A);
+    enter();
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "reflected");
+    CHECK(g01(CR0_READ_SHADOW) & CR0_CD, "hv-owned CD: L1's (read shadow) kept, CR0 shadow %#llx",
+          ULL(g01(CR0_READ_SHADOW)));
     /* a VM-entry failure loads host state the same way (27.8) */
     nh_setup(false);
     l1_ready(PG_VMCS_A);
@@ -579,12 +590,110 @@ static void test_init_exit(void)
     CHECK(launch_pending, "the next entry VMLAUNCHes vmcs02");
 }
 
+/* L1's host state comes from an image made at the first reflected exit after a full entry
+ * (nested/vmexit.c host_img_build): an exiting VMWRITE of a host field or of the VM-exit
+ * controls makes the next entry a full one, and that exit loads the new values. */
+static void test_host_img_rebuilt(void)
+{
+    fresh();
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "reflected: the image is made");
+    uint64_t fast0 = ns.fast_entries;
+    enter();
+    CHECK(ns.fast_entries == fast0 + 1 && l2_exit(EXIT_REASON_CPUID, 0), "fast VMRESUME, exit");
+    CHECK(g01(GUEST_TR_BASE) == w12(HOST_TR_BASE) && g01(GUEST_RIP) == w12(HOST_RIP), "the image, unchanged");
+    CHECK(l1_vmwrite(HOST_TR_BASE, 0xffff880000123000ull) == O_SUCCEED &&
+              l1_vmwrite(HOST_RIP, 0xffffffff81abc000ull) == O_SUCCEED && l1_vmwrite(HOST_SS_SELECTOR, 0) == O_SUCCEED &&
+              l1_vmwrite(HOST_IA32_SYSENTER_EIP, 0xffffffff81def000ull) == O_SUCCEED &&
+              l1_vmwrite(HOST_CR4, w12(HOST_CR4) | (1ull << 7)) == O_SUCCEED,
+          "L1's VMWRITEs of host fields");
+    enter();
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "reflected after the full entry");
+    CHECK(g01(GUEST_TR_BASE) == 0xffff880000123000ull && g01(GUEST_RIP) == 0xffffffff81abc000ull &&
+              g01(GUEST_SYSENTER_EIP) == 0xffffffff81def000ull,
+          "new TR base %#llx, RIP %#llx, SYSENTER_EIP %#llx", ULL(g01(GUEST_TR_BASE)), ULL(g01(GUEST_RIP)),
+          ULL(g01(GUEST_SYSENTER_EIP)));
+    CHECK(g01(GUEST_SS_SELECTOR) == 0 && g01(GUEST_SS_AR_BYTES) == 0x10000, "null SS: unusable (AR %#llx)",
+          ULL(g01(GUEST_SS_AR_BYTES)));
+    CHECK(g01(CR4_READ_SHADOW) == w12(HOST_CR4) && (g01(GUEST_CR4) & (1ull << 7)), "CR4 %#llx, shadow %#llx",
+          ULL(g01(GUEST_CR4)), ULL(g01(CR4_READ_SHADOW)));
+}
+
+/* HOST_RSP, HOST_CR3 and FS/GS are shadowed: L1 changes them without an exit, and the fast
+ * VMRESUME that follows makes no image. The exit after it still loads L1's new values. */
+static void test_host_shadowed(void)
+{
+    nh_setup(true);
+    l1_ready(PG_VMCS_A);
+    enter();
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "reflected: the image is made");
+    fake_vmcs_set_in(ns.shadow_pa, HOST_RSP, 0xffffc90000456ff0ull); /* L1's VMWRITEs, no exit */
+    fake_vmcs_set_in(ns.shadow_pa, HOST_CR3, 0x4567000);
+    fake_vmcs_set_in(ns.shadow_pa, HOST_FS_SELECTOR, 0x30);
+    fake_vmcs_set_in(ns.shadow_pa, HOST_FS_BASE, 0x7f0000001000ull);
+    fake_vmcs_set_in(ns.shadow_pa, HOST_GS_BASE, 0xffff88807fc00000ull);
+    uint64_t fast0 = ns.fast_entries;
+    enter();
+    CHECK(ns.fast_entries == fast0 + 1, "fast VMRESUME after host-state writes in the shadow");
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "reflected");
+    CHECK(g01(GUEST_RSP) == 0xffffc90000456ff0ull && g01(GUEST_CR3) == 0x4567000, "RSP %#llx, CR3 %#llx",
+          ULL(g01(GUEST_RSP)), ULL(g01(GUEST_CR3)));
+    CHECK(g01(GUEST_FS_SELECTOR) == 0x30 && g01(GUEST_FS_AR_BYTES) == 0xc093 && g01(GUEST_FS_BASE) == 0x7f0000001000ull,
+          "FS %#llx, AR %#llx, base %#llx", ULL(g01(GUEST_FS_SELECTOR)), ULL(g01(GUEST_FS_AR_BYTES)),
+          ULL(g01(GUEST_FS_BASE)));
+    CHECK(g01(GUEST_GS_BASE) == 0xffff88807fc00000ull && g01(GUEST_GS_AR_BYTES) == 0x10000, "GS base %#llx, AR %#llx",
+          ULL(g01(GUEST_GS_BASE)), ULL(g01(GUEST_GS_AR_BYTES)));
+}
+
+/* With L1's EPT the CPU saves L2's PDPTEs only when L2 uses PAE paging (SDM 28.3.4; bare Bochs
+ * likewise): a 64-bit L2's exit leaves vmcs12's fields as L1 wrote them. */
+static int ept_l1_page(uint64_t gpa, uint64_t *host, uint64_t *max)
+{
+    *host = gpa;
+    *max = 7;
+    return 0;
+}
+static void ept_flush(void) {}
+static void test_pdptes_saved(void)
+{
+    nh_setup(false);
+    nv.l1_page = ept_l1_page;
+    nv.flush_ept = ept_flush;
+    l1_ready(PG_VMCS_A);
+    memset(gpa_ptr(GPA(PG_FREE)), 0, 4096); /* an empty EPT12 */
+    vmcs12_set(V12, SECONDARY_VM_EXEC_CONTROL, w12(SECONDARY_VM_EXEC_CONTROL) | SECONDARY_EPT);
+    vmcs12_set_eptp(V12, GPA(PG_FREE) | 0x1e);
+    for (unsigned i = 0; i < 4; i++)
+        vmcs12_set(V12, GUEST_PDPTR0 + 2 * i, 0x1000 * (i + 1) | 1);
+    enter();
+    CHECK(ns.ept12, "L2 on L1's EPT");
+    for (unsigned i = 0; i < 4; i++)
+        fake_vmcs_set(GUEST_PDPTR0 + 2 * i, 0xdead000); /* whatever vmcs02 holds: the CPU did not store it */
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "64-bit L2's exit reflected");
+    for (unsigned i = 0; i < 4; i++)
+        CHECK(w12(GUEST_PDPTR0 + 2 * i) == (0x1000 * (i + 1) | 1), "PDPTE%u %#llx: L1's, not saved", i,
+              ULL(w12(GUEST_PDPTR0 + 2 * i)));
+    /* L2 with PAE paging at the exit: saved */
+    enter();
+    fake_vmcs_set(VM_ENTRY_CONTROLS, fake_vmcs_get(VM_ENTRY_CONTROLS) & ~VM_ENTRY_IA32E_MODE);
+    fake_vmcs_set(GUEST_CR0, fake_vmcs_get(GUEST_CR0) | CR0_PG);
+    fake_vmcs_set(GUEST_CR4, fake_vmcs_get(GUEST_CR4) | CR4_PAE);
+    for (unsigned i = 0; i < 4; i++)
+        fake_vmcs_set(GUEST_PDPTR0 + 2 * i, 0x7000 * (i + 1) | 1);
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "PAE L2's exit reflected");
+    for (unsigned i = 0; i < 4; i++)
+        CHECK(w12(GUEST_PDPTR0 + 2 * i) == (0x7000 * (i + 1) | 1), "PDPTE%u %#llx: saved", i,
+              ULL(w12(GUEST_PDPTR0 + 2 * i)));
+}
+
 int main(void)
 {
     test_reflect_saves();
     test_lazy_sync();
     test_host_state();
     test_host_cr0();
+    test_host_img_rebuilt();
+    test_host_shadowed();
+    test_pdptes_saved();
     test_msr_lists();
     test_msr_store_emulated();
     test_msr_load_fs_base();

@@ -382,8 +382,39 @@ static void test_skip_single_step(void)
     }
 }
 
+/* reg_peek (a reflected exit's reads before the cache is discarded): the cached value, dirty
+ * ones included (what hv changed before it made up an exit), else one uncached VMREAD; and
+ * reg_write_now: in the VMCS at once, clean, so the flush writes nothing. */
+static void test_peek_and_write_now(void)
+{
+    struct regcache rc;
+    setup(&rc);
+    fake_vmcs_set(GUEST_RIP, 0x1000);
+    fake_vmcs_set(GUEST_RSP, 0x8000);
+    reg_write(&rc, HV_REG_RIP, 0x1003); /* hv stepped over an instruction */
+    uint64_t reads = fake_vmcs_reads;
+    CHECK(reg_peek(&rc, HV_REG_RIP) == 0x1003 && fake_vmcs_reads == reads, "dirty RIP from the cache, no VMREAD");
+    CHECK(reg_peek(&rc, HV_REG_RSP) == 0x8000 && fake_vmcs_reads == reads + 1, "RSP: one VMREAD");
+    CHECK(!reg_is_available(&rc, HV_REG_RSP), "not cached");
+    CHECK(reg_peek(&rc, HV_REG_RAX) == rc.regs[HV_REG_RAX] && fake_vmcs_reads == reads + 1, "a GPR: the stub's value");
+    check_counters(&rc, "peek");
+    regcache_discard(&rc);
+    reg_write_now(&rc, HV_REG_RSP, 0x9000);
+    reg_write_now(&rc, HV_REG_RIP, 0x2000);
+    CHECK(fake_vmcs_get(GUEST_RSP) == 0x9000 && fake_vmcs_get(GUEST_RIP) == 0x2000, "in the VMCS at once");
+    CHECK(reg_is_available(&rc, HV_REG_RIP) && !reg_is_dirty(&rc, HV_REG_RIP) && reg_rip(&rc) == 0x2000, "clean, cached");
+    uint64_t writes = fake_vmcs_writes;
+    regcache_flush(&rc);
+    CHECK(fake_vmcs_writes == writes, "the flush writes nothing");
+    rc.guest_cr3_owned_by_nested = true;
+    reg_write_now(&rc, HV_REG_CR3, 0x5000);
+    CHECK(rc.refused_cr3_writes == 1 && fake_vmcs_writes == writes, "CR3 nested owns: refused");
+    check_counters(&rc, "write_now");
+}
+
 int main(void)
 {
+    test_peek_and_write_now();
     test_log_capture();
     test_read_twice_one_vmread();
     test_cr3_untouched_is_free();
