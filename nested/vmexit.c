@@ -129,10 +129,13 @@ static void sync_vmcs12(struct nested_vcpu *nv)
         v12_set(nv, GUEST_IA32_PAT, vmcs_read(GUEST_IA32_PAT));
     if (exit12 & VM_EXIT_SAVE_PREEMPTION_TIMER)
         v12_set(nv, VMX_PREEMPTION_TIMER_VALUE, vmcs_read(VMX_PREEMPTION_TIMER_VALUE));
-    /* The CPU stores EFER.LMA into "IA-32e mode guest" on every exit. */
+    /* The CPU stores EFER.LMA into "IA-32e mode guest" on every exit. L2 switched modes if it
+     * changed: rules that read the control (26.2.1.3, 26.2.4, 26.3.1.1 EFER.LMA and CR0.PG,
+     * 26.3.1.2 CS.L) were checked against the old one, so the next entry checks in full. */
     uint32_t ia32e = (uint32_t)vmcs_read(VM_ENTRY_CONTROLS) & VM_ENTRY_IA32E_MODE;
-    uint64_t entry = v12(nv, VM_ENTRY_CONTROLS) & ~(uint64_t)VM_ENTRY_IA32E_MODE;
-    v12_set(nv, VM_ENTRY_CONTROLS, entry | ia32e);
+    uint64_t entry = v12(nv, VM_ENTRY_CONTROLS);
+    nv->n->mode_switched = (entry ^ ia32e) & VM_ENTRY_IA32E_MODE;
+    v12_set(nv, VM_ENTRY_CONTROLS, (entry & ~(uint64_t)VM_ENTRY_IA32E_MODE) | ia32e);
     /* With EPT L2's guest-physical addresses are L1's to see, and the CPU saves the PDPTEs
      * when L2 uses PAE paging (28.3.4; else they are undefined, and the CPU, bare Bochs too,
      * leaves the fields alone); without L1's EPT both belong to hv's EPT01. */
@@ -440,7 +443,8 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
         load_exit_msr_list(nv);
     nested_shadow_push_exit(nv); /* L1 VMREADs the exit information from the shadow */
     PROF("reflect: MSR load, shadow push");
-    n->fast_ok = vmcs02_ran; /* vmcs12 has what vmcs02 holds: a VMRESUME may take the fast path */
+    /* vmcs12 has what vmcs02 holds: a VMRESUME may take the fast path (unless L2 changed mode) */
+    n->fast_ok = vmcs02_ran && !n->mode_switched;
     n->reflected_exits++;
 }
 

@@ -112,11 +112,44 @@ static void test_rflags_vm(void)
     CHECK(l1_vmresume() == O_ENTRY_FAILED, "and again (full path)");
 }
 
+/* L2 left IA-32e mode by itself (unrestricted guest, on L1's EPT): the exit stores LMA = 0
+ * into "IA-32e mode guest" (SDM 28.3.1), with vmcs12's GUEST_IA32_EFER still LMA = 1 (L1 loads
+ * EFER but does not save it). The VMRESUME that follows must fail as hardware's would (26.3.1.1:
+ * EFER.LMA must equal "IA-32e mode guest", exit 33), not enter on the fast path. */
+static int ept_l1_page(uint64_t gpa, uint64_t *host, uint64_t *max)
+{
+    *host = gpa;
+    *max = 7;
+    return 0;
+}
+static void ept_flush(void) {}
+static void test_mode_switch(void)
+{
+    nh_setup(true);
+    nv.l1_page = ept_l1_page;
+    nv.flush_ept = ept_flush;
+    l1_ready(PG_VMCS_A);
+    memset(gpa_ptr(GPA(PG_FREE)), 0, 4096); /* an empty EPT12 */
+    vmcs12_set(V12, SECONDARY_VM_EXEC_CONTROL, vmcs12_get(V12, SECONDARY_VM_EXEC_CONTROL) | SECONDARY_EPT);
+    vmcs12_set_eptp(V12, GPA(PG_FREE) | 0x1e);
+    vmcs12_set(V12, VM_EXIT_CONTROLS, vmcs12_get(V12, VM_EXIT_CONTROLS) & ~(uint64_t)VM_EXIT_SAVE_EFER);
+    CHECK(vmcs12_get(V12, GUEST_IA32_EFER) & EFER_LMA, "L2's EFER has LMA");
+    CHECK(l1_vmlaunch() == O_ENTERED && ns.ept12, "launched on L1's EPT");
+    fake_vmcs_set_in(ns.vmcs02_pa, VM_ENTRY_CONTROLS, g02(VM_ENTRY_CONTROLS) & ~(uint64_t)VM_ENTRY_IA32E_MODE);
+    fake_vmcs_set_in(ns.vmcs02_pa, GUEST_CR4, g02(GUEST_CR4) & ~(uint64_t)CR4_PAE); /* 32-bit paging */
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0), "exit after L2 left IA-32e mode");
+    CHECK(!(vmcs12_get(V12, VM_ENTRY_CONTROLS) & VM_ENTRY_IA32E_MODE), "vmcs12's IA-32e mode guest is 0");
+    uint64_t f0 = ns.fast_entries;
+    CHECK(l1_vmresume() == O_ENTRY_FAILED && ns.fast_entries == f0,
+          "VMRESUME: VM-entry failure (EFER.LMA != IA-32e mode guest), not the fast path");
+}
+
 int main(void)
 {
     test_change_then_vmread();
     test_change_then_vmfail();
     test_tpr_threshold_high();
     test_rflags_vm();
+    test_mode_switch();
     return test_summary();
 }
