@@ -150,5 +150,7 @@ struct ept02_roots {
 struct ept02 *ept02_roots_get(struct ept02_roots *r, uint64_t eptp12, unsigned max_pages, unsigned min_pages,
                               uint64_t ept_caps, uint8_t phys_bits, ept02_l1_page_fn l1_page);
 /* L1's INVEPT on every EPT02 (ept02_invept): true if any was cleared. */
+/* e still shadows exactly eptp12: counted as used now (the LRU clock), true; else false. */
+bool ept02_roots_touch(struct ept02_roots *r, const struct ept02 *e, uint64_t eptp12);
 bool ept02_roots_invept(struct ept02_roots *r, uint64_t type, uint64_t eptp);
 #endif

@@ -48,7 +48,21 @@ static int use_root(struct nested_vcpu *nv, uint64_t eptp12)
     return 0;
 }
 
-int nested_ept02_enter(struct nested_vcpu *nv) { return use_root(nv, vmcs12_eptp(nv->n->cache)); }
+int nested_ept02_enter(struct nested_vcpu *nv)
+{
+    struct nested_state *n = nv->n;
+    uint64_t eptp12 = vmcs12_eptp(n->cache);
+    /* The last entry's EPT02 for this very EPTP (every fast VMRESUME: vmcs12's EPTP and
+     * secondary controls only change through an exiting VMWRITE): what use_root would redo is
+     * the LRU clock and a pending flush. */
+    uint32_t proc2 = (v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_ACTIVATE_SECONDARY)
+                         ? (uint32_t)v12(nv, SECONDARY_VM_EXEC_CONTROL) : 0;
+    if (n->ept02 && n->ept02->mbec == !!(proc2 & SECONDARY_MBEC) && ept02_roots_touch(&n->ept02_roots, n->ept02, eptp12)) {
+        flush(nv, n->ept02);
+        return 0;
+    }
+    return use_root(nv, eptp12);
+}
 
 int nested_ept02_switch(struct nested_vcpu *nv, uint64_t eptp12)
 {

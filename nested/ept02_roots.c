@@ -33,6 +33,18 @@ struct ept02 *ept02_roots_get(struct ept02_roots *r, uint64_t eptp12, unsigned m
     return e;
 }
 
+bool ept02_roots_touch(struct ept02_roots *r, const struct ept02 *e, uint64_t eptp12)
+{
+    if (!e || e->eptp12 != eptp12)
+        return false;
+    for (int i = 0; i < EPT02_ROOTS; i++)
+        if (r->ctx[i] == e && r->used[i]) {
+            r->used[i] = ++r->clock;
+            return true;
+        }
+    return false;
+}
+
 bool ept02_roots_invept(struct ept02_roots *r, uint64_t type, uint64_t eptp)
 {
     bool any = false;

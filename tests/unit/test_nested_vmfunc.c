@@ -224,10 +224,43 @@ static void test_ve(void)
           "area outside RAM: #VE (dword 4 reads 0)");
 }
 
+/* Entries on the same EPTP (every fast VMRESUME) keep their EPT02 (nested_ept02_enter's
+ * shortcut, ept02_roots_touch) and still do what use_root would: the root counts as used now
+ * (LRU clock), a flush pending from L1's INVEPT happens before L2 runs. */
+static void test_same_root(void)
+{
+    setup(0);
+    CHECK(enter() == O_ENTERED && ns.ept02 && ns.ept02->eptp12 == EPTP(PG_R1), "launched on root 1");
+    struct ept02 *e = ns.ept02;
+    int slot = -1;
+    for (int i = 0; i < EPT02_ROOTS; i++)
+        if (ns.ept02_roots.ctx[i] == e)
+            slot = i;
+    CHECK(slot >= 0, "root 1 has a slot");
+    CHECK(l2_exit(EXIT_REASON_VMCALL, 0), "to L1");
+    vmcs12_set_eptp(V12, EPTP(PG_R2));
+    CHECK(enter() == O_ENTERED && ns.ept02 != e, "an entry on root 2");
+    uint64_t r2_used = ns.ept02_roots.clock;
+    CHECK(l2_exit(EXIT_REASON_VMCALL, 0), "to L1");
+    vmcs12_set_eptp(V12, EPTP(PG_R1));
+    for (int i = 0; i < 3; i++) {
+        CHECK(enter() == O_ENTERED && ns.ept02 == e && l2_exit(EXIT_REASON_VMCALL, 0), "entry %d on root 1: same EPT02", i);
+        CHECK(slot >= 0 && ns.ept02_roots.used[slot] == r2_used + 1 + i, "entry %d: root 1 used last (%llu, root 2 %llu)",
+              i, ULL(slot >= 0 ? ns.ept02_roots.used[slot] : 0), ULL(r2_used));
+    }
+    e->flush = true; /* as an INVEPT L1 ran while L2 did not */
+    flushes = 0;
+    CHECK(enter() == O_ENTERED && flushes == 1 && !e->flush, "the pending flush done at the entry (%u)", flushes);
+    CHECK(l2_exit(EXIT_REASON_VMCALL, 0), "to L1");
+    flushes = 0;
+    CHECK(enter() == O_ENTERED && flushes == 0, "no flush without one pending (%u)", flushes);
+}
+
 int main(void)
 {
     test_caps_and_vmcs02();
     test_roots();
+    test_same_root();
     test_vmfunc();
     test_ve();
     return test_summary();
