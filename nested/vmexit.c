@@ -68,15 +68,51 @@ bool nested_rare_field(uint32_t e)
     }
 }
 
-static void sync_vmcs12(struct nested_vcpu *nv)
-{
-    struct regcache *rc = nv->rc;
-    struct vmcs12 *c = nv->n->cache;
-    /* The fields vmcs12 gets as they are, straight-line: a VMREAD and a compare each (VMREAD
-     * zero-extends the field, SDM 31.3, as vmcs12_set would store it); most are unchanged
-     * (L2's segments, the exit information of a loop of the same exit), and the shadow
-     * VMCS, which holds vmcs12's value, gets only the others. */
-    uint32_t dirty = 0;
+/* What a reflected exit reports instead of what the CPU stored in vmcs02: an EPT02 exit
+ * as EPT12 explains it, an exit hv makes up (an NMI it held). */
+struct exit12 {
+    uint32_t reason;
+    uint64_t qual;
+    uint32_t intr_info;     /* VM-exit interruption information */
+    bool event;             /* intr_info, and IDT-vectoring info from vmcs02's pending injection */
+    uint32_t error;         /* VM-exit interruption error code */
+};
+
+/* SDM 28.2.1, 28.2.5: the exit-information fields the CPU writes only for some exits, by
+ * basic exit reason; for the others they are undefined, and the CPU (bare Bochs) leaves them
+ * as they were. The union of the SDM's and bare Bochs's: Bochs also writes the guest-linear
+ * address at an EPT misconfiguration, and the instruction information for UMWAIT and TPAUSE. */
+#define XI_GLA 1u   /* guest-linear address */
+#define XI_GPA 2u   /* guest-physical address (L1's only with EPT12) */
+#define XI_INSN 4u  /* VM-exit instruction information */
+#define XI_IO 8u    /* both of GLA and INSN for INS/OUTS only (qualification bit 4) */
+#define XI_LMSW 16u /* GLA for LMSW with a memory operand only (qualification bits 6:4) */
+static const uint8_t exit_info_defined[EXIT_REASON_LOADIWKEY + 1] = {
+    [EXIT_REASON_IO_INSTRUCTION] = XI_IO,
+    [EXIT_REASON_CR_ACCESS] = XI_LMSW,
+    [EXIT_REASON_EPT_VIOLATION] = XI_GLA | XI_GPA,
+    [EXIT_REASON_EPT_MISCONFIG] = XI_GLA | XI_GPA,
+    [EXIT_REASON_SPP] = XI_GLA | XI_GPA,
+    [EXIT_REASON_VMCLEAR] = XI_INSN,
+    [EXIT_REASON_VMPTRLD] = XI_INSN,
+    [EXIT_REASON_VMPTRST] = XI_INSN,
+    [EXIT_REASON_VMREAD] = XI_INSN,
+    [EXIT_REASON_VMWRITE] = XI_INSN,
+    [EXIT_REASON_VMXON] = XI_INSN,
+    [EXIT_REASON_GDTR_IDTR] = XI_INSN,
+    [EXIT_REASON_LDTR_TR] = XI_INSN,
+    [EXIT_REASON_INVEPT] = XI_INSN,
+    [EXIT_REASON_INVVPID] = XI_INSN,
+    [EXIT_REASON_INVPCID] = XI_INSN,
+    [EXIT_REASON_RDRAND] = XI_INSN,
+    [EXIT_REASON_RDSEED] = XI_INSN,
+    [EXIT_REASON_XSAVES] = XI_INSN,
+    [EXIT_REASON_XRSTORS] = XI_INSN,
+    [EXIT_REASON_UMWAIT] = XI_INSN,
+    [EXIT_REASON_TPAUSE] = XI_INSN,
+    [EXIT_REASON_LOADIWKEY] = XI_INSN,
+};
+
 #define SYNC_TRACKED_(e)                                                                                    \
     {                                                                                                       \
         uint64_t v_ = vmcs_read(e);                                                                         \
@@ -85,14 +121,55 @@ static void sync_vmcs12(struct nested_vcpu *nv)
             dirty |= NESTED_TRK_BIT(e);                                                                     \
         }                                                                                                   \
     }
-    NESTED_EXIT_TRACKED_LIST(SYNC_TRACKED_)
+
+/* The guest-linear address and the instruction information at the exits that define them
+ * (def: exit_info_defined), out of the way of the exits that define none (CPUID). Returns
+ * what changed (NESTED_TRK_BIT), and def as the qualification refines it. */
+static __attribute__((noinline)) uint32_t sync_defined(struct vmcs12 *c, unsigned *def, uint64_t qual)
+{
+    uint32_t dirty = 0;
+    if (*def & XI_IO)
+        *def = qual & (1u << 4) ? XI_GLA | XI_INSN : 0; /* string (Table 28-5) */
+    else if (*def & XI_LMSW)
+        *def = (qual & 0x70) == 0x70 ? XI_GLA : 0; /* LMSW (type 3), memory operand (Table 28-3) */
+    if (*def & XI_GLA)
+        SYNC_TRACKED_(GUEST_LINEAR_ADDRESS)
+    if (*def & XI_INSN)
+        SYNC_TRACKED_(VMX_INSTRUCTION_INFO)
+    return dirty;
+}
+
+/* reason: what L1 is told (reflect); ov (or NULL): what it is told instead of what the CPU
+ * stored. */
+static void sync_vmcs12(struct nested_vcpu *nv, uint32_t reason, const struct exit12 *ov)
+{
+    struct regcache *rc = nv->rc;
+    struct vmcs12 *c = nv->n->cache;
+    /* The fields vmcs12 gets as they are, straight-line: a VMREAD and a compare each (VMREAD
+     * zero-extends the field, SDM 31.3, as vmcs12_set would store it); most are unchanged
+     * (L2's segments, the exit information of a loop of the same exit), and the shadow
+     * VMCS, which holds vmcs12's value, gets only the others. */
+    uint32_t dirty = 0;
+    NESTED_GUEST_HOT_LIST(SYNC_TRACKED_)
+    NESTED_EXIT_INFO_ALWAYS_LIST(SYNC_TRACKED_)
+    /* The others only if the CPU wrote them at this exit (28.2): else vmcs02 may hold those of
+     * an exit hv handled and hid from L1 (an EPT02 fill, an I/O instruction it stepped). */
+    uint32_t basic = reason & 0xffff;
+    unsigned def = basic < sizeof(exit_info_defined) ? exit_info_defined[basic] : 0;
+    if (def)
+        dirty |= sync_defined(c, &def, ov ? ov->qual : c->fields[VMCS12_TSLOT_EXIT_QUALIFICATION]);
+    /* 28.2.2, 28.2.3: the error codes when the information is valid (the SDM defines them with
+     * bit 11 set only; bare Bochs writes them whenever the information is valid) */
+    if (c->fields[VMCS12_TSLOT_VM_EXIT_INTR_INFO] & INTR_INFO_VALID)
+        SYNC_TRACKED_(VM_EXIT_INTR_ERROR_CODE)
+    if (c->fields[VMCS12_TSLOT_IDT_VECTORING_INFO_FIELD] & INTR_INFO_VALID)
+        SYNC_TRACKED_(IDT_VECTORING_ERROR_CODE)
 #undef SYNC_TRACKED_
     nv->n->shadow_dirty |= dirty;
     nv->n->rare_in_vmcs02 = true;
     /* SDM 27.2.1: VMREAD/VMWRITE with a register operand have no displacement, so the exit
      * qualification is 0. Bochs stores a stale decoder displacement there instead; L1 gets
      * the architectural value. */
-    uint32_t basic = (uint32_t)v12(nv, VM_EXIT_REASON) & 0xffff;
     if ((basic == EXIT_REASON_VMREAD || basic == EXIT_REASON_VMWRITE || basic == EXIT_REASON_LDTR_TR) &&
         (v12(nv, VMX_INSTRUCTION_INFO) & (1u << 10))) /* also LLDT/LTR/SLDT/STR reg (Table 28-11) */
         V12_SET_TRK(nv, EXIT_QUALIFICATION, 0);
@@ -135,12 +212,14 @@ static void sync_vmcs12(struct nested_vcpu *nv)
     v12_set(nv, VM_ENTRY_CONTROLS, entry | ia32e);
     /* With EPT L2's guest-physical addresses are L1's to see, and the CPU saves the PDPTEs
      * when L2 uses PAE paging (28.3.4; else they are undefined, and the CPU, bare Bochs too,
-     * leaves the fields alone); without L1's EPT both belong to hv's EPT01. */
+     * leaves the fields alone), the guest-physical address at the exits that define it
+     * (28.2.1); without L1's EPT both belong to hv's EPT01. */
     if (nv->n->ept12) {
         if (!ia32e && (cr0 & CR0_PG) && (cr4 & CR4_PAE))
             for (int i = 0; i < 4; i++)
                 v12_set(nv, GUEST_PDPTR0 + 2 * i, reg_peek(rc, (enum hv_reg)(HV_REG_PDPTR0 + i)));
-        v12_set(nv, GUEST_PHYSICAL_ADDRESS, reg_peek(rc, HV_REG_GUEST_PHYS_ADDR));
+        if (def & XI_GPA)
+            v12_set(nv, GUEST_PHYSICAL_ADDRESS, reg_peek(rc, HV_REG_GUEST_PHYS_ADDR));
     }
     /* 28.3.3: RVI and SVI are saved with virtual-interrupt delivery (nested_apicv_sync) */
     if ((v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_ACTIVATE_SECONDARY) &&
@@ -362,16 +441,6 @@ static void load_exit_msr_list(struct nested_vcpu *nv)
         msr_list_failed(nv, "load", addr, bad);
 }
 
-/* What a reflected exit reports instead of what the CPU stored in vmcs02: an EPT02 exit
- * as EPT12 explains it, an exit hv makes up (an NMI it held). */
-struct exit12 {
-    uint32_t reason;
-    uint64_t qual;
-    uint32_t intr_info;     /* VM-exit interruption information */
-    bool event;             /* intr_info, and IDT-vectoring info from vmcs02's pending injection */
-    uint32_t error;         /* VM-exit interruption error code */
-};
-
 /* An event hv or L1 was injecting into L2 that the exit overtook: L1 sees it in the
  * IDT-vectoring fields, to inject again (SDM 27.2.4; KVM: vmcs12_save_pending_event). */
 static void save_pending_event(struct nested_vcpu *nv)
@@ -390,15 +459,16 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
 {
     struct nested_state *n = nv->n;
     PROF("reflect: route");
-    if (!ov && (reg_read(nv->rc, HV_REG_EXIT_REASON) & VMX_EXIT_REASON_ENTRY_FAIL)) { /* the CPU refused vmcs02 */
-        nested_hw_entry_failed(nv, (uint32_t)reg_read(nv->rc, HV_REG_EXIT_REASON), reg_exit_qual(nv->rc));
+    uint32_t reason = ov ? ov->reason : (uint32_t)reg_read(nv->rc, HV_REG_EXIT_REASON);
+    if (!ov && (reason & VMX_EXIT_REASON_ENTRY_FAIL)) { /* the CPU refused vmcs02 */
+        nested_hw_entry_failed(nv, reason, reg_exit_qual(nv->rc));
         return;
     }
     /* vmcs02 never ran (an NMI or INIT for L1 right after its entry): the entry's guest state is
      * only in the cache, which is discarded below, so vmcs02 does not hold what vmcs12 will. */
     bool vmcs02_ran = !n->entry_in_flight;
     n->entry_in_flight = false;
-    sync_vmcs12(nv);
+    sync_vmcs12(nv, reason, ov);
     PROF("reflect: sync vmcs12");
     if (ov) {
         V12_SET_TRK(nv, VM_EXIT_REASON, ov->reason);
