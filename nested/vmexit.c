@@ -76,6 +76,9 @@ struct exit12 {
     uint32_t intr_info;     /* VM-exit interruption information */
     bool event;             /* intr_info, and IDT-vectoring info from vmcs02's pending injection */
     uint32_t error;         /* VM-exit interruption error code */
+    /* event: IDT-vectoring error code without a pending event; vmcs12's, as the error code
+     * without valid interruption information (INIT): undefined, the CPU leaves them (28.2.2-3) */
+    uint64_t idt_error;
 };
 
 /* SDM 28.2.1, 28.2.5: the exit-information fields the CPU writes only for some exits, by
@@ -159,7 +162,8 @@ static void sync_vmcs12(struct nested_vcpu *nv, uint32_t reason, const struct ex
     if (def)
         dirty |= sync_defined(c, &def, ov ? ov->qual : c->fields[VMCS12_TSLOT_EXIT_QUALIFICATION]);
     /* 28.2.2, 28.2.3: the error codes when the information is valid (the SDM defines them with
-     * bit 11 set only; bare Bochs writes them whenever the information is valid) */
+     * bit 11 set only; bare Bochs writes them whenever the information is valid). An event
+     * exit hv makes up sets its own after (reflect, save_pending_event). */
     if (c->fields[VMCS12_TSLOT_VM_EXIT_INTR_INFO] & INTR_INFO_VALID)
         SYNC_TRACKED_(VM_EXIT_INTR_ERROR_CODE)
     if (c->fields[VMCS12_TSLOT_IDT_VECTORING_INFO_FIELD] & INTR_INFO_VALID)
@@ -443,11 +447,12 @@ static void load_exit_msr_list(struct nested_vcpu *nv)
 
 /* An event hv or L1 was injecting into L2 that the exit overtook: L1 sees it in the
  * IDT-vectoring fields, to inject again (SDM 27.2.4; KVM: vmcs12_save_pending_event). */
-static void save_pending_event(struct nested_vcpu *nv)
+static void save_pending_event(struct nested_vcpu *nv, uint64_t idt_err12)
 {
     uint32_t inj = (uint32_t)vmcs_read(VM_ENTRY_INTR_INFO_FIELD);
     V12_SET_TRK(nv, IDT_VECTORING_INFO_FIELD, inj & INTR_INFO_VALID ? inj : 0);
-    V12_SET_TRK(nv, IDT_VECTORING_ERROR_CODE, vmcs_read(VM_ENTRY_EXCEPTION_ERROR_CODE));
+    /* without an event: undefined, the CPU leaves it (28.2.3): vmcs12's before the exit */
+    V12_SET_TRK(nv, IDT_VECTORING_ERROR_CODE, inj & INTR_INFO_VALID ? vmcs_read(VM_ENTRY_EXCEPTION_ERROR_CODE) : idt_err12);
     uint32_t type = inj & INTR_INFO_TYPE_MASK;
     bool soft = type == INTR_TYPE_SW_INTR || type == INTR_TYPE_PRIV_SW_EXCEPTION || type == INTR_TYPE_SW_EXCEPTION;
     V12_SET_TRK(nv, VM_EXIT_INSTRUCTION_LEN, (inj & INTR_INFO_VALID) && soft ? vmcs_read(VM_ENTRY_INSTRUCTION_LEN) : 0);
@@ -476,7 +481,7 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
         if (ov->event) {
             V12_SET_TRK(nv, VM_EXIT_INTR_INFO, ov->intr_info);
             V12_SET_TRK(nv, VM_EXIT_INTR_ERROR_CODE, ov->error);
-            save_pending_event(nv);
+            save_pending_event(nv, ov->idt_error);
         }
     }
     uint32_t r12 = (uint32_t)v12(nv, VM_EXIT_REASON), info12 = (uint32_t)v12(nv, VM_EXIT_INTR_INFO);
@@ -516,7 +521,8 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
 
 void nested_reflect_nmi(struct nested_vcpu *nv)
 {
-    const struct exit12 nmi = {EXIT_REASON_EXCEPTION_NMI, 0, INTR_INFO_VALID | INTR_TYPE_NMI | 2, true, 0};
+    const struct exit12 nmi = {EXIT_REASON_EXCEPTION_NMI, 0, INTR_INFO_VALID | INTR_TYPE_NMI | 2, true, 0,
+                               v12(nv, IDT_VECTORING_ERROR_CODE)};
     reflect(nv, &nmi);
 }
 
@@ -528,13 +534,14 @@ void nested_reflect_init(struct nested_vcpu *nv)
         *nv->launch_pending = false;
     }
     /* event: no interruption information, IDT-vectoring from the (absent) injection */
-    const struct exit12 init = {EXIT_REASON_INIT_SIGNAL, 0, 0, true, 0};
+    const struct exit12 init = {EXIT_REASON_INIT_SIGNAL, 0, 0, true, (uint32_t)v12(nv, VM_EXIT_INTR_ERROR_CODE),
+                                v12(nv, IDT_VECTORING_ERROR_CODE)};
     reflect(nv, &init);
 }
 
 void nested_reflect_apic_access(struct nested_vcpu *nv, uint64_t qual)
 {
-    const struct exit12 acc = {EXIT_REASON_APIC_ACCESS, qual, 0, false, 0};
+    const struct exit12 acc = {EXIT_REASON_APIC_ACCESS, qual, 0, false, 0, 0};
     reflect(nv, &acc);
 }
 
@@ -542,13 +549,13 @@ void nested_reflect_exception(struct nested_vcpu *nv, uint8_t vector, bool has_e
 {
     const struct exit12 ex = {EXIT_REASON_EXCEPTION_NMI, qual,
                               INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | vector | (has_error ? INTR_INFO_DELIVER_CODE : 0),
-                              true, has_error ? error : 0};
+                              true, has_error ? error : 0, v12(nv, IDT_VECTORING_ERROR_CODE)};
     reflect(nv, &ex);
 }
 
 void nested_reflect_ept(struct nested_vcpu *nv, uint32_t reason, uint64_t qual, uint64_t gpa, uint64_t gla)
 {
-    const struct exit12 ept = {reason, qual, 0, false, 0};
+    const struct exit12 ept = {reason, qual, 0, false, 0, 0};
     reflect(nv, &ept);
     v12_set(nv, GUEST_PHYSICAL_ADDRESS, gpa);
     v12_set(nv, GUEST_LINEAR_ADDRESS, gla); /* defined for violations only (28.2.1); harmless */
@@ -658,7 +665,7 @@ static bool route_l2_exit(struct nested_vcpu *nv, uint32_t reason)
         if (reason12 == NESTED_EXIT_VE) {
             nested_reflect_exception(nv, NESTED_VE_VECTOR, false, 0, 0);
         } else if (reason12) {
-            const struct exit12 ept = {reason12, qual12, 0, false, 0};
+            const struct exit12 ept = {reason12, qual12, 0, false, 0, 0};
             reflect(nv, &ept);
         }
         return true;

@@ -586,9 +586,16 @@ static void test_init_exit(void)
     CHECK(launch_pending && ns.vmcs02_launched, "VMLAUNCH: vmcs02 to be launched");
     fake_vmcs_set(IDT_VECTORING_INFO_FIELD, INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | 14); /* a previous run's */
     fake_vmcs_set(VM_EXIT_INTR_INFO, INTR_INFO_VALID | INTR_TYPE_EXT_INTR | 0x31);
+    fake_vmcs_set(VM_EXIT_INTR_ERROR_CODE, 0xe1); /* its error code, and the (invalid) injection's */
+    fake_vmcs_set(VM_ENTRY_EXCEPTION_ERROR_CODE, 0xe3);
+    vmcs12_set(V12, VM_EXIT_INTR_ERROR_CODE, 0x11); /* what L1's previous exit left */
+    vmcs12_set(V12, IDT_VECTORING_ERROR_CODE, 0x12);
     regcache_reset(&rc);
     nested_reflect_init(&nv);
     regcache_flush(&rc);
+    CHECK(w12(VM_EXIT_INTR_ERROR_CODE) == 0x11 && w12(IDT_VECTORING_ERROR_CODE) == 0x12,
+          "INIT exit: error codes %#llx/%#llx as L1's last exit left them (28.2.2, 28.2.3: undefined)",
+          ULL(w12(VM_EXIT_INTR_ERROR_CODE)), ULL(w12(IDT_VECTORING_ERROR_CODE)));
     CHECK(w12(VM_EXIT_REASON) == EXIT_REASON_INIT_SIGNAL && w12(EXIT_QUALIFICATION) == 0 && !w12(VM_EXIT_INTR_INFO) &&
               !w12(IDT_VECTORING_INFO_FIELD) && w12(GUEST_RIP) == rip12,
           "INIT exit: reason %llu, info %#llx, vectoring %#llx, rip %#llx", ULL(w12(VM_EXIT_REASON)),
