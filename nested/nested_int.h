@@ -21,11 +21,16 @@
     F(GUEST_GS_AR_BYTES) F(GUEST_LDTR_AR_BYTES) F(GUEST_TR_AR_BYTES) F(GUEST_LDTR_BASE) F(GUEST_TR_BASE)      \
     F(GUEST_GDTR_BASE) F(GUEST_IDTR_BASE) F(GUEST_SYSENTER_CS) F(GUEST_SYSENTER_ESP) F(GUEST_SYSENTER_EIP)
 #define NESTED_GUEST_FIELD_LIST(F) NESTED_GUEST_HOT_LIST(F) NESTED_GUEST_RARE_LIST(F)
-/* The exit information a reflected exit copies from vmcs02 (SDM 28.2). */
+/* The exit information a reflected exit copies from vmcs02 (SDM 28.2). The CPU writes the
+ * first ones at every exit (bare Bochs the instruction length too); the others only for some
+ * exits (nested/vmexit.c exit_info_defined): vmcs02 is also the VMCS of the exits hv hides
+ * from L1, so a reflected exit copies those only when the CPU wrote them at that exit. */
+#define NESTED_EXIT_INFO_ALWAYS_LIST(F)                                                                     \
+    F(VM_EXIT_REASON) F(EXIT_QUALIFICATION) F(VM_EXIT_INTR_INFO) F(IDT_VECTORING_INFO_FIELD)                  \
+    F(VM_EXIT_INSTRUCTION_LEN)
 #define NESTED_EXIT_INFO_LIST(F)                                                                            \
-    F(VM_EXIT_REASON) F(EXIT_QUALIFICATION) F(GUEST_LINEAR_ADDRESS) F(VM_EXIT_INTR_INFO)                     \
-    F(VM_EXIT_INTR_ERROR_CODE) F(IDT_VECTORING_INFO_FIELD) F(IDT_VECTORING_ERROR_CODE)                      \
-    F(VM_EXIT_INSTRUCTION_LEN) F(VMX_INSTRUCTION_INFO)
+    NESTED_EXIT_INFO_ALWAYS_LIST(F) F(GUEST_LINEAR_ADDRESS) F(VM_EXIT_INTR_ERROR_CODE)                      \
+    F(IDT_VECTORING_ERROR_CODE) F(VMX_INSTRUCTION_INFO)
 /* Shadowed fields a reflected exit copies as they are: the copy compares each with vmcs12
  * and the shadow VMCS, which held vmcs12's value, gets only those that changed (bit
  * NESTED_TRK_BIT in nested_state.shadow_dirty; nested_shadow_push_exit). The guest fields

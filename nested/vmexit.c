@@ -68,15 +68,54 @@ bool nested_rare_field(uint32_t e)
     }
 }
 
-static void sync_vmcs12(struct nested_vcpu *nv)
-{
-    struct regcache *rc = nv->rc;
-    struct vmcs12 *c = nv->n->cache;
-    /* The fields vmcs12 gets as they are, straight-line: a VMREAD and a compare each (VMREAD
-     * zero-extends the field, SDM 31.3, as vmcs12_set would store it); most are unchanged
-     * (L2's segments, the exit information of a loop of the same exit), and the shadow
-     * VMCS, which holds vmcs12's value, gets only the others. */
-    uint32_t dirty = 0;
+/* What a reflected exit reports instead of what the CPU stored in vmcs02: an EPT02 exit
+ * as EPT12 explains it, an exit hv makes up (an NMI it held). */
+struct exit12 {
+    uint32_t reason;
+    uint64_t qual;
+    uint32_t intr_info;     /* VM-exit interruption information */
+    bool event;             /* intr_info, and IDT-vectoring info from vmcs02's pending injection */
+    uint32_t error;         /* VM-exit interruption error code */
+    /* event: IDT-vectoring error code without a pending event; vmcs12's, as the error code
+     * without valid interruption information (INIT): undefined, the CPU leaves them (28.2.2-3) */
+    uint64_t idt_error;
+};
+
+/* SDM 28.2.1, 28.2.5: the exit-information fields the CPU writes only for some exits, by
+ * basic exit reason; for the others they are undefined, and the CPU (bare Bochs) leaves them
+ * as they were. The union of the SDM's and bare Bochs's: Bochs also writes the guest-linear
+ * address at an EPT misconfiguration, and the instruction information for UMWAIT and TPAUSE. */
+#define XI_GLA 1u   /* guest-linear address */
+#define XI_GPA 2u   /* guest-physical address (L1's only with EPT12) */
+#define XI_INSN 4u  /* VM-exit instruction information */
+#define XI_IO 8u    /* both of GLA and INSN for INS/OUTS only (qualification bit 4) */
+#define XI_LMSW 16u /* GLA for LMSW with a memory operand only (qualification bits 6:4) */
+static const uint8_t exit_info_defined[EXIT_REASON_LOADIWKEY + 1] = {
+    [EXIT_REASON_IO_INSTRUCTION] = XI_IO,
+    [EXIT_REASON_CR_ACCESS] = XI_LMSW,
+    [EXIT_REASON_EPT_VIOLATION] = XI_GLA | XI_GPA,
+    [EXIT_REASON_EPT_MISCONFIG] = XI_GLA | XI_GPA,
+    [EXIT_REASON_SPP] = XI_GLA | XI_GPA,
+    [EXIT_REASON_VMCLEAR] = XI_INSN,
+    [EXIT_REASON_VMPTRLD] = XI_INSN,
+    [EXIT_REASON_VMPTRST] = XI_INSN,
+    [EXIT_REASON_VMREAD] = XI_INSN,
+    [EXIT_REASON_VMWRITE] = XI_INSN,
+    [EXIT_REASON_VMXON] = XI_INSN,
+    [EXIT_REASON_GDTR_IDTR] = XI_INSN,
+    [EXIT_REASON_LDTR_TR] = XI_INSN,
+    [EXIT_REASON_INVEPT] = XI_INSN,
+    [EXIT_REASON_INVVPID] = XI_INSN,
+    [EXIT_REASON_INVPCID] = XI_INSN,
+    [EXIT_REASON_RDRAND] = XI_INSN,
+    [EXIT_REASON_RDSEED] = XI_INSN,
+    [EXIT_REASON_XSAVES] = XI_INSN,
+    [EXIT_REASON_XRSTORS] = XI_INSN,
+    [EXIT_REASON_UMWAIT] = XI_INSN,
+    [EXIT_REASON_TPAUSE] = XI_INSN,
+    [EXIT_REASON_LOADIWKEY] = XI_INSN,
+};
+
 #define SYNC_TRACKED_(e)                                                                                    \
     {                                                                                                       \
         uint64_t v_ = vmcs_read(e);                                                                         \
@@ -85,14 +124,56 @@ static void sync_vmcs12(struct nested_vcpu *nv)
             dirty |= NESTED_TRK_BIT(e);                                                                     \
         }                                                                                                   \
     }
-    NESTED_EXIT_TRACKED_LIST(SYNC_TRACKED_)
+
+/* The guest-linear address and the instruction information at the exits that define them
+ * (def: exit_info_defined), out of the way of the exits that define none (CPUID). Returns
+ * what changed (NESTED_TRK_BIT), and def as the qualification refines it. */
+static __attribute__((noinline)) uint32_t sync_defined(struct vmcs12 *c, unsigned *def, uint64_t qual)
+{
+    uint32_t dirty = 0;
+    if (*def & XI_IO)
+        *def = qual & (1u << 4) ? XI_GLA | XI_INSN : 0; /* string (Table 28-5) */
+    else if (*def & XI_LMSW)
+        *def = (qual & 0x70) == 0x70 ? XI_GLA : 0; /* LMSW (type 3), memory operand (Table 28-3) */
+    if (*def & XI_GLA)
+        SYNC_TRACKED_(GUEST_LINEAR_ADDRESS)
+    if (*def & XI_INSN)
+        SYNC_TRACKED_(VMX_INSTRUCTION_INFO)
+    return dirty;
+}
+
+/* reason: what L1 is told (reflect); ov (or NULL): what it is told instead of what the CPU
+ * stored. */
+static void sync_vmcs12(struct nested_vcpu *nv, uint32_t reason, const struct exit12 *ov)
+{
+    struct regcache *rc = nv->rc;
+    struct vmcs12 *c = nv->n->cache;
+    /* The fields vmcs12 gets as they are, straight-line: a VMREAD and a compare each (VMREAD
+     * zero-extends the field, SDM 31.3, as vmcs12_set would store it); most are unchanged
+     * (L2's segments, the exit information of a loop of the same exit), and the shadow
+     * VMCS, which holds vmcs12's value, gets only the others. */
+    uint32_t dirty = 0;
+    NESTED_GUEST_HOT_LIST(SYNC_TRACKED_)
+    NESTED_EXIT_INFO_ALWAYS_LIST(SYNC_TRACKED_)
+    /* The others only if the CPU wrote them at this exit (28.2): else vmcs02 may hold those of
+     * an exit hv handled and hid from L1 (an EPT02 fill, an I/O instruction it stepped). */
+    uint32_t basic = reason & 0xffff;
+    unsigned def = basic < sizeof(exit_info_defined) ? exit_info_defined[basic] : 0;
+    if (def)
+        dirty |= sync_defined(c, &def, ov ? ov->qual : c->fields[VMCS12_TSLOT_EXIT_QUALIFICATION]);
+    /* 28.2.2, 28.2.3: the error codes when the information is valid (the SDM defines them with
+     * bit 11 set only; bare Bochs writes them whenever the information is valid). An event
+     * exit hv makes up sets its own after (reflect, save_pending_event). */
+    if (c->fields[VMCS12_TSLOT_VM_EXIT_INTR_INFO] & INTR_INFO_VALID)
+        SYNC_TRACKED_(VM_EXIT_INTR_ERROR_CODE)
+    if (c->fields[VMCS12_TSLOT_IDT_VECTORING_INFO_FIELD] & INTR_INFO_VALID)
+        SYNC_TRACKED_(IDT_VECTORING_ERROR_CODE)
 #undef SYNC_TRACKED_
     nv->n->shadow_dirty |= dirty;
     nv->n->rare_in_vmcs02 = true;
     /* SDM 27.2.1: VMREAD/VMWRITE with a register operand have no displacement, so the exit
      * qualification is 0. Bochs stores a stale decoder displacement there instead; L1 gets
      * the architectural value. */
-    uint32_t basic = (uint32_t)v12(nv, VM_EXIT_REASON) & 0xffff;
     if ((basic == EXIT_REASON_VMREAD || basic == EXIT_REASON_VMWRITE || basic == EXIT_REASON_LDTR_TR) &&
         (v12(nv, VMX_INSTRUCTION_INFO) & (1u << 10))) /* also LLDT/LTR/SLDT/STR reg (Table 28-11) */
         V12_SET_TRK(nv, EXIT_QUALIFICATION, 0);
@@ -138,12 +219,14 @@ static void sync_vmcs12(struct nested_vcpu *nv)
     v12_set(nv, VM_ENTRY_CONTROLS, (entry & ~(uint64_t)VM_ENTRY_IA32E_MODE) | ia32e);
     /* With EPT L2's guest-physical addresses are L1's to see, and the CPU saves the PDPTEs
      * when L2 uses PAE paging (28.3.4; else they are undefined, and the CPU, bare Bochs too,
-     * leaves the fields alone); without L1's EPT both belong to hv's EPT01. */
+     * leaves the fields alone), the guest-physical address at the exits that define it
+     * (28.2.1); without L1's EPT both belong to hv's EPT01. */
     if (nv->n->ept12) {
         if (!ia32e && (cr0 & CR0_PG) && (cr4 & CR4_PAE))
             for (int i = 0; i < 4; i++)
                 v12_set(nv, GUEST_PDPTR0 + 2 * i, reg_peek(rc, (enum hv_reg)(HV_REG_PDPTR0 + i)));
-        v12_set(nv, GUEST_PHYSICAL_ADDRESS, reg_peek(rc, HV_REG_GUEST_PHYS_ADDR));
+        if (def & XI_GPA)
+            v12_set(nv, GUEST_PHYSICAL_ADDRESS, reg_peek(rc, HV_REG_GUEST_PHYS_ADDR));
     }
     /* 28.3.3: RVI and SVI are saved with virtual-interrupt delivery (nested_apicv_sync) */
     if ((v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_ACTIVATE_SECONDARY) &&
@@ -365,23 +448,14 @@ static void load_exit_msr_list(struct nested_vcpu *nv)
         msr_list_failed(nv, "load", addr, bad);
 }
 
-/* What a reflected exit reports instead of what the CPU stored in vmcs02: an EPT02 exit
- * as EPT12 explains it, an exit hv makes up (an NMI it held). */
-struct exit12 {
-    uint32_t reason;
-    uint64_t qual;
-    uint32_t intr_info;     /* VM-exit interruption information */
-    bool event;             /* intr_info, and IDT-vectoring info from vmcs02's pending injection */
-    uint32_t error;         /* VM-exit interruption error code */
-};
-
 /* An event hv or L1 was injecting into L2 that the exit overtook: L1 sees it in the
  * IDT-vectoring fields, to inject again (SDM 27.2.4; KVM: vmcs12_save_pending_event). */
-static void save_pending_event(struct nested_vcpu *nv)
+static void save_pending_event(struct nested_vcpu *nv, uint64_t idt_err12)
 {
     uint32_t inj = (uint32_t)vmcs_read(VM_ENTRY_INTR_INFO_FIELD);
     V12_SET_TRK(nv, IDT_VECTORING_INFO_FIELD, inj & INTR_INFO_VALID ? inj : 0);
-    V12_SET_TRK(nv, IDT_VECTORING_ERROR_CODE, vmcs_read(VM_ENTRY_EXCEPTION_ERROR_CODE));
+    /* without an event: undefined, the CPU leaves it (28.2.3): vmcs12's before the exit */
+    V12_SET_TRK(nv, IDT_VECTORING_ERROR_CODE, inj & INTR_INFO_VALID ? vmcs_read(VM_ENTRY_EXCEPTION_ERROR_CODE) : idt_err12);
     uint32_t type = inj & INTR_INFO_TYPE_MASK;
     bool soft = type == INTR_TYPE_SW_INTR || type == INTR_TYPE_PRIV_SW_EXCEPTION || type == INTR_TYPE_SW_EXCEPTION;
     V12_SET_TRK(nv, VM_EXIT_INSTRUCTION_LEN, (inj & INTR_INFO_VALID) && soft ? vmcs_read(VM_ENTRY_INSTRUCTION_LEN) : 0);
@@ -393,15 +467,16 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
 {
     struct nested_state *n = nv->n;
     PROF("reflect: route");
-    if (!ov && (reg_read(nv->rc, HV_REG_EXIT_REASON) & VMX_EXIT_REASON_ENTRY_FAIL)) { /* the CPU refused vmcs02 */
-        nested_hw_entry_failed(nv, (uint32_t)reg_read(nv->rc, HV_REG_EXIT_REASON), reg_exit_qual(nv->rc));
+    uint32_t reason = ov ? ov->reason : (uint32_t)reg_read(nv->rc, HV_REG_EXIT_REASON);
+    if (!ov && (reason & VMX_EXIT_REASON_ENTRY_FAIL)) { /* the CPU refused vmcs02 */
+        nested_hw_entry_failed(nv, reason, reg_exit_qual(nv->rc));
         return;
     }
     /* vmcs02 never ran (an NMI or INIT for L1 right after its entry): the entry's guest state is
      * only in the cache, which is discarded below, so vmcs02 does not hold what vmcs12 will. */
     bool vmcs02_ran = !n->entry_in_flight;
     n->entry_in_flight = false;
-    sync_vmcs12(nv);
+    sync_vmcs12(nv, reason, ov);
     PROF("reflect: sync vmcs12");
     if (ov) {
         V12_SET_TRK(nv, VM_EXIT_REASON, ov->reason);
@@ -409,7 +484,7 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
         if (ov->event) {
             V12_SET_TRK(nv, VM_EXIT_INTR_INFO, ov->intr_info);
             V12_SET_TRK(nv, VM_EXIT_INTR_ERROR_CODE, ov->error);
-            save_pending_event(nv);
+            save_pending_event(nv, ov->idt_error);
         }
     }
     uint32_t r12 = (uint32_t)v12(nv, VM_EXIT_REASON), info12 = (uint32_t)v12(nv, VM_EXIT_INTR_INFO);
@@ -450,7 +525,8 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
 
 void nested_reflect_nmi(struct nested_vcpu *nv)
 {
-    const struct exit12 nmi = {EXIT_REASON_EXCEPTION_NMI, 0, INTR_INFO_VALID | INTR_TYPE_NMI | 2, true, 0};
+    const struct exit12 nmi = {EXIT_REASON_EXCEPTION_NMI, 0, INTR_INFO_VALID | INTR_TYPE_NMI | 2, true, 0,
+                               v12(nv, IDT_VECTORING_ERROR_CODE)};
     reflect(nv, &nmi);
 }
 
@@ -462,13 +538,14 @@ void nested_reflect_init(struct nested_vcpu *nv)
         *nv->launch_pending = false;
     }
     /* event: no interruption information, IDT-vectoring from the (absent) injection */
-    const struct exit12 init = {EXIT_REASON_INIT_SIGNAL, 0, 0, true, 0};
+    const struct exit12 init = {EXIT_REASON_INIT_SIGNAL, 0, 0, true, (uint32_t)v12(nv, VM_EXIT_INTR_ERROR_CODE),
+                                v12(nv, IDT_VECTORING_ERROR_CODE)};
     reflect(nv, &init);
 }
 
 void nested_reflect_apic_access(struct nested_vcpu *nv, uint64_t qual)
 {
-    const struct exit12 acc = {EXIT_REASON_APIC_ACCESS, qual, 0, false, 0};
+    const struct exit12 acc = {EXIT_REASON_APIC_ACCESS, qual, 0, false, 0, 0};
     reflect(nv, &acc);
 }
 
@@ -476,13 +553,13 @@ void nested_reflect_exception(struct nested_vcpu *nv, uint8_t vector, bool has_e
 {
     const struct exit12 ex = {EXIT_REASON_EXCEPTION_NMI, qual,
                               INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | vector | (has_error ? INTR_INFO_DELIVER_CODE : 0),
-                              true, has_error ? error : 0};
+                              true, has_error ? error : 0, v12(nv, IDT_VECTORING_ERROR_CODE)};
     reflect(nv, &ex);
 }
 
 void nested_reflect_ept(struct nested_vcpu *nv, uint32_t reason, uint64_t qual, uint64_t gpa, uint64_t gla)
 {
-    const struct exit12 ept = {reason, qual, 0, false, 0};
+    const struct exit12 ept = {reason, qual, 0, false, 0, 0};
     reflect(nv, &ept);
     v12_set(nv, GUEST_PHYSICAL_ADDRESS, gpa);
     v12_set(nv, GUEST_LINEAR_ADDRESS, gla); /* defined for violations only (28.2.1); harmless */
@@ -592,7 +669,7 @@ static bool route_l2_exit(struct nested_vcpu *nv, uint32_t reason)
         if (reason12 == NESTED_EXIT_VE) {
             nested_reflect_exception(nv, NESTED_VE_VECTOR, false, 0, 0);
         } else if (reason12) {
-            const struct exit12 ept = {reason12, qual12, 0, false, 0};
+            const struct exit12 ept = {reason12, qual12, 0, false, 0, 0};
             reflect(nv, &ept);
         }
         return true;

@@ -601,6 +601,14 @@ l2_ept_rd2:                          ; RAX = [RBX], RDX = [RCX]
     mov rdx, [rcx]
     vmcall
     ud2
+global l2_ept_rd2_cpuid
+l2_ept_rd2_cpuid:                    ; RSI = [RBX], RDI = [RCX], then CPUID leaf 0
+    mov rsi, [rbx]
+    mov rdi, [rcx]
+    xor eax, eax
+    cpuid
+    vmcall
+    ud2
 l2_ept_rw:                           ; RAX = [RBX], then [RBX] = RCX (a plain store)
     mov rax, [rbx]
     mov [rbx], rcx

@@ -166,6 +166,7 @@ u8 *ept_page(int i);
 void s_ead(void);       /* 13: EPT accessed/dirty flags and PML (s_ead.c), after s_ept */
 void s_vmfunc(void);    /* 16: VM functions (EPTP switching) and #VE (s_vmfunc.c, vmfunc.asm), after s_ead */
 void s_mbec(void);      /* 17: MBEC and advanced EPT-violation information (s_mbec.c), after s_vmfunc */
+void s_xinfo(void);     /* 18: exit information hv's own exits must not leave L1 (s_xinfo.c), after s_mbec */
 void hidden_find(void); /* s_hidden.c: under hv, find its region (boot services: before the scenarios) */
 void s_hidden(void);    /* 10, hv only, "l1hv: " lines: L2's writes to hv's memory are dropped */
 void s_caps(void);      /* 12: capabilities beyond the basics (s_caps.c) */

@@ -312,6 +312,7 @@ EFI_STATUS efi_main(EFI_HANDLE self, EFI_SYSTEM_TABLE *systab)
         run("ead", s_ead, TRUE); /* EPT A/D and PML: in the EPT section too */
         run("vmfunc", s_vmfunc, TRUE); /* EPTP switching and #VE: in the EPT section too */
         run("mbec", s_mbec, TRUE); /* MBEC, advanced EPT-violation information: EPT section */
+        run("xinfo", s_xinfo, TRUE); /* exit information after an EPT02 fill: EPT section */
         run("hidden", s_hidden, TRUE); /* under hv only; prints no "l1: " line */
     }
 

@@ -50,6 +50,12 @@ static const uint32_t exit_info[] = {
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 static uint64_t val_for(uint32_t f, unsigned i) { return (0x5a00 + i) & (VMCS_FIELD_WIDTH(f) == VMCS_WIDTH_16 ? 0xffff : ~0ull); }
 
+static bool undefined_at_cpuid(uint32_t f)
+{
+    return f == GUEST_LINEAR_ADDRESS || f == VMX_INSTRUCTION_INFO || f == VM_EXIT_INTR_ERROR_CODE ||
+           f == IDT_VECTORING_ERROR_CODE;
+}
+
 /* 28.2, 28.3: what the CPU stored in vmcs02 reaches vmcs12, with L2's view of CR0/CR4. */
 static void test_reflect_saves(void)
 {
@@ -73,13 +79,17 @@ static void test_reflect_saves(void)
     fake_vmcs_set(GUEST_PHYSICAL_ADDRESS, 0x99000);
     fake_vmcs_set(VM_ENTRY_CONTROLS, fake_vmcs_get(VM_ENTRY_CONTROLS) & ~VM_ENTRY_IA32E_MODE);
     vmcs12_set(V12, VM_INSTRUCTION_ERROR, 12);
-    uint64_t gpa12 = w12(GUEST_PHYSICAL_ADDRESS);
+    uint64_t gpa12 = w12(GUEST_PHYSICAL_ADDRESS), before[N(exit_info)];
+    for (unsigned i = 0; i < N(exit_info); i++)
+        before[i] = w12(exit_info[i]);
     CHECK(l2_exit(EXIT_REASON_CPUID, 0x7700) && !ns.guest_mode, "CPUID exit reflected");
     for (unsigned i = 0; i < nested_nr_guest_fields; i++)
         CHECK(r12(nested_guest_fields[i]) == val_for(nested_guest_fields[i], i), "guest field %#x: %#llx",
               nested_guest_fields[i], ULL(r12(nested_guest_fields[i])));
-    for (unsigned i = 0; i < N(exit_info); i++)
-        CHECK(r12(exit_info[i]) == 0x7700 + i, "exit information %#x: %#llx", exit_info[i], ULL(r12(exit_info[i])));
+    for (unsigned i = 0; i < N(exit_info); i++) /* 28.2: a CPUID exit writes neither GLA nor instruction info;
+                                                   the error codes only with their (here clear) valid bits */
+        CHECK(r12(exit_info[i]) == (undefined_at_cpuid(exit_info[i]) ? before[i] : 0x7700 + i),
+              "exit information %#x: %#llx", exit_info[i], ULL(r12(exit_info[i])));
     CHECK(r12(VM_EXIT_REASON) == EXIT_REASON_CPUID && r12(VM_INSTRUCTION_ERROR) == 12, "reason; error unchanged");
     CHECK(r12(GUEST_RIP) == 0xffffffff81234567ull && r12(GUEST_RSP) == 0xffffc90000123450ull &&
               r12(GUEST_RFLAGS) == 0x10246 && r12(GUEST_CR3) == 0x7777000, "RIP, RSP, RFLAGS, CR3");
@@ -576,9 +586,16 @@ static void test_init_exit(void)
     CHECK(launch_pending && ns.vmcs02_launched, "VMLAUNCH: vmcs02 to be launched");
     fake_vmcs_set(IDT_VECTORING_INFO_FIELD, INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | 14); /* a previous run's */
     fake_vmcs_set(VM_EXIT_INTR_INFO, INTR_INFO_VALID | INTR_TYPE_EXT_INTR | 0x31);
+    fake_vmcs_set(VM_EXIT_INTR_ERROR_CODE, 0xe1); /* its error code, and the (invalid) injection's */
+    fake_vmcs_set(VM_ENTRY_EXCEPTION_ERROR_CODE, 0xe3);
+    vmcs12_set(V12, VM_EXIT_INTR_ERROR_CODE, 0x11); /* what L1's previous exit left */
+    vmcs12_set(V12, IDT_VECTORING_ERROR_CODE, 0x12);
     regcache_reset(&rc);
     nested_reflect_init(&nv);
     regcache_flush(&rc);
+    CHECK(w12(VM_EXIT_INTR_ERROR_CODE) == 0x11 && w12(IDT_VECTORING_ERROR_CODE) == 0x12,
+          "INIT exit: error codes %#llx/%#llx as L1's last exit left them (28.2.2, 28.2.3: undefined)",
+          ULL(w12(VM_EXIT_INTR_ERROR_CODE)), ULL(w12(IDT_VECTORING_ERROR_CODE)));
     CHECK(w12(VM_EXIT_REASON) == EXIT_REASON_INIT_SIGNAL && w12(EXIT_QUALIFICATION) == 0 && !w12(VM_EXIT_INTR_INFO) &&
               !w12(IDT_VECTORING_INFO_FIELD) && w12(GUEST_RIP) == rip12,
           "INIT exit: reason %llu, info %#llx, vectoring %#llx, rip %#llx", ULL(w12(VM_EXIT_REASON)),
@@ -685,6 +702,80 @@ static void test_pdptes_saved(void)
               ULL(w12(GUEST_PDPTR0 + 2 * i)));
 }
 
+/* SDM 28.2.1-28.2.3, 28.2.5: the guest-linear and guest-physical addresses, the instruction
+ * information and the error codes are written only at the exits that define them; the CPU
+ * (bare Bochs) leaves them as they were at the others. vmcs02 also holds the exit information
+ * of the exits hv handles and hides from L1: a later reflected exit shows L1 none of it. */
+static void set02_info(uint64_t base)
+{
+    fake_vmcs_set(GUEST_LINEAR_ADDRESS, base + 1);
+    fake_vmcs_set(GUEST_PHYSICAL_ADDRESS, base + 2);
+    fake_vmcs_set(VMX_INSTRUCTION_INFO, (uint32_t)base + 3);
+    fake_vmcs_set(VM_EXIT_INTR_ERROR_CODE, (uint32_t)base + 4);
+    fake_vmcs_set(IDT_VECTORING_ERROR_CODE, (uint32_t)base + 5);
+    fake_vmcs_set(VM_EXIT_INTR_INFO, 0); /* what the CPU writes at the exits below but an exception's */
+    fake_vmcs_set(IDT_VECTORING_INFO_FIELD, 0);
+}
+#define INFO12(gla, gpa, insn, err, idt)                                                           \
+    (w12(GUEST_LINEAR_ADDRESS) == (gla) && w12(GUEST_PHYSICAL_ADDRESS) == (gpa) &&                 \
+     w12(VMX_INSTRUCTION_INFO) == (insn) && w12(VM_EXIT_INTR_ERROR_CODE) == (err) &&               \
+     w12(IDT_VECTORING_ERROR_CODE) == (idt))
+#define SHOW12 ULL(w12(GUEST_LINEAR_ADDRESS)), ULL(w12(GUEST_PHYSICAL_ADDRESS)), ULL(w12(VMX_INSTRUCTION_INFO)), \
+               ULL(w12(VM_EXIT_INTR_ERROR_CODE)), ULL(w12(IDT_VECTORING_ERROR_CODE))
+static void test_exit_info_defined(void)
+{
+    nh_setup(false);
+    nv.l1_page = ept_l1_page;
+    nv.flush_ept = ept_flush;
+    l1_ready(PG_VMCS_A);
+    memset(gpa_ptr(GPA(PG_FREE)), 0, 4096); /* an empty EPT12 */
+    vmcs12_set(V12, SECONDARY_VM_EXEC_CONTROL, w12(SECONDARY_VM_EXEC_CONTROL) | SECONDARY_EPT);
+    vmcs12_set_eptp(V12, GPA(PG_FREE) | 0x1e);
+    const uint32_t l1_info[] = {GUEST_LINEAR_ADDRESS, GUEST_PHYSICAL_ADDRESS, VMX_INSTRUCTION_INFO,
+                                VM_EXIT_INTR_ERROR_CODE, IDT_VECTORING_ERROR_CODE};
+    for (unsigned i = 0; i < N(l1_info); i++) /* what L1's earlier exits left */
+        vmcs12_set(V12, l1_info[i], 0x100 + i + 1);
+    enter();
+    CHECK(ns.ept12, "L2 on L1's EPT");
+    /* an OUTS to a port L1 does not intercept: hv's; vmcs02 keeps its GLA and instruction
+     * information, and what other hidden exits left (an EPT02 fill's guest-physical address) */
+    set02_info(0xd000);
+    CHECK(!l2_exit(EXIT_REASON_IO_INSTRUCTION, io_qual(0x60, 1) | 1u << 4) && ns.guest_mode, "OUTS: hv's");
+    fake_vmcs_set(VM_EXIT_INSTRUCTION_LEN, 2);
+    CHECK(l2_exit(EXIT_REASON_CPUID, 0) && !ns.guest_mode, "CPUID exit reflected");
+    CHECK(INFO12(0x101, 0x102, 0x103, 0x104, 0x105), "CPUID exit: GLA %#llx GPA %#llx insn %#llx err %#llx/%#llx: L1's",
+          SHOW12);
+    CHECK(w12(VM_EXIT_REASON) == EXIT_REASON_CPUID && w12(VM_EXIT_INSTRUCTION_LEN) == 2 &&
+              w12(VM_EXIT_INTR_INFO) == 0 && w12(IDT_VECTORING_INFO_FIELD) == 0,
+          "the fields written at every exit are taken");
+    /* the exits that define them take them */
+    bit(GPA(PG_IO_A), 0x60, true);
+    const struct { uint32_t reason; uint64_t qual; uint32_t intr, idt; bool gla, gpa, insn, err, idt_err; const char *what; } c[] = {
+        {EXIT_REASON_IO_INSTRUCTION, io_qual(0x60, 1) | 1u << 4, 0, 0, true, false, true, false, false, "OUTS"},
+        {EXIT_REASON_IO_INSTRUCTION, io_qual(0x60, 1), 0, 0, false, false, false, false, false, "OUT"},
+        {EXIT_REASON_CR_ACCESS, 3u << 4 | 1u << 6 | 1u << 16, 0, 0, true, false, false, false, false, "LMSW m16"},
+        {EXIT_REASON_CR_ACCESS, 3u << 4 | 1u << 16, 0, 0, false, false, false, false, false, "LMSW r16"},
+        {EXIT_REASON_INVEPT, 0, 0, 0, false, false, true, false, false, "INVEPT"},
+        {EXIT_REASON_EXCEPTION_NMI, 0, INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | INTR_INFO_DELIVER_CODE | 13,
+         INTR_INFO_VALID | INTR_TYPE_HW_EXCEPTION | INTR_INFO_DELIVER_CODE | 14, false, false, false, true, true,
+         "#GP in the delivery of a #PF"},
+        {EXIT_REASON_EPT_VIOLATION, 0x181, 0, 0, true, true, false, false, false, "EPT violation (EPT12)"},
+    };
+    for (unsigned i = 0; i < N(c); i++) {
+        uint64_t base = 0x1000 * (i + 1), old[N(l1_info)];
+        enter();
+        for (unsigned j = 0; j < N(l1_info); j++)
+            old[j] = w12(l1_info[j]);
+        set02_info(base);
+        fake_vmcs_set(VM_EXIT_INTR_INFO, c[i].intr);
+        fake_vmcs_set(IDT_VECTORING_INFO_FIELD, c[i].idt);
+        CHECK(l2_exit(c[i].reason, c[i].qual) && !ns.guest_mode, "%s reflected", c[i].what);
+        CHECK(INFO12(c[i].gla ? base + 1 : old[0], c[i].gpa ? base + 2 : old[1], c[i].insn ? base + 3 : old[2],
+                     c[i].err ? base + 4 : old[3], c[i].idt_err ? base + 5 : old[4]),
+              "%s: GLA %#llx GPA %#llx insn %#llx err %#llx/%#llx", c[i].what, SHOW12);
+    }
+}
+
 int main(void)
 {
     test_reflect_saves();
@@ -694,6 +785,7 @@ int main(void)
     test_host_img_rebuilt();
     test_host_shadowed();
     test_pdptes_saved();
+    test_exit_info_defined();
     test_msr_lists();
     test_msr_store_emulated();
     test_msr_load_fs_base();
