@@ -121,6 +121,19 @@ static const uint32_t host_fields[NESTED_NR_HOST_FIELDS] = {
     HOST_IA32_SYSENTER_EIP, HOST_RSP, HOST_RIP,
 };
 
+static int identity_l1_page(uint64_t gpa, uint64_t *host, uint64_t *max)
+{
+    *host = gpa;
+    *max = 7;
+    return 0;
+}
+static void no_flush(void) {}
+void nh_l1_ept(void)
+{
+    nv.l1_page = identity_l1_page;
+    nv.flush_ept = no_flush;
+}
+
 void nh_setup(bool with_shadow)
 {
     for (unsigned i = 0; i < npages; i++)

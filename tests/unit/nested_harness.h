@@ -75,6 +75,8 @@ struct fake_msr *fake_msr(uint32_t msr);
 /* A fresh vCPU: L1 64-bit at CPL 0 with paging, outside VMX operation, vmcs01 current;
  * with_shadow: the CPU has VMCS shadowing and hv uses it. */
 void nh_setup(bool with_shadow);
+/* L1's EPT usable (EPT02): L1's pages host-identity mapped, any access allowed; INVEPT a no-op. */
+void nh_l1_ept(void);
 /* L1 memory reads as zeros again, the paging structures above rebuilt. */
 void nh_reset_ram(void);
 

@@ -116,18 +116,10 @@ static void test_rflags_vm(void)
  * into "IA-32e mode guest" (SDM 28.3.1), with vmcs12's GUEST_IA32_EFER still LMA = 1 (L1 loads
  * EFER but does not save it). The VMRESUME that follows must fail as hardware's would (26.3.1.1:
  * EFER.LMA must equal "IA-32e mode guest", exit 33), not enter on the fast path. */
-static int ept_l1_page(uint64_t gpa, uint64_t *host, uint64_t *max)
-{
-    *host = gpa;
-    *max = 7;
-    return 0;
-}
-static void ept_flush(void) {}
 static void test_mode_switch(void)
 {
     nh_setup(true);
-    nv.l1_page = ept_l1_page;
-    nv.flush_ept = ept_flush;
+    nh_l1_ept();
     l1_ready(PG_VMCS_A);
     memset(gpa_ptr(GPA(PG_FREE)), 0, 4096); /* an empty EPT12 */
     vmcs12_set(V12, SECONDARY_VM_EXEC_CONTROL, vmcs12_get(V12, SECONDARY_VM_EXEC_CONTROL) | SECONDARY_EPT);

@@ -663,18 +663,10 @@ static void test_host_shadowed(void)
 
 /* With L1's EPT the CPU saves L2's PDPTEs only when L2 uses PAE paging (SDM 28.3.4; bare Bochs
  * likewise): a 64-bit L2's exit leaves vmcs12's fields as L1 wrote them. */
-static int ept_l1_page(uint64_t gpa, uint64_t *host, uint64_t *max)
-{
-    *host = gpa;
-    *max = 7;
-    return 0;
-}
-static void ept_flush(void) {}
 static void test_pdptes_saved(void)
 {
     nh_setup(false);
-    nv.l1_page = ept_l1_page;
-    nv.flush_ept = ept_flush;
+    nh_l1_ept();
     l1_ready(PG_VMCS_A);
     memset(gpa_ptr(GPA(PG_FREE)), 0, 4096); /* an empty EPT12 */
     vmcs12_set(V12, SECONDARY_VM_EXEC_CONTROL, w12(SECONDARY_VM_EXEC_CONTROL) | SECONDARY_EPT);
@@ -725,8 +717,7 @@ static void set02_info(uint64_t base)
 static void test_exit_info_defined(void)
 {
     nh_setup(false);
-    nv.l1_page = ept_l1_page;
-    nv.flush_ept = ept_flush;
+    nh_l1_ept();
     l1_ready(PG_VMCS_A);
     memset(gpa_ptr(GPA(PG_FREE)), 0, 4096); /* an empty EPT12 */
     vmcs12_set(V12, SECONDARY_VM_EXEC_CONTROL, w12(SECONDARY_VM_EXEC_CONTROL) | SECONDARY_EPT);
