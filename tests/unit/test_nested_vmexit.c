@@ -661,9 +661,8 @@ static void test_host_shadowed(void)
           ULL(g01(GUEST_GS_BASE)), ULL(g01(GUEST_GS_AR_BYTES)));
 }
 
-/* With L1's EPT the CPU saves L2's PDPTEs only when L2 uses PAE paging (SDM 28.3.4; bare Bochs
- * likewise): a 64-bit L2's exit leaves vmcs12's fields as L1 wrote them. */
-static void test_pdptes_saved(void)
+/* L1 ready, its vmcs12 with EPT on an empty EPT12. */
+static void setup_ept12(void)
 {
     nh_setup(false);
     nh_l1_ept();
@@ -671,6 +670,13 @@ static void test_pdptes_saved(void)
     memset(gpa_ptr(GPA(PG_FREE)), 0, 4096); /* an empty EPT12 */
     vmcs12_set(V12, SECONDARY_VM_EXEC_CONTROL, w12(SECONDARY_VM_EXEC_CONTROL) | SECONDARY_EPT);
     vmcs12_set_eptp(V12, GPA(PG_FREE) | 0x1e);
+}
+
+/* With L1's EPT the CPU saves L2's PDPTEs only when L2 uses PAE paging (SDM 28.3.4; bare Bochs
+ * likewise): a 64-bit L2's exit leaves vmcs12's fields as L1 wrote them. */
+static void test_pdptes_saved(void)
+{
+    setup_ept12();
     for (unsigned i = 0; i < 4; i++)
         vmcs12_set(V12, GUEST_PDPTR0 + 2 * i, 0x1000 * (i + 1) | 1);
     enter();
@@ -716,12 +722,7 @@ static void set02_info(uint64_t base)
                ULL(w12(VM_EXIT_INTR_ERROR_CODE)), ULL(w12(IDT_VECTORING_ERROR_CODE))
 static void test_exit_info_defined(void)
 {
-    nh_setup(false);
-    nh_l1_ept();
-    l1_ready(PG_VMCS_A);
-    memset(gpa_ptr(GPA(PG_FREE)), 0, 4096); /* an empty EPT12 */
-    vmcs12_set(V12, SECONDARY_VM_EXEC_CONTROL, w12(SECONDARY_VM_EXEC_CONTROL) | SECONDARY_EPT);
-    vmcs12_set_eptp(V12, GPA(PG_FREE) | 0x1e);
+    setup_ept12();
     const uint32_t l1_info[] = {GUEST_LINEAR_ADDRESS, GUEST_PHYSICAL_ADDRESS, VMX_INSTRUCTION_INFO,
                                 VM_EXIT_INTR_ERROR_CODE, IDT_VECTORING_ERROR_CODE};
     for (unsigned i = 0; i < N(l1_info); i++) /* what L1's earlier exits left */
