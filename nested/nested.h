@@ -87,7 +87,6 @@ struct nested_state {
      * restored: the CPU checks everything before it loads any MSR (SDM 27.4). */
     bool entry_in_flight;
     bool fast_ok;            /* vmcs02 and vmcs12 alike since a reflected exit (nested/vmenter_fast.c) */
-    bool mode_switched;      /* the last reflected exit changed "IA-32e mode guest" (nested/vmexit.c) */
     /* Since a reflected exit, the rarely read guest and exit-information fields are in vmcs02
      * only (vmcs02_for == current_ptr): copied into vmcs12 before anything reads it or vmcs02
      * is reused (nested_sync_rare, nested/vmexit.c). */

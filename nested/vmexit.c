@@ -143,8 +143,8 @@ static __attribute__((noinline)) uint32_t sync_defined(struct vmcs12 *c, unsigne
 }
 
 /* reason: what L1 is told (reflect); ov (or NULL): what it is told instead of what the CPU
- * stored. */
-static void sync_vmcs12(struct nested_vcpu *nv, uint32_t reason, const struct exit12 *ov)
+ * stored. true: L2 switched modes ("IA-32e mode guest" changed), below. */
+static bool sync_vmcs12(struct nested_vcpu *nv, uint32_t reason, const struct exit12 *ov)
 {
     struct regcache *rc = nv->rc;
     struct vmcs12 *c = nv->n->cache;
@@ -215,7 +215,7 @@ static void sync_vmcs12(struct nested_vcpu *nv, uint32_t reason, const struct ex
      * 26.3.1.2 CS.L) were checked against the old one, so the next entry checks in full. */
     uint32_t ia32e = (uint32_t)vmcs_read(VM_ENTRY_CONTROLS) & VM_ENTRY_IA32E_MODE;
     uint64_t entry = v12(nv, VM_ENTRY_CONTROLS);
-    nv->n->mode_switched = (entry ^ ia32e) & VM_ENTRY_IA32E_MODE;
+    bool mode_switched = (entry ^ ia32e) & VM_ENTRY_IA32E_MODE;
     v12_set(nv, VM_ENTRY_CONTROLS, (entry & ~(uint64_t)VM_ENTRY_IA32E_MODE) | ia32e);
     /* With EPT L2's guest-physical addresses are L1's to see, and the CPU saves the PDPTEs
      * when L2 uses PAE paging (28.3.4; else they are undefined, and the CPU, bare Bochs too,
@@ -234,6 +234,7 @@ static void sync_vmcs12(struct nested_vcpu *nv, uint32_t reason, const struct ex
         nested_apicv_sync(nv);
     /* The valid bit of the VM-entry interruption information is cleared (28.2.?). */
     v12_set(nv, VM_ENTRY_INTR_INFO_FIELD, v12(nv, VM_ENTRY_INTR_INFO_FIELD) & ~(uint64_t)INTR_INFO_VALID);
+    return mode_switched;
 }
 
 /* 28.5.1: CR0.ET, CD, NW and the reserved bits (63:32, 28:19, 17, 15:6) keep L1's values. */
@@ -476,7 +477,7 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
      * only in the cache, which is discarded below, so vmcs02 does not hold what vmcs12 will. */
     bool vmcs02_ran = !n->entry_in_flight;
     n->entry_in_flight = false;
-    sync_vmcs12(nv, reason, ov);
+    bool mode_switched = sync_vmcs12(nv, reason, ov);
     PROF("reflect: sync vmcs12");
     if (ov) {
         V12_SET_TRK(nv, VM_EXIT_REASON, ov->reason);
@@ -519,7 +520,7 @@ static void reflect(struct nested_vcpu *nv, const struct exit12 *ov)
     nested_shadow_push_exit(nv); /* L1 VMREADs the exit information from the shadow */
     PROF("reflect: MSR load, shadow push");
     /* vmcs12 has what vmcs02 holds: a VMRESUME may take the fast path (unless L2 changed mode) */
-    n->fast_ok = vmcs02_ran && !n->mode_switched;
+    n->fast_ok = vmcs02_ran && !mode_switched;
     n->reflected_exits++;
 }
 
