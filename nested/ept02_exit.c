@@ -27,42 +27,34 @@ static void flush(struct nested_vcpu *nv, struct ept02 *e)
 }
 
 /* The EPT02 for eptp12 becomes vmcs02's (not yet written to the VMCS): 0, or -1 when out
- * of memory. */
+ * of memory. The current one if it already shadows eptp12 (every fast VMRESUME: vmcs12's
+ * EPTP and secondary controls only change through an exiting VMWRITE), counted as used now
+ * (the roots' LRU clock); else the roots' search. */
 static int use_root(struct nested_vcpu *nv, uint64_t eptp12)
 {
     struct nested_state *n = nv->n;
     static bool logged;
-    struct ept02 *e = ept02_roots_get(&n->ept02_roots, eptp12, EPT02_MAX_PAGES, EPT02_MIN_PAGES,
-                                      nv->caps->ept_vpid, nv->phys_bits, nv->l1_page);
-    if (!e) {
-        if (!__atomic_exchange_n(&logged, true, __ATOMIC_RELAXED))
-            log_err("cpu%u: out of memory for EPT02: L1's VM entries with EPT fail", nv->cpu);
-        return -1;
-    }
     /* vmcs02 has MBEC exactly when vmcs12 has it (nested/vmenter.c passes the control on). */
     uint32_t proc2 = (v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_ACTIVATE_SECONDARY)
                          ? (uint32_t)v12(nv, SECONDARY_VM_EXEC_CONTROL) : 0;
-    ept02_set_mbec(e, proc2 & SECONDARY_MBEC);
-    n->ept02 = e;
+    bool mbec = proc2 & SECONDARY_MBEC;
+    struct ept02 *e = n->ept02;
+    if (!e || e->mbec != mbec || !ept02_roots_touch(&n->ept02_roots, e, eptp12)) {
+        e = ept02_roots_get(&n->ept02_roots, eptp12, EPT02_MAX_PAGES, EPT02_MIN_PAGES, nv->caps->ept_vpid,
+                            nv->phys_bits, nv->l1_page);
+        if (!e) {
+            if (!__atomic_exchange_n(&logged, true, __ATOMIC_RELAXED))
+                log_err("cpu%u: out of memory for EPT02: L1's VM entries with EPT fail", nv->cpu);
+            return -1;
+        }
+        ept02_set_mbec(e, mbec);
+        n->ept02 = e;
+    }
     flush(nv, e);
     return 0;
 }
 
-int nested_ept02_enter(struct nested_vcpu *nv)
-{
-    struct nested_state *n = nv->n;
-    uint64_t eptp12 = vmcs12_eptp(n->cache);
-    /* The last entry's EPT02 for this very EPTP (every fast VMRESUME: vmcs12's EPTP and
-     * secondary controls only change through an exiting VMWRITE): what use_root would redo is
-     * the LRU clock and a pending flush. */
-    uint32_t proc2 = (v12(nv, CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED_ACTIVATE_SECONDARY)
-                         ? (uint32_t)v12(nv, SECONDARY_VM_EXEC_CONTROL) : 0;
-    if (n->ept02 && n->ept02->mbec == !!(proc2 & SECONDARY_MBEC) && ept02_roots_touch(&n->ept02_roots, n->ept02, eptp12)) {
-        flush(nv, n->ept02);
-        return 0;
-    }
-    return use_root(nv, eptp12);
-}
+int nested_ept02_enter(struct nested_vcpu *nv) { return use_root(nv, vmcs12_eptp(nv->n->cache)); }
 
 int nested_ept02_switch(struct nested_vcpu *nv, uint64_t eptp12)
 {
