@@ -118,7 +118,6 @@ void regcache_reset_lost(struct regcache *rc)
         log_warn("regcache: reset drops unflushed registers %#llx", (unsigned long long)lost);
 }
 
-
 /* One test and, for a dirty register, one VMWRITE each, straight-line (a loop over the bitmap
  * cost about 10 instructions per register; the exit and entry paths flush 6 or 7). */
 void regcache_flush_dirty(struct regcache *rc)

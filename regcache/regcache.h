@@ -144,24 +144,23 @@ void regcache_init(struct regcache *rc, bool unrestricted_guest);
  * handful of registers at the entry. */
 void regcache_reset_lost(struct regcache *rc);
 void regcache_flush_dirty(struct regcache *rc);
-static inline void regcache_reset(struct regcache *rc)
-{
-    if (__builtin_expect(rc->dirty & HV_REGS_WRITABLE_MASK, 0))
-        regcache_reset_lost(rc); /* says so */
-    rc->avail = HV_REGS_STUB_MASK;
-    rc->dirty = 0;
-}
-static inline void regcache_flush(struct regcache *rc)
-{
-    if (rc->dirty & HV_REGS_VMCS_MASK)
-        regcache_flush_dirty(rc);
-    rc->dirty = 0;
-}
 /* Forget cached and dirty values without writing them: the VMCS they were meant for is
  * abandoned (a nested VM entry that fails after vmcs02 was prepared). */
 static inline void regcache_discard(struct regcache *rc)
 {
     rc->avail = HV_REGS_STUB_MASK;
+    rc->dirty = 0;
+}
+static inline void regcache_reset(struct regcache *rc)
+{
+    if (__builtin_expect(rc->dirty & HV_REGS_WRITABLE_MASK, 0))
+        regcache_reset_lost(rc); /* says so */
+    regcache_discard(rc);
+}
+static inline void regcache_flush(struct regcache *rc)
+{
+    if (rc->dirty & HV_REGS_VMCS_MASK)
+        regcache_flush_dirty(rc);
     rc->dirty = 0;
 }
 /* After an EPT exit that hv resolved itself, the guest retries the access: an event whose
